@@ -1,0 +1,211 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crier-runtime/crier/protocol"
+	"github.com/crier-runtime/crier/shim"
+)
+
+type createOptions struct {
+	bundle        string
+	pidFile       string
+	consoleSocket string
+	preserveFDs   int
+	eventBuffer   string
+}
+
+func (o *createOptions) flags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVarP(&o.bundle, "bundle", "b", "", "bundle directory (default: the current directory)")
+	f.StringVar(&o.pidFile, "pid-file", "", "write the container process's pid to this file")
+	f.StringVar(&o.consoleSocket, "console-socket", "", "Unix socket to send the pty master to when process.terminal is true")
+	f.IntVar(&o.preserveFDs, "preserve-fds", 0, "pass this many descriptors after stdio through to the container")
+	f.StringVar(&o.eventBuffer, "event-buffer", "all", "event types the shim keeps for late subscribers: a comma-separated list, all or none")
+}
+
+func (a *app) createCommand() *cobra.Command {
+	var o createOptions
+	cmd := &cobra.Command{
+		Use:   "create [flags] ID",
+		Short: "create a container from a bundle; it waits for start",
+		Args:  exactID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := a.create(args[0], &o)
+			return err
+		},
+	}
+	o.flags(cmd)
+	return cmd
+}
+
+// exactID is the argument rule of every verb that takes one container ID.
+func exactID(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("%s: expects exactly one container ID, got %d arguments", cmd.Name(), len(args))
+	}
+	return checkID(args[0])
+}
+
+// create starts a shim for the container and returns once the shim reports
+// the container created, with its pid.
+func (a *app) create(id string, o *createOptions) (int, error) {
+	bundle, pidFile, err := o.paths()
+	if err != nil {
+		return 0, err
+	}
+	if err := checkEventBuffer(o.eventBuffer); err != nil {
+		return 0, err
+	}
+	if o.consoleSocket != "" {
+		return 0, errors.New("--console-socket: terminals are not supported yet")
+	}
+	if _, err := os.Lstat(a.dir(id)); err == nil {
+		return 0, fmt.Errorf("container %q already exists", id)
+	}
+	shimPath, err := a.findShim()
+	if err != nil {
+		return 0, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("locate crier: %w", err)
+	}
+	extra, err := passedFDs(o.preserveFDs)
+	if err != nil {
+		return 0, err
+	}
+	return a.startShim(shimPath, self, id, bundle, pidFile, o.eventBuffer, extra)
+}
+
+func (o *createOptions) paths() (bundle, pidFile string, err error) {
+	bundle = o.bundle
+	if bundle == "" {
+		bundle = "."
+	}
+	if bundle, err = filepath.Abs(bundle); err != nil {
+		return "", "", fmt.Errorf("--bundle: %w", err)
+	}
+	if fi, err := os.Stat(bundle); err != nil {
+		return "", "", fmt.Errorf("bundle: %w", err)
+	} else if !fi.IsDir() {
+		return "", "", fmt.Errorf("bundle %s is not a directory", bundle)
+	}
+	if o.pidFile != "" {
+		if pidFile, err = filepath.Abs(o.pidFile); err != nil {
+			return "", "", fmt.Errorf("--pid-file: %w", err)
+		}
+	}
+	return bundle, pidFile, nil
+}
+
+func checkEventBuffer(list string) error {
+	if list == "all" || list == "none" {
+		return nil
+	}
+	known := map[string]bool{}
+	for _, t := range protocol.EventTypes() {
+		known[t] = true
+	}
+	for _, t := range strings.Split(list, ",") {
+		if !known[strings.TrimSpace(t)] {
+			return fmt.Errorf("--event-buffer: unknown event type %q (want %s, all or none)", t, strings.Join(protocol.EventTypes(), ", "))
+		}
+	}
+	return nil
+}
+
+// passedFDs returns the descriptors after stdio that go to the container:
+// the systemd socket-activation ones (LISTEN_FDS) and --preserve-fds.
+func passedFDs(preserve int) ([]*os.File, error) {
+	if preserve < 0 {
+		return nil, fmt.Errorf("--preserve-fds: %d is negative", preserve)
+	}
+	n := preserve
+	if s := os.Getenv("LISTEN_FDS"); s != "" {
+		if l, err := strconv.Atoi(s); err == nil && l > 0 {
+			n += l
+		}
+	}
+	files := make([]*os.File, n)
+	for i := range files {
+		fd := 3 + i
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil {
+			return nil, fmt.Errorf("--preserve-fds: descriptor %d: %w", fd, err)
+		}
+		files[i] = os.NewFile(uintptr(fd), "fd"+strconv.Itoa(fd))
+	}
+	return files, nil
+}
+
+func (a *app) findShim() (string, error) {
+	if a.shimPath != "" {
+		return a.shimPath, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "crier-shim")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("crier-shim")
+	if err != nil {
+		return "", errors.New("crier-shim not found next to crier or in $PATH (use --shim)")
+	}
+	return p, nil
+}
+
+func (a *app) startShim(shimPath, self, id, bundle, pidFile, buffer string, extra []*os.File) (int, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	args := []string{
+		"--root", a.root, "--id", id, "--bundle", bundle, "--init", self,
+		"--event-buffer", buffer, "--preserve-fds", strconv.Itoa(len(extra)),
+	}
+	if pidFile != "" {
+		args = append(args, "--pid-file", pidFile)
+	}
+	if a.logPath != "" {
+		args = append(args, "--log", a.logPath)
+	}
+	cmd := exec.Command(shimPath, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.ExtraFiles = append(extra, w)
+	cmd.Env = []string{}
+	// Its own session: the shim outlives create and must not get the
+	// terminal's signals.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return 0, fmt.Errorf("start shim: %w", err)
+	}
+	w.Close()
+	a.debugf("shim %d started for %s", cmd.Process.Pid, id)
+	var rep shim.Report
+	if err := json.NewDecoder(r).Decode(&rep); err != nil {
+		cmd.Wait()
+		return 0, fmt.Errorf("shim %d exited without reporting the outcome of create", cmd.Process.Pid)
+	}
+	if rep.Error != "" {
+		// The shim has undone everything; wait for it so that nothing
+		// of this create outlives it.
+		cmd.Wait()
+		return 0, errors.New(rep.Error)
+	}
+	cmd.Process.Release()
+	return rep.Pid, nil
+}

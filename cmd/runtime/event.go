@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crier-runtime/crier/protocol"
+	"github.com/crier-runtime/crier/shim"
+)
+
+type eventOptions struct {
+	types     []string
+	historic  bool
+	noHistory bool
+	monitor   bool
+	timeout   time.Duration
+}
+
+func (a *app) eventCommand() *cobra.Command {
+	var o eventOptions
+	cmd := &cobra.Command{
+		Use:   "event [flags] ID",
+		Short: "print a container's lifecycle events as JSON lines, waiting for it to exist",
+		Long: `event subscribes to the container's shim and prints its events, one JSON
+object per line. It first gets the events the shim kept, then live ones.
+Without --monitor it exits 0 after the first event that matches --event (or
+the first event at all); with --monitor it prints until the container is
+deleted. If the container does not exist yet, event waits for it.`,
+		Args: exactID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.historic && o.noHistory {
+				return errors.New("event: --historic and --no-history contradict each other")
+			}
+			if o.timeout < 0 {
+				return fmt.Errorf("event: --timeout %v is negative", o.timeout)
+			}
+			for _, t := range o.types {
+				if !knownEvent(t) {
+					return fmt.Errorf("event: unknown event type %q (want %s)", t, strings.Join(protocol.EventTypes(), ", "))
+				}
+			}
+			return a.event(args[0], &o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&o.types, "event", "e", nil, "event type to wait for (repeatable; default: any)")
+	f.BoolVarP(&o.historic, "historic", "H", false, "replay the events the shim kept (the default)")
+	f.BoolVar(&o.noHistory, "no-history", false, "only live events, not the ones the shim kept")
+	f.BoolVarP(&o.monitor, "monitor", "m", false, "keep printing events until the container is deleted")
+	f.DurationVar(&o.timeout, "timeout", 0, "give up after this long (e.g. 30s; default: never)")
+	return cmd
+}
+
+func knownEvent(t string) bool {
+	for _, k := range protocol.EventTypes() {
+		if t == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *app) event(id string, o *eventOptions) error {
+	ctx := context.Background()
+	if o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
+	err := a.watch(ctx, id, o)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("timed out after %v waiting for %s", o.timeout, describe(id, o))
+	}
+	return err
+}
+
+func describe(id string, o *eventOptions) string {
+	if len(o.types) == 0 {
+		return fmt.Sprintf("an event of container %q", id)
+	}
+	return fmt.Sprintf("%s of container %q", strings.Join(o.types, " or "), id)
+}
+
+// connect waits for the container's state directory to appear, then
+// subscribes to its shim.
+func (a *app) connect(ctx context.Context, id string, o *eventOptions) (*protocol.Client, error) {
+	for {
+		if err := shim.WaitExist(ctx, a.dir(id)); err != nil {
+			return nil, err
+		}
+		c, err := a.dial(ctx, id)
+		if errors.Is(err, errShimDead) {
+			return nil, fmt.Errorf("container %q: %w", id, err)
+		}
+		if err != nil {
+			// Deleted between the two looks: wait for the next one.
+			continue
+		}
+		if err := c.Subscribe(ctx, protocol.SubscribeOptions{NoHistory: o.noHistory}); err != nil {
+			c.Close()
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				continue
+			}
+			return nil, remoteMessage(err)
+		}
+		return c, nil
+	}
+}
+
+func (a *app) watch(ctx context.Context, id string, o *eventOptions) error {
+	c, err := a.connect(ctx, id, o)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	want := map[string]bool{}
+	for _, t := range o.types {
+		want[t] = true
+	}
+	for {
+		ev, err := c.Next(ctx)
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return fmt.Errorf("container %q: the shim exited before the container was deleted", id)
+			}
+			return remoteMessage(err)
+		}
+		match := len(want) == 0 || want[ev.Type]
+		if match {
+			line, err := protocol.Marshal(ev)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stdout.Write(line); err != nil {
+				return err
+			}
+		}
+		switch {
+		case match && !o.monitor:
+			return nil
+		case ev.Type == protocol.EventDeleted && o.monitor:
+			return nil
+		case ev.Type == protocol.EventDeleted:
+			return fmt.Errorf("container %q was deleted before any %s event", id, strings.Join(o.types, " or "))
+		}
+	}
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/protocol"
+	"github.com/crier-runtime/crier/shim"
+)
+
+func (a *app) startCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "start ID",
+		Short: "start the process of a created container",
+		Args:  exactID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.start(args[0])
+		},
+	}
+}
+
+func (a *app) start(id string) error {
+	ctx, cancel := requestContext()
+	defer cancel()
+	c, err := a.dial(ctx, id)
+	if errors.Is(err, errShimDead) {
+		return fmt.Errorf("container %q cannot be started: %w", id, err)
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return remoteMessage(c.Start(ctx))
+}
+
+func (a *app) stateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "state ID",
+		Short: "print the state of a container as JSON",
+		Args:  exactID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, _, err := a.readState(args[0])
+			if err != nil {
+				return err
+			}
+			return writeJSON(os.Stdout, st.State)
+		},
+	}
+}
+
+func (a *app) killCommand() *cobra.Command {
+	var (
+		signal string
+		all    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "kill [flags] ID [SIGNAL]",
+		Short: "send a signal to a container's process (default TERM)",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 1 || len(args) > 2 {
+				return fmt.Errorf("kill: expects a container ID and an optional signal, got %d arguments", len(args))
+			}
+			return checkID(args[0])
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 2 {
+				if cmd.Flags().Changed("signal") {
+					return errors.New("kill: give the signal either as an argument or with --signal, not both")
+				}
+				signal = args[1]
+			}
+			sig, err := protocol.ParseSignal(signal)
+			if err != nil {
+				return fmt.Errorf("kill: %w", err)
+			}
+			return a.kill(args[0], sig, all)
+		},
+	}
+	cmd.Flags().StringVarP(&signal, "signal", "s", "TERM", "signal name (with or without SIG) or number")
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "send the signal to every process in the container")
+	return cmd
+}
+
+func (a *app) kill(id string, sig unix.Signal, all bool) error {
+	ctx, cancel := requestContext()
+	defer cancel()
+	c, err := a.dial(ctx, id)
+	if errors.Is(err, errShimDead) {
+		return a.killDirect(id, sig, all)
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return remoteMessage(c.Kill(ctx, sig, all))
+}
+
+// killDirect signals a container whose shim is dead, after making sure the
+// pid is still the container's process.
+func (a *app) killDirect(id string, sig unix.Signal, all bool) error {
+	st, _, err := a.readState(id)
+	if err != nil {
+		return err
+	}
+	if st.Status == protocol.StatusStopped || st.Pid == 0 {
+		return fmt.Errorf("container %q is not running", id)
+	}
+	if all && st.Cgroup != nil {
+		pids, err := st.Cgroup.Pids()
+		if err != nil {
+			return err
+		}
+		for _, pid := range pids {
+			unix.Kill(pid, sig)
+		}
+		return nil
+	}
+	if err := unix.Kill(st.Pid, sig); err != nil {
+		return fmt.Errorf("kill %d: %w", st.Pid, err)
+	}
+	return nil
+}
+
+func (a *app) deleteCommand() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "delete [flags] ID",
+		Short: "delete a stopped container (with --force, any container)",
+		Args:  exactID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.delete(args[0], force)
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill the container first if it is not stopped")
+	return cmd
+}
+
+func (a *app) delete(id string, force bool) error {
+	ctx, cancel := requestContext()
+	defer cancel()
+	c, err := a.dial(ctx, id)
+	if errors.Is(err, errShimDead) {
+		return a.deleteDirect(id, force)
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Delete(ctx, force); err != nil {
+		return remoteMessage(err)
+	}
+	// The shim exits right after answering; wait for it to close the
+	// connection so that nothing of the container is left when we return.
+	c.Next(ctx)
+	return nil
+}
+
+// deleteDirect cleans up after a container whose shim is dead.
+func (a *app) deleteDirect(id string, force bool) error {
+	st, _, err := a.readState(id)
+	if err != nil {
+		return err
+	}
+	if st.Status != protocol.StatusStopped {
+		if !force {
+			return fmt.Errorf("container %q is %s: stop it first or use --force", id, st.Status)
+		}
+		if err := killAndWait(st); err != nil {
+			return err
+		}
+	}
+	if st.Cgroup != nil {
+		if pids, err := st.Cgroup.Pids(); err == nil {
+			for _, pid := range pids {
+				unix.Kill(pid, unix.SIGKILL)
+			}
+		}
+		if err := st.Cgroup.Destroy(); err != nil {
+			return err
+		}
+	}
+	if spec, err := container.LoadSpec(st.Bundle); err == nil {
+		hs := &specs.State{Version: specs.Version, ID: id, Status: specs.StateStopped, Bundle: st.Bundle, Annotations: st.Annotations}
+		if err := container.RunHooks(spec, container.HookPoststop, hs); err != nil {
+			a.logf("warning", err.Error())
+		}
+	}
+	return os.RemoveAll(a.dir(id))
+}
+
+// killAndWait SIGKILLs the container's process and waits until it is gone.
+// It is not our child, so wait on a pidfd rather than with wait4.
+func killAndWait(st *shim.State) error {
+	pidfd, err := unix.PidfdOpen(st.Pid, 0)
+	if err != nil {
+		return nil // already gone
+	}
+	defer unix.Close(pidfd)
+	if !container.Alive(st.Pid, st.PidStart) {
+		return nil
+	}
+	if err := unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0); err != nil {
+		return os.NewSyscallError("pidfd_send_signal", err)
+	}
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		n, err := unix.Poll(fds, int(time.Until(deadline).Milliseconds()))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("poll", err)
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("process %d did not die after SIGKILL", st.Pid)
+}

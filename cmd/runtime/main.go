@@ -1,0 +1,74 @@
+// Command crier is an OCI container runtime that pushes lifecycle events.
+//
+// Each verb lives in its own file; this one wires the global flags and
+// dispatches the hidden init stage before anything else runs.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crier-runtime/crier/container"
+)
+
+// version is set at link time by the Makefile.
+var version = "0.1.0-dev"
+
+func main() {
+	// The init stage runs inside the container: it must not pay for, or
+	// be confused by, the CLI's flag handling.
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		if err := container.Init(); err != nil {
+			fmt.Fprintln(os.Stderr, "crier init:", err)
+		}
+		os.Exit(1)
+	}
+	a := &app{}
+	root := a.command()
+	if err := root.Execute(); err != nil {
+		a.fail(err)
+	}
+	os.Exit(a.exitCode)
+}
+
+// app holds the global flags and what every verb shares.
+type app struct {
+	root      string
+	logPath   string
+	logFormat string
+	debug     bool
+	shimPath  string
+	exitCode  int
+}
+
+func (a *app) command() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "crier",
+		Short:         "an OCI container runtime that pushes lifecycle events",
+		Version:       version,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		// An unknown command is an error, not a help page.
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return a.setup()
+		},
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetVersionTemplate("crier version {{.Version}}\nspec: " + specVersion() + "\n")
+	f := root.PersistentFlags()
+	f.StringVar(&a.root, "root", "/run/crier", "directory for the state of containers")
+	f.StringVar(&a.logPath, "log", "", "log file (default: stderr)")
+	f.StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
+	f.BoolVar(&a.debug, "debug", false, "log debug messages")
+	f.StringVar(&a.shimPath, "shim", "", "crier-shim binary (default: next to crier, then $PATH)")
+	root.AddCommand(
+		a.createCommand(), a.startCommand(), a.stateCommand(), a.killCommand(),
+		a.deleteCommand(), a.runCommand(), a.listCommand(), a.specCommand(),
+		a.eventCommand(),
+	)
+	return root
+}

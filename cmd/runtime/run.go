@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/protocol"
+)
+
+func (a *app) runCommand() *cobra.Command {
+	var (
+		o      createOptions
+		detach bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run [flags] ID",
+		Short: "create and start a container; in the foreground, exit with its status",
+		Args:  exactID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.run(args[0], &o, detach)
+		},
+	}
+	o.flags(cmd)
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "return once the container has started")
+	return cmd
+}
+
+// run is create, start and, in the foreground, wait for stopped and delete.
+// Signals that would stop crier itself are forwarded to the container.
+func (a *app) run(id string, o *createOptions, detach bool) error {
+	if _, err := a.create(id, o); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	var sub *protocol.Client
+	if !detach {
+		// Subscribe before start so that a quick exit is not missed.
+		c, err := a.dial(ctx, id)
+		if err == nil {
+			err = c.Subscribe(ctx, protocol.SubscribeOptions{NoHistory: true})
+		}
+		if err != nil {
+			a.delete(id, true)
+			return err
+		}
+		sub = c
+		defer sub.Close()
+	}
+	if err := a.start(id); err != nil {
+		a.delete(id, true)
+		return err
+	}
+	if detach {
+		return nil
+	}
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
+	defer signal.Stop(sigs)
+	go func() {
+		for s := range sigs {
+			a.kill(id, s.(unix.Signal), false)
+		}
+	}()
+	status, err := waitStopped(ctx, sub)
+	if err != nil {
+		return err
+	}
+	if err := a.delete(id, false); err != nil {
+		return err
+	}
+	return &exitError{code: status}
+}
+
+func waitStopped(ctx context.Context, c *protocol.Client) (int, error) {
+	for {
+		ev, err := c.Next(ctx)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, errors.New("the shim exited before the container stopped")
+		}
+		if err != nil {
+			return 0, err
+		}
+		if ev.Type == protocol.EventStopped && ev.ExitStatus != nil {
+			return *ev.ExitStatus, nil
+		}
+		if ev.Type == protocol.EventDeleted {
+			return 0, fmt.Errorf("container was deleted before it stopped")
+		}
+	}
+}

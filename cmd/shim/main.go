@@ -1,0 +1,78 @@
+// Command crier-shim is the per-container server that `crier create`
+// starts detached. It is not meant to be run by hand; see package shim.
+//
+// Descriptors on entry: 0-2 are the container's stdio, 3 to 3+N-1 are the
+// N descriptors to pass through to the container (--preserve-fds), and
+// 3+N is where the outcome of create is reported.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/crier-runtime/crier/shim"
+)
+
+func main() {
+	// One shim per container: keep the heap small and rarely collected.
+	debug.SetGCPercent(400)
+	if err := run(os.Args[1:]); err != nil {
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("crier-shim", flag.ContinueOnError)
+	var (
+		cfg      shim.Config
+		preserve int
+		buffer   string
+		logPath  string
+	)
+	fs.StringVar(&cfg.Root, "root", "", "state root")
+	fs.StringVar(&cfg.ID, "id", "", "container ID")
+	fs.StringVar(&cfg.Bundle, "bundle", "", "absolute bundle path")
+	fs.StringVar(&cfg.InitPath, "init", "", "crier binary for the init stage")
+	fs.StringVar(&cfg.PidFile, "pid-file", "", "absolute pid file path")
+	fs.StringVar(&buffer, "event-buffer", "", "event types to buffer (comma-separated, all, none)")
+	fs.StringVar(&logPath, "log", "", "log file")
+	fs.IntVar(&preserve, "preserve-fds", 0, "descriptors after stdio to pass to the container")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	report := os.NewFile(uintptr(3+preserve), "report")
+	cfg.Report = report
+	cfg.Stdio = [3]*os.File{os.Stdin, os.Stdout, os.Stderr}
+	for i := 0; i < preserve; i++ {
+		cfg.ExtraFiles = append(cfg.ExtraFiles, os.NewFile(uintptr(3+i), fmt.Sprintf("fd%d", 3+i)))
+	}
+	cfg.Buffer = parseBuffer(buffer)
+	cfg.Log = log.New(io.Discard, "", 0)
+	if logPath != "" {
+		if f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
+			cfg.Log = log.New(f, "crier-shim["+cfg.ID+"]: ", log.LstdFlags|log.Lmicroseconds)
+		}
+	}
+	return shim.Serve(cfg)
+}
+
+// parseBuffer turns the --event-buffer list into a set; the CLI has checked
+// the names.
+func parseBuffer(s string) map[string]bool {
+	switch s {
+	case "", "all":
+		return nil
+	case "none":
+		return map[string]bool{}
+	}
+	set := map[string]bool{}
+	for _, t := range strings.Split(s, ",") {
+		set[strings.TrimSpace(t)] = true
+	}
+	return set
+}

@@ -1,0 +1,236 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// numCaps is one past the highest capability this runtime knows by name.
+// Kernels may know more; those are only ever dropped, never granted.
+const numCaps = unix.CAP_CHECKPOINT_RESTORE + 1
+
+// capabilityNames maps capability numbers to their spec names. It is a
+// function returning an array value rather than a package variable so that
+// nobody can modify the table.
+func capabilityNames() [numCaps]string {
+	return [numCaps]string{
+		unix.CAP_CHOWN:              "CAP_CHOWN",
+		unix.CAP_DAC_OVERRIDE:       "CAP_DAC_OVERRIDE",
+		unix.CAP_DAC_READ_SEARCH:    "CAP_DAC_READ_SEARCH",
+		unix.CAP_FOWNER:             "CAP_FOWNER",
+		unix.CAP_FSETID:             "CAP_FSETID",
+		unix.CAP_KILL:               "CAP_KILL",
+		unix.CAP_SETGID:             "CAP_SETGID",
+		unix.CAP_SETUID:             "CAP_SETUID",
+		unix.CAP_SETPCAP:            "CAP_SETPCAP",
+		unix.CAP_LINUX_IMMUTABLE:    "CAP_LINUX_IMMUTABLE",
+		unix.CAP_NET_BIND_SERVICE:   "CAP_NET_BIND_SERVICE",
+		unix.CAP_NET_BROADCAST:      "CAP_NET_BROADCAST",
+		unix.CAP_NET_ADMIN:          "CAP_NET_ADMIN",
+		unix.CAP_NET_RAW:            "CAP_NET_RAW",
+		unix.CAP_IPC_LOCK:           "CAP_IPC_LOCK",
+		unix.CAP_IPC_OWNER:          "CAP_IPC_OWNER",
+		unix.CAP_SYS_MODULE:         "CAP_SYS_MODULE",
+		unix.CAP_SYS_RAWIO:          "CAP_SYS_RAWIO",
+		unix.CAP_SYS_CHROOT:         "CAP_SYS_CHROOT",
+		unix.CAP_SYS_PTRACE:         "CAP_SYS_PTRACE",
+		unix.CAP_SYS_PACCT:          "CAP_SYS_PACCT",
+		unix.CAP_SYS_ADMIN:          "CAP_SYS_ADMIN",
+		unix.CAP_SYS_BOOT:           "CAP_SYS_BOOT",
+		unix.CAP_SYS_NICE:           "CAP_SYS_NICE",
+		unix.CAP_SYS_RESOURCE:       "CAP_SYS_RESOURCE",
+		unix.CAP_SYS_TIME:           "CAP_SYS_TIME",
+		unix.CAP_SYS_TTY_CONFIG:     "CAP_SYS_TTY_CONFIG",
+		unix.CAP_MKNOD:              "CAP_MKNOD",
+		unix.CAP_LEASE:              "CAP_LEASE",
+		unix.CAP_AUDIT_WRITE:        "CAP_AUDIT_WRITE",
+		unix.CAP_AUDIT_CONTROL:      "CAP_AUDIT_CONTROL",
+		unix.CAP_SETFCAP:            "CAP_SETFCAP",
+		unix.CAP_MAC_OVERRIDE:       "CAP_MAC_OVERRIDE",
+		unix.CAP_MAC_ADMIN:          "CAP_MAC_ADMIN",
+		unix.CAP_SYSLOG:             "CAP_SYSLOG",
+		unix.CAP_WAKE_ALARM:         "CAP_WAKE_ALARM",
+		unix.CAP_BLOCK_SUSPEND:      "CAP_BLOCK_SUSPEND",
+		unix.CAP_AUDIT_READ:         "CAP_AUDIT_READ",
+		unix.CAP_PERFMON:            "CAP_PERFMON",
+		unix.CAP_BPF:                "CAP_BPF",
+		unix.CAP_CHECKPOINT_RESTORE: "CAP_CHECKPOINT_RESTORE",
+	}
+}
+
+// parseCaps turns spec capability names into numbers, in order and without
+// duplicates. Names are matched exactly: the spec spells them "CAP_" plus
+// upper case.
+func parseCaps(names []string) ([]int, error) {
+	table := capabilityNames()
+	caps := make([]int, 0, len(names))
+	var seen [numCaps]bool
+	for _, name := range names {
+		n := -1
+		for i, known := range table {
+			if known == name {
+				n = i
+				break
+			}
+		}
+		if n < 0 {
+			return nil, fmt.Errorf("unknown capability %q", name)
+		}
+		if !seen[n] {
+			seen[n] = true
+			caps = append(caps, n)
+		}
+	}
+	return caps, nil
+}
+
+// capWords builds the two 32-bit words of a capability set as capset(2)
+// version 3 wants them. Capabilities above lastCap are left out because
+// the kernel refuses to grant what it does not know.
+func capWords(caps []int, lastCap int) [2]uint32 {
+	var w [2]uint32
+	for _, c := range caps {
+		if c < 0 || c > lastCap || c >= 64 {
+			continue
+		}
+		w[c/32] |= 1 << (c % 32)
+	}
+	return w
+}
+
+// capSetData builds the capset(2) payload for the three sets capset
+// controls.
+func capSetData(effective, permitted, inheritable []int, lastCap int) [2]unix.CapUserData {
+	e := capWords(effective, lastCap)
+	p := capWords(permitted, lastCap)
+	i := capWords(inheritable, lastCap)
+	var data [2]unix.CapUserData
+	for k := range data {
+		data[k] = unix.CapUserData{Effective: e[k], Permitted: p[k], Inheritable: i[k]}
+	}
+	return data
+}
+
+// processCaps holds the parsed capability sets of a process.
+type processCaps struct {
+	bounding, effective, inheritable, permitted, ambient []int
+}
+
+// parseProcessCaps parses all five sets; a nil spec means every set is
+// empty, as the spec treats absence as "none".
+func parseProcessCaps(c *specs.LinuxCapabilities) (processCaps, error) {
+	var pc processCaps
+	if c == nil {
+		return pc, nil
+	}
+	sets := []struct {
+		name  string
+		names []string
+		dst   *[]int
+	}{
+		{"bounding", c.Bounding, &pc.bounding},
+		{"effective", c.Effective, &pc.effective},
+		{"inheritable", c.Inheritable, &pc.inheritable},
+		{"permitted", c.Permitted, &pc.permitted},
+		{"ambient", c.Ambient, &pc.ambient},
+	}
+	for _, s := range sets {
+		caps, err := parseCaps(s.names)
+		if err != nil {
+			return processCaps{}, fmt.Errorf("%s capabilities: %w", s.name, err)
+		}
+		*s.dst = caps
+	}
+	return pc, nil
+}
+
+// kernelLastCap returns the highest capability number the running kernel
+// knows. When /proc is not mounted in the container it probes the bounding
+// set instead, which answers EINVAL for unknown capabilities.
+func kernelLastCap() (int, error) {
+	const path = "/proc/sys/kernel/cap_last_cap"
+	b, err := os.ReadFile(path)
+	if err == nil {
+		n, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+		if perr != nil {
+			return 0, fmt.Errorf("parse %s: %w", path, perr)
+		}
+		return n, nil
+	}
+	last := -1
+	for c := 0; c < 64; c++ {
+		if _, perr := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); perr != nil {
+			if errors.Is(perr, unix.EINVAL) {
+				break
+			}
+			return 0, os.NewSyscallError("prctl PR_CAPBSET_READ", perr)
+		}
+		last = c
+	}
+	if last < 0 {
+		return 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	return last, nil
+}
+
+// dropBoundingSet removes from the calling thread's bounding set every
+// capability up to lastCap that keep does not list. It needs CAP_SETPCAP in
+// the effective set, so it must run before the switch away from root.
+func dropBoundingSet(keep []int, lastCap int) error {
+	kept := make(map[int]bool, len(keep))
+	for _, c := range keep {
+		kept[c] = true
+	}
+	for c := 0; c <= lastCap; c++ {
+		if kept[c] {
+			continue
+		}
+		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
+		// EINVAL only means the kernel lacks this capability, and a
+		// capability the kernel lacks cannot be held anyway.
+		if err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("prctl PR_CAPBSET_DROP %s: %w", capName(c), err)
+		}
+	}
+	return nil
+}
+
+// applyCaps sets the permitted, effective and inheritable sets of the
+// calling thread, then its ambient set, which the kernel only accepts for
+// capabilities already permitted and inheritable.
+func applyCaps(pc processCaps, lastCap int) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := capSetData(pc.effective, pc.permitted, pc.inheritable, lastCap)
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return os.NewSyscallError("capset", err)
+	}
+	err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+	if err != nil {
+		return os.NewSyscallError("prctl PR_CAP_AMBIENT_CLEAR_ALL", err)
+	}
+	for _, c := range pc.ambient {
+		if c > lastCap {
+			continue
+		}
+		err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(c), 0, 0)
+		if err != nil {
+			return fmt.Errorf("prctl PR_CAP_AMBIENT_RAISE %s: %w", capName(c), err)
+		}
+	}
+	return nil
+}
+
+// capName names capability c for error messages, including ones newer
+// than this runtime.
+func capName(c int) string {
+	if c >= 0 && c < numCaps {
+		return capabilityNames()[c]
+	}
+	return "capability " + strconv.Itoa(c)
+}

@@ -1,0 +1,167 @@
+package container
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+func TestCapabilityNamesTable(t *testing.T) {
+	table := capabilityNames()
+	if len(table) != unix.CAP_LAST_CAP+1 {
+		t.Errorf("table has %d entries, x/sys/unix knows %d", len(table), unix.CAP_LAST_CAP+1)
+	}
+	seen := map[string]bool{}
+	for n, name := range table {
+		if !strings.HasPrefix(name, "CAP_") {
+			t.Errorf("capability %d has name %q", n, name)
+		}
+		if seen[name] {
+			t.Errorf("name %q appears twice", name)
+		}
+		seen[name] = true
+		got, err := parseCaps([]string{name})
+		if err != nil || !slices.Equal(got, []int{n}) {
+			t.Errorf("parseCaps(%q) = %v, %v; want [%d]", name, got, err, n)
+		}
+	}
+}
+
+func TestParseCaps(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      []string
+		want    []int
+		wantErr string
+	}{
+		{name: "nil", in: nil, want: []int{}},
+		{name: "first", in: []string{"CAP_CHOWN"}, want: []int{0}},
+		{name: "last", in: []string{"CAP_CHECKPOINT_RESTORE"}, want: []int{40}},
+		{
+			name: "order kept",
+			in:   []string{"CAP_SYS_ADMIN", "CAP_NET_BIND_SERVICE", "CAP_KILL"},
+			want: []int{unix.CAP_SYS_ADMIN, unix.CAP_NET_BIND_SERVICE, unix.CAP_KILL},
+		},
+		{
+			name: "duplicates dropped",
+			in:   []string{"CAP_KILL", "CAP_BPF", "CAP_KILL"},
+			want: []int{unix.CAP_KILL, unix.CAP_BPF},
+		},
+		{name: "unknown", in: []string{"CAP_CHOWN", "CAP_FOO"}, wantErr: `unknown capability "CAP_FOO"`},
+		{name: "lower case", in: []string{"cap_chown"}, wantErr: `unknown capability "cap_chown"`},
+		{name: "no prefix", in: []string{"CHOWN"}, wantErr: `unknown capability "CHOWN"`},
+		{name: "empty name", in: []string{""}, wantErr: `unknown capability ""`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseCaps(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCapWords(t *testing.T) {
+	tests := []struct {
+		name    string
+		caps    []int
+		lastCap int
+		want    [2]uint32
+	}{
+		{name: "empty", caps: nil, lastCap: 40, want: [2]uint32{0, 0}},
+		{name: "chown", caps: []int{0}, lastCap: 40, want: [2]uint32{1, 0}},
+		{name: "net bind", caps: []int{unix.CAP_NET_BIND_SERVICE}, lastCap: 40, want: [2]uint32{0x400, 0}},
+		{name: "word boundary", caps: []int{31, 32}, lastCap: 40, want: [2]uint32{1 << 31, 1}},
+		{name: "checkpoint restore", caps: []int{40}, lastCap: 40, want: [2]uint32{0, 1 << 8}},
+		{name: "above kernel skipped", caps: []int{1, 38, 40}, lastCap: 37, want: [2]uint32{2, 0}},
+		{name: "out of range skipped", caps: []int{-1, 64, 100}, lastCap: 200, want: [2]uint32{0, 0}},
+		{name: "high kernel cap", caps: []int{63}, lastCap: 63, want: [2]uint32{0, 1 << 31}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := capWords(tt.caps, tt.lastCap); got != tt.want {
+				t.Errorf("capWords(%v, %d) = %#x, want %#x", tt.caps, tt.lastCap, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCapSetData(t *testing.T) {
+	got := capSetData([]int{unix.CAP_KILL}, []int{unix.CAP_KILL, unix.CAP_BPF}, []int{unix.CAP_BPF}, 40)
+	want := [2]unix.CapUserData{
+		{Effective: 1 << unix.CAP_KILL, Permitted: 1 << unix.CAP_KILL},
+		{Permitted: 1 << (unix.CAP_BPF - 32), Inheritable: 1 << (unix.CAP_BPF - 32)},
+	}
+	if got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestParseProcessCaps(t *testing.T) {
+	pc, err := parseProcessCaps(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pc.bounding)+len(pc.effective)+len(pc.inheritable)+len(pc.permitted)+len(pc.ambient) != 0 {
+		t.Errorf("nil capabilities gave %+v, want all sets empty", pc)
+	}
+
+	pc, err = parseProcessCaps(&specs.LinuxCapabilities{
+		Bounding:  []string{"CAP_KILL", "CAP_CHOWN"},
+		Permitted: []string{"CAP_KILL"},
+		Ambient:   []string{"CAP_CHOWN"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(pc.bounding, []int{unix.CAP_KILL, unix.CAP_CHOWN}) ||
+		!slices.Equal(pc.permitted, []int{unix.CAP_KILL}) ||
+		!slices.Equal(pc.ambient, []int{unix.CAP_CHOWN}) ||
+		len(pc.effective) != 0 || len(pc.inheritable) != 0 {
+		t.Errorf("got %+v", pc)
+	}
+
+	_, err = parseProcessCaps(&specs.LinuxCapabilities{Inheritable: []string{"CAP_NOPE"}})
+	if want := `inheritable capabilities: unknown capability "CAP_NOPE"`; err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %q", err, want)
+	}
+}
+
+func TestCapKernelLast(t *testing.T) {
+	last, err := kernelLastCap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last < unix.CAP_AUDIT_READ {
+		t.Fatalf("kernelLastCap = %d, implausibly low", last)
+	}
+	if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(last), 0, 0, 0); err != nil {
+		t.Errorf("PR_CAPBSET_READ %d: %v, want success", last, err)
+	}
+	if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(last+1), 0, 0, 0); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("PR_CAPBSET_READ %d: %v, want EINVAL", last+1, err)
+	}
+}
+
+func TestCapName(t *testing.T) {
+	if got := capName(unix.CAP_SYS_ADMIN); got != "CAP_SYS_ADMIN" {
+		t.Errorf("capName(CAP_SYS_ADMIN) = %q", got)
+	}
+	if got := capName(45); got != "capability 45" {
+		t.Errorf("capName(45) = %q", got)
+	}
+}

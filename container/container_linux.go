@@ -1,0 +1,276 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// InitFDEnv names the environment variable that tells the init stage which
+// descriptor is its sync socket.
+const InitFDEnv = "_CRIER_INIT_FD"
+
+// Config is what Create needs to make a container.
+type Config struct {
+	ID     string
+	Bundle string // absolute
+	Spec   *specs.Spec
+	// InitPath is the crier binary; the init stage runs as "InitPath init".
+	InitPath string
+	// Stdio becomes the container process's stdin, stdout and stderr.
+	Stdio [3]*os.File
+	// ExtraFiles become descriptors 3, 4, ... of the container process.
+	ExtraFiles []*os.File
+}
+
+// Container is a created container whose init stage is a child of the
+// caller. The caller must reap Pid: Container never waits for it.
+type Container struct {
+	ID     string
+	Bundle string
+	Rootfs string
+	Spec   *specs.Spec
+	Pid    int
+	// PidFD refers to the init process for as long as the caller holds it,
+	// so signals never reach a recycled pid.
+	PidFD  int
+	Cgroup *Cgroup
+
+	sync *syncConn
+}
+
+// Create forks the init stage into the container's namespaces and drives it
+// to the created state: cgroups, root filesystem, and the prestart,
+// createRuntime and createContainer hooks. On error it leaves nothing
+// behind: the init process is killed and reaped and the cgroups removed.
+func Create(cfg *Config) (_ *Container, err error) {
+	spec := cfg.Spec
+	c := &Container{ID: cfg.ID, Bundle: cfg.Bundle, Spec: spec, Rootfs: RootfsPath(cfg.Bundle, spec), PidFD: -1}
+	if c.Cgroup, err = NewCgroup(cfg.ID, spec.Linux.CgroupsPath); err != nil {
+		return nil, err
+	}
+	if err := c.fork(cfg); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			c.abort()
+		}
+	}()
+	if err := c.Cgroup.Apply(c.Pid, spec.Linux.Resources); err != nil {
+		return nil, err
+	}
+	if err := c.sync.send(message{Type: msgConfig, Config: c.initConfig()}); err != nil {
+		return nil, err
+	}
+	if _, err := c.sync.expect(msgMounted); err != nil {
+		return nil, c.initError(err)
+	}
+	st := c.HookState(StatusCreating)
+	for _, kind := range []string{HookPrestart, HookCreateRuntime} {
+		if err := RunHooks(spec, kind, st); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.sync.send(message{Type: msgContinue}); err != nil {
+		return nil, err
+	}
+	if _, err := c.sync.expect(msgReady); err != nil {
+		return nil, c.initError(err)
+	}
+	return c, nil
+}
+
+// Statuses as the OCI state and hooks name them.
+const (
+	StatusCreating = "creating"
+	StatusCreated  = "created"
+	StatusRunning  = "running"
+	StatusStopped  = "stopped"
+)
+
+// HookState is the OCI state given to hooks.
+func (c *Container) HookState(status string) *specs.State {
+	return &specs.State{
+		Version:     specs.Version,
+		ID:          c.ID,
+		Status:      specs.ContainerState(status),
+		Pid:         c.Pid,
+		Bundle:      c.Bundle,
+		Annotations: c.Spec.Annotations,
+	}
+}
+
+func (c *Container) initConfig() *initConfig {
+	return &initConfig{
+		ID:          c.ID,
+		Pid:         c.Pid,
+		Bundle:      c.Bundle,
+		Rootfs:      c.Rootfs,
+		Spec:        c.Spec,
+		NewMountNS:  hasNamespace(c.Spec, specs.MountNamespace),
+		NewCgroupNS: hasNamespace(c.Spec, specs.CgroupNamespace),
+		NewUTSNS:    hasNamespace(c.Spec, specs.UTSNamespace),
+	}
+}
+
+// initError turns a sync failure into the best error: init's own message if
+// it sent one, else how it died.
+func (c *Container) initError(err error) error {
+	if errors.Is(err, errSyncEOF) {
+		return fmt.Errorf("container init exited before it was ready")
+	}
+	return err
+}
+
+var cloneFlags = map[specs.LinuxNamespaceType]uintptr{
+	specs.PIDNamespace:     unix.CLONE_NEWPID,
+	specs.NetworkNamespace: unix.CLONE_NEWNET,
+	specs.MountNamespace:   unix.CLONE_NEWNS,
+	specs.IPCNamespace:     unix.CLONE_NEWIPC,
+	specs.UTSNamespace:     unix.CLONE_NEWUTS,
+	specs.UserNamespace:    unix.CLONE_NEWUSER,
+	// The cgroup namespace is unshared by init once it is in its cgroup,
+	// so that the namespace is rooted there.
+}
+
+func (c *Container) fork(cfg *Config) error {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("socketpair", err)
+	}
+	parent := os.NewFile(uintptr(fds[0]), "sync-parent")
+	child := os.NewFile(uintptr(fds[1]), "sync-child")
+	defer child.Close()
+
+	files := []uintptr{cfg.Stdio[0].Fd(), cfg.Stdio[1].Fd(), cfg.Stdio[2].Fd()}
+	for _, f := range cfg.ExtraFiles {
+		files = append(files, f.Fd())
+	}
+	files = append(files, child.Fd())
+	sys := &syscall.SysProcAttr{}
+	for _, ns := range c.Spec.Linux.Namespaces {
+		sys.Cloneflags |= cloneFlags[ns.Type]
+	}
+	if sys.Cloneflags&unix.CLONE_NEWUSER != 0 {
+		sys.UidMappings = idMaps(c.Spec.Linux.UIDMappings)
+		sys.GidMappings = idMaps(c.Spec.Linux.GIDMappings)
+		sys.GidMappingsEnableSetgroups = true
+	}
+	pidfd := -1
+	sys.PidFD = &pidfd
+	attr := &syscall.ProcAttr{
+		// Relative paths in the config are relative to the bundle.
+		Dir:   cfg.Bundle,
+		Env:   []string{InitFDEnv + "=" + strconv.Itoa(len(files)-1)},
+		Files: files,
+		Sys:   sys,
+	}
+	pid, err := syscall.ForkExec(cfg.InitPath, []string{"crier", "init"}, attr)
+	if err != nil {
+		parent.Close()
+		return fmt.Errorf("start init %s: %w", cfg.InitPath, err)
+	}
+	c.Pid, c.PidFD, c.sync = pid, pidfd, newSyncConn(parent)
+	return nil
+}
+
+func idMaps(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(m))
+	for i, e := range m {
+		out[i] = syscall.SysProcIDMap{ContainerID: int(e.ContainerID), HostID: int(e.HostID), Size: int(e.Size)}
+	}
+	return out
+}
+
+// abort undoes a Create that failed half-way.
+func (c *Container) abort() {
+	if c.Cgroup != nil {
+		c.Signal(unix.SIGKILL, true)
+	}
+	c.Signal(unix.SIGKILL, false)
+	var ws unix.WaitStatus
+	for {
+		if _, err := unix.Wait4(c.Pid, &ws, 0, nil); err != unix.EINTR {
+			break
+		}
+	}
+	c.Close()
+	if c.Cgroup != nil {
+		c.Cgroup.Destroy()
+	}
+}
+
+// Close releases the descriptors Container holds.
+func (c *Container) Close() {
+	if c.sync != nil {
+		c.sync.Close()
+		c.sync = nil
+	}
+	if c.PidFD >= 0 {
+		unix.Close(c.PidFD)
+		c.PidFD = -1
+	}
+}
+
+// ErrNoProcess is returned by Start for a config without a process.
+var ErrNoProcess = errors.New("config has no process to start")
+
+// Start runs the startContainer hooks in the container and execs the user's
+// process. It returns once execve has succeeded, or with the reason it did
+// not; in that case the init process exits on its own.
+func (c *Container) Start() error {
+	if c.Spec.Process == nil {
+		return ErrNoProcess
+	}
+	if c.sync == nil {
+		return errors.New("container init is gone")
+	}
+	defer func() { c.sync.Close(); c.sync = nil }()
+	if err := c.sync.send(message{Type: msgStart}); err != nil {
+		return err
+	}
+	if _, err := c.sync.expect(msgExec); err != nil {
+		return c.initError(err)
+	}
+	// execve closes init's end (close-on-exec); anything else is an error
+	// sent after msgExec because execve itself failed.
+	m, err := c.sync.recv()
+	if errors.Is(err, errSyncEOF) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return errors.New(m.Message)
+}
+
+// Signal sends sig to the container's init process, or with all to every
+// process in its cgroup.
+func (c *Container) Signal(sig unix.Signal, all bool) error {
+	if all && c.Cgroup != nil {
+		pids, err := c.Cgroup.Pids()
+		if err != nil {
+			return err
+		}
+		for _, pid := range pids {
+			unix.Kill(pid, sig)
+		}
+		return nil
+	}
+	if c.PidFD >= 0 {
+		if err := unix.PidfdSendSignal(c.PidFD, sig, nil, 0); err != nil {
+			return os.NewSyscallError("pidfd_send_signal", err)
+		}
+		return nil
+	}
+	if err := unix.Kill(c.Pid, sig); err != nil {
+		return os.NewSyscallError("kill", err)
+	}
+	return nil
+}

@@ -1,0 +1,109 @@
+package container
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Hook kinds, named as in config.json.
+const (
+	HookPrestart        = "prestart"
+	HookCreateRuntime   = "createRuntime"
+	HookCreateContainer = "createContainer"
+	HookStartContainer  = "startContainer"
+	HookPoststart       = "poststart"
+	HookPoststop        = "poststop"
+)
+
+// hooksOf returns the hooks of one kind from spec.
+func hooksOf(spec *specs.Spec, kind string) []specs.Hook {
+	h := spec.Hooks
+	if h == nil {
+		return nil
+	}
+	switch kind {
+	case HookPrestart:
+		return h.Prestart //nolint:staticcheck // deprecated in the spec, still run
+	case HookCreateRuntime:
+		return h.CreateRuntime
+	case HookCreateContainer:
+		return h.CreateContainer
+	case HookStartContainer:
+		return h.StartContainer
+	case HookPoststart:
+		return h.Poststart
+	case HookPoststop:
+		return h.Poststop
+	}
+	return nil
+}
+
+// RunHooks runs the hooks of one kind in order, each with state as JSON on
+// its stdin, and stops at the first that fails.
+func RunHooks(spec *specs.Spec, kind string, state *specs.State) error {
+	hooks := hooksOf(spec, kind)
+	if len(hooks) == 0 {
+		return nil
+	}
+	input, err := json.Marshal(state)
+	if err != nil {
+		return err
+	}
+	for i, h := range hooks {
+		if err := runHook(h, input); err != nil {
+			return fmt.Errorf("%s hook #%d: %w", kind, i, err)
+		}
+	}
+	return nil
+}
+
+func runHook(h specs.Hook, input []byte) error {
+	ctx := context.Background()
+	if h.Timeout != nil {
+		if *h.Timeout <= 0 {
+			return fmt.Errorf("%s: timeout must be positive, got %d", h.Path, *h.Timeout)
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(*h.Timeout)*time.Second)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, h.Path)
+	cmd.Args = h.Args
+	if len(cmd.Args) == 0 {
+		cmd.Args = []string{h.Path}
+	}
+	cmd.Env = h.Env
+	if cmd.Env == nil {
+		cmd.Env = []string{}
+	}
+	cmd.Stdin = bytes.NewReader(input)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	// Hooks are not the container: keep their output off its stdout.
+	cmd.Stdout = &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: timed out after %ds", h.Path, *h.Timeout)
+	}
+	if err != nil {
+		if msg := strings.TrimSpace(stderr.String()); msg != "" {
+			return fmt.Errorf("%s: %w: %s", h.Path, err, firstLine(msg))
+		}
+		return fmt.Errorf("%s: %w", h.Path, err)
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

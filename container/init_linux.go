@@ -1,0 +1,131 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Init is the init stage: the first process in the container's namespaces,
+// started by Create as "crier init". It returns only on error, after
+// reporting it to the parent; the caller should then exit non-zero.
+//
+// Credentials, capabilities and the cgroup namespace are per thread, so Init
+// locks itself to one thread and execs from it.
+func Init() error {
+	runtime.LockOSThread()
+	fd, err := strconv.Atoi(os.Getenv(InitFDEnv))
+	if err != nil {
+		return fmt.Errorf("init: %s is not set: run by crier create, not by hand", InitFDEnv)
+	}
+	os.Unsetenv(InitFDEnv)
+	conn := newSyncConn(os.NewFile(uintptr(fd), "sync"))
+	err = initStage(conn)
+	if errors.Is(err, errSyncEOF) {
+		// The parent gave up (create failed, or the shim died before
+		// start): nothing to report to.
+		return err
+	}
+	conn.send(message{Type: msgError, Message: err.Error()})
+	return err
+}
+
+// initStage runs the steps of the sync sequence in order.
+func initStage(conn *syncConn) error {
+	m, err := conn.expect(msgConfig)
+	if err != nil {
+		return err
+	}
+	cfg := m.Config
+	if cfg == nil || cfg.Spec == nil || cfg.Spec.Linux == nil {
+		return errors.New("init: config message without a spec")
+	}
+	spec := cfg.Spec
+	if err := setupNamespaces(cfg); err != nil {
+		return err
+	}
+	if cfg.NewMountNS {
+		if err := prepareRootfs(spec, cfg.Rootfs); err != nil {
+			return fmt.Errorf("rootfs: %w", err)
+		}
+	}
+	if err := conn.send(message{Type: msgMounted}); err != nil {
+		return err
+	}
+	if _, err := conn.expect(msgContinue); err != nil {
+		return err
+	}
+	st := initHookState(cfg, StatusCreating)
+	if err := RunHooks(spec, HookCreateContainer, st); err != nil {
+		return err
+	}
+	if err := enterRootfs(cfg); err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
+	if spec.Process != nil {
+		if err := setupProcessEarly(spec.Process); err != nil {
+			return fmt.Errorf("process: %w", err)
+		}
+	}
+	if err := conn.send(message{Type: msgReady}); err != nil {
+		return err
+	}
+	if _, err := conn.expect(msgStart); err != nil {
+		return err
+	}
+	if err := RunHooks(spec, HookStartContainer, initHookState(cfg, StatusCreated)); err != nil {
+		return err
+	}
+	if err := conn.send(message{Type: msgExec}); err != nil {
+		return err
+	}
+	return execProcess(spec.Process, nil)
+}
+
+func setupNamespaces(cfg *initConfig) error {
+	if cfg.NewCgroupNS {
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return os.NewSyscallError("unshare cgroup namespace", err)
+		}
+	}
+	if cfg.NewUTSNS && cfg.Spec.Hostname != "" {
+		if err := unix.Sethostname([]byte(cfg.Spec.Hostname)); err != nil {
+			return os.NewSyscallError("sethostname", err)
+		}
+	}
+	if cfg.NewUTSNS && cfg.Spec.Domainname != "" {
+		if err := unix.Setdomainname([]byte(cfg.Spec.Domainname)); err != nil {
+			return os.NewSyscallError("setdomainname", err)
+		}
+	}
+	return nil
+}
+
+// enterRootfs makes the container's root the process's root: pivot_root in
+// a new mount namespace, a plain chroot without one (there is nothing to
+// pivot away from that would not be the host's).
+func enterRootfs(cfg *initConfig) error {
+	if cfg.NewMountNS {
+		return pivotRootfs(cfg.Spec)
+	}
+	if err := unix.Chroot(cfg.Rootfs); err != nil {
+		return &os.PathError{Op: "chroot", Path: cfg.Rootfs, Err: err}
+	}
+	return os.Chdir("/")
+}
+
+func initHookState(cfg *initConfig, status string) *specs.State {
+	return &specs.State{
+		Version:     specs.Version,
+		ID:          cfg.ID,
+		Status:      specs.ContainerState(status),
+		Pid:         cfg.Pid,
+		Bundle:      cfg.Bundle,
+		Annotations: cfg.Spec.Annotations,
+	}
+}

@@ -1,0 +1,124 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// ErrInvalidID is wrapped by ValidateID's errors.
+var ErrInvalidID = errors.New("invalid container ID")
+
+// MaxIDLength leaves room in a 255-byte file name.
+const MaxIDLength = 250
+
+var idPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$`)
+
+// ValidateID checks that id is usable as a file name and is not surprising
+// in a shell: letters, digits and _ . + - , starting with a letter or digit.
+func ValidateID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: empty", ErrInvalidID)
+	case len(id) > MaxIDLength:
+		return fmt.Errorf("%w: longer than %d characters", ErrInvalidID, MaxIDLength)
+	case !idPattern.MatchString(id):
+		return fmt.Errorf("%w %q: use letters, digits and _.+- and start with a letter or digit", ErrInvalidID, id)
+	}
+	return nil
+}
+
+// LoadSpec reads and validates bundle/config.json.
+func LoadSpec(bundle string) (*specs.Spec, error) {
+	path := filepath.Join(bundle, "config.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := Validate(&spec); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &spec, nil
+}
+
+// Validate checks what can be checked of a spec before anything is
+// created, so that a bad config fails with a clear error and leaves nothing
+// behind.
+func Validate(spec *specs.Spec) error {
+	if spec.Version == "" {
+		return errors.New("ociVersion is missing")
+	}
+	if spec.Root == nil || spec.Root.Path == "" {
+		return errors.New("root.path is missing")
+	}
+	if spec.Linux == nil {
+		return errors.New("linux section is missing")
+	}
+	if err := validateNamespaces(spec.Linux.Namespaces); err != nil {
+		return err
+	}
+	for i, m := range spec.Mounts {
+		if !filepath.IsAbs(m.Destination) {
+			return fmt.Errorf("mounts[%d]: destination %q is not absolute", i, m.Destination)
+		}
+	}
+	if spec.Process != nil {
+		if err := validateProcess(spec.Process); err != nil {
+			return fmt.Errorf("process: %w", err)
+		}
+	}
+	return nil
+}
+
+var namespaceTypes = map[specs.LinuxNamespaceType]bool{
+	specs.PIDNamespace: true, specs.NetworkNamespace: true, specs.MountNamespace: true,
+	specs.IPCNamespace: true, specs.UTSNamespace: true, specs.UserNamespace: true,
+	specs.CgroupNamespace: true, specs.TimeNamespace: true,
+}
+
+func validateNamespaces(nss []specs.LinuxNamespace) error {
+	seen := map[specs.LinuxNamespaceType]bool{}
+	for _, ns := range nss {
+		if !namespaceTypes[ns.Type] {
+			return fmt.Errorf("linux.namespaces: unknown type %q", ns.Type)
+		}
+		if seen[ns.Type] {
+			return fmt.Errorf("linux.namespaces: %q given twice", ns.Type)
+		}
+		seen[ns.Type] = true
+		if ns.Path != "" {
+			return fmt.Errorf("linux.namespaces: joining the %s namespace %s is not supported yet", ns.Type, ns.Path)
+		}
+		if ns.Type == specs.TimeNamespace {
+			return errors.New("linux.namespaces: the time namespace is not supported yet")
+		}
+	}
+	return nil
+}
+
+// hasNamespace reports whether spec asks for a new namespace of type t.
+func hasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == t {
+			return true
+		}
+	}
+	return false
+}
+
+// RootfsPath returns the absolute root filesystem path of a bundle.
+func RootfsPath(bundle string, spec *specs.Spec) string {
+	if filepath.IsAbs(spec.Root.Path) {
+		return filepath.Clean(spec.Root.Path)
+	}
+	return filepath.Join(bundle, spec.Root.Path)
+}

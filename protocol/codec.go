@@ -1,0 +1,73 @@
+package protocol
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ErrLineTooLong is returned by a Decoder for a line longer than MaxLine.
+var ErrLineTooLong = errors.New("line too long")
+
+// Decoder reads newline-delimited JSON lines of at most MaxLine bytes.
+type Decoder struct {
+	r *bufio.Reader
+}
+
+// NewDecoder returns a Decoder reading from r.
+func NewDecoder(r io.Reader) *Decoder {
+	return &Decoder{r: bufio.NewReaderSize(r, 4096)}
+}
+
+// Line returns the next line without its newline. A final line without a
+// newline is a half-sent request and gives io.ErrUnexpectedEOF.
+func (d *Decoder) Line() ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := d.r.ReadSlice('\n')
+		if len(line)+len(chunk) > MaxLine {
+			return nil, ErrLineTooLong
+		}
+		line = append(line, chunk...)
+		switch {
+		case err == nil:
+			return line[:len(line)-1], nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(line) > 0:
+			return nil, io.ErrUnexpectedEOF
+		default:
+			return nil, err
+		}
+	}
+}
+
+// Decode reads the next line into v.
+func (d *Decoder) Decode(v any) error {
+	line, err := d.Line()
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(line, v); err != nil {
+		return fmt.Errorf("malformed line: %w", err)
+	}
+	return nil
+}
+
+// Marshal encodes v as one line, newline included.
+func Marshal(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+func jsonUnmarshal(line []byte, v any) error {
+	if err := json.Unmarshal(line, v); err != nil {
+		return fmt.Errorf("malformed line: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,209 @@
+package protocol
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Version is the protocol version this package speaks. It changes only when
+// an existing field or behaviour changes meaning; new optional fields and
+// new event types do not change it.
+const Version = 1
+
+// MaxLine is the longest line either side accepts, newline included. A
+// longer request gets an error reply and the connection is closed.
+const MaxLine = 64 << 10
+
+// SocketName is the name of the shim's socket inside the state directory.
+const SocketName = "shim.sock"
+
+// Operations a client may request.
+const (
+	OpHello     = "hello"
+	OpSubscribe = "subscribe"
+	OpStart     = "start"
+	OpState     = "state"
+	OpKill      = "kill"
+	OpDelete    = "delete"
+)
+
+// Event types. Clients must ignore types they do not know.
+const (
+	EventCreated = "created"
+	EventStarted = "started"
+	EventStopped = "stopped"
+	EventDeleted = "deleted"
+)
+
+// EventTypes lists the lifecycle event types in the order they happen.
+func EventTypes() []string {
+	return []string{EventCreated, EventStarted, EventStopped, EventDeleted}
+}
+
+// Container statuses, as in the OCI runtime spec.
+const (
+	StatusCreating = "creating"
+	StatusCreated  = "created"
+	StatusRunning  = "running"
+	StatusStopped  = "stopped"
+)
+
+// Request is one line from a client.
+type Request struct {
+	Op string `json:"op"`
+
+	// History, for subscribe: whether to replay the events the shim has
+	// buffered before the live ones. Absent means true.
+	History *bool `json:"history,omitempty"`
+
+	// Signal, for kill: the signal number.
+	Signal int `json:"signal,omitempty"`
+	// All, for kill: signal every process in the container, not only its
+	// init process.
+	All bool `json:"all,omitempty"`
+
+	// Force, for delete: kill the container first if it is not stopped.
+	Force bool `json:"force,omitempty"`
+}
+
+// Reply is the shim's answer to one request. Exactly one Reply follows each
+// Request; a subscribe's Reply is followed by events.
+type Reply struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	// Code classifies Error; see the Code constants.
+	Code string `json:"code,omitempty"`
+
+	// Protocol is set on replies to hello and subscribe.
+	Protocol int `json:"protocol,omitempty"`
+	// State is set on replies to state.
+	State *State `json:"state,omitempty"`
+}
+
+// Error codes carried in Reply.Code.
+const (
+	CodeBadRequest   = "bad_request"
+	CodeInvalidState = "invalid_state"
+	CodeNotFound     = "not_found"
+	CodeOverflow     = "overflow"
+	CodeInternal     = "internal"
+)
+
+// Event is one lifecycle event of a container.
+type Event struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+	// Timestamp is the time of the transition, RFC 3339 in UTC with
+	// nanoseconds (see FormatTime).
+	Timestamp string `json:"timestamp"`
+	// Seq numbers a container's events 1, 2, 3, ...; a gap tells a
+	// subscriber that it missed events that were not buffered.
+	Seq uint64 `json:"seq"`
+	Pid int    `json:"pid,omitempty"`
+
+	// ExitStatus is set on stopped: 0-255, or 128+N when signal N killed
+	// the process.
+	ExitStatus *int `json:"exitStatus,omitempty"`
+	// Signal is set on stopped when a signal killed the process, e.g.
+	// "SIGKILL".
+	Signal string `json:"signal,omitempty"`
+}
+
+// State is the OCI state of a container, with the extra fields runc prints.
+type State struct {
+	OCIVersion  string            `json:"ociVersion"`
+	ID          string            `json:"id"`
+	Pid         int               `json:"pid"`
+	Status      string            `json:"status"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Created     string            `json:"created"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Owner       string            `json:"owner"`
+}
+
+// FormatTime formats t the way events and states carry times: RFC 3339, UTC,
+// always nine digits of nanoseconds so that the strings sort as the times do.
+func FormatTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000000000Z07:00")
+}
+
+// Sentinel errors a Client returns, wrapped, for the matching Codes, so
+// callers can use errors.Is across the socket.
+var (
+	ErrInvalidState = errors.New("invalid state")
+	ErrNotFound     = errors.New("not found")
+	ErrBadRequest   = errors.New("bad request")
+	ErrOverflow     = errors.New("subscriber overflow")
+)
+
+// RemoteError is an error reply from the shim.
+type RemoteError struct {
+	Code    string
+	Message string
+}
+
+func (e *RemoteError) Error() string { return e.Message }
+
+// Unwrap maps the reply's code to one of the sentinel errors.
+func (e *RemoteError) Unwrap() error {
+	switch e.Code {
+	case CodeInvalidState:
+		return ErrInvalidState
+	case CodeNotFound:
+		return ErrNotFound
+	case CodeBadRequest:
+		return ErrBadRequest
+	case CodeOverflow:
+		return ErrOverflow
+	}
+	return nil
+}
+
+// Err returns the reply's error, or nil when it is OK.
+func (r *Reply) Err() error {
+	if r.OK {
+		return nil
+	}
+	return &RemoteError{Code: r.Code, Message: r.Error}
+}
+
+// ErrorReply builds the Reply for err, taking the code from the sentinel it
+// wraps.
+func ErrorReply(err error) Reply {
+	code := CodeInternal
+	switch {
+	case errors.Is(err, ErrInvalidState):
+		code = CodeInvalidState
+	case errors.Is(err, ErrNotFound):
+		code = CodeNotFound
+	case errors.Is(err, ErrBadRequest):
+		code = CodeBadRequest
+	case errors.Is(err, ErrOverflow):
+		code = CodeOverflow
+	}
+	return Reply{OK: false, Error: err.Error(), Code: code}
+}
+
+// DecodeRequest parses one request line and checks the fields its operation
+// needs, so the server only ever sees well-formed requests.
+func DecodeRequest(line []byte) (Request, error) {
+	var req Request
+	if err := json.Unmarshal(line, &req); err != nil {
+		return Request{}, fmt.Errorf("%w: malformed request: %v", ErrBadRequest, err)
+	}
+	switch req.Op {
+	case OpHello, OpSubscribe, OpStart, OpState, OpDelete:
+	case OpKill:
+		if req.Signal <= 0 || req.Signal > 64 {
+			return Request{}, fmt.Errorf("%w: kill: invalid signal %d", ErrBadRequest, req.Signal)
+		}
+	case "":
+		return Request{}, fmt.Errorf("%w: request has no op", ErrBadRequest)
+	default:
+		return Request{}, fmt.Errorf("%w: unknown op %q", ErrBadRequest, req.Op)
+	}
+	return req, nil
+}

@@ -1,0 +1,206 @@
+package shim
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/protocol"
+)
+
+// queueLen bounds each subscriber's queue. A container has few events, so
+// a subscriber that lets this many pile up is stuck, and is dropped rather
+// than allowed to hold anything up.
+const queueLen = 64
+
+// writeTimeout bounds one write to a client, so a client that stopped
+// reading costs at most a goroutine for this long.
+const writeTimeout = 10 * time.Second
+
+// subscriber is one event stream. The loop owns the queue's sending side
+// and err; the writer goroutine drains the queue to the connection.
+type subscriber struct {
+	conn *net.UnixConn
+	ch   chan []byte
+	err  error // set before ch is closed: the last line the writer sends
+}
+
+// send queues line without blocking. It reports false, after failing the
+// subscriber, when the queue is full.
+func (sub *subscriber) send(line []byte) bool {
+	select {
+	case sub.ch <- line:
+		return true
+	default:
+		sub.fail(fmt.Errorf("%w: more than %d events unread", protocol.ErrOverflow, queueLen))
+		return false
+	}
+}
+
+// fail ends the stream with an error line.
+func (sub *subscriber) fail(err error) {
+	sub.err = err
+	close(sub.ch)
+}
+
+// finish ends the stream cleanly: the client reads EOF after the queue.
+func (sub *subscriber) finish() { close(sub.ch) }
+
+func (s *server) write(sub *subscriber) {
+	defer s.writers.Done()
+	defer sub.conn.Close()
+	for line := range sub.ch {
+		sub.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := sub.conn.Write(line); err != nil {
+			s.post(unsubscribe{sub})
+			for range sub.ch {
+			}
+			return
+		}
+	}
+	if sub.err != nil {
+		line, _ := protocol.Marshal(protocol.ErrorReply(sub.err))
+		sub.conn.SetWriteDeadline(time.Now().Add(time.Second))
+		sub.conn.Write(line)
+	}
+}
+
+// post sends m to the loop, or drops it once the loop has finished.
+func (s *server) post(m any) {
+	select {
+	case s.msgs <- m:
+	case <-s.quit:
+	}
+}
+
+func (s *server) subscribe(r *request) {
+	sub := &subscriber{conn: r.conn, ch: make(chan []byte, queueLen)}
+	line, _ := protocol.Marshal(protocol.Reply{OK: true, Protocol: protocol.Version})
+	sub.ch <- line
+	if r.req.History == nil || *r.req.History {
+		for _, ev := range s.history {
+			if line, err := protocol.Marshal(ev); err == nil && !sub.send(line) {
+				break
+			}
+		}
+	}
+	s.subs[sub] = true
+	r.sub = sub
+	s.writers.Add(1)
+	r.reply <- protocol.Reply{OK: true}
+}
+
+func (s *server) drop(sub *subscriber) {
+	if s.subs[sub] {
+		delete(s.subs, sub)
+		sub.finish()
+	}
+}
+
+// serveConn reads requests from one client and answers them in order.
+func (s *server) serveConn(conn *net.UnixConn) {
+	dec := protocol.NewDecoder(conn)
+	var sub *subscriber
+	for {
+		line, err := dec.Line()
+		if err != nil {
+			if sub == nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				s.reply(conn, protocol.ErrorReply(fmt.Errorf("%w: %v", protocol.ErrBadRequest, err)))
+			}
+			break
+		}
+		if sub != nil {
+			// The connection carries only events now; a client
+			// that keeps talking is ignored until it hangs up.
+			continue
+		}
+		req, err := protocol.DecodeRequest(line)
+		if err != nil {
+			if !s.reply(conn, protocol.ErrorReply(err)) {
+				break
+			}
+			continue
+		}
+		r := &request{req: req, conn: conn, reply: make(chan protocol.Reply, 1), written: make(chan struct{})}
+		s.post(r)
+		var reply protocol.Reply
+		select {
+		case reply = <-r.reply:
+		case <-s.quit:
+			// The loop may have answered just before it finished.
+			select {
+			case reply = <-r.reply:
+			default:
+				conn.Close()
+				return
+			}
+		}
+		if r.sub != nil {
+			sub = r.sub
+			go s.write(sub)
+			continue
+		}
+		ok := s.reply(conn, reply)
+		close(r.written)
+		if !ok {
+			break
+		}
+	}
+	if sub != nil {
+		s.post(unsubscribe{sub})
+		return
+	}
+	conn.Close()
+}
+
+func (s *server) reply(conn *net.UnixConn, r protocol.Reply) bool {
+	line, err := protocol.Marshal(r)
+	if err != nil {
+		return false
+	}
+	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err = conn.Write(line)
+	return err == nil
+}
+
+// shutdown ends every stream after what is queued, and waits a little for
+// the writers so that subscribers get the deleted event before the process
+// exits.
+func (s *server) shutdown() {
+	for sub := range s.subs {
+		sub.finish()
+		delete(s.subs, sub)
+	}
+	close(s.quit)
+	done := make(chan struct{})
+	go func() { s.writers.Wait(); close(done) }()
+	timeout := time.After(writeTimeout)
+	select {
+	case <-done:
+	case <-timeout:
+	}
+	if s.deleting != nil {
+		select {
+		case <-s.deleting.written:
+		case <-timeout:
+		}
+	}
+}
+
+// detachStdio points the shim's own stdin, stdout and stderr at /dev/null,
+// so that it holds nothing of the terminal or pipes create was given.
+func detachStdio() {
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return
+	}
+	defer null.Close()
+	for fd := 0; fd < 3; fd++ {
+		unix.Dup3(int(null.Fd()), fd, 0)
+	}
+}

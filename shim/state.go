@@ -1,0 +1,68 @@
+package shim
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/protocol"
+)
+
+// StateFile is the name of the state file in a container's state directory.
+const StateFile = "state.json"
+
+// State is what the shim persists about its container.
+type State struct {
+	protocol.State
+	// PidStart is the init process's start time, so that a reader can tell
+	// it from a later process with the same pid.
+	PidStart  uint64            `json:"pidStart,omitempty"`
+	ShimPid   int               `json:"shimPid"`
+	ShimStart uint64            `json:"shimStart"`
+	Cgroup    *container.Cgroup `json:"cgroup,omitempty"`
+}
+
+// ReadState reads the state file in dir.
+func ReadState(dir string) (*State, error) {
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil {
+		return nil, err
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, StateFile), err)
+	}
+	return &st, nil
+}
+
+// writeState replaces the state file atomically: readers see the old or the
+// new state, never a torn one.
+func writeState(dir string, st *State) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, StateFile), b, 0o600)
+}
+
+func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, mode); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// Dir returns the state directory of container id under root.
+func Dir(root, id string) string { return filepath.Join(root, id) }
+
+// SocketPath returns the shim socket of container id under root.
+func SocketPath(root, id string) string {
+	return filepath.Join(root, id, protocol.SocketName)
+}

@@ -26,6 +26,8 @@ type Config struct {
 	Stdio [3]*os.File
 	// ExtraFiles become descriptors 3, 4, ... of the container process.
 	ExtraFiles []*os.File
+	// ConsoleSocket receives the pty master when process.terminal is set.
+	ConsoleSocket string
 }
 
 // Container is a created container whose init stage is a child of the
@@ -42,6 +44,7 @@ type Container struct {
 	Cgroup *Cgroup
 
 	sync *syncConn
+	pty  string // the pty slave's path in the container, with a terminal
 }
 
 // Create forks the init stage into the container's namespaces and drives it
@@ -62,7 +65,7 @@ func Create(cfg *Config) (_ *Container, err error) {
 			c.abort()
 		}
 	}()
-	if err := c.Cgroup.Apply(c.Pid, spec.Linux.Resources); err != nil {
+	if err := c.Cgroup.Apply(c.Pid, deviceResources(spec.Linux)); err != nil {
 		return nil, err
 	}
 	if err := c.sync.send(message{Type: msgConfig, Config: c.initConfig()}); err != nil {
@@ -83,7 +86,25 @@ func Create(cfg *Config) (_ *Container, err error) {
 	if _, err := c.sync.expect(msgReady); err != nil {
 		return nil, c.initError(err)
 	}
+	if spec.Process != nil && spec.Process.Terminal {
+		if err := c.setupConsole(cfg.ConsoleSocket); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+func (c *Container) setupConsole(socket string) error {
+	if socket == "" {
+		return errors.New("process.terminal is true but no console socket was given (--console-socket)")
+	}
+	master, name, err := openPty(c.Pid)
+	if err != nil {
+		return fmt.Errorf("terminal: %w", err)
+	}
+	defer master.Close()
+	c.pty = name
+	return sendConsole(socket, master)
 }
 
 // Statuses as the OCI state and hooks name them.
@@ -232,7 +253,7 @@ func (c *Container) Start() error {
 		return errors.New("container init is gone")
 	}
 	defer func() { c.sync.Close(); c.sync = nil }()
-	if err := c.sync.send(message{Type: msgStart}); err != nil {
+	if err := c.sync.send(message{Type: msgStart, Pty: c.pty}); err != nil {
 		return err
 	}
 	if _, err := c.sync.expect(msgExec); err != nil {

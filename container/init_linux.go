@@ -75,8 +75,14 @@ func initStage(conn *syncConn) error {
 	if err := conn.send(message{Type: msgReady}); err != nil {
 		return err
 	}
-	if _, err := conn.expect(msgStart); err != nil {
+	start, err := conn.expect(msgStart)
+	if err != nil {
 		return err
+	}
+	if start.Pty != "" {
+		if err := attachTerminal(start.Pty); err != nil {
+			return fmt.Errorf("terminal: %w", err)
+		}
 	}
 	if err := RunHooks(spec, HookStartContainer, initHookState(cfg, StatusCreated)); err != nil {
 		return err

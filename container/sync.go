@@ -42,6 +42,8 @@ type message struct {
 	Type    string      `json:"type"`
 	Message string      `json:"message,omitempty"`
 	Config  *initConfig `json:"config,omitempty"`
+	// Pty, on msgStart, is the terminal init attaches to before exec.
+	Pty string `json:"pty,omitempty"`
 }
 
 // initConfig is all the init stage needs to know.

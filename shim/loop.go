@@ -149,12 +149,13 @@ func (s *server) handle(m any) error {
 // long.
 func (s *server) create() {
 	c, err := container.Create(&container.Config{
-		ID:         s.cfg.ID,
-		Bundle:     s.cfg.Bundle,
-		Spec:       s.spec,
-		InitPath:   s.cfg.InitPath,
-		Stdio:      s.cfg.Stdio,
-		ExtraFiles: s.cfg.ExtraFiles,
+		ID:            s.cfg.ID,
+		Bundle:        s.cfg.Bundle,
+		Spec:          s.spec,
+		InitPath:      s.cfg.InitPath,
+		Stdio:         s.cfg.Stdio,
+		ExtraFiles:    s.cfg.ExtraFiles,
+		ConsoleSocket: s.cfg.ConsoleSocket,
 	})
 	s.post(createDone{c: c, err: err})
 }

@@ -28,6 +28,8 @@ type Config struct {
 	Bundle   string // absolute
 	InitPath string // the crier binary, for "crier init"
 	PidFile  string // absolute, or empty
+	// ConsoleSocket receives the pty master when process.terminal is set.
+	ConsoleSocket string
 	// Buffer says which event types the shim replays to new subscribers;
 	// nil keeps every type.
 	Buffer map[string]bool

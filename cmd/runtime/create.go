@@ -67,8 +67,11 @@ func (a *app) create(id string, o *createOptions) (int, error) {
 	if err := checkEventBuffer(o.eventBuffer); err != nil {
 		return 0, err
 	}
-	if o.consoleSocket != "" {
-		return 0, errors.New("--console-socket: terminals are not supported yet")
+	consoleSocket := o.consoleSocket
+	if consoleSocket != "" {
+		if consoleSocket, err = filepath.Abs(consoleSocket); err != nil {
+			return 0, fmt.Errorf("--console-socket: %w", err)
+		}
 	}
 	if _, err := os.Lstat(a.dir(id)); err == nil {
 		return 0, fmt.Errorf("container %q already exists", id)
@@ -85,7 +88,10 @@ func (a *app) create(id string, o *createOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return a.startShim(shimPath, self, id, bundle, pidFile, o.eventBuffer, extra)
+	return a.startShim(shimArgs{
+		shim: shimPath, self: self, id: id, bundle: bundle, pidFile: pidFile,
+		consoleSocket: consoleSocket, buffer: o.eventBuffer, extra: extra,
+	})
 }
 
 func (o *createOptions) paths() (bundle, pidFile string, err error) {
@@ -166,25 +172,34 @@ func (a *app) findShim() (string, error) {
 	return p, nil
 }
 
-func (a *app) startShim(shimPath, self, id, bundle, pidFile, buffer string, extra []*os.File) (int, error) {
+// shimArgs is what create hands to the shim.
+type shimArgs struct {
+	shim, self, id, bundle, pidFile, consoleSocket, buffer string
+	extra                                                  []*os.File
+}
+
+func (a *app) startShim(sa shimArgs) (int, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return 0, err
 	}
 	defer r.Close()
 	args := []string{
-		"--root", a.root, "--id", id, "--bundle", bundle, "--init", self,
-		"--event-buffer", buffer, "--preserve-fds", strconv.Itoa(len(extra)),
+		"--root", a.root, "--id", sa.id, "--bundle", sa.bundle, "--init", sa.self,
+		"--event-buffer", sa.buffer, "--preserve-fds", strconv.Itoa(len(sa.extra)),
 	}
-	if pidFile != "" {
-		args = append(args, "--pid-file", pidFile)
+	if sa.pidFile != "" {
+		args = append(args, "--pid-file", sa.pidFile)
+	}
+	if sa.consoleSocket != "" {
+		args = append(args, "--console-socket", sa.consoleSocket)
 	}
 	if a.logPath != "" {
 		args = append(args, "--log", a.logPath)
 	}
-	cmd := exec.Command(shimPath, args...)
+	cmd := exec.Command(sa.shim, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.ExtraFiles = append(extra, w)
+	cmd.ExtraFiles = append(sa.extra, w)
 	cmd.Env = []string{}
 	// Its own session: the shim outlives create and must not get the
 	// terminal's signals.
@@ -194,7 +209,7 @@ func (a *app) startShim(shimPath, self, id, bundle, pidFile, buffer string, extr
 		return 0, fmt.Errorf("start shim: %w", err)
 	}
 	w.Close()
-	a.debugf("shim %d started for %s", cmd.Process.Pid, id)
+	a.debugf("shim %d started for %s", cmd.Process.Pid, sa.id)
 	var rep shim.Report
 	if err := json.NewDecoder(r).Decode(&rep); err != nil {
 		cmd.Wait()

@@ -39,6 +39,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.Bundle, "bundle", "", "absolute bundle path")
 	fs.StringVar(&cfg.InitPath, "init", "", "crier binary for the init stage")
 	fs.StringVar(&cfg.PidFile, "pid-file", "", "absolute pid file path")
+	fs.StringVar(&cfg.ConsoleSocket, "console-socket", "", "absolute console socket path")
 	fs.StringVar(&buffer, "event-buffer", "", "event types to buffer (comma-separated, all, none)")
 	fs.StringVar(&logPath, "log", "", "log file")
 	fs.IntVar(&preserve, "preserve-fds", 0, "descriptors after stdio to pass to the container")

@@ -117,7 +117,7 @@ func setupNamespaces(cfg *initConfig) error {
 // pivot away from that would not be the host's).
 func enterRootfs(cfg *initConfig) error {
 	if cfg.NewMountNS {
-		return pivotRootfs(cfg.Spec)
+		return pivotRootfs(cfg.Spec, cfg.Rootfs)
 	}
 	if err := unix.Chroot(cfg.Rootfs); err != nil {
 		return &os.PathError{Op: "chroot", Path: cfg.Rootfs, Err: err}

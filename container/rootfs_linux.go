@@ -57,12 +57,10 @@ func prepareRootfs(spec *specs.Spec, rootfs string) error {
 // and applies what must be done from inside it: read-only and masked paths,
 // a read-only root and the final propagation of /.
 //
-// A relative root.path is taken from the working directory, which the init
-// stage keeps at the bundle directory until this call.
-func pivotRootfs(spec *specs.Spec) error {
-	if spec.Root == nil || spec.Root.Path == "" {
-		return errors.New("spec has no root path")
-	}
+// rootfs is absolute: a lookup by path crosses the bind mount that
+// prepareRootfs put on it, where the working directory (taken before the
+// mount) would not, as when root.path is ".".
+func pivotRootfs(spec *specs.Spec, rootfs string) error {
 	linux := spec.Linux
 	if linux == nil {
 		linux = &specs.Linux{}
@@ -71,7 +69,7 @@ func pivotRootfs(spec *specs.Spec) error {
 	if err != nil {
 		return err
 	}
-	if err := pivotInto(spec.Root.Path); err != nil {
+	if err := pivotInto(rootfs); err != nil {
 		return err
 	}
 	// Masking after the read-only binds keeps every mask the topmost mount

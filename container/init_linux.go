@@ -24,6 +24,12 @@ func Init() error {
 		return fmt.Errorf("init: %s is not set: run by crier create, not by hand", InitFDEnv)
 	}
 	os.Unsetenv(InitFDEnv)
+	// The parent learns that execve succeeded when this socket closes,
+	// so the user's process must not inherit it.
+	unix.CloseOnExec(fd)
+	// Nor anything else the shim's own parents leaked to it: the
+	// container gets stdio, the passed descriptors (below fd) and no more.
+	unix.CloseRange(uint(fd+1), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	conn := newSyncConn(os.NewFile(uintptr(fd), "sync"))
 	err = initStage(conn)
 	if errors.Is(err, errSyncEOF) {

@@ -195,12 +195,16 @@ func (s *server) shutdown() {
 // detachStdio points the shim's own stdin, stdout and stderr at /dev/null,
 // so that it holds nothing of the terminal or pipes create was given.
 func detachStdio() {
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	null, err := unix.Open(os.DevNull, unix.O_RDWR, 0)
 	if err != nil {
 		return
 	}
-	defer null.Close()
 	for fd := 0; fd < 3; fd++ {
-		unix.Dup3(int(null.Fd()), fd, 0)
+		if fd != null {
+			unix.Dup3(null, fd, 0)
+		}
+	}
+	if null > 2 {
+		unix.Close(null)
 	}
 }

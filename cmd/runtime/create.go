@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/shim"
@@ -197,6 +198,10 @@ func (a *app) startShim(sa shimArgs) (int, error) {
 	if a.logPath != "" {
 		args = append(args, "--log", a.logPath)
 	}
+	// Whatever our caller leaked to us (a shell's descriptors) must not
+	// reach the long-lived shim and the container: only stdio and the
+	// passed descriptors do.
+	unix.CloseRange(uint(3+len(sa.extra)), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	cmd := exec.Command(sa.shim, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.ExtraFiles = append(sa.extra, w)

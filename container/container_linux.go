@@ -45,6 +45,8 @@ type Container struct {
 
 	sync *syncConn
 	pty  string // the pty slave's path in the container, with a terminal
+	// unshareCgroup tells init to make its cgroup namespace itself.
+	unshareCgroup bool
 }
 
 // Create forks the init stage into the container's namespaces and drives it
@@ -135,7 +137,7 @@ func (c *Container) initConfig() *initConfig {
 		Rootfs:      c.Rootfs,
 		Spec:        c.Spec,
 		NewMountNS:  hasNamespace(c.Spec, specs.MountNamespace),
-		NewCgroupNS: hasNamespace(c.Spec, specs.CgroupNamespace),
+		NewCgroupNS: c.unshareCgroup,
 		NewUTSNS:    hasNamespace(c.Spec, specs.UTSNamespace),
 	}
 }
@@ -147,17 +149,6 @@ func (c *Container) initError(err error) error {
 		return fmt.Errorf("container init exited before it was ready")
 	}
 	return err
-}
-
-var cloneFlags = map[specs.LinuxNamespaceType]uintptr{
-	specs.PIDNamespace:     unix.CLONE_NEWPID,
-	specs.NetworkNamespace: unix.CLONE_NEWNET,
-	specs.MountNamespace:   unix.CLONE_NEWNS,
-	specs.IPCNamespace:     unix.CLONE_NEWIPC,
-	specs.UTSNamespace:     unix.CLONE_NEWUTS,
-	specs.UserNamespace:    unix.CLONE_NEWUSER,
-	// The cgroup namespace is unshared by init once it is in its cgroup,
-	// so that the namespace is rooted there.
 }
 
 func (c *Container) fork(cfg *Config) error {
@@ -174,39 +165,32 @@ func (c *Container) fork(cfg *Config) error {
 		files = append(files, f.Fd())
 	}
 	files = append(files, child.Fd())
-	sys := &syscall.SysProcAttr{}
-	for _, ns := range c.Spec.Linux.Namespaces {
-		sys.Cloneflags |= cloneFlags[ns.Type]
+	plan, err := planNamespaces(c.Spec.Linux)
+	if err != nil {
+		parent.Close()
+		return err
 	}
-	if sys.Cloneflags&unix.CLONE_NEWUSER != 0 {
-		sys.UidMappings = idMaps(c.Spec.Linux.UIDMappings)
-		sys.GidMappings = idMaps(c.Spec.Linux.GIDMappings)
-		sys.GidMappingsEnableSetgroups = true
-	}
+	c.unshareCgroup = plan.unshareCgroup
 	pidfd := -1
-	sys.PidFD = &pidfd
+	plan.sys.PidFD = &pidfd
 	attr := &syscall.ProcAttr{
 		// Relative paths in the config are relative to the bundle.
 		Dir:   cfg.Bundle,
 		Env:   []string{InitFDEnv + "=" + strconv.Itoa(len(files)-1)},
 		Files: files,
-		Sys:   sys,
+		Sys:   plan.sys,
 	}
-	pid, err := syscall.ForkExec(cfg.InitPath, []string{"crier", "init"}, attr)
+	var pid int
+	err = inNamespaces(plan.joins, func() (err error) {
+		pid, err = syscall.ForkExec(cfg.InitPath, []string{"crier", "init"}, attr)
+		return err
+	})
 	if err != nil {
 		parent.Close()
 		return fmt.Errorf("start init %s: %w", cfg.InitPath, err)
 	}
 	c.Pid, c.PidFD, c.sync = pid, pidfd, newSyncConn(parent)
 	return nil
-}
-
-func idMaps(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {
-	out := make([]syscall.SysProcIDMap, len(m))
-	for i, e := range m {
-		out[i] = syscall.SysProcIDMap{ContainerID: int(e.ContainerID), HostID: int(e.HostID), Size: int(e.Size)}
-	}
-	return out
 }
 
 // abort undoes a Create that failed half-way.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -46,7 +47,9 @@ func hooksOf(spec *specs.Spec, kind string) []specs.Hook {
 }
 
 // RunHooks runs the hooks of one kind in order, each with state as JSON on
-// its stdin, and stops at the first that fails.
+// its stdin. For the kinds that can still stop the container it stops at the
+// first that fails. A failing poststart or poststop hook is only a warning
+// (the spec's word) and the rest still run: their errors come back joined.
 func RunHooks(spec *specs.Spec, kind string, state *specs.State) error {
 	hooks := hooksOf(spec, kind)
 	if len(hooks) == 0 {
@@ -56,12 +59,18 @@ func RunHooks(spec *specs.Spec, kind string, state *specs.State) error {
 	if err != nil {
 		return err
 	}
+	keepGoing := kind == HookPoststart || kind == HookPoststop
+	var errs []error
 	for i, h := range hooks {
 		if err := runHook(h, input); err != nil {
-			return fmt.Errorf("%s hook #%d: %w", kind, i, err)
+			err = fmt.Errorf("%s hook #%d: %w", kind, i, err)
+			if !keepGoing {
+				return err
+			}
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func runHook(h specs.Hook, input []byte) error {

@@ -60,6 +60,9 @@ func initStage(conn *syncConn) error {
 			return fmt.Errorf("rootfs: %w", err)
 		}
 	}
+	if err := applySysctls(spec.Linux.Sysctl); err != nil {
+		return err
+	}
 	if err := conn.send(message{Type: msgMounted}); err != nil {
 		return err
 	}

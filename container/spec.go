@@ -66,6 +66,9 @@ func Validate(spec *specs.Spec) error {
 	if err := validateNamespaces(spec.Linux.Namespaces); err != nil {
 		return err
 	}
+	if err := validateSysctls(spec.Linux); err != nil {
+		return err
+	}
 	for i, m := range spec.Mounts {
 		if !filepath.IsAbs(m.Destination) {
 			return fmt.Errorf("mounts[%d]: destination %q is not absolute", i, m.Destination)
@@ -95,8 +98,8 @@ func validateNamespaces(nss []specs.LinuxNamespace) error {
 			return fmt.Errorf("linux.namespaces: %q given twice", ns.Type)
 		}
 		seen[ns.Type] = true
-		if ns.Path != "" {
-			return fmt.Errorf("linux.namespaces: joining the %s namespace %s is not supported yet", ns.Type, ns.Path)
+		if ns.Path != "" && ns.Type == specs.UserNamespace {
+			return fmt.Errorf("linux.namespaces: joining the user namespace %s is not supported yet", ns.Path)
 		}
 		if ns.Type == specs.TimeNamespace {
 			return errors.New("linux.namespaces: the time namespace is not supported yet")
@@ -105,14 +108,10 @@ func validateNamespaces(nss []specs.LinuxNamespace) error {
 	return nil
 }
 
-// hasNamespace reports whether spec asks for a new namespace of type t.
+// hasNamespace reports whether spec asks for a namespace of type t, new
+// or joined.
 func hasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
-	for _, ns := range spec.Linux.Namespaces {
-		if ns.Type == t {
-			return true
-		}
-	}
-	return false
+	return hasNamespaceIn(spec.Linux, t)
 }
 
 // RootfsPath returns the absolute root filesystem path of a bundle.

@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -315,6 +316,11 @@ func (s *server) start(r *request) {
 func (s *server) started(m startDone) {
 	s.starting = false
 	if m.err != nil {
+		if errors.Is(m.err, container.ErrNoProcess) {
+			// Nothing can ever run in it: let it stop rather than
+			// sit in created for good.
+			s.c.Signal(unix.SIGKILL, false)
+		}
 		m.req.reply <- protocol.ErrorReply(fmt.Errorf("start: %w", m.err))
 	} else {
 		s.transition(protocol.StatusRunning, protocol.Event{Type: protocol.EventStarted, Pid: s.c.Pid})

@@ -11,9 +11,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ErrNotInit is returned by Init when it was not started by Create.
+var ErrNotInit = errors.New("crier init is started by crier create, not by hand")
+
 // Init is the init stage: the first process in the container's namespaces,
 // started by Create as "crier init". It returns only on error, after
-// reporting it to the parent; the caller should then exit non-zero.
+// reporting it to the parent, which reports it to the user; the caller
+// should exit non-zero without printing it again (the container's stderr is
+// create's).
 //
 // Credentials, capabilities and the cgroup namespace are per thread, so Init
 // locks itself to one thread and execs from it.
@@ -21,7 +26,7 @@ func Init() error {
 	runtime.LockOSThread()
 	fd, err := strconv.Atoi(os.Getenv(InitFDEnv))
 	if err != nil {
-		return fmt.Errorf("init: %s is not set: run by crier create, not by hand", InitFDEnv)
+		return ErrNotInit
 	}
 	os.Unsetenv(InitFDEnv)
 	// The parent learns that execve succeeded when this socket closes,

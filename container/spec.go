@@ -17,7 +17,10 @@ var ErrInvalidID = errors.New("invalid container ID")
 // MaxIDLength leaves room in a 255-byte file name.
 const MaxIDLength = 250
 
-var idPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$`)
+var (
+	idPattern     = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$`)
+	semverPattern = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
+)
 
 // ValidateID checks that id is usable as a file name and is not surprising
 // in a shell: letters, digits and _ . + - , starting with a letter or digit.
@@ -56,6 +59,9 @@ func LoadSpec(bundle string) (*specs.Spec, error) {
 func Validate(spec *specs.Spec) error {
 	if spec.Version == "" {
 		return errors.New("ociVersion is missing")
+	}
+	if !semverPattern.MatchString(spec.Version) {
+		return fmt.Errorf("ociVersion %q is not a SemVer version", spec.Version)
 	}
 	if spec.Root == nil || spec.Root.Path == "" {
 		return errors.New("root.path is missing")

@@ -88,6 +88,7 @@ const (
 	CodeInvalidState = "invalid_state"
 	CodeNotFound     = "not_found"
 	CodeOverflow     = "overflow"
+	CodePermission   = "permission_denied"
 	CodeInternal     = "internal"
 )
 
@@ -137,6 +138,7 @@ var (
 	ErrNotFound     = errors.New("not found")
 	ErrBadRequest   = errors.New("bad request")
 	ErrOverflow     = errors.New("subscriber overflow")
+	ErrPermission   = errors.New("permission denied")
 )
 
 // RemoteError is an error reply from the shim.
@@ -158,6 +160,8 @@ func (e *RemoteError) Unwrap() error {
 		return ErrBadRequest
 	case CodeOverflow:
 		return ErrOverflow
+	case CodePermission:
+		return ErrPermission
 	}
 	return nil
 }
@@ -183,6 +187,8 @@ func ErrorReply(err error) Reply {
 		code = CodeBadRequest
 	case errors.Is(err, ErrOverflow):
 		code = CodeOverflow
+	case errors.Is(err, ErrPermission):
+		code = CodePermission
 	}
 	return Reply{OK: false, Error: err.Error(), Code: code}
 }

@@ -239,7 +239,7 @@ func checkPeer(conn *net.UnixConn) error {
 		return os.NewSyscallError("getsockopt SO_PEERCRED", cerr)
 	}
 	if cred.Uid != 0 && int(cred.Uid) != os.Getuid() {
-		return fmt.Errorf("permission denied: uid %d may not use this container", cred.Uid)
+		return fmt.Errorf("%w: uid %d may not use this container", protocol.ErrPermission, cred.Uid)
 	}
 	return nil
 }

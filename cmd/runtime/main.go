@@ -5,6 +5,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -20,8 +21,8 @@ func main() {
 	// The init stage runs inside the container: it must not pay for, or
 	// be confused by, the CLI's flag handling.
 	if len(os.Args) > 1 && os.Args[1] == "init" {
-		if err := container.Init(); err != nil {
-			fmt.Fprintln(os.Stderr, "crier init:", err)
+		if err := container.Init(); errors.Is(err, container.ErrNotInit) {
+			fmt.Fprintln(os.Stderr, "crier:", err)
 		}
 		os.Exit(1)
 	}

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -17,10 +17,41 @@ var ErrInvalidID = errors.New("invalid container ID")
 // MaxIDLength leaves room in a 255-byte file name.
 const MaxIDLength = 250
 
-var (
-	idPattern     = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$`)
-	semverPattern = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
-)
+// validIDChars reports whether id has only letters, digits and _.+- and
+// starts with a letter or digit. (Hand-written rather than a regexp: every
+// shim links this package, and a compiled regexp is resident heap.)
+func validIDChars(id string) bool {
+	for i, c := range []byte(id) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case i > 0 && (c == '_' || c == '.' || c == '+' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return id != ""
+}
+
+// isSemVer reports whether v is MAJOR.MINOR.PATCH with an optional
+// -prerelease and +build of [0-9A-Za-z.-].
+func isSemVer(v string) bool {
+	core, build, _ := strings.Cut(v, "+")
+	core, pre, hasPre := strings.Cut(core, "-")
+	nums := strings.Split(core, ".")
+	if len(nums) != 3 || (hasPre && !semverIdent(pre)) || (strings.Contains(v, "+") && !semverIdent(build)) {
+		return false
+	}
+	for _, n := range nums {
+		if n == "" || (len(n) > 1 && n[0] == '0') || strings.Trim(n, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+func semverIdent(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-") == ""
+}
 
 // ValidateID checks that id is usable as a file name and is not surprising
 // in a shell: letters, digits and _ . + - , starting with a letter or digit.
@@ -30,7 +61,7 @@ func ValidateID(id string) error {
 		return fmt.Errorf("%w: empty", ErrInvalidID)
 	case len(id) > MaxIDLength:
 		return fmt.Errorf("%w: longer than %d characters", ErrInvalidID, MaxIDLength)
-	case !idPattern.MatchString(id):
+	case !validIDChars(id):
 		return fmt.Errorf("%w %q: use letters, digits and _.+- and start with a letter or digit", ErrInvalidID, id)
 	}
 	return nil
@@ -60,7 +91,7 @@ func Validate(spec *specs.Spec) error {
 	if spec.Version == "" {
 		return errors.New("ociVersion is missing")
 	}
-	if !semverPattern.MatchString(spec.Version) {
+	if !isSemVer(spec.Version) {
 		return fmt.Errorf("ociVersion %q is not a SemVer version", spec.Version)
 	}
 	if spec.Root == nil || spec.Root.Path == "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -184,6 +185,10 @@ func (s *server) created(m createDone) error {
 	s.transition(protocol.StatusCreated, protocol.Event{Type: protocol.EventCreated, Pid: s.c.Pid})
 	report(s.cfg.Report, Report{Pid: s.c.Pid})
 	s.reap()
+	// Creating the container (config parsing, forks, hooks) is all the
+	// garbage this shim will make for a long time: give it back now
+	// rather than keep it resident while the container runs.
+	debug.FreeOSMemory()
 	return nil
 }
 

@@ -147,9 +147,12 @@ func passedFDs(preserve int) ([]*os.File, error) {
 	files := make([]*os.File, n)
 	for i := range files {
 		fd := 3 + i
-		var st syscall.Stat_t
-		if err := syscall.Fstat(fd, &st); err != nil {
-			return nil, fmt.Errorf("--preserve-fds: descriptor %d: %w", fd, err)
+		// A descriptor our caller passed survived exec, so it is not
+		// close-on-exec; one that is was opened by crier itself (the Go
+		// runtime keeps cgroup files open) and is not the caller's.
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil || flags&unix.FD_CLOEXEC != 0 {
+			return nil, fmt.Errorf("--preserve-fds: descriptor %d was not passed to crier", fd)
 		}
 		files[i] = os.NewFile(uintptr(fd), "fd"+strconv.Itoa(fd))
 	}
@@ -205,7 +208,9 @@ func (a *app) startShim(sa shimArgs) (int, error) {
 	cmd := exec.Command(sa.shim, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.ExtraFiles = append(sa.extra, w)
-	cmd.Env = []string{}
+	// Without containermaxprocs the Go runtime would keep the shim's
+	// cgroup CPU limit files open (and watch them) for its whole life.
+	cmd.Env = []string{"GODEBUG=containermaxprocs=0,updatemaxprocs=0"}
 	// Its own session: the shim outlives create and must not get the
 	// terminal's signals.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

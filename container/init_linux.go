@@ -57,6 +57,10 @@ func initStage(conn *syncConn) error {
 		return errors.New("init: config message without a spec")
 	}
 	spec := cfg.Spec
+	filter, err := compileSeccomp(spec.Linux.Seccomp)
+	if err != nil {
+		return err
+	}
 	if err := setupNamespaces(cfg); err != nil {
 		return err
 	}
@@ -104,7 +108,7 @@ func initStage(conn *syncConn) error {
 	if err := conn.send(message{Type: msgExec}); err != nil {
 		return err
 	}
-	return execProcess(spec.Process, nil)
+	return execProcess(spec.Process, filter, nil)
 }
 
 func setupNamespaces(cfg *initConfig) error {

@@ -140,7 +140,7 @@ func writeOOMScoreAdj(v int) error {
 // made with raw syscalls on the calling thread, which the caller keeps
 // locked; execve from it then replaces the whole process with this
 // thread's state.
-func execProcess(p *specs.Process, beforeExec func() error) error {
+func execProcess(p *specs.Process, filter *seccompProgram, beforeExec func() error) error {
 	if len(p.Args) == 0 {
 		return errors.New("args must not be empty")
 	}
@@ -167,6 +167,13 @@ func execProcess(p *specs.Process, beforeExec func() error) error {
 	if err != nil {
 		return err
 	}
+	// Without no_new_privs, loading a seccomp filter needs CAP_SYS_ADMIN,
+	// which the switch below may drop: load it while we still have it.
+	if !p.NoNewPrivileges {
+		if err := filter.install(); err != nil {
+			return err
+		}
+	}
 	// Shrinking the bounding set needs CAP_SETPCAP in the effective set,
 	// which a switch away from uid 0 clears.
 	if err := dropBoundingSet(caps.bounding, lastCap); err != nil {
@@ -184,6 +191,11 @@ func execProcess(p *specs.Process, beforeExec func() error) error {
 	if p.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return os.NewSyscallError("prctl PR_SET_NO_NEW_PRIVS", err)
+		}
+		// As late as possible, so the filter sees only the user's
+		// program and not our set-up.
+		if err := filter.install(); err != nil {
+			return err
 		}
 	}
 	if beforeExec != nil {

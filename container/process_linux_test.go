@@ -304,7 +304,7 @@ func TestHelperExecProcess(t *testing.T) {
 	}
 	err := setupProcessEarly(&sc.process)
 	if err == nil {
-		err = execProcess(&sc.process, sc.beforeExec)
+		err = execProcess(&sc.process, nil, sc.beforeExec)
 	}
 	fmt.Printf("error=%v\n", err)
 	os.Exit(0)

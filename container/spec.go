@@ -106,6 +106,9 @@ func Validate(spec *specs.Spec) error {
 	if err := validateSysctls(spec.Linux); err != nil {
 		return err
 	}
+	if err := validateSeccomp(spec.Linux.Seccomp); err != nil {
+		return err
+	}
 	for i, m := range spec.Mounts {
 		if !filepath.IsAbs(m.Destination) {
 			return fmt.Errorf("mounts[%d]: destination %q is not absolute", i, m.Destination)

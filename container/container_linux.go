@@ -64,7 +64,7 @@ func Create(cfg *Config) (_ *Container, err error) {
 	}
 	defer func() {
 		if err != nil {
-			c.abort()
+			c.Abort()
 		}
 	}()
 	if err := c.Cgroup.Apply(c.Pid, deviceResources(spec.Linux)); err != nil {
@@ -193,8 +193,10 @@ func (c *Container) fork(cfg *Config) error {
 	return nil
 }
 
-// abort undoes a Create that failed half-way.
-func (c *Container) abort() {
+// Abort undoes a Create: it kills and reaps the init process and removes
+// the cgroups. Create calls it on failure; a caller calls it when it cannot
+// go on with a container it created.
+func (c *Container) Abort() {
 	if c.Cgroup != nil {
 		c.Signal(unix.SIGKILL, true)
 	}

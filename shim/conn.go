@@ -85,7 +85,12 @@ func (s *server) subscribe(r *request) {
 	if r.req.History == nil || *r.req.History {
 		for _, ev := range s.history {
 			if line, err := protocol.Marshal(ev); err == nil && !sub.send(line) {
-				break
+				// send has failed the subscriber: it ends with
+				// the error, and is never registered.
+				r.sub = sub
+				s.writers.Add(1)
+				r.reply <- protocol.Reply{OK: true}
+				return
 			}
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -74,10 +73,6 @@ type (
 		written chan struct{}
 		sub     *subscriber // set by the loop for a successful subscribe
 	}
-	createDone struct {
-		c   *container.Container
-		err error
-	}
 	startDone struct {
 		req *request
 		err error
@@ -87,33 +82,25 @@ type (
 	unsubscribe   struct{ sub *subscriber }
 )
 
+// loop serves the created container until it is deleted.
 func (s *server) loop() error {
 	s.msgs = make(chan any)
 	s.quit = make(chan struct{})
-	sigs := forwardSignals()
+	exits := s.childExits()
 	s.subs = map[*subscriber]bool{}
-	s.subreaper = !hasPidNS(s.spec)
-	if s.subreaper {
-		// Without a pid namespace the container's orphans would go to
-		// the host's init; keep them so their exits are collected here.
-		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-	}
 	go s.accept()
-	s.busy++
-	go s.create()
-	var createErr error
+	// The container may have exited before SIGCHLD was being watched.
+	s.reap()
 	for !s.done {
 		select {
-		case <-sigs:
+		case <-exits:
 			s.reap()
 		case m := <-s.msgs:
-			if err := s.handle(m); err != nil {
-				createErr = err
-			}
+			s.handle(m)
 		}
 	}
 	s.shutdown()
-	return createErr
+	return nil
 }
 
 func hasPidNS(spec *specs.Spec) bool {
@@ -125,13 +112,10 @@ func hasPidNS(spec *specs.Spec) bool {
 	return false
 }
 
-func (s *server) handle(m any) error {
+func (s *server) handle(m any) {
 	switch m := m.(type) {
 	case *request:
 		s.request(m)
-	case createDone:
-		s.busy--
-		return s.created(m)
 	case startDone:
 		s.started(m)
 	case poststartDone:
@@ -144,65 +128,6 @@ func (s *server) handle(m any) error {
 	case unsubscribe:
 		s.drop(m.sub)
 	}
-	return nil
-}
-
-// create runs container.Create off the loop: it runs hooks and can take
-// long.
-func (s *server) create() {
-	c, err := container.Create(&container.Config{
-		ID:            s.cfg.ID,
-		Bundle:        s.cfg.Bundle,
-		Spec:          s.spec,
-		InitPath:      s.cfg.InitPath,
-		Stdio:         s.cfg.Stdio,
-		ExtraFiles:    s.cfg.ExtraFiles,
-		ConsoleSocket: s.cfg.ConsoleSocket,
-	})
-	s.post(createDone{c: c, err: err})
-}
-
-func (s *server) created(m createDone) error {
-	// The container has its copies of stdio; the shim must not keep
-	// create's, or `out=$(crier create ...)` would never see EOF.
-	s.cfg.closeStdio()
-	detachStdio()
-	if m.err == nil {
-		m.err = writePidFile(s.cfg.PidFile, m.c.Pid)
-		if m.err != nil {
-			m.c.Close()
-			unix.Kill(m.c.Pid, unix.SIGKILL)
-			unix.Wait4(m.c.Pid, nil, 0, nil)
-			m.c.Cgroup.Destroy()
-		}
-	}
-	if m.err != nil {
-		s.failCreate(m.err)
-		return m.err
-	}
-	s.c = m.c
-	s.pidStart, _ = container.StartTime(s.c.Pid)
-	s.transition(protocol.StatusCreated, protocol.Event{Type: protocol.EventCreated, Pid: s.c.Pid})
-	report(s.cfg.Report, Report{Pid: s.c.Pid})
-	s.reap()
-	// Creating the container (config parsing, forks, hooks) is all the
-	// garbage this shim will make for a long time: give it back now
-	// rather than keep it resident while the container runs.
-	debug.FreeOSMemory()
-	return nil
-}
-
-// failCreate undoes newServer: subscribers learn why and the ID is free
-// again.
-func (s *server) failCreate(err error) {
-	s.ln.Close()
-	os.RemoveAll(s.dir)
-	for sub := range s.subs {
-		sub.fail(fmt.Errorf("create failed: %w", err))
-		delete(s.subs, sub)
-	}
-	report(s.cfg.Report, Report{Error: err.Error()})
-	s.done = true
 }
 
 // transition records a new status and emits its event: state file first,

@@ -41,6 +41,11 @@ type Config struct {
 	// created, or {"error":"..."}. Serve closes it.
 	Report io.WriteCloser
 	Log    *log.Logger
+	// LogPath is where Log writes, for the re-executed image.
+	LogPath string
+	// Reexec makes Serve re-execute the shim once the container is
+	// created (see reexec).
+	Reexec bool
 }
 
 // Report is the line Serve writes to Config.Report.
@@ -62,7 +67,55 @@ func Serve(cfg Config) error {
 		report(cfg.Report, Report{Error: err.Error()})
 		return err
 	}
+	if err := s.create(); err != nil {
+		return err
+	}
+	if cfg.Reexec {
+		// Only returns if the exec failed: then serve from this image.
+		err := s.reexec()
+		s.cfg.Log.Printf("re-exec to serve: %v", err)
+	}
 	return s.loop()
+}
+
+// create makes the container. Connections wait in the listen backlog
+// meanwhile: there is nothing to tell them before created.
+func (s *server) create() error {
+	c, err := container.Create(&container.Config{
+		ID:            s.cfg.ID,
+		Bundle:        s.cfg.Bundle,
+		Spec:          s.spec,
+		InitPath:      s.cfg.InitPath,
+		Stdio:         s.cfg.Stdio,
+		ExtraFiles:    s.cfg.ExtraFiles,
+		ConsoleSocket: s.cfg.ConsoleSocket,
+	})
+	// The container has its copies of stdio; the shim must not keep
+	// create's, or `out=$(crier create ...)` would never see EOF.
+	s.cfg.closeStdio()
+	detachStdio()
+	if err == nil {
+		if err = writePidFile(s.cfg.PidFile, c.Pid); err != nil {
+			c.Abort()
+		}
+	}
+	if err != nil {
+		s.ln.Close()
+		os.RemoveAll(s.dir)
+		report(s.cfg.Report, Report{Error: err.Error()})
+		return err
+	}
+	s.c = c
+	s.subreaper = !hasPidNS(s.spec)
+	if s.subreaper {
+		// Without a pid namespace the container's orphans would go to
+		// the host's init; keep them so their exits are collected here.
+		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	}
+	s.pidStart, _ = container.StartTime(c.Pid)
+	s.transition(protocol.StatusCreated, protocol.Event{Type: protocol.EventCreated, Pid: c.Pid})
+	report(s.cfg.Report, Report{Pid: c.Pid})
+	return nil
 }
 
 func (cfg *Config) closeStdio() {
@@ -192,13 +245,65 @@ func writePidFile(path string, pid int) error {
 	return nil
 }
 
-// forwardSignals turns SIGCHLD into loop messages, and ignores the signals
-// a detached daemon might still get from a terminal it once had.
-func forwardSignals() chan os.Signal {
-	ch := make(chan os.Signal, 16)
-	signal.Notify(ch, unix.SIGCHLD)
+// childExits returns a channel that receives when a child may have exited.
+//
+// When the shim is a subreaper it must hear of every child, so it takes
+// SIGCHLD. Otherwise its only long-lived child is the container process,
+// and its pidfd becomes readable when that exits: waiting on it through the
+// netpoller costs no thread, where signal.Notify keeps one (and its stacks)
+// for the shim's whole life.
+func (s *server) childExits() <-chan struct{} {
 	signal.Ignore(unix.SIGHUP, unix.SIGPIPE, unix.SIGINT, unix.SIGTERM)
+	ch := make(chan struct{}, 1)
+	notify := func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	if !s.subreaper && s.c.PidFD >= 0 {
+		if err := s.watchPidFD(notify); err == nil {
+			return ch
+		}
+	}
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, unix.SIGCHLD)
+	go func() {
+		for range sigs {
+			notify()
+		}
+	}()
 	return ch
+}
+
+// watchPidFD calls notify once the container process has exited.
+func (s *server) watchPidFD(notify func()) error {
+	fd, err := unix.FcntlInt(uintptr(s.c.PidFD), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	f := os.NewFile(uintptr(fd), "pidfd")
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	go func() {
+		defer f.Close()
+		// A pidfd is never "read"; Read just parks until it polls
+		// readable, which it does once the process has exited.
+		raw.Read(func(fd uintptr) bool {
+			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			n, _ := unix.Poll(fds, 0)
+			return n > 0
+		})
+		notify()
+	}()
+	return nil
 }
 
 // accept hands every permitted connection to its own reader goroutine.

@@ -13,6 +13,7 @@ import (
 	"log"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"github.com/crier-runtime/crier/shim"
@@ -30,6 +31,13 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) == 2 && args[0] == "--serve" {
+		fd, err := strconv.Atoi(args[1])
+		if err != nil {
+			return err
+		}
+		return shim.Resume(fd)
+	}
 	fs := flag.NewFlagSet("crier-shim", flag.ContinueOnError)
 	var (
 		cfg      shim.Config
@@ -57,6 +65,8 @@ func run(args []string) error {
 	}
 	cfg.Buffer = parseBuffer(buffer)
 	cfg.Log = log.New(io.Discard, "", 0)
+	cfg.LogPath = logPath
+	cfg.Reexec = true
 	if logPath != "" {
 		if f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
 			cfg.Log = log.New(f, "crier-shim["+cfg.ID+"]: ", log.LstdFlags|log.Lmicroseconds)

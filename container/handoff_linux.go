@@ -1,0 +1,64 @@
+package container
+
+import (
+	"os"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Handoff describes a created Container so that a new image of its parent
+// process (after execve, which keeps children and descriptors) can take it
+// over with Resume.
+type Handoff struct {
+	ID     string      `json:"id"`
+	Bundle string      `json:"bundle"`
+	Rootfs string      `json:"rootfs"`
+	Spec   *specs.Spec `json:"spec"`
+	Pid    int         `json:"pid"`
+	PidFD  int         `json:"pidfd"`
+	SyncFD int         `json:"syncfd"`
+	Pty    string      `json:"pty,omitempty"`
+	Cgroup *Cgroup     `json:"cgroup,omitempty"`
+}
+
+// Handoff returns c's description and makes its descriptors survive
+// execve. c must not be used afterwards in this image.
+func (c *Container) Handoff() (*Handoff, error) {
+	h := &Handoff{
+		ID: c.ID, Bundle: c.Bundle, Rootfs: c.Rootfs, Spec: c.Spec,
+		Pid: c.Pid, PidFD: c.PidFD, SyncFD: -1, Pty: c.pty, Cgroup: c.Cgroup,
+	}
+	if c.sync != nil {
+		h.SyncFD = int(c.sync.f.Fd())
+	}
+	for _, fd := range []int{h.PidFD, h.SyncFD} {
+		if fd < 0 {
+			continue
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+			return nil, os.NewSyscallError("fcntl F_SETFD", err)
+		}
+	}
+	return h, nil
+}
+
+// Resume takes over a container described by a Handoff from an earlier
+// image of this process. The descriptors become close-on-exec again.
+func Resume(h *Handoff) *Container {
+	c := &Container{
+		ID: h.ID, Bundle: h.Bundle, Rootfs: h.Rootfs, Spec: h.Spec,
+		Pid: h.Pid, PidFD: h.PidFD, Cgroup: h.Cgroup, pty: h.Pty,
+	}
+	if h.PidFD >= 0 {
+		unix.CloseOnExec(h.PidFD)
+	}
+	if h.SyncFD >= 0 {
+		unix.CloseOnExec(h.SyncFD)
+		// Non-blocking, so that waiting for init goes through the
+		// netpoller rather than parking a thread.
+		unix.SetNonblock(h.SyncFD, true)
+		c.sync = newSyncConn(os.NewFile(uintptr(h.SyncFD), "sync-parent"))
+	}
+	return c
+}

@@ -1,0 +1,121 @@
+package shim
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/protocol"
+)
+
+// A shim lives as long as its container, mostly idle, so its resident
+// memory matters more than anything it does once. Creating the container
+// (parsing the config, forking, cgroups, hooks) leaves the Go heap and its
+// metadata far larger than serving needs, and a Go heap does not shrink
+// back. So once the container is created the shim execs itself afresh in
+// serve mode, which keeps its pid, its children and the descriptors handed
+// over, and starts from a small heap.
+
+// handoff is what the serving image needs, written to a memfd.
+type handoff struct {
+	Root      string             `json:"root"`
+	ID        string             `json:"id"`
+	Bundle    string             `json:"bundle"`
+	LogPath   string             `json:"log,omitempty"`
+	Buffer    map[string]bool    `json:"buffer"` // null: keep every type
+	ListenFD  int                `json:"listenfd"`
+	Container *container.Handoff `json:"container"`
+	CreatedAt time.Time          `json:"createdAt"`
+	ShimStart uint64             `json:"shimStart"`
+	Owner     string             `json:"owner"`
+	PidStart  uint64             `json:"pidStart"`
+	Subreaper bool               `json:"subreaper"`
+	Seq       uint64             `json:"seq"`
+	History   []protocol.Event   `json:"history"`
+}
+
+// reexec execs the shim binary in serve mode. It returns only on failure.
+func (s *server) reexec() error {
+	ch, err := s.c.Handoff()
+	if err != nil {
+		return err
+	}
+	lnFile, err := s.ln.File()
+	if err != nil {
+		return err
+	}
+	// The dup is close-on-exec like every descriptor Go opens.
+	if _, err := unix.FcntlInt(lnFile.Fd(), unix.F_SETFD, 0); err != nil {
+		return os.NewSyscallError("fcntl F_SETFD", err)
+	}
+	h := handoff{
+		Root: s.cfg.Root, ID: s.cfg.ID, Bundle: s.cfg.Bundle, LogPath: s.cfg.LogPath,
+		Buffer: s.cfg.Buffer, ListenFD: int(lnFile.Fd()), Container: ch,
+		CreatedAt: s.createdAt, ShimStart: s.shimStart, Owner: s.owner,
+		PidStart: s.pidStart, Subreaper: s.subreaper, Seq: s.seq, History: s.history,
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.MemfdCreate("crier-shim-handoff", 0)
+	if err != nil {
+		return os.NewSyscallError("memfd_create", err)
+	}
+	if _, err := unix.Pwrite(fd, b, 0); err != nil {
+		unix.Close(fd)
+		return os.NewSyscallError("pwrite", err)
+	}
+	args := []string{"crier-shim", "--serve", strconv.Itoa(fd)}
+	err = unix.Exec("/proc/self/exe", args, os.Environ())
+	unix.Close(fd)
+	return fmt.Errorf("exec /proc/self/exe: %w", err)
+}
+
+// Resume serves a container that an earlier image of this process created
+// and handed over through the memfd at fd (see reexec).
+func Resume(fd int) error {
+	f := os.NewFile(uintptr(fd), "handoff")
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<30))
+	f.Close()
+	if err != nil {
+		return err
+	}
+	var h handoff
+	if err := json.Unmarshal(b, &h); err != nil {
+		return fmt.Errorf("handoff: %w", err)
+	}
+	lnFile := os.NewFile(uintptr(h.ListenFD), "listener")
+	l, err := net.FileListener(lnFile)
+	lnFile.Close()
+	if err != nil {
+		return fmt.Errorf("handoff: listener: %w", err)
+	}
+	logger := log.New(io.Discard, "", 0)
+	if h.LogPath != "" {
+		if lf, err := os.OpenFile(h.LogPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
+			logger = log.New(lf, "crier-shim["+h.ID+"]: ", log.LstdFlags|log.Lmicroseconds)
+		}
+	}
+	c := container.Resume(h.Container)
+	ln := l.(*net.UnixListener)
+	ln.SetUnlinkOnClose(false)
+	s := &server{
+		cfg:  &Config{Root: h.Root, ID: h.ID, Bundle: h.Bundle, Buffer: h.Buffer, Log: logger, LogPath: h.LogPath},
+		spec: c.Spec, dir: Dir(h.Root, h.ID), ln: ln, createdAt: h.CreatedAt,
+		shimStart: h.ShimStart, owner: h.Owner, status: protocol.StatusCreated,
+		c: c, pidStart: h.PidStart, subreaper: h.Subreaper, seq: h.Seq, history: h.History,
+	}
+	if s.subreaper {
+		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	}
+	return s.loop()
+}

@@ -106,8 +106,18 @@ func (c *Client) watch(ctx context.Context) (stop func()) {
 	} else {
 		c.conn.SetDeadline(time.Time{})
 	}
-	undo := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
-	return func() { undo() }
+	fired := make(chan struct{})
+	undo := context.AfterFunc(ctx, func() {
+		c.conn.SetDeadline(time.Unix(1, 0))
+		close(fired)
+	})
+	// If the cancellation already started, wait for it: it must not set
+	// its past deadline in the middle of the next call.
+	return func() {
+		if !undo() {
+			<-fired
+		}
+	}
 }
 
 func (c *Client) ctxErr(ctx context.Context, err error) error {

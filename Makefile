@@ -38,5 +38,12 @@ demo: build
 conformance: build
 	./test/conformance/run.sh $(CONFORMANCE_FLAGS) $(CURDIR)/$(BIN)/crier
 
+# The side-by-side benchmark against runc, crun, conmon and containerd
+# (issue 4): writes docs/performance.md. As root; about 10 minutes.
+# BENCH_FLAGS=-quick for a short development run that writes nothing.
+.PHONY: bench
+bench: build
+	$(GO) run ./bench $(BENCH_FLAGS)
+
 clean:
 	rm -rf $(BIN)

@@ -74,7 +74,9 @@ func (s *server) reexec() error {
 		unix.Close(fd)
 		return os.NewSyscallError("pwrite", err)
 	}
-	args := []string{"crier-shim", "--serve", strconv.Itoa(fd)}
+	// --root and --id are only for people reading ps; the handoff says
+	// it all.
+	args := []string{"crier-shim", "--serve", strconv.Itoa(fd), "--root", s.cfg.Root, "--id", s.cfg.ID}
 	err = unix.Exec("/proc/self/exe", args, os.Environ())
 	unix.Close(fd)
 	return fmt.Errorf("exec /proc/self/exe: %w", err)

@@ -31,7 +31,7 @@ func main() {
 }
 
 func run(args []string) error {
-	if len(args) == 2 && args[0] == "--serve" {
+	if len(args) >= 2 && args[0] == "--serve" {
 		fd, err := strconv.Atoi(args[1])
 		if err != nil {
 			return err

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -35,6 +37,15 @@ func (a *app) runCommand() *cobra.Command {
 // run is create, start and, in the foreground, wait for stopped and delete.
 // Signals that would stop crier itself are forwarded to the container.
 func (a *app) run(id string, o *createOptions, detach bool) error {
+	var console *consoleListener
+	if !detach && o.consoleSocket == "" && wantsTerminal(o.bundle) {
+		cl, err := listenConsole()
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		console, o.consoleSocket = cl, cl.path()
+	}
 	if _, err := a.create(id, o); err != nil {
 		return err
 	}
@@ -52,6 +63,15 @@ func (a *app) run(id string, o *createOptions, detach bool) error {
 		}
 		sub = c
 		defer sub.Close()
+	}
+	var stopProxy func()
+	if console != nil {
+		stop, err := console.proxy()
+		if err != nil {
+			a.delete(id, true)
+			return err
+		}
+		stopProxy = stop
 	}
 	if err := a.start(id); err != nil {
 		a.delete(id, true)
@@ -72,10 +92,32 @@ func (a *app) run(id string, o *createOptions, detach bool) error {
 	if err != nil {
 		return err
 	}
+	if stopProxy != nil {
+		// The pty drains once the container's last holder of it exits.
+		stopProxy()
+	}
 	if err := a.delete(id, false); err != nil {
 		return err
 	}
 	return &exitError{code: status}
+}
+
+// wantsTerminal reports whether the bundle's process asks for a terminal;
+// an unreadable config is create's to report.
+func wantsTerminal(bundle string) bool {
+	if bundle == "" {
+		bundle = "."
+	}
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return false
+	}
+	var cfg struct {
+		Process *struct {
+			Terminal bool `json:"terminal"`
+		} `json:"process"`
+	}
+	return json.Unmarshal(b, &cfg) == nil && cfg.Process != nil && cfg.Process.Terminal
 }
 
 func waitStopped(ctx context.Context, c *protocol.Client) (int, error) {

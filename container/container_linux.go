@@ -181,10 +181,24 @@ func (c *Container) fork(cfg *Config) error {
 		Sys:   plan.sys,
 	}
 	var pid int
-	err = inNamespaces(plan.joins, func() (err error) {
+	fork := func() (err error) {
 		pid, err = syscall.ForkExec(cfg.InitPath, []string{"crier", "init"}, attr)
 		return err
-	})
+	}
+	switch {
+	case plan.newTime && len(plan.joins) > 0:
+		// On inNamespaces' locked thread, after its setns calls.
+		err = inNamespaces(plan.joins, func() error {
+			if err := unshareTimeNamespace(plan.timeOffsets); err != nil {
+				return err
+			}
+			return fork()
+		})
+	case plan.newTime:
+		err = forkInNewTimeNamespace(plan.timeOffsets, fork)
+	default:
+		err = inNamespaces(plan.joins, fork)
+	}
 	if err != nil {
 		parent.Close()
 		return fmt.Errorf("start init %s: %w", cfg.InitPath, err)

@@ -105,6 +105,9 @@ func initStage(conn *syncConn) error {
 	if err := RunHooks(spec, HookStartContainer, initHookState(cfg, StatusCreated)); err != nil {
 		return err
 	}
+	if err := applyProcessExtras(spec); err != nil {
+		return err
+	}
 	if err := conn.send(message{Type: msgExec}); err != nil {
 		return err
 	}

@@ -29,6 +29,10 @@ type nsPlan struct {
 	// unshareCgroup: init unshares the cgroup namespace itself once the
 	// parent has put it in its cgroups, so the namespace is rooted there.
 	unshareCgroup bool
+	// newTime: the forking thread unshares a time namespace for its
+	// children and sets its offsets before forking.
+	newTime     bool
+	timeOffsets map[string]specs.LinuxTimeOffset
 }
 
 func planNamespaces(l *specs.Linux) (*nsPlan, error) {
@@ -44,6 +48,10 @@ func planNamespaces(l *specs.Linux) (*nsPlan, error) {
 		}
 		if ns.Type == specs.CgroupNamespace {
 			p.unshareCgroup = true
+			continue
+		}
+		if ns.Type == specs.TimeNamespace {
+			p.newTime, p.timeOffsets = true, l.TimeOffsets
 			continue
 		}
 		p.sys.Cloneflags |= cloneFlags[ns.Type]

@@ -106,6 +106,12 @@ func Validate(spec *specs.Spec) error {
 	if err := validateSysctls(spec.Linux); err != nil {
 		return err
 	}
+	if err := validateTimeNamespace(spec.Linux); err != nil {
+		return err
+	}
+	if err := validateProcessExtras(spec); err != nil {
+		return err
+	}
 	if err := validateSeccomp(spec.Linux.Seccomp); err != nil {
 		return err
 	}
@@ -140,9 +146,6 @@ func validateNamespaces(nss []specs.LinuxNamespace) error {
 		seen[ns.Type] = true
 		if ns.Path != "" && ns.Type == specs.UserNamespace {
 			return fmt.Errorf("linux.namespaces: joining the user namespace %s is not supported yet", ns.Path)
-		}
-		if ns.Type == specs.TimeNamespace {
-			return errors.New("linux.namespaces: the time namespace is not supported yet")
 		}
 	}
 	return nil

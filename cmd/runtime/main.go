@@ -69,7 +69,7 @@ func (a *app) command() *cobra.Command {
 	root.AddCommand(
 		a.createCommand(), a.startCommand(), a.stateCommand(), a.killCommand(),
 		a.deleteCommand(), a.runCommand(), a.listCommand(), a.specCommand(),
-		a.eventCommand(),
+		a.eventCommand(), a.featuresCommand(),
 	)
 	return root
 }

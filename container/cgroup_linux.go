@@ -953,9 +953,6 @@ func cgroupSetV2(dir string, r *specs.LinuxResources) error {
 	if err != nil {
 		return err
 	}
-	// TODO: device rules on cgroup v2 need an eBPF program
-	// (BPF_CGROUP_DEVICE) attached to dir; until then r.Devices is not
-	// enforced on v2.
 	ws := slices.Concat(mem, cpu,
 		cgroupCpusetWrites(r.CPU),
 		cgroupPidsWrites(r.Pids),
@@ -964,7 +961,13 @@ func cgroupSetV2(dir string, r *specs.LinuxResources) error {
 		cgroupRdmaWrites(r.Rdma),
 		// Last, so that explicit unified keys override converted values.
 		cgroupUnifiedWrites(r.Unified))
-	return cgroupWriteAll(dir, ws)
+	if err := cgroupWriteAll(dir, ws); err != nil {
+		return err
+	}
+	// Device rules are an eBPF program on v2 (cgroup_devices_bpf_linux.go).
+	// Only a pure v2 host gets here: a hybrid one applies them through the
+	// v1 devices controller in cgroupSetV1, and one mechanism is enough.
+	return cgroupSetV2Devices(dir, r.Devices)
 }
 
 // cgroupV2MemoryWrites converts m for v2. Kernel memory, swappiness, the

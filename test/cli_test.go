@@ -1,12 +1,7 @@
 package test
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -22,202 +17,6 @@ import (
 
 	"github.com/crier-runtime/crier/protocol"
 )
-
-// cliDeadline bounds every CLI run in these tests: a hang is a bug, and it
-// must fail the test rather than stall the suite.
-const cliDeadline = 30 * time.Second
-
-// cliResult is one finished CLI run with its output streams apart.
-type cliResult struct {
-	stdout, stderr string
-	code           int
-	elapsed        time.Duration
-}
-
-// cliProc is a CLI run in progress. Its stdout and stderr go to files, not
-// pipes: a container it makes keeps them, and os/exec would wait for the
-// container to close a pipe.
-type cliProc struct {
-	t        *testing.T
-	cmd      *exec.Cmd
-	out, err *os.File
-	begin    time.Time
-}
-
-// cliCommand returns the CLI with this env's root, bounded by cliDeadline.
-func (e *env) cliCommand(args ...string) *exec.Cmd {
-	ctx, cancel := context.WithTimeout(context.Background(), cliDeadline)
-	e.t.Cleanup(cancel)
-	return exec.CommandContext(ctx, suite.crier, append([]string{"--root", e.root}, args...)...)
-}
-
-// cliStart starts the CLI in the background; setup, when not nil, may change
-// the command (its stdio, directory, environment) before it starts.
-func (e *env) cliStart(setup func(*exec.Cmd), args ...string) *cliProc {
-	e.t.Helper()
-	cmd := e.cliCommand(args...)
-	p := &cliProc{t: e.t, cmd: cmd}
-	var err error
-	if p.out, err = os.CreateTemp(e.dir, "stdout-"); err != nil {
-		e.t.Fatal(err)
-	}
-	if p.err, err = os.CreateTemp(e.dir, "stderr-"); err != nil {
-		e.t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = p.out, p.err
-	if setup != nil {
-		setup(cmd)
-	}
-	p.begin = time.Now()
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	return p
-}
-
-// wait waits for the CLI to exit and returns what it did.
-func (p *cliProc) wait() cliResult {
-	p.t.Helper()
-	err := p.cmd.Wait()
-	r := cliResult{code: exitCode(err), elapsed: time.Since(p.begin)}
-	if err != nil && r.code < 0 {
-		p.t.Errorf("crier %s: %v (still running after %v?)", strings.Join(p.cmd.Args[1:], " "), err, cliDeadline)
-	}
-	p.out.Close()
-	p.err.Close()
-	b, _ := os.ReadFile(p.out.Name())
-	r.stdout = string(b)
-	b, _ = os.ReadFile(p.err.Name())
-	r.stderr = string(b)
-	return r
-}
-
-// cliRun runs the CLI to the end.
-func (e *env) cliRun(args ...string) cliResult {
-	e.t.Helper()
-	return e.cliStart(nil, args...).wait()
-}
-
-// cliOK runs the CLI and fails the test unless it succeeds.
-func (e *env) cliOK(args ...string) cliResult {
-	e.t.Helper()
-	r := e.cliRun(args...)
-	if r.code != 0 {
-		e.t.Fatalf("crier %s: exit %d: %s%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
-	}
-	return r
-}
-
-// wantCLIError checks that r failed with exactly one line on stderr and
-// nothing on stdout, and that the line mentions one of wants
-// (case-insensitive).
-func wantCLIError(t *testing.T, what string, r cliResult, wants ...string) {
-	t.Helper()
-	if r.stdout != "" {
-		t.Errorf("%s: stdout %q on error, want nothing", what, r.stdout)
-	}
-	wantErrorLine(t, what, r, wants...)
-}
-
-// wantErrorLine checks that r failed with exactly one line on stderr that
-// mentions one of wants (case-insensitive).
-func wantErrorLine(t *testing.T, what string, r cliResult, wants ...string) {
-	t.Helper()
-	if r.code == 0 {
-		t.Errorf("%s: exit 0, want an error (stdout %q, stderr %q)", what, r.stdout, r.stderr)
-		return
-	}
-	line, found := strings.CutSuffix(r.stderr, "\n")
-	if !found || line == "" || strings.Contains(line, "\n") {
-		t.Errorf("%s: stderr is not exactly one line: %q", what, r.stderr)
-	}
-	if len(wants) == 0 {
-		return
-	}
-	for _, w := range wants {
-		if strings.Contains(strings.ToLower(line), strings.ToLower(w)) {
-			return
-		}
-	}
-	t.Errorf("%s: error %q mentions none of %q", what, line, wants)
-}
-
-// createPiped creates id with the container's stdout a pipe whose read end
-// it returns; the test's copy of the write end is closed, so the reader
-// sees EOF once the container (alone) has closed it.
-func (e *env) createPiped(id, bundle string, extra ...string) *os.File {
-	e.t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() { r.Close() })
-	p := e.cliStart(func(c *exec.Cmd) { c.Stdout = w }, append(append([]string{"create", "--bundle", bundle}, extra...), id)...)
-	res := p.wait()
-	w.Close()
-	if res.code != 0 {
-		e.t.Fatalf("create %s: exit %d: %s", id, res.code, res.stderr)
-	}
-	return r
-}
-
-// readOneLine reads one line from r, failing the test if none comes in time.
-func readOneLine(t *testing.T, br *bufio.Reader, f *os.File) string {
-	t.Helper()
-	f.SetReadDeadline(time.Now().Add(cliDeadline))
-	line, err := br.ReadString('\n')
-	if err != nil {
-		t.Fatalf("reading a line: %v (got %q)", err, line)
-	}
-	return strings.TrimSuffix(line, "\n")
-}
-
-// readToEOF reads f to EOF, failing the test if EOF does not come in time.
-func readToEOF(t *testing.T, f *os.File) string {
-	t.Helper()
-	f.SetReadDeadline(time.Now().Add(cliDeadline))
-	b, err := io.ReadAll(f)
-	if err != nil {
-		t.Fatalf("reading to EOF: %v (got %q)", err, b)
-	}
-	return string(b)
-}
-
-// processAlive reports whether pid exists and is not a zombie.
-func processAlive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i > 0 && len(b) > i+2 && b[i+2] != 'Z' && b[i+2] != 'X'
-}
-
-// wantNoStateDir checks that id has no state directory left.
-func (e *env) wantNoStateDir(id string) {
-	e.t.Helper()
-	if _, err := os.Lstat(filepath.Join(e.root, id)); !errors.Is(err, os.ErrNotExist) {
-		e.t.Errorf("state dir of %s after delete: %v", id, err)
-	}
-}
-
-// waitStopped waits, as a subscriber that is not the parent, for id's stopped
-// event.
-func (e *env) waitStopped(id string) protocol.Event {
-	e.t.Helper()
-	return next(e.t, e.subscribe(id, true), protocol.EventStopped)
-}
-
-func wantExit(t *testing.T, ev protocol.Event, status int, signal string) {
-	t.Helper()
-	if ev.Type != protocol.EventStopped || ev.ExitStatus == nil || *ev.ExitStatus != status || ev.Signal != signal {
-		got := "none"
-		if ev.ExitStatus != nil {
-			got = strconv.Itoa(*ev.ExitStatus)
-		}
-		t.Errorf("stopped event %+v: exitStatus %s signal %q, want %d %q", ev, got, ev.Signal, status, signal)
-	}
-}
 
 // TestExitStatusNonParent: the exit status of a normal, failing and killed
 // container reaches both a `crier event --event stopped` process and a Go
@@ -254,10 +53,7 @@ func TestExitStatusNonParent(t *testing.T) {
 				e.cliOK("kill", id, tc.kill)
 			}
 			wantExit(t, next(t, sub, protocol.EventStopped), tc.status, tc.signal)
-			r := cli.wait()
-			if r.code != 0 {
-				t.Fatalf("event --event stopped: exit %d: %s", r.code, r.stderr)
-			}
+			r := cli.waitOK()
 			if strings.Count(r.stdout, "\n") != 1 {
 				t.Errorf("event --event stopped printed %q, want one line", r.stdout)
 			}
@@ -297,9 +93,7 @@ func TestRunForegroundExitStatus(t *testing.T) {
 			}
 			run := e.cliStart(nil, "run", "--bundle", b, id)
 			if started != nil {
-				if r := started.wait(); r.code != 0 {
-					t.Fatalf("event --event started: exit %d: %s", r.code, r.stderr)
-				}
+				started.waitOK()
 				e.cliOK("kill", id, tc.kill)
 			}
 			r := run.wait()
@@ -365,10 +159,7 @@ func TestPidFile(t *testing.T) {
 				arg = "container.pid"
 			}
 			args := append(slices.Clone(tc.cmd), "--bundle", e.bundle([]string{"sleep", "100"}, nil), "--pid-file", arg, id)
-			r := e.cliStart(func(c *exec.Cmd) { c.Dir = e.dir }, args...).wait()
-			if r.code != 0 {
-				t.Fatalf("%v: exit %d: %s", tc.cmd, r.code, r.stderr)
-			}
+			e.cliStart(func(c *exec.Cmd) { c.Dir = e.dir }, args...).waitOK()
 			b, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
@@ -401,7 +192,7 @@ func TestCreateReleasesStdio(t *testing.T) {
 		id := e.id()
 		r := e.createPiped(id, e.bundle(closer, nil))
 		e.cliOK("start", id)
-		if out := readToEOF(t, r); out != "hello\n" {
+		if out := r.rest(t); out != "hello\n" {
 			t.Errorf("container stdout = %q, want hello", out)
 		}
 		if st := e.state(id); st.Status != protocol.StatusRunning {
@@ -427,21 +218,12 @@ func TestCreateReleasesStdio(t *testing.T) {
 		if err := shell.Start(); err != nil {
 			t.Fatal(err)
 		}
-		if r := created.wait(); r.code != 0 {
-			t.Fatalf("event --event created: exit %d: %s", r.code, r.stderr)
-		}
+		created.waitOK()
 		e.cliOK("start", id)
-		done := make(chan error, 1)
-		go func() { done <- shell.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("shell: %v", err)
-			}
-		case <-time.After(cliDeadline):
-			shell.Process.Kill()
-			<-done
+		if exited, err := waitOrKill(shell); !exited {
 			t.Errorf("out=$(crier create ...) did not return after the container closed its stdout")
+		} else if err != nil {
+			t.Errorf("shell: %v", err)
 		}
 		if b, _ := os.ReadFile(shellOut.Name()); string(b) != "create said: hello\n" {
 			t.Errorf("shell printed %q", b)
@@ -503,7 +285,7 @@ func TestPassFDs(t *testing.T) {
 			}
 			e.cliOK("start", id)
 			for i, rd := range readers {
-				if got := readToEOF(t, rd); got != tc.want[i] {
+				if got := newOutPipe(rd).rest(t); got != tc.want[i] {
 					t.Errorf("fd %d carried %q, want %q", 3+i, got, tc.want[i])
 				}
 			}
@@ -576,6 +358,19 @@ func TestStateJSON(t *testing.T) {
 // namespace ignores a signal it has no handler for.
 var trapperArgs = []string{"sh", "-c", `trap "exit 3" TERM; trap "exit 4" USR1; trap "exit 5" HUP; echo ready; sleep 100 & wait`}
 
+// startReady creates and starts id running args, which must print "ready"
+// first, and returns a subscriber with history once it has.
+func (e *env) startReady(id string, args []string) *protocol.Client {
+	e.t.Helper()
+	out := e.createPiped(id, e.bundle(args, nil))
+	sub := e.subscribe(id, true)
+	e.cliOK("start", id)
+	if line := out.line(e.t); line != "ready" {
+		e.t.Fatalf("container said %q, want ready", line)
+	}
+	return sub
+}
+
 // TestKillSignals: names with and without SIG, numbers, --signal and the
 // default TERM all reach the container's process.
 func TestKillSignals(t *testing.T) {
@@ -605,12 +400,7 @@ func TestKillSignals(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			id := e.id()
-			out := e.createPiped(id, e.bundle(trapperArgs, nil))
-			sub := e.subscribe(id, true)
-			e.cliOK("start", id)
-			if line := readOneLine(t, bufio.NewReader(out), out); line != "ready" {
-				t.Fatalf("container said %q, want ready", line)
-			}
+			sub := e.startReady(id, trapperArgs)
 			args := []string{"kill"}
 			for _, a := range tc.args {
 				args = append(args, strings.ReplaceAll(a, "ID", id))
@@ -634,12 +424,7 @@ func TestKillAll(t *testing.T) {
 	b := []string{"sh", "-c", "sleep 100 & echo ready; wait $!; exit 7"}
 	e := newEnv(t)
 	id := e.id()
-	out := e.createPiped(id, e.bundle(b, nil))
-	sub := e.subscribe(id, true)
-	e.cliOK("start", id)
-	if line := readOneLine(t, bufio.NewReader(out), out); line != "ready" {
-		t.Fatalf("container said %q, want ready", line)
-	}
+	sub := e.startReady(id, b)
 	e.cliOK("kill", "--all", id, "TERM")
 	wantExit(t, next(t, sub, protocol.EventStopped), 7, "")
 	e.cliOK("delete", id)
@@ -795,14 +580,7 @@ func TestSpec(t *testing.T) {
 	e := newEnv(t)
 	check := func(dir string) {
 		t.Helper()
-		b, err := os.ReadFile(filepath.Join(dir, "config.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var s specs.Spec
-		if err := json.Unmarshal(b, &s); err != nil {
-			t.Fatalf("config.json: %v", err)
-		}
+		s := readSpec(t, dir)
 		if s.Version == "" || s.Root == nil || s.Root.Path != "rootfs" || s.Process == nil || !slices.Equal(s.Process.Args, []string{"sh"}) || s.Linux == nil {
 			t.Errorf("default spec: %+v", s)
 		}
@@ -814,9 +592,7 @@ func TestSpec(t *testing.T) {
 	check(withB)
 
 	inCwd := t.TempDir()
-	if r := e.cliStart(func(c *exec.Cmd) { c.Dir = inCwd }, "spec").wait(); r.code != 0 {
-		t.Fatalf("spec in cwd: exit %d: %s", r.code, r.stderr)
-	}
+	e.cliStart(func(c *exec.Cmd) { c.Dir = inCwd }, "spec").waitOK()
 	check(inCwd)
 
 	mine := []byte(`{"mine": true}`)
@@ -1062,23 +838,14 @@ func TestConcurrentStart(t *testing.T) {
 			}
 			e.cliOK("event", "--event", "stopped", id)
 			e.cliOK("delete", id)
-			var types []string
-			for {
-				ctx, cancel := context.WithTimeout(context.Background(), cliDeadline)
-				ev, err := sub.Next(ctx)
-				cancel()
-				if err != nil {
-					if !errors.Is(err, io.EOF) {
-						t.Errorf("after deleted: %v, want EOF", err)
-					}
-					break
+			res := collect(sub, nil)
+			wantEOF(t, "after deleted", res.end)
+			for i, ev := range res.events {
+				if ev.Seq != uint64(i+1) {
+					t.Errorf("event %+v: seq %d, want %d", ev, ev.Seq, i+1)
 				}
-				if ev.Seq != uint64(len(types)+1) {
-					t.Errorf("event %+v: seq %d, want %d", ev, ev.Seq, len(types)+1)
-				}
-				types = append(types, ev.Type)
 			}
-			if want := protocol.EventTypes(); !slices.Equal(types, want) {
+			if types, want := typesOf(res.events), protocol.EventTypes(); !slices.Equal(types, want) {
 				t.Errorf("events %q, want %q", types, want)
 			}
 		})

@@ -3,7 +3,6 @@ package test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,188 +14,17 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/crier-runtime/crier/protocol"
-	"github.com/crier-runtime/crier/shim"
 )
 
-// ---------------------------------------------------------------------------
-// Helpers: run a container to completion and read what it printed.
-
-// runContainer creates id from bundle, starts it, waits for stopped,
-// deletes it, and returns what it printed and its stopped event.
-func runContainer(t *testing.T, e *env, id, bundle string) (string, protocol.Event) {
-	t.Helper()
-	out := e.create(id, bundle)
-	sub := e.subscribe(id, true)
-	e.must("start", id)
-	ev := next(t, sub, protocol.EventStopped)
-	e.must("delete", id)
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b), ev
-}
-
-// runScript runs `sh -c script` in a container configured by edit, expects
-// exit status 0, and returns the KEY=VALUE lines it printed.
-func runScript(t *testing.T, e *env, script string, edit func(*specs.Spec)) map[string]string {
-	t.Helper()
-	b := e.bundle([]string{"sh", "-c", script}, edit)
-	out, ev := runContainer(t, e, e.id(), b)
-	if ev.ExitStatus == nil || *ev.ExitStatus != 0 {
-		t.Fatalf("container exited %+v; output:\n%s", ev, out)
-	}
-	t.Logf("container output:\n%s", out)
-	return keyValues(out)
-}
-
-// keyValues parses KEY=VALUE lines; a repeated key keeps its last value.
-func keyValues(out string) map[string]string {
-	kv := map[string]string{}
-	for _, line := range strings.Split(out, "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok {
-			kv[k] = strings.TrimSpace(v)
-		}
-	}
-	return kv
-}
-
-// wantKV checks kv[key] == want.
-func wantKV(t *testing.T, kv map[string]string, key, want string) {
-	t.Helper()
-	got, ok := kv[key]
-	if !ok {
-		t.Errorf("container did not print %s", key)
-	} else if got != want {
-		t.Errorf("%s = %q, want %q", key, got, want)
-	}
-}
-
-// editBundle rewrites bundle/config.json, for edits that need the bundle's
-// own path (such as hooks run from its rootfs).
-func editBundle(t *testing.T, bundle string, edit func(*specs.Spec)) {
-	t.Helper()
-	path := filepath.Join(bundle, "config.json")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var spec specs.Spec
-	if err := json.Unmarshal(b, &spec); err != nil {
-		t.Fatal(err)
-	}
-	edit(&spec)
-	if b, err = json.MarshalIndent(&spec, "", "  "); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // hostDir makes a directory anyone can use under the test's files.
-func hostDir(t *testing.T, e *env, name string) string {
-	t.Helper()
+func (e *env) hostDir(name string) string {
+	e.t.Helper()
 	dir := filepath.Join(e.dir, name)
 	if err := os.Mkdir(dir, 0o777); err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	os.Chmod(dir, 0o777)
 	return dir
-}
-
-// createFails runs create and expects it to fail; it returns the output.
-func createFails(t *testing.T, e *env, id, bundle string) string {
-	t.Helper()
-	outPath := filepath.Join(e.dir, id+".out")
-	f, err := os.Create(outPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	cmd := exec.Command(suite.crier, "--root", e.root, "create", "--bundle", bundle, id)
-	cmd.Stdout, cmd.Stderr = f, f
-	err = cmd.Run()
-	b, _ := os.ReadFile(outPath)
-	if err == nil {
-		t.Fatalf("create succeeded, want it to fail; output %q", b)
-	}
-	return string(b)
-}
-
-// assertGone checks that nothing of container id is left: no state dir, no
-// cgroup, no entry in list, no state.
-func assertGone(t *testing.T, e *env, id string) {
-	t.Helper()
-	if _, err := os.Lstat(shim.Dir(e.root, id)); !os.IsNotExist(err) {
-		t.Errorf("state dir of %s: %v, want it gone", id, err)
-	}
-	if dirs := cgroupDirsOf(id); len(dirs) > 0 {
-		t.Errorf("cgroups of %s left: %v", id, dirs)
-	}
-	if out, err := e.crier("state", id); err == nil {
-		t.Errorf("state %s succeeded: %s", id, out)
-	}
-	if out, _ := e.crier("list", "-q"); strings.Contains(out, id) {
-		t.Errorf("list shows %s: %s", id, out)
-	}
-	// Temporary state directories of a failed create count too.
-	entries, _ := os.ReadDir(e.root)
-	for _, ent := range entries {
-		t.Errorf("state root holds %s", ent.Name())
-	}
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(b))
-}
-
-// createPiped is env.create with the container's stdout and stderr on a
-// pipe, so that the test can wait for what a running container prints.
-// Both are *os.File, which os/exec hands over as they are: with anything
-// else it would copy, and wait for the container to close its end.
-func createPiped(t *testing.T, e *env, id, bundle string) *os.File {
-	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	cmd := exec.Command(suite.crier, "--root", e.root, "create", "--bundle", bundle, id)
-	cmd.Stdout, cmd.Stderr = w, w
-	err = cmd.Run()
-	w.Close()
-	if err != nil {
-		r.SetReadDeadline(time.Now().Add(5 * time.Second))
-		msg, _ := io.ReadAll(r)
-		t.Fatalf("create %s: %v: %s", id, err, msg)
-	}
-	return r
-}
-
-// readUntil reads what the container prints up to and including a line
-// that is exactly marker, and returns it.
-func readUntil(t *testing.T, r *os.File, marker string) string {
-	t.Helper()
-	r.SetReadDeadline(time.Now().Add(30 * time.Second))
-	var out strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		s := out.String()
-		if strings.HasPrefix(s, marker+"\n") || strings.Contains(s, "\n"+marker+"\n") {
-			return s
-		}
-		n, err := r.Read(buf)
-		out.Write(buf[:n])
-		if err != nil {
-			t.Fatalf("container output before %q: %v; got %q", marker, err, out.String())
-		}
-	}
 }
 
 // ---------------------------------------------------------------------------
@@ -210,7 +38,7 @@ func TestContainerNamespaces(t *testing.T) {
 	script := `echo hostname=$(hostname); echo pid=$$; echo ppid=$PPID
 for ns in pid uts ipc net mnt cgroup user; do echo ns_$ns=$(readlink /proc/self/ns/$ns); done
 echo links=$(ls /sys/class/net | tr '\n' ' ')`
-	kv := runScript(t, e, script, func(s *specs.Spec) { s.Hostname = "crier-ns-test" })
+	kv := e.runScript(script, func(s *specs.Spec) { s.Hostname = "crier-ns-test" })
 	wantKV(t, kv, "hostname", "crier-ns-test")
 	wantKV(t, kv, "pid", "1")
 	wantKV(t, kv, "ppid", "0")
@@ -251,11 +79,11 @@ exec sleep 1000`
 	if out, err := exec.Command("chown", "-R", "-h", "100000:100000", filepath.Join(b, "rootfs")).CombinedOutput(); err != nil {
 		t.Fatalf("chown rootfs: %v: %s", err, out)
 	}
-	r := createPiped(t, e, id, b)
+	r := e.createPiped(id, b)
 	sub := e.subscribe(id, true)
-	e.must("start", id)
+	e.cliOK("start", id)
 	started := next(t, sub, protocol.EventStarted)
-	out := readUntil(t, r, "ready")
+	out := r.until(t, "ready")
 	t.Logf("container output:\n%s", out)
 	status := readFile(t, fmt.Sprintf("/proc/%d/status", started.Pid))
 	for _, line := range strings.Split(status, "\n") {
@@ -265,16 +93,12 @@ exec sleep 1000`
 			}
 		}
 	}
-	e.must("kill", id, "KILL")
+	e.cliOK("kill", id, "KILL")
 	next(t, sub, protocol.EventStopped)
-	e.must("delete", id)
+	e.cliOK("delete", id)
 	kv := keyValues(out)
-	if f := strings.Fields(kv["uid_map"]); strings.Join(f, " ") != "0 100000 65536" {
-		t.Errorf("uid_map inside = %q, want 0 100000 65536", kv["uid_map"])
-	}
-	if f := strings.Fields(kv["gid_map"]); strings.Join(f, " ") != "0 100000 65536" {
-		t.Errorf("gid_map inside = %q, want 0 100000 65536", kv["gid_map"])
-	}
+	wantKVFields(t, kv, "uid_map", "0 100000 65536")
+	wantKVFields(t, kv, "gid_map", "0 100000 65536")
 	wantKV(t, kv, "uid", "0")
 	wantKV(t, kv, "gid", "0")
 	wantKV(t, kv, "write", "ok")
@@ -291,13 +115,13 @@ exec sleep 1000`
 func TestContainerBindMounts(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ro := hostDir(t, e, "ro")
-	rw := hostDir(t, e, "rw")
+	ro := e.hostDir("ro")
+	rw := e.hostDir("rw")
 	os.WriteFile(filepath.Join(ro, "data"), []byte("from-host\n"), 0o644)
 	script := `echo data=$(cat /mnt/ro/data)
 if touch /mnt/ro/new 2>/dev/null; then echo ro_write=ok; else echo ro_write=fail; fi
 if echo inside > /mnt/rw/new; then echo rw_write=ok; else echo rw_write=fail; fi`
-	kv := runScript(t, e, script, func(s *specs.Spec) {
+	kv := e.runScript(script, func(s *specs.Spec) {
 		s.Mounts = append(s.Mounts,
 			specs.Mount{Destination: "/mnt/ro", Type: "bind", Source: ro, Options: []string{"rbind", "ro"}},
 			specs.Mount{Destination: "/mnt/rw", Type: "bind", Source: rw, Options: []string{"rbind", "rw"}})
@@ -320,7 +144,7 @@ func TestContainerTmpfsMount(t *testing.T) {
 	script := `echo mount=$(grep ' /scratch ' /proc/self/mountinfo)
 echo mode=$(stat -c %a /scratch)
 if dd if=/dev/zero of=/scratch/big bs=1024 count=2048 2>/dev/null; then echo fill=ok; else echo fill=full; fi`
-	kv := runScript(t, e, script, func(s *specs.Spec) {
+	kv := e.runScript(script, func(s *specs.Spec) {
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/scratch", Type: "tmpfs", Source: "tmpfs", Options: []string{"size=1m", "mode=1770", "nosuid"}})
 	})
 	m := kv["mount"]
@@ -337,7 +161,7 @@ func TestContainerMountSymlinkEscape(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	name := "crier-escape-" + e.id()
-	src := hostDir(t, e, "bind-src")
+	src := e.hostDir("bind-src")
 	host := []string{filepath.Join("/tmp", name), filepath.Join("/tmp", name+"-b")}
 	for _, p := range host {
 		if _, err := os.Lstat(p); !os.IsNotExist(err) {
@@ -365,32 +189,26 @@ echo written > /escape2/%[1]s-b/file && echo bind_write=ok`, name)
 	if err := os.Symlink("../../../../../../../../tmp", filepath.Join(rootfs, "escape2")); err != nil {
 		t.Fatal(err)
 	}
-	id := e.id()
-	out := e.create(id, b)
-	// While the container exists, its mounts are inside its rootfs.
-	for _, p := range host {
-		if _, err := os.Lstat(p); !os.IsNotExist(err) {
-			t.Errorf("mount target %s was made on the host: %v", p, err)
+	got, ev := e.run(e.id(), b, func() {
+		// While the container exists, its mounts are inside its rootfs.
+		for _, p := range host {
+			if _, err := os.Lstat(p); !os.IsNotExist(err) {
+				t.Errorf("mount target %s was made on the host: %v", p, err)
+			}
 		}
-	}
-	if ms := mountsMatching(name); len(ms) > 0 {
-		t.Errorf("host mount table mentions %s: %v", name, ms)
-	}
-	for _, p := range []string{name, name + "-b"} {
-		if fi, err := os.Stat(filepath.Join(rootfs, "tmp", p)); err != nil || !fi.IsDir() {
-			t.Errorf("mount target %s not made inside the rootfs: %v", filepath.Join(rootfs, "tmp", p), err)
+		if ms := mountsMatching(name); len(ms) > 0 {
+			t.Errorf("host mount table mentions %s: %v", name, ms)
 		}
-	}
-	sub := e.subscribe(id, true)
-	e.must("start", id)
-	ev := next(t, sub, protocol.EventStopped)
-	e.must("delete", id)
-	got, _ := os.ReadFile(out)
-	t.Logf("container output:\n%s", got)
+		for _, p := range []string{name, name + "-b"} {
+			if fi, err := os.Stat(filepath.Join(rootfs, "tmp", p)); err != nil || !fi.IsDir() {
+				t.Errorf("mount target %s not made inside the rootfs: %v", filepath.Join(rootfs, "tmp", p), err)
+			}
+		}
+	})
 	if ev.ExitStatus == nil || *ev.ExitStatus != 0 {
 		t.Errorf("container exited %+v", ev)
 	}
-	kv := keyValues(string(got))
+	kv := keyValues(got)
 	wantKV(t, kv, "tmpfs", "1")
 	wantKV(t, kv, "bind", "1")
 	wantKV(t, kv, "tmpfs_write", "ok")
@@ -418,11 +236,7 @@ func TestContainerReadonlyRoot(t *testing.T) {
 			script := `if touch /probe 2>/dev/null; then echo write=ok; else echo write=fail; fi
 echo tmpfs=$(touch /dev/shm/x && echo ok)`
 			b := e.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) { s.Root.Readonly = readonly })
-			out, ev := runContainer(t, e, e.id(), b)
-			if ev.ExitStatus == nil || *ev.ExitStatus != 0 {
-				t.Fatalf("container exited %+v: %s", ev, out)
-			}
-			kv := keyValues(out)
+			_, kv := e.runOK(e.id(), b, nil)
 			want := "ok"
 			if readonly {
 				want = "fail"
@@ -456,12 +270,7 @@ echo unmasked=$(cat /visible)`
 	os.Mkdir(filepath.Join(rootfs, "secret-dir"), 0o755)
 	os.WriteFile(filepath.Join(rootfs, "secret-dir", "inner"), []byte("hidden\n"), 0o644)
 	os.WriteFile(filepath.Join(rootfs, "visible"), []byte("shown\n"), 0o644)
-	out, ev := runContainer(t, e, e.id(), b)
-	t.Logf("container output:\n%s", out)
-	if ev.ExitStatus == nil || *ev.ExitStatus != 0 {
-		t.Fatalf("container exited %+v", ev)
-	}
-	kv := keyValues(out)
+	_, kv := e.runOK(e.id(), b, nil)
 	for _, f := range []string{"/proc/kcore", "/proc/timer_list", "/proc/keys", "/secret-file"} {
 		want := "0"
 		if _, err := os.Stat(f); err != nil && strings.HasPrefix(f, "/proc/") {
@@ -495,12 +304,7 @@ echo hostname=$(hostname)`
 	rootfs := filepath.Join(b, "rootfs")
 	os.Mkdir(filepath.Join(rootfs, "data"), 0o755)
 	os.WriteFile(filepath.Join(rootfs, "data", "file"), []byte("kept\n"), 0o644)
-	out, ev := runContainer(t, e, e.id(), b)
-	t.Logf("container output:\n%s", out)
-	if ev.ExitStatus == nil || *ev.ExitStatus != 0 {
-		t.Fatalf("container exited %+v", ev)
-	}
-	kv := keyValues(out)
+	_, kv := e.runOK(e.id(), b, nil)
 	wantKV(t, kv, "data_write", "fail")
 	wantKV(t, kv, "data", "kept")
 	wantKV(t, kv, "other_write", "ok")
@@ -522,20 +326,14 @@ func TestContainerProcessUser(t *testing.T) {
 	script := `grep -E '^(Uid|Gid|Groups):' /proc/self/status | sed 's/:\t*/=/'
 echo cwd=$(pwd); echo env="$CRIER_TEST"; echo umask=$(umask)
 touch /dev/shm/f && echo fmode=$(stat -c %a /dev/shm/f)`
-	kv := runScript(t, e, script, func(s *specs.Spec) {
+	kv := e.runScript(script, func(s *specs.Spec) {
 		s.Process.User = specs.User{UID: 1000, GID: 1001, AdditionalGids: []uint32{10, 20}, Umask: &umask}
 		s.Process.Cwd = "/etc"
 		s.Process.Env = append(s.Process.Env, "CRIER_TEST=hello  world")
 	})
-	if f := strings.Fields(kv["Uid"]); strings.Join(f, " ") != "1000 1000 1000 1000" {
-		t.Errorf("Uid = %q, want 1000 everywhere", kv["Uid"])
-	}
-	if f := strings.Fields(kv["Gid"]); strings.Join(f, " ") != "1001 1001 1001 1001" {
-		t.Errorf("Gid = %q, want 1001 everywhere", kv["Gid"])
-	}
-	if f := strings.Fields(kv["Groups"]); strings.Join(f, " ") != "10 20" {
-		t.Errorf("Groups = %q, want 10 20", kv["Groups"])
-	}
+	wantKVFields(t, kv, "Uid", "1000 1000 1000 1000")
+	wantKVFields(t, kv, "Gid", "1001 1001 1001 1001")
+	wantKVFields(t, kv, "Groups", "10 20")
 	wantKV(t, kv, "cwd", "/etc")
 	wantKV(t, kv, "env", "hello  world")
 	wantKV(t, kv, "umask", "0027")
@@ -553,7 +351,7 @@ func TestContainerProcessLimits(t *testing.T) {
 			script := `echo nofile=$(ulimit -n); echo nofile_hard=$(ulimit -Hn)
 echo oom=$(cat /proc/self/oom_score_adj)
 grep NoNewPrivs /proc/self/status | sed 's/:\t*/=/'`
-			kv := runScript(t, e, script, func(s *specs.Spec) {
+			kv := e.runScript(script, func(s *specs.Spec) {
 				s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 123, Hard: 456}}
 				s.Process.OOMScoreAdj = &oom
 				s.Process.NoNewPrivileges = nnp
@@ -577,7 +375,7 @@ func TestContainerCapabilities(t *testing.T) {
 	script := `grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/self/status | sed 's/:\t*/=/'
 if chown 1:1 /dev/shm 2>/dev/null; then echo chown=ok; else echo chown=fail; fi`
 	caps := []string{"CAP_KILL", "CAP_NET_BIND_SERVICE"}
-	kv := runScript(t, e, script, func(s *specs.Spec) {
+	kv := e.runScript(script, func(s *specs.Spec) {
 		s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
 	})
 	const set = "0000000000000420" // CAP_KILL (5) | CAP_NET_BIND_SERVICE (10)
@@ -611,7 +409,7 @@ exec sleep 1000`
 		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &pidsMax}
 		s.Linux.Resources.CPU = &specs.LinuxCPU{Shares: &shares}
 	})
-	r := createPiped(t, e, id, b)
+	r := e.createPiped(id, b)
 	memDir := filepath.Join("/sys/fs/cgroup/memory/crier", id)
 	pidsDir := filepath.Join("/sys/fs/cgroup/pids/crier", id)
 	check := func(when string, pid int) {
@@ -622,7 +420,7 @@ exec sleep 1000`
 		if got, err := os.ReadFile(filepath.Join(pidsDir, "pids.max")); err != nil || strings.TrimSpace(string(got)) != "42" {
 			t.Errorf("%s: pids.max = %q, %v; want 42", when, got, err)
 		}
-		st := shimState(t, e, id)
+		st := e.shimState(id)
 		if st.Cgroup != nil && st.Cgroup.Paths["cpu"] != "" {
 			if got, err := os.ReadFile(filepath.Join(st.Cgroup.Paths["cpu"], "cpu.shares")); err != nil || strings.TrimSpace(string(got)) != "512" {
 				t.Errorf("%s: cpu.shares = %q, %v; want 512", when, got, err)
@@ -638,22 +436,20 @@ exec sleep 1000`
 	sub := e.subscribe(id, true)
 	created := next(t, sub, protocol.EventCreated)
 	check("created", created.Pid)
-	e.must("start", id)
+	e.cliOK("start", id)
 	started := next(t, sub, protocol.EventStarted)
-	out := readUntil(t, r, "ready")
+	out := r.until(t, "ready")
 	t.Logf("container output:\n%s", out)
 	check("running", started.Pid)
-	e.must("kill", id, "KILL")
+	e.cliOK("kill", id, "KILL")
 	next(t, sub, protocol.EventStopped)
-	e.must("delete", id)
+	e.cliOK("delete", id)
 	for _, dir := range []string{memDir, pidsDir} {
 		if _, err := os.Stat(dir); !os.IsNotExist(err) {
 			t.Errorf("%s after delete: %v", dir, err)
 		}
 	}
-	if dirs := cgroupDirsOf(id); len(dirs) > 0 {
-		t.Errorf("cgroups after delete: %v", dirs)
-	}
+	wantNoCgroups(t, id)
 	kv := keyValues(out)
 	wantKV(t, kv, "mem", strconv.FormatInt(mem, 10))
 	wantKV(t, kv, "pids", "42")
@@ -680,7 +476,7 @@ func TestContainerHooks(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	id := e.id()
-	hd := hostDir(t, e, "hooks")
+	hd := e.hostDir("hooks")
 	b := e.bundle([]string{"sh", "-c", "test -s /hooks/startContainer.json && echo saw_start_hook=yes"}, func(s *specs.Spec) {
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/hooks", Type: "bind", Source: hd, Options: []string{"rbind", "rw"}})
 	})
@@ -718,14 +514,14 @@ func TestContainerHooks(t *testing.T) {
 	expect("after create", "prestart", "createRuntime", "createContainer")
 	sub := e.subscribe(id, true)
 	pid := next(t, sub, protocol.EventCreated).Pid
-	e.must("start", id)
+	e.cliOK("start", id)
 	expect("after start", "prestart", "createRuntime", "createContainer", "startContainer", "poststart")
 	ev := next(t, sub, protocol.EventStopped)
 	if ev.ExitStatus == nil || *ev.ExitStatus != 0 {
 		t.Errorf("container exited %+v", ev)
 	}
 	expect("after stop", "prestart", "createRuntime", "createContainer", "startContainer", "poststart")
-	e.must("delete", id)
+	e.cliOK("delete", id)
 	expect("after delete", "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 	if got, _ := os.ReadFile(out); !strings.Contains(string(got), "saw_start_hook=yes") {
 		t.Errorf("the process did not see the startContainer hook's file: %q", got)
@@ -786,19 +582,14 @@ func TestContainerHookTimeout(t *testing.T) {
 				}
 			})
 			begin := time.Now()
-			out := createFails(t, e, id, b)
+			out := e.createFails(id, b)
 			took := time.Since(begin)
 			t.Logf("create failed after %v: %s", took, out)
 			if took > 20*time.Second {
 				t.Errorf("create took %v with a 1s hook timeout", took)
 			}
-			if !strings.Contains(out, "time") {
-				t.Errorf("create's error does not mention the timeout: %q", out)
-			}
-			if n := strings.Count(strings.TrimSpace(out), "\n"); n > 0 {
-				t.Errorf("create's error is %d lines, want one: %q", n+1, out)
-			}
-			assertGone(t, e, id)
+			wantOneLine(t, "create", out, "time")
+			e.assertGone(id)
 		})
 	}
 }
@@ -809,7 +600,7 @@ func TestContainerFailingPrestartHook(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	id := e.id()
-	hd := hostDir(t, e, "hooks")
+	hd := e.hostDir("hooks")
 	b := e.bundle([]string{"true"}, nil)
 	sh := filepath.Join(b, "rootfs", "bin", "sh")
 	editBundle(t, b, func(s *specs.Spec) {
@@ -824,7 +615,7 @@ func TestContainerFailingPrestartHook(t *testing.T) {
 			Poststart:       []specs.Hook{recordHook(sh, hd, "poststart")},
 		}
 	})
-	out := createFails(t, e, id, b)
+	out := e.createFails(id, b)
 	t.Logf("create: %s", out)
 	if !strings.Contains(out, "prestart") {
 		t.Errorf("create's error does not name the prestart hook: %q", out)
@@ -832,7 +623,7 @@ func TestContainerFailingPrestartHook(t *testing.T) {
 	if !strings.Contains(out, "prestart-boom") {
 		t.Errorf("create's error does not carry the hook's message: %q", out)
 	}
-	assertGone(t, e, id)
+	e.assertGone(id)
 	for _, h := range []string{"createRuntime", "createContainer", "poststart"} {
 		if _, err := os.Stat(filepath.Join(hd, h+".json")); err == nil {
 			t.Errorf("%s hook ran after prestart failed", h)
@@ -841,5 +632,5 @@ func TestContainerFailingPrestartHook(t *testing.T) {
 	// The ID is free again.
 	editBundle(t, b, func(s *specs.Spec) { s.Hooks = nil })
 	e.create(id, b)
-	startAndStop(t, e, id)
+	e.startAndStop(id)
 }

@@ -2,12 +2,10 @@ package test
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -15,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/shim"
 )
@@ -91,35 +86,9 @@ func (tp *eventTap) waitSubscribed(t *testing.T) {
 	case <-tp.subscribed:
 	case <-tp.done:
 		t.Fatal("tap: the connection ended before subscribe was answered")
-	case <-time.After(cliDeadline):
+	case <-time.After(hangDeadline):
 		t.Fatal("tap: no subscriber came")
 	}
-}
-
-// cliStartPiped starts the CLI with its stdout a pipe, and returns a
-// reader of it: reading what `event` prints is how a test knows that it is
-// attached.
-func (e *env) cliStartPiped(args ...string) (*cliProc, *bufio.Reader, *os.File) {
-	e.t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() { r.Close() })
-	p := e.cliStart(func(c *exec.Cmd) { c.Stdout = w }, args...)
-	w.Close()
-	return p, bufio.NewReader(r), r
-}
-
-// readRest reads what is left of br, which reads f, to EOF.
-func readRest(t *testing.T, br *bufio.Reader, f *os.File) string {
-	t.Helper()
-	f.SetReadDeadline(time.Now().Add(cliDeadline))
-	b, err := io.ReadAll(br)
-	if err != nil {
-		t.Fatalf("reading to EOF: %v (got %q)", err, b)
-	}
-	return string(b)
 }
 
 // events parses `crier event` output, one JSON event per line.
@@ -132,44 +101,6 @@ func events(t *testing.T, out string) []protocol.Event {
 		}
 	}
 	return evs
-}
-
-// drain reads c until it fails, and returns the events and that error.
-func drain(c *protocol.Client) ([]protocol.Event, error) {
-	var evs []protocol.Event
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), cliDeadline)
-		ev, err := c.Next(ctx)
-		cancel()
-		if err != nil {
-			return evs, err
-		}
-		evs = append(evs, ev)
-	}
-}
-
-func typesOf(evs []protocol.Event) []string {
-	var ts []string
-	for _, ev := range evs {
-		ts = append(ts, ev.Type)
-	}
-	return ts
-}
-
-func seqsOf(evs []protocol.Event) []uint64 {
-	var s []uint64
-	for _, ev := range evs {
-		s = append(s, ev.Seq)
-	}
-	return s
-}
-
-// wantEOF checks that the stream ended cleanly, after deleted.
-func wantEOF(t *testing.T, who string, err error) {
-	t.Helper()
-	if !errors.Is(err, io.EOF) {
-		t.Errorf("%s: stream ended with %v, want EOF", who, err)
-	}
 }
 
 // TestEventWaitsForContainer: `crier event` may run before the container,
@@ -198,10 +129,7 @@ func TestEventWaitsForContainer(t *testing.T) {
 			started := e.cliStart(nil, "event", "--event", "started", id)
 			stopped := e.cliStart(nil, "event", "--event", "stopped", id)
 			e.create(id, b)
-			r := created.wait()
-			if r.code != 0 {
-				t.Fatalf("event --event created: exit %d: %s", r.code, r.stderr)
-			}
+			r := created.waitOK()
 			ev := decodeEvent(t, r.stdout)
 			if ev.Type != protocol.EventCreated || ev.ID != id || ev.Seq != 1 || ev.Pid != e.state(id).Pid {
 				t.Errorf("created event %+v, state pid %d", ev, e.state(id).Pid)
@@ -210,10 +138,7 @@ func TestEventWaitsForContainer(t *testing.T) {
 			if r := started.wait(); r.code != 0 || decodeEvent(t, r.stdout).Seq != 2 {
 				t.Errorf("event --event started: exit %d: %q %q", r.code, r.stdout, r.stderr)
 			}
-			r = stopped.wait()
-			if r.code != 0 {
-				t.Fatalf("event --event stopped: exit %d: %s", r.code, r.stderr)
-			}
+			r = stopped.waitOK()
 			wantExit(t, decodeEvent(t, r.stdout), 17, "")
 			e.cliOK("delete", id)
 			e.wantNoStateDir(id)
@@ -236,9 +161,7 @@ func TestEventCreatedThenStart(t *testing.T) {
 				t.Errorf("event %s created printed %q", flag, r.stdout)
 			}
 			e.cliOK("start", id)
-			if r := create.wait(); r.code != 0 {
-				t.Fatalf("create: exit %d: %s", r.code, r.stderr)
-			}
+			create.waitOK()
 			wantExit(t, decodeEvent(t, e.cliOK("event", flag, "stopped", id).stdout), 17, "")
 			e.cliOK("delete", id)
 		})
@@ -265,19 +188,16 @@ func TestEventMonitor(t *testing.T) {
 			e := newEnv(t)
 			id := e.id()
 			b := e.bundle([]string{"sh", "-c", "exit 5"}, nil)
-			monitor, br, pr := e.cliStartPiped(append(append([]string{"event"}, tc.args...), id)...)
+			monitor, mon := e.cliStartPiped(append(append([]string{"event"}, tc.args...), id)...)
 			e.create(id, b)
 			e.cliOK("start", id)
 			wantExit(t, e.waitStopped(id), 5, "")
 			// Its first line, an event from before delete, says that
 			// the monitor is attached: delete may go on.
-			out := readOneLine(t, br, pr) + "\n"
+			out := mon.line(t) + "\n"
 			e.cliOK("delete", id)
-			out += readRest(t, br, pr)
-			r := monitor.wait()
-			if r.code != 0 {
-				t.Fatalf("event %v: exit %d: %s", tc.args, r.code, r.stderr)
-			}
+			out += mon.rest(t)
+			monitor.waitOK()
 			evs := events(t, out)
 			if got := typesOf(evs); !slices.Equal(got, tc.want) {
 				t.Fatalf("event %v printed %q, want %q", tc.args, got, tc.want)
@@ -329,9 +249,9 @@ func TestEventHistory(t *testing.T) {
 	e.cliOK("event", "--event", "stopped", id)
 	e.cliOK("delete", id)
 
-	evs, err := drain(goLive)
-	wantEOF(t, "Go client without history", err)
-	if got := seqsOf(evs); !slices.Equal(typesOf(evs), []string{"started", "stopped", "deleted"}) || !slices.Equal(got, []uint64{2, 3, 4}) {
+	res := collect(goLive, nil)
+	wantEOF(t, "Go client without history", res.end)
+	if evs, got := res.events, seqsOf(res.events); !slices.Equal(typesOf(evs), []string{"started", "stopped", "deleted"}) || !slices.Equal(got, []uint64{2, 3, 4}) {
 		t.Errorf("Go client without history got %q %v, want started, stopped, deleted (2, 3, 4)", typesOf(evs), got)
 	}
 	r = cliLive.wait()
@@ -440,8 +360,9 @@ func TestEventBuffer(t *testing.T) {
 
 			late := e.subscribe(id, true)
 			e.cliOK("delete", id)
-			evs, err := drain(late)
-			wantEOF(t, "late subscriber", err)
+			res := collect(late, nil)
+			wantEOF(t, "late subscriber", res.end)
+			evs := res.events
 			want := append(slices.Clone(tc.kept), "deleted")
 			if !slices.Equal(typesOf(evs), want) {
 				t.Fatalf("late subscriber got %q, want %q", typesOf(evs), want)
@@ -464,7 +385,7 @@ func TestEventTimestamps(t *testing.T) {
 	e := newEnv(t)
 	id := e.id()
 	b := e.bundle([]string{"sh", "-c", "exit 0"}, nil)
-	monitor, br, pr := e.cliStartPiped("event", "-m", id)
+	monitor, mon := e.cliStartPiped("event", "-m", id)
 	before := time.Now().Round(0)
 	e.create(id, b)
 	sub := e.subscribe(id, true)
@@ -474,21 +395,18 @@ func TestEventTimestamps(t *testing.T) {
 	for _, typ := range []string{protocol.EventCreated, protocol.EventStarted, protocol.EventStopped} {
 		goEvs = append(goEvs, next(t, sub, typ))
 	}
-	out := readOneLine(t, br, pr) + "\n" // the monitor is attached
+	out := mon.line(t) + "\n" // the monitor is attached
 	e.cliOK("delete", id)
 	after := time.Now().Round(0)
-	out += readRest(t, br, pr)
-	r := monitor.wait()
-	if r.code != 0 {
-		t.Fatalf("event -m: exit %d: %s", r.code, r.stderr)
-	}
+	out += mon.rest(t)
+	monitor.waitOK()
 	evs := events(t, out)
 	if !slices.Equal(typesOf(evs), protocol.EventTypes()) {
 		t.Fatalf("event -m printed %q", out)
 	}
-	rest, err := drain(sub)
-	wantEOF(t, "Go client", err)
-	goEvs = append(goEvs, rest...)
+	rest := collect(sub, nil)
+	wantEOF(t, "Go client", rest.end)
+	goEvs = append(goEvs, rest.events...)
 	if !slices.Equal(typesOf(goEvs), protocol.EventTypes()) {
 		t.Fatalf("Go client got %q", typesOf(goEvs))
 	}
@@ -548,14 +466,15 @@ func TestEventSubscribersDuringDelete(t *testing.T) {
 				subs = append(subs, e.subscribe(id, true))
 			}
 			// A CLI monitor, attached once it has printed created.
-			monitor, br, pr := e.cliStartPiped("event", "-m", id)
-			first := readOneLine(t, br, pr)
+			monitor, mon := e.cliStartPiped("event", "-m", id)
+			first := mon.line(t)
 
 			e.cliOK(append(tc.delete, id)...)
 
 			for i, sub := range subs {
-				evs, err := drain(sub)
-				wantEOF(t, "Go subscriber", err)
+				res := collect(sub, nil)
+				wantEOF(t, "Go subscriber", res.end)
+				evs := res.events
 				types := typesOf(evs)
 				if len(types) < len(tc.tail) || !slices.Equal(types[len(types)-len(tc.tail):], tc.tail) {
 					t.Errorf("Go subscriber %d got %q, want it to end with %q", i, types, tc.tail)
@@ -567,7 +486,7 @@ func TestEventSubscribersDuringDelete(t *testing.T) {
 					t.Errorf("Go subscriber %d: seqs %v out of order", i, seqsOf(evs))
 				}
 			}
-			rest := readRest(t, br, pr)
+			rest := mon.rest(t)
 			r := monitor.wait()
 			lines := events(t, first+"\n"+rest)
 			if r.code != 0 || len(lines) == 0 || lines[len(lines)-1].Type != protocol.EventDeleted {
@@ -576,22 +495,6 @@ func TestEventSubscribersDuringDelete(t *testing.T) {
 			e.wantNoStateDir(id)
 		})
 	}
-}
-
-// sigkillShim kills id's shim and returns its state file as it was.
-func (e *env) sigkillShim(id string) *shim.State {
-	e.t.Helper()
-	st, err := shim.ReadState(shim.Dir(e.root, id))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if start, err := container.StartTime(st.ShimPid); err != nil || start != st.ShimStart {
-		e.t.Fatalf("shim %d is not running (%v)", st.ShimPid, err)
-	}
-	if err := unix.Kill(st.ShimPid, unix.SIGKILL); err != nil {
-		e.t.Fatal(err)
-	}
-	return st
 }
 
 // TestEventShimKilled: subscribers of a shim that is SIGKILLed learn it,
@@ -612,15 +515,14 @@ func TestEventShimKilled(t *testing.T) {
 			} else {
 				next(t, sub, protocol.EventCreated)
 			}
-			monitor, br, pr := e.cliStartPiped("event", "-m", id)
-			readOneLine(t, br, pr) // attached
+			monitor, mon := e.cliStartPiped("event", "-m", id)
+			mon.line(t) // attached
 
-			st := e.sigkillShim(id)
+			st := e.shimState(id)
+			killShim(t, st)
 
-			ctx, cancel := context.WithTimeout(context.Background(), cliDeadline)
-			defer cancel()
-			if _, err := sub.Next(ctx); !errors.Is(err, io.ErrUnexpectedEOF) {
-				t.Errorf("Go subscriber after the shim's SIGKILL: %v, want io.ErrUnexpectedEOF", err)
+			if res := collect(sub, nil); len(res.events) > 0 || !errors.Is(res.end, io.ErrUnexpectedEOF) {
+				t.Errorf("Go subscriber after the shim's SIGKILL: %q then %v, want io.ErrUnexpectedEOF", typesOf(res.events), res.end)
 			}
 			wantErrorLine(t, "attached event -m", monitor.wait(), "shim")
 

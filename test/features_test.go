@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/json"
 	"slices"
 	"testing"
 
@@ -10,9 +11,9 @@ import (
 
 func TestFeatures(t *testing.T) {
 	e := newEnv(t)
-	out := e.must("features")
+	out := e.cliOK("features").stdout
 	var f features.Features
-	if err := jsonUnmarshal(out, &f); err != nil {
+	if err := json.Unmarshal([]byte(out), &f); err != nil {
 		t.Fatalf("features output is not JSON: %v\n%s", err, out)
 	}
 	if f.OCIVersionMin != "1.0.0" || f.OCIVersionMax != specs.Version {

@@ -7,34 +7,16 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-
-	"github.com/crier-runtime/crier/protocol"
 )
-
-// runToStop creates and starts a container and returns what it printed
-// once it has stopped.
-func (e *env) runToStop(args []string, edit func(*specs.Spec)) string {
-	e.t.Helper()
-	id := e.id()
-	out := e.create(id, e.bundle(args, edit))
-	sub := e.subscribe(id, true)
-	e.must("start", id)
-	next(e.t, sub, protocol.EventStopped)
-	e.must("delete", id)
-	b, err := os.ReadFile(out)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return string(b)
-}
 
 func TestTimeNamespaceOffsets(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	out := e.runToStop([]string{"cat", "/proc/uptime"}, func(s *specs.Spec) {
+	b := e.bundle([]string{"cat", "/proc/uptime"}, func(s *specs.Spec) {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
 		s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 10 * 86400}}
 	})
+	out, _ := e.run(e.id(), b, nil)
 	host, err := os.ReadFile("/proc/uptime")
 	if err != nil {
 		t.Fatal(err)
@@ -49,9 +31,10 @@ func TestTimeNamespaceOffsets(t *testing.T) {
 func TestPersonality(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	out := e.runToStop([]string{"uname", "-m"}, func(s *specs.Spec) {
+	b := e.bundle([]string{"uname", "-m"}, func(s *specs.Spec) {
 		s.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux32}
 	})
+	out, _ := e.run(e.id(), b, nil)
 	if got := strings.TrimSpace(out); got != "i686" {
 		t.Errorf("uname -m with LINUX32 = %q, want i686", got)
 	}

@@ -42,15 +42,10 @@ func TestSeccompBlocksSyscall(t *testing.T) {
 				// fail anyway.
 				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs"})
 			})
-			out, ev := runContainer(t, e, e.id(), b)
-			t.Logf("container output:\n%s", out)
-			if ev.ExitStatus == nil || *ev.ExitStatus != 0 {
-				t.Fatalf("container exited %+v", ev)
-			}
+			out, kv := e.runOK(e.id(), b, nil)
 			if !strings.Contains(out, "Operation not permitted") {
 				t.Errorf("mkdir did not fail with \"Operation not permitted\"")
 			}
-			kv := keyValues(out)
 			wantKV(t, kv, "mkdir_status", "1")
 			wantKV(t, kv, "exists", "no")
 			wantKV(t, kv, "write", "hello")
@@ -62,18 +57,7 @@ func TestSeccompBlocksSyscall(t *testing.T) {
 }
 
 func TestSeccompUnknownSyscall(t *testing.T) {
-	e := newEnv(t)
-	b := e.bundle([]string{"true"}, func(s *specs.Spec) {
+	wantCreateFails(t, func(s *specs.Spec) {
 		s.Linux.Seccomp = denyMkdir("mkdirr")
-	})
-	id := e.id()
-	out := createFails(t, e, id, b)
-	t.Logf("create: %s", out)
-	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 1 {
-		t.Errorf("create printed %d lines, want one:\n%s", len(lines), out)
-	}
-	if !strings.Contains(out, `unknown syscall "mkdirr"`) {
-		t.Errorf("create's error does not name the unknown syscall: %q", out)
-	}
-	assertGone(t, e, id)
+	}, `unknown syscall "mkdirr"`)
 }

@@ -29,75 +29,6 @@ import (
 // ---------------------------------------------------------------------------
 // Helpers for talking to the shim and watching processes.
 
-// shimState reads ROOT/ID/state.json as the shim wrote it.
-func shimState(t *testing.T, e *env, id string) *shim.State {
-	t.Helper()
-	st, err := shim.ReadState(shim.Dir(e.root, id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
-// openPidfd returns a pidfd for pid, closed when t ends.
-func openPidfd(t *testing.T, pid int) int {
-	t.Helper()
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		t.Fatalf("pidfd_open %d: %v", pid, err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	return fd
-}
-
-// pidfdExited waits up to d for the process behind pidfd to exit and
-// reports whether it did. d == 0 only looks.
-func pidfdExited(pidfd int, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for {
-		ms := int(time.Until(deadline).Milliseconds())
-		if ms < 0 {
-			ms = 0
-		}
-		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, ms)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return false
-		}
-		if n > 0 {
-			return true
-		}
-		if ms == 0 {
-			return false
-		}
-	}
-}
-
-// killShim SIGKILLs the container's shim and waits until it is gone.
-func killShim(t *testing.T, st *shim.State) {
-	t.Helper()
-	if !container.Alive(st.ShimPid, st.ShimStart) {
-		t.Fatalf("shim %d is not running before the test kills it", st.ShimPid)
-	}
-	fd := openPidfd(t, st.ShimPid)
-	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
-		t.Fatalf("SIGKILL shim: %v", err)
-	}
-	if !pidfdExited(fd, 30*time.Second) {
-		t.Fatalf("shim %d survived SIGKILL", st.ShimPid)
-	}
-}
-
-// cgroupDirsOf lists the cgroup directories named after id that crier made
-// under the default parent, in every hierarchy.
-func cgroupDirsOf(id string) []string {
-	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", "crier", id))
-	return dirs
-}
-
 // rawDial connects to the shim socket without the Go client.
 func rawDial(t *testing.T, e *env, id string) *net.UnixConn {
 	t.Helper()
@@ -163,7 +94,7 @@ func rawRequest(t *testing.T, e *env, id, line string) protocol.Reply {
 	t.Helper()
 	c := rawDial(t, e, id)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
+	c.SetDeadline(time.Now().Add(hangDeadline))
 	if _, err := c.Write([]byte(line + "\n")); err != nil {
 		t.Fatalf("write %s: %v", line, err)
 	}
@@ -180,18 +111,17 @@ func rawRequest(t *testing.T, e *env, id, line string) protocol.Reply {
 
 // startAndStop starts a created container whose process exits 0 at once,
 // and checks that it stops with status 0 and deletes cleanly.
-func startAndStop(t *testing.T, e *env, id string) {
-	t.Helper()
+func (e *env) startAndStop(id string) {
+	e.t.Helper()
 	sub := e.subscribe(id, false)
-	e.must("start", id)
-	ev := next(t, sub, protocol.EventStopped)
-	if ev.ExitStatus == nil || *ev.ExitStatus != 0 {
-		t.Errorf("stopped after start = %+v, want exitStatus 0", ev)
-	}
-	e.must("delete", id)
-	next(t, sub, protocol.EventDeleted)
-	if _, err := sub.Next(context.Background()); !errors.Is(err, io.EOF) {
-		t.Errorf("after deleted: %v, want EOF", err)
+	e.cliOK("start", id)
+	wantExit(e.t, next(e.t, sub, protocol.EventStopped), 0, "")
+	e.cliOK("delete", id)
+	next(e.t, sub, protocol.EventDeleted)
+	if res := collect(sub, nil); len(res.events) > 0 {
+		e.t.Errorf("after deleted: %q, want EOF", typesOf(res.events))
+	} else {
+		wantEOF(e.t, "after deleted", res.end)
 	}
 }
 
@@ -209,8 +139,8 @@ func TestShimKilledContainerSurvives(t *testing.T) {
 	b := e.bundle([]string{"sleep", "1000"}, nil)
 	e.create(id, b)
 	sub := e.subscribe(id, false)
-	e.must("start", id)
-	st := shimState(t, e, id)
+	e.cliOK("start", id)
+	st := e.shimState(id)
 	if st.Status != protocol.StatusRunning || st.Pid <= 0 || st.PidStart == 0 {
 		t.Fatalf("state file after start: %+v", st)
 	}
@@ -231,43 +161,34 @@ func TestShimKilledContainerSurvives(t *testing.T) {
 	}
 
 	// A subscriber learns that the shim is gone.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		ev, err := sub.Next(ctx)
-		if err != nil {
-			if !errors.Is(err, io.ErrUnexpectedEOF) {
-				t.Errorf("subscriber after the shim died: %v, want io.ErrUnexpectedEOF", err)
-			}
-			break
-		}
+	res := collect(sub, nil)
+	if !errors.Is(res.end, io.ErrUnexpectedEOF) {
+		t.Errorf("subscriber after the shim died: %v, want io.ErrUnexpectedEOF", res.end)
+	}
+	for _, ev := range res.events {
 		if ev.Type != protocol.EventStarted {
 			t.Errorf("subscriber got %+v after the shim died", ev)
 		}
 	}
 	// event does not hang: it exits non-zero with a message.
-	if out, err := e.crier("event", "--timeout", "20s", id); err == nil || strings.Contains(out, "timed out") || strings.TrimSpace(out) == "" {
-		t.Errorf("event with a dead shim: %v: %q; want a prompt non-zero exit with a message", err, out)
+	if r := e.cliRun("event", "--timeout", "20s", id); r.code == 0 || strings.Contains(r.stdout+r.stderr, "timed out") || strings.TrimSpace(r.stdout+r.stderr) == "" {
+		t.Errorf("event with a dead shim: exit %d: %q; want a prompt non-zero exit with a message", r.code, r.stdout+r.stderr)
 	}
 
 	if got := e.state(id); got.Status != protocol.StatusRunning || got.Pid != pid {
 		t.Errorf("state with a dead shim = %s pid %d, want running pid %d", got.Status, got.Pid, pid)
 	}
 
-	e.must("kill", id, "KILL")
-	if !pidfdExited(pidfd, 30*time.Second) {
+	e.cliOK("kill", id, "KILL")
+	if !pidfdExited(pidfd, hangDeadline) {
 		t.Fatalf("container process %d still runs after crier kill KILL", pid)
 	}
 	if got := e.state(id); got.Status != protocol.StatusStopped {
 		t.Errorf("state after kill with a dead shim = %s, want stopped", got.Status)
 	}
-	e.must("delete", id)
-	if _, err := os.Stat(shim.Dir(e.root, id)); !os.IsNotExist(err) {
-		t.Errorf("state dir after delete: %v", err)
-	}
-	if dirs := cgroupDirsOf(id); len(dirs) > 0 {
-		t.Errorf("cgroups left after delete: %v", dirs)
-	}
+	e.cliOK("delete", id)
+	e.wantNoStateDir(id)
+	wantNoCgroups(t, id)
 }
 
 // TestShimKilledDeleteForce force-deletes a container whose shim was
@@ -286,9 +207,9 @@ func TestShimKilledDeleteForce(t *testing.T) {
 			b := e.bundle([]string{"sleep", "1000"}, nil)
 			e.create(id, b)
 			if started {
-				e.must("start", id)
+				e.cliOK("start", id)
 			}
-			st := shimState(t, e, id)
+			st := e.shimState(id)
 			if st.Pid <= 0 {
 				t.Fatalf("state file has no pid: %+v", st)
 			}
@@ -302,22 +223,18 @@ func TestShimKilledDeleteForce(t *testing.T) {
 			}
 
 			if started {
-				if out, err := e.crier("delete", id); err == nil {
-					t.Fatalf("delete without --force of a running container with a dead shim succeeded: %s", out)
+				if r := e.cliRun("delete", id); r.code == 0 {
+					t.Fatalf("delete without --force of a running container with a dead shim succeeded: %s%s", r.stdout, r.stderr)
 				}
 			}
-			e.must("delete", "--force", id)
+			e.cliOK("delete", "--force", id)
 			if !pidfdExited(pidfd, 0) {
 				t.Errorf("container process %d still runs after delete --force returned", st.Pid)
 			}
-			if _, err := os.Stat(shim.Dir(e.root, id)); !os.IsNotExist(err) {
-				t.Errorf("state dir after delete --force: %v", err)
-			}
-			if dirs := cgroupDirsOf(id); len(dirs) > 0 {
-				t.Errorf("cgroups left after delete --force: %v", dirs)
-			}
-			if out, err := e.crier("state", id); err == nil {
-				t.Errorf("state after delete --force succeeded: %s", out)
+			e.wantNoStateDir(id)
+			wantNoCgroups(t, id)
+			if r := e.cliRun("state", id); r.code == 0 {
+				t.Errorf("state after delete --force succeeded: %s%s", r.stdout, r.stderr)
 			}
 		})
 	}
@@ -370,10 +287,10 @@ func TestShimSocketGarbage(t *testing.T) {
 			id := e.id()
 			b := e.bundle([]string{"true"}, nil)
 			e.create(id, b)
-			created := shimState(t, e, id)
+			created := e.shimState(id)
 
 			c := rawDial(t, e, id)
-			c.SetDeadline(time.Now().Add(30 * time.Second))
+			c.SetDeadline(time.Now().Add(hangDeadline))
 			// The shim may stop reading part-way (over-long line): write
 			// from a goroutine and ignore its error.
 			wrote := make(chan struct{})
@@ -431,7 +348,7 @@ func TestShimSocketGarbage(t *testing.T) {
 			if !rep.OK || rep.State == nil || rep.State.ID != id || rep.State.Status != protocol.StatusCreated || rep.State.Pid != created.Pid {
 				t.Fatalf("state after garbage = %+v (state %+v), want created pid %d", rep, rep.State, created.Pid)
 			}
-			startAndStop(t, e, id)
+			e.startAndStop(id)
 		})
 	}
 }
@@ -468,10 +385,10 @@ func TestShimSilentConnections(t *testing.T) {
 	if !rep.OK || rep.State == nil || rep.State.Status != protocol.StatusCreated {
 		t.Fatalf("state with 100 idle connections = %+v", rep)
 	}
-	startAndStop(t, e, id)
+	e.startAndStop(id)
 	// The idle connections end with the shim.
 	for i, c := range open {
-		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		c.SetReadDeadline(time.Now().Add(hangDeadline))
 		if n, err := c.Read(make([]byte, 1)); !closedConn(err) {
 			t.Fatalf("idle connection %d after delete: read %d, %v; want EOF", i, n, err)
 		}
@@ -480,52 +397,6 @@ func TestShimSilentConnections(t *testing.T) {
 
 // ---------------------------------------------------------------------------
 // Subscribers.
-
-type subResult struct {
-	events []protocol.Event
-	end    error
-}
-
-// collect reads c until its stream ends, signalling stopped when it sees
-// the stopped event.
-func collect(c *protocol.Client, stopped func()) subResult {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var res subResult
-	for {
-		ev, err := c.Next(ctx)
-		if err != nil {
-			res.end = err
-			return res
-		}
-		res.events = append(res.events, ev)
-		if ev.Type == protocol.EventStopped && stopped != nil {
-			stopped()
-		}
-	}
-}
-
-// checkStream checks one subscriber's whole stream: the lifecycle in
-// order, consecutive seqs, and EOF after deleted.
-func checkStream(t *testing.T, who string, res subResult, want []string) {
-	t.Helper()
-	var got []string
-	for _, ev := range res.events {
-		got = append(got, ev.Type)
-	}
-	if strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Errorf("%s got events %v, want %v", who, got, want)
-		return
-	}
-	for i := 1; i < len(res.events); i++ {
-		if res.events[i].Seq != res.events[i-1].Seq+1 {
-			t.Errorf("%s: seq %d follows %d", who, res.events[i].Seq, res.events[i-1].Seq)
-		}
-	}
-	if !errors.Is(res.end, io.EOF) || errors.Is(res.end, io.ErrUnexpectedEOF) {
-		t.Errorf("%s: stream ended with %v, want io.EOF", who, res.end)
-	}
-}
 
 // TestFrozenSubscriberAmongHundred: one subscriber never reads; a hundred
 // others still get every event, promptly, and EOF after deleted.
@@ -576,12 +447,12 @@ func TestFrozenSubscriberAmongHundred(t *testing.T) {
 	}
 
 	begin := time.Now()
-	e.must("start", id)
+	e.cliOK("start", id)
 	// The shim's write timeout is 10s: a shim held up by the frozen
 	// subscriber would take at least that long.
 	waitGroup(&stopped, "stopped reaching 100 subscribers", 5*time.Second)
 	t.Logf("100 subscribers saw stopped %v after start began", time.Since(begin))
-	e.must("delete", id)
+	e.cliOK("delete", id)
 	waitGroup(&done, "deleted and EOF reaching 100 subscribers", 5*time.Second)
 	for i, res := range results {
 		checkStream(t, fmt.Sprintf("subscriber %d", i), res, protocol.EventTypes())
@@ -594,7 +465,7 @@ func TestFrozenSubscriberAmongHundred(t *testing.T) {
 
 	// Only now read the frozen connection: whatever it got is well-formed
 	// and ends; the shim is gone.
-	frozen.SetReadDeadline(time.Now().Add(30 * time.Second))
+	frozen.SetReadDeadline(time.Now().Add(hangDeadline))
 	lines, err := readLines(bufio.NewReader(frozen), nil)
 	if !closedConn(err) {
 		t.Errorf("frozen subscriber's stream: %v, want it closed", err)
@@ -633,7 +504,7 @@ func TestDeleteWithSubscribers(t *testing.T) {
 			e.create(id, b)
 			if tc.start {
 				w := e.subscribe(id, true)
-				e.must("start", id)
+				e.cliOK("start", id)
 				if tc.force {
 					next(t, w, protocol.EventStarted)
 				} else {
@@ -653,7 +524,7 @@ func TestDeleteWithSubscribers(t *testing.T) {
 			if tc.force {
 				args = append(args, "--force")
 			}
-			e.must(append(args, id)...)
+			e.cliOK(append(args, id)...)
 			wg.Wait()
 			for i := range hist {
 				checkStream(t, fmt.Sprintf("subscriber %d with history", i), results[i], tc.want)
@@ -700,7 +571,7 @@ func TestShimSocketModes(t *testing.T) {
 	if fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
 		t.Errorf("socket mode = %v, want a 0600 socket", fi.Mode())
 	}
-	startAndStop(t, e, id)
+	e.startAndStop(id)
 }
 
 // peerHelperEnv, when set, makes the test binary a socket client instead of
@@ -841,12 +712,8 @@ func TestShimPeerCredentials(t *testing.T) {
 	if root.DialErr != "" || len(root.Lines) != 2 || !strings.Contains(root.Lines[1], `"ok":true`) {
 		t.Fatalf("peer helper as root was not served: %+v", root)
 	}
-	sub := e.subscribe(id, true)
-	ev := next(t, sub, protocol.EventStopped)
-	if ev.ExitStatus == nil || *ev.ExitStatus != 0 {
-		t.Errorf("stopped = %+v", ev)
-	}
-	e.must("delete", id)
+	wantExit(t, e.waitStopped(id), 0, "")
+	e.cliOK("delete", id)
 }
 
 // ---------------------------------------------------------------------------
@@ -877,7 +744,7 @@ func TestShimConcurrentStarts(t *testing.T) {
 				done.Add(1)
 				go func() {
 					defer done.Done()
-					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
 					defer cancel()
 					ready.Done()
 					<-gate
@@ -899,7 +766,7 @@ func TestShimConcurrentStarts(t *testing.T) {
 			if ok != 1 {
 				t.Errorf("%d of %d concurrent starts succeeded, want exactly 1 (errors %v)", ok, n, errs)
 			}
-			e.must("delete", "--force", id)
+			e.cliOK("delete", "--force", id)
 			res := collect(sub, nil)
 			checkStream(t, "subscriber", res, protocol.EventTypes())
 		})
@@ -916,7 +783,7 @@ func TestShimHello(t *testing.T) {
 	e.create(id, b)
 
 	c := rawDial(t, e, id)
-	c.SetDeadline(time.Now().Add(30 * time.Second))
+	c.SetDeadline(time.Now().Add(hangDeadline))
 	c.Write([]byte(`{"op":"hello"}` + "\n" + `{"op":"hello"}` + "\n"))
 	lines, err := readLines(bufio.NewReader(c), func(l []string) bool { return len(l) == 2 })
 	if err != nil {
@@ -932,5 +799,5 @@ func TestShimHello(t *testing.T) {
 	if err != nil || rep.Protocol != 1 || protocol.Version != 1 {
 		t.Errorf("hello through the client = %+v, %v; want protocol 1", rep, err)
 	}
-	startAndStop(t, e, id)
+	e.startAndStop(id)
 }

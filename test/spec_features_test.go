@@ -68,13 +68,7 @@ func sfStartHolder(t *testing.T, unshareArgs []string, setup string) *sfHolder {
 	h := &sfHolder{cmd: cmd, stdin: stdin, stdout: bufio.NewReader(out), pid: cmd.Process.Pid}
 	t.Cleanup(func() {
 		h.stdin.Close()
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(cliDeadline):
-			cmd.Process.Kill()
-			<-done
+		if exited, _ := waitOrKill(cmd); !exited {
 			t.Errorf("namespace holder %v did not end when its stdin closed", args)
 		}
 	})
@@ -92,7 +86,7 @@ func sfStartHolder(t *testing.T, unshareArgs []string, setup string) *sfHolder {
 	}()
 	select {
 	case err = <-ready:
-	case <-time.After(cliDeadline):
+	case <-time.After(hangDeadline):
 		err = errors.New("no answer")
 	}
 	if err != nil {
@@ -140,54 +134,6 @@ func sfJoin(s *specs.Spec, typ specs.LinuxNamespaceType, path string) {
 	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: typ, Path: path})
 }
 
-// sfOneLine checks that a failed create printed exactly one line that
-// contains every one of wants.
-func sfOneLine(t *testing.T, what, out string, wants ...string) {
-	t.Helper()
-	out = strings.TrimSpace(out)
-	if lines := strings.Split(out, "\n"); out == "" || len(lines) != 1 {
-		t.Errorf("%s: printed %d lines, want one:\n%s", what, len(lines), out)
-	}
-	for _, w := range wants {
-		if !strings.Contains(out, w) {
-			t.Errorf("%s: error %q does not mention %q", what, out, w)
-		}
-	}
-}
-
-// sfCreateFails checks that create of a bundle made with edit fails with
-// one line naming wants, and leaves nothing behind.
-func sfCreateFails(t *testing.T, edit func(*specs.Spec), wants ...string) {
-	t.Helper()
-	e := newEnv(t)
-	id := e.id()
-	b := e.bundle([]string{"true"}, edit)
-	out := createFails(t, e, id, b)
-	t.Logf("create: %s", strings.TrimSpace(out))
-	sfOneLine(t, "create", out, wants...)
-	assertGone(t, e, id)
-}
-
-// sfRun is runContainer with a look at the host while the container is
-// created and before it starts.
-func sfRun(t *testing.T, e *env, id, bundle string, whileCreated func()) (string, protocol.Event) {
-	t.Helper()
-	out := e.create(id, bundle)
-	sub := e.subscribe(id, true)
-	if whileCreated != nil {
-		whileCreated()
-	}
-	e.must("start", id)
-	ev := next(t, sub, protocol.EventStopped)
-	e.must("delete", id)
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("container output:\n%s", b)
-	return string(b), ev
-}
-
 // sfDevicesList returns the device cgroup's devices.list of container id.
 func sfDevicesList(t *testing.T, id string) []string {
 	t.Helper()
@@ -231,12 +177,7 @@ ip addr`
 		ip("-n", name, "addr", "add", "10.199.7.3/24", "dev", "sfv0")
 		path := filepath.Join("/var/run/netns", name)
 		b := e.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) { sfJoin(s, specs.NetworkNamespace, path) })
-		out, ev := runContainer(t, e, e.id(), b)
-		t.Logf("container output:\n%s", out)
-		if ev.ExitStatus == nil || *ev.ExitStatus != 0 {
-			t.Fatalf("container exited %+v", ev)
-		}
-		kv := keyValues(out)
+		out, kv := e.runOK(e.id(), b, nil)
 		wantKV(t, kv, "ns_net", sfNsID(t, "net", path))
 		wantKV(t, kv, "links", "lo sfv0 sfv1")
 		wantKV(t, kv, "devs", "lo sfv0 sfv1")
@@ -251,12 +192,7 @@ ip addr`
 		e := newEnv(t)
 		h := sfStartHolder(t, []string{"--net"}, "ip link set lo up && ip addr add 127.0.0.78/8 dev lo && ip link add sfw0 type veth peer name sfw1")
 		b := e.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) { sfJoin(s, specs.NetworkNamespace, h.nsPath("net")) })
-		out, ev := runContainer(t, e, e.id(), b)
-		t.Logf("container output:\n%s", out)
-		if ev.ExitStatus == nil || *ev.ExitStatus != 0 {
-			t.Fatalf("container exited %+v", ev)
-		}
-		kv := keyValues(out)
+		out, kv := e.runOK(e.id(), b, nil)
 		wantKV(t, kv, "ns_net", sfNsID(t, "net", h.nsPath("net")))
 		wantKV(t, kv, "links", "lo sfw0 sfw1")
 		if !strings.Contains(out, "inet 127.0.0.78/8") {
@@ -272,7 +208,7 @@ func TestSpecFeatureJoinUTS(t *testing.T) {
 	e := newEnv(t)
 	hostname := "held-" + e.id()
 	h := sfStartHolder(t, []string{"--uts"}, "hostname "+hostname)
-	kv := runScript(t, e, `echo hostname=$(hostname); echo ns_uts=$(readlink /proc/self/ns/uts)`, func(s *specs.Spec) {
+	kv := e.runScript(`echo hostname=$(hostname); echo ns_uts=$(readlink /proc/self/ns/uts)`, func(s *specs.Spec) {
 		s.Hostname = "" // the joined namespace keeps its own name
 		sfJoin(s, specs.UTSNamespace, h.nsPath("uts"))
 	})
@@ -296,7 +232,7 @@ func TestSpecFeatureJoinIPC(t *testing.T) {
 	}
 	e := newEnv(t)
 	h := sfStartHolder(t, []string{"--ipc"}, "ipcmk -Q >/dev/null")
-	kv := runScript(t, e, `echo ns_ipc=$(readlink /proc/self/ns/ipc)
+	kv := e.runScript(`echo ns_ipc=$(readlink /proc/self/ns/ipc)
 echo queues=$(tail -n +2 /proc/sysvipc/msg | wc -l)`, func(s *specs.Spec) {
 		sfJoin(s, specs.IPCNamespace, h.nsPath("ipc"))
 	})
@@ -310,7 +246,7 @@ func TestSpecFeatureJoinPID(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	h := sfStartHolder(t, []string{"--pid", "--fork"}, "")
-	kv := runScript(t, e, `echo pid=$$
+	kv := e.runScript(`echo pid=$$
 echo ns_pid=$(readlink /proc/self/ns/pid)
 echo pid1=$(cat /proc/1/cmdline)
 echo procs=$(ls /proc | grep -c '^[0-9]*$')`, func(s *specs.Spec) {
@@ -338,7 +274,7 @@ func TestSpecFeatureJoinCgroup(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	h := sfStartHolder(t, []string{"--cgroup"}, "")
-	kv := runScript(t, e, `echo ns_cgroup=$(readlink /proc/self/ns/cgroup)`, func(s *specs.Spec) {
+	kv := e.runScript(`echo ns_cgroup=$(readlink /proc/self/ns/cgroup)`, func(s *specs.Spec) {
 		sfJoin(s, specs.CgroupNamespace, h.nsPath("cgroup"))
 	})
 	wantKV(t, kv, "ns_cgroup", sfNsID(t, "cgroup", h.nsPath("cgroup")))
@@ -371,7 +307,7 @@ echo null_write=$(echo x >/dev/null && echo ok)`
 	if s := e.specFor(t.TempDir()); len(s.Linux.Resources.Devices) != 1 || s.Linux.Resources.Devices[0].Allow {
 		t.Fatalf("crier spec's device rules are %+v, want deny all", s.Linux.Resources.Devices)
 	}
-	out, ev := sfRun(t, e, id, b, func() {
+	_, kv := e.runOK(id, b, func() {
 		list := sfDevicesList(t, id)
 		t.Logf("devices.list: %q", list)
 		for _, want := range []string{"c 10:229 rwm", "c 1:3 rwm"} {
@@ -383,10 +319,6 @@ echo null_write=$(echo x >/dev/null && echo ok)`
 			t.Errorf("devices.list allows everything: %q", list)
 		}
 	})
-	if ev.ExitStatus == nil || *ev.ExitStatus != 0 {
-		t.Fatalf("container exited %+v", ev)
-	}
-	kv := keyValues(out)
 	wantKV(t, kv, "fuse", "a e5 666 character special file 0 0")
 	wantKV(t, kv, "null2", "1 3 640 character special file 12 34")
 	wantKV(t, kv, "fuse_open", "ok")
@@ -430,7 +362,7 @@ echo open=$(cat /blk8 2>&1 >/dev/null)`
 			if err := unix.Mknod(filepath.Join(b, "rootfs", "blk8"), unix.S_IFBLK|0o666, int(unix.Mkdev(8, 0))); err != nil {
 				t.Fatal(err)
 			}
-			out, ev := sfRun(t, e, id, b, func() {
+			_, kv := e.runOK(id, b, func() {
 				list := sfDevicesList(t, id)
 				t.Logf("devices.list: %q", list)
 				if !slices.Contains(list, "c 1:3 rwm") {
@@ -441,10 +373,6 @@ echo open=$(cat /blk8 2>&1 >/dev/null)`
 					t.Errorf("devices.list allows block 8:0 = %v, want %v: %q", has, allow, list)
 				}
 			})
-			if ev.ExitStatus == nil || *ev.ExitStatus != 0 {
-				t.Fatalf("container exited %+v", ev)
-			}
-			kv := keyValues(out)
 			wantKV(t, kv, "null_read", "ok")
 			wantKV(t, kv, "null_write", "ok")
 			wantKV(t, kv, "zero", "3")
@@ -476,7 +404,7 @@ func TestSpecFeatureTerminalConsoleSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	l.SetDeadline(time.Now().Add(cliDeadline))
+	l.SetDeadline(time.Now().Add(hangDeadline))
 	type received struct {
 		data string
 		fds  []int
@@ -490,7 +418,7 @@ func TestSpecFeatureTerminalConsoleSocket(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(cliDeadline))
+		c.SetDeadline(time.Now().Add(hangDeadline))
 		buf, oob := make([]byte, 4096), make([]byte, unix.CmsgSpace(4*4))
 		n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
 		if err != nil {
@@ -529,8 +457,8 @@ func TestSpecFeatureTerminalConsoleSocket(t *testing.T) {
 	defer master.Close()
 
 	sub := e.subscribe(id, true)
-	e.must("start", id)
-	master.SetReadDeadline(time.Now().Add(cliDeadline))
+	e.cliOK("start", id)
+	master.SetReadDeadline(time.Now().Add(hangDeadline))
 	var out strings.Builder
 	buf := make([]byte, 4096)
 	for !strings.Contains(out.String(), "hello\r\n") {
@@ -544,7 +472,7 @@ func TestSpecFeatureTerminalConsoleSocket(t *testing.T) {
 	t.Logf("terminal output %q", out.String())
 	ev := next(t, sub, protocol.EventStopped)
 	wantExit(t, ev, 3, "")
-	e.must("delete", id)
+	e.cliOK("delete", id)
 	lines := strings.Split(strings.TrimSpace(strings.ReplaceAll(out.String(), "\r\n", "\n")), "\n")
 	if want := []string{fmt.Sprintf("/dev/pts/%d", ptn), "hello"}; !slices.Equal(lines, want) {
 		t.Errorf("terminal output lines %q, want %q", lines, want)
@@ -558,7 +486,7 @@ func TestSpecFeatureTerminalConsoleSocket(t *testing.T) {
 // --console-socket fails create with one line and leaves nothing.
 func TestSpecFeatureTerminalNoSocket(t *testing.T) {
 	t.Parallel()
-	sfCreateFails(t, func(s *specs.Spec) { s.Process.Terminal = true }, "console")
+	wantCreateFails(t, func(s *specs.Spec) { s.Process.Terminal = true }, "console")
 }
 
 // ---------------------------------------------------------------------------
@@ -574,7 +502,7 @@ func TestSpecFeatureSysctl(t *testing.T) {
 		t.Logf("the host already forwards: the test shows less")
 	}
 	e := newEnv(t)
-	kv := runScript(t, e, "echo ip_forward=$(cat "+file+")", func(s *specs.Spec) {
+	kv := e.runScript("echo ip_forward=$(cat "+file+")", func(s *specs.Spec) {
 		s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
 	})
 	wantKV(t, kv, "ip_forward", "1")
@@ -590,14 +518,14 @@ func TestSpecFeatureSysctlErrors(t *testing.T) {
 	t.Run("kernel.panic", func(t *testing.T) {
 		t.Parallel()
 		before := readFile(t, "/proc/sys/kernel/panic")
-		sfCreateFails(t, func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.panic": "17"} }, "kernel.panic")
+		wantCreateFails(t, func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.panic": "17"} }, "kernel.panic")
 		if after := readFile(t, "/proc/sys/kernel/panic"); after != before {
 			t.Errorf("host kernel.panic changed from %s to %s", before, after)
 		}
 	})
 	t.Run("net-without-netns", func(t *testing.T) {
 		t.Parallel()
-		sfCreateFails(t, func(s *specs.Spec) {
+		wantCreateFails(t, func(s *specs.Spec) {
 			s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
 			s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool {
 				return ns.Type == specs.NetworkNamespace
@@ -613,7 +541,7 @@ func TestSpecFeatureSysctlErrors(t *testing.T) {
 // with one line that names it.
 func TestSpecFeatureUnknownCapability(t *testing.T) {
 	t.Parallel()
-	sfCreateFails(t, func(s *specs.Spec) {
+	wantCreateFails(t, func(s *specs.Spec) {
 		s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_FOO")
 		s.Process.Capabilities.Effective = append(s.Process.Capabilities.Effective, "CAP_FOO")
 		s.Process.Capabilities.Permitted = append(s.Process.Capabilities.Permitted, "CAP_FOO")
@@ -626,19 +554,19 @@ func TestSpecFeatureBadNamespaces(t *testing.T) {
 	t.Parallel()
 	t.Run("unknown", func(t *testing.T) {
 		t.Parallel()
-		sfCreateFails(t, func(s *specs.Spec) {
+		wantCreateFails(t, func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "foo"})
 		}, "foo")
 	})
 	t.Run("duplicate", func(t *testing.T) {
 		t.Parallel()
-		sfCreateFails(t, func(s *specs.Spec) {
+		wantCreateFails(t, func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
 		}, "network")
 	})
 	t.Run("duplicate-with-path", func(t *testing.T) {
 		t.Parallel()
-		sfCreateFails(t, func(s *specs.Spec) {
+		wantCreateFails(t, func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UTSNamespace, Path: "/proc/self/ns/uts"})
 		}, "uts")
 	})
@@ -672,7 +600,7 @@ func TestSpecFeatureNoProcess(t *testing.T) {
 	wantCLIError(t, "second start", e.cliRun("start", id))
 	e.cliOK("delete", id)
 	next(t, sub, protocol.EventDeleted)
-	assertGone(t, e, id)
+	e.assertGone(id)
 }
 
 // sfSnapshot is what a refused operation must leave as it was.
@@ -687,7 +615,7 @@ type sfSnapshot struct {
 
 func sfSnap(t *testing.T, e *env, id string) sfSnapshot {
 	t.Helper()
-	s := sfSnapshot{state: e.must("state", id), cgroups: cgroupDirsOf(id)}
+	s := sfSnapshot{state: e.cliOK("state", id).stdout, cgroups: cgroupDirsOf(id)}
 	ents, err := os.ReadDir(filepath.Join(e.root, id))
 	if err != nil {
 		t.Fatal(err)
@@ -698,7 +626,7 @@ func sfSnap(t *testing.T, e *env, id string) sfSnapshot {
 	if b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/pids/crier", id, "cgroup.procs")); err == nil {
 		s.procs = string(b)
 	}
-	st := shimState(t, e, id)
+	st := e.shimState(id)
 	s.shimPid, s.shimLive = st.ShimPid, processAlive(st.ShimPid)
 	return s
 }
@@ -714,13 +642,13 @@ func TestSpecFeatureDeleteNotStopped(t *testing.T) {
 			e := newEnv(t)
 			id := e.id()
 			// The container's stdin is /dev/null: it idles in sleep, killed below.
-			r := createPiped(t, e, id, e.bundle([]string{"sh", "-c", "echo ready; exec sleep 100000"}, nil))
+			r := e.createPiped(id, e.bundle([]string{"sh", "-c", "echo ready; exec sleep 100000"}, nil))
 			sub := e.subscribe(id, true)
 			pid := next(t, sub, protocol.EventCreated).Pid
 			if status == protocol.StatusRunning {
-				e.must("start", id)
+				e.cliOK("start", id)
 				next(t, sub, protocol.EventStarted)
-				readUntil(t, r, "ready")
+				r.until(t, "ready")
 			}
 			before := sfSnap(t, e, id)
 			if len(before.cgroups) == 0 || !strings.Contains(before.procs, fmt.Sprint(pid)) || !before.shimLive {
@@ -735,13 +663,13 @@ func TestSpecFeatureDeleteNotStopped(t *testing.T) {
 				t.Errorf("container process %d died", pid)
 			}
 			if status == protocol.StatusCreated {
-				e.must("start", id) // still usable
+				e.cliOK("start", id) // still usable
 				next(t, sub, protocol.EventStarted)
 			}
-			e.must("kill", id, "KILL")
+			e.cliOK("kill", id, "KILL")
 			next(t, sub, protocol.EventStopped)
-			e.must("delete", id)
-			assertGone(t, e, id)
+			e.cliOK("delete", id)
+			e.assertGone(id)
 		})
 	}
 }
@@ -764,7 +692,7 @@ func TestSpecFeatureKillStopped(t *testing.T) {
 			}
 			e.create(id, b)
 			sub := e.subscribe(id, true)
-			e.crier("start", id) // fails without a process; it stops all the same
+			e.cliRun("start", id) // fails without a process; it stops all the same
 			ev := next(t, sub, protocol.EventStopped)
 			if how == "exited" {
 				wantExit(t, ev, 5, "")
@@ -779,8 +707,8 @@ func TestSpecFeatureKillStopped(t *testing.T) {
 			if !regexp.MustCompile(`"status": *"stopped"`).MatchString(before.state) {
 				t.Errorf("state is not stopped: %s", before.state)
 			}
-			e.must("delete", id)
-			assertGone(t, e, id)
+			e.cliOK("delete", id)
+			e.assertGone(id)
 		})
 	}
 }

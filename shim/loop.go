@@ -30,6 +30,7 @@ type server struct {
 	c        *container.Container // nil until created
 	pidStart uint64
 	seq      uint64
+	lastAt   time.Time // timestamp of the last event
 	history  []protocol.Event
 	subs     map[*subscriber]bool
 
@@ -139,6 +140,12 @@ func (s *server) transition(status string, ev protocol.Event) {
 }
 
 func (s *server) emit(ev protocol.Event, at time.Time) {
+	// An exit reaped while start was still in flight happened before we
+	// recorded started; events are stamped in order all the same.
+	if at.Before(s.lastAt) {
+		at = s.lastAt
+	}
+	s.lastAt = at
 	s.seq++
 	ev.Seq = s.seq
 	ev.ID = s.cfg.ID

@@ -7,6 +7,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -39,6 +40,7 @@ type handoff struct {
 	PidStart  uint64             `json:"pidStart"`
 	Subreaper bool               `json:"subreaper"`
 	Seq       uint64             `json:"seq"`
+	LastAt    time.Time          `json:"lastAt"`
 	History   []protocol.Event   `json:"history"`
 }
 
@@ -60,7 +62,7 @@ func (s *server) reexec() error {
 		Root: s.cfg.Root, ID: s.cfg.ID, Bundle: s.cfg.Bundle, LogPath: s.cfg.LogPath,
 		Buffer: s.cfg.Buffer, ListenFD: int(lnFile.Fd()), Container: ch,
 		CreatedAt: s.createdAt, ShimStart: s.shimStart, Owner: s.owner,
-		PidStart: s.pidStart, Subreaper: s.subreaper, Seq: s.seq, History: s.history,
+		PidStart: s.pidStart, Subreaper: s.subreaper, Seq: s.seq, LastAt: s.lastAt, History: s.history,
 	}
 	b, err := json.Marshal(h)
 	if err != nil {
@@ -85,6 +87,8 @@ func (s *server) reexec() error {
 // Resume serves a container that an earlier image of this process created
 // and handed over through the memfd at fd (see reexec).
 func Resume(fd int) error {
+	// Only the exec needed the main thread.
+	runtime.UnlockOSThread()
 	f := os.NewFile(uintptr(fd), "handoff")
 	b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<30))
 	f.Close()
@@ -114,7 +118,7 @@ func Resume(fd int) error {
 		cfg:  &Config{Root: h.Root, ID: h.ID, Bundle: h.Bundle, Buffer: h.Buffer, Log: logger, LogPath: h.LogPath},
 		spec: c.Spec, dir: Dir(h.Root, h.ID), ln: ln, createdAt: h.CreatedAt,
 		shimStart: h.ShimStart, owner: h.Owner, status: protocol.StatusCreated,
-		c: c, pidStart: h.PidStart, subreaper: h.Subreaper, seq: h.Seq, history: h.History,
+		c: c, pidStart: h.PidStart, subreaper: h.Subreaper, seq: h.Seq, lastAt: h.LastAt, history: h.History,
 	}
 	if s.subreaper {
 		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)

@@ -26,7 +26,7 @@ type Config struct {
 	Root     string
 	ID       string
 	Bundle   string // absolute
-	InitPath string // the crier binary, for "crier init"
+	InitPath string // the binary whose "init" command is the init stage
 	PidFile  string // absolute, or empty
 	// ConsoleSocket receives the pty master when process.terminal is set.
 	ConsoleSocket string

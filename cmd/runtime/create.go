@@ -81,16 +81,12 @@ func (a *app) create(id string, o *createOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return 0, fmt.Errorf("locate crier: %w", err)
-	}
 	extra, err := passedFDs(o.preserveFDs)
 	if err != nil {
 		return 0, err
 	}
 	return a.startShim(shimArgs{
-		shim: shimPath, self: self, id: id, bundle: bundle, pidFile: pidFile,
+		shim: shimPath, id: id, bundle: bundle, pidFile: pidFile,
 		consoleSocket: consoleSocket, buffer: o.eventBuffer, extra: extra,
 	})
 }
@@ -178,8 +174,8 @@ func (a *app) findShim() (string, error) {
 
 // shimArgs is what create hands to the shim.
 type shimArgs struct {
-	shim, self, id, bundle, pidFile, consoleSocket, buffer string
-	extra                                                  []*os.File
+	shim, id, bundle, pidFile, consoleSocket, buffer string
+	extra                                            []*os.File
 }
 
 func (a *app) startShim(sa shimArgs) (int, error) {
@@ -189,7 +185,7 @@ func (a *app) startShim(sa shimArgs) (int, error) {
 	}
 	defer r.Close()
 	args := []string{
-		"--root", a.root, "--id", sa.id, "--bundle", sa.bundle, "--init", sa.self,
+		"--root", a.root, "--id", sa.id, "--bundle", sa.bundle,
 		"--event-buffer", sa.buffer, "--preserve-fds", strconv.Itoa(len(sa.extra)),
 	}
 	if sa.pidFile != "" {

@@ -1,31 +1,19 @@
 // Command crier is an OCI container runtime that pushes lifecycle events.
 //
 // Each verb lives in its own file; this one wires the global flags and
-// dispatches the hidden init stage before anything else runs.
+// builds the command tree.
 package main
 
 import (
-	"errors"
-	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
-
-	"github.com/crier-runtime/crier/container"
 )
 
 // version is set at link time by the Makefile.
 var version = "0.1.0-dev"
 
 func main() {
-	// The init stage runs inside the container: it must not pay for, or
-	// be confused by, the CLI's flag handling.
-	if len(os.Args) > 1 && os.Args[1] == "init" {
-		if err := container.Init(); errors.Is(err, container.ErrNotInit) {
-			fmt.Fprintln(os.Stderr, "crier:", err)
-		}
-		os.Exit(1)
-	}
 	a := &app{}
 	root := a.command()
 	if err := root.Execute(); err != nil {

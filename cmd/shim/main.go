@@ -7,6 +7,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,10 +17,25 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/shim"
 )
 
+// The main goroutine keeps to the main thread until it execs: execve from
+// another thread would leave the thread-group leader a zombie for a moment,
+// and anyone checking whether the shim is alive would see it dead.
+func init() { runtime.LockOSThread() }
+
 func main() {
+	// The container's init stage is this binary too ("crier-shim init"):
+	// it is smaller than the CLI and starts faster, and it needs nothing
+	// the shim does not already link.
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		if err := container.Init(); errors.Is(err, container.ErrNotInit) {
+			fmt.Fprintln(os.Stderr, "crier-shim:", err)
+		}
+		os.Exit(1)
+	}
 	// One shim per container, idle nearly all its life: one P is plenty
 	// and means fewer threads and per-P caches to keep resident.
 	runtime.GOMAXPROCS(1)
@@ -48,7 +64,6 @@ func run(args []string) error {
 	fs.StringVar(&cfg.Root, "root", "", "state root")
 	fs.StringVar(&cfg.ID, "id", "", "container ID")
 	fs.StringVar(&cfg.Bundle, "bundle", "", "absolute bundle path")
-	fs.StringVar(&cfg.InitPath, "init", "", "crier binary for the init stage")
 	fs.StringVar(&cfg.PidFile, "pid-file", "", "absolute pid file path")
 	fs.StringVar(&cfg.ConsoleSocket, "console-socket", "", "absolute console socket path")
 	fs.StringVar(&buffer, "event-buffer", "", "event types to buffer (comma-separated, all, none)")
@@ -57,6 +72,7 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	cfg.InitPath = "/proc/self/exe"
 	report := os.NewFile(uintptr(3+preserve), "report")
 	cfg.Report = report
 	cfg.Stdio = [3]*os.File{os.Stdin, os.Stdout, os.Stderr}

@@ -1,0 +1,166 @@
+package container
+
+import (
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// cgroupRequiredControllers lists the controllers the resources r need,
+// using v2 names (io instead of blkio) when v2 is set. Device rules need no
+// controller on v2 (they are eBPF there), and the v1-only memory knobs are
+// ignored on v2.
+func cgroupRequiredControllers(r *specs.LinuxResources, v2 bool) []string {
+	if r == nil {
+		return nil
+	}
+	var need []string
+	add := func(ok bool, name string) {
+		if ok && !slices.Contains(need, name) {
+			need = append(need, name)
+		}
+	}
+	if m := r.Memory; m != nil {
+		add(m.Limit != nil || m.Reservation != nil || m.Swap != nil, "memory")
+		add(!v2 && (m.Kernel != nil || m.KernelTCP != nil || m.Swappiness != nil ||
+			(m.DisableOOMKiller != nil && *m.DisableOOMKiller) || m.UseHierarchy != nil), "memory")
+	}
+	if c := r.CPU; c != nil {
+		add(c.Shares != nil || c.Quota != nil || c.Period != nil || c.Burst != nil || c.Idle != nil ||
+			c.RealtimeRuntime != nil || c.RealtimePeriod != nil, "cpu")
+		add(c.Cpus != "" || c.Mems != "", "cpuset")
+	}
+	add(r.Pids != nil && r.Pids.Limit != nil, "pids")
+	if b := r.BlockIO; b != nil {
+		blkio := "blkio"
+		if v2 {
+			blkio = "io"
+		}
+		add(b.Weight != nil || b.LeafWeight != nil || len(b.WeightDevice) > 0 ||
+			len(b.ThrottleReadBpsDevice) > 0 || len(b.ThrottleWriteBpsDevice) > 0 ||
+			len(b.ThrottleReadIOPSDevice) > 0 || len(b.ThrottleWriteIOPSDevice) > 0, blkio)
+	}
+	add(len(r.HugepageLimits) > 0, "hugetlb")
+	if n := r.Network; n != nil {
+		add(n.ClassID != nil, "net_cls")
+		add(len(n.Priorities) > 0, "net_prio")
+	}
+	add(len(r.Rdma) > 0, "rdma")
+	add(!v2 && len(r.Devices) > 0, "devices")
+	return need
+}
+
+// cgroupWrite is one value to write into one file of a cgroup directory.
+type cgroupWrite struct {
+	file     string
+	value    string
+	optional bool // skip silently when the kernel lacks the file
+}
+
+// cgroupWriteAll performs ws in order in dir.
+func cgroupWriteAll(dir string, ws []cgroupWrite) error {
+	for _, w := range ws {
+		if w.file == "" || w.file == "." || w.file == ".." || strings.Contains(w.file, "/") {
+			return fmt.Errorf("cgroup: invalid cgroup file name %q", w.file)
+		}
+		p := filepath.Join(dir, w.file)
+		if w.optional && !cgroupFileExists(p) {
+			continue
+		}
+		if err := cgroupWriteFile(p, w.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cgroupCpusetWrites converts the cpuset part of c; the files are the same
+// on v1 and v2.
+func cgroupCpusetWrites(c *specs.LinuxCPU) []cgroupWrite {
+	if c == nil {
+		return nil
+	}
+	var ws []cgroupWrite
+	if c.Cpus != "" {
+		ws = append(ws, cgroupWrite{"cpuset.cpus", c.Cpus, false})
+	}
+	if c.Mems != "" {
+		ws = append(ws, cgroupWrite{"cpuset.mems", c.Mems, false})
+	}
+	return ws
+}
+
+// cgroupPidsWrites converts p; the file is the same on v1 and v2.
+func cgroupPidsWrites(p *specs.LinuxPids) []cgroupWrite {
+	if p == nil || p.Limit == nil {
+		return nil
+	}
+	return []cgroupWrite{{"pids.max", cgroupPidsMax(*p.Limit), false}}
+}
+
+// cgroupPidsMax converts a pids limit: zero or negative means no limit.
+func cgroupPidsMax(limit int64) string {
+	if limit <= 0 {
+		return "max"
+	}
+	return strconv.FormatInt(limit, 10)
+}
+
+// cgroupHugetlbWrites converts hugepage limits. The spec asks for
+// reservation limits where the kernel has them, so those are set too.
+func cgroupHugetlbWrites(limits []specs.LinuxHugepageLimit, v2 bool) []cgroupWrite {
+	limit, rsvd := ".limit_in_bytes", ".rsvd.limit_in_bytes"
+	if v2 {
+		limit, rsvd = ".max", ".rsvd.max"
+	}
+	var ws []cgroupWrite
+	for _, l := range limits {
+		v := strconv.FormatUint(l.Limit, 10)
+		ws = append(ws,
+			cgroupWrite{"hugetlb." + l.Pagesize + limit, v, false},
+			cgroupWrite{"hugetlb." + l.Pagesize + rsvd, v, true})
+	}
+	return ws
+}
+
+// cgroupRdmaWrites converts RDMA limits, one device per write; the file is
+// the same on v1 and v2.
+func cgroupRdmaWrites(rdma map[string]specs.LinuxRdma) []cgroupWrite {
+	var ws []cgroupWrite
+	for _, dev := range slices.Sorted(maps.Keys(rdma)) {
+		l := rdma[dev]
+		line := dev
+		if l.HcaHandles != nil {
+			line += fmt.Sprintf(" hca_handle=%d", *l.HcaHandles)
+		}
+		if l.HcaObjects != nil {
+			line += fmt.Sprintf(" hca_object=%d", *l.HcaObjects)
+		}
+		if line != dev {
+			ws = append(ws, cgroupWrite{"rdma.max", line, false})
+		}
+	}
+	return ws
+}
+
+// cgroupUnifiedWrites converts the unified map, in key order.
+func cgroupUnifiedWrites(unified map[string]string) []cgroupWrite {
+	var ws []cgroupWrite
+	for _, k := range slices.Sorted(maps.Keys(unified)) {
+		ws = append(ws, cgroupWrite{k, unified[k], false})
+	}
+	return ws
+}
+
+// cgroupBool formats a flag for a cgroup file.
+func cgroupBool(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}

@@ -1,0 +1,286 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// cgroupCheckV1 fails, before anything is created, if a controller the
+// config needs is not mounted.
+func cgroupCheckV1(paths map[string]string, need []string) error {
+	for _, n := range need {
+		if _, ok := paths[n]; !ok {
+			return fmt.Errorf("cgroup: the config sets %s limits but this host has no %s controller mounted", n, n)
+		}
+	}
+	return nil
+}
+
+// cgroupInitCpuset fills empty cpuset.cpus and cpuset.mems in dir and its
+// ancestors from their parents, top down: a v1 cpuset cgroup starts with
+// both empty and refuses processes until they are set.
+func cgroupInitCpuset(dir string) error {
+	parent := filepath.Dir(dir)
+	if parent == dir || !cgroupFileExists(filepath.Join(parent, "cpuset.cpus")) {
+		return nil // the hierarchy root
+	}
+	cpus, err := cgroupReadFile(dir, "cpuset.cpus")
+	if err != nil {
+		return err
+	}
+	mems, err := cgroupReadFile(dir, "cpuset.mems")
+	if err != nil {
+		return err
+	}
+	if cpus != "" && mems != "" {
+		return nil
+	}
+	if err := cgroupInitCpuset(parent); err != nil {
+		return err
+	}
+	for _, f := range []struct{ name, value string }{{"cpuset.cpus", cpus}, {"cpuset.mems", mems}} {
+		if f.value != "" {
+			continue
+		}
+		pv, err := cgroupReadFile(parent, f.name)
+		if err != nil {
+			return err
+		}
+		if err := cgroupWriteFile(filepath.Join(dir, f.name), pv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cgroupSetV1 applies r to the v1 hierarchies in paths.
+func cgroupSetV1(paths map[string]string, r *specs.LinuxResources) error {
+	if m := r.Memory; m != nil {
+		if err := cgroupSetV1Memory(paths["memory"], m); err != nil {
+			return err
+		}
+	}
+	bfq := false
+	if dir, ok := paths["blkio"]; ok {
+		bfq = !cgroupFileExists(filepath.Join(dir, "blkio.weight")) &&
+			cgroupFileExists(filepath.Join(dir, "blkio.bfq.weight"))
+	}
+	groups := []struct {
+		key    string
+		writes []cgroupWrite
+	}{
+		{"cpu", cgroupV1CPUWrites(r.CPU)},
+		{"cpuset", cgroupCpusetWrites(r.CPU)},
+		{"pids", cgroupPidsWrites(r.Pids)},
+		{"blkio", cgroupV1BlkioWrites(r.BlockIO, bfq)},
+		{"hugetlb", cgroupHugetlbWrites(r.HugepageLimits, false)},
+		{"net_cls", cgroupNetClsWrites(r.Network)},
+		{"net_prio", cgroupNetPrioWrites(r.Network)},
+		{"rdma", cgroupRdmaWrites(r.Rdma)},
+		{"devices", cgroupDeviceWrites(r.Devices)},
+		// Unified keys go to the v2 hierarchy of a hybrid host.
+		{"", cgroupUnifiedWrites(r.Unified)},
+	}
+	for _, g := range groups {
+		if len(g.writes) == 0 {
+			continue
+		}
+		dir, ok := paths[g.key]
+		if !ok {
+			if g.key == "" {
+				return errors.New("cgroup: the config sets unified resources but this host has no cgroup v2 hierarchy")
+			}
+			return cgroupCheckV1(paths, []string{g.key})
+		}
+		if err := cgroupWriteAll(dir, g.writes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cgroupSetV1Memory applies m in the v1 memory directory dir, ordering the
+// limit and memory+swap writes so that memsw never drops below the limit.
+func cgroupSetV1Memory(dir string, m *specs.LinuxMemory) error {
+	cur := int64(-1)
+	if m.Limit != nil && m.Swap != nil {
+		s, err := cgroupReadFile(dir, "memory.limit_in_bytes")
+		if err != nil {
+			return err
+		}
+		if cur, err = strconv.ParseInt(s, 10, 64); err != nil {
+			return fmt.Errorf("cgroup: parse %s: %w", filepath.Join(dir, "memory.limit_in_bytes"), err)
+		}
+	}
+	return cgroupWriteAll(dir, cgroupV1MemoryWrites(m, cur))
+}
+
+// cgroupV1MemoryWrites converts m for a v1 memory cgroup whose current
+// limit is curLimit. memory.memsw.limit_in_bytes must stay at or above
+// memory.limit_in_bytes at every step, so when both change the swap limit
+// goes first if it is not below the current limit.
+func cgroupV1MemoryWrites(m *specs.LinuxMemory, curLimit int64) []cgroupWrite {
+	if m == nil {
+		return nil
+	}
+	var ws []cgroupWrite
+	i64 := func(file string, v *int64, optional bool) {
+		if v != nil {
+			ws = append(ws, cgroupWrite{file, strconv.FormatInt(*v, 10), optional})
+		}
+	}
+	i64("memory.soft_limit_in_bytes", m.Reservation, false)
+	if m.Limit != nil && m.Swap != nil && (*m.Swap == -1 || *m.Swap >= curLimit) {
+		i64("memory.memsw.limit_in_bytes", m.Swap, false)
+		i64("memory.limit_in_bytes", m.Limit, false)
+	} else {
+		i64("memory.limit_in_bytes", m.Limit, false)
+		i64("memory.memsw.limit_in_bytes", m.Swap, false)
+	}
+	// Kernel memory limits are gone from recent kernels.
+	i64("memory.kmem.limit_in_bytes", m.Kernel, true)
+	i64("memory.kmem.tcp.limit_in_bytes", m.KernelTCP, true)
+	if m.Swappiness != nil {
+		ws = append(ws, cgroupWrite{"memory.swappiness", strconv.FormatUint(*m.Swappiness, 10), false})
+	}
+	if m.DisableOOMKiller != nil && *m.DisableOOMKiller {
+		ws = append(ws, cgroupWrite{"memory.oom_control", "1", false})
+	}
+	if m.UseHierarchy != nil {
+		ws = append(ws, cgroupWrite{"memory.use_hierarchy", cgroupBool(*m.UseHierarchy), true})
+	}
+	return ws
+}
+
+// cgroupV1CPUWrites converts the cpu controller part of c for v1. Periods
+// go before the quotas they bound.
+func cgroupV1CPUWrites(c *specs.LinuxCPU) []cgroupWrite {
+	if c == nil {
+		return nil
+	}
+	var ws []cgroupWrite
+	if c.Shares != nil {
+		ws = append(ws, cgroupWrite{"cpu.shares", strconv.FormatUint(*c.Shares, 10), false})
+	}
+	if c.Period != nil {
+		ws = append(ws, cgroupWrite{"cpu.cfs_period_us", strconv.FormatUint(*c.Period, 10), false})
+	}
+	if c.Quota != nil {
+		ws = append(ws, cgroupWrite{"cpu.cfs_quota_us", strconv.FormatInt(*c.Quota, 10), false})
+	}
+	if c.Burst != nil {
+		ws = append(ws, cgroupWrite{"cpu.cfs_burst_us", strconv.FormatUint(*c.Burst, 10), false})
+	}
+	if c.RealtimePeriod != nil {
+		ws = append(ws, cgroupWrite{"cpu.rt_period_us", strconv.FormatUint(*c.RealtimePeriod, 10), false})
+	}
+	if c.RealtimeRuntime != nil {
+		ws = append(ws, cgroupWrite{"cpu.rt_runtime_us", strconv.FormatInt(*c.RealtimeRuntime, 10), false})
+	}
+	if c.Idle != nil {
+		ws = append(ws, cgroupWrite{"cpu.idle", strconv.FormatInt(*c.Idle, 10), false})
+	}
+	return ws
+}
+
+// cgroupV1BlkioWrites converts b for v1. With bfq the kernel has only the
+// BFQ scheduler's weight files; leaf weights existed only for CFQ.
+func cgroupV1BlkioWrites(b *specs.LinuxBlockIO, bfq bool) []cgroupWrite {
+	if b == nil {
+		return nil
+	}
+	weight, weightDevice := "blkio.weight", "blkio.weight_device"
+	if bfq {
+		weight, weightDevice = "blkio.bfq.weight", "blkio.bfq.weight_device"
+	}
+	var ws []cgroupWrite
+	if b.Weight != nil {
+		ws = append(ws, cgroupWrite{weight, strconv.Itoa(int(*b.Weight)), false})
+	}
+	if b.LeafWeight != nil {
+		ws = append(ws, cgroupWrite{"blkio.leaf_weight", strconv.Itoa(int(*b.LeafWeight)), true})
+	}
+	for _, d := range b.WeightDevice {
+		if d.Weight != nil {
+			ws = append(ws, cgroupWrite{weightDevice, fmt.Sprintf("%d:%d %d", d.Major, d.Minor, *d.Weight), false})
+		}
+		if d.LeafWeight != nil {
+			ws = append(ws, cgroupWrite{"blkio.leaf_weight_device", fmt.Sprintf("%d:%d %d", d.Major, d.Minor, *d.LeafWeight), true})
+		}
+	}
+	throttles := []struct {
+		file string
+		devs []specs.LinuxThrottleDevice
+	}{
+		{"blkio.throttle.read_bps_device", b.ThrottleReadBpsDevice},
+		{"blkio.throttle.write_bps_device", b.ThrottleWriteBpsDevice},
+		{"blkio.throttle.read_iops_device", b.ThrottleReadIOPSDevice},
+		{"blkio.throttle.write_iops_device", b.ThrottleWriteIOPSDevice},
+	}
+	for _, t := range throttles {
+		for _, d := range t.devs {
+			ws = append(ws, cgroupWrite{t.file, fmt.Sprintf("%d:%d %d", d.Major, d.Minor, d.Rate), false})
+		}
+	}
+	return ws
+}
+
+// cgroupNetClsWrites converts the class ID of n (v1 only).
+func cgroupNetClsWrites(n *specs.LinuxNetwork) []cgroupWrite {
+	if n == nil || n.ClassID == nil {
+		return nil
+	}
+	return []cgroupWrite{{"net_cls.classid", strconv.FormatUint(uint64(*n.ClassID), 10), false}}
+}
+
+// cgroupNetPrioWrites converts the interface priorities of n (v1 only);
+// the kernel takes one interface per write.
+func cgroupNetPrioWrites(n *specs.LinuxNetwork) []cgroupWrite {
+	if n == nil {
+		return nil
+	}
+	var ws []cgroupWrite
+	for _, p := range n.Priorities {
+		ws = append(ws, cgroupWrite{"net_prio.ifpriomap", fmt.Sprintf("%s %d", p.Name, p.Priority), false})
+	}
+	return ws
+}
+
+// cgroupDeviceWrites converts v1 device rules, in order, since later rules
+// refine earlier ones.
+func cgroupDeviceWrites(devs []specs.LinuxDeviceCgroup) []cgroupWrite {
+	var ws []cgroupWrite
+	for _, d := range devs {
+		file, rule := cgroupDeviceRule(d)
+		ws = append(ws, cgroupWrite{file, rule, false})
+	}
+	return ws
+}
+
+// cgroupDeviceRule formats d as a v1 rule such as "c 1:3 rwm" and names the
+// file it goes to. A missing type means all devices ("a") and a missing or
+// negative major or minor means any ("*").
+func cgroupDeviceRule(d specs.LinuxDeviceCgroup) (file, rule string) {
+	file = "devices.deny"
+	if d.Allow {
+		file = "devices.allow"
+	}
+	typ, access := d.Type, d.Access
+	if typ == "" {
+		typ = "a"
+	}
+	if access == "" {
+		access = "rwm"
+	}
+	num := func(n *int64) string {
+		if n == nil || *n < 0 {
+			return "*"
+		}
+		return strconv.FormatInt(*n, 10)
+	}
+	return file, fmt.Sprintf("%s %s:%s %s", typ, num(d.Major), num(d.Minor), access)
+}

@@ -1,0 +1,209 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// cgroupPrepareV2 enables the available controllers in every ancestor of
+// leaf, as runc does, so that the leaf has their files for limits and
+// statistics, and then checks the leaf has every controller in need.
+func cgroupPrepareV2(leaf string, need []string) error {
+	var chain []string
+	for d := filepath.Dir(leaf); d != "/" && cgroupFileExists(filepath.Join(d, "cgroup.controllers")); d = filepath.Dir(d) {
+		chain = append(chain, d)
+	}
+	for _, dir := range slices.Backward(chain) {
+		avail, _ := cgroupReadFile(dir, "cgroup.controllers")
+		enabled, _ := cgroupReadFile(dir, "cgroup.subtree_control")
+		on := strings.Fields(enabled)
+		for ctl := range strings.FieldsSeq(avail) {
+			if !slices.Contains(on, ctl) {
+				// Best effort: a cgroup with processes of its own refuses
+				// (EBUSY); what is still missing is reported below.
+				_ = cgroupWriteFile(filepath.Join(dir, "cgroup.subtree_control"), "+"+ctl)
+			}
+		}
+	}
+	avail, err := cgroupReadFile(leaf, "cgroup.controllers")
+	if err != nil {
+		return err
+	}
+	have := strings.Fields(avail)
+	for _, n := range need {
+		if !slices.Contains(have, n) {
+			return fmt.Errorf("cgroup: the config sets %s limits but the %s controller is not available in %s", n, n, leaf)
+		}
+	}
+	return nil
+}
+
+// cgroupSetV2 applies r to the v2 directory dir.
+func cgroupSetV2(dir string, r *specs.LinuxResources) error {
+	mem, err := cgroupV2MemoryWrites(r.Memory)
+	if err != nil {
+		return err
+	}
+	cpu, err := cgroupV2CPUWrites(r.CPU)
+	if err != nil {
+		return err
+	}
+	ws := slices.Concat(mem, cpu,
+		cgroupCpusetWrites(r.CPU),
+		cgroupPidsWrites(r.Pids),
+		cgroupV2IOWrites(r.BlockIO),
+		cgroupHugetlbWrites(r.HugepageLimits, true),
+		cgroupRdmaWrites(r.Rdma),
+		// Last, so that explicit unified keys override converted values.
+		cgroupUnifiedWrites(r.Unified))
+	if err := cgroupWriteAll(dir, ws); err != nil {
+		return err
+	}
+	// Device rules are an eBPF program on v2 (cgroup_devices_bpf_linux.go).
+	// Only a pure v2 host gets here: a hybrid one applies them through the
+	// v1 devices controller in cgroupSetV1, and one mechanism is enough.
+	return cgroupSetV2Devices(dir, r.Devices)
+}
+
+// cgroupV2MemoryWrites converts m for v2. Kernel memory, swappiness, the
+// OOM killer switch and use_hierarchy have no v2 equivalent and are
+// ignored, as the spec allows.
+func cgroupV2MemoryWrites(m *specs.LinuxMemory) ([]cgroupWrite, error) {
+	if m == nil {
+		return nil, nil
+	}
+	var ws []cgroupWrite
+	if m.Limit != nil {
+		ws = append(ws, cgroupWrite{"memory.max", cgroupV2Limit(*m.Limit), false})
+	}
+	if m.Reservation != nil {
+		ws = append(ws, cgroupWrite{"memory.low", cgroupV2Limit(*m.Reservation), false})
+	}
+	swap, err := cgroupSwapMax(m.Swap, m.Limit)
+	if err != nil {
+		return nil, err
+	}
+	if swap != "" {
+		ws = append(ws, cgroupWrite{"memory.swap.max", swap, false})
+	}
+	return ws, nil
+}
+
+// cgroupV2Limit formats a byte limit, negative meaning none.
+func cgroupV2Limit(v int64) string {
+	if v < 0 {
+		return "max"
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+// cgroupSwapMax converts the spec's memory+swap limit to memory.swap.max,
+// which counts swap alone; "" means leave it alone. Like runc, an unlimited
+// memory limit with no swap setting makes swap unlimited too.
+func cgroupSwapMax(swap, limit *int64) (string, error) {
+	switch {
+	case swap == nil:
+		if limit != nil && *limit == -1 {
+			return "max", nil
+		}
+		return "", nil
+	case *swap == -1:
+		return "max", nil
+	case *swap == 0:
+		return "", nil
+	case limit == nil || *limit <= 0:
+		return "", errors.New("cgroup: a swap limit needs a memory limit on cgroup v2")
+	case *swap < *limit:
+		return "", fmt.Errorf("cgroup: memory+swap limit %d is below the memory limit %d", *swap, *limit)
+	}
+	return strconv.FormatInt(*swap-*limit, 10), nil
+}
+
+// cgroupV2CPUWrites converts the cpu controller part of c for v2.
+func cgroupV2CPUWrites(c *specs.LinuxCPU) ([]cgroupWrite, error) {
+	if c == nil {
+		return nil, nil
+	}
+	if c.RealtimeRuntime != nil || c.RealtimePeriod != nil {
+		return nil, errors.New("cgroup: realtime CPU limits are not supported on cgroup v2")
+	}
+	var ws []cgroupWrite
+	if c.Shares != nil && *c.Shares != 0 {
+		ws = append(ws, cgroupWrite{"cpu.weight", strconv.FormatUint(cgroupCPUWeight(*c.Shares), 10), false})
+	}
+	if c.Quota != nil || c.Period != nil {
+		ws = append(ws, cgroupWrite{"cpu.max", cgroupCPUMax(c.Quota, c.Period), false})
+	}
+	if c.Burst != nil {
+		ws = append(ws, cgroupWrite{"cpu.max.burst", strconv.FormatUint(*c.Burst, 10), false})
+	}
+	if c.Idle != nil {
+		ws = append(ws, cgroupWrite{"cpu.idle", strconv.FormatInt(*c.Idle, 10), false})
+	}
+	return ws, nil
+}
+
+// cgroupCPUWeight maps v1 shares [2, 262144] onto v2 weight [1, 10000].
+func cgroupCPUWeight(shares uint64) uint64 {
+	shares = min(max(shares, 2), 262144)
+	return 1 + ((shares-2)*9999)/262142
+}
+
+// cgroupCPUMax formats cpu.max: "max" for no quota, and the period only
+// when one is given (the kernel keeps the current one otherwise).
+func cgroupCPUMax(quota *int64, period *uint64) string {
+	s := "max"
+	if quota != nil && *quota > 0 {
+		s = strconv.FormatInt(*quota, 10)
+	}
+	if period != nil && *period != 0 {
+		s += " " + strconv.FormatUint(*period, 10)
+	}
+	return s
+}
+
+// cgroupV2IOWrites converts b for v2: weights are rescaled to io.weight's
+// range and throttles become io.max lines. Leaf weights have no v2
+// equivalent.
+func cgroupV2IOWrites(b *specs.LinuxBlockIO) []cgroupWrite {
+	if b == nil {
+		return nil
+	}
+	var ws []cgroupWrite
+	if b.Weight != nil {
+		ws = append(ws, cgroupWrite{"io.weight", strconv.FormatUint(cgroupIOWeight(*b.Weight), 10), false})
+	}
+	for _, d := range b.WeightDevice {
+		if d.Weight != nil {
+			ws = append(ws, cgroupWrite{"io.weight", fmt.Sprintf("%d:%d %d", d.Major, d.Minor, cgroupIOWeight(*d.Weight)), false})
+		}
+	}
+	throttles := []struct {
+		key  string
+		devs []specs.LinuxThrottleDevice
+	}{
+		{"rbps", b.ThrottleReadBpsDevice},
+		{"wbps", b.ThrottleWriteBpsDevice},
+		{"riops", b.ThrottleReadIOPSDevice},
+		{"wiops", b.ThrottleWriteIOPSDevice},
+	}
+	for _, t := range throttles {
+		for _, d := range t.devs {
+			ws = append(ws, cgroupWrite{"io.max", fmt.Sprintf("%d:%d %s=%d", d.Major, d.Minor, t.key, d.Rate), false})
+		}
+	}
+	return ws
+}
+
+// cgroupIOWeight maps a v1 blkio weight [10, 1000] onto v2 io.weight
+// [1, 10000], as runc does.
+func cgroupIOWeight(w uint16) uint64 {
+	v := uint64(min(max(w, 10), 1000))
+	return 1 + (v-10)*9999/990
+}

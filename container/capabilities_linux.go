@@ -218,12 +218,28 @@ func applyCaps(pc processCaps, lastCap int) error {
 		if c > lastCap {
 			continue
 		}
+		// The kernel refuses an ambient capability that is not also
+		// permitted and inheritable. runc's own default spec asks for
+		// exactly that (ambient without inheritable), and runc and crun
+		// skip such a capability rather than fail: so do we.
+		if !contains(pc.permitted, c) || !contains(pc.inheritable, c) {
+			continue
+		}
 		err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(c), 0, 0)
 		if err != nil {
 			return fmt.Errorf("prctl PR_CAP_AMBIENT_RAISE %s: %w", capName(c), err)
 		}
 	}
 	return nil
+}
+
+func contains(list []int, c int) bool {
+	for _, x := range list {
+		if x == c {
+			return true
+		}
+	}
+	return false
 }
 
 // capName names capability c for error messages, including ones newer

@@ -39,3 +39,20 @@ func TestPersonality(t *testing.T) {
 		t.Errorf("uname -m with LINUX32 = %q, want i686", got)
 	}
 }
+
+// TestAmbientWithoutInheritable runs the capabilities runc's own default
+// spec has: ambient capabilities that are not inheritable, which the kernel
+// will not raise. Like runc and crun, crier skips them instead of failing.
+func TestAmbientWithoutInheritable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	caps := []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
+	out, _ := e.runOK(e.id(), e.bundle([]string{"sh", "-c", "grep CapAmb /proc/self/status"}, func(s *specs.Spec) {
+		s.Process.Capabilities = &specs.LinuxCapabilities{
+			Bounding: caps, Effective: caps, Permitted: caps, Ambient: caps,
+		}
+	}), nil)
+	if got := strings.Fields(out); len(got) != 2 || got[1] != "0000000000000000" {
+		t.Errorf("CapAmb line = %q, want an empty ambient set", out)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container"
@@ -50,6 +51,7 @@ func (s *server) reexec() error {
 	if err != nil {
 		return err
 	}
+	ch.Spec = servingSpec(s.spec)
 	lnFile, err := s.ln.File()
 	if err != nil {
 		return err
@@ -82,6 +84,20 @@ func (s *server) reexec() error {
 	err = unix.Exec("/proc/self/exe", args, os.Environ())
 	unix.Close(fd)
 	return fmt.Errorf("exec /proc/self/exe: %w", err)
+}
+
+// servingSpec keeps only what serving needs of the config. Decoding the
+// whole config again would make encoding/json cache its layout for every
+// runtime-spec type, which stays resident for the shim's life.
+func servingSpec(spec *specs.Spec) *specs.Spec {
+	out := &specs.Spec{Version: spec.Version, Root: spec.Root, Annotations: spec.Annotations}
+	if spec.Process != nil {
+		out.Process = &specs.Process{} // start only asks whether there is one
+	}
+	if h := spec.Hooks; h != nil && (len(h.Poststart) > 0 || len(h.Poststop) > 0) {
+		out.Hooks = &specs.Hooks{Poststart: h.Poststart, Poststop: h.Poststop}
+	}
+	return out
 }
 
 // Resume serves a container that an earlier image of this process created

@@ -39,7 +39,7 @@ conformance: build
 	./test/conformance/run.sh $(CONFORMANCE_FLAGS) $(CURDIR)/$(BIN)/crier
 
 # The side-by-side benchmark against runc, crun, conmon and containerd
-# (issue 4): writes docs/performance.md. As root; about 10 minutes.
+# (issue 4): writes docs/performance.md. As root; about 5 minutes.
 # BENCH_FLAGS=-quick for a short development run that writes nothing.
 .PHONY: bench
 bench: build

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// inner measures, in the private mount namespace the outer role made.
+func inner() error {
+	work, prefix := *flagWork, *flagID
+	if work == "" || prefix == "" {
+		return errors.New("-phase inner needs -work and -id")
+	}
+	// crun 1.8.1 refuses the hybrid layout; without the v2 mount every
+	// runtime sees plain cgroup v1.
+	if err := unix.Unmount("/sys/fs/cgroup/unified", 0); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+		return fmt.Errorf("umount /sys/fs/cgroup/unified: %w", err)
+	}
+	// The sweep knows this run's processes by their mount namespace.
+	if ns, err := os.Readlink("/proc/self/ns/mnt"); err == nil {
+		os.WriteFile(filepath.Join(work, "mntns"), []byte(ns), 0o644)
+	}
+	// State roots on a tmpfs, as /run is on a real host (here it is not).
+	if err := os.MkdirAll(filepath.Join(work, "state"), 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", filepath.Join(work, "state"), "tmpfs", 0, "mode=0755"); err != nil {
+		return fmt.Errorf("mount a tmpfs for the state roots: %w", err)
+	}
+	wait := *flagWait
+	if wait == 0 {
+		wait = time.Minute
+		if *flagQuick {
+			wait = 10 * time.Second
+		}
+	}
+	spec, err := os.ReadFile(filepath.Join(work, "spec.json"))
+	if err != nil {
+		return err
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	bin, err := filepath.Abs(*flagBin)
+	if err != nil {
+		return err
+	}
+	b := &B{
+		work: work, repo: *flagRepo, prefix: prefix, quick: *flagQuick, wait: wait,
+		spec: spec, devnull: devnull,
+		env:     []string{"PATH=" + benchPath, "HOME=/root"},
+		live:    map[*runtime]map[string]bool{},
+		conmons: map[int]bool{},
+	}
+	for _, d := range []string{"scratch", "stamps", "bundles", "state"} {
+		if err := os.MkdirAll(filepath.Join(work, d), 0o755); err != nil {
+			return err
+		}
+	}
+	runcBin, _ := exec.LookPath("runc")
+	crunBin, _ := exec.LookPath("crun")
+	b.crier = &runtime{name: "crier", bin: filepath.Join(bin, "crier"), root: filepath.Join(work, "state", "crier")}
+	b.runc = &runtime{name: "runc", bin: runcBin, root: filepath.Join(work, "state", "runc")}
+	b.crun = &runtime{name: "crun", bin: crunBin, root: filepath.Join(work, "state", "crun")}
+	b.runcConmon = &runtime{name: "runc", bin: runcBin, root: filepath.Join(work, "state", "runc-conmon")}
+	b.rts = []*runtime{b.crier, b.runc, b.crun}
+
+	b.rep = &report{quick: b.quick, wait: wait.String(), machine: machine(), versions: b.versions(), key: map[string]float64{}}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		<-sigs
+		b.stopping.Store(true)
+		fmt.Fprintln(os.Stderr, "bench: interrupted; cleaning up")
+		b.cleanup()
+		sweep(work, prefix)
+		os.Exit(130)
+	}()
+	defer func() {
+		if p := recover(); p != nil {
+			fmt.Fprintln(os.Stderr, "bench: panic:", p)
+			b.cleanup()
+			sweep(work, prefix)
+			panic(p)
+		}
+		b.cleanup()
+		sweep(work, prefix)
+	}()
+
+	want := map[string]bool{}
+	for _, s := range strings.Split(*flagOnly, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			want[s] = true
+		}
+	}
+	on := func(name string) bool { return len(want) == 0 || want[name] }
+
+	rep := b.rep
+	sLife := rep.section("1. Lifecycle",
+		"Each CLI step of a `/bin/true` container, the whole create+start+wait-for-exit+delete, `run` and `--version` (the binary's start-up floor).")
+	sExit := rep.section("2. Exit notification",
+		"How long after the container's process exits a subscriber that is not its parent learns it, and what waiting costs.")
+	sMem := rep.section("3. Shim memory",
+		"An idle supervisor per container, with 1, 50 and 500 containers at once (conmon and containerd-shim-runc-v2 with 1 and 50).")
+	sTput := rep.section("4. Throughput")
+	sFan := rep.section("5. Fan-out",
+		"One container, 1000 subscribers.")
+	sScale := rep.section("6. Scale",
+		"The cost of one more container with many already running: is it flat?")
+
+	steps := []struct {
+		name string
+		fn   func()
+		sec  *section
+	}{
+		{"lifecycle", func() { b.lifecycle(sLife) }, sLife},
+		{"exit", func() { b.exitLatency(sExit) }, sExit},
+		{"wait", func() { b.waitCost(sExit) }, sExit},
+		{"throughput", func() { b.throughput(sTput) }, sTput},
+		{"fanout", func() { b.fanout(sFan) }, sFan},
+		{"memory", func() { b.memory(sMem, sScale) }, sMem},
+	}
+	t0 := time.Now()
+	load0 := loadavg()
+	for _, st := range steps {
+		if !on(st.name) && !(st.name == "memory" && on("scale")) {
+			continue
+		}
+		if b.stopping.Load() {
+			break
+		}
+		fmt.Printf("bench: %s (at %s)\n", st.name, time.Since(t0).Round(time.Second))
+		st.fn()
+	}
+	var kept []*section
+	for _, s := range rep.sections {
+		if len(s.parts) > 0 {
+			kept = append(kept, s)
+		}
+	}
+	rep.sections = kept
+	rep.summary = b.summary()
+	rep.took = time.Since(t0).Round(time.Second).String() + " (measuring, without set-up)"
+	rep.load = load0 + " → " + loadavg() + " (at the start, before the benchmark's own work, it is other work on the machine)"
+	md := rep.markdown()
+	fmt.Println()
+	fmt.Println(md)
+	out := *flagOut
+	if out == "" && !b.quick && len(want) == 0 {
+		out = filepath.Join(b.repo, "docs", "performance.md")
+	}
+	if out != "" {
+		if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
+			return err
+		}
+		fmt.Printf("bench: wrote %s\n", out)
+	}
+	return nil
+}
+
+func loadavg() string {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(raw))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
+}
+
+// summary compares the headline figures with the targets of issue 4.
+func (b *B) summary() *section {
+	k := b.rep.key
+	has := func(names ...string) bool {
+		for _, n := range names {
+			if _, ok := k[n]; !ok {
+				return false
+			}
+		}
+		return true
+	}
+	s := &section{title: "Summary: crier against the targets"}
+	t := s.table("figure (medians)", "runc", "crun", "others", "crier", "target", "met?")
+	verdict := func(v, target float64, lowerIsBetter bool) string {
+		ok := v <= target
+		if !lowerIsBetter {
+			ok = v >= target
+		}
+		if ok {
+			return "yes"
+		}
+		d := 100 * (v - target) / target
+		if d > -10 && d < 10 {
+			return fmt.Sprintf("**no**: %+.1f %%", d)
+		}
+		return fmt.Sprintf("**no**: %+.0f %%", d)
+	}
+	for _, op := range []struct{ key, label string }{
+		{"cycle", "create+start+wait+delete (ms)"},
+		{"create", "`create` (ms)"},
+		{"start", "`start` (ms)"},
+		{"delete", "`delete` (ms)"},
+		{"state", "`state` (ms)"},
+		{"version", "`--version` (ms)"},
+	} {
+		c, r, u := "life."+op.key+".crier", "life."+op.key+".runc", "life."+op.key+".crun"
+		if !has(c, r, u) {
+			continue
+		}
+		t.add(op.label, num(k[r]), num(k[u]), "", "**"+num(k[c])+"**", "≤ crun", verdict(k[c], k[u], true))
+	}
+	if has("exit.0.p50", "exit.1.p50") {
+		worst := max(k["exit.0.p50"], k["exit.1.p50"])
+		var others []string
+		for _, o := range []struct{ tag, name string }{{"pidfd", "pidfd"}, {"conmon", "conmon exit file"}, {"containerd", "containerd event"}} {
+			if v, ok := k["exit."+o.tag+".p50"]; ok {
+				others = append(others, o.name+" "+num(v))
+			}
+		}
+		t.add("exit → subscriber, median (ms)", "poll 10 ms: "+num(k["exit.poll10.p50"]), "", strings.Join(others, ", "),
+			"CLI **"+num(k["exit.0.p50"])+"**, Go **"+num(k["exit.1.p50"])+"**", "≤ 1.0", verdict(worst, 1.0, true))
+		worstP99 := max(k["exit.0.p99"], k["exit.1.p99"])
+		t.add("exit → subscriber, p99 (ms)", "", "", "",
+			"CLI **"+num(k["exit.0.p99"])+"**, Go **"+num(k["exit.1.p99"])+"**", "≤ 2", verdict(worstP99, 2, true))
+	}
+	if has("wait.cli.pct", "wait.go.pct") {
+		worst := max(k["wait.cli.pct"], k["wait.go.pct"])
+		t.add("CPU while waiting (% of a core)", "poll 10 ms: "+num(k["wait.poll10.pct"])+" %", "", "",
+			"CLI "+num(k["wait.cli.pct"])+" %, Go "+num(k["wait.go.pct"])+" %", "none (< 0.1 %)", verdict(worst, 0.1, true))
+	}
+	if has("mem.crier.50") {
+		others := []string{}
+		if v, ok := k["mem.conmon.50"]; ok {
+			others = append(others, "conmon "+num(v))
+		}
+		if v, ok := k["mem.containerd.50"]; ok {
+			others = append(others, "containerd-shim "+num(v))
+		}
+		if v, ok := k["mem.go.50"]; ok {
+			others = append(others, "idle Go "+num(v))
+		}
+		t.add("idle shim USS at 50 containers (kB per shim)", "no shim", "no shim", strings.Join(others, ", "),
+			"**"+num(k["mem.crier.50"])+"**", "≤ 700", verdict(k["mem.crier.50"], 700, true))
+	}
+	if has("tput.crier", "tput.runc", "tput.crun") {
+		t.add("create+start throughput, 2 workers (/s)", num(k["tput.runc"]), num(k["tput.crun"]), "",
+			"**"+num(k["tput.crier"])+"**", "≥ crun", verdict(k["tput.crier"], k["tput.crun"], false))
+	}
+	return s
+}

@@ -204,9 +204,7 @@ func (a *app) startShim(sa shimArgs) (int, error) {
 	cmd := exec.Command(sa.shim, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.ExtraFiles = append(sa.extra, w)
-	// Without containermaxprocs the Go runtime would keep the shim's
-	// cgroup CPU limit files open (and watch them) for its whole life.
-	cmd.Env = []string{"GODEBUG=containermaxprocs=0,updatemaxprocs=0"}
+	cmd.Env = []string{}
 	// Its own session: the shim outlives create and must not get the
 	// terminal's signals.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

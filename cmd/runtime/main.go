@@ -2,6 +2,12 @@
 //
 // Each verb lives in its own file; this one wires the global flags and
 // builds the command tree.
+//
+// (No crier process needs Go to size GOMAXPROCS from, and keep watching,
+// its cgroup CPU limit: they are short-lived or idle.)
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import (

@@ -4,6 +4,12 @@
 // Descriptors on entry: 0-2 are the container's stdio, 3 to 3+N-1 are the
 // N descriptors to pass through to the container (--preserve-fds), and
 // 3+N is where the outcome of create is reported.
+//
+// (No crier process needs Go to size GOMAXPROCS from, and keep watching,
+// its cgroup CPU limit: they are short-lived or idle.)
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import (

@@ -35,6 +35,10 @@ type Cgroup struct {
 	// container brought into being, and only those, even when it runs in
 	// another process than Apply did.
 	Created []string `json:"created,omitempty"`
+	// SharedParent is set when the directories are crier's default ones
+	// (/crier/<id>): the /crier parents belong to no one container, so
+	// whichever Destroy finds them empty removes them.
+	SharedParent bool `json:"sharedParent,omitempty"`
 }
 
 const (
@@ -72,7 +76,7 @@ func NewCgroup(id string, cgroupsPath string) (*Cgroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Cgroup{Paths: paths}, nil
+	return &Cgroup{Paths: paths, SharedParent: cgroupsPath == ""}, nil
 }
 
 // Apply creates the directories, applies the resource limits, then moves
@@ -198,11 +202,18 @@ func (c *Cgroup) Destroy() error {
 			errs = append(errs, err)
 		}
 	}
-	for _, dir := range slices.Backward(c.Created) {
+	parents := slices.Clone(c.Created)
+	if c.SharedParent {
+		for _, dir := range leaves {
+			parents = append(parents, filepath.Dir(dir))
+		}
+	}
+	for _, dir := range slices.Backward(parents) {
 		if slices.Contains(leaves, dir) {
 			continue
 		}
 		// A parent still shared with another container is busy; leave it.
+		// (One being created meanwhile retries its mkdir: cgroupMkdirAll.)
 		err := unix.Rmdir(dir)
 		if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EBUSY) &&
 			!errors.Is(err, unix.ENOTEMPTY) {

@@ -100,6 +100,7 @@ func (s *server) create() error {
 		}
 	}
 	if err != nil {
+		s.refuseWaiting(fmt.Errorf("create failed: %w", err))
 		s.ln.Close()
 		os.RemoveAll(s.dir)
 		report(s.cfg.Report, Report{Error: err.Error()})
@@ -199,6 +200,28 @@ func (s *server) prepare(tmp string) error {
 		return err
 	}
 	return nil
+}
+
+// refuseWaiting answers the clients that connected while the container was
+// being created, and so wait in the listen backlog, with why it failed:
+// a `crier event` waiting for created must not take the vanished state
+// directory for one still to come.
+func (s *server) refuseWaiting(err error) {
+	line, _ := protocol.Marshal(protocol.ErrorReply(err))
+	// A deadline already past would skip even the pending ones.
+	s.ln.SetDeadline(time.Now().Add(10 * time.Millisecond))
+	for {
+		conn, err := s.ln.AcceptUnix()
+		if err != nil {
+			return
+		}
+		// Read the request first: closing with it unread would reset
+		// the connection before the client reads the answer.
+		conn.SetDeadline(time.Now().Add(100 * time.Millisecond))
+		protocol.NewDecoder(conn).Line()
+		conn.Write(line)
+		conn.Close()
+	}
 }
 
 // state is the current state file content.

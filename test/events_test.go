@@ -2,6 +2,8 @@ package test
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -12,6 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/shim"
@@ -564,4 +569,60 @@ func TestEventShimKilled(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSubscriberDuringFailedCreate: a client that connects while the
+// container is being created waits in the shim's backlog; when create fails
+// it gets the reason, not a reset it could take for a shim still to come.
+func TestSubscriberDuringFailedCreate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id := e.id()
+	fifo := filepath.Join(e.dir, "release")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := e.bundle([]string{"true"}, nil)
+	sh := filepath.Join(b, "rootfs", "bin", "sh")
+	editBundle(t, b, func(s *specs.Spec) {
+		// The hook holds create until the test has subscribed, then fails it.
+		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{
+			Path: sh, Args: []string{"sh", "-c", "read x < " + fifo + "; exit 3"},
+		}}}
+	})
+	create := e.cliStart(nil, "create", "--bundle", b, id)
+	ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
+	defer cancel()
+	if err := shim.WaitExist(ctx, filepath.Join(e.root, id)); err != nil {
+		t.Fatal(err)
+	}
+	// A raw connection, so the request is surely in the socket before the
+	// hook lets create fail.
+	conn, err := net.Dial("unix", shim.SocketPath(e.root, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(hangDeadline))
+	if _, err := conn.Write([]byte(`{"op":"subscribe"}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("go\n"))
+	f.Close()
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	var reply protocol.Reply
+	if err := json.Unmarshal([]byte(line), &reply); err != nil || reply.OK || !strings.Contains(reply.Error, "create failed") {
+		t.Errorf("answer during a failing create = %q, want an error saying create failed", line)
+	}
+	if r := create.wait(); r.code == 0 {
+		t.Errorf("create succeeded: %+v", r)
+	}
+	e.wantNoStateDir(id)
 }

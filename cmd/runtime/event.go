@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -105,8 +106,8 @@ func (a *app) connect(ctx context.Context, id string, o *eventOptions) (*protoco
 		}
 		if err := c.Subscribe(ctx, protocol.SubscribeOptions{NoHistory: o.noHistory}); err != nil {
 			c.Close()
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				continue
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+				return nil, fmt.Errorf("container %q went away before it could be watched (its create failed, or it was deleted)", id)
 			}
 			return nil, remoteMessage(err)
 		}

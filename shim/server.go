@@ -12,6 +12,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -43,6 +44,8 @@ type Config struct {
 	Log    *log.Logger
 	// LogPath is where Log writes, for the re-executed image.
 	LogPath string
+	// Debug adds debug messages to Log.
+	Debug bool
 	// Reexec makes Serve re-execute the shim once the container is
 	// created (see reexec).
 	Reexec bool
@@ -107,6 +110,7 @@ func (s *server) create() error {
 		return err
 	}
 	s.c = c
+	s.noteLabels()
 	s.subreaper = !hasPidNS(s.spec)
 	if s.subreaper {
 		// Without a pid namespace the container's orphans would go to
@@ -200,6 +204,35 @@ func (s *server) prepare(tmp string) error {
 		return err
 	}
 	return nil
+}
+
+// noteLabels says, at debug level, that the config's LSM labels were not
+// applied. crier applies none yet; on a host where AppArmor and SELinux are
+// off that is what a label means anyway, and failing the container over it
+// (as runc does) helps nobody.
+func (s *server) noteLabels() {
+	if !s.cfg.Debug {
+		return
+	}
+	if p := s.spec.Process; p != nil && p.ApparmorProfile != "" {
+		s.cfg.Log.Printf("debug: apparmorProfile %q ignored (%s)", p.ApparmorProfile, lsmState("apparmor"))
+	}
+	if p := s.spec.Process; p != nil && p.SelinuxLabel != "" {
+		s.cfg.Log.Printf("debug: selinuxLabel %q ignored (%s)", p.SelinuxLabel, lsmState("selinux"))
+	}
+	if l := s.spec.Linux; l != nil && l.MountLabel != "" {
+		s.cfg.Log.Printf("debug: mountLabel %q ignored (%s)", l.MountLabel, lsmState("selinux"))
+	}
+}
+
+func lsmState(name string) string {
+	b, _ := os.ReadFile("/sys/kernel/security/lsm")
+	for _, m := range strings.Split(strings.TrimSpace(string(b)), ",") {
+		if m == name {
+			return name + " is enabled but crier does not apply its labels yet"
+		}
+	}
+	return name + " is not enabled on this host"
 }
 
 // refuseWaiting answers the clients that connected while the container was

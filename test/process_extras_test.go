@@ -2,6 +2,7 @@ package test
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,5 +55,23 @@ func TestAmbientWithoutInheritable(t *testing.T) {
 	}), nil)
 	if got := strings.Fields(out); len(got) != 2 || got[1] != "0000000000000000" {
 		t.Errorf("CapAmb line = %q, want an empty ambient set", out)
+	}
+}
+
+// TestLabelsIgnoredWithDebugLog: where AppArmor is off (as on this
+// machine), a profile in the config is not an error; with --debug the
+// shim's log says it was ignored.
+func TestLabelsIgnoredWithDebugLog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id := e.id()
+	b := e.bundle([]string{"true"}, func(s *specs.Spec) { s.Process.ApparmorProfile = "crier-test-profile" })
+	logPath := filepath.Join(e.dir, "crier.log")
+	r := e.cliRun("--debug", "--log", logPath, "run", "--bundle", b, id)
+	if r.code != 0 {
+		t.Fatalf("run with an apparmorProfile: exit %d: %s", r.code, r.stderr)
+	}
+	if log := readFile(t, logPath); !strings.Contains(log, `apparmorProfile "crier-test-profile" ignored`) {
+		t.Errorf("debug log does not say the profile was ignored:\n%s", log)
 	}
 }

@@ -194,6 +194,9 @@ func (a *app) startShim(sa shimArgs) (int, error) {
 	if sa.consoleSocket != "" {
 		args = append(args, "--console-socket", sa.consoleSocket)
 	}
+	if a.debug {
+		args = append(args, "--debug")
+	}
 	if a.logPath != "" {
 		args = append(args, "--log", a.logPath)
 	}

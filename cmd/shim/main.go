@@ -74,6 +74,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.ConsoleSocket, "console-socket", "", "absolute console socket path")
 	fs.StringVar(&buffer, "event-buffer", "", "event types to buffer (comma-separated, all, none)")
 	fs.StringVar(&logPath, "log", "", "log file")
+	fs.BoolVar(&cfg.Debug, "debug", false, "log debug messages")
 	fs.IntVar(&preserve, "preserve-fds", 0, "descriptors after stdio to pass to the container")
 	if err := fs.Parse(args); err != nil {
 		return err

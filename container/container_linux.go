@@ -136,9 +136,9 @@ func (c *Container) initConfig() *initConfig {
 		Bundle:      c.Bundle,
 		Rootfs:      c.Rootfs,
 		Spec:        c.Spec,
-		NewMountNS:  hasNamespace(c.Spec, specs.MountNamespace),
+		NewMountNS:  HasNamespace(c.Spec, specs.MountNamespace),
 		NewCgroupNS: c.unshareCgroup,
-		NewUTSNS:    hasNamespace(c.Spec, specs.UTSNamespace),
+		NewUTSNS:    HasNamespace(c.Spec, specs.UTSNamespace),
 	}
 }
 

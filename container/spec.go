@@ -151,9 +151,9 @@ func validateNamespaces(nss []specs.LinuxNamespace) error {
 	return nil
 }
 
-// hasNamespace reports whether spec asks for a namespace of type t, new
+// HasNamespace reports whether spec asks for a namespace of type t, new
 // or joined.
-func hasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
+func HasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
 	return hasNamespaceIn(spec.Linux, t)
 }
 

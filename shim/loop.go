@@ -104,15 +104,6 @@ func (s *server) loop() error {
 	return nil
 }
 
-func hasPidNS(spec *specs.Spec) bool {
-	for _, ns := range spec.Linux.Namespaces {
-		if ns.Type == specs.PIDNamespace {
-			return true
-		}
-	}
-	return false
-}
-
 func (s *server) handle(m any) {
 	switch m := m.(type) {
 	case *request:

@@ -51,11 +51,21 @@ func (s *server) reexec() error {
 	if err != nil {
 		return err
 	}
+	// We only come back if the exec failed, and then serve from this
+	// image: its children (hooks) must not inherit what was handed over.
+	defer func() {
+		for _, fd := range []int{ch.PidFD, ch.SyncFD} {
+			if fd >= 0 {
+				unix.CloseOnExec(fd)
+			}
+		}
+	}()
 	ch.Spec = servingSpec(s.spec)
 	lnFile, err := s.ln.File()
 	if err != nil {
 		return err
 	}
+	defer lnFile.Close()
 	// The dup is close-on-exec like every descriptor Go opens.
 	if _, err := unix.FcntlInt(lnFile.Fd(), unix.F_SETFD, 0); err != nil {
 		return os.NewSyscallError("fcntl F_SETFD", err)

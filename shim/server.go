@@ -111,7 +111,7 @@ func (s *server) create() error {
 	}
 	s.c = c
 	s.noteLabels()
-	s.subreaper = !hasPidNS(s.spec)
+	s.subreaper = !container.HasNamespace(s.spec, specs.PIDNamespace)
 	if s.subreaper {
 		// Without a pid namespace the container's orphans would go to
 		// the host's init; keep them so their exits are collected here.

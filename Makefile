@@ -13,8 +13,13 @@ build: $(BIN)/crier $(BIN)/crier-shim
 $(BIN)/crier: FORCE
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/runtime
 
+# On amd64 the shim's ELF entry point is a few lines of assembly that join
+# user and time namespaces before the Go runtime starts
+# (container/nsenter_linux.go). Elsewhere joining those is refused.
+SHIM_ENTRY := $(if $(filter amd64,$(shell $(GO) env GOARCH)),-E github.com/crier-runtime/crier/container.preRuntimeEntry)
+
 $(BIN)/crier-shim: FORCE
-	$(SHIM_FLAGS) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/shim
+	$(SHIM_FLAGS) $(GO) build -trimpath -ldflags '$(LDFLAGS) $(SHIM_ENTRY)' -o $@ ./cmd/shim
 
 FORCE:
 

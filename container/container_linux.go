@@ -47,6 +47,9 @@ type Container struct {
 	pty  string // the pty slave's path in the container, with a terminal
 	// unshareCgroup tells init to make its cgroup namespace itself.
 	unshareCgroup bool
+	// twoStage: init joins a user or time namespace and hands over to a
+	// second stage (nsenter_linux.go).
+	twoStage bool
 }
 
 // Create forks the init stage into the container's namespaces and drives it
@@ -72,6 +75,14 @@ func Create(cfg *Config) (_ *Container, err error) {
 	}
 	if err := c.sync.send(message{Type: msgConfig, Config: c.initConfig()}); err != nil {
 		return nil, err
+	}
+	if c.twoStage {
+		if err := c.adoptStageTwo(); err != nil {
+			return nil, err
+		}
+		if err := c.sync.send(message{Type: msgConfig, Config: c.initConfig()}); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := c.sync.expect(msgMounted); err != nil {
 		return nil, c.initError(err)
@@ -171,18 +182,32 @@ func (c *Container) fork(cfg *Config) error {
 		return err
 	}
 	c.unshareCgroup = plan.unshareCgroup
+	args := []string{"crier", "init"}
+	if len(plan.preRuntime) > 0 {
+		nsFiles, err := openNamespaces(plan.preRuntime)
+		if err != nil {
+			parent.Close()
+			return fmt.Errorf("linux.namespaces: %w", err)
+		}
+		defer closeFiles(nsFiles)
+		args = append(args, setnsArg(len(files), len(nsFiles)))
+		for _, f := range nsFiles {
+			files = append(files, f.Fd())
+		}
+		c.twoStage = true
+	}
 	pidfd := -1
 	plan.sys.PidFD = &pidfd
 	attr := &syscall.ProcAttr{
 		// Relative paths in the config are relative to the bundle.
 		Dir:   cfg.Bundle,
-		Env:   []string{InitFDEnv + "=" + strconv.Itoa(len(files)-1)},
+		Env:   []string{InitFDEnv + "=" + strconv.Itoa(len(cfg.ExtraFiles)+3)},
 		Files: files,
 		Sys:   plan.sys,
 	}
 	var pid int
 	fork := func() (err error) {
-		pid, err = syscall.ForkExec(cfg.InitPath, []string{"crier", "init"}, attr)
+		pid, err = syscall.ForkExec(cfg.InitPath, args, attr)
 		return err
 	}
 	switch {

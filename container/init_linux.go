@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -18,7 +19,8 @@ var ErrNotInit = errors.New("crier init is started by crier create, not by hand"
 // started by Create as "crier init". It returns only on error, after
 // reporting it to the parent, which reports it to the user; the caller
 // should exit non-zero without printing it again (the container's stderr is
-// create's).
+// create's). The exception is stage one of a two-stage init
+// (nsenter_linux.go), which returns nil once stage two has taken over.
 //
 // Credentials, capabilities and the cgroup namespace are per thread, so Init
 // locks itself to one thread and execs from it.
@@ -36,7 +38,14 @@ func Init() error {
 	// container gets stdio, the passed descriptors (below fd) and no more.
 	unix.CloseRange(uint(fd+1), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	conn := newSyncConn(os.NewFile(uintptr(fd), "sync"))
-	err = initStage(conn)
+	if len(os.Args) > 2 && strings.HasPrefix(os.Args[2], initSetnsArg) {
+		err = joinStage(conn, fd)
+		if err == nil {
+			return nil
+		}
+	} else {
+		err = initStage(conn)
+	}
 	if errors.Is(err, errSyncEOF) {
 		// The parent gave up (create failed, or the shim died before
 		// start): nothing to report to.

@@ -22,10 +22,17 @@ var cloneFlags = map[specs.LinuxNamespaceType]uintptr{
 }
 
 // nsPlan is how the init stage gets its namespaces: new ones through clone
-// flags, existing ones (those with a path) joined by the forking thread.
+// flags, existing ones (those with a path) joined by the forking thread, or
+// for user and time namespaces by init's pre-runtime entry point.
 type nsPlan struct {
 	sys   *syscall.SysProcAttr
 	joins []specs.LinuxNamespace
+	// preRuntime are joined by stage one of a two-stage init (see
+	// nsenter_linux.go), which then forks stage two with stage2: the clone
+	// flags of the new namespaces, so that a joined user namespace owns
+	// them. sys then creates nothing.
+	preRuntime []specs.LinuxNamespace
+	stage2     *syscall.SysProcAttr
 	// unshareCgroup: init unshares the cgroup namespace itself once the
 	// parent has put it in its cgroups, so the namespace is rooted there.
 	unshareCgroup bool
@@ -36,44 +43,55 @@ type nsPlan struct {
 }
 
 func planNamespaces(l *specs.Linux) (*nsPlan, error) {
-	p := &nsPlan{sys: &syscall.SysProcAttr{}}
-	var newUser bool
+	p := &nsPlan{preRuntime: preRuntimeNamespaces(l)}
+	attr := &syscall.SysProcAttr{}
+	var newUser, joinUser bool
 	for _, ns := range l.Namespaces {
-		if ns.Path != "" {
+		switch {
+		case ns.Path != "" && ns.Type == specs.UserNamespace:
+			joinUser = true
+		case ns.Path != "" && ns.Type == specs.TimeNamespace:
+		case ns.Path != "":
 			p.joins = append(p.joins, ns)
-			continue
-		}
-		if ns.Type == specs.UserNamespace {
+		case ns.Type == specs.UserNamespace:
 			newUser = true
-		}
-		if ns.Type == specs.CgroupNamespace {
+			attr.Cloneflags |= cloneFlags[ns.Type]
+		case ns.Type == specs.CgroupNamespace:
 			p.unshareCgroup = true
-			continue
-		}
-		if ns.Type == specs.TimeNamespace {
+		case ns.Type == specs.TimeNamespace:
 			p.newTime, p.timeOffsets = true, l.TimeOffsets
-			continue
+		default:
+			attr.Cloneflags |= cloneFlags[ns.Type]
 		}
-		p.sys.Cloneflags |= cloneFlags[ns.Type]
 	}
 	if newUser {
 		if len(l.UIDMappings) == 0 || len(l.GIDMappings) == 0 {
 			return nil, errors.New("linux.namespaces: a new user namespace needs uidMappings and gidMappings")
 		}
-		p.sys.UidMappings = idMaps(l.UIDMappings)
-		p.sys.GidMappings = idMaps(l.GIDMappings)
-		p.sys.GidMappingsEnableSetgroups = true
-		// Become root of the new namespace before exec, or exec would
-		// drop the capabilities init needs to build the container.
-		p.sys.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
-		if p.unshareCgroup {
-			// Init's capabilities are in the new user namespace,
-			// not the one that owns its cgroup namespace, so it
-			// could not unshare later: create it with the rest.
-			p.sys.Cloneflags |= unix.CLONE_NEWCGROUP
-			p.unshareCgroup = false
-		}
+		attr.UidMappings = idMaps(l.UIDMappings)
+		attr.GidMappings = idMaps(l.GIDMappings)
+		attr.GidMappingsEnableSetgroups = true
 	}
+	if newUser || joinUser {
+		// Become root of the user namespace before exec, or exec would
+		// drop the capabilities init needs to build the container.
+		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
+	}
+	if p.unshareCgroup && (newUser || len(p.preRuntime) > 0) {
+		// Init's capabilities are in the new or joined user namespace,
+		// not the one that owns its cgroup namespace, so it could not
+		// unshare later: create it with the rest. (Stage two is forked
+		// after the cgroups are applied, so it is rooted right too.)
+		attr.Cloneflags |= unix.CLONE_NEWCGROUP
+		p.unshareCgroup = false
+	}
+	if len(p.preRuntime) == 0 {
+		p.sys = attr
+		return p, nil
+	}
+	// Stage two is the shim's child, not stage one's.
+	attr.Cloneflags |= unix.CLONE_PARENT
+	p.stage2, p.sys = attr, &syscall.SysProcAttr{}
 	return p, nil
 }
 

@@ -144,9 +144,6 @@ func validateNamespaces(nss []specs.LinuxNamespace) error {
 			return fmt.Errorf("linux.namespaces: %q given twice", ns.Type)
 		}
 		seen[ns.Type] = true
-		if ns.Path != "" && ns.Type == specs.UserNamespace {
-			return fmt.Errorf("linux.namespaces: joining the user namespace %s is not supported yet", ns.Path)
-		}
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // The parent and the init stage talk over a socketpair, one JSON message per
@@ -112,3 +113,50 @@ func (c *syncConn) expect(typ string) (message, error) {
 }
 
 func (c *syncConn) Close() error { return c.f.Close() }
+
+// recvWithFD receives a message that may carry one descriptor
+// (SCM_RIGHTS), which a buffered read would drop. It must be the first
+// message read from the socket, with nothing buffered in the decoder, and
+// the sender must send nothing after it until answered.
+func (c *syncConn) recvWithFD() (m message, fd int, err error) {
+	fd = -1
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(4))
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		return m, fd, err
+	}
+	var n, oobn int
+	var rerr error
+	err = rc.Read(func(s uintptr) bool {
+		for {
+			n, oobn, _, _, rerr = unix.Recvmsg(int(s), buf, oob, unix.MSG_CMSG_CLOEXEC)
+			if rerr != unix.EINTR {
+				return true
+			}
+		}
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return m, fd, fmt.Errorf("sync: receive: %w", err)
+	}
+	if oobn > 0 {
+		if scms, perr := unix.ParseSocketControlMessage(oob[:oobn]); perr == nil && len(scms) > 0 {
+			if fds, perr := unix.ParseUnixRights(&scms[0]); perr == nil && len(fds) > 0 {
+				fd = fds[0]
+				for _, extra := range fds[1:] {
+					unix.Close(extra)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		return m, fd, errSyncEOF
+	}
+	if err := json.Unmarshal(buf[:n], &m); err != nil {
+		return m, fd, fmt.Errorf("sync: receive: %w", err)
+	}
+	return m, fd, nil
+}

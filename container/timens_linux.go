@@ -32,9 +32,8 @@ import (
 //     write fails with EACCES. So they are written before the fork.
 //   - Joining an existing time namespace with setns(2) fails with EUSERS
 //     in a multi-threaded process (timens_install wants a single-threaded
-//     mm), and Go has no single-threaded moment: "path" for a time
-//     namespace cannot be honoured without a cgo constructor (runc's
-//     nsexec) or a non-Go helper.
+//     mm): "path" for a time namespace is joined by init's pre-runtime
+//     entry point, before the Go runtime starts (nsenter_linux.go).
 
 // Clock names of linux.timeOffsets, as timens_offsets spells them.
 const (
@@ -66,8 +65,8 @@ func validateTimeOffsets(offsets map[string]specs.LinuxTimeOffset) error {
 
 // validateTimeNamespace checks the time entry of linux.namespaces and
 // linux.timeOffsets together: offsets need a new time namespace (a joined
-// one has its offsets already), a path cannot be joined (see above), and
-// the kernel must have time namespaces.
+// one has its offsets already), and a new one needs a kernel with time
+// namespaces.
 func validateTimeNamespace(l *specs.Linux) error {
 	var ns *specs.LinuxNamespace
 	for i := range l.Namespaces {
@@ -80,8 +79,10 @@ func validateTimeNamespace(l *specs.Linux) error {
 		return errors.New("linux.timeOffsets: set without a time namespace in linux.namespaces")
 	case ns == nil:
 		return nil
+	case ns.Path != "" && len(l.TimeOffsets) > 0:
+		return errors.New("linux.timeOffsets: set for a joined time namespace, whose offsets are already set")
 	case ns.Path != "":
-		return fmt.Errorf("linux.namespaces: joining the time namespace %s is not supported (setns into a time namespace needs a single-threaded process)", ns.Path)
+		return nil
 	case !timeNamespaceSupported():
 		return errors.New("linux.namespaces: this kernel has no time namespaces")
 	}

@@ -46,8 +46,11 @@ func TestValidateTimeNamespace(t *testing.T) {
 	}{
 		{"none", specs.Linux{}, ""},
 		{"offsets without namespace", specs.Linux{TimeOffsets: offsets}, "linux.timeOffsets: set without a time namespace"},
-		{"join", specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: specs.TimeNamespace, Path: "/proc/1/ns/time"}}},
-			"joining the time namespace /proc/1/ns/time is not supported"},
+		{"join", specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: specs.TimeNamespace, Path: "/proc/1/ns/time"}}}, ""},
+		{"join with offsets", specs.Linux{
+			Namespaces:  []specs.LinuxNamespace{{Type: specs.TimeNamespace, Path: "/proc/1/ns/time"}},
+			TimeOffsets: map[string]specs.LinuxTimeOffset{"boottime": {Secs: 1}},
+		}, "joined time namespace"},
 		{"bad offsets", specs.Linux{Namespaces: []specs.LinuxNamespace{timeNS}, TimeOffsets: map[string]specs.LinuxTimeOffset{"tai": {}}},
 			`unknown clock "tai"`},
 		{"new", specs.Linux{Namespaces: []specs.LinuxNamespace{timeNS}, TimeOffsets: offsets}, ""},

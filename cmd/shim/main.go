@@ -37,7 +37,11 @@ func main() {
 	// it is smaller than the CLI and starts faster, and it needs nothing
 	// the shim does not already link.
 	if len(os.Args) > 1 && os.Args[1] == "init" {
-		if err := container.Init(); errors.Is(err, container.ErrNotInit) {
+		err := container.Init()
+		if err == nil {
+			os.Exit(0) // stage one of a two-stage init has handed over
+		}
+		if errors.Is(err, container.ErrNotInit) {
 			fmt.Fprintln(os.Stderr, "crier-shim:", err)
 		}
 		os.Exit(1)

@@ -148,3 +148,25 @@ func TestJoinUserNamespaceErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestJoinMountNamespace: a container that joins a mount namespace by path
+// sees what was mounted in it, builds its root filesystem there (as runc
+// does), and adds nothing to the host's mount table.
+func TestJoinMountNamespace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.bundle([]string{"sh", "-c", `echo ns_mnt=$(readlink /proc/self/ns/mnt); echo marker=$(cat /mnt/held/marker)`}, nil)
+	held := filepath.Join(b, "rootfs", "mnt", "held")
+	if err := os.MkdirAll(held, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := sfStartHolder(t, []string{"--mount", "--propagation", "private"},
+		fmt.Sprintf("mount -t tmpfs holder %s && echo from-holder > %s/marker", held, held))
+	editBundle(t, b, func(s *specs.Spec) { sfJoin(s, specs.MountNamespace, h.nsPath("mnt")) })
+	_, kv := e.runOK(e.id(), b, nil)
+	wantKV(t, kv, "ns_mnt", sfNsID(t, "mnt", h.nsPath("mnt")))
+	wantKV(t, kv, "marker", "from-holder")
+	if _, err := os.Stat(filepath.Join(held, "marker")); !os.IsNotExist(err) {
+		t.Errorf("the holder's tmpfs shows on the host: %v", err)
+	}
+}

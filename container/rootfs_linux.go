@@ -90,7 +90,36 @@ func pivotRootfs(spec *specs.Spec, rootfs string) error {
 	if linux.RootfsPropagation == "" {
 		return nil
 	}
-	return setMountPropagation("/", prop)
+	if err := setMountPropagation("/", prop); err != nil {
+		return err
+	}
+	return reapplyMountPropagation(spec.Mounts)
+}
+
+// reapplyMountPropagation sets the propagation options of spec.Mounts again
+// after a recursive rootfsPropagation has overwritten them: an entry's own
+// option ("rshared" on one mount under an "rprivate" root) is the more
+// specific request. Called inside the new root.
+func reapplyMountPropagation(mounts []specs.Mount) error {
+	for _, m := range mounts {
+		_, props, _, err := parseMountOptions(m.Options)
+		if err != nil {
+			return fmt.Errorf("mount %s: %w", m.Destination, err)
+		}
+		if len(props) == 0 {
+			continue
+		}
+		dst, err := secureJoin("/", m.Destination)
+		if err != nil {
+			return err
+		}
+		for _, p := range props {
+			if err := setMountPropagation(dst, p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // rootfsPropagationFlags maps linux.rootfsPropagation to mount(2) flags.

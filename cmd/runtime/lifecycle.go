@@ -176,17 +176,25 @@ func (a *app) deleteDirect(id string, force bool) error {
 			return err
 		}
 	}
-	if st.Cgroup != nil {
-		if pids, err := st.Cgroup.Pids(); err == nil {
+	spec, specErr := container.LoadSpec(st.Bundle)
+	cg := st.Cgroup
+	if cg == nil && specErr == nil && spec.Linux != nil {
+		// The shim died mid-create: the state file records the cgroups
+		// once the container is created, but init may already have been
+		// in them. They are where the config puts them.
+		cg, _ = container.NewCgroup(id, spec.Linux.CgroupsPath)
+	}
+	if cg != nil {
+		if pids, err := cg.Pids(); err == nil {
 			for _, pid := range pids {
 				unix.Kill(pid, unix.SIGKILL)
 			}
 		}
-		if err := st.Cgroup.Destroy(); err != nil {
+		if err := cg.Destroy(); err != nil {
 			return err
 		}
 	}
-	if spec, err := container.LoadSpec(st.Bundle); err == nil {
+	if specErr == nil {
 		hs := &specs.State{Version: specs.Version, ID: id, Status: specs.StateStopped, Bundle: st.Bundle, Annotations: st.Annotations}
 		if err := container.RunHooks(spec, container.HookPoststop, hs); err != nil {
 			a.logf("warning", err.Error())

@@ -23,6 +23,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/shim"
 )
@@ -84,6 +86,10 @@ func run(args []string) error {
 		return err
 	}
 	cfg.InitPath = "/proc/self/exe"
+	// The report pipe and the preserved descriptors go only where they
+	// are passed explicitly (init's ForkExec): a hook that inherited the
+	// report pipe and outlived the shim would keep `crier create` waiting.
+	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	report := os.NewFile(uintptr(3+preserve), "report")
 	cfg.Report = report
 	cfg.Stdio = [3]*os.File{os.Stdin, os.Stdout, os.Stderr}

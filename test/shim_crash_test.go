@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,39 +19,40 @@ func TestShimKilledMidCreate(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	id := e.id()
-	hooked, gate := filepath.Join(e.dir, "hooked"), filepath.Join(e.dir, "gate")
-	for _, p := range []string{hooked, gate} {
-		if err := unix.Mkfifo(p, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	hooked := filepath.Join(e.dir, "hooked")
+	if err := unix.Mkfifo(hooked, 0o600); err != nil {
+		t.Fatal(err)
 	}
+	// The hook reports its pid, then blocks until the test kills it: it
+	// outlives the shim.
 	b := e.bundle([]string{"true"}, func(s *specs.Spec) {
 		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{
 			Path: "/bin/sh",
-			Args: []string{"sh", "-c", fmt.Sprintf("echo hooked > %s; read x < %s", hooked, gate)},
+			Args: []string{"sh", "-c", fmt.Sprintf("echo $$ > %s; exec sleep 1000", hooked)},
 		}}}
 	})
 	create := e.cliStart(nil, "create", "--bundle", b, id)
-	// Released at the end whatever happens: the hook outlives the shim.
-	t.Cleanup(func() {
-		if f, err := os.OpenFile(gate, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
-			f.WriteString("go\n")
-			f.Close()
-		}
-	})
 	line := make(chan string, 1)
 	go func() {
 		b, _ := os.ReadFile(hooked) // returns once the hook has written and closed
 		line <- string(b)
 	}()
+	var hookPid int
 	select {
 	case l := <-line:
-		if strings.TrimSpace(l) != "hooked" {
+		if _, err := fmt.Sscan(l, &hookPid); err != nil {
 			t.Fatalf("hook wrote %q", l)
 		}
 	case <-time.After(hangDeadline):
 		t.Fatal("the createRuntime hook never ran")
 	}
+	hook := openPidfd(t, hookPid)
+	t.Cleanup(func() {
+		unix.PidfdSendSignal(hook, unix.SIGKILL, nil, 0)
+		if !pidfdExited(hook, hangDeadline) {
+			t.Errorf("hook %d survived SIGKILL", hookPid)
+		}
+	})
 	if len(cgroupDirsOf(id)) == 0 {
 		t.Fatalf("no cgroup directories for %s while its hook runs", id)
 	}

@@ -113,7 +113,7 @@ func (c *Cgroup) Apply(pid int, r *specs.LinuxResources) (err error) {
 	if r != nil {
 		if v2 {
 			err = cgroupSetV2(c.Paths[""], r)
-		} else {
+		} else if err = c.grantRealtime(r.CPU); err == nil {
 			err = cgroupSetV1(c.Paths, r)
 		}
 		if err != nil {
@@ -191,6 +191,7 @@ func (c *Cgroup) Destroy() error {
 		return strings.Count(b, "/") - strings.Count(a, "/")
 	})
 	var errs []error
+	c.dropRealtime()
 	for _, dir := range leaves {
 		// A hierarchy root has no cgroup above it; never empty one out, even
 		// when a damaged state file names it.
@@ -220,6 +221,7 @@ func (c *Cgroup) Destroy() error {
 			errs = append(errs, fmt.Errorf("cgroup: rmdir %s: %w", dir, err))
 		}
 	}
+	c.releaseRealtime()
 	return errors.Join(errs...)
 }
 

@@ -146,7 +146,7 @@ func (c *Container) initConfig() *initConfig {
 		Pid:         c.Pid,
 		Bundle:      c.Bundle,
 		Rootfs:      c.Rootfs,
-		Spec:        c.Spec,
+		Spec:        initSpec(c.Spec),
 		NewMountNS:  HasNamespace(c.Spec, specs.MountNamespace),
 		NewCgroupNS: c.unshareCgroup,
 		NewUTSNS:    HasNamespace(c.Spec, specs.UTSNamespace),

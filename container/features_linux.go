@@ -81,3 +81,8 @@ func SeccompFlags() []string {
 		string(specs.LinuxSeccompFlagWaitKillableRecv),
 	}
 }
+
+// LabelSupport says which LSMs this build applies labels for: both, where
+// the host runs them (features.md: support compiled in, not the host's
+// state). Where one is off its labels are ignored.
+func LabelSupport() (apparmor, selinux bool) { return true, true }

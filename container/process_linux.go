@@ -167,6 +167,11 @@ func execProcess(p *specs.Process, filter *seccompProgram, beforeExec func() err
 	if err != nil {
 		return err
 	}
+	// The LSM labels take effect at the execve below. They are written
+	// while init is still root and unfiltered, as runc does.
+	if err := defaultLSMHost().setExecLabels(p); err != nil {
+		return err
+	}
 	// Without no_new_privs, loading a seccomp filter needs CAP_SYS_ADMIN,
 	// which the switch below may drop: load it while we still have it.
 	if !p.NoNewPrivileges {

@@ -38,7 +38,7 @@ func prepareRootfs(spec *specs.Spec, rootfs string) error {
 		return err
 	}
 	for _, m := range spec.Mounts {
-		if err := mountEntry(rootfs, m); err != nil {
+		if err := mountLabeled(rootfs, m, linux.MountLabel); err != nil {
 			return err
 		}
 	}
@@ -78,7 +78,7 @@ func pivotRootfs(spec *specs.Spec, rootfs string) error {
 		}
 	}
 	for _, p := range linux.MaskedPaths {
-		if err := maskPath(p); err != nil {
+		if err := maskPath(p, linux.MountLabel); err != nil {
 			return err
 		}
 	}
@@ -211,8 +211,9 @@ func readonlyPath(p string) error {
 }
 
 // maskPath hides p: /dev/null over a file, an empty read-only tmpfs over a
-// directory.
-func maskPath(p string) error {
+// directory, labelled with mountLabel as the container's other tmpfs
+// mounts are.
+func maskPath(p, mountLabel string) error {
 	fi, err := os.Stat(p)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
 		return nil
@@ -221,7 +222,11 @@ func maskPath(p string) error {
 		return err
 	}
 	if fi.IsDir() {
-		return doMount("tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+		data, err := maskData(mountLabel)
+		if err != nil {
+			return err
+		}
+		return doMount("tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, data)
 	}
 	return doMount("/dev/null", p, "", unix.MS_BIND, "")
 }

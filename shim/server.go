@@ -12,7 +12,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -206,33 +205,31 @@ func (s *server) prepare(tmp string) error {
 	return nil
 }
 
-// noteLabels says, at debug level, that the config's LSM labels were not
-// applied. crier applies none yet; on a host where AppArmor and SELinux are
-// off that is what a label means anyway, and failing the container over it
-// (as runc does) helps nobody.
+// noteLabels says at debug level what became of the config's LSM labels:
+// applied where the LSM is active, ignored where it is off. A label for an
+// LSM the host does not run means nothing here, and failing the container
+// over it (as runc does) helps nobody.
 func (s *server) noteLabels() {
 	if !s.cfg.Debug {
 		return
 	}
-	if p := s.spec.Process; p != nil && p.ApparmorProfile != "" {
-		s.cfg.Log.Printf("debug: apparmorProfile %q ignored (%s)", p.ApparmorProfile, lsmState("apparmor"))
-	}
-	if p := s.spec.Process; p != nil && p.SelinuxLabel != "" {
-		s.cfg.Log.Printf("debug: selinuxLabel %q ignored (%s)", p.SelinuxLabel, lsmState("selinux"))
-	}
-	if l := s.spec.Linux; l != nil && l.MountLabel != "" {
-		s.cfg.Log.Printf("debug: mountLabel %q ignored (%s)", l.MountLabel, lsmState("selinux"))
-	}
-}
-
-func lsmState(name string) string {
-	b, _ := os.ReadFile("/sys/kernel/security/lsm")
-	for _, m := range strings.Split(strings.TrimSpace(string(b)), ",") {
-		if m == name {
-			return name + " is enabled but crier does not apply its labels yet"
+	on := container.EnabledLSMs()
+	note := func(field, label, lsm string, enabled bool) {
+		switch {
+		case label == "":
+		case enabled:
+			s.cfg.Log.Printf("debug: %s %q applied (%s is enabled)", field, label, lsm)
+		default:
+			s.cfg.Log.Printf("debug: %s %q ignored (%s is not enabled on this host)", field, label, lsm)
 		}
 	}
-	return name + " is not enabled on this host"
+	if p := s.spec.Process; p != nil {
+		note("apparmorProfile", p.ApparmorProfile, "apparmor", on.AppArmor)
+		note("selinuxLabel", p.SelinuxLabel, "selinux", on.SELinux)
+	}
+	if l := s.spec.Linux; l != nil {
+		note("mountLabel", l.MountLabel, "selinux", on.SELinux)
+	}
 }
 
 // refuseWaiting answers the clients that connected while the container was

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/crier-runtime/crier/container"
 )
 
 func TestTimeNamespaceOffsets(t *testing.T) {
@@ -58,20 +60,38 @@ func TestAmbientWithoutInheritable(t *testing.T) {
 	}
 }
 
-// TestLabelsIgnoredWithDebugLog: where AppArmor is off (as on this
-// machine), a profile in the config is not an error; with --debug the
-// shim's log says it was ignored.
+// TestLabelsIgnoredWithDebugLog: where AppArmor and SELinux are off (as on
+// this machine), labels in the config are not an error, the mount label
+// reaches no mount (here labelling the default spec's mqueue by xattr
+// would fail with EOPNOTSUPP), and with --debug the shim's log says each
+// label was ignored.
 func TestLabelsIgnoredWithDebugLog(t *testing.T) {
 	t.Parallel()
+	if on := container.EnabledLSMs(); on.AppArmor || on.SELinux {
+		t.Skipf("this host runs an LSM crier applies labels for: %+v", on)
+	}
 	e := newEnv(t)
 	id := e.id()
-	b := e.bundle([]string{"true"}, func(s *specs.Spec) { s.Process.ApparmorProfile = "crier-test-profile" })
+	const mountLabel = "system_u:object_r:container_file_t:s0:c1,c2"
+	b := e.bundle([]string{"true"}, func(s *specs.Spec) {
+		s.Process.ApparmorProfile = "crier-test-profile"
+		s.Process.SelinuxLabel = "system_u:system_r:container_t:s0:c1,c2"
+		s.Linux.MountLabel = mountLabel
+		s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, "/sys/firmware")
+	})
 	logPath := filepath.Join(e.dir, "crier.log")
 	r := e.cliRun("--debug", "--log", logPath, "run", "--bundle", b, id)
 	if r.code != 0 {
-		t.Fatalf("run with an apparmorProfile: exit %d: %s", r.code, r.stderr)
+		t.Fatalf("run with labels: exit %d: %s", r.code, r.stderr)
 	}
-	if log := readFile(t, logPath); !strings.Contains(log, `apparmorProfile "crier-test-profile" ignored`) {
-		t.Errorf("debug log does not say the profile was ignored:\n%s", log)
+	log := readFile(t, logPath)
+	for _, want := range []string{
+		`apparmorProfile "crier-test-profile" ignored (apparmor is not enabled on this host)`,
+		`selinuxLabel "system_u:system_r:container_t:s0:c1,c2" ignored (selinux is not enabled on this host)`,
+		`mountLabel "` + mountLabel + `" ignored (selinux is not enabled on this host)`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("debug log does not say %s:\n%s", want, log)
+		}
 	}
 }

@@ -26,6 +26,7 @@ func (a *app) featuresCommand() *cobra.Command {
 // still gets "v2": true).
 func runtimeFeatures() *features.Features {
 	yes, no := true, false
+	apparmor, selinux := container.LabelSupport()
 	return &features.Features{
 		OCIVersionMin: "1.0.0",
 		OCIVersionMax: specs.Version,
@@ -50,8 +51,8 @@ func runtimeFeatures() *features.Features {
 				KnownFlags:     container.SeccompFlags(),
 				SupportedFlags: container.SeccompFlags(),
 			},
-			Apparmor:        &features.Apparmor{Enabled: &no},
-			Selinux:         &features.Selinux{Enabled: &no},
+			Apparmor:        &features.Apparmor{Enabled: &apparmor},
+			Selinux:         &features.Selinux{Enabled: &selinux},
 			MountExtensions: &features.MountExtensions{IDMap: &features.IDMap{Enabled: &no}},
 		},
 	}

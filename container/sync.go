@@ -27,7 +27,8 @@ import (
 //	                             <----   msgExec, then execve closes the socket
 //
 // At any point init may send msgError and exit; EOF from the parent tells
-// init to give up.
+// init to give up. msgConfig may carry descriptors (SCM_RIGHTS): the
+// detached trees of the idmapped mounts, see idmap_linux.go.
 const (
 	msgConfig   = "config"
 	msgMounted  = "mounted"
@@ -59,16 +60,133 @@ type initConfig struct {
 	NewMountNS  bool `json:"newMountNS"`
 	NewCgroupNS bool `json:"newCgroupNS"`
 	NewUTSNS    bool `json:"newUTSNS"`
+	// IDMapped lists, in order, the index in Spec.Mounts of each
+	// idmapped mount tree that came with the config.
+	IDMapped []int `json:"idmapped,omitempty"`
 }
+
+// maxSyncFiles is how many descriptors one message on the sync socket can
+// carry: the kernel's SCM_MAX_FD.
+const maxSyncFiles = 253
 
 // syncConn is one end of the sync socket.
 type syncConn struct {
 	f   *os.File
+	r   *filesReader
 	dec *json.Decoder
 }
 
 func newSyncConn(f *os.File) *syncConn {
-	return &syncConn{f: f, dec: json.NewDecoder(f)}
+	c := &syncConn{f: f, r: &filesReader{f: f}}
+	c.dec = json.NewDecoder(c.r)
+	return c
+}
+
+// sendFiles sends m with files attached to its first byte.
+func (c *syncConn) sendFiles(m message, files []*os.File) error {
+	if len(files) == 0 {
+		return c.send(m)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("sync: send %s: %w", m.Type, err)
+	}
+	var n int
+	werr := rc.Write(func(fd uintptr) bool {
+		n, err = unix.SendmsgN(int(fd), b, unix.UnixRights(fds...), nil, 0)
+		return err != unix.EAGAIN
+	})
+	if err == nil {
+		err = werr
+	}
+	if err == nil && n < len(b) {
+		_, err = c.f.Write(b[n:])
+	}
+	if err != nil {
+		return fmt.Errorf("sync: send %s: %w", m.Type, os.NewSyscallError("sendmsg", err))
+	}
+	return nil
+}
+
+// takeFiles returns the descriptors received so far and forgets them.
+func (c *syncConn) takeFiles() []*os.File {
+	fs := c.r.files
+	c.r.files = nil
+	return fs
+}
+
+// filesReader reads the socket with recvmsg and keeps the descriptors that
+// come with the bytes: read(2) would have the kernel close them.
+type filesReader struct {
+	f     *os.File
+	oob   []byte
+	files []*os.File
+}
+
+func (r *filesReader) Read(p []byte) (int, error) {
+	rc, err := r.f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	if r.oob == nil {
+		r.oob = make([]byte, unix.CmsgSpace(maxSyncFiles*4))
+	}
+	var n, oobn, flags int
+	rerr := rc.Read(func(fd uintptr) bool {
+		for {
+			n, oobn, flags, _, err = unix.Recvmsg(int(fd), p, r.oob, unix.MSG_CMSG_CLOEXEC)
+			if err != unix.EINTR {
+				return err != unix.EAGAIN
+			}
+		}
+	})
+	if rerr != nil {
+		return 0, rerr
+	}
+	if err != nil {
+		return 0, os.NewSyscallError("recvmsg", err)
+	}
+	if oobn > 0 {
+		if err := r.keepFiles(r.oob[:oobn]); err != nil {
+			return 0, err
+		}
+	}
+	if flags&unix.MSG_CTRUNC != 0 {
+		return 0, errors.New("more descriptors than a message can carry")
+	}
+	if n == 0 && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (r *filesReader) keepFiles(oob []byte) error {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if m.Header.Level != unix.SOL_SOCKET || m.Header.Type != unix.SCM_RIGHTS {
+			continue
+		}
+		fds, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			return err
+		}
+		for _, fd := range fds {
+			r.files = append(r.files, os.NewFile(uintptr(fd), "fd "+fmt.Sprint(fd)))
+		}
+	}
+	return nil
 }
 
 func (c *syncConn) send(m message) error {
@@ -112,7 +230,10 @@ func (c *syncConn) expect(typ string) (message, error) {
 	return m, nil
 }
 
-func (c *syncConn) Close() error { return c.f.Close() }
+func (c *syncConn) Close() error {
+	closeFiles(c.takeFiles())
+	return c.f.Close()
+}
 
 // recvWithFD receives a message that may carry one descriptor
 // (SCM_RIGHTS), which a buffered read would drop. It must be the first

@@ -73,16 +73,17 @@ func Create(cfg *Config) (_ *Container, err error) {
 	if err := c.Cgroup.Apply(c.Pid, deviceResources(spec.Linux)); err != nil {
 		return nil, err
 	}
-	if err := c.sync.send(message{Type: msgConfig, Config: c.initConfig()}); err != nil {
-		return nil, err
-	}
 	if c.twoStage {
-		if err := c.adoptStageTwo(); err != nil {
-			return nil, err
-		}
 		if err := c.sync.send(message{Type: msgConfig, Config: c.initConfig()}); err != nil {
 			return nil, err
 		}
+		if err := c.adoptStageTwo(); err != nil {
+			return nil, err
+		}
+	}
+	// Stage two, when there is one, is the init that mounts.
+	if err := c.sendConfig(); err != nil {
+		return nil, err
 	}
 	if _, err := c.sync.expect(msgMounted); err != nil {
 		return nil, c.initError(err)

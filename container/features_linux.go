@@ -18,16 +18,19 @@ func KnownCapabilities() []string {
 	return slices.Clone(table[:])
 }
 
-// KnownMountOptions returns the mount option words that crier turns into
-// mount(2) flags or propagation changes, sorted. Other words go to the
-// filesystem as data, except the ones refused (idmap and the recursive
-// "r" forms).
+// KnownMountOptions returns the mount option words that crier acts on
+// itself, sorted: mount(2) flags, propagation changes, idmap and ridmap.
+// Other words go to the filesystem as data, except the ones refused (the
+// recursive "r" forms of the flags).
 func KnownMountOptions() []string {
-	opts := make([]string, 0, len(mountFlagOptions)+len(mountPropagationOptions))
+	opts := make([]string, 0, len(mountFlagOptions)+len(mountPropagationOptions)+len(idmapMountOptions))
 	for o := range mountFlagOptions {
 		opts = append(opts, o)
 	}
 	for o := range mountPropagationOptions {
+		opts = append(opts, o)
+	}
+	for o := range idmapMountOptions {
 		opts = append(opts, o)
 	}
 	slices.Sort(opts)

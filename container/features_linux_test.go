@@ -39,7 +39,7 @@ func TestFeaturesKnownMountOptions(t *testing.T) {
 			t.Errorf("%s: data %q, err %v; want a flag or propagation", o, data, err)
 		}
 	}
-	for _, o := range []string{"ro", "rw", "nosuid", "rbind", "rprivate", "runbindable", "nosymfollow"} {
+	for _, o := range []string{"ro", "rw", "nosuid", "rbind", "rprivate", "runbindable", "nosymfollow", "idmap", "ridmap"} {
 		if !slices.Contains(opts, o) {
 			t.Errorf("%s missing", o)
 		}

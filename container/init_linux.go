@@ -66,6 +66,12 @@ func initStage(conn *syncConn) error {
 		return errors.New("init: config message without a spec")
 	}
 	spec := cfg.Spec
+	trees, err := idmapTreesFor(cfg, conn.takeFiles())
+	if err != nil {
+		return err
+	}
+	// Received close-on-exec: neither hooks nor the container get them.
+	defer closeFiles(trees)
 	filter, err := compileSeccomp(spec.Linux.Seccomp)
 	if err != nil {
 		return err
@@ -74,7 +80,7 @@ func initStage(conn *syncConn) error {
 		return err
 	}
 	if cfg.NewMountNS {
-		if err := prepareRootfs(spec, cfg.Rootfs); err != nil {
+		if err := prepareRootfs(spec, cfg.Rootfs, trees); err != nil {
 			return fmt.Errorf("rootfs: %w", err)
 		}
 	}

@@ -210,9 +210,10 @@ func contextOption(label string) (string, error) {
 
 // mountLabeled performs m under rootfs with label (linux.mountLabel, ""
 // when there is none or SELinux is off) applied as mountLabelHow says.
-func mountLabeled(rootfs string, m specs.Mount, label string) error {
+// idmapTree is as for mountEntry.
+func mountLabeled(rootfs string, m specs.Mount, label string, idmapTree *os.File) error {
 	if label == "" {
-		return mountEntry(rootfs, m)
+		return mountEntry(rootfs, m, idmapTree)
 	}
 	how := mountLabelHow(m)
 	if how == labelContext {
@@ -222,7 +223,7 @@ func mountLabeled(rootfs string, m specs.Mount, label string) error {
 		}
 		m.Options = append(slices.Clip(m.Options), opt)
 	}
-	if err := mountEntry(rootfs, m); err != nil {
+	if err := mountEntry(rootfs, m, idmapTree); err != nil {
 		return err
 	}
 	if how != labelXattr {

@@ -1,9 +1,11 @@
 package container
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -68,7 +70,6 @@ var mountPropagationOptions = map[string]uintptr{
 // kernel ignores them for bind mounts: "rro" silently giving a writable
 // mount is worse than refusing the configuration.
 var unsupportedMountOptions = map[string]bool{
-	"idmap": true, "ridmap": true,
 	"rro": true, "rrw": true,
 	"rnosuid": true, "rsuid": true,
 	"rnodev": true, "rdev": true,
@@ -80,12 +81,21 @@ var unsupportedMountOptions = map[string]bool{
 	"rnosymfollow": true, "rsymfollow": true,
 }
 
+// idmapMountOptions ask for an idmapped mount; the value says whether the
+// mapping applies to the mounts below too (runtime-spec config.md). They
+// are for crier, never for mount(2). A constant lookup table.
+var idmapMountOptions = map[string]bool{"idmap": false, "ridmap": true}
+
 // parseMountOptions splits fstab-style options into mount(2) flags,
 // propagation changes (each needs its own mount(2) call, in order) and the
-// filesystem-specific data string.
+// filesystem-specific data string. The idmap options are left to
+// mountIDMapping.
 func parseMountOptions(opts []string) (flags uintptr, propagation []uintptr, data string, err error) {
 	var extra []string
 	for _, o := range opts {
+		if _, ok := idmapMountOptions[o]; ok {
+			continue
+		}
 		if f, ok := mountFlagOptions[o]; ok {
 			if f.clear {
 				flags &^= f.flag
@@ -106,6 +116,107 @@ func parseMountOptions(opts []string) (flags uintptr, propagation []uintptr, dat
 		}
 	}
 	return flags, propagation, strings.Join(extra, ","), nil
+}
+
+// wantsIDMap reports whether m asks to be idmapped, rightly or not.
+func wantsIDMap(m specs.Mount) bool {
+	if m.UIDMappings != nil || m.GIDMappings != nil {
+		return true
+	}
+	for _, o := range m.Options {
+		if _, ok := idmapMountOptions[o]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// idmapping is how one mount is idmapped.
+type idmapping struct {
+	// recursive: every mount of an rbind tree gets the mapping, not only
+	// its top (ridmap).
+	recursive bool
+	// uids and gids are the mount's own mappings, both nil for the
+	// container's user namespace.
+	uids, gids []specs.LinuxIDMapping
+}
+
+// maxIDMapEntries is how many lines the kernel accepts in uid_map.
+const maxIDMapEntries = 340
+
+// mountIDMapping says whether m is an idmapped mount and how, or why it
+// cannot be one. Where the runtime-spec leaves a choice, crier does as
+// runc: uidMappings without an idmap option make an idmap mount (the
+// option is a SHOULD), an option without mappings takes the container's
+// user namespace (an error without one), and only bind mounts can be
+// idmapped, since the mapping needs an existing mount to clone. userns
+// says whether the container has a user namespace, new or joined.
+func mountIDMapping(m specs.Mount, userns bool) (*idmapping, error) {
+	if !wantsIDMap(m) {
+		return nil, nil
+	}
+	var r idmapping
+	for _, o := range m.Options {
+		r.recursive = r.recursive || idmapMountOptions[o]
+	}
+	flags, _, _, err := parseMountOptions(m.Options)
+	if err != nil {
+		return nil, err
+	}
+	if !isBindMount(m.Type, flags) {
+		return nil, errors.New("only bind mounts can be idmapped (add the bind or rbind option)")
+	}
+	switch {
+	case (m.UIDMappings == nil) != (m.GIDMappings == nil):
+		return nil, errors.New("uidMappings and gidMappings must be given together")
+	case m.UIDMappings == nil && !userns:
+		return nil, errors.New("idmap without uidMappings and gidMappings takes the container's user namespace, and there is none")
+	case m.UIDMappings == nil:
+		return &r, nil
+	}
+	if err := validIDMappings("uidMappings", m.UIDMappings); err != nil {
+		return nil, err
+	}
+	if err := validIDMappings("gidMappings", m.GIDMappings); err != nil {
+		return nil, err
+	}
+	r.uids, r.gids = m.UIDMappings, m.GIDMappings
+	return &r, nil
+}
+
+// validIDMappings checks what the kernel would refuse when the mapping is
+// written to uid_map or gid_map, so that the error names the entry: no
+// empty list or range, no range past the last ID, no two ranges
+// overlapping on either side.
+func validIDMappings(field string, ms []specs.LinuxIDMapping) error {
+	if len(ms) == 0 {
+		return fmt.Errorf("%s is empty", field)
+	}
+	if len(ms) > maxIDMapEntries {
+		return fmt.Errorf("%s has %d entries, the kernel takes at most %d", field, len(ms), maxIDMapEntries)
+	}
+	const idLimit = 1 << 32 // IDs are 32 bits; (uid_t)-1 is never valid
+	for i, m := range ms {
+		if m.Size == 0 {
+			return fmt.Errorf("%s[%d]: size is 0", field, i)
+		}
+		if uint64(m.ContainerID)+uint64(m.Size) >= idLimit || uint64(m.HostID)+uint64(m.Size) >= idLimit {
+			return fmt.Errorf("%s[%d]: range goes past the last ID", field, i)
+		}
+		for j, o := range ms[:i] {
+			if overlaps(m.ContainerID, o.ContainerID, m.Size, o.Size) {
+				return fmt.Errorf("%s[%d]: containerID range overlaps %s[%d]", field, i, field, j)
+			}
+			if overlaps(m.HostID, o.HostID, m.Size, o.Size) {
+				return fmt.Errorf("%s[%d]: hostID range overlaps %s[%d]", field, i, field, j)
+			}
+		}
+	}
+	return nil
+}
+
+func overlaps(a, b, asize, bsize uint32) bool {
+	return uint64(a) < uint64(b)+uint64(bsize) && uint64(b) < uint64(a)+uint64(asize)
 }
 
 // mountinfoEntry is the part of a /proc/self/mountinfo line used here.

@@ -1,9 +1,12 @@
 package container
 
 import (
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -98,10 +101,93 @@ func TestParseMountOptions(t *testing.T) {
 }
 
 func TestParseMountOptionsUnsupported(t *testing.T) {
-	for _, o := range []string{"idmap", "ridmap", "rro", "rnosuid"} {
+	for _, o := range []string{"rro", "rnosuid"} {
 		if _, _, _, err := parseMountOptions([]string{"rbind", o}); err == nil {
 			t.Errorf("parseMountOptions(rbind,%s) succeeded, want an error", o)
 		}
+	}
+}
+
+// The idmap options are crier's, never the filesystem's.
+func TestParseMountOptionsIDMap(t *testing.T) {
+	flags, prop, data, err := parseMountOptions([]string{"rbind", "idmap", "ridmap", "ro", "x=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flags != unix.MS_BIND|unix.MS_REC|unix.MS_RDONLY || prop != nil || data != "x=1" {
+		t.Errorf("flags %#x, propagation %v, data %q", flags, prop, data)
+	}
+}
+
+func TestMountIDMapping(t *testing.T) {
+	ids := func(c, h, n uint32) []specs.LinuxIDMapping {
+		return []specs.LinuxIDMapping{{ContainerID: c, HostID: h, Size: n}}
+	}
+	two := func(a, b specs.LinuxIDMapping) []specs.LinuxIDMapping { return []specs.LinuxIDMapping{a, b} }
+	m := func(typ string, opts []string, uids, gids []specs.LinuxIDMapping) specs.Mount {
+		return specs.Mount{Destination: "/d", Type: typ, Source: "/s", Options: opts, UIDMappings: uids, GIDMappings: gids}
+	}
+	tests := []struct {
+		name   string
+		m      specs.Mount
+		userns bool
+		want   *idmapping // nil with wantErr "": not idmapped
+		err    string
+	}{
+		{name: "plain bind", m: m("bind", []string{"rbind"}, nil, nil)},
+		{name: "mappings alone", m: m("none", []string{"bind"}, ids(0, 1, 2), ids(3, 4, 5)),
+			want: &idmapping{uids: ids(0, 1, 2), gids: ids(3, 4, 5)}},
+		{name: "idmap", m: m("bind", []string{"idmap"}, ids(0, 1, 2), ids(0, 1, 2)),
+			want: &idmapping{uids: ids(0, 1, 2), gids: ids(0, 1, 2)}},
+		{name: "ridmap", m: m("none", []string{"rbind", "ridmap"}, ids(0, 1, 2), ids(0, 1, 2)),
+			want: &idmapping{recursive: true, uids: ids(0, 1, 2), gids: ids(0, 1, 2)}},
+		{name: "container's", m: m("rbind", []string{"idmap"}, nil, nil), userns: true, want: &idmapping{}},
+		{name: "container's, none", m: m("bind", []string{"idmap"}, nil, nil), err: "there is none"},
+		{name: "not bind", m: m("tmpfs", []string{"idmap"}, ids(0, 1, 2), ids(0, 1, 2)), err: "only bind mounts"},
+		{name: "bad option", m: m("bind", []string{"idmap", "rro"}, nil, nil), userns: true, err: `"rro"`},
+		{name: "uids only", m: m("bind", nil, ids(0, 1, 2), nil), err: "together"},
+		{name: "gids only", m: m("bind", []string{"idmap"}, nil, ids(0, 1, 2)), userns: true, err: "together"},
+		{name: "empty", m: m("bind", nil, []specs.LinuxIDMapping{}, ids(0, 1, 2)), err: "uidMappings is empty"},
+		{name: "size 0", m: m("bind", nil, ids(0, 1, 2), ids(0, 1, 0)), err: "gidMappings[0]: size is 0"},
+		{name: "container past end", m: m("bind", nil, ids(0xffffffff, 1, 1), ids(0, 1, 1)), err: "uidMappings[0]: range goes past"},
+		{name: "host past end", m: m("bind", nil, ids(0, 0xfffffff0, 0x10), ids(0, 1, 1)), err: "uidMappings[0]: range goes past"},
+		{name: "last ID", m: m("bind", nil, ids(0, 0xfffffff0, 0xf), ids(0, 1, 1)),
+			want: &idmapping{uids: ids(0, 0xfffffff0, 0xf), gids: ids(0, 1, 1)}},
+		{name: "container overlap", m: m("bind", nil, ids(0, 1, 1), two(
+			specs.LinuxIDMapping{ContainerID: 10, HostID: 100, Size: 10},
+			specs.LinuxIDMapping{ContainerID: 19, HostID: 200, Size: 1})),
+			err: "gidMappings[1]: containerID range overlaps gidMappings[0]"},
+		{name: "host overlap", m: m("bind", nil, two(
+			specs.LinuxIDMapping{ContainerID: 10, HostID: 100, Size: 10},
+			specs.LinuxIDMapping{ContainerID: 0, HostID: 95, Size: 6}), ids(0, 1, 1)),
+			err: "uidMappings[1]: hostID range overlaps uidMappings[0]"},
+		{name: "adjacent", m: m("bind", nil, two(
+			specs.LinuxIDMapping{ContainerID: 10, HostID: 100, Size: 10},
+			specs.LinuxIDMapping{ContainerID: 20, HostID: 90, Size: 10}), ids(0, 1, 1)),
+			want: &idmapping{uids: two(
+				specs.LinuxIDMapping{ContainerID: 10, HostID: 100, Size: 10},
+				specs.LinuxIDMapping{ContainerID: 20, HostID: 90, Size: 10}), gids: ids(0, 1, 1)}},
+		{name: "too many", m: m("bind", nil, ids(0, 1, 1), make([]specs.LinuxIDMapping, maxIDMapEntries+1)), err: "at most 340"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := mountIDMapping(tt.m, tt.userns)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want one with %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+			if wantsIDMap(tt.m) != (tt.want != nil) {
+				t.Errorf("wantsIDMap = %v", wantsIDMap(tt.m))
+			}
+		})
 	}
 }
 

@@ -13,20 +13,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mountEntry performs one of spec.Mounts under rootfs.
-func mountEntry(rootfs string, m specs.Mount) error {
-	if len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
-		return fmt.Errorf("mount %s: idmapped mounts are not supported", m.Destination)
-	}
+// mountEntry performs one of spec.Mounts under rootfs. idmapTree is the
+// mount's detached tree when it is idmapped, nil otherwise.
+func mountEntry(rootfs string, m specs.Mount, idmapTree *os.File) error {
 	flags, prop, data, err := parseMountOptions(m.Options)
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", m.Destination, err)
+	}
+	if idmapTree == nil && wantsIDMap(m) {
+		// Mounting it unmapped would hand the container the wrong owners.
+		return fmt.Errorf("mount %s: idmapped, but no idmapped tree was made for it", m.Destination)
 	}
 	dst, err := secureJoin(rootfs, m.Destination)
 	if err != nil {
 		return err
 	}
 	switch {
+	case idmapTree != nil:
+		if err := attachIDMappedTree(idmapTree, dst, flags); err != nil {
+			return fmt.Errorf("mount %s: %w", m.Destination, err)
+		}
 	case isBindMount(m.Type, flags):
 		if m.Type == "rbind" {
 			flags |= unix.MS_REC

@@ -18,8 +18,9 @@ import (
 // It sets the propagation of / (linux.rootfsPropagation, rslave by default,
 // so that nothing done here reaches the host), binds rootfs onto itself,
 // performs spec.Mounts in order with destinations resolved inside rootfs,
-// and, unless /dev is bound from the host, populates /dev.
-func prepareRootfs(spec *specs.Spec, rootfs string) error {
+// and, unless /dev is bound from the host, populates /dev. idmapTrees holds,
+// by index in spec.Mounts, the trees of the idmapped mounts.
+func prepareRootfs(spec *specs.Spec, rootfs string, idmapTrees []*os.File) error {
 	linux := spec.Linux
 	if linux == nil {
 		linux = &specs.Linux{}
@@ -37,8 +38,8 @@ func prepareRootfs(spec *specs.Spec, rootfs string) error {
 	if err := doMount(rootfs, rootfs, "bind", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
 	}
-	for _, m := range spec.Mounts {
-		if err := mountLabeled(rootfs, m, linux.MountLabel); err != nil {
+	for i, m := range spec.Mounts {
+		if err := mountLabeled(rootfs, m, linux.MountLabel, idmapTrees[i]); err != nil {
 			return err
 		}
 	}

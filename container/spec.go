@@ -119,6 +119,9 @@ func Validate(spec *specs.Spec) error {
 		if !filepath.IsAbs(m.Destination) {
 			return fmt.Errorf("mounts[%d]: destination %q is not absolute", i, m.Destination)
 		}
+		if _, err := mountIDMapping(m, HasNamespace(spec, specs.UserNamespace)); err != nil {
+			return fmt.Errorf("mount %s: %w", m.Destination, err)
+		}
 	}
 	if spec.Process != nil {
 		if err := validateProcess(spec.Process); err != nil {

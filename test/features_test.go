@@ -24,13 +24,10 @@ func TestFeatures(t *testing.T) {
 			t.Errorf("hook %s missing from %v", h, f.Hooks)
 		}
 	}
-	for _, o := range []string{"ro", "nosuid", "rbind", "rprivate"} {
+	for _, o := range []string{"ro", "nosuid", "rbind", "rprivate", "idmap", "ridmap"} {
 		if !slices.Contains(f.MountOptions, o) {
 			t.Errorf("mount option %s missing", o)
 		}
-	}
-	if slices.Contains(f.MountOptions, "idmap") {
-		t.Error("idmap listed, but idmapped mounts are refused")
 	}
 	l := f.Linux
 	if l == nil {
@@ -69,7 +66,7 @@ func TestFeatures(t *testing.T) {
 			t.Errorf("%s: want enabled true", name)
 		}
 	}
-	if en := l.MountExtensions.IDMap.Enabled; en == nil || *en {
-		t.Errorf("idmap: want enabled false")
+	if en := l.MountExtensions.IDMap.Enabled; en == nil || !*en {
+		t.Error("mountExtensions.idmap: want enabled true")
 	}
 }

@@ -1,0 +1,296 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Idmapped mounts are made in two halves. The parent (Create, as real root
+// in the runtime's namespaces) clones each source into a detached mount
+// tree and applies the mapping to it: init cannot, since inside a user
+// namespace of its own it has no privilege over the host's filesystems.
+// The trees go to init with its config (SCM_RIGHTS on the sync socket),
+// and init attaches each with move_mount(2) where its mount comes in the
+// config's order. The same path serves containers without a user
+// namespace, so there is one way to make these mounts.
+
+// sendConfig sends init its config, with a detached idmapped tree for
+// every idmapped mount attached.
+func (c *Container) sendConfig() error {
+	ic := c.initConfig()
+	if !ic.NewMountNS {
+		// Init performs no mounts at all.
+		return c.sync.send(message{Type: msgConfig, Config: ic})
+	}
+	idx, trees, err := prepareIDMappedMounts(c.Spec, c.Bundle, c.Pid)
+	if err != nil {
+		return err
+	}
+	defer closeFiles(trees)
+	ic.IDMapped = idx
+	return c.sync.sendFiles(message{Type: msgConfig, Config: ic}, trees)
+}
+
+// prepareIDMappedMounts returns, for each idmapped mount of spec in order,
+// its index in spec.Mounts and its detached, idmapped tree. initPid is
+// init's pid, whose user namespace is the container's. The caller closes
+// the trees; a tree closed before it is attached is simply dissolved.
+func prepareIDMappedMounts(spec *specs.Spec, bundle string, initPid int) (idx []int, trees []*os.File, err error) {
+	userns := HasNamespace(spec, specs.UserNamespace)
+	nss := usernsSource{initPid: initPid, label: bundle}
+	defer nss.close()
+	defer func() {
+		if err != nil {
+			closeFiles(trees)
+			idx, trees = nil, nil
+		}
+	}()
+	for i, m := range spec.Mounts {
+		im, err := mountIDMapping(m, userns)
+		if err != nil {
+			return idx, trees, fmt.Errorf("mount %s: %w", m.Destination, err)
+		}
+		if im == nil {
+			continue
+		}
+		if len(trees) == maxSyncFiles {
+			return idx, trees, fmt.Errorf("mount %s: more than %d idmapped mounts", m.Destination, maxSyncFiles)
+		}
+		ns, err := nss.get(im)
+		if err != nil {
+			return idx, trees, fmt.Errorf("mount %s: %w", m.Destination, err)
+		}
+		flags, _, _, _ := parseMountOptions(m.Options)
+		src := m.Source
+		if !filepath.IsAbs(src) {
+			src = filepath.Join(bundle, src)
+		}
+		tree, err := idmappedTree(src, m.Type == "rbind" || flags&unix.MS_REC != 0, im.recursive, ns)
+		if err != nil {
+			return idx, trees, fmt.Errorf("mount %s: %w", m.Destination, err)
+		}
+		idx, trees = append(idx, i), append(trees, tree)
+	}
+	return idx, trees, nil
+}
+
+// idmappedTree returns a detached copy of the mount at src, with the
+// mounts below it when rbind, whose IDs are mapped as the user namespace
+// ns maps them: an ID on disk is read as an ID inside ns and shown as the
+// one it maps to outside. recursive maps the mounts below too.
+func idmappedTree(src string, rbind, recursive bool, ns *os.File) (*os.File, error) {
+	flags := unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC
+	if rbind {
+		flags |= unix.AT_RECURSIVE
+	}
+	fd, err := unix.OpenTree(unix.AT_FDCWD, src, uint(flags))
+	if err != nil {
+		return nil, &os.PathError{Op: "open_tree", Path: src, Err: err}
+	}
+	tree := os.NewFile(uintptr(fd), src)
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(ns.Fd())}
+	at := unix.AT_EMPTY_PATH
+	if recursive {
+		at |= unix.AT_RECURSIVE
+	}
+	if err := unix.MountSetattr(fd, "", uint(at), &attr); err != nil {
+		tree.Close()
+		return nil, idmapError(src, recursive, err)
+	}
+	return tree, nil
+}
+
+// idmapError says why the kernel refused to idmap src (and the mounts
+// below it, recursive), in the terms the user can act on.
+func idmapError(src string, recursive bool, err error) error {
+	var why string
+	switch {
+	case errors.Is(err, unix.ENOSYS):
+		why = "the kernel does not support idmapped mounts"
+	case errors.Is(err, unix.EINVAL) && recursive:
+		why = "its filesystem (" + fsTypeName(src) + ") or that of a mount below it does not support idmapped mounts"
+	case errors.Is(err, unix.EINVAL):
+		why = "its filesystem (" + fsTypeName(src) + ") does not support idmapped mounts"
+	case errors.Is(err, unix.EPERM):
+		why = "not permitted (is it already idmapped?)"
+	default:
+		why = "cannot idmap it"
+	}
+	return fmt.Errorf("%s: %s: %w", src, why, os.NewSyscallError("mount_setattr", err))
+}
+
+// fsTypeNames names the filesystems an idmap is most often refused on. A
+// constant lookup table.
+var fsTypeNames = map[int64]string{
+	unix.OVERLAYFS_SUPER_MAGIC: "overlay",
+	unix.PROC_SUPER_MAGIC:      "proc",
+	unix.SYSFS_MAGIC:           "sysfs",
+	unix.NFS_SUPER_MAGIC:       "nfs",
+	unix.FUSE_SUPER_MAGIC:      "fuse",
+	unix.DEVPTS_SUPER_MAGIC:    "devpts",
+	unix.CGROUP_SUPER_MAGIC:    "cgroup",
+	unix.CGROUP2_SUPER_MAGIC:   "cgroup2",
+	unix.EXT4_SUPER_MAGIC:      "ext4",
+	unix.XFS_SUPER_MAGIC:       "xfs",
+	unix.BTRFS_SUPER_MAGIC:     "btrfs",
+	unix.TMPFS_MAGIC:           "tmpfs",
+}
+
+func fsTypeName(p string) string {
+	var st unix.Statfs_t
+	if err := unix.Statfs(p, &st); err != nil {
+		return "unknown"
+	}
+	if name, ok := fsTypeNames[int64(st.Type)]; ok {
+		return name
+	}
+	return fmt.Sprintf("magic %#x", st.Type)
+}
+
+// usernsSource hands out user namespaces for idmaps: the container's own,
+// or one per distinct mapping made for the purpose and shared by the
+// mounts that ask for the same one.
+type usernsSource struct {
+	initPid int
+	label   string // on the helpers' command lines, for ps and leak checks
+	byMap   map[string]*os.File
+}
+
+func (s *usernsSource) get(im *idmapping) (*os.File, error) {
+	key := "container"
+	if im.uids != nil {
+		key = idmapKey(im.uids) + ";" + idmapKey(im.gids)
+	}
+	if f, ok := s.byMap[key]; ok {
+		return f, nil
+	}
+	var f *os.File
+	var err error
+	if im.uids == nil {
+		// Init is this process's unreaped child, so its pid cannot
+		// have been reused.
+		f, err = os.Open("/proc/" + strconv.Itoa(s.initPid) + "/ns/user")
+	} else {
+		f, err = usernsWithMappings(im.uids, im.gids, s.label)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s.byMap == nil {
+		s.byMap = map[string]*os.File{}
+	}
+	s.byMap[key] = f
+	return f, nil
+}
+
+func (s *usernsSource) close() {
+	for _, f := range s.byMap {
+		f.Close()
+	}
+	s.byMap = nil
+}
+
+func idmapKey(ms []specs.LinuxIDMapping) string {
+	var b strings.Builder
+	for _, m := range ms {
+		fmt.Fprintf(&b, "%d:%d:%d,", m.ContainerID, m.HostID, m.Size)
+	}
+	return b.String()
+}
+
+// usernsWithMappings returns a new user namespace with these mappings. A
+// user namespace lives as long as something refers to it, and only a
+// process can be made in a new one from a multithreaded program: a child
+// is made in it that never runs a single instruction of its own (traced,
+// it stops at its execve), the namespace is opened from its /proc entry,
+// and the child is killed and reaped before this returns.
+func usernsWithMappings(uids, gids []specs.LinuxIDMapping, label string) (*os.File, error) {
+	// The forking thread is the tracer: it must not be handed back to
+	// the runtime while the child lives.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pidfd := -1
+	attr := &syscall.ProcAttr{
+		Sys: &syscall.SysProcAttr{
+			Cloneflags:  unix.CLONE_NEWUSER,
+			UidMappings: idMaps(uids),
+			GidMappings: idMaps(gids),
+			Ptrace:      true,
+			Pdeathsig:   unix.SIGKILL,
+			PidFD:       &pidfd,
+		},
+	}
+	pid, err := syscall.ForkExec("/proc/self/exe", []string{"crier-idmap-userns", label}, attr)
+	if err != nil {
+		return nil, fmt.Errorf("user namespace for the mappings: %w", err)
+	}
+	defer killAndReap(pid, pidfd)
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/user")
+	if err != nil {
+		return nil, fmt.Errorf("user namespace for the mappings: %w", err)
+	}
+	return f, nil
+}
+
+// killAndReap ends a child made by usernsWithMappings. Being traced, it
+// may first report its stop at execve; only its death ends the wait.
+func killAndReap(pid, pidfd int) {
+	unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+	unix.Close(pidfd)
+	for {
+		var ws unix.WaitStatus
+		_, err := unix.Wait4(pid, &ws, unix.WALL, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || ws.Exited() || ws.Signaled() {
+			return
+		}
+	}
+}
+
+// attachIDMappedTree attaches tree, made by idmappedTree, at dst and
+// applies the per-mount flags as a bind mount gets them.
+func attachIDMappedTree(tree *os.File, dst string, flags uintptr) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(tree.Fd()), &st); err != nil {
+		return &os.PathError{Op: "fstat", Path: tree.Name(), Err: err}
+	}
+	if err := makeMountTarget(dst, st.Mode&unix.S_IFMT == unix.S_IFDIR); err != nil {
+		return err
+	}
+	if err := unix.MoveMount(int(tree.Fd()), "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("attach idmapped %s on %s: %w", tree.Name(), dst, os.NewSyscallError("move_mount", err))
+	}
+	if rest := flags &^ (unix.MS_BIND | unix.MS_REC); rest != 0 {
+		return remountBind(dst, rest)
+	}
+	return nil
+}
+
+// idmapTreesFor lays out the trees that came with init's config by the
+// index of their mount in spec.Mounts.
+func idmapTreesFor(cfg *initConfig, files []*os.File) ([]*os.File, error) {
+	if len(files) != len(cfg.IDMapped) {
+		closeFiles(files)
+		return nil, fmt.Errorf("init: %d idmapped mount trees for %d idmapped mounts", len(files), len(cfg.IDMapped))
+	}
+	trees := make([]*os.File, len(cfg.Spec.Mounts))
+	for i, idx := range cfg.IDMapped {
+		if idx < 0 || idx >= len(trees) || trees[idx] != nil {
+			closeFiles(files)
+			return nil, fmt.Errorf("init: idmapped mount index %d is not valid", idx)
+		}
+		trees[idx] = files[i]
+	}
+	return trees, nil
+}

@@ -244,8 +244,13 @@ func usernsWithMappings(uids, gids []specs.LinuxIDMapping, label string) (*os.Fi
 // killAndReap ends a child made by usernsWithMappings. Being traced, it
 // may first report its stop at execve; only its death ends the wait.
 func killAndReap(pid, pidfd int) {
-	unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
-	unix.Close(pidfd)
+	if pidfd >= 0 {
+		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+		unix.Close(pidfd)
+	} else {
+		// Still this process's unreaped child: the pid is its own.
+		unix.Kill(pid, unix.SIGKILL)
+	}
 	for {
 		var ws unix.WaitStatus
 		_, err := unix.Wait4(pid, &ws, unix.WALL, nil)

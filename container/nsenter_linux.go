@@ -1,7 +1,6 @@
 package container
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -150,15 +149,9 @@ func joinStage(conn *syncConn, syncFD int) error {
 	if err != nil {
 		return fmt.Errorf("init: fork into the joined namespaces: %w", err)
 	}
-	defer unix.Close(pidfd)
-	b, err := json.Marshal(message{Type: msgChild})
-	if err != nil {
-		return err
-	}
-	if err := unix.Sendmsg(syncFD, append(b, '\n'), unix.UnixRights(pidfd), nil, 0); err != nil {
-		return fmt.Errorf("sync: send %s: %w", msgChild, err)
-	}
-	return nil
+	f := os.NewFile(uintptr(pidfd), "pidfd")
+	defer f.Close()
+	return conn.sendFiles(message{Type: msgChild}, []*os.File{f})
 }
 
 // preRuntimeResult turns what the entry point reported into an error.
@@ -179,18 +172,21 @@ func preRuntimeResult(nss []specs.LinuxNamespace) error {
 // adoptStageTwo receives stage two's pidfd from stage one, reaps stage one
 // and makes stage two the container's init process.
 func (c *Container) adoptStageTwo() error {
-	m, pidfd, err := c.sync.recvWithFD()
+	_, err := c.sync.expect(msgChild)
+	files := c.sync.takeFiles()
 	if err != nil {
+		closeFiles(files)
 		return c.initError(err)
 	}
-	if m.Type == msgError {
-		return errors.New(m.Message)
+	if len(files) != 1 {
+		closeFiles(files)
+		return fmt.Errorf("sync: %q came with %d descriptors, want a pidfd", msgChild, len(files))
 	}
-	if m.Type != msgChild || pidfd < 0 {
-		if pidfd >= 0 {
-			unix.Close(pidfd)
-		}
-		return fmt.Errorf("sync: got %q, want %q with a pidfd", m.Type, msgChild)
+	// A descriptor of our own: the *os.File would close it when collected.
+	pidfd, err := unix.FcntlInt(files[0].Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	files[0].Close()
+	if err != nil {
+		return os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
 	}
 	pid, err := pidfdPid(pidfd)
 	if err != nil {

@@ -4,16 +4,20 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // cgroupCheckV1 fails, before anything is created, if a controller the
-// config needs is not mounted.
+// config needs is not mounted. Hugepage limits may also go to the v2
+// hierarchy of a hybrid host (cgroupPrepareHybrid checks that one).
 func cgroupCheckV1(paths map[string]string, need []string) error {
 	for _, n := range need {
-		if _, ok := paths[n]; !ok {
+		if _, ok := paths[n]; !ok && !cgroupHugetlbOnV2(paths, n) {
 			return fmt.Errorf("cgroup: the config sets %s limits but this host has no %s controller mounted", n, n)
 		}
 	}
@@ -57,6 +61,48 @@ func cgroupInitCpuset(dir string) error {
 	return nil
 }
 
+// cgroupHugetlbOnV2 reports whether controller ctl is hugetlb and goes to
+// the v2 hierarchy of a hybrid host because no v1 hierarchy has it. The
+// spec allows converting v1 settings for a controller that is on v2, and
+// hugetlb is the same controller with other file names; a kernel leaves it
+// to v2 when no v1 hierarchy mounts it.
+func cgroupHugetlbOnV2(paths map[string]string, ctl string) bool {
+	_, v1 := paths["hugetlb"]
+	_, v2 := paths[""]
+	return ctl == "hugetlb" && !v1 && v2
+}
+
+// cgroupPrepareHybrid readies the v2 hierarchy of a hybrid host for what
+// the config puts in it, unified keys and hugepage limits without a v1
+// hugetlb hierarchy: it enables their controllers in the ancestors, and
+// only theirs, as enabling one changes the hierarchy for every cgroup in
+// it. It fails, naming the controller, when one cannot be had.
+func cgroupPrepareHybrid(paths map[string]string, r *specs.LinuxResources) error {
+	leaf, ok := paths[""]
+	if !ok || r == nil {
+		return nil
+	}
+	ctls := cgroupUnifiedControllers(r.Unified)
+	hugetlb := len(r.HugepageLimits) > 0 && cgroupHugetlbOnV2(paths, "hugetlb")
+	if hugetlb && !slices.Contains(ctls, "hugetlb") {
+		ctls = append(ctls, "hugetlb")
+	}
+	if len(ctls) == 0 {
+		return nil
+	}
+	cgroupEnableV2(leaf, ctls)
+	if hugetlb {
+		avail, err := cgroupReadFile(leaf, "cgroup.controllers")
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(strings.Fields(avail), "hugetlb") {
+			return fmt.Errorf("cgroup: the config sets hugetlb limits but this host has no hugetlb controller in cgroup v1 nor in the v2 hierarchy (%s)", leaf)
+		}
+	}
+	return cgroupCheckUnified(leaf, r.Unified, paths)
+}
+
 // cgroupSetV1 applies r to the v1 hierarchies in paths.
 func cgroupSetV1(paths map[string]string, r *specs.LinuxResources) error {
 	if m := r.Memory; m != nil {
@@ -69,15 +115,20 @@ func cgroupSetV1(paths map[string]string, r *specs.LinuxResources) error {
 		bfq = !cgroupFileExists(filepath.Join(dir, "blkio.weight")) &&
 			cgroupFileExists(filepath.Join(dir, "blkio.bfq.weight"))
 	}
-	groups := []struct {
+	type group struct {
 		key    string
 		writes []cgroupWrite
-	}{
+	}
+	hugetlb := group{"hugetlb", cgroupHugetlbWrites(r.HugepageLimits, false)}
+	if cgroupHugetlbOnV2(paths, "hugetlb") {
+		hugetlb = group{"", cgroupHugetlbWrites(r.HugepageLimits, true)}
+	}
+	groups := []group{
 		{"cpu", cgroupV1CPUWrites(r.CPU)},
 		{"cpuset", cgroupCpusetWrites(r.CPU)},
 		{"pids", cgroupPidsWrites(r.Pids)},
 		{"blkio", cgroupV1BlkioWrites(r.BlockIO, bfq)},
-		{"hugetlb", cgroupHugetlbWrites(r.HugepageLimits, false)},
+		hugetlb,
 		{"net_cls", cgroupNetClsWrites(r.Network)},
 		{"net_prio", cgroupNetPrioWrites(r.Network)},
 		{"rdma", cgroupRdmaWrites(r.Rdma)},
@@ -97,10 +148,22 @@ func cgroupSetV1(paths map[string]string, r *specs.LinuxResources) error {
 			return cgroupCheckV1(paths, []string{g.key})
 		}
 		if err := cgroupWriteAll(dir, g.writes); err != nil {
+			if g.key == "blkio" && errors.Is(err, unix.EOPNOTSUPP) {
+				return fmt.Errorf("%w: a per-device weight needs a device whose I/O scheduler is %s", err, cgroupBlkioScheduler(bfq))
+			}
 			return err
 		}
 	}
 	return nil
+}
+
+// cgroupBlkioScheduler names the I/O scheduler whose weight files the v1
+// blkio controller has.
+func cgroupBlkioScheduler(bfq bool) string {
+	if bfq {
+		return "bfq"
+	}
+	return "cfq"
 }
 
 // cgroupSetV1Memory applies m in the v1 memory directory dir, ordering the

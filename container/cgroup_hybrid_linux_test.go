@@ -13,8 +13,8 @@ import (
 // These tests fake cgroup directories with plain files: what they check is
 // which file crier picks and which error it gives, not the kernel.
 
-// writeFiles makes dir and the files in it.
-func writeFiles(t *testing.T, dir string, files map[string]string) {
+// cgroupTestFiles makes dir and the files in it.
+func cgroupTestFiles(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -46,7 +46,7 @@ func TestCgroupUnifiedControllers(t *testing.T) {
 
 func TestCgroupCheckUnified(t *testing.T) {
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{"cgroup.max.descendants": "max", "hugetlb.2MB.max": "max"})
+	cgroupTestFiles(t, dir, map[string]string{"cgroup.max.descendants": "max", "hugetlb.2MB.max": "max"})
 	hybrid := map[string]string{"": dir, "memory": "/sys/fs/cgroup/memory/x", "blkio": "/sys/fs/cgroup/blkio/x"}
 	tests := []struct {
 		name    string
@@ -124,10 +124,10 @@ func TestCgroupSetV1Hugetlb(t *testing.T) {
 	for _, tt := range tests {
 		root := t.TempDir()
 		paths := map[string]string{"": filepath.Join(root, "unified")}
-		writeFiles(t, paths[""], map[string]string{"hugetlb.2MB.max": "max", "hugetlb.2MB.rsvd.max": "max"})
+		cgroupTestFiles(t, paths[""], map[string]string{"hugetlb.2MB.max": "max", "hugetlb.2MB.rsvd.max": "max"})
 		if tt.v1 {
 			paths["hugetlb"] = filepath.Join(root, "hugetlb")
-			writeFiles(t, paths["hugetlb"], map[string]string{"hugetlb.2MB.limit_in_bytes": "0", "hugetlb.2MB.rsvd.limit_in_bytes": "0"})
+			cgroupTestFiles(t, paths["hugetlb"], map[string]string{"hugetlb.2MB.limit_in_bytes": "0", "hugetlb.2MB.rsvd.limit_in_bytes": "0"})
 		}
 		if err := cgroupSetV1(paths, r); err != nil {
 			t.Errorf("%s: %v", tt.name, err)
@@ -164,9 +164,9 @@ func TestCgroupEnableV2(t *testing.T) {
 		mid := filepath.Join(root, "mid")
 		leaf := filepath.Join(mid, "leaf")
 		for _, d := range []string{root, mid} {
-			writeFiles(t, d, map[string]string{"cgroup.controllers": tt.avail, "cgroup.subtree_control": ""})
+			cgroupTestFiles(t, d, map[string]string{"cgroup.controllers": tt.avail, "cgroup.subtree_control": ""})
 		}
-		writeFiles(t, leaf, map[string]string{"cgroup.controllers": ""})
+		cgroupTestFiles(t, leaf, map[string]string{"cgroup.controllers": ""})
 		cgroupEnableV2(leaf, tt.only)
 		for _, d := range []string{root, mid} {
 			if got, _ := os.ReadFile(filepath.Join(d, "cgroup.subtree_control")); string(got) != tt.want {

@@ -170,7 +170,7 @@ func cgroupBlkioScheduler(bfq bool) string {
 // limit and memory+swap writes so that memsw never drops below the limit.
 func cgroupSetV1Memory(dir string, m *specs.LinuxMemory) error {
 	cur := int64(-1)
-	if m.Limit != nil && m.Swap != nil {
+	if m.Swap != nil && *m.Swap > 0 {
 		s, err := cgroupReadFile(dir, "memory.limit_in_bytes")
 		if err != nil {
 			return err
@@ -178,8 +178,27 @@ func cgroupSetV1Memory(dir string, m *specs.LinuxMemory) error {
 		if cur, err = strconv.ParseInt(s, 10, 64); err != nil {
 			return fmt.Errorf("cgroup: parse %s: %w", filepath.Join(dir, "memory.limit_in_bytes"), err)
 		}
+		if err := cgroupV1SwapCheck(*m.Swap, m.Limit, cur); err != nil {
+			return err
+		}
 	}
 	return cgroupWriteAll(dir, cgroupV1MemoryWrites(m, cur))
+}
+
+// cgroupV1SwapCheck refuses, before the kernel does with a bare EINVAL, a
+// memory+swap limit swap (> 0) below the memory limit the cgroup would
+// have: limit, or curLimit when the config sets none. A negative limit
+// means none.
+func cgroupV1SwapCheck(swap int64, limit *int64, curLimit int64) error {
+	switch {
+	case limit == nil && swap < curLimit:
+		return fmt.Errorf("cgroup: a memory+swap limit (%d) needs a memory limit at or below it (the cgroup's is %d)", swap, curLimit)
+	case limit != nil && *limit < 0:
+		return fmt.Errorf("cgroup: a memory+swap limit (%d) needs a memory limit, not an unlimited one", swap)
+	case limit != nil && swap < *limit:
+		return fmt.Errorf("cgroup: memory+swap limit %d is below the memory limit %d", swap, *limit)
+	}
+	return nil
 }
 
 // cgroupV1MemoryWrites converts m for a v1 memory cgroup whose current
@@ -197,12 +216,18 @@ func cgroupV1MemoryWrites(m *specs.LinuxMemory, curLimit int64) []cgroupWrite {
 		}
 	}
 	i64("memory.soft_limit_in_bytes", m.Reservation, false)
-	if m.Limit != nil && m.Swap != nil && (*m.Swap == -1 || *m.Swap >= curLimit) {
-		i64("memory.memsw.limit_in_bytes", m.Swap, false)
+	// A swap of 0 sets nothing, as on v2 and in runc: the kernel would
+	// refuse memsw below the memory limit.
+	swap := m.Swap
+	if swap != nil && *swap == 0 {
+		swap = nil
+	}
+	if m.Limit != nil && swap != nil && (*swap == -1 || *swap >= curLimit) {
+		i64("memory.memsw.limit_in_bytes", swap, false)
 		i64("memory.limit_in_bytes", m.Limit, false)
 	} else {
 		i64("memory.limit_in_bytes", m.Limit, false)
-		i64("memory.memsw.limit_in_bytes", m.Swap, false)
+		i64("memory.memsw.limit_in_bytes", swap, false)
 	}
 	// Kernel memory limits are gone from recent kernels.
 	i64("memory.kmem.limit_in_bytes", m.Kernel, true)

@@ -264,6 +264,34 @@ func cgroupCases(h *cgroupHost) []cgroupCase {
 			}),
 		},
 		{
+			name: "memory swap below limit",
+			set: func(r *specs.LinuxResources) {
+				r.Memory = &specs.LinuxMemory{Limit: cgRef[int64](128 * mib), Swap: cgRef[int64](64 * mib)}
+			},
+			wantErr: []string{"below the memory limit"},
+		},
+		{
+			name: "memory swap without limit",
+			set: func(r *specs.LinuxResources) {
+				r.Memory = &specs.LinuxMemory{Swap: cgRef[int64](64 * mib)}
+			},
+			wantErr: []string{"needs a memory limit"},
+		},
+		{
+			// As in runc, and on v2: zero means no memory+swap limit.
+			name: "memory swap zero",
+			set: func(r *specs.LinuxResources) {
+				r.Memory = &specs.LinuxMemory{Limit: cgRef[int64](64 * mib), Swap: cgRef[int64](0)}
+			},
+			checks: v1v2([]cgroupCheck{
+				{key: "memory", file: "memory.limit_in_bytes", want: strconv.FormatInt(64*mib, 10)},
+				{key: "memory", file: "memory.memsw.limit_in_bytes", want: unlimited},
+			}, []cgroupCheck{
+				{key: "", file: "memory.max", want: strconv.FormatInt(64*mib, 10)},
+				{key: "", file: "memory.swap.max", want: "max"},
+			}),
+		},
+		{
 			name: "memory swappiness and OOM killer",
 			set: func(r *specs.LinuxResources) {
 				r.Memory = &specs.LinuxMemory{Swappiness: cgRef[uint64](17), DisableOOMKiller: cgRef[bool](true)}
@@ -559,6 +587,11 @@ func unifiedCases(h *cgroupHost) []cgroupCase {
 			checks: []cgroupCheck{{key: "", file: "hugetlb.2MB.max", want: "4194304"}},
 		})
 	}
+	cases = append(cases, cgroupCase{
+		name:    "unified key outside the cgroup",
+		set:     func(r *specs.LinuxResources) { r.Unified = map[string]string{"../cgroup.max.depth": "1"} },
+		wantErr: []string{`invalid cgroup file name "../cgroup.max.depth"`},
+	})
 	return append(cases, cgroupCase{
 		name:    "unified v1 controller on hybrid",
 		set:     func(r *specs.LinuxResources) { r.Unified = map[string]string{"memory.max": "67108864"} },

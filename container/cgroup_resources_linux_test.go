@@ -178,3 +178,37 @@ func TestCgroupEnableV2(t *testing.T) {
 		}
 	}
 }
+
+func TestCgroupV1SwapCheck(t *testing.T) {
+	const unlimited = 9223372036854771712
+	limit := func(v int64) *int64 { return &v }
+	tests := []struct {
+		swap     int64
+		limit    *int64
+		curLimit int64
+		want     string // in the error; "" for none
+	}{
+		{200, limit(100), unlimited, ""},
+		{100, limit(100), unlimited, ""},
+		{50, limit(100), unlimited, "below the memory limit 100"},
+		{200, limit(-1), unlimited, "not an unlimited one"},
+		{200, nil, unlimited, "needs a memory limit"},
+		{200, nil, 100, ""},
+		{50, nil, 100, "the cgroup's is 100"},
+	}
+	for _, tt := range tests {
+		err := cgroupV1SwapCheck(tt.swap, tt.limit, tt.curLimit)
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("cgroupV1SwapCheck(%d, %v, %d) = %v, want %q", tt.swap, tt.limit, tt.curLimit, err, tt.want)
+		}
+	}
+}
+
+// TestCgroupV1MemorySwapZero: a swap of 0 writes nothing, as on v2.
+func TestCgroupV1MemorySwapZero(t *testing.T) {
+	limit, swap := int64(100<<20), int64(0)
+	ws := cgroupV1MemoryWrites(&specs.LinuxMemory{Limit: &limit, Swap: &swap}, -1)
+	if want := []cgroupWrite{{"memory.limit_in_bytes", "104857600", false}}; !reflect.DeepEqual(ws, want) {
+		t.Errorf("got %+v, want %+v", ws, want)
+	}
+}

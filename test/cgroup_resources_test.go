@@ -737,13 +737,18 @@ func TestCgroupPaths(t *testing.T) {
 		name string
 		path func(id string) string
 		want func(id string) string // the cgroup path, "" for the default
+		// parent is made before the container (in every hierarchy) and
+		// must outlive it: delete removes only what the container made.
+		parent func(id string) string
 	}{
-		{"default", func(string) string { return "" }, func(id string) string { return "/crier/" + id }},
-		{"absolute", func(id string) string { return "/" + id + "-abs/ctr" }, nil},
-		{"relative", func(id string) string { return id + "-rel/ctr" }, nil},
+		{"default", func(string) string { return "" }, func(id string) string { return "/crier/" + id }, nil},
+		{"absolute", func(id string) string { return "/" + id + "-abs/ctr" }, nil, nil},
+		{"relative", func(id string) string { return id + "-rel/ctr" }, nil, nil},
+		{"absolute in an existing parent", func(id string) string { return "/" + id + "-pre/ctr" }, nil,
+			func(id string) string { return "/" + id + "-pre" }},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			id := e.id()
@@ -751,6 +756,20 @@ func TestCgroupPaths(t *testing.T) {
 			want := cgroupsPath
 			if tt.want != nil {
 				want = tt.want(id)
+			}
+			if tt.parent != nil {
+				for key := range h.mounts {
+					dir := h.dir(key, tt.parent(id))
+					if err := os.Mkdir(dir, 0o755); err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() {
+						e.cleanup() // a failed test's container is still in it
+						if err := os.Remove(dir); err != nil {
+							t.Errorf("the parent made before the container: %v", err)
+						}
+					})
+				}
 			}
 			b := e.bundle([]string{"sh", "-c", `echo pids="$(cat ` + filepath.Join(h.insideDir(h.limitsKey("pids")), "pids.max") +
 				`)"; echo ready; exec sleep 1000`},
@@ -784,12 +803,15 @@ func TestCgroupPaths(t *testing.T) {
 			e.cliOK("kill", id, "KILL")
 			next(t, sub, protocol.EventStopped)
 			e.cliOK("delete", id)
-			if cgroupsPath != "" {
+			if cgroupsPath != "" && tt.parent == nil {
 				wantCgroupDirsGone(t, h, cgroupsPath)
 			}
 			for key := range h.mounts {
 				if dir := h.dir(key, want); cgFileExists(dir) {
 					t.Errorf("%s left after delete", dir)
+				}
+				if tt.parent != nil && !cgFileExists(h.dir(key, tt.parent(id))) {
+					t.Errorf("delete removed %s, which the container did not make", h.dir(key, tt.parent(id)))
 				}
 			}
 		})

@@ -212,3 +212,23 @@ func TestCgroupV1MemorySwapZero(t *testing.T) {
 		t.Errorf("got %+v, want %+v", ws, want)
 	}
 }
+
+func TestCgroupV1FlatCheck(t *testing.T) {
+	tests := []struct {
+		name   string
+		parent map[string]string // files of the parent
+		errors bool
+	}{
+		{"hierarchical parent", map[string]string{"memory.use_hierarchy": "1\n"}, true},
+		{"flat parent", map[string]string{"memory.use_hierarchy": "0\n"}, false},
+		{"no such file", nil, false},
+	}
+	for _, tt := range tests {
+		parent := t.TempDir()
+		cgroupTestFiles(t, parent, tt.parent)
+		err := cgroupV1FlatCheck(filepath.Join(parent, "ctr"))
+		if (err != nil) != tt.errors || err != nil && !strings.Contains(err.Error(), parent) {
+			t.Errorf("%s: %v, want error %v naming %s", tt.name, err, tt.errors, parent)
+		}
+	}
+}

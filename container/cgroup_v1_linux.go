@@ -182,7 +182,31 @@ func cgroupSetV1Memory(dir string, m *specs.LinuxMemory) error {
 			return err
 		}
 	}
+	if m.UseHierarchy != nil && !*m.UseHierarchy {
+		if err := cgroupV1FlatCheck(dir); err != nil {
+			return err
+		}
+	}
 	return cgroupWriteAll(dir, cgroupV1MemoryWrites(m, cur))
+}
+
+// cgroupV1FlatCheck refuses, before the kernel does with a bare EINVAL,
+// useHierarchy false for the memory cgroup dir whose parent is
+// hierarchical: the kernel keeps a hierarchical parent's children
+// hierarchical (and on recent kernels every memory cgroup is).
+func cgroupV1FlatCheck(dir string) error {
+	parent := filepath.Dir(dir)
+	if !cgroupFileExists(filepath.Join(parent, "memory.use_hierarchy")) {
+		return nil
+	}
+	v, err := cgroupReadFile(parent, "memory.use_hierarchy")
+	if err != nil {
+		return err
+	}
+	if v == "1" {
+		return fmt.Errorf("cgroup: memory useHierarchy false cannot be set: the parent %s is hierarchical (memory.use_hierarchy is 1)", parent)
+	}
+	return nil
 }
 
 // cgroupV1SwapCheck refuses, before the kernel does with a bare EINVAL, a

@@ -336,7 +336,7 @@ func cgroupCases(h *cgroupHost) []cgroupCase {
 			set: func(r *specs.LinuxResources) {
 				r.Memory = &specs.LinuxMemory{UseHierarchy: cgRef[bool](false)}
 			},
-			wantErr: errIf(!h.v2, "memory.use_hierarchy"),
+			wantErr: errIf(!h.v2, "useHierarchy false", "memory.use_hierarchy is 1"),
 		},
 		{
 			name: "cpu shares quota period",

@@ -190,8 +190,16 @@ type cgroupCase struct {
 	// checks are made on the host and in the container; without wantErr
 	// the container must be created.
 	checks []cgroupCheck
+	// sees is what the container's process sees of the limits, beyond
+	// its cgroup files.
+	sees []cgroupSees
 	// wantErr: create must fail with one line holding every one of these.
 	wantErr []string
+}
+
+// cgroupSees is a shell command the container runs and what it must print.
+type cgroupSees struct {
+	cmd, want string
 }
 
 // cgRef returns a pointer to v, for the spec's optional fields.
@@ -402,6 +410,10 @@ func cgroupCases(h *cgroupHost) []cgroupCase {
 				{key: h.limitsKey("cpuset"), file: "cpuset.cpus", want: "0"},
 				{key: h.limitsKey("cpuset"), file: "cpuset.mems", want: "0"},
 			},
+			sees: []cgroupSees{
+				{"grep Cpus_allowed_list: /proc/self/status | cut -f2", "0"},
+				{"grep Mems_allowed_list: /proc/self/status | cut -f2", "0"},
+			},
 		},
 		{
 			name: "pids",
@@ -530,7 +542,10 @@ func blkioWeightCases(h *cgroupHost, major, minor int64) []cgroupCase {
 	}
 	cases := []cgroupCase{
 		{name: "blkio weight", set: weight, checks: []cgroupCheck{{key: "blkio", file: h.blkioWeight, want: "300"}}},
-		{name: "blkio leaf weight", set: leaf, checks: []cgroupCheck{{key: "blkio", file: h.blkioWeight, want: "300"}}},
+		{name: "blkio leaf weight", set: leaf, checks: []cgroupCheck{
+			{key: "blkio", file: h.blkioWeight, want: "300"},
+			{key: "blkio", file: "blkio.leaf_weight", want: "200", optional: true},
+		}},
 	}
 	if h.blkioWeight == "blkio.bfq.weight" && !blkioDiskOnBFQ(h.disk) {
 		cases = append(cases, cgroupCase{name: "blkio weight device", set: weightDevice,
@@ -627,6 +642,9 @@ func runCgroupCase(t *testing.T, h *cgroupHost, tc cgroupCase) {
 	for i, c := range tc.checks {
 		script += fmt.Sprintf("echo c%d=\"$(tr '\\n' ';' < %s)\"\n", i, filepath.Join(h.insideDir(c.key), c.file))
 	}
+	for i, c := range tc.sees {
+		script += fmt.Sprintf("echo s%d=\"$(%s)\"\n", i, c.cmd)
+	}
 	script += "echo ready\nexec sleep 1000"
 	b := e.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) {
 		s.Linux.CgroupsPath = cgroupsPath
@@ -681,6 +699,11 @@ func runCgroupCase(t *testing.T, h *cgroupHost, tc cgroupCase) {
 		got := strings.Split(strings.TrimSuffix(kv[fmt.Sprintf("c%d", i)], ";"), ";")
 		if !slices.Contains(got, c.want) {
 			t.Errorf("container %s = %q, want a line %q", filepath.Join(h.insideDir(c.key), c.file), got, c.want)
+		}
+	}
+	for i, c := range tc.sees {
+		if got := kv[fmt.Sprintf("s%d", i)]; got != c.want {
+			t.Errorf("container: %s printed %q, want %q", c.cmd, got, c.want)
 		}
 	}
 	e.cliOK("kill", id, "KILL")

@@ -107,6 +107,9 @@ func (c *Cgroup) Apply(pid int, r *specs.LinuxResources) (err error) {
 	} else if dir, ok := c.Paths["cpuset"]; ok {
 		err = cgroupInitCpuset(dir)
 	}
+	if err == nil && !v2 {
+		err = cgroupPrepareHybrid(c.Paths, r)
+	}
 	if err != nil {
 		return err
 	}

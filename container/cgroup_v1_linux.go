@@ -8,16 +8,18 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
 // cgroupCheckV1 fails, before anything is created, if a controller the
-// config needs is not mounted.
+// config needs is not mounted. Hugepage limits may also go to the v2
+// hierarchy of a hybrid host (cgroupPrepareHybrid checks that one).
 func cgroupCheckV1(paths map[string]string, need []string) error {
 	for _, n := range need {
-		if _, ok := paths[n]; !ok {
+		if _, ok := paths[n]; !ok && !cgroupHugetlbOnV2(paths, n) {
 			return fmt.Errorf("cgroup: the config sets %s limits but this host has no %s controller mounted", n, n)
 		}
 	}
@@ -61,6 +63,48 @@ func cgroupInitCpuset(dir string) error {
 	return nil
 }
 
+// cgroupHugetlbOnV2 reports whether controller ctl is hugetlb and goes to
+// the v2 hierarchy of a hybrid host because no v1 hierarchy has it. The
+// spec allows converting v1 settings for a controller that is on v2, and
+// hugetlb is the same controller with other file names; a kernel leaves it
+// to v2 when no v1 hierarchy mounts it.
+func cgroupHugetlbOnV2(paths map[string]string, ctl string) bool {
+	_, v1 := paths["hugetlb"]
+	_, v2 := paths[""]
+	return ctl == "hugetlb" && !v1 && v2
+}
+
+// cgroupPrepareHybrid readies the v2 hierarchy of a hybrid host for what
+// the config puts in it, unified keys and hugepage limits without a v1
+// hugetlb hierarchy: it enables their controllers in the ancestors, and
+// only theirs, as enabling one changes the hierarchy for every cgroup in
+// it. It fails, naming the controller, when one cannot be had.
+func cgroupPrepareHybrid(paths map[string]string, r *specs.LinuxResources) error {
+	leaf, ok := paths[""]
+	if !ok || r == nil {
+		return nil
+	}
+	ctls := cgroupUnifiedControllers(r.Unified)
+	hugetlb := len(r.HugepageLimits) > 0 && cgroupHugetlbOnV2(paths, "hugetlb")
+	if hugetlb && !slices.Contains(ctls, "hugetlb") {
+		ctls = append(ctls, "hugetlb")
+	}
+	if len(ctls) == 0 {
+		return nil
+	}
+	cgroupEnableV2(leaf, ctls)
+	if hugetlb {
+		avail, err := cgroupReadFile(leaf, "cgroup.controllers")
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(strings.Fields(avail), "hugetlb") {
+			return fmt.Errorf("cgroup: the config sets hugetlb limits but this host has no hugetlb controller in cgroup v1 nor in the v2 hierarchy (%s)", leaf)
+		}
+	}
+	return cgroupCheckUnified(leaf, r.Unified, paths)
+}
+
 // cgroupSetV1 applies r to the v1 hierarchies in paths.
 func cgroupSetV1(paths map[string]string, r *specs.LinuxResources) error {
 	if m := r.Memory; m != nil {
@@ -73,15 +117,20 @@ func cgroupSetV1(paths map[string]string, r *specs.LinuxResources) error {
 		bfq = !cgroupFileExists(filepath.Join(dir, "blkio.weight")) &&
 			cgroupFileExists(filepath.Join(dir, "blkio.bfq.weight"))
 	}
-	groups := []struct {
+	type group struct {
 		key    string
 		writes []cgroupWrite
-	}{
+	}
+	hugetlb := group{"hugetlb", cgroupHugetlbWrites(r.HugepageLimits, false)}
+	if cgroupHugetlbOnV2(paths, "hugetlb") {
+		hugetlb = group{"", cgroupHugetlbWrites(r.HugepageLimits, true)}
+	}
+	groups := []group{
 		{"cpu", cgroupV1CPUWrites(r.CPU)},
 		{"cpuset", cgroupCpusetWrites(r.CPU)},
 		{"pids", cgroupPidsWrites(r.Pids)},
 		{"blkio", cgroupV1BlkioWrites(r.BlockIO, bfq)},
-		{"hugetlb", cgroupHugetlbWrites(r.HugepageLimits, false)},
+		hugetlb,
 		{"net_cls", cgroupNetClsWrites(r.Network)},
 		{"net_prio", cgroupNetPrioWrites(r.Network)},
 		{"rdma", cgroupRdmaWrites(r.Rdma)},
@@ -101,17 +150,29 @@ func cgroupSetV1(paths map[string]string, r *specs.LinuxResources) error {
 			return cgroupCheckV1(paths, []string{g.key})
 		}
 		if err := cgroupWriteAll(dir, g.writes); err != nil {
+			if g.key == "blkio" && errors.Is(err, unix.EOPNOTSUPP) {
+				return fmt.Errorf("%w: a per-device weight needs a device whose I/O scheduler is %s", err, cgroupBlkioScheduler(bfq))
+			}
 			return err
 		}
 	}
 	return nil
 }
 
+// cgroupBlkioScheduler names the I/O scheduler whose weight files the v1
+// blkio controller has.
+func cgroupBlkioScheduler(bfq bool) string {
+	if bfq {
+		return "bfq"
+	}
+	return "cfq"
+}
+
 // cgroupSetV1Memory applies m in the v1 memory directory dir, ordering the
 // limit and memory+swap writes so that memsw never drops below the limit.
 func cgroupSetV1Memory(dir string, m *specs.LinuxMemory) error {
 	cur := int64(-1)
-	if m.Limit != nil && m.Swap != nil {
+	if m.Swap != nil && *m.Swap > 0 {
 		s, err := cgroupReadFile(dir, "memory.limit_in_bytes")
 		if err != nil {
 			return err
@@ -119,8 +180,51 @@ func cgroupSetV1Memory(dir string, m *specs.LinuxMemory) error {
 		if cur, err = strconv.ParseInt(s, 10, 64); err != nil {
 			return fmt.Errorf("cgroup: parse %s: %w", filepath.Join(dir, "memory.limit_in_bytes"), err)
 		}
+		if err := cgroupV1SwapCheck(*m.Swap, m.Limit, cur); err != nil {
+			return err
+		}
+	}
+	if m.UseHierarchy != nil && !*m.UseHierarchy {
+		if err := cgroupV1FlatCheck(dir); err != nil {
+			return err
+		}
 	}
 	return cgroupWriteAll(dir, cgroupV1MemoryWrites(m, cur))
+}
+
+// cgroupV1FlatCheck refuses, before the kernel does with a bare EINVAL,
+// useHierarchy false for the memory cgroup dir whose parent is
+// hierarchical: the kernel keeps a hierarchical parent's children
+// hierarchical (and on recent kernels every memory cgroup is).
+func cgroupV1FlatCheck(dir string) error {
+	parent := filepath.Dir(dir)
+	if !cgroupFileExists(filepath.Join(parent, "memory.use_hierarchy")) {
+		return nil
+	}
+	v, err := cgroupReadFile(parent, "memory.use_hierarchy")
+	if err != nil {
+		return err
+	}
+	if v == "1" {
+		return fmt.Errorf("cgroup: memory useHierarchy false cannot be set: the parent %s is hierarchical (memory.use_hierarchy is 1)", parent)
+	}
+	return nil
+}
+
+// cgroupV1SwapCheck refuses, before the kernel does with a bare EINVAL, a
+// memory+swap limit swap (> 0) below the memory limit the cgroup would
+// have: limit, or curLimit when the config sets none. A negative limit
+// means none.
+func cgroupV1SwapCheck(swap int64, limit *int64, curLimit int64) error {
+	switch {
+	case limit == nil && swap < curLimit:
+		return fmt.Errorf("cgroup: a memory+swap limit (%d) needs a memory limit at or below it (the cgroup's is %d)", swap, curLimit)
+	case limit != nil && *limit < 0:
+		return fmt.Errorf("cgroup: a memory+swap limit (%d) needs a memory limit, not an unlimited one", swap)
+	case limit != nil && swap < *limit:
+		return fmt.Errorf("cgroup: memory+swap limit %d is below the memory limit %d", swap, *limit)
+	}
+	return nil
 }
 
 // cgroupV1MemoryWrites converts m for a v1 memory cgroup whose current
@@ -138,12 +242,18 @@ func cgroupV1MemoryWrites(m *specs.LinuxMemory, curLimit int64) []cgroupWrite {
 		}
 	}
 	i64("memory.soft_limit_in_bytes", m.Reservation, false)
-	if m.Limit != nil && m.Swap != nil && (*m.Swap == -1 || *m.Swap >= curLimit) {
-		i64("memory.memsw.limit_in_bytes", m.Swap, false)
+	// A swap of 0 sets nothing, as on v2 and in runc: the kernel would
+	// refuse memsw below the memory limit.
+	swap := m.Swap
+	if swap != nil && *swap == 0 {
+		swap = nil
+	}
+	if m.Limit != nil && swap != nil && (*swap == -1 || *swap >= curLimit) {
+		i64("memory.memsw.limit_in_bytes", swap, false)
 		i64("memory.limit_in_bytes", m.Limit, false)
 	} else {
 		i64("memory.limit_in_bytes", m.Limit, false)
-		i64("memory.memsw.limit_in_bytes", m.Swap, false)
+		i64("memory.memsw.limit_in_bytes", swap, false)
 	}
 	// Kernel memory limits are gone from recent kernels.
 	i64("memory.kmem.limit_in_bytes", m.Kernel, true)

@@ -3,6 +3,7 @@ package container
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -15,22 +16,7 @@ import (
 // leaf, as runc does, so that the leaf has their files for limits and
 // statistics, and then checks the leaf has every controller in need.
 func cgroupPrepareV2(leaf string, need []string) error {
-	var chain []string
-	for d := filepath.Dir(leaf); d != "/" && cgroupFileExists(filepath.Join(d, "cgroup.controllers")); d = filepath.Dir(d) {
-		chain = append(chain, d)
-	}
-	for _, dir := range slices.Backward(chain) {
-		avail, _ := cgroupReadFile(dir, "cgroup.controllers")
-		enabled, _ := cgroupReadFile(dir, "cgroup.subtree_control")
-		on := strings.Fields(enabled)
-		for ctl := range strings.FieldsSeq(avail) {
-			if !slices.Contains(on, ctl) {
-				// Best effort: a cgroup with processes of its own refuses
-				// (EBUSY); what is still missing is reported below.
-				_ = cgroupWriteFile(filepath.Join(dir, "cgroup.subtree_control"), "+"+ctl)
-			}
-		}
-	}
+	cgroupEnableV2(leaf, nil)
 	avail, err := cgroupReadFile(leaf, "cgroup.controllers")
 	if err != nil {
 		return err
@@ -44,6 +30,63 @@ func cgroupPrepareV2(leaf string, need []string) error {
 	return nil
 }
 
+// cgroupEnableV2 enables the controllers in only (all available ones when
+// only is nil) in every ancestor of leaf where they are available.
+func cgroupEnableV2(leaf string, only []string) {
+	var chain []string
+	for d := filepath.Dir(leaf); d != "/" && cgroupFileExists(filepath.Join(d, "cgroup.controllers")); d = filepath.Dir(d) {
+		chain = append(chain, d)
+	}
+	for _, dir := range slices.Backward(chain) {
+		avail, _ := cgroupReadFile(dir, "cgroup.controllers")
+		enabled, _ := cgroupReadFile(dir, "cgroup.subtree_control")
+		on := strings.Fields(enabled)
+		for ctl := range strings.FieldsSeq(avail) {
+			if !slices.Contains(on, ctl) && (only == nil || slices.Contains(only, ctl)) {
+				// Best effort: a cgroup with processes of its own refuses
+				// (EBUSY); the caller reports what is still missing.
+				_ = cgroupWriteFile(filepath.Join(dir, "cgroup.subtree_control"), "+"+ctl)
+			}
+		}
+	}
+}
+
+// cgroupUnifiedControllers lists the controllers that the unified keys
+// belong to: the part of each file name before the first dot, except the
+// core "cgroup." files, which every cgroup has.
+func cgroupUnifiedControllers(unified map[string]string) []string {
+	var ctls []string
+	for k := range unified {
+		if ctl, _, ok := strings.Cut(k, "."); ok && ctl != "cgroup" && !slices.Contains(ctls, ctl) {
+			ctls = append(ctls, ctl)
+		}
+	}
+	slices.Sort(ctls)
+	return ctls
+}
+
+// cgroupCheckUnified fails, naming the key and its controller, when the v2
+// directory dir lacks the file of a unified key: the controller is not
+// enabled there, or (on a hybrid host, whose v1 hierarchies are v1paths)
+// bound to cgroup v1. Without this the error would be a bare ENOENT.
+func cgroupCheckUnified(dir string, unified map[string]string, v1paths map[string]string) error {
+	for _, k := range slices.Sorted(maps.Keys(unified)) {
+		if k == "" || strings.Contains(k, "/") || cgroupFileExists(filepath.Join(dir, k)) {
+			continue // bad names are cgroupWriteAll's to refuse
+		}
+		ctl, _, _ := strings.Cut(k, ".")
+		v1name := ctl
+		if ctl == "io" {
+			v1name = "blkio"
+		}
+		if _, ok := v1paths[v1name]; ok {
+			return fmt.Errorf("cgroup: unified key %q is for the %s controller, which this hybrid host has in cgroup v1, not in the v2 hierarchy (%s)", k, ctl, dir)
+		}
+		return fmt.Errorf("cgroup: unified key %q: no such file in %s (is the %s controller available in cgroup v2?)", k, dir, ctl)
+	}
+	return nil
+}
+
 // cgroupSetV2 applies r to the v2 directory dir.
 func cgroupSetV2(dir string, r *specs.LinuxResources) error {
 	mem, err := cgroupV2MemoryWrites(r.Memory)
@@ -52,6 +95,9 @@ func cgroupSetV2(dir string, r *specs.LinuxResources) error {
 	}
 	cpu, err := cgroupV2CPUWrites(r.CPU)
 	if err != nil {
+		return err
+	}
+	if err := cgroupCheckUnified(dir, r.Unified, nil); err != nil {
 		return err
 	}
 	ws := slices.Concat(mem, cpu,

@@ -20,6 +20,10 @@ type consoleListener struct {
 	ln     *net.UnixListener
 	master chan *os.File
 	err    chan error
+	// restore gives the user's terminal back its mode once proxy has made
+	// it raw; Close calls it too, so that no way out of run leaves the
+	// terminal raw.
+	restore func()
 }
 
 func listenConsole() (*consoleListener, error) {
@@ -67,6 +71,7 @@ func (cl *consoleListener) accept() {
 }
 
 func (cl *consoleListener) Close() {
+	cl.restoreTerminal()
 	cl.ln.Close()
 	os.RemoveAll(cl.dir)
 }
@@ -80,7 +85,7 @@ func (cl *consoleListener) proxy() (stop func(), err error) {
 	case err := <-cl.err:
 		return nil, err
 	}
-	restore := makeRaw(int(os.Stdin.Fd()))
+	cl.restore = makeRaw(int(os.Stdin.Fd()))
 	resize := make(chan os.Signal, 1)
 	signal.Notify(resize, unix.SIGWINCH)
 	copySize(master)
@@ -98,9 +103,16 @@ func (cl *consoleListener) proxy() (stop func(), err error) {
 	return func() {
 		<-done
 		signal.Stop(resize)
-		restore()
+		cl.restoreTerminal()
 		master.Close()
 	}, nil
+}
+
+func (cl *consoleListener) restoreTerminal() {
+	if cl.restore != nil {
+		cl.restore()
+		cl.restore = nil
+	}
 }
 
 // makeRaw puts a terminal on fd in raw mode and returns the undo; it does

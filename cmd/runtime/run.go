@@ -81,7 +81,14 @@ func (a *app) run(id string, o *createOptions, detach bool) error {
 		return nil
 	}
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
+	forward := []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2}
+	if console == nil {
+		// A container on a pty of its own learns of a resize from the pty,
+		// whose foreground group gets SIGWINCH once the proxy passes the
+		// size on; a second one sent to its init would come out of step.
+		forward = append(forward, unix.SIGWINCH)
+	}
+	signal.Notify(sigs, forward...)
 	defer signal.Stop(sigs)
 	go func() {
 		for s := range sigs {

@@ -46,6 +46,23 @@ func (a *app) run(id string, o *createOptions, detach bool) error {
 		defer cl.Close()
 		console, o.consoleSocket = cl, cl.path()
 	}
+	sigs := make(chan os.Signal, 8)
+	if !detach {
+		// Caught from the outset, not once the container runs: one that
+		// came during create or start would end crier and leave the
+		// container, and the terminal in raw mode, behind. They are
+		// forwarded once the container runs.
+		forward := []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2}
+		if console == nil {
+			// A container on a pty of its own learns of a resize from the
+			// pty, whose foreground group gets SIGWINCH once the proxy
+			// passes the size on; a second one sent to its init would come
+			// out of step.
+			forward = append(forward, unix.SIGWINCH)
+		}
+		signal.Notify(sigs, forward...)
+		defer signal.Stop(sigs)
+	}
 	if _, err := a.create(id, o); err != nil {
 		return err
 	}
@@ -80,16 +97,6 @@ func (a *app) run(id string, o *createOptions, detach bool) error {
 	if detach {
 		return nil
 	}
-	sigs := make(chan os.Signal, 8)
-	forward := []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2}
-	if console == nil {
-		// A container on a pty of its own learns of a resize from the pty,
-		// whose foreground group gets SIGWINCH once the proxy passes the
-		// size on; a second one sent to its init would come out of step.
-		forward = append(forward, unix.SIGWINCH)
-	}
-	signal.Notify(sigs, forward...)
-	defer signal.Stop(sigs)
 	go func() {
 		for s := range sigs {
 			a.kill(id, s.(unix.Signal), false)

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -146,8 +147,15 @@ func (e *env) runOnTerminal(u *userTerminal, args ...string) *cliProc {
 	}, append([]string{"run"}, args...)...)
 }
 
-func terminalBundle(e *env, script string) string {
-	return e.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) { s.Process.Terminal = true })
+// terminalBundle makes a bundle whose process runs script with a terminal;
+// edit, when not nil, changes the config further.
+func terminalBundle(e *env, script string, edit func(*specs.Spec)) string {
+	return e.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) {
+		s.Process.Terminal = true
+		if edit != nil {
+			edit(s)
+		}
+	})
 }
 
 // line matches a line that the container prints. Its pty ends lines with
@@ -192,7 +200,7 @@ read line; echo got=$line
 { read line; echo got=$line; } </dev/tty & reader=$!
 echo waiting
 while kill -0 $reader 2>/dev/null; do wait $reader; done
-exit 7`)
+exit 7`, nil)
 	p := e.runOnTerminal(u, "--bundle", b, id)
 
 	if m := u.expect(line(`tty=(\S*)`)); !regexp.MustCompile(`^/dev/pts/\d+$`).MatchString(m[1]) {
@@ -270,7 +278,7 @@ func TestTerminalRunExitStatus(t *testing.T) {
 			id := e.id()
 			u := newUserTerminal(t)
 			before := u.termios()
-			p := e.runOnTerminal(u, "--bundle", terminalBundle(e, tc.script), id)
+			p := e.runOnTerminal(u, "--bundle", terminalBundle(e, tc.script, nil), id)
 			u.expect(line(`ready`))
 			tc.end(e, u, id)
 			if r := p.wait(); r.code != tc.want {
@@ -295,7 +303,7 @@ func TestTerminalRunShimDies(t *testing.T) {
 	id := e.id()
 	u := newUserTerminal(t)
 	before := u.termios()
-	p := e.runOnTerminal(u, "--bundle", terminalBundle(e, "echo ready; read line"), id)
+	p := e.runOnTerminal(u, "--bundle", terminalBundle(e, "echo ready; read line", nil), id)
 	u.expect(line(`ready`))
 	killShim(t, e.shimState(id))
 	r := p.wait()
@@ -315,6 +323,71 @@ func TestTerminalRunShimDies(t *testing.T) {
 	}
 	u.wantHungUp()
 	e.assertGone(id)
+}
+
+// TestTerminalRunSignalWhileStarting: a signal that reaches run while it
+// starts the container, with the user's terminal already raw (here SIGTERM
+// while a startContainer hook holds the start), does not end run: run
+// forwards it once the container runs, exits with the status it gave the
+// container, and gives the terminal back as it was.
+func TestTerminalRunSignalWhileStarting(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id := e.id()
+	u := newUserTerminal(t)
+	before := u.termios()
+	sync := e.hostDir("sync")
+	entered, release := openFifo(t, filepath.Join(sync, "entered")), openFifo(t, filepath.Join(sync, "release"))
+	timeout := int(hangDeadline / time.Second)
+	b := terminalBundle(e, "read line", func(s *specs.Spec) {
+		// Without a pid namespace SIGTERM ends the container's process
+		// whenever it comes; pid 1 of its own namespace would ignore it
+		// until sh had set a trap.
+		s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.PIDNamespace })
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/sync", Type: "bind", Source: sync, Options: []string{"rbind", "rw"}})
+		s.Hooks = &specs.Hooks{StartContainer: []specs.Hook{{
+			Path:    "/bin/sh",
+			Args:    []string{"sh", "-c", "echo > /sync/entered; read x < /sync/release"},
+			Timeout: &timeout,
+		}}}
+	})
+	p := e.runOnTerminal(u, "--bundle", b, id)
+	entered.SetReadDeadline(time.Now().Add(hangDeadline))
+	if _, err := entered.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("waiting for the startContainer hook: %v", err)
+	}
+	if during := u.termios(); !isRaw(during) {
+		t.Errorf("the user's terminal is not raw while run starts the container: lflag %#x oflag %#x", during.Lflag, during.Oflag)
+	}
+	if err := p.cmd.Process.Signal(unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := release.WriteString("go\n"); err != nil {
+		t.Fatal(err)
+	}
+	if r := p.wait(); r.code != 128+int(unix.SIGTERM) {
+		t.Errorf("run exited %d, want %d from the SIGTERM it forwarded; terminal showed %q", r.code, 128+int(unix.SIGTERM), u.seen)
+	}
+	if after := u.termios(); after != before {
+		t.Errorf("run left the terminal's mode changed:\n before %+v\n after  %+v", before, after)
+	}
+	u.wantHungUp()
+	e.assertGone(id)
+}
+
+// openFifo makes a fifo at path and opens it read-write, which neither
+// blocks nor sees end of file while the other side comes and goes.
+func openFifo(t *testing.T, path string) *os.File {
+	t.Helper()
+	if err := unix.Mkfifo(path, 0o666); err != nil {
+		t.Fatalf("mkfifo %s: %v", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
 // consoleSocket listens on a Unix socket in the test's directory and
@@ -369,7 +442,7 @@ func TestTerminalRunDetachedConsoleSocket(t *testing.T) {
 	e := newEnv(t)
 	id := e.id()
 	sock, masters := e.consoleSocket()
-	b := terminalBundle(e, "echo tty=$(tty); read line; echo got=$line; exit 5")
+	b := terminalBundle(e, "echo tty=$(tty); read line; echo got=$line; exit 5", nil)
 	// The container waits for a line that only comes after run returns.
 	r := e.cliRun("run", "-d", "--console-socket", sock, "--bundle", b, id)
 	if r.code != 0 {
@@ -413,7 +486,7 @@ func TestTerminalNoConsoleSocket(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			id := e.id()
-			b := terminalBundle(e, "echo should not run")
+			b := terminalBundle(e, "echo should not run", nil)
 			r := e.cliRun(append(tc.args, "--bundle", b, id)...)
 			wantCLIError(t, tc.name, r, "console-socket", "console socket")
 			t.Logf("%s: %s", tc.name, strings.TrimSpace(r.stderr))

@@ -295,8 +295,8 @@ func TestTerminalRunExitStatus(t *testing.T) {
 
 // TestTerminalRunShimDies: when run fails while it proxies (here its shim
 // is killed, while run starts the container or waits for it to stop), it
-// still gives the user's terminal back in the mode it found it, with one
-// line saying what went wrong.
+// still gives the user's terminal back in the mode it found it, and prints
+// its error there.
 func TestTerminalRunShimDies(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -30,10 +31,10 @@ type Cgroup struct {
 	// "name=systemd") or "" for the v2 unified hierarchy to an absolute
 	// directory.
 	Paths map[string]string `json:"paths"`
-	// Created lists every directory Apply made, each parent before its
+	// Created lists every directory Prepare made, each parent before its
 	// children. Destroy uses it to remove the intermediate parents this
 	// container brought into being, and only those, even when it runs in
-	// another process than Apply did.
+	// another process than Prepare did.
 	Created []string `json:"created,omitempty"`
 	// SharedParent is set when the directories are crier's default ones
 	// (/crier/<id>): the /crier parents belong to no one container, so
@@ -79,14 +80,13 @@ func NewCgroup(id string, cgroupsPath string) (*Cgroup, error) {
 	return &Cgroup{Paths: paths, SharedParent: cgroupsPath == ""}, nil
 }
 
-// Apply creates the directories, applies the resource limits, then moves
-// pid into them, so that the process never runs unconstrained. With
-// r == nil only placement happens. A limit on a controller the host lacks
-// is an error naming the controller; a missing controller nobody asked for
-// is skipped. On error Apply removes the directories it created (a
-// directory still holding pid cannot be removed and stays in Created for
-// Destroy).
-func (c *Cgroup) Apply(pid int, r *specs.LinuxResources) (err error) {
+// Prepare checks that the host has the controllers r needs and creates the
+// directories, ready for a process to be born in them (ForkInto); Limit
+// then applies r. With r == nil nothing is checked. A limit on a controller
+// the host lacks is an error naming the controller; a missing controller
+// nobody asked for is skipped. On error Prepare removes the directories it
+// created.
+func (c *Cgroup) Prepare(r *specs.LinuxResources) (err error) {
 	v2 := cgroupUnifiedMode(c.Paths)
 	need := cgroupRequiredControllers(r, v2)
 	if !v2 {
@@ -103,32 +103,108 @@ func (c *Cgroup) Apply(pid int, r *specs.LinuxResources) (err error) {
 		return err
 	}
 	if v2 {
-		err = cgroupPrepareV2(c.Paths[""], need)
-	} else if dir, ok := c.Paths["cpuset"]; ok {
-		err = cgroupInitCpuset(dir)
+		return cgroupPrepareV2(c.Paths[""], need)
 	}
-	if err == nil && !v2 {
-		err = cgroupPrepareHybrid(c.Paths, r)
-	}
-	if err != nil {
-		return err
-	}
-	if r != nil {
-		if v2 {
-			err = cgroupSetV2(c.Paths[""], r)
-		} else if err = c.grantRealtime(r.CPU); err == nil {
-			err = cgroupSetV1(c.Paths, r)
-		}
-		if err != nil {
+	if dir, ok := c.Paths["cpuset"]; ok {
+		// An empty v1 cpuset refuses tasks.
+		if err := cgroupInitCpuset(dir); err != nil {
 			return err
 		}
 	}
+	return cgroupPrepareHybrid(c.Paths, r)
+}
+
+// Limit applies the resource limits r to the directories Prepare made.
+func (c *Cgroup) Limit(r *specs.LinuxResources) error {
+	switch {
+	case r == nil:
+		return nil
+	case cgroupUnifiedMode(c.Paths):
+		return cgroupSetV2(c.Paths[""], r)
+	}
+	if err := c.grantRealtime(r.CPU); err != nil {
+		return err
+	}
+	return cgroupSetV1(c.Paths, r)
+}
+
+// Apply creates the directories, applies the resource limits, then moves
+// pid into them, so that the process never runs unconstrained. With
+// r == nil only placement happens. On error Apply removes the directories
+// it created (a directory still holding pid cannot be removed and stays in
+// Created for Destroy).
+func (c *Cgroup) Apply(pid int, r *specs.LinuxResources) error {
+	if err := c.Prepare(r); err != nil {
+		return err
+	}
+	if err := c.Limit(r); err != nil {
+		c.removeCreated()
+		return err
+	}
 	for _, dir := range cgroupUniqueDirs(c.Paths) {
 		if err := cgroupWriteFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+			c.removeCreated()
 			return err
 		}
 	}
 	return nil
+}
+
+// ForkInto runs fork so that the process it forks is born in the cgroups
+// Prepare made: no process ever has to be moved into them.
+//
+// Moving a process (writing its pid to cgroup.procs) write-locks the
+// kernel's global threadgroup semaphore, and the first write-lock after a
+// quiet spell waits for an RCU grace period: several milliseconds, the
+// largest single cost of a create. A thread that moves itself alone, by
+// writing 0 to a v1 hierarchy's "tasks" file, skips that lock; and clone3
+// with CLONE_INTO_CGROUP places the child in a v2 cgroup at birth. A child
+// starts in its forking thread's v1 cgroups, so fork must fork from the
+// calling OS thread, which must be locked to its goroutine and never be
+// unlocked: the runtime then discards it, cgroups and all, when its
+// goroutine ends. The main thread is never discarded (and its cgroups are
+// the process's, as /proc/PID/cgroup shows them), so there init is moved in
+// the slow way. sys is the SysProcAttr fork passes to the kernel. If placing
+// the child fails, ForkInto kills and reaps it.
+func (c *Cgroup) ForkInto(sys *syscall.SysProcAttr, fork func() (int, error)) (int, error) {
+	if dir, ok := c.Paths[""]; ok {
+		fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, fmt.Errorf("cgroup: %w", &os.PathError{Op: "open", Path: dir, Err: err})
+		}
+		defer unix.Close(fd)
+		sys.UseCgroupFD, sys.CgroupFD = true, fd
+	}
+	var v1 []string
+	for _, dir := range cgroupUniqueDirs(c.Paths) {
+		if dir != c.Paths[""] {
+			v1 = append(v1, dir)
+		}
+	}
+	mainThread := unix.Gettid() == unix.Getpid()
+	if !mainThread {
+		for _, dir := range v1 {
+			if err := cgroupWriteFile(filepath.Join(dir, "tasks"), "0"); err != nil {
+				return 0, err
+			}
+		}
+	}
+	pid, err := fork()
+	if err != nil || !mainThread {
+		return pid, err
+	}
+	for _, dir := range v1 {
+		if err := cgroupWriteFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+			unix.Kill(pid, unix.SIGKILL)
+			for {
+				if _, werr := unix.Wait4(pid, nil, 0, nil); werr != unix.EINTR {
+					break
+				}
+			}
+			return 0, err
+		}
+	}
+	return pid, nil
 }
 
 // Pids lists the processes in the container's cgroup, including those in

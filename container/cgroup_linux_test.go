@@ -11,8 +11,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -493,5 +495,79 @@ func TestCgroupApplyMissingController(t *testing.T) {
 	}
 	if len(c.Created) != 0 {
 		t.Errorf("Created = %q after a failed Apply", c.Created)
+	}
+}
+
+// As in crier-shim, the main goroutine keeps the main thread, so the
+// throwaway threads of ForkInto and inNamespaces are never the main one.
+func init() { runtime.LockOSThread() }
+
+// TestCgroupForkInto checks that the child is born in every one of the
+// container's cgroups, v1 and v2 alike, and that the forking process is left
+// where it was, whichever thread the forking goroutine lands on.
+func TestCgroupForkInto(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	c, err := NewCgroup("unused", fmt.Sprintf("/crier-test-%x/ctr", rand.Uint64()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidsLimit := int64(16)
+	r := &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &pidsLimit}}
+	if err := c.Prepare(r); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Destroy() })
+	before, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sleep", "60")
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	errc := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread goes when the goroutine ends.
+		runtime.LockOSThread()
+		_, err := c.ForkInto(cmd.SysProcAttr, func() (int, error) {
+			if err := cmd.Start(); err != nil {
+				return 0, err
+			}
+			return cmd.Process.Pid, nil
+		})
+		errc <- err
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if err := c.Limit(r); err != nil {
+		t.Fatal(err)
+	}
+	pidsDir := c.Paths["pids"]
+	if cgroupUnifiedMode(c.Paths) {
+		pidsDir = c.Paths[""]
+	}
+	if got, err := cgroupReadFile(pidsDir, "pids.max"); err != nil || got != "16" {
+		t.Errorf("pids.max = %q, %v; want 16", got, err)
+	}
+
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil || string(self) != string(before) {
+		t.Errorf("this process's cgroups changed from %q to %q (%v)", before, self, err)
+	}
+	for key, dir := range c.Paths {
+		procs, err := cgroupReadProcs(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(procs, cmd.Process.Pid) {
+			t.Errorf("%q hierarchy: %s holds %v, not the child %d", key, dir, procs, cmd.Process.Pid)
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if err := c.Destroy(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -62,7 +62,17 @@ func Create(cfg *Config) (_ *Container, err error) {
 	if c.Cgroup, err = NewCgroup(cfg.ID, spec.Linux.CgroupsPath); err != nil {
 		return nil, err
 	}
+	// Init is born in the cgroups (Cgroup.ForkInto). The limits are
+	// written while it starts up: it does nothing before it has its
+	// config, which it gets once they are all in place, so neither its
+	// own work (device nodes, mounts) nor the user's process ever runs
+	// unconstrained.
+	res := deviceResources(spec.Linux)
+	if err := c.Cgroup.Prepare(res); err != nil {
+		return nil, err
+	}
 	if err := c.fork(cfg); err != nil {
+		c.Cgroup.Destroy()
 		return nil, err
 	}
 	defer func() {
@@ -70,7 +80,7 @@ func Create(cfg *Config) (_ *Container, err error) {
 			c.Abort()
 		}
 	}()
-	if err := c.Cgroup.Apply(c.Pid, deviceResources(spec.Linux)); err != nil {
+	if err := c.Cgroup.Limit(res); err != nil {
 		return nil, err
 	}
 	if c.twoStage {
@@ -208,7 +218,9 @@ func (c *Container) fork(cfg *Config) error {
 	}
 	var pid int
 	fork := func() (err error) {
-		pid, err = syscall.ForkExec(cfg.InitPath, args, attr)
+		pid, err = c.Cgroup.ForkInto(plan.sys, func() (int, error) {
+			return syscall.ForkExec(cfg.InitPath, args, attr)
+		})
 		return err
 	}
 	switch {
@@ -306,7 +318,12 @@ func (c *Container) Signal(sig unix.Signal, all bool) error {
 			return err
 		}
 		for _, pid := range pids {
-			unix.Kill(pid, sig)
+			// The thread that forked init is in the cgroups until it
+			// has exited (Cgroup.ForkInto), and so is listed under
+			// this process's pid for a moment.
+			if pid != os.Getpid() {
+				unix.Kill(pid, sig)
+			}
 		}
 		return nil
 	}

@@ -4,9 +4,9 @@
 // It has two halves that run in different processes:
 //
 //   - the parent side (Create, Container.Start, Destroy), which runs in the
-//     caller (crier-shim) and forks the init stage into new namespaces,
-//     places it in its cgroups and runs the hooks that belong in the runtime
-//     namespace;
+//     caller (crier-shim) and forks the init stage into new namespaces and
+//     straight into its cgroups (Cgroup.ForkInto), and runs the hooks that
+//     belong in the runtime namespace;
 //   - the init stage (Init), which runs as the first process inside the new
 //     namespaces (the hidden "crier init" command), builds the root
 //     filesystem, waits for the parent's go-ahead and finally execs the

@@ -106,11 +106,8 @@ func idMaps(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {
 // inNamespaces runs fork on a throwaway OS thread that has joined the
 // namespaces in joins, so that the child it forks starts in them. The thread
 // is never unlocked: the Go runtime discards it when fn returns rather than
-// reuse a thread in foreign namespaces.
+// reuse a thread in foreign namespaces (or cgroups: Cgroup.ForkInto).
 func inNamespaces(joins []specs.LinuxNamespace, fork func() error) error {
-	if len(joins) == 0 {
-		return fork()
-	}
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -120,6 +117,9 @@ func inNamespaces(joins []specs.LinuxNamespace, fork func() error) error {
 }
 
 func joinThenFork(joins []specs.LinuxNamespace, fork func() error) error {
+	if len(joins) == 0 {
+		return fork()
+	}
 	// Threads share their filesystem context, and setns into a mount
 	// namespace refuses a shared one: give this thread its own.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {

@@ -15,8 +15,9 @@ import (
 // line. The sequence is fixed:
 //
 //	parent                               init
-//	fork into new namespaces     ---->   (reads its config)
-//	cgroups applied; msgConfig   ---->
+//	fork into new namespaces,
+//	born in its cgroups          ---->   (reads its config)
+//	cgroup limits set; msgConfig ---->
 //	                             <----   msgMounted: rootfs prepared
 //	prestart, createRuntime hooks
 //	msgContinue                  ---->

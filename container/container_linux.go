@@ -1,6 +1,7 @@
 package container
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -20,6 +21,9 @@ type Config struct {
 	ID     string
 	Bundle string // absolute
 	Spec   *specs.Spec
+	// SpecJSON, when set, is Spec as JSON (LoadSpecJSON), sent to the init
+	// stage as is.
+	SpecJSON []byte
 	// InitPath is the crier binary; the init stage runs as "InitPath init".
 	InitPath string
 	// Stdio becomes the container process's stdin, stdout and stderr.
@@ -47,6 +51,8 @@ type Container struct {
 	pty  string // the pty slave's path in the container, with a terminal
 	// unshareCgroup tells init to make its cgroup namespace itself.
 	unshareCgroup bool
+	// specJSON is Config.SpecJSON.
+	specJSON []byte
 	// twoStage: init joins a user or time namespace and hands over to a
 	// second stage (nsenter_linux.go).
 	twoStage bool
@@ -58,7 +64,7 @@ type Container struct {
 // behind: the init process is killed and reaped and the cgroups removed.
 func Create(cfg *Config) (_ *Container, err error) {
 	spec := cfg.Spec
-	c := &Container{ID: cfg.ID, Bundle: cfg.Bundle, Spec: spec, Rootfs: RootfsPath(cfg.Bundle, spec), PidFD: -1}
+	c := &Container{ID: cfg.ID, Bundle: cfg.Bundle, Spec: spec, Rootfs: RootfsPath(cfg.Bundle, spec), PidFD: -1, specJSON: cfg.SpecJSON}
 	if c.Cgroup, err = NewCgroup(cfg.ID, spec.Linux.CgroupsPath); err != nil {
 		return nil, err
 	}
@@ -84,7 +90,11 @@ func Create(cfg *Config) (_ *Container, err error) {
 		return nil, err
 	}
 	if c.twoStage {
-		if err := c.sync.send(message{Type: msgConfig, Config: c.initConfig()}); err != nil {
+		ic, err := c.initConfig()
+		if err != nil {
+			return nil, err
+		}
+		if err := c.sync.send(message{Type: msgConfig, Config: ic}); err != nil {
 			return nil, err
 		}
 		if err := c.adoptStageTwo(); err != nil {
@@ -151,17 +161,26 @@ func (c *Container) HookState(status string) *specs.State {
 	}
 }
 
-func (c *Container) initConfig() *initConfig {
+func (c *Container) initConfig() (*initConfig, error) {
+	spec := initSpec(c.Spec)
+	specJSON := c.specJSON
+	if spec != c.Spec || specJSON == nil {
+		var err error
+		if specJSON, err = json.Marshal(spec); err != nil {
+			return nil, fmt.Errorf("encode the config for init: %w", err)
+		}
+	}
 	return &initConfig{
 		ID:          c.ID,
 		Pid:         c.Pid,
 		Bundle:      c.Bundle,
 		Rootfs:      c.Rootfs,
-		Spec:        initSpec(c.Spec),
+		Spec:        spec,
+		SpecJSON:    specJSON,
 		NewMountNS:  HasNamespace(c.Spec, specs.MountNamespace),
 		NewCgroupNS: c.unshareCgroup,
 		NewUTSNS:    HasNamespace(c.Spec, specs.UTSNamespace),
-	}
+	}, nil
 }
 
 // initError turns a sync failure into the best error: init's own message if

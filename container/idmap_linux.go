@@ -26,7 +26,10 @@ import (
 // sendConfig sends init its config, with a detached idmapped tree for
 // every idmapped mount attached.
 func (c *Container) sendConfig() error {
-	ic := c.initConfig()
+	ic, err := c.initConfig()
+	if err != nil {
+		return err
+	}
 	if !ic.NewMountNS {
 		// Init performs no mounts at all.
 		return c.sync.send(message{Type: msgConfig, Config: ic})

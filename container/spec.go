@@ -69,19 +69,41 @@ func ValidateID(id string) error {
 
 // LoadSpec reads and validates bundle/config.json.
 func LoadSpec(bundle string) (*specs.Spec, error) {
+	spec, _, err := LoadSpecJSON(bundle)
+	return spec, err
+}
+
+// LoadSpecJSON is LoadSpec that also returns the file's bytes, which
+// Create can hand to the init stage as they are (Config.SpecJSON).
+func LoadSpecJSON(bundle string) (*specs.Spec, []byte, error) {
 	path := filepath.Join(bundle, "config.json")
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("bundle: %w", err)
+		return nil, nil, fmt.Errorf("bundle: %w", err)
 	}
-	var spec specs.Spec
-	if err := json.Unmarshal(b, &spec); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	var ls linuxSpec
+	if err := json.Unmarshal(b, &ls); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if err := Validate(&spec); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := Validate(&ls.Spec); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &spec, nil
+	return &ls.Spec, b, nil
+}
+
+// linuxSpec decodes a config without the sections of other platforms.
+// encoding/json builds its encoders for every type a struct can reach the
+// first time it decodes into it, whether the document has those fields or
+// not; the Windows, Solaris, VM and z/OS type trees are a good part of the
+// runtime-spec's, and so of the time a short-lived process spends decoding
+// its one config. Their keys land here, shadowing the embedded fields, and
+// are never looked at.
+type linuxSpec struct {
+	specs.Spec
+	Solaris json.RawMessage `json:"solaris,omitempty"`
+	Windows json.RawMessage `json:"windows,omitempty"`
+	VM      json.RawMessage `json:"vm,omitempty"`
+	ZOS     json.RawMessage `json:"zos,omitempty"`
 }
 
 // Validate checks what can be checked of a spec before anything is

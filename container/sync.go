@@ -55,7 +55,13 @@ type initConfig struct {
 	Pid    int         `json:"pid"` // init's pid as the host sees it, for hooks
 	Bundle string      `json:"bundle"`
 	Rootfs string      `json:"rootfs"`
-	Spec   *specs.Spec `json:"spec"`
+	Spec   *specs.Spec `json:"-"`
+	// SpecJSON is Spec on the wire: config.json's bytes as the parent read
+	// them when init's spec is the config itself (specForInit changed
+	// nothing), so that the parent does not encode the spec again, which
+	// would first build encoding/json's encoders for every runtime-spec
+	// type. The receiver decodes it into Spec (decodeSpec).
+	SpecJSON json.RawMessage `json:"spec"`
 	// Namespaces says which namespaces the parent created, so init knows
 	// e.g. whether it may mount.
 	NewMountNS  bool `json:"newMountNS"`
@@ -64,6 +70,32 @@ type initConfig struct {
 	// IDMapped lists, in order, the index in Spec.Mounts of each
 	// idmapped mount tree that came with the config.
 	IDMapped []int `json:"idmapped,omitempty"`
+}
+
+// wireSpec is the config as init decodes it: linuxSpec, and without
+// linux.resources either, which the parent applies (see linuxSpec for why).
+type wireSpec struct {
+	linuxSpec
+	Linux *struct {
+		specs.Linux
+		Resources json.RawMessage `json:"resources,omitempty"`
+	} `json:"linux,omitempty"`
+}
+
+// decodeSpec fills Spec from SpecJSON.
+func (ic *initConfig) decodeSpec() error {
+	if len(ic.SpecJSON) == 0 {
+		return nil
+	}
+	var ws wireSpec
+	if err := json.Unmarshal(ic.SpecJSON, &ws); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	ic.Spec = &ws.Spec
+	if ws.Linux != nil {
+		ic.Spec.Linux = &ws.Linux.Linux
+	}
+	return nil
 }
 
 // maxSyncFiles is how many descriptors one message on the sync socket can
@@ -211,6 +243,11 @@ func (c *syncConn) recv() (message, error) {
 			return m, errSyncEOF
 		}
 		return m, fmt.Errorf("sync: receive: %w", err)
+	}
+	if m.Config != nil {
+		if err := m.Config.decodeSpec(); err != nil {
+			return m, fmt.Errorf("sync: receive %s: %w", m.Type, err)
+		}
 	}
 	return m, nil
 }

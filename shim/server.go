@@ -63,13 +63,13 @@ func Serve(cfg Config) error {
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
-	s, err := newServer(&cfg)
+	s, specJSON, err := newServer(&cfg)
 	if err != nil {
 		cfg.closeStdio()
 		report(cfg.Report, Report{Error: err.Error()})
 		return err
 	}
-	if err := s.create(); err != nil {
+	if err := s.create(specJSON); err != nil {
 		return err
 	}
 	if cfg.Reexec {
@@ -82,11 +82,12 @@ func Serve(cfg Config) error {
 
 // create makes the container. Connections wait in the listen backlog
 // meanwhile: there is nothing to tell them before created.
-func (s *server) create() error {
+func (s *server) create(specJSON []byte) error {
 	c, err := container.Create(&container.Config{
 		ID:            s.cfg.ID,
 		Bundle:        s.cfg.Bundle,
 		Spec:          s.spec,
+		SpecJSON:      specJSON,
 		InitPath:      s.cfg.InitPath,
 		Stdio:         s.cfg.Stdio,
 		ExtraFiles:    s.cfg.ExtraFiles,
@@ -145,37 +146,38 @@ func report(w io.WriteCloser, r Report) {
 // newServer claims the container ID: it builds the state directory under a
 // temporary name, with the socket listening and the state file written, and
 // renames it into place only if no container has the ID. A watcher on the
-// root therefore never sees a directory without its socket.
-func newServer(cfg *Config) (*server, error) {
+// root therefore never sees a directory without its socket. It also returns
+// the config's bytes, for the init stage.
+func newServer(cfg *Config) (*server, []byte, error) {
 	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
-		return nil, fmt.Errorf("state root: %w", err)
+		return nil, nil, fmt.Errorf("state root: %w", err)
 	}
 	dir := Dir(cfg.Root, cfg.ID)
 	if _, err := os.Lstat(dir); err == nil {
-		return nil, fmt.Errorf("container %q already exists", cfg.ID)
+		return nil, nil, fmt.Errorf("container %q already exists", cfg.ID)
 	}
-	spec, err := container.LoadSpec(cfg.Bundle)
+	spec, specJSON, err := container.LoadSpecJSON(cfg.Bundle)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tmp, err := os.MkdirTemp(cfg.Root, ".new-")
 	if err != nil {
-		return nil, fmt.Errorf("state dir: %w", err)
+		return nil, nil, fmt.Errorf("state dir: %w", err)
 	}
 	s := &server{cfg: cfg, spec: spec, dir: dir, status: protocol.StatusCreating}
 	if err := s.prepare(tmp); err != nil {
 		os.RemoveAll(tmp)
-		return nil, err
+		return nil, nil, err
 	}
 	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dir, unix.RENAME_NOREPLACE); err != nil {
 		s.ln.Close()
 		os.RemoveAll(tmp)
 		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
-			return nil, fmt.Errorf("container %q already exists", cfg.ID)
+			return nil, nil, fmt.Errorf("container %q already exists", cfg.ID)
 		}
-		return nil, fmt.Errorf("state dir: rename %s to %s: %w", tmp, dir, err)
+		return nil, nil, fmt.Errorf("state dir: rename %s to %s: %w", tmp, dir, err)
 	}
-	return s, nil
+	return s, specJSON, nil
 }
 
 func (s *server) prepare(tmp string) error {

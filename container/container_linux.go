@@ -64,6 +64,10 @@ type Container struct {
 // behind: the init process is killed and reaped and the cgroups removed.
 func Create(cfg *Config) (_ *Container, err error) {
 	spec := cfg.Spec
+	if cfg.ConsoleSocket != "" && (spec.Process == nil || !spec.Process.Terminal) {
+		// As runc: a socket that would never get a pty is a mistake.
+		return nil, errors.New("--console-socket was given but process.terminal is false")
+	}
 	c := &Container{ID: cfg.ID, Bundle: cfg.Bundle, Spec: spec, Rootfs: RootfsPath(cfg.Bundle, spec), PidFD: -1, specJSON: cfg.SpecJSON}
 	if c.Cgroup, err = NewCgroup(cfg.ID, spec.Linux.CgroupsPath); err != nil {
 		return nil, err

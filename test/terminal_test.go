@@ -494,3 +494,32 @@ func TestTerminalNoConsoleSocket(t *testing.T) {
 		})
 	}
 }
+
+// TestConsoleSocketMisuse: a --console-socket that would never get a pty
+// (process.terminal false) or that a foreground run would not use is
+// refused, as runc refuses both, with one line and nothing left behind.
+func TestConsoleSocketMisuse(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		terminal bool
+		wants    []string
+	}{
+		{"create without terminal", []string{"create"}, false, []string{"--console-socket", "process.terminal is false"}},
+		{"run -d without terminal", []string{"run", "-d"}, false, []string{"--console-socket", "process.terminal is false"}},
+		{"foreground run", []string{"run"}, true, []string{"--console-socket", "--detach"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			id := e.id()
+			b := e.bundle([]string{"echo", "should not run"}, func(s *specs.Spec) { s.Process.Terminal = tc.terminal })
+			sock, _ := e.consoleSocket()
+			r := e.cliRun(append(tc.args, "--console-socket", sock, "--bundle", b, id)...)
+			wantCLIError(t, tc.name, r, tc.wants...)
+			t.Logf("%s: %s", tc.name, strings.TrimSpace(r.stderr))
+			e.assertGone(id)
+		})
+	}
+}

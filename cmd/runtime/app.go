@@ -138,6 +138,9 @@ func requestContext() (context.Context, context.CancelFunc) {
 // remoteMessage strips the sentinel prefix that the wire code already
 // carries, for a cleaner one-line message.
 func remoteMessage(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return fmt.Errorf("the container's shim exited before it answered (%w)", err)
+	}
 	var re *protocol.RemoteError
 	if errors.As(err, &re) {
 		for _, p := range []string{"invalid state: ", "bad request: ", "not found: "} {

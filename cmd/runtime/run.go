@@ -37,8 +37,12 @@ func (a *app) runCommand() *cobra.Command {
 // run is create, start and, in the foreground, wait for stopped and delete.
 // Signals that would stop crier itself are forwarded to the container.
 func (a *app) run(id string, o *createOptions, detach bool) error {
+	if !detach && o.consoleSocket != "" {
+		// In the foreground crier is the console socket itself, as runc.
+		return errors.New("--console-socket needs --detach: in the foreground crier proxies the terminal itself")
+	}
 	var console *consoleListener
-	if !detach && o.consoleSocket == "" && wantsTerminal(o.bundle) {
+	if !detach && wantsTerminal(o.bundle) {
 		cl, err := listenConsole()
 		if err != nil {
 			return err

@@ -56,9 +56,10 @@ func (d *Decoder) Decode(v any) error {
 	return nil
 }
 
-// Marshal encodes v as one line, newline included.
+// Marshal encodes v as one line, newline included, exactly as json.Marshal
+// would.
 func Marshal(v any) ([]byte, error) {
-	b, err := json.Marshal(v)
+	b, err := appendJSON(nil, v)
 	if err != nil {
 		return nil, err
 	}

@@ -26,8 +26,12 @@ type server struct {
 	shimStart uint64
 	owner     string
 
-	status   string
-	c        *container.Container // nil until created
+	status string
+	c      *container.Container // nil until created
+	// sync is the socket to the container's init stage in the serving
+	// image, until start; in the image that created the container,
+	// container drives start and sync is nil.
+	sync     *initSync
 	pidStart uint64
 	seq      uint64
 	lastAt   time.Time // timestamp of the last event
@@ -191,6 +195,10 @@ func (s *server) exited(ws unix.WaitStatus) {
 
 func (s *server) stopped(e *exitStatus) {
 	s.c.Close()
+	if s.sync != nil {
+		s.sync.f.Close()
+		s.sync = nil
+	}
 	s.status = protocol.StatusStopped
 	s.saveState()
 	ev := protocol.Event{Type: protocol.EventStopped, Pid: s.c.Pid, ExitStatus: &e.status}
@@ -237,8 +245,12 @@ func (s *server) start(r *request) {
 		return
 	}
 	s.starting = true
-	c := s.c
-	go func() { s.post(startDone{req: r, err: c.Start()}) }()
+	start := s.c.Start
+	if s.sync != nil && s.c.Spec.Process != nil {
+		start = s.sync.start
+		s.sync = nil // it is closed whatever the outcome, as Start does
+	}
+	go func() { s.post(startDone{req: r, err: start()}) }()
 }
 
 func (s *server) started(m startDone) {

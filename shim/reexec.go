@@ -1,7 +1,7 @@
 package shim
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -26,23 +26,24 @@ import (
 // serve mode, which keeps its pid, its children and the descriptors handed
 // over, and starts from a small heap.
 
-// handoff is what the serving image needs, written to a memfd.
+// handoff is what the serving image needs, written to a memfd (see
+// handoff.go for the format).
 type handoff struct {
-	Root      string             `json:"root"`
-	ID        string             `json:"id"`
-	Bundle    string             `json:"bundle"`
-	LogPath   string             `json:"log,omitempty"`
-	Buffer    map[string]bool    `json:"buffer"` // null: keep every type
-	ListenFD  int                `json:"listenfd"`
-	Container *container.Handoff `json:"container"`
-	CreatedAt time.Time          `json:"createdAt"`
-	ShimStart uint64             `json:"shimStart"`
-	Owner     string             `json:"owner"`
-	PidStart  uint64             `json:"pidStart"`
-	Subreaper bool               `json:"subreaper"`
-	Seq       uint64             `json:"seq"`
-	LastAt    time.Time          `json:"lastAt"`
-	History   []protocol.Event   `json:"history"`
+	Root      string
+	ID        string
+	Bundle    string
+	LogPath   string
+	Buffer    map[string]bool // nil: keep every type
+	ListenFD  int
+	Container *container.Handoff
+	CreatedAt time.Time
+	ShimStart uint64
+	Owner     string
+	PidStart  uint64
+	Subreaper bool
+	Seq       uint64
+	LastAt    time.Time
+	History   []protocol.Event
 }
 
 // reexec execs the shim binary in serve mode. It returns only on failure.
@@ -76,10 +77,7 @@ func (s *server) reexec() error {
 		CreatedAt: s.createdAt, ShimStart: s.shimStart, Owner: s.owner,
 		PidStart: s.pidStart, Subreaper: s.subreaper, Seq: s.seq, LastAt: s.lastAt, History: s.history,
 	}
-	b, err := json.Marshal(h)
-	if err != nil {
-		return err
-	}
+	b := h.marshal()
 	fd, err := unix.MemfdCreate("crier-shim-handoff", 0)
 	if err != nil {
 		return os.NewSyscallError("memfd_create", err)
@@ -121,8 +119,11 @@ func Resume(fd int) error {
 	if err != nil {
 		return err
 	}
-	var h handoff
-	if err := json.Unmarshal(b, &h); err != nil {
+	h, err := unmarshalHandoff(b)
+	if err == nil && h.Container == nil {
+		err = errors.New("no container")
+	}
+	if err != nil {
 		return fmt.Errorf("handoff: %w", err)
 	}
 	lnFile := os.NewFile(uintptr(h.ListenFD), "listener")
@@ -137,6 +138,17 @@ func Resume(fd int) error {
 			logger = log.New(lf, "crier-shim["+h.ID+"]: ", log.LstdFlags|log.Lmicroseconds)
 		}
 	}
+	// The shim drives start itself (see initSync); container only gets
+	// the pidfd.
+	var sync *initSync
+	if fd := h.Container.SyncFD; fd >= 0 {
+		h.Container.SyncFD = -1
+		unix.CloseOnExec(fd)
+		// Non-blocking, so that waiting for init goes through the
+		// netpoller rather than parking a thread.
+		unix.SetNonblock(fd, true)
+		sync = &initSync{f: os.NewFile(uintptr(fd), "sync-parent"), pty: h.Container.Pty}
+	}
 	c := container.Resume(h.Container)
 	ln := l.(*net.UnixListener)
 	ln.SetUnlinkOnClose(false)
@@ -144,7 +156,7 @@ func Resume(fd int) error {
 		cfg:  &Config{Root: h.Root, ID: h.ID, Bundle: h.Bundle, Buffer: h.Buffer, Log: logger, LogPath: h.LogPath},
 		spec: c.Spec, dir: Dir(h.Root, h.ID), ln: ln, createdAt: h.CreatedAt,
 		shimStart: h.ShimStart, owner: h.Owner, status: protocol.StatusCreated,
-		c: c, pidStart: h.PidStart, subreaper: h.Subreaper, seq: h.Seq, lastAt: h.LastAt, history: h.History,
+		c: c, sync: sync, pidStart: h.PidStart, subreaper: h.Subreaper, seq: h.Seq, lastAt: h.LastAt, history: h.History,
 	}
 	if s.subreaper {
 		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)

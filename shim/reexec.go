@@ -7,7 +7,6 @@ import (
 	"log"
 	"net"
 	"os"
-	"runtime"
 	"strconv"
 	"time"
 
@@ -89,7 +88,14 @@ func (s *server) reexec() error {
 	// --root and --id are only for people reading ps; the handoff says
 	// it all.
 	args := []string{"crier-shim", "--serve", strconv.Itoa(fd), "--root", s.cfg.Root, "--id", s.cfg.ID}
-	err = unix.Exec("/proc/self/exe", args, os.Environ())
+	// The environment configures the serving image's Go runtime from its
+	// very start, sooner than main could: one P from the outset (more
+	// would start threads, and fill per-P caches, that then stay), and no
+	// heap profiling (its first sample would allocate the bucket table
+	// for good). Hooks, the only programs the shim starts from here on,
+	// get their environment from the config.
+	env := append(os.Environ(), "GOMAXPROCS=1", "GODEBUG=memprofilerate=0")
+	err = unix.Exec("/proc/self/exe", args, env)
 	unix.Close(fd)
 	return fmt.Errorf("exec /proc/self/exe: %w", err)
 }
@@ -111,8 +117,6 @@ func servingSpec(spec *specs.Spec) *specs.Spec {
 // Resume serves a container that an earlier image of this process created
 // and handed over through the memfd at fd (see reexec).
 func Resume(fd int) error {
-	// Only the exec needed the main thread.
-	runtime.UnlockOSThread()
 	f := os.NewFile(uintptr(fd), "handoff")
 	b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<30))
 	f.Close()

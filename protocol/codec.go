@@ -16,9 +16,12 @@ type Decoder struct {
 	r *bufio.Reader
 }
 
-// NewDecoder returns a Decoder reading from r.
+// NewDecoder returns a Decoder reading from r. Its buffer is small because
+// the shim keeps one per connection, for the connection's life, and every
+// line but a state reply with many annotations fits; a longer line is read
+// in pieces.
 func NewDecoder(r io.Reader) *Decoder {
-	return &Decoder{r: bufio.NewReaderSize(r, 4096)}
+	return &Decoder{r: bufio.NewReaderSize(r, 512)}
 }
 
 // Line returns the next line without its newline. A final line without a

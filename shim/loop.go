@@ -28,10 +28,10 @@ type server struct {
 
 	status string
 	c      *container.Container // nil until created
-	// sync is the socket to the container's init stage in the serving
+	// initSock is the socket to the container's init stage in the serving
 	// image, until start; in the image that created the container,
-	// container drives start and sync is nil.
-	sync     *initSync
+	// container drives start and initSock is nil.
+	initSock *initSync
 	pidStart uint64
 	seq      uint64
 	lastAt   time.Time // timestamp of the last event
@@ -195,9 +195,9 @@ func (s *server) exited(ws unix.WaitStatus) {
 
 func (s *server) stopped(e *exitStatus) {
 	s.c.Close()
-	if s.sync != nil {
-		s.sync.f.Close()
-		s.sync = nil
+	if s.initSock != nil {
+		s.initSock.f.Close()
+		s.initSock = nil
 	}
 	s.status = protocol.StatusStopped
 	s.saveState()
@@ -246,9 +246,9 @@ func (s *server) start(r *request) {
 	}
 	s.starting = true
 	start := s.c.Start
-	if s.sync != nil && s.c.Spec.Process != nil {
-		start = s.sync.start
-		s.sync = nil // it is closed whatever the outcome, as Start does
+	if s.initSock != nil && s.c.Spec.Process != nil {
+		start = s.initSock.start
+		s.initSock = nil // it is closed whatever the outcome, as Start does
 	}
 	go func() { s.post(startDone{req: r, err: start()}) }()
 }

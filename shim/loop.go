@@ -54,6 +54,11 @@ type server struct {
 	subreaper bool
 	done      bool
 
+	// trimTimer fires once the clients have been quiet for a while;
+	// untrimmed counts their requests since the last trim (see trim.go).
+	trimTimer *time.Timer
+	untrimmed int
+
 	// msgs carries messages from every other goroutine to the loop;
 	// quit is closed when the loop has finished.
 	msgs    chan any
@@ -85,6 +90,7 @@ type (
 	poststartDone struct{ req *request }
 	deleteDone    struct{}
 	unsubscribe   struct{ sub *subscriber }
+	trimDue       struct{}
 )
 
 // loop serves the created container until it is deleted.
@@ -112,6 +118,7 @@ func (s *server) handle(m any) {
 	switch m := m.(type) {
 	case *request:
 		s.request(m)
+		s.trimSoon()
 	case startDone:
 		s.started(m)
 	case poststartDone:
@@ -123,6 +130,8 @@ func (s *server) handle(m any) {
 		s.finishDelete()
 	case unsubscribe:
 		s.drop(m.sub)
+	case trimDue:
+		s.trim()
 	}
 }
 

@@ -16,9 +16,12 @@ type Decoder struct {
 	r *bufio.Reader
 }
 
-// NewDecoder returns a Decoder reading from r.
+// NewDecoder returns a Decoder reading from r. Its buffer is small because
+// the shim keeps one per connection, for the connection's life, and every
+// line but a state reply with many annotations fits; a longer line is read
+// in pieces.
 func NewDecoder(r io.Reader) *Decoder {
-	return &Decoder{r: bufio.NewReaderSize(r, 4096)}
+	return &Decoder{r: bufio.NewReaderSize(r, 512)}
 }
 
 // Line returns the next line without its newline. A final line without a
@@ -56,9 +59,10 @@ func (d *Decoder) Decode(v any) error {
 	return nil
 }
 
-// Marshal encodes v as one line, newline included.
+// Marshal encodes v as one line, newline included, exactly as json.Marshal
+// would.
 func Marshal(v any) ([]byte, error) {
-	b, err := json.Marshal(v)
+	b, err := appendJSON(nil, v)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -196,10 +195,18 @@ func ErrorReply(err error) Reply {
 // DecodeRequest parses one request line and checks the fields its operation
 // needs, so the server only ever sees well-formed requests.
 func DecodeRequest(line []byte) (Request, error) {
-	var req Request
-	if err := json.Unmarshal(line, &req); err != nil {
-		return Request{}, fmt.Errorf("%w: malformed request: %v", ErrBadRequest, err)
+	req, ok := scanRequest(line)
+	if !ok {
+		var err error
+		if req, err = decodeRequestJSON(line); err != nil {
+			return Request{}, err
+		}
 	}
+	return checkRequest(req)
+}
+
+// checkRequest checks that req has the fields its operation needs.
+func checkRequest(req Request) (Request, error) {
 	switch req.Op {
 	case OpHello, OpSubscribe, OpStart, OpState, OpDelete:
 	case OpKill:

@@ -177,6 +177,9 @@ func (s *server) reply(conn *net.UnixConn, r protocol.Reply) bool {
 // the writers so that subscribers get the deleted event before the process
 // exits.
 func (s *server) shutdown() {
+	if s.trimTimer != nil {
+		s.trimTimer.Stop()
+	}
 	for sub := range s.subs {
 		sub.finish()
 		delete(s.subs, sub)

@@ -26,8 +26,12 @@ type server struct {
 	shimStart uint64
 	owner     string
 
-	status   string
-	c        *container.Container // nil until created
+	status string
+	c      *container.Container // nil until created
+	// initSock is the socket to the container's init stage in the serving
+	// image, until start; in the image that created the container,
+	// container drives start and initSock is nil.
+	initSock *initSync
 	pidStart uint64
 	seq      uint64
 	lastAt   time.Time // timestamp of the last event
@@ -49,6 +53,11 @@ type server struct {
 	deleteRun bool
 	subreaper bool
 	done      bool
+
+	// trimTimer fires once the clients have been quiet for a while;
+	// untrimmed counts their requests since the last trim (see trim.go).
+	trimTimer *time.Timer
+	untrimmed int
 
 	// msgs carries messages from every other goroutine to the loop;
 	// quit is closed when the loop has finished.
@@ -81,6 +90,7 @@ type (
 	poststartDone struct{ req *request }
 	deleteDone    struct{}
 	unsubscribe   struct{ sub *subscriber }
+	trimDue       struct{}
 )
 
 // loop serves the created container until it is deleted.
@@ -108,6 +118,7 @@ func (s *server) handle(m any) {
 	switch m := m.(type) {
 	case *request:
 		s.request(m)
+		s.trimSoon()
 	case startDone:
 		s.started(m)
 	case poststartDone:
@@ -119,6 +130,8 @@ func (s *server) handle(m any) {
 		s.finishDelete()
 	case unsubscribe:
 		s.drop(m.sub)
+	case trimDue:
+		s.trim()
 	}
 }
 
@@ -191,6 +204,10 @@ func (s *server) exited(ws unix.WaitStatus) {
 
 func (s *server) stopped(e *exitStatus) {
 	s.c.Close()
+	if s.initSock != nil {
+		s.initSock.f.Close()
+		s.initSock = nil
+	}
 	s.status = protocol.StatusStopped
 	s.saveState()
 	ev := protocol.Event{Type: protocol.EventStopped, Pid: s.c.Pid, ExitStatus: &e.status}
@@ -237,8 +254,12 @@ func (s *server) start(r *request) {
 		return
 	}
 	s.starting = true
-	c := s.c
-	go func() { s.post(startDone{req: r, err: c.Start()}) }()
+	start := s.c.Start
+	if s.initSock != nil && s.c.Spec.Process != nil {
+		start = s.initSock.start
+		s.initSock = nil // it is closed whatever the outcome, as Start does
+	}
+	go func() { s.post(startDone{req: r, err: start()}) }()
 }
 
 func (s *server) started(m startDone) {

@@ -1,13 +1,12 @@
 package shim
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"os"
-	"runtime"
 	"strconv"
 	"time"
 
@@ -26,23 +25,24 @@ import (
 // serve mode, which keeps its pid, its children and the descriptors handed
 // over, and starts from a small heap.
 
-// handoff is what the serving image needs, written to a memfd.
+// handoff is what the serving image needs, written to a memfd (see
+// handoff.go for the format).
 type handoff struct {
-	Root      string             `json:"root"`
-	ID        string             `json:"id"`
-	Bundle    string             `json:"bundle"`
-	LogPath   string             `json:"log,omitempty"`
-	Buffer    map[string]bool    `json:"buffer"` // null: keep every type
-	ListenFD  int                `json:"listenfd"`
-	Container *container.Handoff `json:"container"`
-	CreatedAt time.Time          `json:"createdAt"`
-	ShimStart uint64             `json:"shimStart"`
-	Owner     string             `json:"owner"`
-	PidStart  uint64             `json:"pidStart"`
-	Subreaper bool               `json:"subreaper"`
-	Seq       uint64             `json:"seq"`
-	LastAt    time.Time          `json:"lastAt"`
-	History   []protocol.Event   `json:"history"`
+	Root      string
+	ID        string
+	Bundle    string
+	LogPath   string
+	Buffer    map[string]bool // nil: keep every type
+	ListenFD  int
+	Container *container.Handoff
+	CreatedAt time.Time
+	ShimStart uint64
+	Owner     string
+	PidStart  uint64
+	Subreaper bool
+	Seq       uint64
+	LastAt    time.Time
+	History   []protocol.Event
 }
 
 // reexec execs the shim binary in serve mode. It returns only on failure.
@@ -76,10 +76,7 @@ func (s *server) reexec() error {
 		CreatedAt: s.createdAt, ShimStart: s.shimStart, Owner: s.owner,
 		PidStart: s.pidStart, Subreaper: s.subreaper, Seq: s.seq, LastAt: s.lastAt, History: s.history,
 	}
-	b, err := json.Marshal(h)
-	if err != nil {
-		return err
-	}
+	b := h.marshal()
 	fd, err := unix.MemfdCreate("crier-shim-handoff", 0)
 	if err != nil {
 		return os.NewSyscallError("memfd_create", err)
@@ -91,7 +88,14 @@ func (s *server) reexec() error {
 	// --root and --id are only for people reading ps; the handoff says
 	// it all.
 	args := []string{"crier-shim", "--serve", strconv.Itoa(fd), "--root", s.cfg.Root, "--id", s.cfg.ID}
-	err = unix.Exec("/proc/self/exe", args, os.Environ())
+	// The environment configures the serving image's Go runtime from its
+	// very start, sooner than main could: one P from the outset (more
+	// would start threads, and fill per-P caches, that then stay), and no
+	// heap profiling (its first sample would allocate the bucket table
+	// for good). Hooks, the only programs the shim starts from here on,
+	// get their environment from the config.
+	env := append(os.Environ(), "GOMAXPROCS=1", "GODEBUG=memprofilerate=0")
+	err = unix.Exec("/proc/self/exe", args, env)
 	unix.Close(fd)
 	return fmt.Errorf("exec /proc/self/exe: %w", err)
 }
@@ -113,16 +117,17 @@ func servingSpec(spec *specs.Spec) *specs.Spec {
 // Resume serves a container that an earlier image of this process created
 // and handed over through the memfd at fd (see reexec).
 func Resume(fd int) error {
-	// Only the exec needed the main thread.
-	runtime.UnlockOSThread()
 	f := os.NewFile(uintptr(fd), "handoff")
 	b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<30))
 	f.Close()
 	if err != nil {
 		return err
 	}
-	var h handoff
-	if err := json.Unmarshal(b, &h); err != nil {
+	h, err := unmarshalHandoff(b)
+	if err == nil && h.Container == nil {
+		err = errors.New("no container")
+	}
+	if err != nil {
 		return fmt.Errorf("handoff: %w", err)
 	}
 	lnFile := os.NewFile(uintptr(h.ListenFD), "listener")
@@ -137,6 +142,17 @@ func Resume(fd int) error {
 			logger = log.New(lf, "crier-shim["+h.ID+"]: ", log.LstdFlags|log.Lmicroseconds)
 		}
 	}
+	// The shim drives start itself (see initSync); container only gets
+	// the pidfd.
+	var initSock *initSync
+	if fd := h.Container.SyncFD; fd >= 0 {
+		h.Container.SyncFD = -1
+		unix.CloseOnExec(fd)
+		// Non-blocking, so that waiting for init goes through the
+		// netpoller rather than parking a thread.
+		unix.SetNonblock(fd, true)
+		initSock = &initSync{f: os.NewFile(uintptr(fd), "sync-parent"), pty: h.Container.Pty}
+	}
 	c := container.Resume(h.Container)
 	ln := l.(*net.UnixListener)
 	ln.SetUnlinkOnClose(false)
@@ -144,7 +160,7 @@ func Resume(fd int) error {
 		cfg:  &Config{Root: h.Root, ID: h.ID, Bundle: h.Bundle, Buffer: h.Buffer, Log: logger, LogPath: h.LogPath},
 		spec: c.Spec, dir: Dir(h.Root, h.ID), ln: ln, createdAt: h.CreatedAt,
 		shimStart: h.ShimStart, owner: h.Owner, status: protocol.StatusCreated,
-		c: c, pidStart: h.PidStart, subreaper: h.Subreaper, seq: h.Seq, lastAt: h.LastAt, history: h.History,
+		c: c, initSock: initSock, pidStart: h.PidStart, subreaper: h.Subreaper, seq: h.Seq, lastAt: h.LastAt, history: h.History,
 	}
 	if s.subreaper {
 		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)

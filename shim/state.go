@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/internal/flatjson"
 	"github.com/crier-runtime/crier/protocol"
 )
 
@@ -40,11 +41,36 @@ func ReadState(dir string) (*State, error) {
 // writeState replaces the state file atomically: readers see the old or the
 // new state, never a torn one.
 func writeState(dir string, st *State) error {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return err
+	return writeFileAtomic(filepath.Join(dir, StateFile), st.appendJSON(nil), 0o600)
+}
+
+// appendJSON appends st as json.Marshal would, without encoding/json: its
+// per-type caches would stay resident in every idle shim.
+func (st *State) appendJSON(b []byte) []byte {
+	o := flatjson.Begin(b)
+	st.State.WriteMembers(&o)
+	if st.PidStart != 0 {
+		o.Uint("pidStart", st.PidStart)
 	}
-	return writeFileAtomic(filepath.Join(dir, StateFile), b, 0o600)
+	o.Int("shimPid", int64(st.ShimPid))
+	o.Uint("shimStart", st.ShimStart)
+	if cg := st.Cgroup; cg != nil {
+		o.Key("cgroup")
+		o.Append(func(b []byte) []byte {
+			c := flatjson.Begin(b)
+			c.Key("paths")
+			c.Append(func(b []byte) []byte { return flatjson.AppendStringMap(b, cg.Paths) })
+			if len(cg.Created) > 0 {
+				c.Key("created")
+				c.Append(func(b []byte) []byte { return flatjson.AppendStrings(b, cg.Created) })
+			}
+			if cg.SharedParent {
+				c.Bool("sharedParent", true)
+			}
+			return c.End()
+		})
+	}
+	return o.End()
 }
 
 func writeFileAtomic(path string, b []byte, mode os.FileMode) error {

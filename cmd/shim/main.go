@@ -31,8 +31,15 @@ import (
 
 // The main goroutine keeps to the main thread until it execs: execve from
 // another thread would leave the thread-group leader a zombie for a moment,
-// and anyone checking whether the shim is alive would see it dead.
-func init() { runtime.LockOSThread() }
+// and anyone checking whether the shim is alive would see it dead. The
+// serving image never execs, and locking the main thread would start the
+// runtime's template thread, which then stays for the shim's life.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == "--serve" {
+		return
+	}
+	runtime.LockOSThread()
+}
 
 func main() {
 	// The container's init stage is this binary too ("crier-shim init"):

@@ -1,0 +1,337 @@
+package shim
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/protocol"
+)
+
+// The handoff travels between two images of the same binary, so its format
+// is private: a magic string, then the fields in a fixed order, integers as
+// varints, strings and collections length-prefixed. Decoding it with
+// encoding/json would leave that package's per-type caches (for the whole
+// runtime-spec type tree) resident in the serving image for its life.
+//
+// A nil map, slice or pointer is written as 0 and a present one as its
+// length (or 1) plus one, because nil and empty mean different things here:
+// a nil Buffer keeps every event type, an empty one none.
+
+const handoffMagic = "crier-handoff-1\n"
+
+var errHandoffShort = errors.New("truncated or corrupt")
+
+type handoffWriter struct{ b []byte }
+
+func (w *handoffWriter) uint(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
+func (w *handoffWriter) int(v int64)   { w.b = binary.AppendVarint(w.b, v) }
+
+func (w *handoffWriter) bool(v bool) {
+	if v {
+		w.uint(1)
+	} else {
+		w.uint(0)
+	}
+}
+
+func (w *handoffWriter) str(s string) {
+	w.uint(uint64(len(s)))
+	w.b = append(w.b, s...)
+}
+
+// present writes whether a nil-able value is there, with its length.
+func (w *handoffWriter) present(isNil bool, n int) {
+	if isNil {
+		w.uint(0)
+	} else {
+		w.uint(uint64(n) + 1)
+	}
+}
+
+func (w *handoffWriter) strs(s []string) {
+	w.present(s == nil, len(s))
+	for _, v := range s {
+		w.str(v)
+	}
+}
+
+func (w *handoffWriter) strMap(m map[string]string) {
+	w.present(m == nil, len(m))
+	for k, v := range m {
+		w.str(k)
+		w.str(v)
+	}
+}
+
+func (w *handoffWriter) time(t time.Time) {
+	w.int(t.Unix())
+	w.int(int64(t.Nanosecond()))
+}
+
+func (w *handoffWriter) intPtr(p *int) {
+	w.present(p == nil, 0)
+	if p != nil {
+		w.int(int64(*p))
+	}
+}
+
+type handoffReader struct {
+	b   []byte
+	err error
+}
+
+func (r *handoffReader) uint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errHandoffShort
+		r.b = nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *handoffReader) int() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errHandoffShort
+		r.b = nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *handoffReader) bool() bool { return r.uint() != 0 }
+
+func (r *handoffReader) str() string {
+	n := r.uint()
+	if n > uint64(len(r.b)) {
+		r.err = errHandoffShort
+		r.b = nil
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+// present reads what handoffWriter.present wrote: whether the value is
+// there, and its length. A length that could not fit in what is left (every
+// element takes at least a byte) is corrupt.
+func (r *handoffReader) present() (bool, int) {
+	n := r.uint()
+	if n == 0 {
+		return false, 0
+	}
+	if n-1 > uint64(len(r.b)) {
+		r.err = errHandoffShort
+		r.b = nil
+		return false, 0
+	}
+	return true, int(n - 1)
+}
+
+func (r *handoffReader) strs() []string {
+	ok, n := r.present()
+	if !ok {
+		return nil
+	}
+	s := make([]string, n)
+	for i := range s {
+		s[i] = r.str()
+	}
+	return s
+}
+
+func (r *handoffReader) strMap() map[string]string {
+	ok, n := r.present()
+	if !ok {
+		return nil
+	}
+	m := make(map[string]string, n)
+	for range n {
+		k := r.str()
+		m[k] = r.str()
+	}
+	return m
+}
+
+func (r *handoffReader) time() time.Time {
+	sec := r.int()
+	return time.Unix(sec, r.int()).UTC()
+}
+
+func (r *handoffReader) intPtr() *int {
+	if ok, _ := r.present(); !ok {
+		return nil
+	}
+	v := int(r.int())
+	return &v
+}
+
+func (h *handoff) marshal() []byte {
+	w := &handoffWriter{b: []byte(handoffMagic)}
+	w.str(h.Root)
+	w.str(h.ID)
+	w.str(h.Bundle)
+	w.str(h.LogPath)
+	w.present(h.Buffer == nil, len(h.Buffer))
+	for k, v := range h.Buffer {
+		w.str(k)
+		w.bool(v)
+	}
+	w.int(int64(h.ListenFD))
+	w.present(h.Container == nil, 0)
+	if c := h.Container; c != nil {
+		w.str(c.ID)
+		w.str(c.Bundle)
+		w.str(c.Rootfs)
+		w.spec(c.Spec)
+		w.int(int64(c.Pid))
+		w.int(int64(c.PidFD))
+		w.int(int64(c.SyncFD))
+		w.str(c.Pty)
+		w.present(c.Cgroup == nil, 0)
+		if cg := c.Cgroup; cg != nil {
+			w.strMap(cg.Paths)
+			w.strs(cg.Created)
+			w.bool(cg.SharedParent)
+		}
+	}
+	w.time(h.CreatedAt)
+	w.uint(h.ShimStart)
+	w.str(h.Owner)
+	w.uint(h.PidStart)
+	w.bool(h.Subreaper)
+	w.uint(h.Seq)
+	w.time(h.LastAt)
+	w.present(h.History == nil, len(h.History))
+	for _, ev := range h.History {
+		w.str(ev.Type)
+		w.str(ev.ID)
+		w.str(ev.Timestamp)
+		w.uint(ev.Seq)
+		w.int(int64(ev.Pid))
+		w.intPtr(ev.ExitStatus)
+		w.str(ev.Signal)
+	}
+	return w.b
+}
+
+// spec writes what servingSpec keeps of a config.
+func (w *handoffWriter) spec(s *specs.Spec) {
+	w.present(s == nil, 0)
+	if s == nil {
+		return
+	}
+	w.str(s.Version)
+	w.present(s.Root == nil, 0)
+	if s.Root != nil {
+		w.str(s.Root.Path)
+		w.bool(s.Root.Readonly)
+	}
+	w.strMap(s.Annotations)
+	w.bool(s.Process != nil)
+	w.present(s.Hooks == nil, 0)
+	if s.Hooks != nil {
+		w.hooks(s.Hooks.Poststart)
+		w.hooks(s.Hooks.Poststop)
+	}
+}
+
+func (w *handoffWriter) hooks(hs []specs.Hook) {
+	w.present(hs == nil, len(hs))
+	for _, h := range hs {
+		w.str(h.Path)
+		w.strs(h.Args)
+		w.strs(h.Env)
+		w.intPtr(h.Timeout)
+	}
+}
+
+func unmarshalHandoff(b []byte) (*handoff, error) {
+	if len(b) < len(handoffMagic) || string(b[:len(handoffMagic)]) != handoffMagic {
+		return nil, errors.New("not a crier handoff")
+	}
+	r := &handoffReader{b: b[len(handoffMagic):]}
+	h := &handoff{Root: r.str(), ID: r.str(), Bundle: r.str(), LogPath: r.str()}
+	if ok, n := r.present(); ok {
+		h.Buffer = make(map[string]bool, n)
+		for range n {
+			k := r.str()
+			h.Buffer[k] = r.bool()
+		}
+	}
+	h.ListenFD = int(r.int())
+	if ok, _ := r.present(); ok {
+		c := &container.Handoff{ID: r.str(), Bundle: r.str(), Rootfs: r.str(), Spec: r.spec()}
+		c.Pid = int(r.int())
+		c.PidFD = int(r.int())
+		c.SyncFD = int(r.int())
+		c.Pty = r.str()
+		if ok, _ := r.present(); ok {
+			c.Cgroup = &container.Cgroup{Paths: r.strMap(), Created: r.strs(), SharedParent: r.bool()}
+		}
+		h.Container = c
+	}
+	h.CreatedAt = r.time()
+	h.ShimStart = r.uint()
+	h.Owner = r.str()
+	h.PidStart = r.uint()
+	h.Subreaper = r.bool()
+	h.Seq = r.uint()
+	h.LastAt = r.time()
+	if ok, n := r.present(); ok {
+		h.History = make([]protocol.Event, n)
+		for i := range h.History {
+			ev := &h.History[i]
+			ev.Type, ev.ID, ev.Timestamp = r.str(), r.str(), r.str()
+			ev.Seq = r.uint()
+			ev.Pid = int(r.int())
+			ev.ExitStatus = r.intPtr()
+			ev.Signal = r.str()
+		}
+	}
+	if r.err == nil && len(r.b) > 0 {
+		r.err = errors.New("trailing bytes")
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return h, nil
+}
+
+func (r *handoffReader) spec() *specs.Spec {
+	if ok, _ := r.present(); !ok {
+		return nil
+	}
+	s := &specs.Spec{Version: r.str()}
+	if ok, _ := r.present(); ok {
+		s.Root = &specs.Root{Path: r.str(), Readonly: r.bool()}
+	}
+	s.Annotations = r.strMap()
+	if r.bool() {
+		s.Process = &specs.Process{}
+	}
+	if ok, _ := r.present(); ok {
+		s.Hooks = &specs.Hooks{Poststart: r.hooks(), Poststop: r.hooks()}
+	}
+	return s
+}
+
+func (r *handoffReader) hooks() []specs.Hook {
+	ok, n := r.present()
+	if !ok {
+		return nil
+	}
+	hs := make([]specs.Hook, n)
+	for i := range hs {
+		hs[i] = specs.Hook{Path: r.str(), Args: r.strs(), Env: r.strs(), Timeout: r.intPtr()}
+	}
+	return hs
+}

@@ -314,22 +314,7 @@ func (c *Container) Start() error {
 		return errors.New("container init is gone")
 	}
 	defer func() { c.sync.Close(); c.sync = nil }()
-	if err := c.sync.send(message{Type: msgStart, Pty: c.pty}); err != nil {
-		return err
-	}
-	if _, err := c.sync.expect(msgExec); err != nil {
-		return c.initError(err)
-	}
-	// execve closes init's end (close-on-exec); anything else is an error
-	// sent after msgExec because execve itself failed.
-	m, err := c.sync.recv()
-	if errors.Is(err, errSyncEOF) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return errors.New(m.Message)
+	return c.initError(c.sync.startInit(c.pty))
 }
 
 // Signal sends sig to the container's init process, or with all to every

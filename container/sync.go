@@ -1,14 +1,18 @@
 package container
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/internal/flatjson"
 )
 
 // The parent and the init stage talk over a socketpair, one JSON message per
@@ -271,4 +275,90 @@ func (c *syncConn) expect(typ string) (message, error) {
 func (c *syncConn) Close() error {
 	closeFiles(c.takeFiles())
 	return c.f.Close()
+}
+
+// startInit is the start exchange (msgStart, then msgExec and the close
+// that execve makes, or msgError) written and read without encoding/json.
+// The serving shim calls Container.Start, and the caches encoding/json
+// keeps for message, whose Config reaches the whole runtime-spec type
+// tree, would stay resident there for the container's life.
+func (c *syncConn) startInit(pty string) error {
+	o := flatjson.Begin(nil)
+	o.String("type", msgStart)
+	if pty != "" {
+		o.String("pty", pty)
+	}
+	if _, err := c.f.Write(append(o.End(), '\n')); err != nil {
+		return fmt.Errorf("sync: send %s: %w", msgStart, err)
+	}
+	// Init sends nothing between msgReady and msgStart, but read on from
+	// whatever the decoder may hold all the same.
+	lines := bufio.NewReaderSize(io.MultiReader(c.dec.Buffered(), c.r), 512)
+	m, err := recvFlat(lines)
+	switch {
+	case err != nil:
+		return err
+	case m.Type == msgError:
+		return errors.New(m.Message)
+	case m.Type != msgExec:
+		return fmt.Errorf("sync: got %q, want %q", m.Type, msgExec)
+	}
+	// execve closes init's end (close-on-exec); anything else is an error
+	// sent after msgExec because execve itself failed.
+	m, err = recvFlat(lines)
+	if errors.Is(err, errSyncEOF) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return errors.New(m.Message)
+}
+
+// flatMessage is what startInit reads of init's messages.
+type flatMessage struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+// recvFlat reads one message with only string type and message fields,
+// falling back to encoding/json (and its small cache for flatMessage) for
+// anything flatjson leaves to it, such as escapes.
+func recvFlat(r *bufio.Reader) (flatMessage, error) {
+	var m flatMessage
+	line, err := r.ReadBytes('\n')
+	if errors.Is(err, io.EOF) {
+		return m, errSyncEOF
+	}
+	if err != nil {
+		return m, fmt.Errorf("sync: receive: %w", err)
+	}
+	ok := flatjson.Scan(line[:len(line)-1], func(key []byte, v flatjson.Value) bool {
+		var dst *string
+		switch k := string(key); {
+		case k == "type":
+			dst = &m.Type
+		case k == "message":
+			dst = &m.Message
+		case strings.EqualFold(k, "type"), strings.EqualFold(k, "message"):
+			return false // case folding is encoding/json's business
+		default:
+			return true
+		}
+		switch v.Kind {
+		case flatjson.String:
+			*dst = v.Str()
+		case flatjson.Null:
+		default:
+			return false
+		}
+		return true
+	})
+	if !ok {
+		m = flatMessage{}
+		if err := json.Unmarshal(line, &m); err != nil {
+			return m, fmt.Errorf("sync: receive: %w", err)
+		}
+	}
+	return m, nil
 }

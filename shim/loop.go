@@ -26,12 +26,8 @@ type server struct {
 	shimStart uint64
 	owner     string
 
-	status string
-	c      *container.Container // nil until created
-	// initSock is the socket to the container's init stage in the serving
-	// image, until start; in the image that created the container,
-	// container drives start and initSock is nil.
-	initSock *initSync
+	status   string
+	c        *container.Container // nil until created
 	pidStart uint64
 	seq      uint64
 	lastAt   time.Time // timestamp of the last event
@@ -204,10 +200,6 @@ func (s *server) exited(ws unix.WaitStatus) {
 
 func (s *server) stopped(e *exitStatus) {
 	s.c.Close()
-	if s.initSock != nil {
-		s.initSock.f.Close()
-		s.initSock = nil
-	}
 	s.status = protocol.StatusStopped
 	s.saveState()
 	ev := protocol.Event{Type: protocol.EventStopped, Pid: s.c.Pid, ExitStatus: &e.status}
@@ -254,12 +246,7 @@ func (s *server) start(r *request) {
 		return
 	}
 	s.starting = true
-	start := s.c.Start
-	if s.initSock != nil && s.c.Spec.Process != nil {
-		start = s.initSock.start
-		s.initSock = nil // it is closed whatever the outcome, as Start does
-	}
-	go func() { s.post(startDone{req: r, err: start()}) }()
+	go func() { s.post(startDone{req: r, err: s.c.Start()}) }()
 }
 
 func (s *server) started(m startDone) {

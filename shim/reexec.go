@@ -142,17 +142,6 @@ func Resume(fd int) error {
 			logger = log.New(lf, "crier-shim["+h.ID+"]: ", log.LstdFlags|log.Lmicroseconds)
 		}
 	}
-	// The shim drives start itself (see initSync); container only gets
-	// the pidfd.
-	var initSock *initSync
-	if fd := h.Container.SyncFD; fd >= 0 {
-		h.Container.SyncFD = -1
-		unix.CloseOnExec(fd)
-		// Non-blocking, so that waiting for init goes through the
-		// netpoller rather than parking a thread.
-		unix.SetNonblock(fd, true)
-		initSock = &initSync{f: os.NewFile(uintptr(fd), "sync-parent"), pty: h.Container.Pty}
-	}
 	c := container.Resume(h.Container)
 	ln := l.(*net.UnixListener)
 	ln.SetUnlinkOnClose(false)
@@ -160,7 +149,7 @@ func Resume(fd int) error {
 		cfg:  &Config{Root: h.Root, ID: h.ID, Bundle: h.Bundle, Buffer: h.Buffer, Log: logger, LogPath: h.LogPath},
 		spec: c.Spec, dir: Dir(h.Root, h.ID), ln: ln, createdAt: h.CreatedAt,
 		shimStart: h.ShimStart, owner: h.Owner, status: protocol.StatusCreated,
-		c: c, initSock: initSock, pidStart: h.PidStart, subreaper: h.Subreaper, seq: h.Seq, lastAt: h.LastAt, history: h.History,
+		c: c, pidStart: h.PidStart, subreaper: h.Subreaper, seq: h.Seq, lastAt: h.LastAt, history: h.History,
 	}
 	if s.subreaper {
 		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)

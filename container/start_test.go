@@ -1,4 +1,4 @@
-package shim
+package container
 
 import (
 	"bufio"
@@ -6,13 +6,14 @@ import (
 	"os"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
-// TestInitSyncStart plays the init stage's side of the start exchange over
+// TestStartExchange plays the init stage's side of the start exchange over
 // a socketpair (the integration tests start real containers; here the
 // point is every answer init can give).
-func TestInitSyncStart(t *testing.T) {
+func TestStartExchange(t *testing.T) {
 	tests := []struct {
 		name    string
 		pty     string
@@ -39,7 +40,12 @@ func TestInitSyncStart(t *testing.T) {
 				t.Fatal(err)
 			}
 			unix.SetNonblock(fds[0], true)
-			is := &initSync{f: os.NewFile(uintptr(fds[0]), "sync-parent"), pty: tc.pty}
+			c := &Container{
+				Spec:  &specs.Spec{Process: &specs.Process{}},
+				PidFD: -1,
+				sync:  newSyncConn(os.NewFile(uintptr(fds[0]), "sync-parent")),
+				pty:   tc.pty,
+			}
 			initEnd := os.NewFile(uintptr(fds[1]), "sync-child")
 			got := make(chan string, 1)
 			go func() {
@@ -48,7 +54,7 @@ func TestInitSyncStart(t *testing.T) {
 				got <- line
 				initEnd.WriteString(tc.replies)
 			}()
-			err = is.start()
+			err = c.Start()
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Errorf("start: %v, want success", err)

@@ -281,6 +281,8 @@ func TestParseSignal(t *testing.T) {
 		{"usr2", unix.SIGUSR2},
 		{"WINCH", unix.SIGWINCH},
 		{"SIGRTMIN+2", unix.Signal(36)},
+		{"RTMIN", unix.Signal(34)},
+		{"sigrtmax", unix.Signal(64)},
 		{"rtmin+0", unix.Signal(34)},
 		{"sigrtmin+30", unix.Signal(64)},
 		{"SIGRTMAX-0", unix.Signal(64)},

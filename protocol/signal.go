@@ -43,6 +43,12 @@ func ParseSignal(s string) (unix.Signal, error) {
 	if sig := unix.SignalNum(name); sig != 0 {
 		return sig, nil
 	}
+	switch name {
+	case "SIGRTMIN":
+		return sigRTMin, nil
+	case "SIGRTMAX":
+		return sigRTMax, nil
+	}
 	if rest, ok := strings.CutPrefix(name, "SIGRTMIN+"); ok {
 		if n, err := strconv.Atoi(rest); err == nil && n >= 0 && sigRTMin+unix.Signal(n) <= sigRTMax {
 			return sigRTMin + unix.Signal(n), nil

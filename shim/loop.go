@@ -260,6 +260,13 @@ func (s *server) started(m startDone) {
 		m.req.reply <- protocol.ErrorReply(fmt.Errorf("start: %w", m.err))
 	} else {
 		s.transition(protocol.StatusRunning, protocol.Event{Type: protocol.EventStarted, Pid: s.c.Pid})
+		if s.spec.Hooks == nil || len(s.spec.Hooks.Poststart) == 0 {
+			// Nothing to wait for: answer now, before an exit held
+			// back during start is written out below.
+			m.req.reply <- protocol.Reply{OK: true}
+			s.stopHeldExit()
+			return
+		}
 		s.busy++
 		st := s.c.HookState(container.StatusRunning)
 		go func() {
@@ -269,6 +276,11 @@ func (s *server) started(m startDone) {
 			s.post(poststartDone{req: m.req})
 		}()
 	}
+	s.stopHeldExit()
+}
+
+// stopHeldExit handles an exit that came while start was in flight.
+func (s *server) stopHeldExit() {
 	if s.exit != nil {
 		e := s.exit
 		s.exit = nil

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/internal/flatjson"
 	"github.com/crier-runtime/crier/protocol"
@@ -73,14 +75,35 @@ func (st *State) appendJSON(b []byte) []byte {
 	return o.End()
 }
 
+// writeFileAtomic replaces path with b through a temporary file and a
+// rename. It is on the path of every event, so it makes the system calls
+// itself: os.WriteFile and os.Rename add a poller registration attempt and
+// an lstat each.
 func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, mode); err != nil {
-		return err
+	fd, err := unix.Open(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, uint32(mode.Perm()))
+	if err != nil {
+		return &os.PathError{Op: "open", Path: tmp, Err: err}
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
+	for len(b) > 0 && err == nil {
+		var n int
+		n, err = unix.Write(fd, b)
+		if n > 0 {
+			b = b[n:]
+		}
+		if err == unix.EINTR {
+			err = nil
+		}
+	}
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = unix.Rename(tmp, path)
+	}
+	if err != nil {
+		unix.Unlink(tmp)
+		return &os.PathError{Op: "write", Path: path, Err: err}
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -235,7 +234,7 @@ func (c *Container) fork(cfg *Config) error {
 	attr := &syscall.ProcAttr{
 		// Relative paths in the config are relative to the bundle.
 		Dir:   cfg.Bundle,
-		Env:   []string{InitFDEnv + "=" + strconv.Itoa(len(cfg.ExtraFiles)+3)},
+		Env:   initEnv(len(cfg.ExtraFiles) + 3),
 		Files: files,
 		Sys:   plan.sys,
 	}

@@ -12,6 +12,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// initEnv is the init stage's whole environment: where its sync socket is,
+// and one P for the Go runtime. Init does one thing at a time on one
+// locked thread, and every runtime thread it does not start is one fewer
+// for execve to tear down when the user's process replaces it. (Hooks
+// and the user's process get the environment their config gives them.)
+func initEnv(syncFD int) []string {
+	return []string{InitFDEnv + "=" + strconv.Itoa(syncFD), "GOMAXPROCS=1"}
+}
+
 // ErrNotInit is returned by Init when it was not started by Create.
 var ErrNotInit = errors.New("crier init is started by crier create, not by hand")
 

@@ -142,7 +142,7 @@ func joinStage(conn *syncConn, syncFD int) error {
 	plan.stage2.PidFD = &pidfd
 	// /proc/self/exe names this binary whatever the mount namespace.
 	_, err = syscall.ForkExec("/proc/self/exe", []string{"crier", "init"}, &syscall.ProcAttr{
-		Env:   []string{InitFDEnv + "=" + strconv.Itoa(syncFD)},
+		Env:   initEnv(syncFD),
 		Files: files,
 		Sys:   plan.stage2,
 	})

@@ -8,7 +8,7 @@
 //     straight into its cgroups (Cgroup.ForkInto), and runs the hooks that
 //     belong in the runtime namespace;
 //   - the init stage (Init), which runs as the first process inside the new
-//     namespaces (the hidden "crier init" command), builds the root
+//     namespaces (the hidden "crier-shim init" command), builds the root
 //     filesystem, waits for the parent's go-ahead and finally execs the
 //     user's process.
 //

@@ -22,10 +22,10 @@ func initEnv(syncFD int) []string {
 }
 
 // ErrNotInit is returned by Init when it was not started by Create.
-var ErrNotInit = errors.New("crier init is started by crier create, not by hand")
+var ErrNotInit = errors.New("crier-shim init is started by crier create, not by hand")
 
 // Init is the init stage: the first process in the container's namespaces,
-// started by Create as "crier init". It returns only on error, after
+// started by Create as "crier-shim init". It returns only on error, after
 // reporting it to the parent, which reports it to the user; the caller
 // should exit non-zero without printing it again (the container's stderr is
 // create's). The exception is stage one of a two-stage init

@@ -37,7 +37,11 @@ func mountEntry(rootfs string, m specs.Mount, idmapTree *os.File) error {
 		if m.Type == "rbind" {
 			flags |= unix.MS_REC
 		}
-		err = mountBind(m.Source, dst, flags|unix.MS_BIND)
+		if err = mountBind(m.Source, dst, flags|unix.MS_BIND); err != nil {
+			// Its errors name the source or the host path, not the
+			// config entry.
+			err = fmt.Errorf("mount %s: %w", m.Destination, err)
+		}
 	case m.Type == "cgroup" || m.Type == "cgroup2":
 		err = mountCgroup(m.Type, dst, flags)
 	case m.Type == "sysfs":

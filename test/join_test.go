@@ -170,3 +170,25 @@ func TestJoinMountNamespace(t *testing.T) {
 		t.Errorf("the holder's tmpfs shows on the host: %v", err)
 	}
 }
+
+// TestJoinUserNamespaceStageTwoFails: with a joined user namespace, init's
+// second stage does the container's work; when that fails (here a bind
+// mount of a missing source), create fails with init's reason and both
+// stages, the cgroups and the state directory are gone.
+func TestJoinUserNamespaceStageTwoFails(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	holder := joinHolder(t, e)
+	// Its own root: the holder lives in e's.
+	f := newEnv(t)
+	id := f.id()
+	b := f.bundle([]string{"true"}, func(s *specs.Spec) {
+		sfJoin(s, specs.UserNamespace, fmt.Sprintf("/proc/%d/ns/user", holder))
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt/x", Type: "bind", Source: "/nonexistent-crier-source", Options: []string{"bind"}})
+	})
+	chownRootfs(t, b)
+	out := f.createFails(id, b)
+	t.Logf("create: %s", strings.TrimSpace(out))
+	wantOneLine(t, "create", out, "mount /mnt/x", "/nonexistent-crier-source")
+	f.assertGone(id)
+}

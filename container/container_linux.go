@@ -144,6 +144,11 @@ func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 		return nil, nil, errors.New("--console-socket was given but process.terminal is false")
 	}
 	c := &Container{ID: cfg.ID, Bundle: cfg.Bundle, Spec: spec, Rootfs: RootfsPath(cfg.Bundle, spec), PidFD: -1, specJSON: cfg.SpecJSON}
+	var netns *netNSAhead
+	if cfg.Load != nil {
+		netns = cfg.Load.takeNetNS()
+		defer netns.close()
+	}
 	var err error
 	if c.Cgroup, err = NewCgroup(cfg.ID, spec.Linux.CgroupsPath); err != nil {
 		return nil, nil, err
@@ -157,7 +162,7 @@ func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 	if err := c.Cgroup.Prepare(res); err != nil {
 		return nil, nil, err
 	}
-	if err := c.fork(cfg); err != nil {
+	if err := c.fork(cfg, netns); err != nil {
 		c.Cgroup.Destroy()
 		return nil, nil, err
 	}
@@ -228,7 +233,9 @@ func (c *Container) initError(err error) error {
 	return err
 }
 
-func (c *Container) fork(cfg *Config) error {
+// fork forks init. With netns, init joins that network namespace rather
+// than have the clone make one.
+func (c *Container) fork(cfg *Config, netns *netNSAhead) error {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return os.NewSyscallError("socketpair", err)
@@ -248,6 +255,9 @@ func (c *Container) fork(cfg *Config) error {
 		return err
 	}
 	c.unshareCgroup = plan.unshareCgroup
+	if netns != nil {
+		netns.use(plan)
+	}
 	args := []string{"crier", "init"}
 	if len(plan.preRuntime) > 0 {
 		nsFiles, err := openNamespaces(plan.preRuntime)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -203,6 +204,8 @@ type SpecLoad struct {
 	done chan struct{}
 	spec *specs.Spec
 	err  error
+	// netns is a network namespace being made for init (netNSAhead).
+	netns *netNSAhead
 }
 
 // StartLoadSpec reads bundle/config.json and starts decoding and
@@ -213,9 +216,16 @@ func StartLoadSpec(bundle string) (*SpecLoad, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundle: %w", err)
 	}
-	l := &SpecLoad{JSON: b, done: make(chan struct{})}
+	netns := newNetNSAhead()
+	l := &SpecLoad{JSON: b, done: make(chan struct{}), netns: netns}
 	go func() {
 		defer close(l.done)
+		// Never unlocked: the thread may be left in a new network
+		// namespace, and the runtime discards it when this ends.
+		runtime.LockOSThread()
+		// The early part again, rather than wait for the caller's.
+		e := parseEarly(b)
+		netns.make(e != nil && wantNetNSAhead(e.Linux))
 		var ls linuxSpec
 		if err := json.Unmarshal(b, &ls); err != nil {
 			l.err = fmt.Errorf("%s: %w", path, err)
@@ -229,6 +239,20 @@ func StartLoadSpec(bundle string) (*SpecLoad, error) {
 	}()
 	l.Early = parseEarly(b)
 	return l, nil
+}
+
+// Release frees what the load holds for Create, when Create is not to be
+// called.
+func (l *SpecLoad) Release() {
+	l.takeNetNS().close()
+}
+
+// takeNetNS hands the network namespace made ahead, if any, to the
+// caller, who closes it.
+func (l *SpecLoad) takeNetNS() *netNSAhead {
+	n := l.netns
+	l.netns = nil
+	return n
 }
 
 // Wait returns the decoded, validated config, or why it is not usable:

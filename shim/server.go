@@ -170,6 +170,7 @@ func newServer(cfg *Config) (*server, *container.SpecLoad, error) {
 	// A bad config's error is the one to give, as when the config was
 	// loaded before anything else.
 	fail := func(err error) (*server, *container.SpecLoad, error) {
+		load.Release()
 		if _, lerr := load.Wait(); lerr != nil {
 			return nil, nil, lerr
 		}

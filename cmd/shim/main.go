@@ -58,7 +58,8 @@ func main() {
 	// One shim per container, idle nearly all its life: one P is plenty
 	// and means fewer threads and per-P caches to keep resident. The
 	// create image, which re-executes itself to serve, gets a second P:
-	// it decodes the config while it forks init (shim.Serve).
+	// it decodes the config, and makes the network namespace, while it
+	// claims the ID and makes the cgroups (container.StartLoadSpec).
 	if len(os.Args) > 1 && os.Args[1] == "--serve" {
 		runtime.GOMAXPROCS(1)
 	} else {

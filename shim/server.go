@@ -193,7 +193,6 @@ func newServer(cfg *Config) (*server, *container.SpecLoad, error) {
 		return fail(err)
 	}
 	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dir, unix.RENAME_NOREPLACE); err != nil {
-
 		s.ln.Close()
 		os.RemoveAll(tmp)
 		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
@@ -202,7 +201,6 @@ func newServer(cfg *Config) (*server, *container.SpecLoad, error) {
 		return fail(fmt.Errorf("state dir: rename %s to %s: %w", tmp, dir, err))
 	}
 	return s, load, nil
-
 }
 
 func (s *server) prepare(tmp string) error {

@@ -31,6 +31,11 @@ type Config struct {
 	ExtraFiles []*os.File
 	// ConsoleSocket receives the pty master when process.terminal is set.
 	ConsoleSocket string
+	// Load, when set, is the config still being decoded: Spec is then its
+	// Early part, enough to fork init, and Create takes the full config
+	// from Load before it writes any limit or tells init anything. If
+	// Load fails, its error is Create's, whatever else went wrong.
+	Load *SpecLoad
 }
 
 // Container is a created container whose init stage is a child of the
@@ -62,26 +67,22 @@ type Container struct {
 // createRuntime and createContainer hooks. On error it leaves nothing
 // behind: the init process is killed and reaped and the cgroups removed.
 func Create(cfg *Config) (_ *Container, err error) {
-	spec := cfg.Spec
-	if cfg.ConsoleSocket != "" && (spec.Process == nil || !spec.Process.Terminal) {
-		// As runc: a socket that would never get a pty is a mistake.
-		return nil, errors.New("--console-socket was given but process.terminal is false")
+	c, res, err := forkInit(cfg)
+	if cfg.Load != nil {
+		// Init's Go runtime has been starting up while the config was
+		// decoded; it waits for its config, so nothing has run yet.
+		spec, lerr := cfg.Load.Wait()
+		if lerr != nil {
+			if err == nil {
+				c.Abort()
+			}
+			return nil, lerr
+		}
+		if err == nil {
+			c.Spec = spec
+		}
 	}
-	c := &Container{ID: cfg.ID, Bundle: cfg.Bundle, Spec: spec, Rootfs: RootfsPath(cfg.Bundle, spec), PidFD: -1, specJSON: cfg.SpecJSON}
-	if c.Cgroup, err = NewCgroup(cfg.ID, spec.Linux.CgroupsPath); err != nil {
-		return nil, err
-	}
-	// Init is born in the cgroups (Cgroup.ForkInto). The limits are
-	// written while it starts up: it does nothing before it has its
-	// config, which it gets once they are all in place, so neither its
-	// own work (device nodes, mounts) nor the user's process ever runs
-	// unconstrained.
-	res := deviceResources(spec.Linux)
-	if err := c.Cgroup.Prepare(res); err != nil {
-		return nil, err
-	}
-	if err := c.fork(cfg); err != nil {
-		c.Cgroup.Destroy()
+	if err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -89,6 +90,7 @@ func Create(cfg *Config) (_ *Container, err error) {
 			c.Abort()
 		}
 	}()
+	spec := c.Spec
 	if err := c.Cgroup.Limit(res); err != nil {
 		return nil, err
 	}
@@ -129,6 +131,42 @@ func Create(cfg *Config) (_ *Container, err error) {
 		}
 	}
 	return c, nil
+}
+
+// forkInit makes the cgroups and forks init into them, from what
+// Config.Spec has of the config (which may be only its Early part). It
+// returns the resources to limit the cgroups to. On error it leaves
+// nothing behind.
+func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
+	spec := cfg.Spec
+	if cfg.ConsoleSocket != "" && (spec.Process == nil || !spec.Process.Terminal) {
+		// As runc: a socket that would never get a pty is a mistake.
+		return nil, nil, errors.New("--console-socket was given but process.terminal is false")
+	}
+	c := &Container{ID: cfg.ID, Bundle: cfg.Bundle, Spec: spec, Rootfs: RootfsPath(cfg.Bundle, spec), PidFD: -1, specJSON: cfg.SpecJSON}
+	var netns *netNSAhead
+	if cfg.Load != nil {
+		netns = cfg.Load.takeNetNS()
+		defer netns.close()
+	}
+	var err error
+	if c.Cgroup, err = NewCgroup(cfg.ID, spec.Linux.CgroupsPath); err != nil {
+		return nil, nil, err
+	}
+	// Init is born in the cgroups (Cgroup.ForkInto). The limits are
+	// written while it starts up: it does nothing before it has its
+	// config, which it gets once they are all in place, so neither its
+	// own work (device nodes, mounts) nor the user's process ever runs
+	// unconstrained.
+	res := deviceResources(spec.Linux)
+	if err := c.Cgroup.Prepare(res); err != nil {
+		return nil, nil, err
+	}
+	if err := c.fork(cfg, netns); err != nil {
+		c.Cgroup.Destroy()
+		return nil, nil, err
+	}
+	return c, res, nil
 }
 
 func (c *Container) setupConsole(socket string) error {
@@ -195,7 +233,9 @@ func (c *Container) initError(err error) error {
 	return err
 }
 
-func (c *Container) fork(cfg *Config) error {
+// fork forks init. With netns, init joins that network namespace rather
+// than have the clone make one.
+func (c *Container) fork(cfg *Config, netns *netNSAhead) error {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return os.NewSyscallError("socketpair", err)
@@ -215,6 +255,9 @@ func (c *Container) fork(cfg *Config) error {
 		return err
 	}
 	c.unshareCgroup = plan.unshareCgroup
+	if netns != nil {
+		netns.use(plan)
+	}
 	args := []string{"crier", "init"}
 	if len(plan.preRuntime) > 0 {
 		nsFiles, err := openNamespaces(plan.preRuntime)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -185,4 +186,159 @@ func RootfsPath(bundle string, spec *specs.Spec) string {
 		return filepath.Clean(spec.Root.Path)
 	}
 	return filepath.Join(bundle, spec.Root.Path)
+}
+
+// SpecLoad is a config being decoded and validated in the background, so
+// that the caller can fork init (Create) meanwhile: the full decode is a
+// good part of a create, and init's start-up needs only a little of the
+// config (Early).
+type SpecLoad struct {
+	// JSON is the file's bytes, for the init stage (Config.SpecJSON).
+	JSON []byte
+	// Early holds what forking init and claiming the ID need (see
+	// earlySpec), or is nil when the quick look found the config unusable:
+	// then only Wait can say what is wrong with it. Nothing in Early has
+	// been validated; Wait's error comes first.
+	Early *specs.Spec
+
+	done chan struct{}
+	spec *specs.Spec
+	err  error
+	// netns is a network namespace being made for init (netNSAhead).
+	netns *netNSAhead
+}
+
+// StartLoadSpec reads bundle/config.json and starts decoding and
+// validating it in the background (Wait).
+func StartLoadSpec(bundle string) (*SpecLoad, error) {
+	path := filepath.Join(bundle, "config.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	netns := newNetNSAhead()
+	l := &SpecLoad{JSON: b, done: make(chan struct{}), netns: netns}
+	go func() {
+		defer close(l.done)
+		// Never unlocked: the thread may be left in a new network
+		// namespace, and the runtime discards it when this ends.
+		runtime.LockOSThread()
+		// The early part again, rather than wait for the caller's.
+		e := parseEarly(b)
+		netns.make(e != nil && wantNetNSAhead(e.Linux))
+		var ls linuxSpec
+		if err := json.Unmarshal(b, &ls); err != nil {
+			l.err = fmt.Errorf("%s: %w", path, err)
+			return
+		}
+		if err := Validate(&ls.Spec); err != nil {
+			l.err = fmt.Errorf("%s: %w", path, err)
+			return
+		}
+		l.spec = &ls.Spec
+	}()
+	l.Early = parseEarly(b)
+	return l, nil
+}
+
+// Release frees what the load holds for Create, when Create is not to be
+// called.
+func (l *SpecLoad) Release() {
+	l.takeNetNS().close()
+}
+
+// takeNetNS hands the network namespace made ahead, if any, to the
+// caller, who closes it.
+func (l *SpecLoad) takeNetNS() *netNSAhead {
+	n := l.netns
+	l.netns = nil
+	return n
+}
+
+// Wait returns the decoded, validated config, or why it is not usable:
+// the same error LoadSpecJSON gives.
+func (l *SpecLoad) Wait() (*specs.Spec, error) {
+	<-l.done
+	return l.spec, l.err
+}
+
+// earlySpec is the part of a config that Create needs to fork init (the
+// namespaces and the cgroup placement and device rules) and the shim needs
+// for its state file. Decoding only this skips the bulk of the config
+// (process, mounts, hooks, seccomp) and most of the types encoding/json
+// builds its caches for, at their first use in a process: the dearest
+// part of a decode. linux.resources and linux.devices wait as raw JSON,
+// to be decoded only as far as they have content (earlyResources).
+type earlySpec struct {
+	Root        *specs.Root       `json:"root"`
+	Annotations map[string]string `json:"annotations"`
+	Process     *struct {
+		Terminal bool `json:"terminal"`
+	} `json:"process"`
+	Linux *struct {
+		Namespaces  []specs.LinuxNamespace           `json:"namespaces"`
+		UIDMappings []specs.LinuxIDMapping           `json:"uidMappings"`
+		GIDMappings []specs.LinuxIDMapping           `json:"gidMappings"`
+		TimeOffsets map[string]specs.LinuxTimeOffset `json:"timeOffsets"`
+		CgroupsPath string                           `json:"cgroupsPath"`
+		Resources   json.RawMessage                  `json:"resources"`
+		Devices     json.RawMessage                  `json:"devices"`
+	} `json:"linux"`
+}
+
+// parseEarly returns the earlySpec of a config as a Spec, or nil if the
+// config is not even that far usable.
+func parseEarly(b []byte) *specs.Spec {
+	var e earlySpec
+	if json.Unmarshal(b, &e) != nil || e.Root == nil || e.Root.Path == "" || e.Linux == nil {
+		return nil
+	}
+	l := &specs.Linux{
+		Namespaces:  e.Linux.Namespaces,
+		UIDMappings: e.Linux.UIDMappings,
+		GIDMappings: e.Linux.GIDMappings,
+		TimeOffsets: e.Linux.TimeOffsets,
+		CgroupsPath: e.Linux.CgroupsPath,
+	}
+	var err error
+	if l.Resources, err = earlyResources(e.Linux.Resources); err != nil {
+		return nil
+	}
+	if len(e.Linux.Devices) > 0 && json.Unmarshal(e.Linux.Devices, &l.Devices) != nil {
+		return nil
+	}
+	spec := &specs.Spec{Root: e.Root, Annotations: e.Annotations, Linux: l}
+	if e.Process != nil {
+		spec.Process = &specs.Process{Terminal: e.Process.Terminal}
+	}
+	return spec
+}
+
+// earlyResources decodes linux.resources. The common one, nothing but
+// device rules, is decoded without specs.LinuxResources, whose type tree
+// alone costs encoding/json more than the rest of the early part.
+func earlyResources(raw json.RawMessage) (*specs.LinuxResources, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		return nil, err
+	}
+	if keys == nil { // null
+		return nil, nil
+	}
+	var r specs.LinuxResources
+	for k := range keys {
+		if k != "devices" {
+			err := json.Unmarshal(raw, &r)
+			return &r, err
+		}
+	}
+	if devices, ok := keys["devices"]; ok {
+		if err := json.Unmarshal(devices, &r.Devices); err != nil {
+			return nil, err
+		}
+	}
+	return &r, nil
 }

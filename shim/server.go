@@ -63,13 +63,13 @@ func Serve(cfg Config) error {
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
-	s, specJSON, err := newServer(&cfg)
+	s, load, err := newServer(&cfg)
 	if err != nil {
 		cfg.closeStdio()
 		report(cfg.Report, Report{Error: err.Error()})
 		return err
 	}
-	if err := s.create(specJSON); err != nil {
+	if err := s.create(load); err != nil {
 		return err
 	}
 	if cfg.Reexec {
@@ -82,12 +82,13 @@ func Serve(cfg Config) error {
 
 // create makes the container. Connections wait in the listen backlog
 // meanwhile: there is nothing to tell them before created.
-func (s *server) create(specJSON []byte) error {
+func (s *server) create(load *container.SpecLoad) error {
 	c, err := container.Create(&container.Config{
 		ID:            s.cfg.ID,
 		Bundle:        s.cfg.Bundle,
 		Spec:          s.spec,
-		SpecJSON:      specJSON,
+		SpecJSON:      load.JSON,
+		Load:          load,
 		InitPath:      s.cfg.InitPath,
 		Stdio:         s.cfg.Stdio,
 		ExtraFiles:    s.cfg.ExtraFiles,
@@ -110,6 +111,7 @@ func (s *server) create(specJSON []byte) error {
 		return err
 	}
 	s.c = c
+	s.spec = c.Spec // the full config, where s.spec was its early part
 	s.noteLabels()
 	s.subreaper = !container.HasNamespace(s.spec, specs.PIDNamespace)
 	if s.subreaper {
@@ -146,9 +148,14 @@ func report(w io.WriteCloser, r Report) {
 // newServer claims the container ID: it builds the state directory under a
 // temporary name, with the socket listening and the state file written, and
 // renames it into place only if no container has the ID. A watcher on the
-// root therefore never sees a directory without its socket. It also returns
-// the config's bytes, for the init stage.
-func newServer(cfg *Config) (*server, []byte, error) {
+// root therefore never sees a directory without its socket.
+//
+// The config is still being decoded when newServer returns (create waits
+// for it): the state file needs only its early part. The ID is claimed
+// before any cgroup is made, as two creates of one ID would otherwise
+// share (and the loser destroy) the winner's cgroup. A config that turns
+// out bad still fails with its own error, and leaves nothing behind.
+func newServer(cfg *Config) (*server, *container.SpecLoad, error) {
 	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("state root: %w", err)
 	}
@@ -156,28 +163,44 @@ func newServer(cfg *Config) (*server, []byte, error) {
 	if _, err := os.Lstat(dir); err == nil {
 		return nil, nil, fmt.Errorf("container %q already exists", cfg.ID)
 	}
-	spec, specJSON, err := container.LoadSpecJSON(cfg.Bundle)
+	load, err := container.StartLoadSpec(cfg.Bundle)
 	if err != nil {
 		return nil, nil, err
 	}
+	// A bad config's error is the one to give, as when the config was
+	// loaded before anything else.
+	fail := func(err error) (*server, *container.SpecLoad, error) {
+		load.Release()
+		if _, lerr := load.Wait(); lerr != nil {
+			return nil, nil, lerr
+		}
+		return nil, nil, err
+	}
+	spec := load.Early
+	if spec == nil {
+		// Only the full decode can say what is wrong.
+		if spec, err = load.Wait(); err != nil {
+			return nil, nil, err
+		}
+	}
 	tmp, err := os.MkdirTemp(cfg.Root, ".new-")
 	if err != nil {
-		return nil, nil, fmt.Errorf("state dir: %w", err)
+		return fail(fmt.Errorf("state dir: %w", err))
 	}
 	s := &server{cfg: cfg, spec: spec, dir: dir, status: protocol.StatusCreating}
 	if err := s.prepare(tmp); err != nil {
 		os.RemoveAll(tmp)
-		return nil, nil, err
+		return fail(err)
 	}
 	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dir, unix.RENAME_NOREPLACE); err != nil {
 		s.ln.Close()
 		os.RemoveAll(tmp)
 		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
-			return nil, nil, fmt.Errorf("container %q already exists", cfg.ID)
+			return fail(fmt.Errorf("container %q already exists", cfg.ID))
 		}
-		return nil, nil, fmt.Errorf("state dir: rename %s to %s: %w", tmp, dir, err)
+		return fail(fmt.Errorf("state dir: rename %s to %s: %w", tmp, dir, err))
 	}
-	return s, specJSON, nil
+	return s, load, nil
 }
 
 func (s *server) prepare(tmp string) error {

@@ -155,7 +155,7 @@ func TestJoinUserNamespaceErrors(t *testing.T) {
 func TestJoinMountNamespace(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	b := e.bundle([]string{"sh", "-c", `echo ns_mnt=$(readlink /proc/self/ns/mnt); echo marker=$(cat /mnt/held/marker)`}, nil)
+	b := e.bundle([]string{"sh", "-c", `echo ns_mnt=$(readlink /proc/self/ns/mnt); echo marker=$(cat /mnt/held/marker); echo ns_net=$(readlink /proc/self/ns/net)`}, nil)
 	held := filepath.Join(b, "rootfs", "mnt", "held")
 	if err := os.MkdirAll(held, 0o755); err != nil {
 		t.Fatal(err)
@@ -166,6 +166,11 @@ func TestJoinMountNamespace(t *testing.T) {
 	_, kv := e.runOK(e.id(), b, nil)
 	wantKV(t, kv, "ns_mnt", sfNsID(t, "mnt", h.nsPath("mnt")))
 	wantKV(t, kv, "marker", "from-holder")
+	// The new network namespace, made ahead of the fork, is joined before
+	// the mount namespace whose /proc would not show it.
+	if host := sfNsID(t, "net", "/proc/self/ns/net"); kv["ns_net"] == host || kv["ns_net"] == "" {
+		t.Errorf("ns_net = %q, want a new one (the host's is %s)", kv["ns_net"], host)
+	}
 	if _, err := os.Stat(filepath.Join(held, "marker")); !os.IsNotExist(err) {
 		t.Errorf("the holder's tmpfs shows on the host: %v", err)
 	}

@@ -140,6 +140,23 @@ func sfDevicesList(t *testing.T, id string) []string {
 	return strings.Split(readFile(t, filepath.Join("/sys/fs/cgroup/devices/crier", id, "devices.list")), "\n")
 }
 
+// TestSpecFeatureNewNetwork: a container with a new network namespace (made
+// ahead of init's fork, see container.netNSAhead) has a namespace of its
+// own, with nothing in it but a loopback that is down.
+func TestSpecFeatureNewNetwork(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.bundle([]string{"sh", "-c", `echo ns_net=$(readlink /proc/self/ns/net)
+echo links=$(ls /sys/class/net | sort | tr '\n' ' ')
+echo lo=$(cat /sys/class/net/lo/operstate)`}, nil)
+	_, kv := e.runOK(e.id(), b, nil)
+	if host := sfNsID(t, "net", "/proc/self/ns/net"); kv["ns_net"] == host || kv["ns_net"] == "" {
+		t.Errorf("ns_net = %q, want a new one (the host's is %s)", kv["ns_net"], host)
+	}
+	wantKVFields(t, kv, "links", "lo")
+	wantKV(t, kv, "lo", "down")
+}
+
 // ---------------------------------------------------------------------------
 // Namespaces joined by path.
 

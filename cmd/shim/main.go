@@ -56,8 +56,15 @@ func main() {
 		os.Exit(1)
 	}
 	// One shim per container, idle nearly all its life: one P is plenty
-	// and means fewer threads and per-P caches to keep resident.
-	runtime.GOMAXPROCS(1)
+	// and means fewer threads and per-P caches to keep resident. The
+	// create image, which re-executes itself to serve, gets a second P:
+	// it decodes the config, and makes the network namespace, while it
+	// claims the ID and makes the cgroups (container.StartLoadSpec).
+	if len(os.Args) > 1 && os.Args[1] == "--serve" {
+		runtime.GOMAXPROCS(1)
+	} else {
+		runtime.GOMAXPROCS(2)
+	}
 	// Nobody profiles a shim's heap; the sampling tables would be resident.
 	runtime.MemProfileRate = 0
 	if err := run(os.Args[1:]); err != nil {

@@ -288,10 +288,12 @@ func (c *Cgroup) Destroy() error {
 			parents = append(parents, filepath.Dir(dir))
 		}
 	}
+	tried := map[string]bool{}
 	for _, dir := range slices.Backward(parents) {
-		if slices.Contains(leaves, dir) {
+		if slices.Contains(leaves, dir) || tried[dir] {
 			continue
 		}
+		tried[dir] = true
 		// A parent still shared with another container is busy; leave it.
 		// (One being created meanwhile retries its mkdir: cgroupMkdirAll.)
 		err := unix.Rmdir(dir)
@@ -369,6 +371,10 @@ func cgroupMkdirMissing(dir string, created *[]string) error {
 // cgroupRemoveTree removes dir and any cgroups below it, children first,
 // retrying while a directory is busy with exiting processes.
 func cgroupRemoveTree(dir string) error {
+	// Nearly always a leaf with nothing below: one rmdir does it.
+	if err := unix.Rmdir(dir); err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

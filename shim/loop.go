@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 	"time"
 
@@ -349,7 +348,7 @@ func (s *server) runDelete() {
 
 func (s *server) finishDelete() {
 	s.ln.Close()
-	if err := os.RemoveAll(s.dir); err != nil {
+	if err := removeStateDir(s.dir); err != nil {
 		s.cfg.Log.Printf("delete: %v", err)
 	}
 	s.emit(protocol.Event{Type: protocol.EventDeleted}, time.Now())

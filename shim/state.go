@@ -115,3 +115,15 @@ func Dir(root, id string) string { return filepath.Join(root, id) }
 func SocketPath(root, id string) string {
 	return filepath.Join(root, id, protocol.SocketName)
 }
+
+// removeStateDir removes a state directory: the two files the shim keeps
+// there and the directory, in three system calls, or, if anything else is
+// in it, whatever it holds.
+func removeStateDir(dir string) error {
+	unix.Unlink(filepath.Join(dir, StateFile))
+	unix.Unlink(filepath.Join(dir, protocol.SocketName))
+	if err := unix.Rmdir(dir); err == nil || err == unix.ENOENT {
+		return nil
+	}
+	return os.RemoveAll(dir)
+}

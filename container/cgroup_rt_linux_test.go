@@ -155,15 +155,7 @@ func TestGrantRealtime(t *testing.T) {
 			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("error %v, want one with %q", err, tt.wantErr)
 			}
-			for d, want := range tt.want {
-				got, _, err := cgroupReadRT(filepath.Join(root, d))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got != want {
-					t.Errorf("%s: runtime %d, want %d", d, got, want)
-				}
-			}
+			wantRT(t, root, tt.want)
 		})
 	}
 }
@@ -232,15 +224,7 @@ func TestReleaseRealtime(t *testing.T) {
 				c.Created = append(c.Created, filepath.Join(root, d))
 			}
 			c.releaseRealtime()
-			for d, want := range tt.want {
-				got, _, err := cgroupReadRT(filepath.Join(root, d))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got != want {
-					t.Errorf("%s: runtime %d, want %d", d, got, want)
-				}
-			}
+			wantRT(t, root, tt.want)
 		})
 	}
 }
@@ -252,6 +236,20 @@ func TestDropRealtime(t *testing.T) {
 	for d, want := range map[string]int64{"crier/c1": 0, "crier": 20000} {
 		if got, _, err := cgroupReadRT(filepath.Join(root, d)); err != nil || got != want {
 			t.Errorf("%s: runtime %d (%v), want %d", d, got, err, want)
+		}
+	}
+}
+
+// wantRT checks the rt_runtime_us of each directory under root.
+func wantRT(t *testing.T, root string, want map[string]int64) {
+	t.Helper()
+	for d, w := range want {
+		got, _, err := cgroupReadRT(filepath.Join(root, d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != w {
+			t.Errorf("%s: runtime %d, want %d", d, got, w)
 		}
 	}
 }

@@ -184,16 +184,15 @@ func (c *Container) adoptStageTwo() error {
 	}
 	// A descriptor of our own: the *os.File would close it when collected.
 	pidfd, err := unix.FcntlInt(files[0].Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	files[0].Close()
 	if err != nil {
+		killChild(int(files[0].Fd()))
+		files[0].Close()
 		return os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
 	}
+	files[0].Close()
 	pid, err := pidfdPid(pidfd)
 	if err != nil {
-		// Stage two is our child (CLONE_PARENT): kill and reap it here,
-		// Abort only knows stage one.
-		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
-		unix.Waitid(unix.P_PIDFD, pidfd, nil, unix.WEXITED, nil)
+		killChild(pidfd)
 		unix.Close(pidfd)
 		return err
 	}
@@ -227,4 +226,11 @@ func pidfdPid(pidfd int) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("%s: no Pid line", path)
+}
+
+// killChild kills and reaps stage two through its pidfd. It is our child
+// (CLONE_PARENT), and Abort only knows stage one.
+func killChild(pidfd int) {
+	unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+	unix.Waitid(unix.P_PIDFD, pidfd, nil, unix.WEXITED, nil)
 }

@@ -84,19 +84,13 @@ type handoffReader struct {
 	err error
 }
 
-func (r *handoffReader) uint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = errHandoffShort
-		r.b = nil
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
+func (r *handoffReader) uint() uint64 { return handoffVarint(r, binary.Uvarint) }
 
-func (r *handoffReader) int() int64 {
-	v, n := binary.Varint(r.b)
+func (r *handoffReader) int() int64 { return handoffVarint(r, binary.Varint) }
+
+// handoffVarint reads one varint with read, or marks r short.
+func handoffVarint[T uint64 | int64](r *handoffReader, read func([]byte) (T, int)) T {
+	v, n := read(r.b)
 	if n <= 0 {
 		r.err = errHandoffShort
 		r.b = nil

@@ -3,8 +3,6 @@ package container
 import (
 	"slices"
 	"testing"
-
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // The feature lists must say exactly what the config parsers accept.
@@ -47,40 +45,6 @@ func TestFeaturesKnownMountOptions(t *testing.T) {
 	for o := range unsupportedMountOptions {
 		if slices.Contains(opts, o) {
 			t.Errorf("%s is refused but listed", o)
-		}
-	}
-}
-
-func TestFeaturesSeccomp(t *testing.T) {
-	for _, a := range SeccompActions() {
-		if _, err := seccompAction(specs.LinuxSeccompAction(a), nil); err != nil {
-			t.Errorf("action %s: %v", a, err)
-		}
-	}
-	if _, err := seccompAction(specs.ActNotify, nil); err == nil || slices.Contains(SeccompActions(), string(specs.ActNotify)) {
-		t.Error("SCMP_ACT_NOTIFY: refused by the compiler, so it must not be listed")
-	}
-	for _, op := range SeccompOperators() {
-		if !seccompValidOp(specs.LinuxSeccompOperator(op)) {
-			t.Errorf("operator %s refused", op)
-		}
-	}
-	if len(SeccompOperators()) != 7 {
-		t.Errorf("%d operators, the spec has 7", len(SeccompOperators()))
-	}
-	for _, a := range SeccompArchs() {
-		if _, ok := seccompArchABI(specs.Arch(a)); !ok {
-			t.Errorf("arch %s refused", a)
-		}
-	}
-	for _, want := range []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32} {
-		if !slices.Contains(SeccompArchs(), string(want)) {
-			t.Errorf("arch %s missing", want)
-		}
-	}
-	for _, f := range SeccompFlags() {
-		if _, err := seccompFlag(specs.LinuxSeccompFlag(f)); err != nil {
-			t.Errorf("flag %s: %v", f, err)
 		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/container/seccomp"
 )
 
 // initEnv is the init stage's whole environment: where its sync socket is,
@@ -81,7 +83,7 @@ func initStage(conn *syncConn) error {
 	}
 	// Received close-on-exec: neither hooks nor the container get them.
 	defer closeFiles(trees)
-	filter, err := compileSeccomp(spec.Linux.Seccomp)
+	filter, err := seccomp.Compile(spec.Linux.Seccomp)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/container/seccomp"
 )
 
 // defaultPath is searched when the process environment has no PATH, so
@@ -140,7 +142,7 @@ func writeOOMScoreAdj(v int) error {
 // made with raw syscalls on the calling thread, which the caller keeps
 // locked; execve from it then replaces the whole process with this
 // thread's state.
-func execProcess(p *specs.Process, filter *seccompProgram, beforeExec func() error) error {
+func execProcess(p *specs.Process, filter *seccomp.Program, beforeExec func() error) error {
 	if len(p.Args) == 0 {
 		return errors.New("args must not be empty")
 	}
@@ -175,7 +177,7 @@ func execProcess(p *specs.Process, filter *seccompProgram, beforeExec func() err
 	// Without no_new_privs, loading a seccomp filter needs CAP_SYS_ADMIN,
 	// which the switch below may drop: load it while we still have it.
 	if !p.NoNewPrivileges {
-		if err := filter.install(); err != nil {
+		if err := filter.Install(); err != nil {
 			return err
 		}
 	}
@@ -199,7 +201,7 @@ func execProcess(p *specs.Process, filter *seccompProgram, beforeExec func() err
 		}
 		// As late as possible, so the filter sees only the user's
 		// program and not our set-up.
-		if err := filter.install(); err != nil {
+		if err := filter.Install(); err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/crier-runtime/crier/container/seccomp"
 )
 
 // ErrInvalidID is wrapped by ValidateID's errors.
@@ -135,7 +137,7 @@ func Validate(spec *specs.Spec) error {
 	if err := validateProcessExtras(spec); err != nil {
 		return err
 	}
-	if err := validateSeccomp(spec.Linux.Seccomp); err != nil {
+	if err := seccomp.Validate(spec.Linux.Seccomp); err != nil {
 		return err
 	}
 	for i, m := range spec.Mounts {

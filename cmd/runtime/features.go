@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/container/seccomp"
 )
 
 func (a *app) featuresCommand() *cobra.Command {
@@ -45,11 +46,11 @@ func runtimeFeatures() *features.Features {
 			Cgroup:       &features.Cgroup{V1: &yes, V2: &yes, Systemd: &no, SystemdUser: &no},
 			Seccomp: &features.Seccomp{
 				Enabled:        &yes,
-				Actions:        container.SeccompActions(),
-				Operators:      container.SeccompOperators(),
-				Archs:          container.SeccompArchs(),
-				KnownFlags:     container.SeccompFlags(),
-				SupportedFlags: container.SeccompFlags(),
+				Actions:        seccomp.Actions(),
+				Operators:      seccomp.Operators(),
+				Archs:          seccomp.Archs(),
+				KnownFlags:     seccomp.Flags(),
+				SupportedFlags: seccomp.Flags(),
 			},
 			Apparmor:        &features.Apparmor{Enabled: &apparmor},
 			Selinux:         &features.Selinux{Enabled: &selinux},

@@ -1,4 +1,4 @@
-package container
+package seccomp
 
 import (
 	"errors"
@@ -13,9 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// This file compiles linux.seccomp into a classic BPF program for
-// seccomp(2) without libseccomp, so that both binaries stay static and
-// cgo-free. The program has one section per ABI the profile covers:
+// The program Compile builds has one section per ABI the profile covers:
 //
 //	ld  arch
 //	    i386 (if SCMP_ARCH_X86 is listed)  -> i386 section
@@ -49,19 +47,19 @@ import (
 // the value (and of the mask) count, so a profile written with -1 as
 // 0xffffffffffffffff means the same for 32-bit processes.
 
-//go:generate go run seccomp_mktable.go
+//go:generate go run mktable.go
 
-// seccompSyscall is one row of the generated seccompSyscalls table.
-type seccompSyscall struct {
+// syscallEntry is one row of the generated syscallTable.
+type syscallEntry struct {
 	name             string
 	x8664, i386, x32 int16
 }
 
-// seccompABI is an x86 system call ABI that the filter can cover.
-type seccompABI int
+// sysABI is an x86 system call ABI that the filter can cover.
+type sysABI int
 
 const (
-	abiX8664 seccompABI = iota
+	abiX8664 sysABI = iota
 	abiI386
 	abiX32
 	numABIs
@@ -71,7 +69,7 @@ const (
 const x32SyscallBit = 0x40000000
 
 // number returns the call's number in the ABI, or -1.
-func (abi seccompABI) number(s *seccompSyscall) int64 {
+func (abi sysABI) number(s *syscallEntry) int64 {
 	var nr int16
 	switch abi {
 	case abiX8664:
@@ -90,20 +88,20 @@ func (abi seccompABI) number(s *seccompSyscall) int64 {
 	return int64(nr)
 }
 
-// seccompLookup finds name in the table, which holds every Linux syscall
+// lookupSyscall finds name in the table, which holds every Linux syscall
 // of every architecture.
-func seccompLookup(name string) (*seccompSyscall, bool) {
-	i := sort.Search(len(seccompSyscalls), func(i int) bool { return seccompSyscalls[i].name >= name })
-	if i < len(seccompSyscalls) && seccompSyscalls[i].name == name {
-		return &seccompSyscalls[i], true
+func lookupSyscall(name string) (*syscallEntry, bool) {
+	i := sort.Search(len(syscallTable), func(i int) bool { return syscallTable[i].name >= name })
+	if i < len(syscallTable) && syscallTable[i].name == name {
+		return &syscallTable[i], true
 	}
 	return nil, false
 }
 
-// seccompArchABI maps a spec architecture to the ABI it covers. ok is
+// archABI maps a spec architecture to the ABI it covers. ok is
 // false for a name the spec does not define; abi is -1 for a real
 // architecture that an x86_64 kernel never runs.
-func seccompArchABI(a specs.Arch) (abi seccompABI, ok bool) {
+func archABI(a specs.Arch) (abi sysABI, ok bool) {
 	switch a {
 	case specs.ArchX86_64:
 		return abiX8664, true
@@ -120,10 +118,10 @@ func seccompArchABI(a specs.Arch) (abi seccompABI, ok bool) {
 	return -1, false
 }
 
-// seccompAction returns the SECCOMP_RET_ value of a spec action. errnoRet
+// retAction returns the SECCOMP_RET_ value of a spec action. errnoRet
 // is the errno of SCMP_ACT_ERRNO and the message a tracer sees for
 // SCMP_ACT_TRACE; both default to EPERM, and other actions take none.
-func seccompAction(act specs.LinuxSeccompAction, errnoRet *uint) (uint32, error) {
+func retAction(act specs.LinuxSeccompAction, errnoRet *uint) (uint32, error) {
 	data := uint(unix.EPERM)
 	if errnoRet != nil {
 		if act != specs.ActErrno && act != specs.ActTrace {
@@ -162,8 +160,8 @@ func seccompAction(act specs.LinuxSeccompAction, errnoRet *uint) (uint32, error)
 	return 0, fmt.Errorf("unknown action %q", act)
 }
 
-// seccompFlag returns the seccomp(2) flag to pass for a spec flag.
-func seccompFlag(f specs.LinuxSeccompFlag) (uintptr, error) {
+// filterFlag returns the seccomp(2) flag to pass for a spec flag.
+func filterFlag(f specs.LinuxSeccompFlag) (uintptr, error) {
 	switch f {
 	case "SECCOMP_FILTER_FLAG_TSYNC":
 		// The filter goes on the init thread, which execs right after;
@@ -184,8 +182,8 @@ func seccompFlag(f specs.LinuxSeccompFlag) (uintptr, error) {
 	return 0, fmt.Errorf("unknown flag %q", f)
 }
 
-// seccompValidOp reports whether op is an operator of the spec.
-func seccompValidOp(op specs.LinuxSeccompOperator) bool {
+// validOp reports whether op is an operator of the spec.
+func validOp(op specs.LinuxSeccompOperator) bool {
 	switch op {
 	case specs.OpNotEqual, specs.OpLessThan, specs.OpLessEqual, specs.OpEqualTo,
 		specs.OpGreaterEqual, specs.OpGreaterThan, specs.OpMaskedEqual:
@@ -194,63 +192,63 @@ func seccompValidOp(op specs.LinuxSeccompOperator) bool {
 	return false
 }
 
-// seccompProgram is a compiled filter, ready to install.
-type seccompProgram struct {
+// Program is a compiled filter, ready to install.
+type Program struct {
 	filter []unix.SockFilter
 	flags  uintptr // for seccomp(2)
 }
 
-// seccompRule is one config rule as it applies to one syscall number.
-type seccompRule struct {
+// syscallRule is one config rule as it applies to one syscall number.
+type syscallRule struct {
 	action uint32
 	args   []specs.LinuxSeccompArg
 }
 
-// validateSeccomp checks linux.seccomp the way compileSeccomp does, for
-// Validate: an unknown syscall name, action, operator, architecture or
-// flag fails create before anything exists.
-func validateSeccomp(s *specs.LinuxSeccomp) error {
-	_, err := compileSeccomp(s)
+// Validate checks linux.seccomp the way Compile does, so that an unknown
+// syscall name, action, operator, architecture or flag fails create before
+// anything exists. A nil s is valid.
+func Validate(s *specs.LinuxSeccomp) error {
+	_, err := Compile(s)
 	return err
 }
 
-// compileSeccomp validates and compiles linux.seccomp into a BPF program;
-// a nil s gives a nil program, whose install does nothing. Errors are one
+// Compile validates and compiles linux.seccomp into a BPF program;
+// a nil s gives a nil program, whose Install does nothing. Errors are one
 // line, start with "linux.seccomp" and name the culprit.
 //
-// Compile in the init stage before anything is set up, and install at the
-// last moment, from the thread that execs (see install): from execProcess's
-// beforeExec when process.noNewPrivileges is set, otherwise before
-// execProcess drops capabilities, while CAP_SYS_ADMIN is still in the
-// effective set. Either way the syscalls init makes after install (the
-// credential and capability changes in the second case, and execve in
-// both) go through the container's filter, so the profile must allow them,
-// as it must for any runtime.
-func compileSeccomp(s *specs.LinuxSeccomp) (*seccompProgram, error) {
+// The caller compiles in the init stage before anything is set up, and
+// installs at the last moment, from the thread that execs (see Install):
+// just before execve when process.noNewPrivileges is set, otherwise before
+// dropping capabilities, while CAP_SYS_ADMIN is still in the effective
+// set. Either way the syscalls init makes after Install (the credential
+// and capability changes in the second case, and execve in both) go
+// through the container's filter, so the profile must allow them, as it
+// must for any runtime.
+func Compile(s *specs.LinuxSeccomp) (*Program, error) {
 	if s == nil {
 		return nil, nil
 	}
-	p, err := compileSeccompProfile(s)
+	p, err := compile(s)
 	if err != nil {
 		return nil, fmt.Errorf("linux.seccomp: %w", err)
 	}
 	return p, nil
 }
 
-func compileSeccompProfile(s *specs.LinuxSeccomp) (*seccompProgram, error) {
+func compile(s *specs.LinuxSeccomp) (*Program, error) {
 	if runtime.GOARCH != "amd64" {
 		return nil, fmt.Errorf("not supported on %s (crier's syscall table is x86's)", runtime.GOARCH)
 	}
 	if s.DefaultAction == "" {
 		return nil, errors.New("defaultAction is missing")
 	}
-	defAction, err := seccompAction(s.DefaultAction, s.DefaultErrnoRet)
+	defAction, err := retAction(s.DefaultAction, s.DefaultErrnoRet)
 	if err != nil {
 		return nil, fmt.Errorf("defaultAction: %w", err)
 	}
-	p := &seccompProgram{}
+	p := &Program{}
 	for _, f := range s.Flags {
-		flag, err := seccompFlag(f)
+		flag, err := filterFlag(f)
 		if err != nil {
 			return nil, fmt.Errorf("flags: %w", err)
 		}
@@ -259,7 +257,7 @@ func compileSeccompProfile(s *specs.LinuxSeccomp) (*seccompProgram, error) {
 	var covered [numABIs]bool
 	covered[abiX8664] = true
 	for _, a := range s.Architectures {
-		abi, ok := seccompArchABI(a)
+		abi, ok := archABI(a)
 		if !ok {
 			return nil, fmt.Errorf("architectures: unknown architecture %q", a)
 		}
@@ -269,12 +267,12 @@ func compileSeccompProfile(s *specs.LinuxSeccomp) (*seccompProgram, error) {
 	}
 
 	// rules[abi][nr] lists the rules for nr in config order.
-	var rules [numABIs]map[int64][]seccompRule
+	var rules [numABIs]map[int64][]syscallRule
 	for abi := range rules {
-		rules[abi] = map[int64][]seccompRule{}
+		rules[abi] = map[int64][]syscallRule{}
 	}
 	for i, sc := range s.Syscalls {
-		action, err := seccompAction(sc.Action, sc.ErrnoRet)
+		action, err := retAction(sc.Action, sc.ErrnoRet)
 		if err != nil {
 			return nil, fmt.Errorf("syscalls[%d]: %w", i, err)
 		}
@@ -282,7 +280,7 @@ func compileSeccompProfile(s *specs.LinuxSeccomp) (*seccompProgram, error) {
 			if a.Index > 5 {
 				return nil, fmt.Errorf("syscalls[%d].args[%d]: index %d is not an argument (0 to 5)", i, j, a.Index)
 			}
-			if !seccompValidOp(a.Op) {
+			if !validOp(a.Op) {
 				return nil, fmt.Errorf("syscalls[%d].args[%d]: unknown operator %q", i, j, a.Op)
 			}
 		}
@@ -290,7 +288,7 @@ func compileSeccompProfile(s *specs.LinuxSeccomp) (*seccompProgram, error) {
 			return nil, fmt.Errorf("syscalls[%d]: names is empty", i)
 		}
 		for _, name := range sc.Names {
-			call, ok := seccompLookup(name)
+			call, ok := lookupSyscall(name)
 			if !ok {
 				return nil, fmt.Errorf("syscalls[%d]: unknown syscall %q", i, name)
 			}
@@ -298,7 +296,7 @@ func compileSeccompProfile(s *specs.LinuxSeccomp) (*seccompProgram, error) {
 				// A name that the ABI lacks (socketcall on x86_64, an
 				// ARM-only call anywhere) has nothing to filter there.
 				if nr := abi.number(call); covered[abi] && nr >= 0 {
-					rules[abi][nr] = append(rules[abi][nr], seccompRule{action, sc.Args})
+					rules[abi][nr] = append(rules[abi][nr], syscallRule{action, sc.Args})
 				}
 			}
 		}
@@ -307,14 +305,14 @@ func compileSeccompProfile(s *specs.LinuxSeccomp) (*seccompProgram, error) {
 	var b cbpfBuilder
 	sections := [numABIs]int{b.newLabel(), b.newLabel(), b.newLabel()}
 	native := b.newLabel()
-	b.load(seccompOffArch)
+	b.load(offArch)
 	if covered[abiI386] {
 		b.jumpIf(unix.BPF_JEQ, unix.AUDIT_ARCH_I386, sections[abiI386])
 	}
 	b.jump(unix.BPF_JEQ, unix.AUDIT_ARCH_X86_64, native, cbpfNext)
 	b.emitRet(unix.SECCOMP_RET_KILL_PROCESS)
 	b.bind(native)
-	b.load(seccompOffNr)
+	b.load(offNr)
 	b.jump(unix.BPF_JGE, 0x80000000, sections[abiX8664], cbpfNext)
 	b.jump(unix.BPF_JGE, x32SyscallBit, cbpfNext, sections[abiX8664])
 	if covered[abiX32] {
@@ -330,7 +328,7 @@ func compileSeccompProfile(s *specs.LinuxSeccomp) (*seccompProgram, error) {
 		}
 		b.bind(sections[abi])
 		if abi == abiI386 {
-			b.load(seccompOffNr)
+			b.load(offNr)
 		}
 		b.section(rules[abi], defAction, abi != abiI386)
 	}
@@ -342,14 +340,14 @@ func compileSeccompProfile(s *specs.LinuxSeccomp) (*seccompProgram, error) {
 
 // Offsets in struct seccomp_data, little-endian.
 const (
-	seccompOffNr   = 0
-	seccompOffArch = 4
-	seccompOffArgs = 16 // args[6] of u64
+	offNr   = 0
+	offArch = 4
+	offArgs = 16 // args[6] of u64
 )
 
 // section emits the dispatch on the syscall number (in A) and the rules of
 // one ABI.
-func (b *cbpfBuilder) section(rules map[int64][]seccompRule, defAction uint32, wide bool) {
+func (b *cbpfBuilder) section(rules map[int64][]syscallRule, defAction uint32, wide bool) {
 	nrs := make([]int64, 0, len(rules))
 	for nr := range rules {
 		nrs = append(nrs, nr)
@@ -377,7 +375,7 @@ func (b *cbpfBuilder) section(rules map[int64][]seccompRule, defAction uint32, w
 
 // rules emits a syscall's rules: the first whose args all match returns
 // its action; if none does, the default action.
-func (b *cbpfBuilder) rules(rules []seccompRule, defAction uint32, wide bool) {
+func (b *cbpfBuilder) rules(rules []syscallRule, defAction uint32, wide bool) {
 	for _, r := range rules {
 		if len(r.args) == 0 {
 			b.emitRet(r.action)
@@ -399,7 +397,7 @@ func (b *cbpfBuilder) rules(rules []seccompRule, defAction uint32, wide bool) {
 // equal; BPF jumps compare unsigned, as the spec's operators do.
 func (b *cbpfBuilder) arg(a specs.LinuxSeccompArg, wide bool, fail int) {
 	ok := b.newLabel()
-	lo := seccompOffArgs + 8*uint32(a.Index)
+	lo := offArgs + 8*uint32(a.Index)
 	v := a.Value
 	if wide {
 		hi := uint32(v >> 32)
@@ -442,13 +440,13 @@ func (b *cbpfBuilder) arg(a specs.LinuxSeccompArg, wide bool, fail int) {
 	b.bind(ok)
 }
 
-// install loads the program into the calling thread with seccomp(2)
+// Install loads the program into the calling thread with seccomp(2)
 // SECCOMP_SET_MODE_FILTER and the profile's flags, without TSYNC: the
 // caller execs from this same locked thread right after, and execve
 // carries this thread's filter into the new program. The thread needs
 // no_new_privs or CAP_SYS_ADMIN in its effective set. Installing a nil
 // program does nothing.
-func (p *seccompProgram) install() error {
+func (p *Program) Install() error {
 	if p == nil {
 		return nil
 	}

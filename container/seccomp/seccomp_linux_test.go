@@ -1,4 +1,4 @@
-package container
+package seccomp
 
 import (
 	"bytes"
@@ -115,9 +115,9 @@ func runFilter(t *testing.T, prog []unix.SockFilter, d seccompData) uint32 {
 	return 0
 }
 
-func mustCompile(t *testing.T, s *specs.LinuxSeccomp) *seccompProgram {
+func mustCompile(t *testing.T, s *specs.LinuxSeccomp) *Program {
 	t.Helper()
-	p, err := compileSeccomp(s)
+	p, err := Compile(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,12 +153,12 @@ const (
 )
 
 func TestSeccompTable(t *testing.T) {
-	if !sort.SliceIsSorted(seccompSyscalls[:], func(i, j int) bool { return seccompSyscalls[i].name < seccompSyscalls[j].name }) {
-		t.Fatal("seccompSyscalls is not sorted")
+	if !sort.SliceIsSorted(syscallTable[:], func(i, j int) bool { return syscallTable[i].name < syscallTable[j].name }) {
+		t.Fatal("syscallTable is not sorted")
 	}
-	for i := 1; i < len(seccompSyscalls); i++ {
-		if seccompSyscalls[i].name == seccompSyscalls[i-1].name {
-			t.Fatalf("%q twice", seccompSyscalls[i].name)
+	for i := 1; i < len(syscallTable); i++ {
+		if syscallTable[i].name == syscallTable[i-1].name {
+			t.Fatalf("%q twice", syscallTable[i].name)
 		}
 	}
 	tests := []struct {
@@ -182,7 +182,7 @@ func TestSeccompTable(t *testing.T) {
 		{"riscv_flush_icache", -1, -1, -1}, // RISC-V
 	}
 	for _, tt := range tests {
-		row, ok := seccompLookup(tt.name)
+		row, ok := lookupSyscall(tt.name)
 		if !ok {
 			t.Errorf("%s: not in the table", tt.name)
 			continue
@@ -192,7 +192,7 @@ func TestSeccompTable(t *testing.T) {
 			t.Errorf("%s: numbers %v, want %v", tt.name, got, want)
 		}
 	}
-	if _, ok := seccompLookup("mkdirr"); ok {
+	if _, ok := lookupSyscall("mkdirr"); ok {
 		t.Error(`"mkdirr" found`)
 	}
 }
@@ -343,29 +343,29 @@ func TestSeccompErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := compileSeccomp(tt.s)
+			p, err := Compile(tt.s)
 			if err == nil {
 				t.Fatalf("compiled to %d instructions, want error %q", len(p.filter), tt.want)
 			}
 			if !strings.HasPrefix(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
 				t.Errorf("error %q, want one line starting %q", err, tt.want)
 			}
-			if verr := validateSeccomp(tt.s); verr == nil || verr.Error() != err.Error() {
-				t.Errorf("validateSeccomp: %v, want %v", verr, err)
+			if verr := Validate(tt.s); verr == nil || verr.Error() != err.Error() {
+				t.Errorf("Validate: %v, want %v", verr, err)
 			}
 		})
 	}
 }
 
 func TestSeccompNil(t *testing.T) {
-	p, err := compileSeccomp(nil)
+	p, err := Compile(nil)
 	if p != nil || err != nil {
-		t.Fatalf("compileSeccomp(nil) = %v, %v", p, err)
+		t.Fatalf("Compile(nil) = %v, %v", p, err)
 	}
-	if err := p.install(); err != nil {
+	if err := p.Install(); err != nil {
 		t.Fatalf("nil install: %v", err)
 	}
-	if err := validateSeccomp(nil); err != nil {
+	if err := Validate(nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -722,6 +722,17 @@ func seccompScenarios() map[string]seccompScenario {
 	}
 }
 
+// parseKeyValues reads the "key=value" lines a scenario prints.
+func parseKeyValues(out []byte) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
 // TestHelperSeccomp is not a test: it is the child side of
 // TestSeccompKernel, since a filter cannot be removed once installed.
 func TestHelperSeccomp(t *testing.T) {
@@ -741,12 +752,12 @@ func TestHelperSeccomp(t *testing.T) {
 		os.Exit(2)
 	}
 	defer os.RemoveAll(dir)
-	p, err := compileSeccomp(&sc.profile)
+	p, err := Compile(&sc.profile)
 	if err == nil {
 		err = unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 	}
 	if err == nil {
-		err = p.install()
+		err = p.Install()
 	}
 	if err != nil {
 		fmt.Printf("error=%v\n", err)
@@ -780,7 +791,7 @@ func TestSeccompKernel(t *testing.T) {
 			if err != nil {
 				t.Fatalf("helper: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr.Bytes())
 			}
-			got := parseReport(out)
+			got := parseKeyValues(out)
 			sc.want["error"] = "<nil>"
 			for k, want := range sc.want {
 				if v, ok := got[k]; !ok || v != want {
@@ -796,7 +807,7 @@ func TestSeccompKernel(t *testing.T) {
 func BenchmarkSeccompCompile(b *testing.B) {
 	s := defaultProfile()
 	for b.Loop() {
-		if _, err := compileSeccomp(s); err != nil {
+		if _, err := Compile(s); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -246,51 +246,75 @@ func compile(s *specs.LinuxSeccomp) (*Program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("defaultAction: %w", err)
 	}
-	p := &Program{}
-	for _, f := range s.Flags {
+	flags, err := filterFlags(s.Flags)
+	if err != nil {
+		return nil, err
+	}
+	covered, err := coveredABIs(s.Architectures)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := rulesByNumber(s.Syscalls, covered)
+	if err != nil {
+		return nil, err
+	}
+	filter, err := emitFilter(covered, rules, defAction)
+	if err != nil {
+		return nil, err
+	}
+	return &Program{filter: filter, flags: flags}, nil
+}
+
+// filterFlags returns the seccomp(2) flags for the profile's flags.
+func filterFlags(fs []specs.LinuxSeccompFlag) (uintptr, error) {
+	var flags uintptr
+	for _, f := range fs {
 		flag, err := filterFlag(f)
 		if err != nil {
-			return nil, fmt.Errorf("flags: %w", err)
+			return 0, fmt.Errorf("flags: %w", err)
 		}
-		p.flags |= flag
+		flags |= flag
 	}
+	return flags, nil
+}
+
+// coveredABIs says which ABIs the profile's architectures cover: x86_64
+// always, i386 and x32 when listed.
+func coveredABIs(archs []specs.Arch) ([numABIs]bool, error) {
 	var covered [numABIs]bool
 	covered[abiX8664] = true
-	for _, a := range s.Architectures {
+	for _, a := range archs {
 		abi, ok := archABI(a)
 		if !ok {
-			return nil, fmt.Errorf("architectures: unknown architecture %q", a)
+			return covered, fmt.Errorf("architectures: unknown architecture %q", a)
 		}
 		if abi >= 0 {
 			covered[abi] = true
 		}
 	}
+	return covered, nil
+}
 
-	// rules[abi][nr] lists the rules for nr in config order.
-	var rules [numABIs]map[int64][]syscallRule
+// syscallRules maps a syscall number of one ABI to its rules, in config
+// order.
+type syscallRules map[int64][]syscallRule
+
+// rulesByNumber checks the profile's syscalls and files each of their
+// rules under its number in every covered ABI that has the call.
+func rulesByNumber(syscalls []specs.LinuxSyscall, covered [numABIs]bool) ([numABIs]syscallRules, error) {
+	var rules [numABIs]syscallRules
 	for abi := range rules {
-		rules[abi] = map[int64][]syscallRule{}
+		rules[abi] = syscallRules{}
 	}
-	for i, sc := range s.Syscalls {
-		action, err := retAction(sc.Action, sc.ErrnoRet)
+	for i, sc := range syscalls {
+		action, err := checkSyscall(i, sc)
 		if err != nil {
-			return nil, fmt.Errorf("syscalls[%d]: %w", i, err)
-		}
-		for j, a := range sc.Args {
-			if a.Index > 5 {
-				return nil, fmt.Errorf("syscalls[%d].args[%d]: index %d is not an argument (0 to 5)", i, j, a.Index)
-			}
-			if !validOp(a.Op) {
-				return nil, fmt.Errorf("syscalls[%d].args[%d]: unknown operator %q", i, j, a.Op)
-			}
-		}
-		if len(sc.Names) == 0 {
-			return nil, fmt.Errorf("syscalls[%d]: names is empty", i)
+			return rules, err
 		}
 		for _, name := range sc.Names {
 			call, ok := lookupSyscall(name)
 			if !ok {
-				return nil, fmt.Errorf("syscalls[%d]: unknown syscall %q", i, name)
+				return rules, fmt.Errorf("syscalls[%d]: unknown syscall %q", i, name)
 			}
 			for abi := range numABIs {
 				// A name that the ABI lacks (socketcall on x86_64, an
@@ -301,7 +325,34 @@ func compile(s *specs.LinuxSeccomp) (*Program, error) {
 			}
 		}
 	}
+	return rules, nil
+}
 
+// checkSyscall checks syscalls[i] but its names, which rulesByNumber
+// looks up, and returns its SECCOMP_RET_ value.
+func checkSyscall(i int, sc specs.LinuxSyscall) (uint32, error) {
+	action, err := retAction(sc.Action, sc.ErrnoRet)
+	if err != nil {
+		return 0, fmt.Errorf("syscalls[%d]: %w", i, err)
+	}
+	for j, a := range sc.Args {
+		if a.Index > 5 {
+			return 0, fmt.Errorf("syscalls[%d].args[%d]: index %d is not an argument (0 to 5)", i, j, a.Index)
+		}
+		if !validOp(a.Op) {
+			return 0, fmt.Errorf("syscalls[%d].args[%d]: unknown operator %q", i, j, a.Op)
+		}
+	}
+	if len(sc.Names) == 0 {
+		return 0, fmt.Errorf("syscalls[%d]: names is empty", i)
+	}
+	return action, nil
+}
+
+// emitFilter assembles the program laid out at the top of this file: the
+// dispatch on the audit arch and the x32 bit, then one section per
+// covered ABI.
+func emitFilter(covered [numABIs]bool, rules [numABIs]syscallRules, defAction uint32) ([]unix.SockFilter, error) {
 	var b cbpfBuilder
 	sections := [numABIs]int{b.newLabel(), b.newLabel(), b.newLabel()}
 	native := b.newLabel()
@@ -332,10 +383,7 @@ func compile(s *specs.LinuxSeccomp) (*Program, error) {
 		}
 		b.section(rules[abi], defAction, abi != abiI386)
 	}
-	if p.filter, err = b.assemble(); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return b.assemble()
 }
 
 // Offsets in struct seccomp_data, little-endian.
@@ -347,7 +395,7 @@ const (
 
 // section emits the dispatch on the syscall number (in A) and the rules of
 // one ABI.
-func (b *cbpfBuilder) section(rules map[int64][]syscallRule, defAction uint32, wide bool) {
+func (b *cbpfBuilder) section(rules syscallRules, defAction uint32, wide bool) {
 	nrs := make([]int64, 0, len(rules))
 	for nr := range rules {
 		nrs = append(nrs, nr)

@@ -9,6 +9,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/container/cgroup"
 )
 
 // InitFDEnv names the environment variable that tells the init stage which
@@ -49,7 +51,7 @@ type Container struct {
 	// PidFD refers to the init process for as long as the caller holds it,
 	// so signals never reach a recycled pid.
 	PidFD  int
-	Cgroup *Cgroup
+	Cgroup *cgroup.Cgroup
 
 	sync *syncConn
 	pty  string // the pty slave's path in the container, with a terminal
@@ -150,7 +152,7 @@ func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 		defer netns.close()
 	}
 	var err error
-	if c.Cgroup, err = NewCgroup(cfg.ID, spec.Linux.CgroupsPath); err != nil {
+	if c.Cgroup, err = cgroup.New(cfg.ID, spec.Linux.CgroupsPath); err != nil {
 		return nil, nil, err
 	}
 	// Init is born in the cgroups (Cgroup.ForkInto). The limits are
@@ -158,7 +160,7 @@ func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 	// config, which it gets once they are all in place, so neither its
 	// own work (device nodes, mounts) nor the user's process ever runs
 	// unconstrained.
-	res := deviceResources(spec.Linux)
+	res := cgroup.Resources(spec.Linux)
 	if err := c.Cgroup.Prepare(res); err != nil {
 		return nil, nil, err
 	}

@@ -5,21 +5,23 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/container/cgroup"
 )
 
 // Handoff describes a created Container so that a new image of its parent
 // process (after execve, which keeps children and descriptors) can take it
 // over with Resume.
 type Handoff struct {
-	ID     string      `json:"id"`
-	Bundle string      `json:"bundle"`
-	Rootfs string      `json:"rootfs"`
-	Spec   *specs.Spec `json:"spec"`
-	Pid    int         `json:"pid"`
-	PidFD  int         `json:"pidfd"`
-	SyncFD int         `json:"syncfd"`
-	Pty    string      `json:"pty,omitempty"`
-	Cgroup *Cgroup     `json:"cgroup,omitempty"`
+	ID     string         `json:"id"`
+	Bundle string         `json:"bundle"`
+	Rootfs string         `json:"rootfs"`
+	Spec   *specs.Spec    `json:"spec"`
+	Pid    int            `json:"pid"`
+	PidFD  int            `json:"pidfd"`
+	SyncFD int            `json:"syncfd"`
+	Pty    string         `json:"pty,omitempty"`
+	Cgroup *cgroup.Cgroup `json:"cgroup,omitempty"`
 }
 
 // Handoff returns c's description and makes its descriptors survive

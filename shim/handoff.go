@@ -8,6 +8,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/container/cgroup"
 	"github.com/crier-runtime/crier/protocol"
 )
 
@@ -269,7 +270,7 @@ func unmarshalHandoff(b []byte) (*handoff, error) {
 		c.SyncFD = int(r.int())
 		c.Pty = r.str()
 		if ok, _ := r.present(); ok {
-			c.Cgroup = &container.Cgroup{Paths: r.strMap(), Created: r.strs(), SharedParent: r.bool()}
+			c.Cgroup = &cgroup.Cgroup{Paths: r.strMap(), Created: r.strs(), SharedParent: r.bool()}
 		}
 		h.Container = c
 	}

@@ -7,6 +7,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/container/cgroup"
 	"github.com/crier-runtime/crier/protocol"
 )
 
@@ -33,7 +34,7 @@ func TestHandoffRoundTrip(t *testing.T) {
 					Root: &specs.Root{}, Annotations: map[string]string{}, Process: &specs.Process{},
 					Hooks: &specs.Hooks{Poststart: []specs.Hook{{Args: []string{}, Env: []string{}, Timeout: &zero}}, Poststop: []specs.Hook{}},
 				},
-				Cgroup: &container.Cgroup{Paths: map[string]string{}, Created: []string{}},
+				Cgroup: &cgroup.Cgroup{Paths: map[string]string{}, Created: []string{}},
 			},
 		},
 		"negative descriptors": {Container: &container.Handoff{PidFD: -1, SyncFD: -1}, ListenFD: -1},

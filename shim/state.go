@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/container/cgroup"
 	"github.com/crier-runtime/crier/internal/flatjson"
 	"github.com/crier-runtime/crier/protocol"
 )
@@ -21,10 +21,10 @@ type State struct {
 	protocol.State
 	// PidStart is the init process's start time, so that a reader can tell
 	// it from a later process with the same pid.
-	PidStart  uint64            `json:"pidStart,omitempty"`
-	ShimPid   int               `json:"shimPid"`
-	ShimStart uint64            `json:"shimStart"`
-	Cgroup    *container.Cgroup `json:"cgroup,omitempty"`
+	PidStart  uint64         `json:"pidStart,omitempty"`
+	ShimPid   int            `json:"shimPid"`
+	ShimStart uint64         `json:"shimStart"`
+	Cgroup    *cgroup.Cgroup `json:"cgroup,omitempty"`
 }
 
 // ReadState reads the state file in dir.

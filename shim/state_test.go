@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/container/cgroup"
 	"github.com/crier-runtime/crier/protocol"
 )
 
@@ -79,10 +79,10 @@ func TestStateJSONMatchesEncodingJSON(t *testing.T) {
 			State: protocol.State{OCIVersion: "1.3.0", ID: "c1", Pid: 42, Status: protocol.StatusCreated, Bundle: "/b",
 				Rootfs: "/b/rootfs", Created: protocol.FormatTime(time.Now()), Owner: "root"},
 			PidStart: 1234, ShimPid: 41, ShimStart: 1200,
-			Cgroup: &container.Cgroup{Paths: map[string]string{"": "/sys/fs/cgroup/crier/c1"}},
+			Cgroup: &cgroup.Cgroup{Paths: map[string]string{"": "/sys/fs/cgroup/crier/c1"}},
 		},
-		"cgroup without paths":    {Cgroup: &container.Cgroup{}},
-		"cgroup with empty paths": {Cgroup: &container.Cgroup{Paths: map[string]string{}, Created: []string{}}},
+		"cgroup without paths":    {Cgroup: &cgroup.Cgroup{}},
+		"cgroup with empty paths": {Cgroup: &cgroup.Cgroup{Paths: map[string]string{}, Created: []string{}}},
 		"empty annotations":       {State: protocol.State{Annotations: map[string]string{}}},
 	}
 	for name, st := range states {

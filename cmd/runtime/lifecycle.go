@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/container/cgroup"
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/shim"
 )
@@ -182,7 +183,7 @@ func (a *app) deleteDirect(id string, force bool) error {
 		// The shim died mid-create: the state file records the cgroups
 		// once the container is created, but init may already have been
 		// in them. They are where the config puts them.
-		cg, _ = container.NewCgroup(id, spec.Linux.CgroupsPath)
+		cg, _ = cgroup.New(id, spec.Linux.CgroupsPath)
 	}
 	if cg != nil {
 		if pids, err := cg.Pids(); err == nil {

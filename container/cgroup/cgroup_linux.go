@@ -1,4 +1,4 @@
-package container
+package cgroup
 
 import (
 	"errors"
@@ -51,12 +51,12 @@ const (
 	cgroupRmdirDelay    = 5 * time.Millisecond
 )
 
-// NewCgroup computes the directories for a container from
+// New computes the directories for a container from
 // linux.cgroupsPath, which is absolute (relative to each hierarchy's root as
 // mounted here) or relative (to the caller's own cgroup in each hierarchy,
 // from /proc/self/cgroup); an empty cgroupsPath means "/crier/<id>". It
 // changes nothing on disk, so that a failed create has nothing to undo.
-func NewCgroup(id string, cgroupsPath string) (*Cgroup, error) {
+func New(id string, cgroupsPath string) (*Cgroup, error) {
 	mountinfo, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil, fmt.Errorf("cgroup: %w", err)

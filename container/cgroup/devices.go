@@ -1,4 +1,4 @@
-package container
+package cgroup
 
 import specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -27,9 +27,9 @@ func defaultDeviceRules() []specs.LinuxDeviceCgroup {
 	}
 }
 
-// deviceResources returns the resources to apply: the config's, with the
+// Resources returns the resources to apply: the config's, with the
 // default device rules and one rule per linux.devices entry appended.
-func deviceResources(l *specs.Linux) *specs.LinuxResources {
+func Resources(l *specs.Linux) *specs.LinuxResources {
 	var r specs.LinuxResources
 	if l.Resources != nil {
 		r = *l.Resources

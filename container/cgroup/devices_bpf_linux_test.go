@@ -1,4 +1,4 @@
-package container
+package cgroup
 
 import (
 	"errors"
@@ -114,7 +114,7 @@ type devCase struct {
 // decides them; TestCgroupDevicesV1Agreement checks that on the kernel.
 func devCases(t testing.TB) []devCase {
 	i64 := func(v int64) *int64 { return &v }
-	defaults := deviceResources(&specs.Linux{
+	defaults := Resources(&specs.Linux{
 		Resources: &specs.LinuxResources{Devices: devRules(t, "deny a")},
 		Devices: []specs.LinuxDevice{
 			{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229},

@@ -1,4 +1,4 @@
-package container
+package cgroup
 
 import (
 	"encoding/json"
@@ -420,7 +420,7 @@ func TestCgroupApplyDestroy(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	c, err := NewCgroup("unused", fmt.Sprintf("/crier-test-%x/ctr", rand.Uint64()))
+	c, err := New("unused", fmt.Sprintf("/crier-test-%x/ctr", rand.Uint64()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +474,7 @@ func TestCgroupApplyMissingController(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	c, err := NewCgroup("unused", fmt.Sprintf("/crier-test-%x", rand.Uint64()))
+	c, err := New("unused", fmt.Sprintf("/crier-test-%x", rand.Uint64()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,7 +499,7 @@ func TestCgroupApplyMissingController(t *testing.T) {
 }
 
 // As in crier-shim, the main goroutine keeps the main thread, so the
-// throwaway threads of ForkInto and inNamespaces are never the main one.
+// throwaway threads of ForkInto are never the main one.
 func init() { runtime.LockOSThread() }
 
 // TestCgroupForkInto checks that the child is born in every one of the
@@ -509,7 +509,7 @@ func TestCgroupForkInto(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	c, err := NewCgroup("unused", fmt.Sprintf("/crier-test-%x/ctr", rand.Uint64()))
+	c, err := New("unused", fmt.Sprintf("/crier-test-%x/ctr", rand.Uint64()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package container
+package cgroup
 
 // Device rules on cgroup v2.
 //
@@ -6,7 +6,7 @@ package container
 // BPF_PROG_TYPE_CGROUP_DEVICE program attached to the cgroup (and to each
 // of its ancestors; all must allow) whether an open or mknod of a block or
 // character device may go ahead. crier compiles linux.resources.devices,
-// with its default rules appended (deviceResources), into such a program.
+// with its default rules appended (Resources), into such a program.
 //
 // Semantics. The same config must give the same result as on v1, where
 // each rule is written in order to devices.allow or devices.deny. That is

@@ -43,12 +43,12 @@ type Cgroup struct {
 }
 
 const (
-	// cgroupDefaultParent holds containers whose config has no cgroupsPath.
-	cgroupDefaultParent = "/crier"
-	// cgroupRmdirAttempts and cgroupRmdirDelay bound how long Destroy waits
+	// defaultParent holds containers whose config has no cgroupsPath.
+	defaultParent = "/crier"
+	// rmdirAttempts and rmdirDelay bound how long Destroy waits
 	// for just-killed processes to leave a cgroup (about 1.3s in total).
-	cgroupRmdirAttempts = 8
-	cgroupRmdirDelay    = 5 * time.Millisecond
+	rmdirAttempts = 8
+	rmdirDelay    = 5 * time.Millisecond
 )
 
 // New computes the directories for a container from
@@ -65,7 +65,7 @@ func New(id string, cgroupsPath string) (*Cgroup, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cgroup: %w", err)
 	}
-	mounts, err := parseCgroupMounts(string(mountinfo))
+	mounts, err := parseMounts(string(mountinfo))
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func New(id string, cgroupsPath string) (*Cgroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	paths, err := cgroupPaths(mounts, own, id, cgroupsPath)
+	paths, err := containerDirs(mounts, own, id, cgroupsPath)
 	if err != nil {
 		return nil, err
 	}
@@ -87,10 +87,10 @@ func New(id string, cgroupsPath string) (*Cgroup, error) {
 // nobody asked for is skipped. On error Prepare removes the directories it
 // created.
 func (c *Cgroup) Prepare(r *specs.LinuxResources) (err error) {
-	v2 := cgroupUnifiedMode(c.Paths)
-	need := cgroupRequiredControllers(r, v2)
+	v2 := unifiedMode(c.Paths)
+	need := requiredControllers(r, v2)
 	if !v2 {
-		if err := cgroupCheckV1(c.Paths, need); err != nil {
+		if err := checkV1(c.Paths, need); err != nil {
 			return err
 		}
 	}
@@ -103,15 +103,15 @@ func (c *Cgroup) Prepare(r *specs.LinuxResources) (err error) {
 		return err
 	}
 	if v2 {
-		return cgroupPrepareV2(c.Paths[""], need)
+		return prepareV2(c.Paths[""], need)
 	}
 	if dir, ok := c.Paths["cpuset"]; ok {
 		// An empty v1 cpuset refuses tasks.
-		if err := cgroupInitCpuset(dir); err != nil {
+		if err := initCpuset(dir); err != nil {
 			return err
 		}
 	}
-	return cgroupPrepareHybrid(c.Paths, r)
+	return prepareHybrid(c.Paths, r)
 }
 
 // Limit applies the resource limits r to the directories Prepare made.
@@ -119,13 +119,13 @@ func (c *Cgroup) Limit(r *specs.LinuxResources) error {
 	switch {
 	case r == nil:
 		return nil
-	case cgroupUnifiedMode(c.Paths):
-		return cgroupSetV2(c.Paths[""], r)
+	case unifiedMode(c.Paths):
+		return setV2(c.Paths[""], r)
 	}
 	if err := c.grantRealtime(r.CPU); err != nil {
 		return err
 	}
-	return cgroupSetV1(c.Paths, r)
+	return setV1(c.Paths, r)
 }
 
 // Apply creates the directories, applies the resource limits, then moves
@@ -141,8 +141,8 @@ func (c *Cgroup) Apply(pid int, r *specs.LinuxResources) error {
 		c.removeCreated()
 		return err
 	}
-	for _, dir := range cgroupUniqueDirs(c.Paths) {
-		if err := cgroupWriteFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+	for _, dir := range uniqueDirs(c.Paths) {
+		if err := writeFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
 			c.removeCreated()
 			return err
 		}
@@ -176,7 +176,7 @@ func (c *Cgroup) ForkInto(sys *syscall.SysProcAttr, fork func() (int, error)) (i
 		sys.UseCgroupFD, sys.CgroupFD = true, fd
 	}
 	var v1 []string
-	for _, dir := range cgroupUniqueDirs(c.Paths) {
+	for _, dir := range uniqueDirs(c.Paths) {
 		if dir != c.Paths[""] {
 			v1 = append(v1, dir)
 		}
@@ -184,7 +184,7 @@ func (c *Cgroup) ForkInto(sys *syscall.SysProcAttr, fork func() (int, error)) (i
 	mainThread := unix.Gettid() == unix.Getpid()
 	if !mainThread {
 		for _, dir := range v1 {
-			if err := cgroupWriteFile(filepath.Join(dir, "tasks"), "0"); err != nil {
+			if err := writeFile(filepath.Join(dir, "tasks"), "0"); err != nil {
 				return 0, err
 			}
 		}
@@ -194,7 +194,7 @@ func (c *Cgroup) ForkInto(sys *syscall.SysProcAttr, fork func() (int, error)) (i
 		return pid, err
 	}
 	for _, dir := range v1 {
-		if err := cgroupWriteFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+		if err := writeFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
 			unix.Kill(pid, unix.SIGKILL)
 			for {
 				if _, werr := unix.Wait4(pid, nil, 0, nil); werr != unix.EINTR {
@@ -215,7 +215,7 @@ func (c *Cgroup) ForkInto(sys *syscall.SysProcAttr, fork func() (int, error)) (i
 func (c *Cgroup) Pids() ([]int, error) {
 	dir := ""
 	for _, k := range append([]string{"", "pids", "memory", "freezer"}, slices.Sorted(maps.Keys(c.Paths))...) {
-		if d, ok := c.Paths[k]; ok && cgroupDirExists(d) {
+		if d, ok := c.Paths[k]; ok && dirExists(d) {
 			dir = d
 			break
 		}
@@ -227,7 +227,7 @@ func (c *Cgroup) Pids() ([]int, error) {
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
 			var ps []int
-			ps, err = cgroupReadProcs(p)
+			ps, err = readProcs(p)
 			pids = append(pids, ps...)
 		}
 		if p != dir && errors.Is(err, fs.ErrNotExist) {
@@ -241,9 +241,9 @@ func (c *Cgroup) Pids() ([]int, error) {
 	return pids, nil
 }
 
-// cgroupReadProcs returns the processes listed in dir's cgroup.procs.
-func cgroupReadProcs(dir string) ([]int, error) {
-	s, err := cgroupReadFile(dir, "cgroup.procs")
+// readProcs returns the processes listed in dir's cgroup.procs.
+func readProcs(dir string) ([]int, error) {
+	s, err := readFile(dir, "cgroup.procs")
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +265,7 @@ func cgroupReadProcs(dir string) ([]int, error) {
 // moment to leave its cgroup, so a busy directory is retried for a short
 // while before Destroy gives up.
 func (c *Cgroup) Destroy() error {
-	leaves := cgroupUniqueDirs(c.Paths)
+	leaves := uniqueDirs(c.Paths)
 	slices.SortFunc(leaves, func(a, b string) int {
 		return strings.Count(b, "/") - strings.Count(a, "/")
 	})
@@ -274,11 +274,11 @@ func (c *Cgroup) Destroy() error {
 	for _, dir := range leaves {
 		// A hierarchy root has no cgroup above it; never empty one out, even
 		// when a damaged state file names it.
-		if cgroupDirExists(dir) && !cgroupFileExists(filepath.Join(filepath.Dir(dir), "cgroup.procs")) {
+		if dirExists(dir) && !fileExists(filepath.Join(filepath.Dir(dir), "cgroup.procs")) {
 			errs = append(errs, fmt.Errorf("cgroup: refusing to remove %s: not below a cgroup", dir))
 			continue
 		}
-		if err := cgroupRemoveTree(dir); err != nil {
+		if err := removeTree(dir); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -295,7 +295,7 @@ func (c *Cgroup) Destroy() error {
 		}
 		tried[dir] = true
 		// A parent still shared with another container is busy; leave it.
-		// (One being created meanwhile retries its mkdir: cgroupMkdirAll.)
+		// (One being created meanwhile retries its mkdir: mkdirAll.)
 		err := unix.Rmdir(dir)
 		if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EBUSY) &&
 			!errors.Is(err, unix.ENOTEMPTY) {
@@ -309,8 +309,8 @@ func (c *Cgroup) Destroy() error {
 // makeDirs creates every directory in c.Paths with its missing parents,
 // recording what it made in c.Created.
 func (c *Cgroup) makeDirs() error {
-	for _, dir := range cgroupUniqueDirs(c.Paths) {
-		created, err := cgroupMkdirAll(dir)
+	for _, dir := range uniqueDirs(c.Paths) {
+		created, err := mkdirAll(dir)
 		c.Created = append(c.Created, created...)
 		if err != nil {
 			return err
@@ -332,22 +332,22 @@ func (c *Cgroup) removeCreated() {
 	c.Created = left
 }
 
-// cgroupMkdirAll is os.MkdirAll that reports the directories it made,
+// mkdirAll is os.MkdirAll that reports the directories it made,
 // parents first. It retries when a parent vanishes under it, which happens
 // when another container's Destroy removes a parent the two share.
-func cgroupMkdirAll(dir string) ([]string, error) {
+func mkdirAll(dir string) ([]string, error) {
 	var created []string
 	for attempt := 1; ; attempt++ {
-		err := cgroupMkdirMissing(dir, &created)
+		err := mkdirMissing(dir, &created)
 		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == 3 {
 			return created, err
 		}
 	}
 }
 
-// cgroupMkdirMissing makes dir and its missing parents, appending what it
+// mkdirMissing makes dir and its missing parents, appending what it
 // made to created.
-func cgroupMkdirMissing(dir string, created *[]string) error {
+func mkdirMissing(dir string, created *[]string) error {
 	var missing []string
 	for d := dir; d != "/"; d = filepath.Dir(d) {
 		_, err := os.Stat(d)
@@ -368,9 +368,9 @@ func cgroupMkdirMissing(dir string, created *[]string) error {
 	return nil
 }
 
-// cgroupRemoveTree removes dir and any cgroups below it, children first,
+// removeTree removes dir and any cgroups below it, children first,
 // retrying while a directory is busy with exiting processes.
-func cgroupRemoveTree(dir string) error {
+func removeTree(dir string) error {
 	// Nearly always a leaf with nothing below: one rmdir does it.
 	if err := unix.Rmdir(dir); err == nil || errors.Is(err, unix.ENOENT) {
 		return nil
@@ -383,18 +383,18 @@ func cgroupRemoveTree(dir string) error {
 	}
 	for _, e := range entries {
 		if e.IsDir() {
-			if err := cgroupRemoveTree(filepath.Join(dir, e.Name())); err != nil {
+			if err := removeTree(filepath.Join(dir, e.Name())); err != nil {
 				return err
 			}
 		}
 	}
-	delay := cgroupRmdirDelay
+	delay := rmdirDelay
 	for attempt := 1; ; attempt++ {
 		err := unix.Rmdir(dir)
 		switch {
 		case err == nil || errors.Is(err, unix.ENOENT):
 			return nil
-		case errors.Is(err, unix.EBUSY) && attempt < cgroupRmdirAttempts:
+		case errors.Is(err, unix.EBUSY) && attempt < rmdirAttempts:
 			time.Sleep(delay)
 			delay *= 2
 		default:
@@ -403,16 +403,16 @@ func cgroupRemoveTree(dir string) error {
 	}
 }
 
-// cgroupUniqueDirs returns the distinct directories of paths, sorted, so
+// uniqueDirs returns the distinct directories of paths, sorted, so
 // that co-mounted controllers are handled once.
-func cgroupUniqueDirs(paths map[string]string) []string {
+func uniqueDirs(paths map[string]string) []string {
 	return slices.Compact(slices.Sorted(maps.Values(paths)))
 }
 
-// cgroupUnifiedMode reports whether limits go to the v2 hierarchy: it is
+// unifiedMode reports whether limits go to the v2 hierarchy: it is
 // there and no v1 hierarchy carries a resource controller (a named v1
 // hierarchy such as name=systemd has none).
-func cgroupUnifiedMode(paths map[string]string) bool {
+func unifiedMode(paths map[string]string) bool {
 	if _, ok := paths[""]; !ok {
 		return false
 	}
@@ -424,9 +424,9 @@ func cgroupUnifiedMode(paths map[string]string) bool {
 	return true
 }
 
-// cgroupWriteFile writes value into the existing cgroup file p in a single
+// writeFile writes value into the existing cgroup file p in a single
 // write, as the kernel parses each write on its own.
-func cgroupWriteFile(p, value string) error {
+func writeFile(p, value string) error {
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
 	if err == nil {
 		_, err = f.WriteString(value)
@@ -444,8 +444,8 @@ func cgroupWriteFile(p, value string) error {
 	return nil
 }
 
-// cgroupReadFile returns the trimmed content of file name in dir.
-func cgroupReadFile(dir, name string) (string, error) {
+// readFile returns the trimmed content of file name in dir.
+func readFile(dir, name string) (string, error) {
 	p := filepath.Join(dir, name)
 	data, err := os.ReadFile(p)
 	if err != nil {
@@ -458,12 +458,12 @@ func cgroupReadFile(dir, name string) (string, error) {
 	return strings.TrimSpace(string(data)), nil
 }
 
-func cgroupFileExists(p string) bool {
+func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
 }
 
-func cgroupDirExists(p string) bool {
+func dirExists(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.IsDir()
 }

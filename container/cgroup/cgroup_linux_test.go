@@ -45,9 +45,9 @@ func TestCgroupParseMounts(t *testing.T) {
 	tests := []struct {
 		name string
 		text string
-		want []cgroupMount
+		want []mountedHierarchy
 	}{
-		{"hybrid", testMountinfoHybrid, []cgroupMount{
+		{"hybrid", testMountinfoHybrid, []mountedHierarchy{
 			{"/", "/sys/fs/cgroup/cpu", []string{"cpu"}},
 			{"/", "/sys/fs/cgroup/cpuacct", []string{"cpuacct"}},
 			{"/", "/sys/fs/cgroup/memory", []string{"memory"}},
@@ -55,11 +55,11 @@ func TestCgroupParseMounts(t *testing.T) {
 			{"/", "/sys/fs/cgroup/systemd", []string{"name=systemd"}},
 			{"/", "/sys/fs/cgroup/unified", []string{""}},
 		}},
-		{"v2", testMountinfoV2, []cgroupMount{
+		{"v2", testMountinfoV2, []mountedHierarchy{
 			{"/", "/sys/fs/cgroup", []string{""}},
 			{"/", "/mnt/other cg", []string{""}},
 		}},
-		{"comounted", testMountinfoComounted, []cgroupMount{
+		{"comounted", testMountinfoComounted, []mountedHierarchy{
 			{"/", "/sys/fs/cgroup/cpu,cpuacct", []string{"cpu", "cpuacct"}},
 			{"/docker/abc", "/sys/fs/cgroup/memory", []string{"memory"}},
 		}},
@@ -67,7 +67,7 @@ func TestCgroupParseMounts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseCgroupMounts(tt.text)
+			got, err := parseMounts(tt.text)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -76,7 +76,7 @@ func TestCgroupParseMounts(t *testing.T) {
 			}
 		})
 	}
-	if _, err := parseCgroupMounts("31 23 0:28 / /sys rw - tmpfs\n"); err == nil {
+	if _, err := parseMounts("31 23 0:28 / /sys rw - tmpfs\n"); err == nil {
 		t.Error("malformed line: no error")
 	}
 }
@@ -135,7 +135,7 @@ func TestCgroupPaths(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mounts, err := parseCgroupMounts(tt.mountinfo)
+			mounts, err := parseMounts(tt.mountinfo)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,7 +143,7 @@ func TestCgroupPaths(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := cgroupPaths(mounts, own, tt.id, tt.cgroupsPath)
+			got, err := containerDirs(mounts, own, tt.id, tt.cgroupsPath)
 			if tt.want == nil {
 				if err == nil {
 					t.Fatalf("got %v, want an error", got)
@@ -175,8 +175,8 @@ func TestCgroupUnifiedMode(t *testing.T) {
 		for _, k := range tt.keys {
 			paths[k] = "/x"
 		}
-		if got := cgroupUnifiedMode(paths); got != tt.want {
-			t.Errorf("cgroupUnifiedMode(%q) = %v, want %v", tt.keys, got, tt.want)
+		if got := unifiedMode(paths); got != tt.want {
+			t.Errorf("unifiedMode(%q) = %v, want %v", tt.keys, got, tt.want)
 		}
 	}
 }
@@ -187,8 +187,8 @@ func TestCgroupCPUConversions(t *testing.T) {
 	for _, tt := range []struct{ shares, want uint64 }{
 		{0, 1}, {2, 1}, {1024, 39}, {262144, 10000}, {1 << 40, 10000},
 	} {
-		if got := cgroupCPUWeight(tt.shares); got != tt.want {
-			t.Errorf("cgroupCPUWeight(%d) = %d, want %d", tt.shares, got, tt.want)
+		if got := cpuWeight(tt.shares); got != tt.want {
+			t.Errorf("cpuWeight(%d) = %d, want %d", tt.shares, got, tt.want)
 		}
 	}
 	for _, tt := range []struct {
@@ -202,8 +202,8 @@ func TestCgroupCPUConversions(t *testing.T) {
 		{nil, u64(20000), "max 20000"},
 		{i64(3000), nil, "3000"},
 	} {
-		if got := cgroupCPUMax(tt.quota, tt.period); got != tt.want {
-			t.Errorf("cgroupCPUMax = %q, want %q", got, tt.want)
+		if got := cpuMax(tt.quota, tt.period); got != tt.want {
+			t.Errorf("cpuMax = %q, want %q", got, tt.want)
 		}
 	}
 }
@@ -226,9 +226,9 @@ func TestCgroupSwapMax(t *testing.T) {
 		{i64(300), nil, "", true},
 		{i64(300), i64(-1), "", true},
 	} {
-		got, err := cgroupSwapMax(tt.swap, tt.limit)
+		got, err := swapMax(tt.swap, tt.limit)
 		if got != tt.want || (err != nil) != tt.err {
-			t.Errorf("cgroupSwapMax(%v, %v) = %q, %v; want %q, error %v", tt.swap, tt.limit, got, err, tt.want, tt.err)
+			t.Errorf("swapMax(%v, %v) = %q, %v; want %q, error %v", tt.swap, tt.limit, got, err, tt.want, tt.err)
 		}
 	}
 }
@@ -238,20 +238,20 @@ func TestCgroupLimitConversions(t *testing.T) {
 		limit int64
 		want  string
 	}{{-1, "max"}, {0, "max"}, {100, "100"}} {
-		if got := cgroupPidsMax(tt.limit); got != tt.want {
-			t.Errorf("cgroupPidsMax(%d) = %q, want %q", tt.limit, got, tt.want)
+		if got := pidsMax(tt.limit); got != tt.want {
+			t.Errorf("pidsMax(%d) = %q, want %q", tt.limit, got, tt.want)
 		}
 	}
 	for _, tt := range []struct {
 		w    uint16
 		want uint64
 	}{{10, 1}, {500, 4950}, {1000, 10000}, {0, 1}, {5000, 10000}} {
-		if got := cgroupIOWeight(tt.w); got != tt.want {
-			t.Errorf("cgroupIOWeight(%d) = %d, want %d", tt.w, got, tt.want)
+		if got := ioWeight(tt.w); got != tt.want {
+			t.Errorf("ioWeight(%d) = %d, want %d", tt.w, got, tt.want)
 		}
 	}
-	if got, want := cgroupV2Limit(-1), "max"; got != want {
-		t.Errorf("cgroupV2Limit(-1) = %q, want %q", got, want)
+	if got, want := v2Limit(-1), "max"; got != want {
+		t.Errorf("v2Limit(-1) = %q, want %q", got, want)
 	}
 }
 
@@ -265,17 +265,17 @@ func TestCgroupV2Writes(t *testing.T) {
 		BlockIO: &specs.LinuxBlockIO{Weight: &weight},
 		Unified: map[string]string{"memory.high": "2000000"},
 	}
-	mem, err := cgroupV2MemoryWrites(r.Memory)
+	mem, err := v2MemoryWrites(r.Memory)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cpu, err := cgroupV2CPUWrites(r.CPU)
+	cpu, err := v2CPUWrites(r.CPU)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := slices.Concat(mem, cpu, cgroupCpusetWrites(r.CPU), cgroupPidsWrites(r.Pids),
-		cgroupV2IOWrites(r.BlockIO), cgroupUnifiedWrites(r.Unified))
-	want := []cgroupWrite{
+	got := slices.Concat(mem, cpu, cpusetWrites(r.CPU), pidsWrites(r.Pids),
+		v2IOWrites(r.BlockIO), unifiedWrites(r.Unified))
+	want := []fileWrite{
 		{"memory.max", "1048576", false},
 		{"memory.swap.max", "2097152", false},
 		{"cpu.weight", "39", false},
@@ -289,7 +289,7 @@ func TestCgroupV2Writes(t *testing.T) {
 		t.Errorf("got %+v\nwant %+v", got, want)
 	}
 	rt := int64(1000)
-	if _, err := cgroupV2CPUWrites(&specs.LinuxCPU{RealtimeRuntime: &rt}); err == nil {
+	if _, err := v2CPUWrites(&specs.LinuxCPU{RealtimeRuntime: &rt}); err == nil {
 		t.Error("realtime on v2: no error")
 	}
 }
@@ -310,14 +310,14 @@ func TestCgroupV1MemoryWrites(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ws := cgroupV1MemoryWrites(m, tt.curLimit)
+			ws := v1MemoryWrites(m, tt.curLimit)
 			if len(ws) != 4 || ws[0].file != tt.first {
 				t.Fatalf("got %+v, want 4 writes starting with %s", ws, tt.first)
 			}
-			if ws[2] != (cgroupWrite{"memory.kmem.limit_in_bytes", "1048576", true}) {
+			if ws[2] != (fileWrite{"memory.kmem.limit_in_bytes", "1048576", true}) {
 				t.Errorf("kernel write = %+v", ws[2])
 			}
-			if ws[3] != (cgroupWrite{"memory.oom_control", "1", false}) {
+			if ws[3] != (fileWrite{"memory.oom_control", "1", false}) {
 				t.Errorf("oom write = %+v", ws[3])
 			}
 		})
@@ -337,9 +337,9 @@ func TestCgroupDeviceRule(t *testing.T) {
 		{specs.LinuxDeviceCgroup{Allow: true, Type: "b", Major: i64(-1), Access: "m"}, "devices.allow", "b *:* m"},
 	}
 	for _, tt := range tests {
-		file, rule := cgroupDeviceRule(tt.dev)
+		file, rule := deviceRule(tt.dev)
 		if file != tt.file || rule != tt.rule {
-			t.Errorf("cgroupDeviceRule(%+v) = %s %q, want %s %q", tt.dev, file, rule, tt.file, tt.rule)
+			t.Errorf("deviceRule(%+v) = %s %q, want %s %q", tt.dev, file, rule, tt.file, tt.rule)
 		}
 	}
 }
@@ -355,13 +355,13 @@ func TestCgroupRequiredControllers(t *testing.T) {
 		Devices:        []specs.LinuxDeviceCgroup{{Allow: false}},
 		HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 1}},
 	}
-	if got, want := cgroupRequiredControllers(r, false), []string{"memory", "cpuset", "blkio", "hugetlb", "net_cls", "devices"}; !reflect.DeepEqual(got, want) {
+	if got, want := requiredControllers(r, false), []string{"memory", "cpuset", "blkio", "hugetlb", "net_cls", "devices"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("v1: got %q, want %q", got, want)
 	}
-	if got, want := cgroupRequiredControllers(r, true), []string{"memory", "cpuset", "io", "hugetlb", "net_cls"}; !reflect.DeepEqual(got, want) {
+	if got, want := requiredControllers(r, true), []string{"memory", "cpuset", "io", "hugetlb", "net_cls"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("v2: got %q, want %q", got, want)
 	}
-	if got := cgroupRequiredControllers(nil, false); got != nil {
+	if got := requiredControllers(nil, false); got != nil {
 		t.Errorf("nil resources: got %q", got)
 	}
 }
@@ -369,16 +369,16 @@ func TestCgroupRequiredControllers(t *testing.T) {
 func TestCgroupWriteAllRejectsPaths(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range []string{"../x", "a/b", "..", ""} {
-		if err := cgroupWriteAll(dir, []cgroupWrite{{name, "1", false}}); err == nil {
+		if err := writeAll(dir, []fileWrite{{name, "1", false}}); err == nil {
 			t.Errorf("file %q: no error", name)
 		}
 	}
 	// Optional files that are missing are skipped; others are an error
 	// naming the path, as cgroup files are never created.
-	if err := cgroupWriteAll(dir, []cgroupWrite{{"memory.kmem.limit_in_bytes", "1", true}}); err != nil {
+	if err := writeAll(dir, []fileWrite{{"memory.kmem.limit_in_bytes", "1", true}}); err != nil {
 		t.Errorf("optional missing file: %v", err)
 	}
-	err := cgroupWriteAll(dir, []cgroupWrite{{"pids.max", "1", false}})
+	err := writeAll(dir, []fileWrite{{"pids.max", "1", false}})
 	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), filepath.Join(dir, "pids.max")) {
 		t.Errorf("missing file: got %v", err)
 	}
@@ -399,9 +399,9 @@ func TestCgroupJSON(t *testing.T) {
 	}
 }
 
-// cgroupStartSleep starts a child for the root-only tests and makes sure it is
+// startSleep starts a child for the root-only tests and makes sure it is
 // gone when the test ends.
-func cgroupStartSleep(t *testing.T) *exec.Cmd {
+func startSleep(t *testing.T) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command("sleep", "60")
 	if err := cmd.Start(); err != nil {
@@ -424,7 +424,7 @@ func TestCgroupApplyDestroy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := cgroupStartSleep(t)
+	cmd := startSleep(t)
 	limit, pidsLimit := int64(64<<20), int64(32)
 	r := &specs.LinuxResources{
 		Memory: &specs.LinuxMemory{Limit: &limit},
@@ -434,19 +434,19 @@ func TestCgroupApplyDestroy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Destroy() })
-	if len(c.Created) <= len(cgroupUniqueDirs(c.Paths)) {
+	if len(c.Created) <= len(uniqueDirs(c.Paths)) {
 		t.Errorf("Created = %q: want the leaves and their new parents", c.Created)
 	}
 
 	memDir, memFile, pidsDir := c.Paths["memory"], "memory.limit_in_bytes", c.Paths["pids"]
-	if cgroupUnifiedMode(c.Paths) {
+	if unifiedMode(c.Paths) {
 		memDir, memFile, pidsDir = c.Paths[""], "memory.max", c.Paths[""]
 	}
 	for _, f := range []struct{ dir, name, want string }{
 		{memDir, memFile, "67108864"},
 		{pidsDir, "pids.max", "32"},
 	} {
-		if got, err := cgroupReadFile(f.dir, f.name); err != nil || got != f.want {
+		if got, err := readFile(f.dir, f.name); err != nil || got != f.want {
 			t.Errorf("%s/%s = %q, %v; want %q", f.dir, f.name, got, err, f.want)
 		}
 	}
@@ -481,7 +481,7 @@ func TestCgroupApplyMissingController(t *testing.T) {
 	if _, ok := c.Paths["net_cls"]; ok {
 		t.Skip("this host has net_cls mounted")
 	}
-	cmd := cgroupStartSleep(t)
+	cmd := startSleep(t)
 	classID := uint32(0x100001)
 	err = c.Apply(cmd.Process.Pid, &specs.LinuxResources{Network: &specs.LinuxNetwork{ClassID: &classID}})
 	t.Cleanup(func() { c.Destroy() })
@@ -545,10 +545,10 @@ func TestCgroupForkInto(t *testing.T) {
 		t.Fatal(err)
 	}
 	pidsDir := c.Paths["pids"]
-	if cgroupUnifiedMode(c.Paths) {
+	if unifiedMode(c.Paths) {
 		pidsDir = c.Paths[""]
 	}
-	if got, err := cgroupReadFile(pidsDir, "pids.max"); err != nil || got != "16" {
+	if got, err := readFile(pidsDir, "pids.max"); err != nil || got != "16" {
 		t.Errorf("pids.max = %q, %v; want 16", got, err)
 	}
 
@@ -557,7 +557,7 @@ func TestCgroupForkInto(t *testing.T) {
 		t.Errorf("this process's cgroups changed from %q to %q (%v)", before, self, err)
 	}
 	for key, dir := range c.Paths {
-		procs, err := cgroupReadProcs(dir)
+		procs, err := readProcs(dir)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -40,8 +40,8 @@ package cgroup
 //     major and minor match shares any access bit with the request.
 //
 // So a deny-all rule followed by specific allows denies everything but
-// those allows, as on v1. cgroupDevEmulate computes the final state and
-// cgroupDevProgram turns it into instructions.
+// those allows, as on v1. devEmulate computes the final state and
+// devProgram turns it into instructions.
 //
 // Detaching. Apply attaches with BPF_F_ALLOW_MULTI and keeps no file
 // descriptor: the attachment holds the program. When Destroy removes the
@@ -63,41 +63,41 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// cgroupDevAny is the kernel's wildcard major or minor (~0), so that a
+// devAny is the kernel's wildcard major or minor (~0), so that a
 // literal 4294967295 behaves as it does on v1.
-const cgroupDevAny = math.MaxUint32
+const devAny = math.MaxUint32
 
-// cgroupDevAccessAll is read, write and mknod.
-const cgroupDevAccessAll = unix.BPF_DEVCG_ACC_MKNOD | unix.BPF_DEVCG_ACC_READ | unix.BPF_DEVCG_ACC_WRITE
+// devAccessAll is read, write and mknod.
+const devAccessAll = unix.BPF_DEVCG_ACC_MKNOD | unix.BPF_DEVCG_ACC_READ | unix.BPF_DEVCG_ACC_WRITE
 
-// cgroupDevException is one entry of the v1 controller's exception list.
-type cgroupDevException struct {
+// devException is one entry of the v1 controller's exception list.
+type devException struct {
 	typ          uint32 // unix.BPF_DEVCG_DEV_BLOCK or unix.BPF_DEVCG_DEV_CHAR
-	major, minor uint32 // cgroupDevAny for any
+	major, minor uint32 // devAny for any
 	access       uint32 // unix.BPF_DEVCG_ACC_* bits
 }
 
-// cgroupDevState is what the v1 devices controller keeps for a cgroup: a
+// devState is what the v1 devices controller keeps for a cgroup: a
 // default verdict and the exceptions to it.
-type cgroupDevState struct {
+type devState struct {
 	allow      bool
-	exceptions []cgroupDevException
+	exceptions []devException
 }
 
-// cgroupDevEmulate applies rules in order to a fresh allow-all state, as
+// devEmulate applies rules in order to a fresh allow-all state, as
 // the v1 controller would if they were written to devices.allow and
 // devices.deny one by one. Rules the v1 controller would refuse are an
 // error naming the rule.
-func cgroupDevEmulate(rules []specs.LinuxDeviceCgroup) (cgroupDevState, error) {
-	s := cgroupDevState{allow: true}
+func devEmulate(rules []specs.LinuxDeviceCgroup) (devState, error) {
+	s := devState{allow: true}
 	for i, r := range rules {
-		ex, all, err := cgroupDevParse(r)
+		ex, all, err := devParse(r)
 		if err != nil {
-			return cgroupDevState{}, fmt.Errorf("cgroup: device rule %d: %w", i, err)
+			return devState{}, fmt.Errorf("cgroup: device rule %d: %w", i, err)
 		}
 		switch {
 		case all:
-			s = cgroupDevState{allow: r.Allow}
+			s = devState{allow: r.Allow}
 		case r.Allow != s.allow:
 			s.add(ex)
 		default:
@@ -107,12 +107,12 @@ func cgroupDevEmulate(rules []specs.LinuxDeviceCgroup) (cgroupDevState, error) {
 	return s, nil
 }
 
-// cgroupDevParse converts r. all reports a rule of type "a" (or no type),
+// devParse converts r. all reports a rule of type "a" (or no type),
 // whose other fields do not matter.
-func cgroupDevParse(r specs.LinuxDeviceCgroup) (ex cgroupDevException, all bool, err error) {
+func devParse(r specs.LinuxDeviceCgroup) (ex devException, all bool, err error) {
 	switch r.Type {
 	case "", "a":
-		return cgroupDevException{}, true, nil
+		return devException{}, true, nil
 	case "b":
 		ex.typ = unix.BPF_DEVCG_DEV_BLOCK
 	case "c":
@@ -123,7 +123,7 @@ func cgroupDevParse(r specs.LinuxDeviceCgroup) (ex cgroupDevException, all bool,
 	num := func(what string, n *int64) (uint32, error) {
 		switch {
 		case n == nil || *n < 0:
-			return cgroupDevAny, nil
+			return devAny, nil
 		case *n > math.MaxUint32:
 			return 0, fmt.Errorf("%s number %d is out of range", what, *n)
 		}
@@ -136,7 +136,7 @@ func cgroupDevParse(r specs.LinuxDeviceCgroup) (ex cgroupDevException, all bool,
 		return ex, false, err
 	}
 	if r.Access == "" {
-		ex.access = cgroupDevAccessAll
+		ex.access = devAccessAll
 	}
 	for _, c := range r.Access {
 		switch c {
@@ -154,11 +154,11 @@ func cgroupDevParse(r specs.LinuxDeviceCgroup) (ex cgroupDevException, all bool,
 }
 
 // same reports whether e and o are the same exception but for access.
-func (e cgroupDevException) same(o cgroupDevException) bool {
+func (e devException) same(o devException) bool {
 	return e.typ == o.typ && e.major == o.major && e.minor == o.minor
 }
 
-func (s *cgroupDevState) add(ex cgroupDevException) {
+func (s *devState) add(ex devException) {
 	for i := range s.exceptions {
 		if s.exceptions[i].same(ex) {
 			s.exceptions[i].access |= ex.access
@@ -168,13 +168,13 @@ func (s *cgroupDevState) add(ex cgroupDevException) {
 	s.exceptions = append(s.exceptions, ex)
 }
 
-func (s *cgroupDevState) remove(ex cgroupDevException) {
+func (s *devState) remove(ex devException) {
 	for i := range s.exceptions {
 		if s.exceptions[i].same(ex) {
 			s.exceptions[i].access &^= ex.access
 		}
 	}
-	s.exceptions = slices.DeleteFunc(s.exceptions, func(e cgroupDevException) bool { return e.access == 0 })
+	s.exceptions = slices.DeleteFunc(s.exceptions, func(e devException) bool { return e.access == 0 })
 }
 
 // bpfInsn is struct bpf_insn.
@@ -199,13 +199,13 @@ func bpfOp(code uint8, dst, src uint8, off int16, imm int32) bpfInsn {
 	return bpfInsn{Code: code, Regs: dst | src<<4, Off: off, Imm: imm}
 }
 
-// cgroupDevSkip marks, in the Off of a jump, "to the next exception"; it
+// devSkip marks, in the Off of a jump, "to the next exception"; it
 // is resolved once the exception's instructions are complete.
-const cgroupDevSkip = math.MinInt16
+const devSkip = math.MinInt16
 
-// cgroupDevProgram compiles s: for each exception, the instructions that
+// devProgram compiles s: for each exception, the instructions that
 // return the exception's verdict when it matches, then the default.
-func cgroupDevProgram(s cgroupDevState) []bpfInsn {
+func devProgram(s devState) []bpfInsn {
 	const (
 		ldxw  = unix.BPF_LDX | unix.BPF_MEM | unix.BPF_W
 		mov64 = unix.BPF_ALU64 | unix.BPF_MOV | unix.BPF_K
@@ -230,21 +230,21 @@ func cgroupDevProgram(s cgroupDevState) []bpfInsn {
 		return []bpfInsn{bpfOp(mov64, bpfR0, 0, 0, v), bpfOp(exit, 0, 0, 0, 0)}
 	}
 	for _, ex := range s.exceptions {
-		block := []bpfInsn{bpfOp(unix.BPF_JMP|unix.BPF_JNE|unix.BPF_K, bpfRType, 0, cgroupDevSkip, int32(ex.typ))}
+		block := []bpfInsn{bpfOp(unix.BPF_JMP|unix.BPF_JNE|unix.BPF_K, bpfRType, 0, devSkip, int32(ex.typ))}
 		for _, f := range []struct {
 			reg uint8
 			v   uint32
 		}{{bpfRMajor, ex.major}, {bpfRMinor, ex.minor}} {
 			switch {
-			case f.v == cgroupDevAny:
+			case f.v == devAny:
 			case f.v <= math.MaxInt32:
-				block = append(block, bpfOp(unix.BPF_JMP|unix.BPF_JNE|unix.BPF_K, f.reg, 0, cgroupDevSkip, int32(f.v)))
+				block = append(block, bpfOp(unix.BPF_JMP|unix.BPF_JNE|unix.BPF_K, f.reg, 0, devSkip, int32(f.v)))
 			default:
 				// A 64-bit compare would sign-extend the immediate; a
 				// 32-bit move zero-extends it.
 				block = append(block,
 					bpfOp(mov32, bpfR1, 0, 0, int32(f.v)),
-					bpfOp(unix.BPF_JMP|unix.BPF_JNE|unix.BPF_X, f.reg, bpfR1, cgroupDevSkip, 0))
+					bpfOp(unix.BPF_JMP|unix.BPF_JNE|unix.BPF_X, f.reg, bpfR1, devSkip, 0))
 			}
 		}
 		if s.allow {
@@ -252,14 +252,14 @@ func cgroupDevProgram(s cgroupDevState) []bpfInsn {
 			block = append(block,
 				bpfOp(unix.BPF_ALU64|unix.BPF_MOV|unix.BPF_X, bpfR1, bpfRAcc, 0, 0),
 				bpfOp(unix.BPF_ALU64|unix.BPF_AND|unix.BPF_K, bpfR1, 0, 0, int32(ex.access)),
-				bpfOp(unix.BPF_JMP|unix.BPF_JEQ|unix.BPF_K, bpfR1, 0, cgroupDevSkip, 0))
-		} else if missing := cgroupDevAccessAll &^ ex.access; missing != 0 {
+				bpfOp(unix.BPF_JMP|unix.BPF_JEQ|unix.BPF_K, bpfR1, 0, devSkip, 0))
+		} else if missing := devAccessAll &^ ex.access; missing != 0 {
 			// An allow exception applies when it grants every bit asked.
-			block = append(block, bpfOp(unix.BPF_JMP|unix.BPF_JSET|unix.BPF_K, bpfRAcc, 0, cgroupDevSkip, int32(missing)))
+			block = append(block, bpfOp(unix.BPF_JMP|unix.BPF_JSET|unix.BPF_K, bpfRAcc, 0, devSkip, int32(missing)))
 		}
 		block = append(block, verdict(!s.allow)...)
 		for i := range block {
-			if block[i].Off == cgroupDevSkip {
+			if block[i].Off == devSkip {
 				block[i].Off = int16(len(block) - i - 1)
 			}
 		}
@@ -268,23 +268,23 @@ func cgroupDevProgram(s cgroupDevState) []bpfInsn {
 	return append(prog, verdict(s.allow)...)
 }
 
-// cgroupDevicesProgram compiles rules, in order, to a device program.
-func cgroupDevicesProgram(rules []specs.LinuxDeviceCgroup) ([]bpfInsn, error) {
-	s, err := cgroupDevEmulate(rules)
+// devicesProgram compiles rules, in order, to a device program.
+func devicesProgram(rules []specs.LinuxDeviceCgroup) ([]bpfInsn, error) {
+	s, err := devEmulate(rules)
 	if err != nil {
 		return nil, err
 	}
-	return cgroupDevProgram(s), nil
+	return devProgram(s), nil
 }
 
-// cgroupSetV2Devices enforces rules on the v2 cgroup dir by attaching a
+// setV2Devices enforces rules on the v2 cgroup dir by attaching a
 // device program to it. Without rules nothing is attached, as nothing is
 // written on v1.
-func cgroupSetV2Devices(dir string, rules []specs.LinuxDeviceCgroup) error {
+func setV2Devices(dir string, rules []specs.LinuxDeviceCgroup) error {
 	if len(rules) == 0 {
 		return nil
 	}
-	insns, err := cgroupDevicesProgram(rules)
+	insns, err := devicesProgram(rules)
 	if err != nil {
 		return err
 	}

@@ -262,7 +262,7 @@ func devCases(t testing.TB) []devCase {
 func TestCgroupDevicesProgram(t *testing.T) {
 	for _, tc := range devCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
-			prog, err := cgroupDevicesProgram(tc.rules)
+			prog, err := devicesProgram(tc.rules)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -302,17 +302,17 @@ func devBadRules(t testing.TB) [][]specs.LinuxDeviceCgroup {
 
 func TestCgroupDevicesProgramErrors(t *testing.T) {
 	for _, rules := range devBadRules(t) {
-		if _, err := cgroupDevicesProgram(rules); err == nil {
+		if _, err := devicesProgram(rules); err == nil {
 			t.Errorf("%+v: no error", rules)
 		}
 	}
-	if err := cgroupSetV2Devices(t.TempDir(), devRules(t, "allow c 1:3 rwx")); err == nil ||
+	if err := setV2Devices(t.TempDir(), devRules(t, "allow c 1:3 rwx")); err == nil ||
 		!strings.Contains(err.Error(), "device rule 0") {
-		t.Errorf("cgroupSetV2Devices with a bad rule: %v", err)
+		t.Errorf("setV2Devices with a bad rule: %v", err)
 	}
 	// No rules, nothing to attach, even to a directory that is no cgroup.
-	if err := cgroupSetV2Devices(t.TempDir(), nil); err != nil {
-		t.Errorf("cgroupSetV2Devices without rules: %v", err)
+	if err := setV2Devices(t.TempDir(), nil); err != nil {
+		t.Errorf("setV2Devices without rules: %v", err)
 	}
 }
 
@@ -323,7 +323,7 @@ func TestCgroupDevicesBPFVerifier(t *testing.T) {
 		t.Skip("needs root")
 	}
 	for _, tc := range devCases(t) {
-		prog, err := cgroupDevicesProgram(tc.rules)
+		prog, err := devicesProgram(tc.rules)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -352,7 +352,7 @@ func testCgroupDir(t *testing.T, root string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := cgroupRemoveTree(dir); err != nil {
+		if err := removeTree(dir); err != nil {
 			t.Error(err)
 		}
 	})
@@ -366,7 +366,7 @@ func testCgroupRoot(t *testing.T, root string) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	if !cgroupFileExists(filepath.Join(root, "cgroup.procs")) {
+	if !fileExists(filepath.Join(root, "cgroup.procs")) {
 		t.Skipf("no cgroup hierarchy at %s", root)
 	}
 }
@@ -389,7 +389,7 @@ func testUnifiedRoot(t *testing.T) string {
 // runs a shell in it; removing the cgroup frees the program.
 func TestCgroupDevicesBPFEnforce(t *testing.T) {
 	dir := testCgroupDir(t, testUnifiedRoot(t))
-	if err := cgroupSetV2Devices(dir, devRules(t, "deny a", "allow c 1:3 rwm")); err != nil {
+	if err := setV2Devices(dir, devRules(t, "deny a", "allow c 1:3 rwm")); err != nil {
 		t.Fatal(err)
 	}
 	ids := bpfQueryDeviceProgs(t, dir)
@@ -426,7 +426,7 @@ mknod "$1/null" c 1 3 && echo mknod-null-ok; mknod "$1/zero" c 1 5 && echo mknod
 	}
 
 	// Destroy needs no detach: the program goes with the directory.
-	if err := cgroupRemoveTree(dir); err != nil {
+	if err := removeTree(dir); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -478,16 +478,16 @@ func bpfProgGone(t *testing.T, id uint32) bool {
 	return true
 }
 
-// cgroupDevList formats s as the v1 devices.list file shows it: only the
+// devList formats s as the v1 devices.list file shows it: only the
 // allowed devices, so an allow-all state is one line.
-func cgroupDevList(s cgroupDevState) []string {
+func devList(s devState) []string {
 	if s.allow {
 		return []string{"a *:* rwm"}
 	}
 	var lines []string
 	for _, ex := range s.exceptions {
 		num := func(n uint32) string {
-			if n == cgroupDevAny {
+			if n == devAny {
 				return "*"
 			}
 			return strconv.FormatUint(uint64(n), 10)
@@ -522,7 +522,7 @@ func TestCgroupDevicesV1Agreement(t *testing.T) {
 	t.Run("refused rules", func(t *testing.T) {
 		for _, rules := range devBadRules(t) {
 			v1 := testCgroupDir(t, v1root)
-			if err := cgroupWriteAll(v1, cgroupDeviceWrites(rules)); !errors.Is(err, unix.EINVAL) {
+			if err := writeAll(v1, deviceWrites(rules)); !errors.Is(err, unix.EINVAL) {
 				t.Errorf("%+v: v1 gives %v, want EINVAL", rules, err)
 			}
 		}
@@ -530,18 +530,18 @@ func TestCgroupDevicesV1Agreement(t *testing.T) {
 	for _, tc := range devCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			v1 := testCgroupDir(t, v1root)
-			if err := cgroupWriteAll(v1, cgroupDeviceWrites(tc.rules)); err != nil {
+			if err := writeAll(v1, deviceWrites(tc.rules)); err != nil {
 				t.Fatalf("v1: %v", err)
 			}
-			state, err := cgroupDevEmulate(tc.rules)
+			state, err := devEmulate(tc.rules)
 			if err != nil {
 				t.Fatal(err)
 			}
-			list, err := cgroupReadFile(v1, "devices.list")
+			list, err := readFile(v1, "devices.list")
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, want := strings.Split(list, "\n"), cgroupDevList(state)
+			got, want := strings.Split(list, "\n"), devList(state)
 			if list == "" {
 				got = nil
 			}
@@ -552,7 +552,7 @@ func TestCgroupDevicesV1Agreement(t *testing.T) {
 			}
 
 			v2 := testCgroupDir(t, unified)
-			if err := cgroupSetV2Devices(v2, tc.rules); err != nil {
+			if err := setV2Devices(v2, tc.rules); err != nil {
 				t.Fatal(err)
 			}
 			var reqs []devReq
@@ -640,7 +640,7 @@ func TestCgroupDevicesProbeHelper(t *testing.T) {
 	if cg == "" {
 		return
 	}
-	if err := cgroupWriteFile(filepath.Join(cg, "cgroup.procs"), strconv.Itoa(os.Getpid())); err != nil {
+	if err := writeFile(filepath.Join(cg, "cgroup.procs"), strconv.Itoa(os.Getpid())); err != nil {
 		t.Fatal(err)
 	}
 	dir := os.Getenv("CRIER_DEVPROBE_DIR")

@@ -10,17 +10,17 @@ import (
 	"strings"
 )
 
-// cgroupMount is one mounted cgroup hierarchy, from /proc/self/mountinfo.
-type cgroupMount struct {
+// mountedHierarchy is one mounted cgroup hierarchy, from /proc/self/mountinfo.
+type mountedHierarchy struct {
 	root       string   // the part of the hierarchy that is mounted, usually "/"
 	mountpoint string   // where it is mounted
 	keys       []string // v1 controllers and name=..., or "" for cgroup2
 }
 
-// parseCgroupMounts extracts the cgroup and cgroup2 mounts from the text of
+// parseMounts extracts the cgroup and cgroup2 mounts from the text of
 // /proc/self/mountinfo, in mount order.
-func parseCgroupMounts(mountinfo string) ([]cgroupMount, error) {
-	var mounts []cgroupMount
+func parseMounts(mountinfo string) ([]mountedHierarchy, error) {
+	var mounts []mountedHierarchy
 	for line := range strings.SplitSeq(mountinfo, "\n") {
 		f := strings.Fields(line)
 		if len(f) == 0 {
@@ -36,13 +36,13 @@ func parseCgroupMounts(mountinfo string) ([]cgroupMount, error) {
 		if sep < 0 || len(f) < sep+4 {
 			return nil, fmt.Errorf("cgroup: malformed mountinfo line %q", line)
 		}
-		m := cgroupMount{root: cgroupUnescapeMountinfo(f[3]), mountpoint: cgroupUnescapeMountinfo(f[4])}
+		m := mountedHierarchy{root: unescapeMountinfo(f[3]), mountpoint: unescapeMountinfo(f[4])}
 		switch f[sep+1] {
 		case "cgroup2":
 			m.keys = []string{""}
 		case "cgroup":
 			for opt := range strings.SplitSeq(f[sep+3], ",") {
-				if cgroupIsV1Controller(opt) {
+				if isV1Controller(opt) {
 					m.keys = append(m.keys, opt)
 				}
 			}
@@ -54,9 +54,9 @@ func parseCgroupMounts(mountinfo string) ([]cgroupMount, error) {
 	return mounts, nil
 }
 
-// cgroupIsV1Controller tells the controller names and name=... among the
+// isV1Controller tells the controller names and name=... among the
 // super options of a cgroup v1 mount from the other options.
-func cgroupIsV1Controller(opt string) bool {
+func isV1Controller(opt string) bool {
 	switch opt {
 	case "cpuset", "cpu", "cpuacct", "blkio", "memory", "devices", "freezer",
 		"net_cls", "perf_event", "net_prio", "hugetlb", "pids", "rdma", "misc", "debug":
@@ -65,9 +65,9 @@ func cgroupIsV1Controller(opt string) bool {
 	return strings.HasPrefix(opt, "name=")
 }
 
-// cgroupUnescapeMountinfo undoes the octal escapes (\040 for a space and
+// unescapeMountinfo undoes the octal escapes (\040 for a space and
 // so on) the kernel puts in mountinfo paths.
-func cgroupUnescapeMountinfo(s string) string {
+func unescapeMountinfo(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}
@@ -110,15 +110,15 @@ func parseProcCgroup(text string) (map[string]string, error) {
 	return own, nil
 }
 
-// cgroupPaths computes the container's directory in every mounted
+// containerDirs computes the container's directory in every mounted
 // hierarchy. The first mount of a hierarchy wins.
-func cgroupPaths(mounts []cgroupMount, own map[string]string, id, cgroupsPath string) (map[string]string, error) {
+func containerDirs(mounts []mountedHierarchy, own map[string]string, id, cgroupsPath string) (map[string]string, error) {
 	p := cgroupsPath
 	if p == "" {
 		if id == "" || id == "." || id == ".." || strings.Contains(id, "/") {
 			return nil, fmt.Errorf("cgroup: invalid container id %q", id)
 		}
-		p = cgroupDefaultParent + "/" + id
+		p = defaultParent + "/" + id
 	}
 	paths := make(map[string]string)
 	for _, m := range mounts {
@@ -142,7 +142,7 @@ func cgroupPaths(mounts []cgroupMount, own map[string]string, id, cgroupsPath st
 }
 
 // dir places cgroupsPath in the mounted hierarchy m.
-func (m cgroupMount) dir(cgroupsPath string, own map[string]string) (string, error) {
+func (m mountedHierarchy) dir(cgroupsPath string, own map[string]string) (string, error) {
 	name := m.keys[0]
 	if name == "" {
 		name = "unified"

@@ -11,11 +11,11 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// cgroupRequiredControllers lists the controllers the resources r need,
+// requiredControllers lists the controllers the resources r need,
 // using v2 names (io instead of blkio) when v2 is set. Device rules need no
 // controller on v2 (they are eBPF there), and the v1-only memory knobs are
 // ignored on v2.
-func cgroupRequiredControllers(r *specs.LinuxResources, v2 bool) []string {
+func requiredControllers(r *specs.LinuxResources, v2 bool) []string {
 	if r == nil {
 		return nil
 	}
@@ -55,83 +55,83 @@ func cgroupRequiredControllers(r *specs.LinuxResources, v2 bool) []string {
 	return need
 }
 
-// cgroupWrite is one value to write into one file of a cgroup directory.
-type cgroupWrite struct {
+// fileWrite is one value to write into one file of a cgroup directory.
+type fileWrite struct {
 	file     string
 	value    string
 	optional bool // skip silently when the kernel lacks the file
 }
 
-// cgroupWriteAll performs ws in order in dir.
-func cgroupWriteAll(dir string, ws []cgroupWrite) error {
+// writeAll performs ws in order in dir.
+func writeAll(dir string, ws []fileWrite) error {
 	for _, w := range ws {
 		if w.file == "" || w.file == "." || w.file == ".." || strings.Contains(w.file, "/") {
 			return fmt.Errorf("cgroup: invalid cgroup file name %q", w.file)
 		}
 		p := filepath.Join(dir, w.file)
-		if w.optional && !cgroupFileExists(p) {
+		if w.optional && !fileExists(p) {
 			continue
 		}
-		if err := cgroupWriteFile(p, w.value); err != nil {
+		if err := writeFile(p, w.value); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// cgroupCpusetWrites converts the cpuset part of c; the files are the same
+// cpusetWrites converts the cpuset part of c; the files are the same
 // on v1 and v2.
-func cgroupCpusetWrites(c *specs.LinuxCPU) []cgroupWrite {
+func cpusetWrites(c *specs.LinuxCPU) []fileWrite {
 	if c == nil {
 		return nil
 	}
-	var ws []cgroupWrite
+	var ws []fileWrite
 	if c.Cpus != "" {
-		ws = append(ws, cgroupWrite{"cpuset.cpus", c.Cpus, false})
+		ws = append(ws, fileWrite{"cpuset.cpus", c.Cpus, false})
 	}
 	if c.Mems != "" {
-		ws = append(ws, cgroupWrite{"cpuset.mems", c.Mems, false})
+		ws = append(ws, fileWrite{"cpuset.mems", c.Mems, false})
 	}
 	return ws
 }
 
-// cgroupPidsWrites converts p; the file is the same on v1 and v2.
-func cgroupPidsWrites(p *specs.LinuxPids) []cgroupWrite {
+// pidsWrites converts p; the file is the same on v1 and v2.
+func pidsWrites(p *specs.LinuxPids) []fileWrite {
 	if p == nil || p.Limit == nil {
 		return nil
 	}
-	return []cgroupWrite{{"pids.max", cgroupPidsMax(*p.Limit), false}}
+	return []fileWrite{{"pids.max", pidsMax(*p.Limit), false}}
 }
 
-// cgroupPidsMax converts a pids limit: zero or negative means no limit.
-func cgroupPidsMax(limit int64) string {
+// pidsMax converts a pids limit: zero or negative means no limit.
+func pidsMax(limit int64) string {
 	if limit <= 0 {
 		return "max"
 	}
 	return strconv.FormatInt(limit, 10)
 }
 
-// cgroupHugetlbWrites converts hugepage limits. The spec asks for
+// hugetlbWrites converts hugepage limits. The spec asks for
 // reservation limits where the kernel has them, so those are set too.
-func cgroupHugetlbWrites(limits []specs.LinuxHugepageLimit, v2 bool) []cgroupWrite {
+func hugetlbWrites(limits []specs.LinuxHugepageLimit, v2 bool) []fileWrite {
 	limit, rsvd := ".limit_in_bytes", ".rsvd.limit_in_bytes"
 	if v2 {
 		limit, rsvd = ".max", ".rsvd.max"
 	}
-	var ws []cgroupWrite
+	var ws []fileWrite
 	for _, l := range limits {
 		v := strconv.FormatUint(l.Limit, 10)
 		ws = append(ws,
-			cgroupWrite{"hugetlb." + l.Pagesize + limit, v, false},
-			cgroupWrite{"hugetlb." + l.Pagesize + rsvd, v, true})
+			fileWrite{"hugetlb." + l.Pagesize + limit, v, false},
+			fileWrite{"hugetlb." + l.Pagesize + rsvd, v, true})
 	}
 	return ws
 }
 
-// cgroupRdmaWrites converts RDMA limits, one device per write; the file is
+// rdmaWrites converts RDMA limits, one device per write; the file is
 // the same on v1 and v2.
-func cgroupRdmaWrites(rdma map[string]specs.LinuxRdma) []cgroupWrite {
-	var ws []cgroupWrite
+func rdmaWrites(rdma map[string]specs.LinuxRdma) []fileWrite {
+	var ws []fileWrite
 	for _, dev := range slices.Sorted(maps.Keys(rdma)) {
 		l := rdma[dev]
 		line := dev
@@ -142,23 +142,23 @@ func cgroupRdmaWrites(rdma map[string]specs.LinuxRdma) []cgroupWrite {
 			line += fmt.Sprintf(" hca_object=%d", *l.HcaObjects)
 		}
 		if line != dev {
-			ws = append(ws, cgroupWrite{"rdma.max", line, false})
+			ws = append(ws, fileWrite{"rdma.max", line, false})
 		}
 	}
 	return ws
 }
 
-// cgroupUnifiedWrites converts the unified map, in key order.
-func cgroupUnifiedWrites(unified map[string]string) []cgroupWrite {
-	var ws []cgroupWrite
+// unifiedWrites converts the unified map, in key order.
+func unifiedWrites(unified map[string]string) []fileWrite {
+	var ws []fileWrite
 	for _, k := range slices.Sorted(maps.Keys(unified)) {
-		ws = append(ws, cgroupWrite{k, unified[k], false})
+		ws = append(ws, fileWrite{k, unified[k], false})
 	}
 	return ws
 }
 
-// cgroupBool formats a flag for a cgroup file.
-func cgroupBool(b bool) string {
+// flagValue formats a flag for a cgroup file.
+func flagValue(b bool) string {
 	if b {
 		return "1"
 	}

@@ -13,8 +13,8 @@ import (
 // These tests fake cgroup directories with plain files: what they check is
 // which file crier picks and which error it gives, not the kernel.
 
-// cgroupTestFiles makes dir and the files in it.
-func cgroupTestFiles(t *testing.T, dir string, files map[string]string) {
+// testFiles makes dir and the files in it.
+func testFiles(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -38,15 +38,15 @@ func TestCgroupUnifiedControllers(t *testing.T) {
 		{map[string]string{"nodot": "1"}, nil},
 	}
 	for _, tt := range tests {
-		if got := cgroupUnifiedControllers(tt.unified); !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("cgroupUnifiedControllers(%v) = %q, want %q", tt.unified, got, tt.want)
+		if got := unifiedControllers(tt.unified); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("unifiedControllers(%v) = %q, want %q", tt.unified, got, tt.want)
 		}
 	}
 }
 
 func TestCgroupCheckUnified(t *testing.T) {
 	dir := t.TempDir()
-	cgroupTestFiles(t, dir, map[string]string{"cgroup.max.descendants": "max", "hugetlb.2MB.max": "max"})
+	testFiles(t, dir, map[string]string{"cgroup.max.descendants": "max", "hugetlb.2MB.max": "max"})
 	hybrid := map[string]string{"": dir, "memory": "/sys/fs/cgroup/memory/x", "blkio": "/sys/fs/cgroup/blkio/x"}
 	tests := []struct {
 		name    string
@@ -61,7 +61,7 @@ func TestCgroupCheckUnified(t *testing.T) {
 		{"pure v2", map[string]string{"memory.max": "1"}, nil, []string{`"memory.max"`, "memory controller", dir}},
 	}
 	for _, tt := range tests {
-		err := cgroupCheckUnified(dir, tt.unified, tt.v1)
+		err := checkUnified(dir, tt.unified, tt.v1)
 		if tt.wants == nil {
 			if err != nil {
 				t.Errorf("%s: %v", tt.name, err)
@@ -88,22 +88,22 @@ func TestCgroupHugetlbPlacement(t *testing.T) {
 		name   string
 		paths  map[string]string
 		onV2   bool
-		errors bool // cgroupCheckV1 refuses hugepage limits
+		errors bool // checkV1 refuses hugepage limits
 	}{
 		{"v1 hugetlb", map[string]string{"hugetlb": "/h", "memory": "/m", "": "/u"}, false, false},
 		{"hybrid without v1 hugetlb", map[string]string{"memory": "/m", "": "/u"}, true, false},
 		{"v1 only, no hugetlb", map[string]string{"memory": "/m"}, false, true},
 	}
 	for _, tt := range tests {
-		if got := cgroupHugetlbOnV2(tt.paths, "hugetlb"); got != tt.onV2 {
-			t.Errorf("%s: cgroupHugetlbOnV2 = %v, want %v", tt.name, got, tt.onV2)
+		if got := hugetlbOnV2(tt.paths, "hugetlb"); got != tt.onV2 {
+			t.Errorf("%s: hugetlbOnV2 = %v, want %v", tt.name, got, tt.onV2)
 		}
-		if cgroupHugetlbOnV2(tt.paths, "memory") {
-			t.Errorf("%s: cgroupHugetlbOnV2 takes memory for hugetlb", tt.name)
+		if hugetlbOnV2(tt.paths, "memory") {
+			t.Errorf("%s: hugetlbOnV2 takes memory for hugetlb", tt.name)
 		}
-		err := cgroupCheckV1(tt.paths, []string{"hugetlb"})
+		err := checkV1(tt.paths, []string{"hugetlb"})
 		if (err != nil) != tt.errors {
-			t.Errorf("%s: cgroupCheckV1 = %v, want error %v", tt.name, err, tt.errors)
+			t.Errorf("%s: checkV1 = %v, want error %v", tt.name, err, tt.errors)
 		}
 	}
 }
@@ -124,12 +124,12 @@ func TestCgroupSetV1Hugetlb(t *testing.T) {
 	for _, tt := range tests {
 		root := t.TempDir()
 		paths := map[string]string{"": filepath.Join(root, "unified")}
-		cgroupTestFiles(t, paths[""], map[string]string{"hugetlb.2MB.max": "max", "hugetlb.2MB.rsvd.max": "max"})
+		testFiles(t, paths[""], map[string]string{"hugetlb.2MB.max": "max", "hugetlb.2MB.rsvd.max": "max"})
 		if tt.v1 {
 			paths["hugetlb"] = filepath.Join(root, "hugetlb")
-			cgroupTestFiles(t, paths["hugetlb"], map[string]string{"hugetlb.2MB.limit_in_bytes": "0", "hugetlb.2MB.rsvd.limit_in_bytes": "0"})
+			testFiles(t, paths["hugetlb"], map[string]string{"hugetlb.2MB.limit_in_bytes": "0", "hugetlb.2MB.rsvd.limit_in_bytes": "0"})
 		}
-		if err := cgroupSetV1(paths, r); err != nil {
+		if err := setV1(paths, r); err != nil {
 			t.Errorf("%s: %v", tt.name, err)
 			continue
 		}
@@ -164,10 +164,10 @@ func TestCgroupEnableV2(t *testing.T) {
 		mid := filepath.Join(root, "mid")
 		leaf := filepath.Join(mid, "leaf")
 		for _, d := range []string{root, mid} {
-			cgroupTestFiles(t, d, map[string]string{"cgroup.controllers": tt.avail, "cgroup.subtree_control": ""})
+			testFiles(t, d, map[string]string{"cgroup.controllers": tt.avail, "cgroup.subtree_control": ""})
 		}
-		cgroupTestFiles(t, leaf, map[string]string{"cgroup.controllers": ""})
-		cgroupEnableV2(leaf, tt.only)
+		testFiles(t, leaf, map[string]string{"cgroup.controllers": ""})
+		enableV2(leaf, tt.only)
 		for _, d := range []string{root, mid} {
 			if got, _ := os.ReadFile(filepath.Join(d, "cgroup.subtree_control")); string(got) != tt.want {
 				t.Errorf("%s: %s/cgroup.subtree_control = %q, want %q", tt.name, d, got, tt.want)
@@ -197,9 +197,9 @@ func TestCgroupV1SwapCheck(t *testing.T) {
 		{50, nil, 100, "the cgroup's is 100"},
 	}
 	for _, tt := range tests {
-		err := cgroupV1SwapCheck(tt.swap, tt.limit, tt.curLimit)
+		err := v1SwapCheck(tt.swap, tt.limit, tt.curLimit)
 		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
-			t.Errorf("cgroupV1SwapCheck(%d, %v, %d) = %v, want %q", tt.swap, tt.limit, tt.curLimit, err, tt.want)
+			t.Errorf("v1SwapCheck(%d, %v, %d) = %v, want %q", tt.swap, tt.limit, tt.curLimit, err, tt.want)
 		}
 	}
 }
@@ -207,8 +207,8 @@ func TestCgroupV1SwapCheck(t *testing.T) {
 // TestCgroupV1MemorySwapZero: a swap of 0 writes nothing, as on v2.
 func TestCgroupV1MemorySwapZero(t *testing.T) {
 	limit, swap := int64(100<<20), int64(0)
-	ws := cgroupV1MemoryWrites(&specs.LinuxMemory{Limit: &limit, Swap: &swap}, -1)
-	if want := []cgroupWrite{{"memory.limit_in_bytes", "104857600", false}}; !reflect.DeepEqual(ws, want) {
+	ws := v1MemoryWrites(&specs.LinuxMemory{Limit: &limit, Swap: &swap}, -1)
+	if want := []fileWrite{{"memory.limit_in_bytes", "104857600", false}}; !reflect.DeepEqual(ws, want) {
 		t.Errorf("got %+v, want %+v", ws, want)
 	}
 }
@@ -225,8 +225,8 @@ func TestCgroupV1FlatCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		parent := t.TempDir()
-		cgroupTestFiles(t, parent, tt.parent)
-		err := cgroupV1FlatCheck(filepath.Join(parent, "ctr"))
+		testFiles(t, parent, tt.parent)
+		err := v1FlatCheck(filepath.Join(parent, "ctr"))
 		if (err != nil) != tt.errors || err != nil && !strings.Contains(err.Error(), parent) {
 			t.Errorf("%s: %v, want error %v naming %s", tt.name, err, tt.errors, parent)
 		}

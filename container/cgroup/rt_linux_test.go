@@ -234,7 +234,7 @@ func TestDropRealtime(t *testing.T) {
 	c := &Cgroup{Paths: map[string]string{"cpu": filepath.Join(root, "crier/c1")}, SharedParent: true}
 	c.dropRealtime()
 	for d, want := range map[string]int64{"crier/c1": 0, "crier": 20000} {
-		if got, _, err := cgroupReadRT(filepath.Join(root, d)); err != nil || got != want {
+		if got, _, err := readRT(filepath.Join(root, d)); err != nil || got != want {
 			t.Errorf("%s: runtime %d (%v), want %d", d, got, err, want)
 		}
 	}
@@ -244,7 +244,7 @@ func TestDropRealtime(t *testing.T) {
 func wantRT(t *testing.T, root string, want map[string]int64) {
 	t.Helper()
 	for d, w := range want {
-		got, _, err := cgroupReadRT(filepath.Join(root, d))
+		got, _, err := readRT(filepath.Join(root, d))
 		if err != nil {
 			t.Fatal(err)
 		}

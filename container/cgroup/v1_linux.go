@@ -14,87 +14,87 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// cgroupCheckV1 fails, before anything is created, if a controller the
+// checkV1 fails, before anything is created, if a controller the
 // config needs is not mounted. Hugepage limits may also go to the v2
-// hierarchy of a hybrid host (cgroupPrepareHybrid checks that one).
-func cgroupCheckV1(paths map[string]string, need []string) error {
+// hierarchy of a hybrid host (prepareHybrid checks that one).
+func checkV1(paths map[string]string, need []string) error {
 	for _, n := range need {
-		if _, ok := paths[n]; !ok && !cgroupHugetlbOnV2(paths, n) {
+		if _, ok := paths[n]; !ok && !hugetlbOnV2(paths, n) {
 			return fmt.Errorf("cgroup: the config sets %s limits but this host has no %s controller mounted", n, n)
 		}
 	}
 	return nil
 }
 
-// cgroupInitCpuset fills empty cpuset.cpus and cpuset.mems in dir and its
+// initCpuset fills empty cpuset.cpus and cpuset.mems in dir and its
 // ancestors from their parents, top down: a v1 cpuset cgroup starts with
 // both empty and refuses processes until they are set.
-func cgroupInitCpuset(dir string) error {
+func initCpuset(dir string) error {
 	parent := filepath.Dir(dir)
-	if parent == dir || !cgroupFileExists(filepath.Join(parent, "cpuset.cpus")) {
+	if parent == dir || !fileExists(filepath.Join(parent, "cpuset.cpus")) {
 		return nil // the hierarchy root
 	}
-	cpus, err := cgroupReadFile(dir, "cpuset.cpus")
+	cpus, err := readFile(dir, "cpuset.cpus")
 	if err != nil {
 		return err
 	}
-	mems, err := cgroupReadFile(dir, "cpuset.mems")
+	mems, err := readFile(dir, "cpuset.mems")
 	if err != nil {
 		return err
 	}
 	if cpus != "" && mems != "" {
 		return nil
 	}
-	if err := cgroupInitCpuset(parent); err != nil {
+	if err := initCpuset(parent); err != nil {
 		return err
 	}
 	for _, f := range []struct{ name, value string }{{"cpuset.cpus", cpus}, {"cpuset.mems", mems}} {
 		if f.value != "" {
 			continue
 		}
-		pv, err := cgroupReadFile(parent, f.name)
+		pv, err := readFile(parent, f.name)
 		if err != nil {
 			return err
 		}
-		if err := cgroupWriteFile(filepath.Join(dir, f.name), pv); err != nil {
+		if err := writeFile(filepath.Join(dir, f.name), pv); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// cgroupHugetlbOnV2 reports whether controller ctl is hugetlb and goes to
+// hugetlbOnV2 reports whether controller ctl is hugetlb and goes to
 // the v2 hierarchy of a hybrid host because no v1 hierarchy has it. The
 // spec allows converting v1 settings for a controller that is on v2, and
 // hugetlb is the same controller with other file names; a kernel leaves it
 // to v2 when no v1 hierarchy mounts it.
-func cgroupHugetlbOnV2(paths map[string]string, ctl string) bool {
+func hugetlbOnV2(paths map[string]string, ctl string) bool {
 	_, v1 := paths["hugetlb"]
 	_, v2 := paths[""]
 	return ctl == "hugetlb" && !v1 && v2
 }
 
-// cgroupPrepareHybrid readies the v2 hierarchy of a hybrid host for what
+// prepareHybrid readies the v2 hierarchy of a hybrid host for what
 // the config puts in it, unified keys and hugepage limits without a v1
 // hugetlb hierarchy: it enables their controllers in the ancestors, and
 // only theirs, as enabling one changes the hierarchy for every cgroup in
 // it. It fails, naming the controller, when one cannot be had.
-func cgroupPrepareHybrid(paths map[string]string, r *specs.LinuxResources) error {
+func prepareHybrid(paths map[string]string, r *specs.LinuxResources) error {
 	leaf, ok := paths[""]
 	if !ok || r == nil {
 		return nil
 	}
-	ctls := cgroupUnifiedControllers(r.Unified)
-	hugetlb := len(r.HugepageLimits) > 0 && cgroupHugetlbOnV2(paths, "hugetlb")
+	ctls := unifiedControllers(r.Unified)
+	hugetlb := len(r.HugepageLimits) > 0 && hugetlbOnV2(paths, "hugetlb")
 	if hugetlb && !slices.Contains(ctls, "hugetlb") {
 		ctls = append(ctls, "hugetlb")
 	}
 	if len(ctls) == 0 {
 		return nil
 	}
-	cgroupEnableV2(leaf, ctls)
+	enableV2(leaf, ctls)
 	if hugetlb {
-		avail, err := cgroupReadFile(leaf, "cgroup.controllers")
+		avail, err := readFile(leaf, "cgroup.controllers")
 		if err != nil {
 			return err
 		}
@@ -102,41 +102,41 @@ func cgroupPrepareHybrid(paths map[string]string, r *specs.LinuxResources) error
 			return fmt.Errorf("cgroup: the config sets hugetlb limits but this host has no hugetlb controller in cgroup v1 nor in the v2 hierarchy (%s)", leaf)
 		}
 	}
-	return cgroupCheckUnified(leaf, r.Unified, paths)
+	return checkUnified(leaf, r.Unified, paths)
 }
 
-// cgroupSetV1 applies r to the v1 hierarchies in paths.
-func cgroupSetV1(paths map[string]string, r *specs.LinuxResources) error {
+// setV1 applies r to the v1 hierarchies in paths.
+func setV1(paths map[string]string, r *specs.LinuxResources) error {
 	if m := r.Memory; m != nil {
-		if err := cgroupSetV1Memory(paths["memory"], m); err != nil {
+		if err := setV1Memory(paths["memory"], m); err != nil {
 			return err
 		}
 	}
 	bfq := false
 	if dir, ok := paths["blkio"]; ok {
-		bfq = !cgroupFileExists(filepath.Join(dir, "blkio.weight")) &&
-			cgroupFileExists(filepath.Join(dir, "blkio.bfq.weight"))
+		bfq = !fileExists(filepath.Join(dir, "blkio.weight")) &&
+			fileExists(filepath.Join(dir, "blkio.bfq.weight"))
 	}
 	type group struct {
 		key    string
-		writes []cgroupWrite
+		writes []fileWrite
 	}
-	hugetlb := group{"hugetlb", cgroupHugetlbWrites(r.HugepageLimits, false)}
-	if cgroupHugetlbOnV2(paths, "hugetlb") {
-		hugetlb = group{"", cgroupHugetlbWrites(r.HugepageLimits, true)}
+	hugetlb := group{"hugetlb", hugetlbWrites(r.HugepageLimits, false)}
+	if hugetlbOnV2(paths, "hugetlb") {
+		hugetlb = group{"", hugetlbWrites(r.HugepageLimits, true)}
 	}
 	groups := []group{
-		{"cpu", cgroupV1CPUWrites(r.CPU)},
-		{"cpuset", cgroupCpusetWrites(r.CPU)},
-		{"pids", cgroupPidsWrites(r.Pids)},
-		{"blkio", cgroupV1BlkioWrites(r.BlockIO, bfq)},
+		{"cpu", v1CPUWrites(r.CPU)},
+		{"cpuset", cpusetWrites(r.CPU)},
+		{"pids", pidsWrites(r.Pids)},
+		{"blkio", v1BlkioWrites(r.BlockIO, bfq)},
 		hugetlb,
-		{"net_cls", cgroupNetClsWrites(r.Network)},
-		{"net_prio", cgroupNetPrioWrites(r.Network)},
-		{"rdma", cgroupRdmaWrites(r.Rdma)},
-		{"devices", cgroupDeviceWrites(r.Devices)},
+		{"net_cls", netClsWrites(r.Network)},
+		{"net_prio", netPrioWrites(r.Network)},
+		{"rdma", rdmaWrites(r.Rdma)},
+		{"devices", deviceWrites(r.Devices)},
 		// Unified keys go to the v2 hierarchy of a hybrid host.
-		{"", cgroupUnifiedWrites(r.Unified)},
+		{"", unifiedWrites(r.Unified)},
 	}
 	for _, g := range groups {
 		if len(g.writes) == 0 {
@@ -147,11 +147,11 @@ func cgroupSetV1(paths map[string]string, r *specs.LinuxResources) error {
 			if g.key == "" {
 				return errors.New("cgroup: the config sets unified resources but this host has no cgroup v2 hierarchy")
 			}
-			return cgroupCheckV1(paths, []string{g.key})
+			return checkV1(paths, []string{g.key})
 		}
-		if err := cgroupWriteAll(dir, g.writes); err != nil {
+		if err := writeAll(dir, g.writes); err != nil {
 			if g.key == "blkio" && errors.Is(err, unix.EOPNOTSUPP) {
-				return fmt.Errorf("%w: a per-device weight needs a device whose I/O scheduler is %s", err, cgroupBlkioScheduler(bfq))
+				return fmt.Errorf("%w: a per-device weight needs a device whose I/O scheduler is %s", err, blkioScheduler(bfq))
 			}
 			return err
 		}
@@ -159,49 +159,49 @@ func cgroupSetV1(paths map[string]string, r *specs.LinuxResources) error {
 	return nil
 }
 
-// cgroupBlkioScheduler names the I/O scheduler whose weight files the v1
+// blkioScheduler names the I/O scheduler whose weight files the v1
 // blkio controller has.
-func cgroupBlkioScheduler(bfq bool) string {
+func blkioScheduler(bfq bool) string {
 	if bfq {
 		return "bfq"
 	}
 	return "cfq"
 }
 
-// cgroupSetV1Memory applies m in the v1 memory directory dir, ordering the
+// setV1Memory applies m in the v1 memory directory dir, ordering the
 // limit and memory+swap writes so that memsw never drops below the limit.
-func cgroupSetV1Memory(dir string, m *specs.LinuxMemory) error {
+func setV1Memory(dir string, m *specs.LinuxMemory) error {
 	cur := int64(-1)
 	if m.Swap != nil && *m.Swap > 0 {
-		s, err := cgroupReadFile(dir, "memory.limit_in_bytes")
+		s, err := readFile(dir, "memory.limit_in_bytes")
 		if err != nil {
 			return err
 		}
 		if cur, err = strconv.ParseInt(s, 10, 64); err != nil {
 			return fmt.Errorf("cgroup: parse %s: %w", filepath.Join(dir, "memory.limit_in_bytes"), err)
 		}
-		if err := cgroupV1SwapCheck(*m.Swap, m.Limit, cur); err != nil {
+		if err := v1SwapCheck(*m.Swap, m.Limit, cur); err != nil {
 			return err
 		}
 	}
 	if m.UseHierarchy != nil && !*m.UseHierarchy {
-		if err := cgroupV1FlatCheck(dir); err != nil {
+		if err := v1FlatCheck(dir); err != nil {
 			return err
 		}
 	}
-	return cgroupWriteAll(dir, cgroupV1MemoryWrites(m, cur))
+	return writeAll(dir, v1MemoryWrites(m, cur))
 }
 
-// cgroupV1FlatCheck refuses, before the kernel does with a bare EINVAL,
+// v1FlatCheck refuses, before the kernel does with a bare EINVAL,
 // useHierarchy false for the memory cgroup dir whose parent is
 // hierarchical: the kernel keeps a hierarchical parent's children
 // hierarchical (and on recent kernels every memory cgroup is).
-func cgroupV1FlatCheck(dir string) error {
+func v1FlatCheck(dir string) error {
 	parent := filepath.Dir(dir)
-	if !cgroupFileExists(filepath.Join(parent, "memory.use_hierarchy")) {
+	if !fileExists(filepath.Join(parent, "memory.use_hierarchy")) {
 		return nil
 	}
-	v, err := cgroupReadFile(parent, "memory.use_hierarchy")
+	v, err := readFile(parent, "memory.use_hierarchy")
 	if err != nil {
 		return err
 	}
@@ -211,11 +211,11 @@ func cgroupV1FlatCheck(dir string) error {
 	return nil
 }
 
-// cgroupV1SwapCheck refuses, before the kernel does with a bare EINVAL, a
+// v1SwapCheck refuses, before the kernel does with a bare EINVAL, a
 // memory+swap limit swap (> 0) below the memory limit the cgroup would
 // have: limit, or curLimit when the config sets none. A negative limit
 // means none.
-func cgroupV1SwapCheck(swap int64, limit *int64, curLimit int64) error {
+func v1SwapCheck(swap int64, limit *int64, curLimit int64) error {
 	switch {
 	case limit == nil && swap < curLimit:
 		return fmt.Errorf("cgroup: a memory+swap limit (%d) needs a memory limit at or below it (the cgroup's is %d)", swap, curLimit)
@@ -227,18 +227,18 @@ func cgroupV1SwapCheck(swap int64, limit *int64, curLimit int64) error {
 	return nil
 }
 
-// cgroupV1MemoryWrites converts m for a v1 memory cgroup whose current
+// v1MemoryWrites converts m for a v1 memory cgroup whose current
 // limit is curLimit. memory.memsw.limit_in_bytes must stay at or above
 // memory.limit_in_bytes at every step, so when both change the swap limit
 // goes first if it is not below the current limit.
-func cgroupV1MemoryWrites(m *specs.LinuxMemory, curLimit int64) []cgroupWrite {
+func v1MemoryWrites(m *specs.LinuxMemory, curLimit int64) []fileWrite {
 	if m == nil {
 		return nil
 	}
-	var ws []cgroupWrite
+	var ws []fileWrite
 	i64 := func(file string, v *int64, optional bool) {
 		if v != nil {
-			ws = append(ws, cgroupWrite{file, strconv.FormatInt(*v, 10), optional})
+			ws = append(ws, fileWrite{file, strconv.FormatInt(*v, 10), optional})
 		}
 	}
 	i64("memory.soft_limit_in_bytes", m.Reservation, false)
@@ -259,51 +259,51 @@ func cgroupV1MemoryWrites(m *specs.LinuxMemory, curLimit int64) []cgroupWrite {
 	i64("memory.kmem.limit_in_bytes", m.Kernel, true)
 	i64("memory.kmem.tcp.limit_in_bytes", m.KernelTCP, true)
 	if m.Swappiness != nil {
-		ws = append(ws, cgroupWrite{"memory.swappiness", strconv.FormatUint(*m.Swappiness, 10), false})
+		ws = append(ws, fileWrite{"memory.swappiness", strconv.FormatUint(*m.Swappiness, 10), false})
 	}
 	if m.DisableOOMKiller != nil && *m.DisableOOMKiller {
-		ws = append(ws, cgroupWrite{"memory.oom_control", "1", false})
+		ws = append(ws, fileWrite{"memory.oom_control", "1", false})
 	}
 	if m.UseHierarchy != nil {
-		ws = append(ws, cgroupWrite{"memory.use_hierarchy", cgroupBool(*m.UseHierarchy), true})
+		ws = append(ws, fileWrite{"memory.use_hierarchy", flagValue(*m.UseHierarchy), true})
 	}
 	return ws
 }
 
-// cgroupV1CPUWrites converts the cpu controller part of c for v1. Periods
+// v1CPUWrites converts the cpu controller part of c for v1. Periods
 // go before the quotas they bound.
-func cgroupV1CPUWrites(c *specs.LinuxCPU) []cgroupWrite {
+func v1CPUWrites(c *specs.LinuxCPU) []fileWrite {
 	if c == nil {
 		return nil
 	}
-	var ws []cgroupWrite
+	var ws []fileWrite
 	if c.Shares != nil {
-		ws = append(ws, cgroupWrite{"cpu.shares", strconv.FormatUint(*c.Shares, 10), false})
+		ws = append(ws, fileWrite{"cpu.shares", strconv.FormatUint(*c.Shares, 10), false})
 	}
 	if c.Period != nil {
-		ws = append(ws, cgroupWrite{"cpu.cfs_period_us", strconv.FormatUint(*c.Period, 10), false})
+		ws = append(ws, fileWrite{"cpu.cfs_period_us", strconv.FormatUint(*c.Period, 10), false})
 	}
 	if c.Quota != nil {
-		ws = append(ws, cgroupWrite{"cpu.cfs_quota_us", strconv.FormatInt(*c.Quota, 10), false})
+		ws = append(ws, fileWrite{"cpu.cfs_quota_us", strconv.FormatInt(*c.Quota, 10), false})
 	}
 	if c.Burst != nil {
-		ws = append(ws, cgroupWrite{"cpu.cfs_burst_us", strconv.FormatUint(*c.Burst, 10), false})
+		ws = append(ws, fileWrite{"cpu.cfs_burst_us", strconv.FormatUint(*c.Burst, 10), false})
 	}
 	if c.RealtimePeriod != nil {
-		ws = append(ws, cgroupWrite{"cpu.rt_period_us", strconv.FormatUint(*c.RealtimePeriod, 10), false})
+		ws = append(ws, fileWrite{"cpu.rt_period_us", strconv.FormatUint(*c.RealtimePeriod, 10), false})
 	}
 	if c.RealtimeRuntime != nil {
-		ws = append(ws, cgroupWrite{"cpu.rt_runtime_us", strconv.FormatInt(*c.RealtimeRuntime, 10), false})
+		ws = append(ws, fileWrite{"cpu.rt_runtime_us", strconv.FormatInt(*c.RealtimeRuntime, 10), false})
 	}
 	if c.Idle != nil {
-		ws = append(ws, cgroupWrite{"cpu.idle", strconv.FormatInt(*c.Idle, 10), false})
+		ws = append(ws, fileWrite{"cpu.idle", strconv.FormatInt(*c.Idle, 10), false})
 	}
 	return ws
 }
 
-// cgroupV1BlkioWrites converts b for v1. With bfq the kernel has only the
+// v1BlkioWrites converts b for v1. With bfq the kernel has only the
 // BFQ scheduler's weight files; leaf weights existed only for CFQ.
-func cgroupV1BlkioWrites(b *specs.LinuxBlockIO, bfq bool) []cgroupWrite {
+func v1BlkioWrites(b *specs.LinuxBlockIO, bfq bool) []fileWrite {
 	if b == nil {
 		return nil
 	}
@@ -311,19 +311,19 @@ func cgroupV1BlkioWrites(b *specs.LinuxBlockIO, bfq bool) []cgroupWrite {
 	if bfq {
 		weight, weightDevice = "blkio.bfq.weight", "blkio.bfq.weight_device"
 	}
-	var ws []cgroupWrite
+	var ws []fileWrite
 	if b.Weight != nil {
-		ws = append(ws, cgroupWrite{weight, strconv.Itoa(int(*b.Weight)), false})
+		ws = append(ws, fileWrite{weight, strconv.Itoa(int(*b.Weight)), false})
 	}
 	if b.LeafWeight != nil {
-		ws = append(ws, cgroupWrite{"blkio.leaf_weight", strconv.Itoa(int(*b.LeafWeight)), true})
+		ws = append(ws, fileWrite{"blkio.leaf_weight", strconv.Itoa(int(*b.LeafWeight)), true})
 	}
 	for _, d := range b.WeightDevice {
 		if d.Weight != nil {
-			ws = append(ws, cgroupWrite{weightDevice, fmt.Sprintf("%d:%d %d", d.Major, d.Minor, *d.Weight), false})
+			ws = append(ws, fileWrite{weightDevice, fmt.Sprintf("%d:%d %d", d.Major, d.Minor, *d.Weight), false})
 		}
 		if d.LeafWeight != nil {
-			ws = append(ws, cgroupWrite{"blkio.leaf_weight_device", fmt.Sprintf("%d:%d %d", d.Major, d.Minor, *d.LeafWeight), true})
+			ws = append(ws, fileWrite{"blkio.leaf_weight_device", fmt.Sprintf("%d:%d %d", d.Major, d.Minor, *d.LeafWeight), true})
 		}
 	}
 	throttles := []struct {
@@ -337,48 +337,48 @@ func cgroupV1BlkioWrites(b *specs.LinuxBlockIO, bfq bool) []cgroupWrite {
 	}
 	for _, t := range throttles {
 		for _, d := range t.devs {
-			ws = append(ws, cgroupWrite{t.file, fmt.Sprintf("%d:%d %d", d.Major, d.Minor, d.Rate), false})
+			ws = append(ws, fileWrite{t.file, fmt.Sprintf("%d:%d %d", d.Major, d.Minor, d.Rate), false})
 		}
 	}
 	return ws
 }
 
-// cgroupNetClsWrites converts the class ID of n (v1 only).
-func cgroupNetClsWrites(n *specs.LinuxNetwork) []cgroupWrite {
+// netClsWrites converts the class ID of n (v1 only).
+func netClsWrites(n *specs.LinuxNetwork) []fileWrite {
 	if n == nil || n.ClassID == nil {
 		return nil
 	}
-	return []cgroupWrite{{"net_cls.classid", strconv.FormatUint(uint64(*n.ClassID), 10), false}}
+	return []fileWrite{{"net_cls.classid", strconv.FormatUint(uint64(*n.ClassID), 10), false}}
 }
 
-// cgroupNetPrioWrites converts the interface priorities of n (v1 only);
+// netPrioWrites converts the interface priorities of n (v1 only);
 // the kernel takes one interface per write.
-func cgroupNetPrioWrites(n *specs.LinuxNetwork) []cgroupWrite {
+func netPrioWrites(n *specs.LinuxNetwork) []fileWrite {
 	if n == nil {
 		return nil
 	}
-	var ws []cgroupWrite
+	var ws []fileWrite
 	for _, p := range n.Priorities {
-		ws = append(ws, cgroupWrite{"net_prio.ifpriomap", fmt.Sprintf("%s %d", p.Name, p.Priority), false})
+		ws = append(ws, fileWrite{"net_prio.ifpriomap", fmt.Sprintf("%s %d", p.Name, p.Priority), false})
 	}
 	return ws
 }
 
-// cgroupDeviceWrites converts v1 device rules, in order, since later rules
+// deviceWrites converts v1 device rules, in order, since later rules
 // refine earlier ones.
-func cgroupDeviceWrites(devs []specs.LinuxDeviceCgroup) []cgroupWrite {
-	var ws []cgroupWrite
+func deviceWrites(devs []specs.LinuxDeviceCgroup) []fileWrite {
+	var ws []fileWrite
 	for _, d := range devs {
-		file, rule := cgroupDeviceRule(d)
-		ws = append(ws, cgroupWrite{file, rule, false})
+		file, rule := deviceRule(d)
+		ws = append(ws, fileWrite{file, rule, false})
 	}
 	return ws
 }
 
-// cgroupDeviceRule formats d as a v1 rule such as "c 1:3 rwm" and names the
+// deviceRule formats d as a v1 rule such as "c 1:3 rwm" and names the
 // file it goes to. A missing type means all devices ("a") and a missing or
 // negative major or minor means any ("*").
-func cgroupDeviceRule(d specs.LinuxDeviceCgroup) (file, rule string) {
+func deviceRule(d specs.LinuxDeviceCgroup) (file, rule string) {
 	file = "devices.deny"
 	if d.Allow {
 		file = "devices.allow"
@@ -436,26 +436,26 @@ func (c *Cgroup) grantRealtime(cpu *specs.LinuxCPU) error {
 		return nil
 	}
 	leaf, ok := c.Paths["cpu"]
-	if !ok || !cgroupFileExists(filepath.Join(leaf, "cpu.rt_runtime_us")) {
+	if !ok || !fileExists(filepath.Join(leaf, "cpu.rt_runtime_us")) {
 		return nil // no RT group scheduling: the write itself will say so
 	}
 	var period int64
 	if cpu.RealtimePeriod != nil {
 		period = int64(*cpu.RealtimePeriod)
 	} else {
-		_, p, err := cgroupReadRT(leaf)
+		_, p, err := readRT(leaf)
 		if err != nil {
 			return err
 		}
 		period = p
 	}
-	var own []cgroupWrite
-	for _, w := range cgroupV1CPUWrites(cpu) {
+	var own []fileWrite
+	for _, w := range v1CPUWrites(cpu) {
 		if w.file == "cpu.rt_period_us" || w.file == "cpu.rt_runtime_us" {
 			own = append(own, w)
 		}
 	}
-	return cgroupGrantRealtime(leaf, c.rtManagedAncestors(leaf), rtRatio(*cpu.RealtimeRuntime, period), own)
+	return raiseRealtime(leaf, c.rtManagedAncestors(leaf), rtRatio(*cpu.RealtimeRuntime, period), own)
 }
 
 // rtManagedAncestors lists, nearest first, the directories above leaf
@@ -471,10 +471,10 @@ func (c *Cgroup) rtManagedAncestors(leaf string) []string {
 	}
 }
 
-// cgroupLockRT locks dirs with flock, top down (dirs is nearest first),
+// lockRT locks dirs with flock, top down (dirs is nearest first),
 // so that creates and deletes under the same parent take turns at its
 // budget; closing the returned descriptors unlocks.
-func cgroupLockRT(dirs []string) (unlock func(), err error) {
+func lockRT(dirs []string) (unlock func(), err error) {
 	var fds []int
 	unlock = func() {
 		for _, fd := range fds {
@@ -496,13 +496,13 @@ func cgroupLockRT(dirs []string) (unlock func(), err error) {
 	return unlock, nil
 }
 
-// cgroupGrantRealtime raises the runtime of chain (leaf's ancestors,
+// raiseRealtime raises the runtime of chain (leaf's ancestors,
 // nearest first) so that leaf can take a ratio of need, then makes leaf's
 // own writes. All of it happens under the lock, so that neither another
 // create nor a delete (see releaseRealtime) sizes a parent without
 // counting this container.
-func cgroupGrantRealtime(leaf string, chain []string, need int64, own []cgroupWrite) error {
-	unlock, err := cgroupLockRT(chain)
+func raiseRealtime(leaf string, chain []string, need int64, own []fileWrite) error {
+	unlock, err := lockRT(chain)
 	if err != nil {
 		return err
 	}
@@ -510,7 +510,7 @@ func cgroupGrantRealtime(leaf string, chain []string, need int64, own []cgroupWr
 	reqs := make([]int64, len(chain))
 	child, below := leaf, need
 	for i, d := range chain {
-		others, err := cgroupChildrenRT(d, child)
+		others, err := childrenRT(d, child)
 		if err != nil {
 			return err
 		}
@@ -519,12 +519,12 @@ func cgroupGrantRealtime(leaf string, chain []string, need int64, own []cgroupWr
 	}
 	// The first ancestor crier may not raise has to hold it all already;
 	// checked here for a clearer error than the kernel's EINVAL.
-	if top := filepath.Dir(child); cgroupFileExists(filepath.Join(top, "cpu.rt_runtime_us")) {
-		others, err := cgroupChildrenRT(top, child)
+	if top := filepath.Dir(child); fileExists(filepath.Join(top, "cpu.rt_runtime_us")) {
+		others, err := childrenRT(top, child)
 		if err != nil {
 			return err
 		}
-		runtime, period, err := cgroupReadRT(top)
+		runtime, period, err := readRT(top)
 		if err != nil {
 			return err
 		}
@@ -534,7 +534,7 @@ func cgroupGrantRealtime(leaf string, chain []string, need int64, own []cgroupWr
 		}
 	}
 	for i, d := range slices.Backward(chain) {
-		runtime, period, err := cgroupReadRT(d)
+		runtime, period, err := readRT(d)
 		if err != nil {
 			return err
 		}
@@ -545,11 +545,11 @@ func cgroupGrantRealtime(leaf string, chain []string, need int64, own []cgroupWr
 		if want > period {
 			return fmt.Errorf("cgroup: %s would need a real-time runtime of %dus, more than its period of %dus", d, want, period)
 		}
-		if err := cgroupWriteFile(filepath.Join(d, "cpu.rt_runtime_us"), strconv.FormatInt(want, 10)); err != nil {
+		if err := writeFile(filepath.Join(d, "cpu.rt_runtime_us"), strconv.FormatInt(want, 10)); err != nil {
 			return fmt.Errorf("%w: %s has not that much real-time runtime to give", err, filepath.Dir(d))
 		}
 	}
-	return cgroupWriteAll(leaf, own)
+	return writeAll(leaf, own)
 }
 
 // dropRealtime zeroes the container's own real-time runtime before its
@@ -562,8 +562,8 @@ func (c *Cgroup) dropRealtime() {
 	if !ok {
 		return
 	}
-	if runtime, _, err := cgroupReadRT(leaf); err == nil && runtime != 0 {
-		cgroupWriteFile(filepath.Join(leaf, "cpu.rt_runtime_us"), "0")
+	if runtime, _, err := readRT(leaf); err == nil && runtime != 0 {
+		writeFile(filepath.Join(leaf, "cpu.rt_runtime_us"), "0")
 	}
 }
 
@@ -580,34 +580,34 @@ func (c *Cgroup) releaseRealtime() {
 	}
 	var held []string
 	for _, d := range c.rtManagedAncestors(leaf) {
-		if runtime, _, err := cgroupReadRT(d); err == nil && runtime != 0 {
+		if runtime, _, err := readRT(d); err == nil && runtime != 0 {
 			held = append(held, d)
 		}
 	}
 	if len(held) == 0 {
 		return
 	}
-	unlock, err := cgroupLockRT(held)
+	unlock, err := lockRT(held)
 	if err != nil {
 		return
 	}
 	defer unlock()
 	for _, d := range held {
-		children, err := cgroupChildrenRT(d, "")
+		children, err := childrenRT(d, "")
 		if err != nil {
 			return
 		}
-		runtime, period, err := cgroupReadRT(d)
+		runtime, period, err := readRT(d)
 		if err != nil || runtime < 0 || rtRatio(runtime, period) <= children {
 			continue
 		}
-		cgroupWriteFile(filepath.Join(d, "cpu.rt_runtime_us"), strconv.FormatInt(rtRuntimeFor(children, period), 10))
+		writeFile(filepath.Join(d, "cpu.rt_runtime_us"), strconv.FormatInt(rtRuntimeFor(children, period), 10))
 	}
 }
 
-// cgroupChildrenRT sums the RT ratios of the cgroups directly below dir,
+// childrenRT sums the RT ratios of the cgroups directly below dir,
 // except skip.
-func cgroupChildrenRT(dir, skip string) (int64, error) {
+func childrenRT(dir, skip string) (int64, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return 0, fmt.Errorf("cgroup: %w", err)
@@ -618,7 +618,7 @@ func cgroupChildrenRT(dir, skip string) (int64, error) {
 		if !e.IsDir() || p == skip {
 			continue
 		}
-		runtime, period, err := cgroupReadRT(p)
+		runtime, period, err := readRT(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // removed while we looked
 		}
@@ -630,13 +630,13 @@ func cgroupChildrenRT(dir, skip string) (int64, error) {
 	return sum, nil
 }
 
-// cgroupReadRT reads dir's real-time runtime and period.
-func cgroupReadRT(dir string) (runtime, period int64, err error) {
+// readRT reads dir's real-time runtime and period.
+func readRT(dir string) (runtime, period int64, err error) {
 	for _, f := range []struct {
 		name string
 		v    *int64
 	}{{"cpu.rt_runtime_us", &runtime}, {"cpu.rt_period_us", &period}} {
-		s, err := cgroupReadFile(dir, f.name)
+		s, err := readFile(dir, f.name)
 		if err != nil {
 			return 0, 0, err
 		}

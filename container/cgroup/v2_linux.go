@@ -12,12 +12,12 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// cgroupPrepareV2 enables the available controllers in every ancestor of
+// prepareV2 enables the available controllers in every ancestor of
 // leaf, as runc does, so that the leaf has their files for limits and
 // statistics, and then checks the leaf has every controller in need.
-func cgroupPrepareV2(leaf string, need []string) error {
-	cgroupEnableV2(leaf, nil)
-	avail, err := cgroupReadFile(leaf, "cgroup.controllers")
+func prepareV2(leaf string, need []string) error {
+	enableV2(leaf, nil)
+	avail, err := readFile(leaf, "cgroup.controllers")
 	if err != nil {
 		return err
 	}
@@ -30,31 +30,31 @@ func cgroupPrepareV2(leaf string, need []string) error {
 	return nil
 }
 
-// cgroupEnableV2 enables the controllers in only (all available ones when
+// enableV2 enables the controllers in only (all available ones when
 // only is nil) in every ancestor of leaf where they are available.
-func cgroupEnableV2(leaf string, only []string) {
+func enableV2(leaf string, only []string) {
 	var chain []string
-	for d := filepath.Dir(leaf); d != "/" && cgroupFileExists(filepath.Join(d, "cgroup.controllers")); d = filepath.Dir(d) {
+	for d := filepath.Dir(leaf); d != "/" && fileExists(filepath.Join(d, "cgroup.controllers")); d = filepath.Dir(d) {
 		chain = append(chain, d)
 	}
 	for _, dir := range slices.Backward(chain) {
-		avail, _ := cgroupReadFile(dir, "cgroup.controllers")
-		enabled, _ := cgroupReadFile(dir, "cgroup.subtree_control")
+		avail, _ := readFile(dir, "cgroup.controllers")
+		enabled, _ := readFile(dir, "cgroup.subtree_control")
 		on := strings.Fields(enabled)
 		for ctl := range strings.FieldsSeq(avail) {
 			if !slices.Contains(on, ctl) && (only == nil || slices.Contains(only, ctl)) {
 				// Best effort: a cgroup with processes of its own refuses
 				// (EBUSY); the caller reports what is still missing.
-				_ = cgroupWriteFile(filepath.Join(dir, "cgroup.subtree_control"), "+"+ctl)
+				_ = writeFile(filepath.Join(dir, "cgroup.subtree_control"), "+"+ctl)
 			}
 		}
 	}
 }
 
-// cgroupUnifiedControllers lists the controllers that the unified keys
+// unifiedControllers lists the controllers that the unified keys
 // belong to: the part of each file name before the first dot, except the
 // core "cgroup." files, which every cgroup has.
-func cgroupUnifiedControllers(unified map[string]string) []string {
+func unifiedControllers(unified map[string]string) []string {
 	var ctls []string
 	for k := range unified {
 		if ctl, _, ok := strings.Cut(k, "."); ok && ctl != "cgroup" && !slices.Contains(ctls, ctl) {
@@ -65,14 +65,14 @@ func cgroupUnifiedControllers(unified map[string]string) []string {
 	return ctls
 }
 
-// cgroupCheckUnified fails, naming the key and its controller, when the v2
+// checkUnified fails, naming the key and its controller, when the v2
 // directory dir lacks the file of a unified key: the controller is not
 // enabled there, or (on a hybrid host, whose v1 hierarchies are v1paths)
 // bound to cgroup v1. Without this the error would be a bare ENOENT.
-func cgroupCheckUnified(dir string, unified map[string]string, v1paths map[string]string) error {
+func checkUnified(dir string, unified map[string]string, v1paths map[string]string) error {
 	for _, k := range slices.Sorted(maps.Keys(unified)) {
-		if k == "" || strings.Contains(k, "/") || cgroupFileExists(filepath.Join(dir, k)) {
-			continue // bad names are cgroupWriteAll's to refuse
+		if k == "" || strings.Contains(k, "/") || fileExists(filepath.Join(dir, k)) {
+			continue // bad names are writeAll's to refuse
 		}
 		ctl, _, _ := strings.Cut(k, ".")
 		v1name := ctl
@@ -87,72 +87,72 @@ func cgroupCheckUnified(dir string, unified map[string]string, v1paths map[strin
 	return nil
 }
 
-// cgroupSetV2 applies r to the v2 directory dir.
-func cgroupSetV2(dir string, r *specs.LinuxResources) error {
-	mem, err := cgroupV2MemoryWrites(r.Memory)
+// setV2 applies r to the v2 directory dir.
+func setV2(dir string, r *specs.LinuxResources) error {
+	mem, err := v2MemoryWrites(r.Memory)
 	if err != nil {
 		return err
 	}
-	cpu, err := cgroupV2CPUWrites(r.CPU)
+	cpu, err := v2CPUWrites(r.CPU)
 	if err != nil {
 		return err
 	}
-	if err := cgroupCheckUnified(dir, r.Unified, nil); err != nil {
+	if err := checkUnified(dir, r.Unified, nil); err != nil {
 		return err
 	}
 	ws := slices.Concat(mem, cpu,
-		cgroupCpusetWrites(r.CPU),
-		cgroupPidsWrites(r.Pids),
-		cgroupV2IOWrites(r.BlockIO),
-		cgroupHugetlbWrites(r.HugepageLimits, true),
-		cgroupRdmaWrites(r.Rdma),
+		cpusetWrites(r.CPU),
+		pidsWrites(r.Pids),
+		v2IOWrites(r.BlockIO),
+		hugetlbWrites(r.HugepageLimits, true),
+		rdmaWrites(r.Rdma),
 		// Last, so that explicit unified keys override converted values.
-		cgroupUnifiedWrites(r.Unified))
-	if err := cgroupWriteAll(dir, ws); err != nil {
+		unifiedWrites(r.Unified))
+	if err := writeAll(dir, ws); err != nil {
 		return err
 	}
 	// Device rules are an eBPF program on v2 (cgroup_devices_bpf_linux.go).
 	// Only a pure v2 host gets here: a hybrid one applies them through the
-	// v1 devices controller in cgroupSetV1, and one mechanism is enough.
-	return cgroupSetV2Devices(dir, r.Devices)
+	// v1 devices controller in setV1, and one mechanism is enough.
+	return setV2Devices(dir, r.Devices)
 }
 
-// cgroupV2MemoryWrites converts m for v2. Kernel memory, swappiness, the
+// v2MemoryWrites converts m for v2. Kernel memory, swappiness, the
 // OOM killer switch and use_hierarchy have no v2 equivalent and are
 // ignored, as the spec allows.
-func cgroupV2MemoryWrites(m *specs.LinuxMemory) ([]cgroupWrite, error) {
+func v2MemoryWrites(m *specs.LinuxMemory) ([]fileWrite, error) {
 	if m == nil {
 		return nil, nil
 	}
-	var ws []cgroupWrite
+	var ws []fileWrite
 	if m.Limit != nil {
-		ws = append(ws, cgroupWrite{"memory.max", cgroupV2Limit(*m.Limit), false})
+		ws = append(ws, fileWrite{"memory.max", v2Limit(*m.Limit), false})
 	}
 	if m.Reservation != nil {
-		ws = append(ws, cgroupWrite{"memory.low", cgroupV2Limit(*m.Reservation), false})
+		ws = append(ws, fileWrite{"memory.low", v2Limit(*m.Reservation), false})
 	}
-	swap, err := cgroupSwapMax(m.Swap, m.Limit)
+	swap, err := swapMax(m.Swap, m.Limit)
 	if err != nil {
 		return nil, err
 	}
 	if swap != "" {
-		ws = append(ws, cgroupWrite{"memory.swap.max", swap, false})
+		ws = append(ws, fileWrite{"memory.swap.max", swap, false})
 	}
 	return ws, nil
 }
 
-// cgroupV2Limit formats a byte limit, negative meaning none.
-func cgroupV2Limit(v int64) string {
+// v2Limit formats a byte limit, negative meaning none.
+func v2Limit(v int64) string {
 	if v < 0 {
 		return "max"
 	}
 	return strconv.FormatInt(v, 10)
 }
 
-// cgroupSwapMax converts the spec's memory+swap limit to memory.swap.max,
+// swapMax converts the spec's memory+swap limit to memory.swap.max,
 // which counts swap alone; "" means leave it alone. Like runc, an unlimited
 // memory limit with no swap setting makes swap unlimited too.
-func cgroupSwapMax(swap, limit *int64) (string, error) {
+func swapMax(swap, limit *int64) (string, error) {
 	switch {
 	case swap == nil:
 		if limit != nil && *limit == -1 {
@@ -171,39 +171,39 @@ func cgroupSwapMax(swap, limit *int64) (string, error) {
 	return strconv.FormatInt(*swap-*limit, 10), nil
 }
 
-// cgroupV2CPUWrites converts the cpu controller part of c for v2.
-func cgroupV2CPUWrites(c *specs.LinuxCPU) ([]cgroupWrite, error) {
+// v2CPUWrites converts the cpu controller part of c for v2.
+func v2CPUWrites(c *specs.LinuxCPU) ([]fileWrite, error) {
 	if c == nil {
 		return nil, nil
 	}
 	if c.RealtimeRuntime != nil || c.RealtimePeriod != nil {
 		return nil, errors.New("cgroup: realtime CPU limits are not supported on cgroup v2")
 	}
-	var ws []cgroupWrite
+	var ws []fileWrite
 	if c.Shares != nil && *c.Shares != 0 {
-		ws = append(ws, cgroupWrite{"cpu.weight", strconv.FormatUint(cgroupCPUWeight(*c.Shares), 10), false})
+		ws = append(ws, fileWrite{"cpu.weight", strconv.FormatUint(cpuWeight(*c.Shares), 10), false})
 	}
 	if c.Quota != nil || c.Period != nil {
-		ws = append(ws, cgroupWrite{"cpu.max", cgroupCPUMax(c.Quota, c.Period), false})
+		ws = append(ws, fileWrite{"cpu.max", cpuMax(c.Quota, c.Period), false})
 	}
 	if c.Burst != nil {
-		ws = append(ws, cgroupWrite{"cpu.max.burst", strconv.FormatUint(*c.Burst, 10), false})
+		ws = append(ws, fileWrite{"cpu.max.burst", strconv.FormatUint(*c.Burst, 10), false})
 	}
 	if c.Idle != nil {
-		ws = append(ws, cgroupWrite{"cpu.idle", strconv.FormatInt(*c.Idle, 10), false})
+		ws = append(ws, fileWrite{"cpu.idle", strconv.FormatInt(*c.Idle, 10), false})
 	}
 	return ws, nil
 }
 
-// cgroupCPUWeight maps v1 shares [2, 262144] onto v2 weight [1, 10000].
-func cgroupCPUWeight(shares uint64) uint64 {
+// cpuWeight maps v1 shares [2, 262144] onto v2 weight [1, 10000].
+func cpuWeight(shares uint64) uint64 {
 	shares = min(max(shares, 2), 262144)
 	return 1 + ((shares-2)*9999)/262142
 }
 
-// cgroupCPUMax formats cpu.max: "max" for no quota, and the period only
+// cpuMax formats cpu.max: "max" for no quota, and the period only
 // when one is given (the kernel keeps the current one otherwise).
-func cgroupCPUMax(quota *int64, period *uint64) string {
+func cpuMax(quota *int64, period *uint64) string {
 	s := "max"
 	if quota != nil && *quota > 0 {
 		s = strconv.FormatInt(*quota, 10)
@@ -214,20 +214,20 @@ func cgroupCPUMax(quota *int64, period *uint64) string {
 	return s
 }
 
-// cgroupV2IOWrites converts b for v2: weights are rescaled to io.weight's
+// v2IOWrites converts b for v2: weights are rescaled to io.weight's
 // range and throttles become io.max lines. Leaf weights have no v2
 // equivalent.
-func cgroupV2IOWrites(b *specs.LinuxBlockIO) []cgroupWrite {
+func v2IOWrites(b *specs.LinuxBlockIO) []fileWrite {
 	if b == nil {
 		return nil
 	}
-	var ws []cgroupWrite
+	var ws []fileWrite
 	if b.Weight != nil {
-		ws = append(ws, cgroupWrite{"io.weight", strconv.FormatUint(cgroupIOWeight(*b.Weight), 10), false})
+		ws = append(ws, fileWrite{"io.weight", strconv.FormatUint(ioWeight(*b.Weight), 10), false})
 	}
 	for _, d := range b.WeightDevice {
 		if d.Weight != nil {
-			ws = append(ws, cgroupWrite{"io.weight", fmt.Sprintf("%d:%d %d", d.Major, d.Minor, cgroupIOWeight(*d.Weight)), false})
+			ws = append(ws, fileWrite{"io.weight", fmt.Sprintf("%d:%d %d", d.Major, d.Minor, ioWeight(*d.Weight)), false})
 		}
 	}
 	throttles := []struct {
@@ -241,15 +241,15 @@ func cgroupV2IOWrites(b *specs.LinuxBlockIO) []cgroupWrite {
 	}
 	for _, t := range throttles {
 		for _, d := range t.devs {
-			ws = append(ws, cgroupWrite{"io.max", fmt.Sprintf("%d:%d %s=%d", d.Major, d.Minor, t.key, d.Rate), false})
+			ws = append(ws, fileWrite{"io.max", fmt.Sprintf("%d:%d %s=%d", d.Major, d.Minor, t.key, d.Rate), false})
 		}
 	}
 	return ws
 }
 
-// cgroupIOWeight maps a v1 blkio weight [10, 1000] onto v2 io.weight
+// ioWeight maps a v1 blkio weight [10, 1000] onto v2 io.weight
 // [1, 10000], as runc does.
-func cgroupIOWeight(w uint16) uint64 {
+func ioWeight(w uint16) uint64 {
 	v := uint64(min(max(w, 10), 1000))
 	return 1 + (v-10)*9999/990
 }

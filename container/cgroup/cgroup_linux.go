@@ -128,28 +128,6 @@ func (c *Cgroup) Limit(r *specs.LinuxResources) error {
 	return setV1(c.Paths, r)
 }
 
-// Apply creates the directories, applies the resource limits, then moves
-// pid into them, so that the process never runs unconstrained. With
-// r == nil only placement happens. On error Apply removes the directories
-// it created (a directory still holding pid cannot be removed and stays in
-// Created for Destroy).
-func (c *Cgroup) Apply(pid int, r *specs.LinuxResources) error {
-	if err := c.Prepare(r); err != nil {
-		return err
-	}
-	if err := c.Limit(r); err != nil {
-		c.removeCreated()
-		return err
-	}
-	for _, dir := range uniqueDirs(c.Paths) {
-		if err := writeFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
-			c.removeCreated()
-			return err
-		}
-	}
-	return nil
-}
-
 // ForkInto runs fork so that the process it forks is born in the cgroups
 // Prepare made: no process ever has to be moved into them.
 //
@@ -260,7 +238,7 @@ func readProcs(dir string) ([]int, error) {
 
 // Destroy removes the container's directories, deepest first, together with
 // any sub-cgroups the container made in them, and then the intermediate
-// parents Apply created if they are now empty. Directories that are already
+// parents Prepare created if they are now empty. Directories that are already
 // gone are fine, so Destroy can be repeated. A just-killed process takes a
 // moment to leave its cgroup, so a busy directory is retried for a short
 // while before Destroy gives up.

@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -399,6 +400,29 @@ func TestCgroupJSON(t *testing.T) {
 	}
 }
 
+// apply is Prepare and Limit, then moves the existing process pid into the
+// directories: what the tests need to put a child of theirs in a cgroup
+// (crier forks init into its cgroups instead: ForkInto). With r == nil
+// only placement happens. On error apply removes the directories it
+// created (a directory still holding pid cannot be removed and stays in
+// Created for Destroy).
+func (c *Cgroup) apply(pid int, r *specs.LinuxResources) error {
+	if err := c.Prepare(r); err != nil {
+		return err
+	}
+	if err := c.Limit(r); err != nil {
+		c.removeCreated()
+		return err
+	}
+	for _, dir := range uniqueDirs(c.Paths) {
+		if err := writeFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+			c.removeCreated()
+			return err
+		}
+	}
+	return nil
+}
+
 // startSleep starts a child for the root-only tests and makes sure it is
 // gone when the test ends.
 func startSleep(t *testing.T) *exec.Cmd {
@@ -430,7 +454,7 @@ func TestCgroupApplyDestroy(t *testing.T) {
 		Memory: &specs.LinuxMemory{Limit: &limit},
 		Pids:   &specs.LinuxPids{Limit: &pidsLimit},
 	}
-	if err := c.Apply(cmd.Process.Pid, r); err != nil {
+	if err := c.apply(cmd.Process.Pid, r); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Destroy() })
@@ -483,18 +507,18 @@ func TestCgroupApplyMissingController(t *testing.T) {
 	}
 	cmd := startSleep(t)
 	classID := uint32(0x100001)
-	err = c.Apply(cmd.Process.Pid, &specs.LinuxResources{Network: &specs.LinuxNetwork{ClassID: &classID}})
+	err = c.apply(cmd.Process.Pid, &specs.LinuxResources{Network: &specs.LinuxNetwork{ClassID: &classID}})
 	t.Cleanup(func() { c.Destroy() })
 	if err == nil || !strings.Contains(err.Error(), "net_cls") {
-		t.Fatalf("Apply = %v, want an error naming net_cls", err)
+		t.Fatalf("apply = %v, want an error naming net_cls", err)
 	}
 	for _, dir := range c.Paths {
 		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("%s left behind by a failed Apply (%v)", dir, err)
+			t.Errorf("%s left behind by a failed apply (%v)", dir, err)
 		}
 	}
 	if len(c.Created) != 0 {
-		t.Errorf("Created = %q after a failed Apply", c.Created)
+		t.Errorf("Created = %q after a failed apply", c.Created)
 	}
 }
 

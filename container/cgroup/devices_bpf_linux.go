@@ -43,7 +43,7 @@ package cgroup
 // those allows, as on v1. devEmulate computes the final state and
 // devProgram turns it into instructions.
 //
-// Detaching. Apply attaches with BPF_F_ALLOW_MULTI and keeps no file
+// Detaching. Limit attaches with BPF_F_ALLOW_MULTI and keeps no file
 // descriptor: the attachment holds the program. When Destroy removes the
 // cgroup directory the kernel releases the cgroup's programs with it
 // (cgroup_bpf_release), so Destroy needs nothing more; the test checks that

@@ -423,7 +423,7 @@ func rtRuntimeFor(ratio, period int64) int64 {
 }
 
 // grantRealtime makes room for the container's real-time runtime in the
-// cpu cgroups above its own that crier made: the ones Apply created for
+// cpu cgroups above its own that crier made: the ones Prepare created for
 // it and the shared default parent. With RT group scheduling (cgroup v1)
 // a new cgroup starts with no runtime, and the kernel refuses a child
 // more than its parent has, so without this no realtimeRuntime could be

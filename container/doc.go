@@ -5,7 +5,7 @@
 //
 //   - the parent side (Create, Container.Start, Destroy), which runs in the
 //     caller (crier-shim) and forks the init stage into new namespaces and
-//     straight into its cgroups (Cgroup.ForkInto), and runs the hooks that
+//     straight into its cgroups (package cgroup), and runs the hooks that
 //     belong in the runtime namespace;
 //   - the init stage (Init), which runs as the first process inside the new
 //     namespaces (the hidden "crier-shim init" command), builds the root

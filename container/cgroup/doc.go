@@ -1,0 +1,41 @@
+// Package cgroup puts a container in its cgroups, applies the config's
+// linux.resources to them and removes them: on cgroup v1, on cgroup v2
+// and on hybrid hosts (v1 controllers with a v2 hierarchy beside them).
+//
+// Its API follows a container's life:
+//
+//   - New, at create, computes the container's directory in every mounted
+//     hierarchy from linux.cgroupsPath (by default /crier/<id>), changing
+//     nothing on disk;
+//   - Resources is the config's resources with the device rules every
+//     container gets, and those for its linux.devices, appended;
+//   - Prepare checks that the host has the controllers those need and
+//     creates the directories; ForkInto then forks init straight into
+//     them, and Limit writes the limits while init starts up (init does
+//     nothing before it has its config, sent once they are all in place);
+//   - Pids lists the container's processes, for kill --all and delete;
+//   - Destroy removes the directories, possibly from another process than
+//     the one that made them (the CLI, when the shim is dead).
+//
+// A Cgroup's fields are what Destroy needs, so they are exported and
+// travel in the state file and the shim's handoff.
+//
+// What the package owns besides the controllers' files:
+//
+//   - the v2 device rules: v2 has no devices controller, so the rules are
+//     compiled into an eBPF program, with the v1 controller's semantics,
+//     and attached to the container's cgroup (devices_bpf_linux.go);
+//   - the shared /crier parents: they belong to no one container, and
+//     whichever Destroy finds one empty removes it; a create that races
+//     with that removal retries its mkdir;
+//   - the real-time budget of the parents crier creates, which v1 RT
+//     group scheduling starts at zero (rt_linux.go).
+//
+// Init is born in its cgroups rather than moved there. Moving a process
+// (writing its pid to cgroup.procs) takes the kernel's global threadgroup
+// write lock, which after a quiet spell waits for an RCU grace period:
+// milliseconds, the largest single cost of a create. clone3 with
+// CLONE_INTO_CGROUP places the child in its v2 cgroup at birth, and a
+// thread that writes 0 to a v1 hierarchy's "tasks" file moves itself
+// alone, without that lock, so that the child it forks starts there.
+package cgroup

@@ -203,69 +203,97 @@ func bpfOp(code uint8, dst, src uint8, off int16, imm int32) bpfInsn {
 // is resolved once the exception's instructions are complete.
 const devSkip = math.MinInt16
 
+// Instruction codes the device program uses more than once.
+const (
+	bpfLdxW  = unix.BPF_LDX | unix.BPF_MEM | unix.BPF_W
+	bpfMov64 = unix.BPF_ALU64 | unix.BPF_MOV | unix.BPF_K
+	bpfMov32 = unix.BPF_ALU | unix.BPF_MOV | unix.BPF_K
+	bpfJneK  = unix.BPF_JMP | unix.BPF_JNE | unix.BPF_K
+	bpfExit  = unix.BPF_JMP | unix.BPF_EXIT
+)
+
 // devProgram compiles s: for each exception, the instructions that
 // return the exception's verdict when it matches, then the default.
 func devProgram(s devState) []bpfInsn {
-	const (
-		ldxw  = unix.BPF_LDX | unix.BPF_MEM | unix.BPF_W
-		mov64 = unix.BPF_ALU64 | unix.BPF_MOV | unix.BPF_K
-		mov32 = unix.BPF_ALU | unix.BPF_MOV | unix.BPF_K
-		exit  = unix.BPF_JMP | unix.BPF_EXIT
-	)
-	// struct bpf_cgroup_dev_ctx: u32 access_type (type | access<<16),
-	// u32 major, u32 minor.
-	prog := []bpfInsn{
-		bpfOp(ldxw, bpfRType, bpfR1, 0, 0),
+	prog := devPrologue()
+	for _, ex := range s.exceptions {
+		prog = append(prog, devExceptionBlock(ex, s.allow)...)
+	}
+	return append(prog, devVerdict(s.allow)...)
+}
+
+// devPrologue loads the request into registers. The context is struct
+// bpf_cgroup_dev_ctx: u32 access_type (type | access<<16), u32 major,
+// u32 minor.
+func devPrologue() []bpfInsn {
+	return []bpfInsn{
+		bpfOp(bpfLdxW, bpfRType, bpfR1, 0, 0),
 		bpfOp(unix.BPF_ALU64|unix.BPF_MOV|unix.BPF_X, bpfRAcc, bpfRType, 0, 0),
 		bpfOp(unix.BPF_ALU64|unix.BPF_RSH|unix.BPF_K, bpfRAcc, 0, 0, 16),
 		bpfOp(unix.BPF_ALU64|unix.BPF_AND|unix.BPF_K, bpfRType, 0, 0, 0xffff),
-		bpfOp(ldxw, bpfRMajor, bpfR1, 4, 0),
-		bpfOp(ldxw, bpfRMinor, bpfR1, 8, 0),
+		bpfOp(bpfLdxW, bpfRMajor, bpfR1, 4, 0),
+		bpfOp(bpfLdxW, bpfRMinor, bpfR1, 8, 0),
 	}
-	verdict := func(allow bool) []bpfInsn {
-		v := int32(0)
-		if allow {
-			v = 1
-		}
-		return []bpfInsn{bpfOp(mov64, bpfR0, 0, 0, v), bpfOp(exit, 0, 0, 0, 0)}
+}
+
+// devVerdict returns allow (1) or deny (0).
+func devVerdict(allow bool) []bpfInsn {
+	v := int32(0)
+	if allow {
+		v = 1
 	}
-	for _, ex := range s.exceptions {
-		block := []bpfInsn{bpfOp(unix.BPF_JMP|unix.BPF_JNE|unix.BPF_K, bpfRType, 0, devSkip, int32(ex.typ))}
-		for _, f := range []struct {
-			reg uint8
-			v   uint32
-		}{{bpfRMajor, ex.major}, {bpfRMinor, ex.minor}} {
-			switch {
-			case f.v == devAny:
-			case f.v <= math.MaxInt32:
-				block = append(block, bpfOp(unix.BPF_JMP|unix.BPF_JNE|unix.BPF_K, f.reg, 0, devSkip, int32(f.v)))
-			default:
-				// A 64-bit compare would sign-extend the immediate; a
-				// 32-bit move zero-extends it.
-				block = append(block,
-					bpfOp(mov32, bpfR1, 0, 0, int32(f.v)),
-					bpfOp(unix.BPF_JMP|unix.BPF_JNE|unix.BPF_X, f.reg, bpfR1, devSkip, 0))
-			}
+	return []bpfInsn{bpfOp(bpfMov64, bpfR0, 0, 0, v), bpfOp(bpfExit, 0, 0, 0, 0)}
+}
+
+// devExceptionBlock returns the instructions that return ex's verdict (the
+// opposite of the default, defaultAllow) when ex applies to the request,
+// and otherwise go on to the instructions that follow them.
+func devExceptionBlock(ex devException, defaultAllow bool) []bpfInsn {
+	block := []bpfInsn{bpfOp(bpfJneK, bpfRType, 0, devSkip, int32(ex.typ))}
+	block = append(block, devNumberTest(bpfRMajor, ex.major)...)
+	block = append(block, devNumberTest(bpfRMinor, ex.minor)...)
+	block = append(block, devAccessTest(ex.access, defaultAllow)...)
+	block = append(block, devVerdict(!defaultAllow)...)
+	for i := range block {
+		if block[i].Off == devSkip {
+			block[i].Off = int16(len(block) - i - 1)
 		}
-		if s.allow {
-			// A deny exception applies when it shares an access bit.
-			block = append(block,
-				bpfOp(unix.BPF_ALU64|unix.BPF_MOV|unix.BPF_X, bpfR1, bpfRAcc, 0, 0),
-				bpfOp(unix.BPF_ALU64|unix.BPF_AND|unix.BPF_K, bpfR1, 0, 0, int32(ex.access)),
-				bpfOp(unix.BPF_JMP|unix.BPF_JEQ|unix.BPF_K, bpfR1, 0, devSkip, 0))
-		} else if missing := devAccessAll &^ ex.access; missing != 0 {
-			// An allow exception applies when it grants every bit asked.
-			block = append(block, bpfOp(unix.BPF_JMP|unix.BPF_JSET|unix.BPF_K, bpfRAcc, 0, devSkip, int32(missing)))
-		}
-		block = append(block, verdict(!s.allow)...)
-		for i := range block {
-			if block[i].Off == devSkip {
-				block[i].Off = int16(len(block) - i - 1)
-			}
-		}
-		prog = append(prog, block...)
 	}
-	return append(prog, verdict(s.allow)...)
+	return block
+}
+
+// devNumberTest skips the exception unless register reg (the major or the
+// minor) is v; a wildcard needs no test.
+func devNumberTest(reg uint8, v uint32) []bpfInsn {
+	switch {
+	case v == devAny:
+		return nil
+	case v <= math.MaxInt32:
+		return []bpfInsn{bpfOp(bpfJneK, reg, 0, devSkip, int32(v))}
+	}
+	// A 64-bit compare would sign-extend the immediate; a 32-bit move
+	// zero-extends it.
+	return []bpfInsn{
+		bpfOp(bpfMov32, bpfR1, 0, 0, int32(v)),
+		bpfOp(unix.BPF_JMP|unix.BPF_JNE|unix.BPF_X, reg, bpfR1, devSkip, 0),
+	}
+}
+
+// devAccessTest skips the exception unless it applies to the access asked
+// for: a deny exception (under a default allow) when it shares an access
+// bit, an allow exception when it grants every bit asked.
+func devAccessTest(access uint32, defaultAllow bool) []bpfInsn {
+	if defaultAllow {
+		return []bpfInsn{
+			bpfOp(unix.BPF_ALU64|unix.BPF_MOV|unix.BPF_X, bpfR1, bpfRAcc, 0, 0),
+			bpfOp(unix.BPF_ALU64|unix.BPF_AND|unix.BPF_K, bpfR1, 0, 0, int32(access)),
+			bpfOp(unix.BPF_JMP|unix.BPF_JEQ|unix.BPF_K, bpfR1, 0, devSkip, 0),
+		}
+	}
+	if missing := devAccessAll &^ access; missing != 0 {
+		return []bpfInsn{bpfOp(unix.BPF_JMP|unix.BPF_JSET|unix.BPF_K, bpfRAcc, 0, devSkip, int32(missing))}
+	}
+	return nil
 }
 
 // devicesProgram compiles rules, in order, to a device program.

@@ -143,21 +143,8 @@ func raiseRealtime(leaf string, chain []string, need int64, own []fileWrite) err
 		reqs[i] = others + below
 		child, below = d, reqs[i]
 	}
-	// The first ancestor crier may not raise has to hold it all already;
-	// checked here for a clearer error than the kernel's EINVAL.
-	if top := filepath.Dir(child); fileExists(filepath.Join(top, "cpu.rt_runtime_us")) {
-		others, err := childrenRT(top, child)
-		if err != nil {
-			return err
-		}
-		runtime, period, err := readRT(top)
-		if err != nil {
-			return err
-		}
-		if others+below > rtRatio(runtime, period) {
-			return fmt.Errorf("cgroup: %s has not enough real-time runtime left for linux.resources.cpu.realtimeRuntime "+
-				"(its cpu.rt_runtime_us is %d of a %dus period, shared with the cgroups below it)", top, runtime, period)
-		}
+	if err := checkRTRoom(filepath.Dir(child), child, below); err != nil {
+		return err
 	}
 	for i, d := range slices.Backward(chain) {
 		runtime, period, err := readRT(d)
@@ -176,6 +163,28 @@ func raiseRealtime(leaf string, chain []string, need int64, own []fileWrite) err
 		}
 	}
 	return writeAll(leaf, own)
+}
+
+// checkRTRoom fails, with a clearer error than the kernel's EINVAL, when
+// top, the first ancestor crier may not raise, cannot hold a ratio of need
+// for its child besides what its other children hold.
+func checkRTRoom(top, child string, need int64) error {
+	if !fileExists(filepath.Join(top, "cpu.rt_runtime_us")) {
+		return nil
+	}
+	others, err := childrenRT(top, child)
+	if err != nil {
+		return err
+	}
+	runtime, period, err := readRT(top)
+	if err != nil {
+		return err
+	}
+	if others+need > rtRatio(runtime, period) {
+		return fmt.Errorf("cgroup: %s has not enough real-time runtime left for linux.resources.cpu.realtimeRuntime "+
+			"(its cpu.rt_runtime_us is %d of a %dus period, shared with the cgroups below it)", top, runtime, period)
+	}
+	return nil
 }
 
 // dropRealtime zeroes the container's own real-time runtime before its

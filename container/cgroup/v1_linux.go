@@ -110,33 +110,8 @@ func setV1(paths map[string]string, r *specs.LinuxResources) error {
 			return err
 		}
 	}
-	bfq := false
-	if dir, ok := paths["blkio"]; ok {
-		bfq = !fileExists(filepath.Join(dir, "blkio.weight")) &&
-			fileExists(filepath.Join(dir, "blkio.bfq.weight"))
-	}
-	type group struct {
-		key    string
-		writes []fileWrite
-	}
-	hugetlb := group{"hugetlb", hugetlbWrites(r.HugepageLimits, false)}
-	if hugetlbOnV2(paths, "hugetlb") {
-		hugetlb = group{"", hugetlbWrites(r.HugepageLimits, true)}
-	}
-	groups := []group{
-		{"cpu", v1CPUWrites(r.CPU)},
-		{"cpuset", cpusetWrites(r.CPU)},
-		{"pids", pidsWrites(r.Pids)},
-		{"blkio", v1BlkioWrites(r.BlockIO, bfq)},
-		hugetlb,
-		{"net_cls", netClsWrites(r.Network)},
-		{"net_prio", netPrioWrites(r.Network)},
-		{"rdma", rdmaWrites(r.Rdma)},
-		{"devices", deviceWrites(r.Devices)},
-		// Unified keys go to the v2 hierarchy of a hybrid host.
-		{"", unifiedWrites(r.Unified)},
-	}
-	for _, g := range groups {
+	bfq := blkioBFQ(paths)
+	for _, g := range v1Groups(paths, r, bfq) {
 		if len(g.writes) == 0 {
 			continue
 		}
@@ -155,6 +130,43 @@ func setV1(paths map[string]string, r *specs.LinuxResources) error {
 		}
 	}
 	return nil
+}
+
+// v1Group is the writes that go to one hierarchy: the one with the v1
+// controller key, or the v2 one for "".
+type v1Group struct {
+	key    string
+	writes []fileWrite
+}
+
+// v1Groups converts r, but for memory (setV1Memory), into the writes of
+// each hierarchy, in the order they are made.
+func v1Groups(paths map[string]string, r *specs.LinuxResources, bfq bool) []v1Group {
+	hugetlb := v1Group{"hugetlb", hugetlbWrites(r.HugepageLimits, false)}
+	if hugetlbOnV2(paths, "hugetlb") {
+		hugetlb = v1Group{"", hugetlbWrites(r.HugepageLimits, true)}
+	}
+	return []v1Group{
+		{"cpu", v1CPUWrites(r.CPU)},
+		{"cpuset", cpusetWrites(r.CPU)},
+		{"pids", pidsWrites(r.Pids)},
+		{"blkio", v1BlkioWrites(r.BlockIO, bfq)},
+		hugetlb,
+		{"net_cls", netClsWrites(r.Network)},
+		{"net_prio", netPrioWrites(r.Network)},
+		{"rdma", rdmaWrites(r.Rdma)},
+		{"devices", deviceWrites(r.Devices)},
+		// Unified keys go to the v2 hierarchy of a hybrid host.
+		{"", unifiedWrites(r.Unified)},
+	}
+}
+
+// blkioBFQ reports whether the blkio hierarchy in paths has only the BFQ
+// scheduler's weight files.
+func blkioBFQ(paths map[string]string) bool {
+	dir, ok := paths["blkio"]
+	return ok && !fileExists(filepath.Join(dir, "blkio.weight")) &&
+		fileExists(filepath.Join(dir, "blkio.bfq.weight"))
 }
 
 // blkioScheduler names the I/O scheduler whose weight files the v1

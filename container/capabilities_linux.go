@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -150,51 +149,59 @@ func parseProcessCaps(c *specs.LinuxCapabilities) (processCaps, error) {
 	return pc, nil
 }
 
+// maxCapIndex is the highest capability number capset(2) version 3 can
+// express (two 32-bit words).
+const maxCapIndex = 63
+
 // kernelLastCap returns the highest capability number the running kernel
-// knows. When /proc is not mounted in the container it probes the bounding
-// set instead, which answers EINVAL for unknown capabilities.
+// knows, by asking the kernel about the calling thread's bounding set:
+// PR_CAPBSET_READ answers EINVAL past the last capability. It never reads
+// /proc/sys/kernel/cap_last_cap: init calls it inside the container, whose
+// /proc the image and its mounts could fake, and a last capability of 0
+// would leave the whole bounding set in place.
 func kernelLastCap() (int, error) {
-	const path = "/proc/sys/kernel/cap_last_cap"
-	b, err := os.ReadFile(path)
-	if err == nil {
-		n, perr := strconv.Atoi(strings.TrimSpace(string(b)))
-		if perr != nil {
-			return 0, fmt.Errorf("parse %s: %w", path, perr)
-		}
-		return n, nil
-	}
 	last := -1
-	for c := 0; c < 64; c++ {
-		if _, perr := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); perr != nil {
-			if errors.Is(perr, unix.EINVAL) {
-				break
-			}
-			return 0, os.NewSyscallError("prctl PR_CAPBSET_READ", perr)
+	for c := 0; c <= maxCapIndex; c++ {
+		_, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0)
+		if errors.Is(err, unix.EINVAL) {
+			break
+		}
+		if err != nil {
+			return 0, os.NewSyscallError("prctl PR_CAPBSET_READ", err)
 		}
 		last = c
 	}
 	if last < 0 {
-		return 0, fmt.Errorf("read %s: %w", path, err)
+		return 0, errors.New("prctl PR_CAPBSET_READ: the kernel knows no capability")
 	}
 	return last, nil
 }
 
 // dropBoundingSet removes from the calling thread's bounding set every
-// capability up to lastCap that keep does not list. It needs CAP_SETPCAP in
-// the effective set, so it must run before the switch away from root.
-func dropBoundingSet(keep []int, lastCap int) error {
+// capability that keep does not list. It needs CAP_SETPCAP in the
+// effective set, so it must run before the switch away from root.
+//
+// It goes up until the kernel itself answers EINVAL (a capability it does
+// not have, which cannot be held anyway), not up to a number learned
+// beforehand: the bounding set is what stops the container regaining a
+// capability, so it must not depend on anyone's idea of the last one.
+func dropBoundingSet(keep []int) error {
 	kept := make(map[int]bool, len(keep))
 	for _, c := range keep {
 		kept[c] = true
 	}
-	for c := 0; c <= lastCap; c++ {
+	for c := 0; c <= maxCapIndex; c++ {
 		if kept[c] {
+			if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); errors.Is(err, unix.EINVAL) {
+				return nil
+			}
 			continue
 		}
 		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
-		// EINVAL only means the kernel lacks this capability, and a
-		// capability the kernel lacks cannot be held anyway.
-		if err != nil && !errors.Is(err, unix.EINVAL) {
+		if errors.Is(err, unix.EINVAL) {
+			return nil
+		}
+		if err != nil {
 			return fmt.Errorf("prctl PR_CAPBSET_DROP %s: %w", capName(c), err)
 		}
 	}

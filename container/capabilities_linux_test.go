@@ -2,7 +2,13 @@ package container
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -154,6 +160,93 @@ func TestCapKernelLast(t *testing.T) {
 	}
 	if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(last+1), 0, 0, 0); !errors.Is(err, unix.EINVAL) {
 		t.Errorf("PR_CAPBSET_READ %d: %v, want EINVAL", last+1, err)
+	}
+	// The test's /proc is the host's: the probe agrees with it.
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := strconv.Atoi(strings.TrimSpace(string(b))); last != want {
+		t.Errorf("kernelLastCap = %d, /proc/sys/kernel/cap_last_cap = %d", last, want)
+	}
+}
+
+const capHelperEnv = "CRIER_TEST_CAP_HELPER"
+
+// TestHelperCapBounding runs in a child of TestCapBoundingFakeProc, in its
+// own mount namespace, with a cap_last_cap of 0 bound over the real one:
+// the drop must not believe it.
+func TestHelperCapBounding(t *testing.T) {
+	dir := os.Getenv(capHelperEnv)
+	if dir == "" {
+		t.Skip("helper")
+	}
+	runtime.LockOSThread()
+	report := func(format string, a ...any) {
+		fmt.Printf(format+"\n", a...)
+		os.Exit(0)
+	}
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		report("error=unshare: %v", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		report("error=make / rslave: %v", err)
+	}
+	fake := filepath.Join(dir, "cap_last_cap")
+	if err := unix.Mount(fake, "/proc/sys/kernel/cap_last_cap", "", unix.MS_BIND, ""); err != nil {
+		report("error=bind fake cap_last_cap: %v", err)
+	}
+	last, err := kernelLastCap()
+	if err != nil {
+		report("error=%v", err)
+	}
+	if err := dropBoundingSet([]int{unix.CAP_KILL}); err != nil {
+		report("error=%v", err)
+	}
+	var held []string
+	for c := 0; c <= maxCapIndex; c++ {
+		if v, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err == nil && v == 1 {
+			held = append(held, capName(c))
+		}
+	}
+	report("last=%d\nheld=%s", last, strings.Join(held, ","))
+}
+
+// TestCapBoundingFakeProc: a cap_last_cap of 0 over the real one (finding
+// 1 of issue 8) changes neither the last capability learned nor the drop,
+// which leaves exactly what keep lists.
+func TestCapBoundingFakeProc(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a mount namespace and PR_CAPBSET_DROP")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "cap_last_cap"), []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want, err := kernelLastCap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestHelperCapBounding$", "-test.count=1")
+	cmd.Env = append(os.Environ(), capHelperEnv+"="+dir)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	kv := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			kv[k] = v
+		}
+	}
+	if kv["error"] != "" {
+		t.Fatalf("helper: %s", kv["error"])
+	}
+	if kv["last"] != strconv.Itoa(want) {
+		t.Errorf("last capability with a fake cap_last_cap = %q, want %d", kv["last"], want)
+	}
+	if kv["held"] != "CAP_KILL" {
+		t.Errorf("bounding set after the drop = %q, want CAP_KILL alone", kv["held"])
 	}
 }
 

@@ -3,7 +3,6 @@ package container
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -23,7 +22,7 @@ var defaultDevNodes = [...]specs.LinuxDevice{
 	{Path: "/dev/tty", Type: "c", Major: 5, Minor: 0},
 }
 
-func createDevices(rootfs string, devs []specs.LinuxDevice) error {
+func createDevices(root *rootDir, devs []specs.LinuxDevice) error {
 	listed := make(map[string]bool, len(devs))
 	for _, d := range devs {
 		listed[filepath.Clean("/"+d.Path)] = true
@@ -32,23 +31,24 @@ func createDevices(rootfs string, devs []specs.LinuxDevice) error {
 		if listed[d.Path] {
 			continue
 		}
-		if err := createDevice(rootfs, d); err != nil {
+		if err := createDevice(root, d); err != nil {
 			return err
 		}
 	}
 	for _, d := range devs {
-		if err := createDevice(rootfs, d); err != nil {
+		if err := createDevice(root, d); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// createDevice makes d's node under rootfs, mode 0666 and owned by the
+// createDevice makes d's node inside root, mode 0666 and owned by the
 // container's root unless d says otherwise. Only the directory is resolved
-// through symlinks: a link where the node belongs is replaced, not
-// followed.
-func createDevice(rootfs string, d specs.LinuxDevice) error {
+// through symlinks (inside root): a link where the node belongs is
+// replaced, not followed. Every step after that acts on the directory's
+// descriptor or the node's, never on the path again.
+func createDevice(root *rootDir, d specs.LinuxDevice) error {
 	typ, err := deviceNodeType(d)
 	if err != nil {
 		return err
@@ -57,24 +57,25 @@ func createDevice(rootfs string, d specs.LinuxDevice) error {
 	if p == "/" {
 		return fmt.Errorf("device path %q is not valid", d.Path)
 	}
-	dir, err := secureJoin(rootfs, filepath.Dir(p))
+	dir, err := openDirIn(root.fd, filepath.Dir(p), resolveOpts{kind: kindDir}, nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("device %s: %w", p, err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	dst := filepath.Join(dir, filepath.Base(p))
-	err = mknodReplacing(dst, typ, unix.Mkdev(uint32(d.Major), uint32(d.Minor)))
+	defer unix.Close(dir)
+	name := filepath.Base(p)
+	dev := unix.Mkdev(uint32(d.Major), uint32(d.Minor))
+	err = mknodReplacing(dir, name, typ, dev)
 	if errors.Is(err, unix.EPERM) && typ != unix.S_IFIFO {
 		// A user namespace may not create device nodes; the host's node,
 		// bound in, behaves the same.
-		return bindHostDevice(p, dst)
+		err = bindHostDevice(p, dir, name)
+	} else if err == nil {
+		err = setDeviceOwnership(dir, name, typ, dev, d)
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("device %s: %w", p, err)
 	}
-	return setDeviceOwnership(dst, d)
+	return nil
 }
 
 func deviceNodeType(d specs.LinuxDevice) (uint32, error) {
@@ -92,24 +93,36 @@ func deviceNodeType(d specs.LinuxDevice) (uint32, error) {
 	return 0, fmt.Errorf("device %s: type %q is not valid", d.Path, d.Type)
 }
 
-// mknodReplacing replaces whatever the image has at dst: the spec's node
-// wins over a file, node or symlink shipped in the rootfs.
-func mknodReplacing(dst string, typ uint32, dev uint64) error {
+// mknodReplacing replaces whatever the image has at name in dir: the
+// spec's node wins over a file, node or symlink shipped in the rootfs.
+func mknodReplacing(dir int, name string, typ uint32, dev uint64) error {
 	// The permissions are set afterwards, where the umask does not apply.
-	err := unix.Mknod(dst, typ|0o600, int(dev))
-	if errors.Is(err, unix.EEXIST) {
-		if err := os.Remove(dst); err != nil {
-			return err
+	err := unix.Mknodat(dir, name, typ|0o600, int(dev))
+	if err == unix.EEXIST {
+		if err := unix.Unlinkat(dir, name, 0); err != nil {
+			return os.NewSyscallError("unlink old node", err)
 		}
-		err = unix.Mknod(dst, typ|0o600, int(dev))
+		err = unix.Mknodat(dir, name, typ|0o600, int(dev))
 	}
-	if err != nil {
-		return &os.PathError{Op: "mknod", Path: dst, Err: err}
-	}
-	return nil
+	return os.NewSyscallError("mknod", err)
 }
 
-func setDeviceOwnership(dst string, d specs.LinuxDevice) error {
+// setDeviceOwnership opens the node just made, without following, checks
+// it is still that node, and sets its mode and owner through the
+// descriptor.
+func setDeviceOwnership(dir int, name string, typ uint32, dev uint64, d specs.LinuxDevice) error {
+	fd, err := unix.Openat(dir, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("open node", err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return os.NewSyscallError("fstat", err)
+	}
+	if st.Mode&unix.S_IFMT != typ || (typ != unix.S_IFIFO && st.Rdev != dev) {
+		return errors.New("replaced while it was made")
+	}
 	mode := uint32(0o666)
 	if d.FileMode != nil {
 		mode = uint32(d.FileMode.Perm())
@@ -121,56 +134,84 @@ func setDeviceOwnership(dst string, d specs.LinuxDevice) error {
 	if d.GID != nil {
 		gid = *d.GID
 	}
-	if err := unix.Chmod(dst, mode); err != nil {
-		return &os.PathError{Op: "chmod", Path: dst, Err: err}
+	if err := fchmodFD(fd, mode); err != nil {
+		return err
 	}
-	if err := unix.Lchown(dst, int(uid), int(gid)); err != nil {
-		return &os.PathError{Op: "chown", Path: dst, Err: err}
+	if err := unix.Fchownat(fd, "", int(uid), int(gid), unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return os.NewSyscallError("chown", err)
 	}
 	return nil
 }
 
-// bindHostDevice binds the host's node at hostPath onto dst, after making
-// dst a plain file; a symlink there would redirect the mount.
-func bindHostDevice(hostPath, dst string) error {
-	if fi, err := os.Lstat(dst); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-		if err := os.Remove(dst); err != nil {
-			return err
-		}
+// fchmodFD sets the mode of what an O_PATH descriptor refers to:
+// fchmodat2 with AT_EMPTY_PATH where the kernel has it, else chmod through
+// /proc/self/fd (the host's procfs, before pivot_root).
+func fchmodFD(fd int, mode uint32) error {
+	err := unix.Fchmodat(fd, "", mode, unix.AT_EMPTY_PATH)
+	if err == unix.ENOSYS || err == unix.EOPNOTSUPP || err == unix.EINVAL {
+		err = unix.Chmod(procFD(fd), mode)
 	}
-	if err := makeMountTarget(dst, false); err != nil {
-		return err
-	}
-	return doMount(hostPath, dst, "bind", unix.MS_BIND, "")
+	return os.NewSyscallError("chmod", err)
 }
 
-// createDevSymlinks adds the conventional /dev links. /dev/ptmx must point
-// at the devpts instance of the container, so an existing one is replaced.
-func createDevSymlinks(rootfs string) error {
-	dev, err := secureJoin(rootfs, "/dev")
+// bindHostDevice binds the host's node at hostPath onto name in dir, after
+// making it a plain file; a symlink there would redirect the mount.
+func bindHostDevice(hostPath string, dir int, name string) error {
+	var st unix.Stat_t
+	err := unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		if err := unix.Unlinkat(dir, name, 0); err != nil {
+			return os.NewSyscallError("unlink symlink", err)
+		}
+	}
+	fd, err := openOrCreate(dir, name, kindFile)
+	if err != nil {
+		return os.NewSyscallError("create bind target", err)
+	}
+	d, err := unix.Dup(dir)
+	if err != nil {
+		unix.Close(fd)
+		return os.NewSyscallError("dup", err)
+	}
+	t := &target{dir: d, name: name, fd: fd}
+	defer t.close()
+	m, err := mountOn(hostPath, t, "bind", unix.MS_BIND, "")
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dev, 0o755); err != nil {
-		return err
+	unix.Close(m)
+	return nil
+}
+
+// createDevSymlinks adds the conventional /dev links, relative to the
+// descriptor of the container's /dev. /dev/ptmx must point at the devpts
+// instance of the container, so an existing one is replaced.
+func createDevSymlinks(root *rootDir) error {
+	dev, err := openDirIn(root.fd, "/dev", resolveOpts{kind: kindDir}, nil)
+	if err != nil {
+		return fmt.Errorf("/dev: %w", err)
 	}
+	defer unix.Close(dev)
 	links := [][2]string{
 		{"fd", "/proc/self/fd"},
 		{"stdin", "/proc/self/fd/0"},
 		{"stdout", "/proc/self/fd/1"},
 		{"stderr", "/proc/self/fd/2"},
 	}
+	// The host's /proc: the container's is the same kernel's.
 	if _, err := os.Stat("/proc/kcore"); err == nil {
 		links = append(links, [2]string{"core", "/proc/kcore"})
 	}
 	for _, l := range links {
-		if err := os.Symlink(l[1], filepath.Join(dev, l[0])); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
+		if err := unix.Symlinkat(l[1], dev, l[0]); err != nil && err != unix.EEXIST {
+			return &os.PathError{Op: "symlink", Path: "/dev/" + l[0], Err: err}
 		}
 	}
-	ptmx := filepath.Join(dev, "ptmx")
-	if err := os.Remove(ptmx); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	if err := unix.Unlinkat(dev, "ptmx", 0); err != nil && err != unix.ENOENT {
+		return &os.PathError{Op: "unlink", Path: "/dev/ptmx", Err: err}
 	}
-	return os.Symlink("pts/ptmx", ptmx)
+	if err := unix.Symlinkat("pts/ptmx", dev, "ptmx"); err != nil {
+		return &os.PathError{Op: "symlink", Path: "/dev/ptmx", Err: err}
+	}
+	return nil
 }

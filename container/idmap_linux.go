@@ -266,23 +266,28 @@ func killAndReap(pid, pidfd int) {
 	}
 }
 
-// attachIDMappedTree attaches tree, made by idmappedTree, at dst and
-// applies the per-mount flags as a bind mount gets them.
-func attachIDMappedTree(tree *os.File, dst string, flags uintptr) error {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(tree.Fd()), &st); err != nil {
-		return &os.PathError{Op: "fstat", Path: tree.Name(), Err: err}
+// attachIDMappedTree attaches tree, made by idmappedTree, over t's
+// descriptor and applies the per-mount flags, returning a descriptor of
+// the attached mount's root.
+func attachIDMappedTree(tree *os.File, t *target, flags uintptr) (int, error) {
+	before, _, err := mountID(t.fd)
+	if err != nil {
+		return -1, err
 	}
-	if err := makeMountTarget(dst, st.Mode&unix.S_IFMT == unix.S_IFDIR); err != nil {
-		return err
+	if err := attachTree(int(tree.Fd()), t.fd); err != nil {
+		return -1, fmt.Errorf("attach idmapped %s: %w", tree.Name(), err)
 	}
-	if err := unix.MoveMount(int(tree.Fd()), "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fmt.Errorf("attach idmapped %s on %s: %w", tree.Name(), dst, os.NewSyscallError("move_mount", err))
+	dst, err := landed(t, before)
+	if err != nil {
+		return -1, err
 	}
 	if rest := flags &^ (unix.MS_BIND | unix.MS_REC); rest != 0 {
-		return remountBind(dst, rest)
+		if err := remountBind(procFD(dst), rest); err != nil {
+			unix.Close(dst)
+			return -1, err
+		}
 	}
-	return nil
+	return dst, nil
 }
 
 // idmapTreesFor lays out the trees that came with init's config by the

@@ -208,35 +208,24 @@ func contextOption(label string) (string, error) {
 	return `context="` + label + `"`, nil
 }
 
-// mountLabeled performs m under rootfs with label (linux.mountLabel, ""
+// mountLabeled performs m inside root with label (linux.mountLabel, ""
 // when there is none or SELinux is off) applied as mountLabelHow says.
 // idmapTree is as for mountEntry.
-func mountLabeled(rootfs string, m specs.Mount, label string, idmapTree *os.File) error {
+func mountLabeled(root *rootDir, m specs.Mount, label string, idmapTree *os.File) error {
 	if label == "" {
-		return mountEntry(rootfs, m, idmapTree)
+		return mountEntry(root, m, idmapTree, "")
 	}
-	how := mountLabelHow(m)
-	if how == labelContext {
+	switch mountLabelHow(m) {
+	case labelContext:
 		opt, err := contextOption(label)
 		if err != nil {
 			return err
 		}
 		m.Options = append(slices.Clip(m.Options), opt)
+	case labelXattr:
+		return mountEntry(root, m, idmapTree, label)
 	}
-	if err := mountEntry(rootfs, m, idmapTree); err != nil {
-		return err
-	}
-	if how != labelXattr {
-		return nil
-	}
-	dst, err := secureJoin(rootfs, m.Destination)
-	if err != nil {
-		return err
-	}
-	if err := unix.Setxattr(dst, "security.selinux", []byte(label), 0); err != nil {
-		return fmt.Errorf("linux.mountLabel %q: setxattr security.selinux on %s: %w", label, dst, err)
-	}
-	return nil
+	return mountEntry(root, m, idmapTree, "")
 }
 
 // maskData is the mount data for the tmpfs that masks a directory.

@@ -3,7 +3,6 @@ package container
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,51 +12,148 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mountEntry performs one of spec.Mounts under rootfs. idmapTree is the
-// mount's detached tree when it is idmapped, nil otherwise.
-func mountEntry(rootfs string, m specs.Mount, idmapTree *os.File) error {
+// mountEntry performs one of spec.Mounts inside root. idmapTree is the
+// mount's detached tree when it is idmapped, nil otherwise; xattrLabel,
+// when set, labels the new mount's root (linux.mountLabel on filesystems
+// that take no context= option). Its errors name the entry's destination.
+func mountEntry(root *rootDir, m specs.Mount, idmapTree *os.File, xattrLabel string) error {
+	if err := mountEntryIn(root, m, idmapTree, xattrLabel); err != nil {
+		return fmt.Errorf("mount %s: %w", m.Destination, err)
+	}
+	return nil
+}
+
+func mountEntryIn(root *rootDir, m specs.Mount, idmapTree *os.File, xattrLabel string) error {
 	flags, prop, data, err := parseMountOptions(m.Options)
 	if err != nil {
-		return fmt.Errorf("mount %s: %w", m.Destination, err)
+		return err
 	}
 	if idmapTree == nil && wantsIDMap(m) {
 		// Mounting it unmapped would hand the container the wrong owners.
-		return fmt.Errorf("mount %s: idmapped, but no idmapped tree was made for it", m.Destination)
+		return errors.New("idmapped, but no idmapped tree was made for it")
 	}
-	dst, err := secureJoin(rootfs, m.Destination)
+	bind := idmapTree == nil && isBindMount(m.Type, flags)
+	kind, err := mountTargetKind(m, bind, idmapTree)
 	if err != nil {
 		return err
 	}
+	t, err := resolveIn(root.fd, m.Destination, resolveOpts{kind: kind, strict: specialFilesystems[m.Type]}, nil)
+	if errors.Is(err, errNotOrdinary) {
+		return fmt.Errorf("filesystem %q must be mounted on ordinary directory", m.Type)
+	}
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	if err := checkProcDestination(root, t, m, bind); err != nil {
+		return err
+	}
+	var dst int
 	switch {
 	case idmapTree != nil:
-		if err := attachIDMappedTree(idmapTree, dst, flags); err != nil {
-			return fmt.Errorf("mount %s: %w", m.Destination, err)
-		}
-	case isBindMount(m.Type, flags):
+		dst, err = attachIDMappedTree(idmapTree, t, flags)
+	case bind:
 		if m.Type == "rbind" {
 			flags |= unix.MS_REC
 		}
-		if err = mountBind(m.Source, dst, flags|unix.MS_BIND); err != nil {
-			// Its errors name the source or the host path, not the
-			// config entry.
-			err = fmt.Errorf("mount %s: %w", m.Destination, err)
-		}
+		dst, err = mountBind(m.Source, t, flags|unix.MS_BIND)
 	case m.Type == "cgroup" || m.Type == "cgroup2":
-		err = mountCgroup(m.Type, dst, flags)
+		dst, err = mountCgroup(m.Type, t, flags)
 	case m.Type == "sysfs":
-		err = mountSysfs(m.Source, dst, flags, data)
+		dst, err = mountSysfs(m.Source, t, flags, data)
 	default:
-		err = mountFilesystem(m.Source, dst, m.Type, flags, data)
+		dst, err = mountFilesystem(m.Source, t, m.Type, flags, data)
 	}
 	if err != nil {
 		return err
 	}
+	defer unix.Close(dst)
 	for _, p := range prop {
-		if err := setMountPropagation(dst, p); err != nil {
+		if err := setMountPropagation(procFD(dst), p); err != nil {
 			return err
 		}
 	}
+	if xattrLabel != "" {
+		if err := unix.Setxattr(procFD(dst), "security.selinux", []byte(xattrLabel), 0); err != nil {
+			return fmt.Errorf("linux.mountLabel %q: setxattr security.selinux: %w", xattrLabel, err)
+		}
+	}
 	return nil
+}
+
+// specialFilesystems must be mounted on an ordinary directory of the
+// rootfs, never through a symlink: the image decides where those lead, and
+// a procfs or sysfs the container's own files shadow is how runc's
+// CVE-2019-19921 let a container rewrite its LSM labels. A constant
+// lookup table, never written to.
+var specialFilesystems = map[string]bool{
+	"proc": true, "sysfs": true, "devpts": true, "mqueue": true, "cgroup": true, "cgroup2": true,
+}
+
+// mountTargetKind is what the mount's target must be: a directory, or a
+// file for a bind or idmapped tree of a non-directory.
+func mountTargetKind(m specs.Mount, bind bool, idmapTree *os.File) (targetKind, error) {
+	switch {
+	case idmapTree != nil:
+		var st unix.Stat_t
+		if err := unix.Fstat(int(idmapTree.Fd()), &st); err != nil {
+			return 0, &os.PathError{Op: "fstat", Path: idmapTree.Name(), Err: err}
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return kindFile, nil
+		}
+	case bind:
+		fi, err := os.Stat(m.Source)
+		if err != nil {
+			return 0, err
+		}
+		if !fi.IsDir() {
+			return kindFile, nil
+		}
+	}
+	return kindDir, nil
+}
+
+// procFiles are the files under /proc that lxcfs-style tools bind over
+// with their own views; any other destination inside /proc is refused
+// (runc's rule since CVE-2019-19921). A function returning an array value
+// so nobody can modify the list.
+func procFiles() [11]string {
+	return [...]string{
+		"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat",
+		"/proc/swaps", "/proc/uptime", "/proc/loadavg", "/proc/slabinfo",
+		"/proc/net/dev", "/proc/sys/kernel/ns_last_pid", "/proc/sys/crypto/fips_enabled",
+	}
+}
+
+// checkProcDestination refuses a mount whose target, as resolved, is
+// inside /proc or on a procfs: a file bound over /proc/sys/kernel/cap_last_cap
+// or /proc/self/attr would lie to the runtime itself. /proc itself may
+// take a procfs (a new one, or a bind of a procfs root); the lxcfs files
+// may take a bind.
+func checkProcDestination(root *rootDir, t *target, m specs.Mount, bind bool) error {
+	rel, err := root.relPath(t.fd)
+	if err != nil {
+		return err
+	}
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(t.fd, &st); err != nil {
+		return os.NewSyscallError("fstatfs", err)
+	}
+	if rel != "/proc" && !strings.HasPrefix(rel, "/proc/") && st.Type != unix.PROC_SUPER_MAGIC {
+		return nil
+	}
+	if rel == "/proc" {
+		if m.Type == "proc" || bind && checkProcfs(m.Source, true) == nil {
+			return nil
+		}
+		return errors.New("only a procfs may be mounted on /proc")
+	}
+	files := procFiles()
+	if bind && slices.Contains(files[:], rel) {
+		return nil
+	}
+	return fmt.Errorf("resolves to %s, inside /proc, where only a few files may be bound over", rel)
 }
 
 func isBindMount(fstype string, flags uintptr) bool {
@@ -78,23 +174,37 @@ func devBoundFromHost(mounts []specs.Mount) bool {
 	return bound
 }
 
-// mountBind binds src onto dst. The kernel ignores every flag but MS_REC on
-// the initial bind, so the others take a second, remounting call.
-func mountBind(src, dst string, flags uintptr) error {
-	fi, err := os.Stat(src)
+// mountOn performs mount(2) onto t's descriptor and returns one of the new
+// mount's root. A remount changes the mount already there, so it lands
+// on t itself.
+func mountOn(src string, t *target, fstype string, flags uintptr, data string) (int, error) {
+	before, _, err := mountID(t.fd)
 	if err != nil {
-		return err
+		return -1, err
 	}
-	if err := makeMountTarget(dst, fi.IsDir()); err != nil {
-		return err
+	if err := doMount(src, procFD(t.fd), fstype, flags, data); err != nil {
+		return -1, err
 	}
-	if err := doMount(src, dst, "", flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
-		return err
+	if flags&unix.MS_REMOUNT != 0 {
+		return unix.Dup(t.fd)
+	}
+	return landed(t, before)
+}
+
+// mountBind binds src onto t. The kernel ignores every flag but MS_REC on
+// the initial bind, so the others take a second, remounting call.
+func mountBind(src string, t *target, flags uintptr) (int, error) {
+	dst, err := mountOn(src, t, "", flags&(unix.MS_BIND|unix.MS_REC), "")
+	if err != nil {
+		return -1, err
 	}
 	if rest := flags &^ (unix.MS_BIND | unix.MS_REC); rest != 0 {
-		return remountBind(dst, rest)
+		if err := remountBind(procFD(dst), rest); err != nil {
+			unix.Close(dst)
+			return -1, err
+		}
 	}
-	return nil
+	return dst, nil
 }
 
 // remountBind applies per-mount flags to the bind mount at dst. In a user
@@ -117,57 +227,38 @@ func remountBind(dst string, flags uintptr) error {
 		err = unix.Mount("", dst, "", flags|cur, "")
 	}
 	if err != nil {
-		return &os.PathError{Op: "remount", Path: dst, Err: err}
+		return os.NewSyscallError("remount", err)
 	}
 	return nil
 }
 
-// makeMountTarget creates what dst must be for the mount: a directory, or
-// an empty file for a non-directory source. An existing entry is left as
-// it is and never opened, since it could be a FIFO or a device.
-func makeMountTarget(dst string, dir bool) error {
-	if dir {
-		return os.MkdirAll(dst, 0o755)
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	if _, err := os.Lstat(dst); !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	return f.Close()
-}
-
-func mountFilesystem(src, dst, fstype string, flags uintptr, data string) error {
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return err
-	}
+func mountFilesystem(src string, t *target, fstype string, flags uintptr, data string) (int, error) {
 	if src == "" {
 		src = fstype
 	}
-	return doMount(src, dst, fstype, flags, data)
+	return mountOn(src, t, fstype, flags, data)
 }
 
 // mountSysfs falls back to binding the host's /sys when the kernel refuses
 // a new sysfs: only the owner of the network namespace may mount one, which
 // a container in its own user namespace but the host's network namespace is
 // not.
-func mountSysfs(src, dst string, flags uintptr, data string) error {
-	err := mountFilesystem(src, dst, "sysfs", flags, data)
+func mountSysfs(src string, t *target, flags uintptr, data string) (int, error) {
+	dst, err := mountFilesystem(src, t, "sysfs", flags, data)
 	if errors.Is(err, unix.EPERM) {
-		return mountBind("/sys", dst, flags|unix.MS_BIND|unix.MS_REC)
+		return mountBind("/sys", t, flags|unix.MS_BIND|unix.MS_REC)
 	}
-	return err
+	return dst, err
 }
 
-// doMount is mount(2) with the error wrapped once.
+// doMount is mount(2) with the error wrapped once. dst is a /proc/self/fd
+// name, so the error names the type or source only.
 func doMount(src, dst, fstype string, flags uintptr, data string) error {
 	if err := unix.Mount(src, dst, fstype, flags, data); err != nil {
-		return fmt.Errorf("mount %s on %s: %w", src, dst, err)
+		if fstype != "" && fstype != "bind" {
+			return fmt.Errorf("mount %s filesystem: %w", fstype, err)
+		}
+		return fmt.Errorf("bind %s: %w", src, err)
 	}
 	return nil
 }
@@ -227,17 +318,17 @@ type cgroupHierarchy struct {
 	ownDir string // host path of this process's cgroup in it, if known
 }
 
-// mountCgroup mounts the cgroup hierarchies at dst: cgroup2 itself when the
+// mountCgroup mounts the cgroup hierarchies at t: cgroup2 itself when the
 // host is cgroup v2 or it was asked for by type, otherwise a tmpfs with one
 // directory per v1 hierarchy. In a cgroup namespace each shows the
 // container's own cgroup as its root.
-func mountCgroup(fstype, dst string, flags uintptr) error {
+func mountCgroup(fstype string, t *target, flags uintptr) (int, error) {
 	hs, unified, err := hostCgroupHierarchies()
 	if err != nil {
-		return err
+		return -1, err
 	}
 	if !unified && fstype == "cgroup" {
-		return mountCgroupV1(hs, dst, flags)
+		return mountCgroupV1(hs, t, flags)
 	}
 	h := cgroupHierarchy{fstype: "cgroup2"}
 	for _, c := range hs {
@@ -245,44 +336,75 @@ func mountCgroup(fstype, dst string, flags uintptr) error {
 			h = c
 		}
 	}
-	return mountCgroupHierarchy(h, dst, flags)
+	return mountCgroupHierarchy(h, t, flags)
 }
 
 // mountCgroupV1 builds the v1 layout: the tmpfs stays writable until the
-// directories and links are in place.
-func mountCgroupV1(hs []cgroupHierarchy, dst string, flags uintptr) error {
-	if err := mountFilesystem("tmpfs", dst, "tmpfs", flags&^unix.MS_RDONLY, "mode=755"); err != nil {
-		return err
+// directories and links are in place. They are made relative to the
+// tmpfs's own descriptor: it is new, and nothing else can reach it.
+func mountCgroupV1(hs []cgroupHierarchy, t *target, flags uintptr) (int, error) {
+	dst, err := mountFilesystem("tmpfs", t, "tmpfs", flags&^unix.MS_RDONLY, "mode=755")
+	if err != nil {
+		return -1, err
 	}
+	if err := mountCgroupV1Layout(hs, dst, flags); err != nil {
+		unix.Close(dst)
+		return -1, err
+	}
+	return dst, nil
+}
+
+func mountCgroupV1Layout(hs []cgroupHierarchy, dir int, flags uintptr) error {
 	for _, h := range hs {
-		if err := mountCgroupHierarchy(h, filepath.Join(dst, h.name), flags); err != nil {
+		if err := mountCgroupIn(h, dir, flags); err != nil {
 			return err
 		}
 	}
-	if err := linkCgroupComounts(hs, dst); err != nil {
+	if err := linkCgroupComounts(hs, dir); err != nil {
 		return err
 	}
 	if flags&unix.MS_RDONLY == 0 {
 		return nil
 	}
-	return remountBind(dst, flags)
+	return remountBind(procFD(dir), flags)
 }
 
-// mountCgroupHierarchy mounts one hierarchy at dst. Without a cgroup
+// mountCgroupIn mounts hierarchy h on a new directory h.name in dir.
+func mountCgroupIn(h cgroupHierarchy, dir int, flags uintptr) error {
+	fd, err := openOrCreate(dir, h.name, kindDir)
+	if err != nil {
+		return &os.PathError{Op: "mkdir", Path: h.name, Err: err}
+	}
+	d, err := unix.Dup(dir)
+	if err != nil {
+		unix.Close(fd)
+		return os.NewSyscallError("dup", err)
+	}
+	sub := &target{dir: d, name: h.name, fd: fd}
+	defer sub.close()
+	m, err := mountCgroupHierarchy(h, sub, flags)
+	if err != nil {
+		return err
+	}
+	unix.Close(m)
+	return nil
+}
+
+// mountCgroupHierarchy mounts one hierarchy at t. Without a cgroup
 // namespace of its own, a process in a user namespace may not mount cgroup
 // filesystems; binding its own cgroup from the host gives the view a
 // namespace would have.
-func mountCgroupHierarchy(h cgroupHierarchy, dst string, flags uintptr) error {
-	err := mountFilesystem(h.fstype, dst, h.fstype, flags, h.data)
+func mountCgroupHierarchy(h cgroupHierarchy, t *target, flags uintptr) (int, error) {
+	dst, err := mountFilesystem(h.fstype, t, h.fstype, flags, h.data)
 	if errors.Is(err, unix.EPERM) && h.ownDir != "" {
-		return mountBind(h.ownDir, dst, flags|unix.MS_BIND)
+		return mountBind(h.ownDir, t, flags|unix.MS_BIND)
 	}
-	return err
+	return dst, err
 }
 
 // linkCgroupComounts adds the links tools expect for comounted controllers,
 // such as cpu and cpuacct -> cpu,cpuacct.
-func linkCgroupComounts(hs []cgroupHierarchy, dst string) error {
+func linkCgroupComounts(hs []cgroupHierarchy, dir int) error {
 	names := make(map[string]bool, len(hs))
 	for _, h := range hs {
 		names[h.name] = true
@@ -295,9 +417,9 @@ func linkCgroupComounts(hs []cgroupHierarchy, dst string) error {
 			if c == "" || names[c] {
 				continue
 			}
-			err := os.Symlink(h.name, filepath.Join(dst, c))
-			if err != nil && !errors.Is(err, fs.ErrExist) {
-				return err
+			err := unix.Symlinkat(h.name, dir, c)
+			if err != nil && err != unix.EEXIST {
+				return &os.PathError{Op: "symlink", Path: c, Err: err}
 			}
 		}
 	}

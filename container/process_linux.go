@@ -183,7 +183,7 @@ func execProcess(p *specs.Process, filter *seccomp.Program, beforeExec func() er
 	}
 	// Shrinking the bounding set needs CAP_SETPCAP in the effective set,
 	// which a switch away from uid 0 clears.
-	if err := dropBoundingSet(caps.bounding, lastCap); err != nil {
+	if err := dropBoundingSet(caps.bounding); err != nil {
 		return err
 	}
 	if err := switchUser(p.User); err != nil {

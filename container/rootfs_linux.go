@@ -3,7 +3,6 @@ package container
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -17,8 +16,9 @@ import (
 //
 // It sets the propagation of / (linux.rootfsPropagation, rslave by default,
 // so that nothing done here reaches the host), binds rootfs onto itself,
-// performs spec.Mounts in order with destinations resolved inside rootfs,
-// and, unless /dev is bound from the host, populates /dev. idmapTrees holds,
+// performs spec.Mounts in order with destinations resolved inside rootfs
+// by descriptor (resolve_linux.go), and, unless /dev is bound from the
+// host, populates /dev the same way. idmapTrees holds,
 // by index in spec.Mounts, the trees of the idmapped mounts.
 func prepareRootfs(spec *specs.Spec, rootfs string, idmapTrees []*os.File) error {
 	linux := spec.Linux
@@ -38,18 +38,23 @@ func prepareRootfs(spec *specs.Spec, rootfs string, idmapTrees []*os.File) error
 	if err := doMount(rootfs, rootfs, "bind", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
 	}
+	root, err := openRootDir(rootfs)
+	if err != nil {
+		return err
+	}
+	defer root.close()
 	for i, m := range spec.Mounts {
-		if err := mountLabeled(rootfs, m, linux.MountLabel, idmapTrees[i]); err != nil {
+		if err := mountLabeled(root, m, linux.MountLabel, idmapTrees[i]); err != nil {
 			return err
 		}
 	}
 	if devBoundFromHost(spec.Mounts) {
 		return nil
 	}
-	if err := createDevices(rootfs, linux.Devices); err != nil {
+	if err := createDevices(root, linux.Devices); err != nil {
 		return err
 	}
-	return createDevSymlinks(rootfs)
+	return createDevSymlinks(root)
 }
 
 // pivotRootfs makes the rootfs prepared by prepareRootfs the process's root
@@ -71,16 +76,24 @@ func pivotRootfs(spec *specs.Spec, rootfs string) error {
 	if err := pivotInto(rootfs); err != nil {
 		return err
 	}
+	if err := checkProcMounted(spec.Mounts); err != nil {
+		return err
+	}
+	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: "/", Err: err}
+	}
+	defer unix.Close(root)
 	// Masking after the read-only binds keeps every mask the topmost mount
 	// on its path.
 	for _, p := range linux.ReadonlyPaths {
-		if err := readonlyPath(p); err != nil {
-			return err
+		if err := readonlyPath(root, p); err != nil {
+			return fmt.Errorf("readonly path %s: %w", p, err)
 		}
 	}
 	for _, p := range linux.MaskedPaths {
-		if err := maskPath(p, linux.MountLabel); err != nil {
-			return err
+		if err := maskPath(root, p, linux.MountLabel); err != nil {
+			return fmt.Errorf("masked path %s: %w", p, err)
 		}
 	}
 	if spec.Root.Readonly {
@@ -94,14 +107,16 @@ func pivotRootfs(spec *specs.Spec, rootfs string) error {
 	if err := setMountPropagation("/", prop); err != nil {
 		return err
 	}
-	return reapplyMountPropagation(spec.Mounts)
+	return reapplyMountPropagation(root, spec.Mounts)
 }
 
 // reapplyMountPropagation sets the propagation options of spec.Mounts again
 // after a recursive rootfsPropagation has overwritten them: an entry's own
 // option ("rshared" on one mount under an "rprivate" root) is the more
-// specific request. Called inside the new root.
-func reapplyMountPropagation(mounts []specs.Mount) error {
+// specific request. Called inside the new root, whose descriptor is root;
+// mount_setattr(2) acts on the resolved descriptor, with no path (and no
+// /proc of the container's) in between.
+func reapplyMountPropagation(root int, mounts []specs.Mount) error {
 	for _, m := range mounts {
 		_, props, _, err := parseMountOptions(m.Options)
 		if err != nil {
@@ -110,14 +125,40 @@ func reapplyMountPropagation(mounts []specs.Mount) error {
 		if len(props) == 0 {
 			continue
 		}
-		dst, err := secureJoin("/", m.Destination)
-		if err != nil {
-			return err
+		if err := setPropagationIn(root, m.Destination, props); err != nil {
+			return fmt.Errorf("mount %s: %w", m.Destination, err)
 		}
-		for _, p := range props {
-			if err := setMountPropagation(dst, p); err != nil {
-				return err
-			}
+	}
+	return nil
+}
+
+func setPropagationIn(root int, dest string, props []uintptr) error {
+	fd, err := openat2InRoot(root, dest, unix.O_PATH, false)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	for _, p := range props {
+		flags := uint(unix.AT_EMPTY_PATH)
+		if p&unix.MS_REC != 0 {
+			flags |= unix.AT_RECURSIVE
+		}
+		attr := unix.MountAttr{Propagation: uint64(p &^ unix.MS_REC)}
+		if err := unix.MountSetattr(fd, "", flags, &attr); err != nil {
+			return os.NewSyscallError("set propagation", err)
+		}
+	}
+	return nil
+}
+
+// checkProcMounted checks, when the config mounts a procfs on /proc, that
+// what is on /proc after pivot_root is the root of a procfs: the runtime
+// goes on to write the process's LSM labels and read its own state there,
+// and a file or directory put over them would lie to it.
+func checkProcMounted(mounts []specs.Mount) error {
+	for _, m := range mounts {
+		if m.Type == "proc" && filepath.Clean("/"+m.Destination) == "/proc" {
+			return checkProcfs("/proc", true)
 		}
 	}
 	return nil
@@ -200,36 +241,109 @@ func pivotInto(root string) error {
 }
 
 // readonlyPath binds p onto itself recursively, so mounts below stay
-// visible, then makes only the top mount read-only.
-func readonlyPath(p string) error {
-	if err := doMount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return err
-	}
-	return remountReadonly(p)
-}
-
-// maskPath hides p: /dev/null over a file, an empty read-only tmpfs over a
-// directory, labelled with mountLabel as the container's other tmpfs
-// mounts are.
-func maskPath(p, mountLabel string) error {
-	fi, err := os.Stat(p)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
+// visible, then makes only the top mount read-only. It works on
+// descriptors only: a clone of the tree at p (open_tree), made read-only
+// while detached (mount_setattr) and attached over the same descriptor
+// (move_mount). A path that does not exist is skipped.
+func readonlyPath(root int, p string) error {
+	fd, err := openat2InRoot(root, p, unix.O_PATH, false)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if fi.IsDir() {
+	defer unix.Close(fd)
+	tree, err := unix.OpenTree(fd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE|unix.AT_EMPTY_PATH)
+	if err != nil {
+		return os.NewSyscallError("open_tree", err)
+	}
+	defer unix.Close(tree)
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+		return os.NewSyscallError("mount_setattr", err)
+	}
+	return attachTree(tree, fd)
+}
+
+// attachTree attaches the detached tree over the entry fd refers to.
+func attachTree(tree, fd int) error {
+	err := unix.MoveMount(tree, "", fd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+	return os.NewSyscallError("move_mount", err)
+}
+
+// maskPath hides p: the container's /dev/null over a file, an empty
+// read-only tmpfs over a directory, labelled with mountLabel as the
+// container's other tmpfs mounts are. /dev/null is checked to be the null
+// device before it is bound anywhere.
+func maskPath(root int, p, mountLabel string) error {
+	fd, err := openat2InRoot(root, p, unix.O_PATH, false)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return os.NewSyscallError("fstat", err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		data, err := maskData(mountLabel)
 		if err != nil {
 			return err
 		}
-		return doMount("tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, data)
+		return mountOnDir(fd, "tmpfs", "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, data)
 	}
-	return doMount("/dev/null", p, "", unix.MS_BIND, "")
+	null, err := openDevNull(root)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(null)
+	tree, err := unix.OpenTree(null, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
+	if err != nil {
+		return os.NewSyscallError("open_tree /dev/null", err)
+	}
+	defer unix.Close(tree)
+	return attachTree(tree, fd)
+}
+
+// mountOnDir mounts a filesystem on the directory fd refers to: mount(2)
+// onto ".", after fchdir to it, is the directory the descriptor holds. The
+// working directory goes back to / (where pivotInto left it).
+func mountOnDir(fd int, src, fstype string, flags uintptr, data string) error {
+	if err := unix.Fchdir(fd); err != nil {
+		return os.NewSyscallError("fchdir", err)
+	}
+	err := doMount(src, ".", fstype, flags, data)
+	if cerr := unix.Chdir("/"); err == nil && cerr != nil {
+		err = os.NewSyscallError("chdir /", cerr)
+	}
+	return err
+}
+
+// openDevNull opens the container's /dev/null, refusing anything but the
+// null device: a masked file must read as empty, whatever the image put
+// at /dev/null.
+func openDevNull(root int) (int, error) {
+	fd, err := openat2InRoot(root, "/dev/null", unix.O_PATH|unix.O_NOFOLLOW, true)
+	if errors.Is(err, errNotOrdinary) {
+		return -1, errors.New("/dev/null is not an ordinary path: it goes through a symlink")
+	}
+	if err != nil {
+		return -1, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("fstat /dev/null", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(1, 3) {
+		unix.Close(fd)
+		return -1, errors.New("/dev/null is not the null device")
+	}
+	return fd, nil
 }
 
 // remountReadonly keeps the flags the mount already has: a bind remount

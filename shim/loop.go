@@ -12,6 +12,7 @@ import (
 
 	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/protocol"
+	"github.com/crier-runtime/crier/statedir"
 )
 
 // server is the loop's state. Every field is owned by the loop goroutine
@@ -19,7 +20,7 @@ import (
 type server struct {
 	cfg       *Config // read-only after newServer
 	spec      *specs.Spec
-	dir       string
+	dir       *statedir.Dir
 	ln        *net.UnixListener
 	createdAt time.Time
 	shimStart uint64
@@ -348,7 +349,7 @@ func (s *server) runDelete() {
 
 func (s *server) finishDelete() {
 	s.ln.Close()
-	if err := removeStateDir(s.dir); err != nil {
+	if err := s.dir.Remove(); err != nil {
 		s.cfg.Log.Printf("delete: %v", err)
 	}
 	s.emit(protocol.Event{Type: protocol.EventDeleted}, time.Now())

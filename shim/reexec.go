@@ -15,6 +15,7 @@ import (
 
 	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/protocol"
+	"github.com/crier-runtime/crier/statedir"
 )
 
 // A shim lives as long as its container, mostly idle, so its resident
@@ -147,7 +148,7 @@ func Resume(fd int) error {
 	ln.SetUnlinkOnClose(false)
 	s := &server{
 		cfg:  &Config{Root: h.Root, ID: h.ID, Bundle: h.Bundle, Buffer: h.Buffer, Log: logger, LogPath: h.LogPath},
-		spec: c.Spec, dir: Dir(h.Root, h.ID), ln: ln, createdAt: h.CreatedAt,
+		spec: c.Spec, dir: statedir.At(h.Root, h.ID), ln: ln, createdAt: h.CreatedAt,
 		shimStart: h.ShimStart, owner: h.Owner, status: protocol.StatusCreated,
 		c: c, pidStart: h.PidStart, subreaper: h.Subreaper, seq: h.Seq, lastAt: h.LastAt, history: h.History,
 	}

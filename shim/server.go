@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/protocol"
+	"github.com/crier-runtime/crier/statedir"
 )
 
 // Config is what Serve needs to create and serve one container.
@@ -106,7 +106,7 @@ func (s *server) create(load *container.SpecLoad) error {
 	if err != nil {
 		s.refuseWaiting(fmt.Errorf("create failed: %w", err))
 		s.ln.Close()
-		os.RemoveAll(s.dir)
+		s.dir.Remove()
 		report(s.cfg.Report, Report{Error: err.Error()})
 		return err
 	}
@@ -156,11 +156,14 @@ func report(w io.WriteCloser, r Report) {
 // share (and the loser destroy) the winner's cgroup. A config that turns
 // out bad still fails with its own error, and leaves nothing behind.
 func newServer(cfg *Config) (*server, *container.SpecLoad, error) {
-	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("state root: %w", err)
+	root, err := statedir.CreateRoot(cfg.Root)
+	if err != nil {
+		return nil, nil, err
 	}
-	dir := Dir(cfg.Root, cfg.ID)
-	if _, err := os.Lstat(dir); err == nil {
+	// The root's descriptor is only for claiming the ID; the serving
+	// image opens the directory again by name (statedir.At), checked.
+	defer root.Close()
+	if root.Exists(cfg.ID) {
 		return nil, nil, fmt.Errorf("container %q already exists", cfg.ID)
 	}
 	load, err := container.StartLoadSpec(cfg.Bundle)
@@ -183,31 +186,32 @@ func newServer(cfg *Config) (*server, *container.SpecLoad, error) {
 			return nil, nil, err
 		}
 	}
-	tmp, err := os.MkdirTemp(cfg.Root, ".new-")
+	dir, err := root.NewTemp()
 	if err != nil {
-		return fail(fmt.Errorf("state dir: %w", err))
-	}
-	s := &server{cfg: cfg, spec: spec, dir: dir, status: protocol.StatusCreating}
-	if err := s.prepare(tmp); err != nil {
-		os.RemoveAll(tmp)
 		return fail(err)
 	}
-	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dir, unix.RENAME_NOREPLACE); err != nil {
-		s.ln.Close()
-		os.RemoveAll(tmp)
-		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
-			return fail(fmt.Errorf("container %q already exists", cfg.ID))
-		}
-		return fail(fmt.Errorf("state dir: rename %s to %s: %w", tmp, dir, err))
+	s := &server{cfg: cfg, spec: spec, dir: dir, status: protocol.StatusCreating}
+	if err := s.prepare(); err != nil {
+		dir.Remove()
+		return fail(err)
 	}
+	if err := dir.Publish(cfg.ID); err != nil {
+		s.ln.Close()
+		dir.Remove()
+		return fail(err)
+	}
+	// From here on the directory is reached through its root by name.
+	dir.Close()
+	s.dir = statedir.At(cfg.Root, cfg.ID)
 	return s, load, nil
 }
 
-func (s *server) prepare(tmp string) error {
-	if err := os.Chmod(tmp, 0o700); err != nil {
+func (s *server) prepare() error {
+	sock, err := s.dir.SocketPath()
+	if err != nil {
 		return err
 	}
-	ln, err := protocol.Listen(filepath.Join(tmp, protocol.SocketName))
+	ln, err := protocol.Listen(sock)
 	if err != nil {
 		return err
 	}
@@ -223,7 +227,7 @@ func (s *server) prepare(tmp string) error {
 	if u, err := user.LookupId(s.owner); err == nil {
 		s.owner = u.Username
 	}
-	if err := writeState(tmp, s.state()); err != nil {
+	if err := s.dir.WriteState(s.state()); err != nil {
 		ln.Close()
 		return err
 	}
@@ -279,7 +283,8 @@ func (s *server) refuseWaiting(err error) {
 	}
 }
 
-// state is the current state file content.
+// state is the current state file content: with what a delete needs when
+// the shim is dead, taken from the config as the shim read it at create.
 func (s *server) state() *State {
 	st := &State{
 		State: protocol.State{
@@ -295,29 +300,39 @@ func (s *server) state() *State {
 		ShimPid:   os.Getpid(),
 		ShimStart: s.shimStart,
 	}
+	if h := s.spec.Hooks; h != nil {
+		st.Poststop = h.Poststop
+	}
 	if s.c != nil {
 		st.Cgroup = s.c.Cgroup
 		if s.status != protocol.StatusStopped {
 			st.Pid = s.c.Pid
 			st.PidStart = s.pidStart
 		}
+	} else if l := s.spec.Linux; l != nil {
+		st.CgroupsPath = l.CgroupsPath
 	}
 	return st
 }
 
 func (s *server) saveState() {
-	if err := writeState(s.dir, s.state()); err != nil {
+	if err := s.dir.WriteState(s.state()); err != nil {
 		s.cfg.Log.Printf("state file: %v", err)
 	}
 }
 
 // writePidFile writes the pid with no trailing newline, atomically, so a
-// reader never sees an empty file.
+// reader never sees an empty file. The pid file's directory may be one
+// another user can write (a home directory, /tmp): the file is written
+// under an unpredictable temporary name created with O_EXCL|O_NOFOLLOW and
+// renamed over the pid file, so no link planted there is ever followed,
+// and a link at the pid file's own name is replaced, as runc's rename
+// replaces it too.
 func writePidFile(path string, pid int) error {
 	if path == "" {
 		return nil
 	}
-	if err := writeFileAtomic(path, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+	if err := statedir.WriteFile(path, []byte(strconv.Itoa(pid)), 0o644); err != nil {
 		return fmt.Errorf("pid file: %w", err)
 	}
 	return nil

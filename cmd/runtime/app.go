@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,7 @@ import (
 
 	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/protocol"
-	"github.com/crier-runtime/crier/shim"
+	"github.com/crier-runtime/crier/statedir"
 )
 
 func specVersion() string { return specs.Version }
@@ -84,20 +85,39 @@ func (a *app) debugf(format string, args ...any) {
 // checkID validates a container ID argument.
 func checkID(id string) error { return container.ValidateID(id) }
 
-func (a *app) dir(id string) string { return shim.Dir(a.root, id) }
+func (a *app) dir(id string) string { return statedir.DirPath(a.root, id) }
 
-// errNotExist is the error for an ID with no state directory.
-func errNotExist(id string) error { return fmt.Errorf("container %q does not exist", id) }
+// notExistError is the error for an ID with no state directory.
+type notExistError struct{ id string }
 
-// readState returns the state file of id, with the status corrected when
-// the shim is dead and the process gone.
-func (a *app) readState(id string) (*shim.State, bool, error) {
-	st, err := shim.ReadState(a.dir(id))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, false, errNotExist(id)
+func (e notExistError) Error() string        { return fmt.Sprintf("container %q does not exist", e.id) }
+func (e notExistError) Is(target error) bool { return target == fs.ErrNotExist }
+
+// openDir opens and checks the state directory of id (statedir.Open): a
+// root or directory that another user could have written is refused.
+func (a *app) openDir(id string) (*statedir.Dir, error) {
+	d, err := statedir.Open(a.root, id)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, notExistError{id}
 	}
+	return d, err
+}
+
+// openState returns the open state directory of id and its state file,
+// with the status corrected when the shim is dead and the process gone.
+// The caller closes the Dir.
+func (a *app) openState(id string) (*statedir.Dir, *statedir.State, bool, error) {
+	d, err := a.openDir(id)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
+	}
+	st, err := d.ReadState()
+	if err != nil {
+		d.Close()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, false, notExistError{id}
+		}
+		return nil, nil, false, err
 	}
 	shimAlive := container.Alive(st.ShimPid, st.ShimStart)
 	if !shimAlive && st.Status != protocol.StatusStopped && !container.Alive(st.Pid, st.PidStart) {
@@ -106,25 +126,57 @@ func (a *app) readState(id string) (*shim.State, bool, error) {
 	if st.Status == protocol.StatusStopped {
 		st.Pid = 0
 	}
-	return st, shimAlive, nil
+	return d, st, shimAlive, nil
 }
 
-// dial connects to the shim of id. It tells apart a container that does not
-// exist from one whose shim is dead.
+// checkRoot checks the state root if it exists: a missing one is no
+// error, as create makes it and event waits for it.
+func (a *app) checkRoot() error {
+	r, err := statedir.OpenRoot(a.root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return r.Close()
+}
+
+// readState is openState for a caller that needs only the state.
+func (a *app) readState(id string) (*statedir.State, bool, error) {
+	d, st, alive, err := a.openState(id)
+	if err != nil {
+		return nil, false, err
+	}
+	d.Close()
+	return st, alive, nil
+}
+
+// dial connects to the shim of id, through its checked state directory. It
+// tells apart a container that does not exist from one whose shim is dead.
 func (a *app) dial(ctx context.Context, id string) (*protocol.Client, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	c, err := protocol.Dial(ctx, shim.SocketPath(a.root, id))
+	d, err := a.openDir(id)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	sock, err := d.SocketPath()
+	if err != nil {
+		return nil, err
+	}
+	c, err := protocol.Dial(ctx, sock)
 	switch {
 	case err == nil:
 		return c, nil
 	case errors.Is(err, unix.ENOENT):
-		return nil, errNotExist(id)
+		return nil, notExistError{id}
 	case errors.Is(err, unix.ECONNREFUSED):
 		return nil, errShimDead
 	}
-	return nil, err
+	return nil, fmt.Errorf("container %q: %w", id, err)
 }
 
 // errShimDead is dial's error for a state directory whose shim is gone.

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/protocol"
-	"github.com/crier-runtime/crier/shim"
+	"github.com/crier-runtime/crier/statedir"
 )
 
 type createOptions struct {
@@ -74,8 +74,8 @@ func (a *app) create(id string, o *createOptions) (int, error) {
 			return 0, fmt.Errorf("--console-socket: %w", err)
 		}
 	}
-	if _, err := os.Lstat(a.dir(id)); err == nil {
-		return 0, fmt.Errorf("container %q already exists", id)
+	if err := a.checkNew(id); err != nil {
+		return 0, err
 	}
 	shimPath, err := a.findShim()
 	if err != nil {
@@ -89,6 +89,23 @@ func (a *app) create(id string, o *createOptions) (int, error) {
 		shim: shimPath, id: id, bundle: bundle, pidFile: pidFile,
 		consoleSocket: consoleSocket, buffer: o.eventBuffer, extra: extra,
 	})
+}
+
+// checkNew refuses early an ID that is taken or a state root that is not
+// safe to use; the shim checks both again as it claims the ID.
+func (a *app) checkNew(id string) error {
+	r, err := statedir.OpenRoot(a.root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // the shim makes it
+	}
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if r.Exists(id) {
+		return fmt.Errorf("container %q already exists", id)
+	}
+	return nil
 }
 
 func (o *createOptions) paths() (bundle, pidFile string, err error) {
@@ -217,7 +234,11 @@ func (a *app) startShim(sa shimArgs) (int, error) {
 	}
 	w.Close()
 	a.debugf("shim %d started for %s", cmd.Process.Pid, sa.id)
-	var rep shim.Report
+	// The shim's one line: {"pid":N} or {"error":"..."}.
+	var rep struct {
+		Pid   int    `json:"pid"`
+		Error string `json:"error"`
+	}
 	if err := json.NewDecoder(r).Decode(&rep); err != nil {
 		cmd.Wait()
 		return 0, fmt.Errorf("shim %d exited without reporting the outcome of create", cmd.Process.Pid)

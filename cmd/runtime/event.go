@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"syscall"
@@ -13,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crier-runtime/crier/protocol"
-	"github.com/crier-runtime/crier/shim"
+	"github.com/crier-runtime/crier/statedir"
 )
 
 type eventOptions struct {
@@ -90,19 +91,26 @@ func describe(id string, o *eventOptions) string {
 }
 
 // connect waits for the container's state directory to appear, then
-// subscribes to its shim.
+// subscribes to its shim. A root that exists must pass statedir's checks
+// before anything is waited for in it.
 func (a *app) connect(ctx context.Context, id string, o *eventOptions) (*protocol.Client, error) {
 	for {
-		if err := shim.WaitExist(ctx, a.dir(id)); err != nil {
+		if err := a.checkRoot(); err != nil {
+			return nil, err
+		}
+		if err := statedir.WaitExist(ctx, a.dir(id)); err != nil {
 			return nil, err
 		}
 		c, err := a.dial(ctx, id)
 		if errors.Is(err, errShimDead) {
 			return nil, fmt.Errorf("container %q: %w", id, err)
 		}
-		if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
 			// Deleted between the two looks: wait for the next one.
 			continue
+		}
+		if err != nil {
+			return nil, err
 		}
 		if err := c.Subscribe(ctx, protocol.SubscribeOptions{NoHistory: o.noHistory}); err != nil {
 			c.Close()

@@ -13,7 +13,7 @@ import (
 	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/container/cgroup"
 	"github.com/crier-runtime/crier/protocol"
-	"github.com/crier-runtime/crier/shim"
+	"github.com/crier-runtime/crier/statedir"
 )
 
 func (a *app) startCommand() *cobra.Command {
@@ -103,8 +103,8 @@ func (a *app) kill(id string, sig unix.Signal, all bool) error {
 	return remoteMessage(c.Kill(ctx, sig, all))
 }
 
-// killDirect signals a container whose shim is dead, after making sure the
-// pid is still the container's process.
+// killDirect signals a container whose shim is dead, through pidfds, and
+// only the processes that are still the container's.
 func (a *app) killDirect(id string, sig unix.Signal, all bool) error {
 	st, _, err := a.readState(id)
 	if err != nil {
@@ -114,19 +114,13 @@ func (a *app) killDirect(id string, sig unix.Signal, all bool) error {
 		return fmt.Errorf("container %q is not running", id)
 	}
 	if all && st.Cgroup != nil {
-		pids, err := st.Cgroup.Pids()
-		if err != nil {
-			return err
-		}
-		for _, pid := range pids {
-			unix.Kill(pid, sig)
-		}
-		return nil
+		return signalCgroup(st.Cgroup, sig)
 	}
-	if err := unix.Kill(st.Pid, sig); err != nil {
-		return fmt.Errorf("kill %d: %w", st.Pid, err)
+	err = signalChecked(st.Pid, st.PidStart, sig)
+	if errors.Is(err, errGone) {
+		return fmt.Errorf("container %q is not running: its process %d is gone", id, st.Pid)
 	}
-	return nil
+	return err
 }
 
 func (a *app) deleteCommand() *cobra.Command {
@@ -163,12 +157,16 @@ func (a *app) delete(id string, force bool) error {
 	return nil
 }
 
-// deleteDirect cleans up after a container whose shim is dead.
+// deleteDirect cleans up after a container whose shim is dead. It uses only
+// what the shim recorded in the state file at create (the cgroups, the
+// poststop hooks), never the bundle, whose config may have been changed
+// since or never have been the one created from.
 func (a *app) deleteDirect(id string, force bool) error {
-	st, _, err := a.readState(id)
+	d, st, _, err := a.openState(id)
 	if err != nil {
 		return err
 	}
+	defer d.Close()
 	if st.Status != protocol.StatusStopped {
 		if !force {
 			return fmt.Errorf("container %q is %s: stop it first or use --force", id, st.Status)
@@ -177,44 +175,40 @@ func (a *app) deleteDirect(id string, force bool) error {
 			return err
 		}
 	}
-	spec, specErr := container.LoadSpec(st.Bundle)
 	cg := st.Cgroup
-	if cg == nil && specErr == nil && spec.Linux != nil {
+	if cg == nil {
 		// The shim died mid-create: the state file records the cgroups
 		// once the container is created, but init may already have been
-		// in them. They are where the config puts them.
-		cg, _ = cgroup.New(id, spec.Linux.CgroupsPath)
+		// in them. They are where the config, as read at create, put them.
+		cg, _ = cgroup.New(id, st.CgroupsPath)
 	}
 	if cg != nil {
-		if pids, err := cg.Pids(); err == nil {
-			for _, pid := range pids {
-				unix.Kill(pid, unix.SIGKILL)
-			}
-		}
+		signalCgroup(cg, unix.SIGKILL)
 		if err := cg.Destroy(); err != nil {
 			return err
 		}
 	}
-	if specErr == nil {
+	if len(st.Poststop) > 0 {
+		spec := &specs.Spec{Hooks: &specs.Hooks{Poststop: st.Poststop}}
 		hs := &specs.State{Version: specs.Version, ID: id, Status: specs.StateStopped, Bundle: st.Bundle, Annotations: st.Annotations}
 		if err := container.RunHooks(spec, container.HookPoststop, hs); err != nil {
 			a.logf("warning", err.Error())
 		}
 	}
-	return os.RemoveAll(a.dir(id))
+	return d.Remove()
 }
 
 // killAndWait SIGKILLs the container's process and waits until it is gone.
 // It is not our child, so wait on a pidfd rather than with wait4.
-func killAndWait(st *shim.State) error {
-	pidfd, err := unix.PidfdOpen(st.Pid, 0)
-	if err != nil {
-		return nil // already gone
-	}
-	defer unix.Close(pidfd)
-	if !container.Alive(st.Pid, st.PidStart) {
+func killAndWait(st *statedir.State) error {
+	pidfd, err := openChecked(st.Pid, st.PidStart)
+	if errors.Is(err, errGone) {
 		return nil
 	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pidfd)
 	if err := unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0); err != nil {
 		return os.NewSyscallError("pidfd_send_signal", err)
 	}

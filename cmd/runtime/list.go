@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/crier-runtime/crier/protocol"
+	"github.com/crier-runtime/crier/statedir"
 )
 
 func (a *app) listCommand() *cobra.Command {
@@ -36,20 +36,16 @@ func (a *app) listCommand() *cobra.Command {
 }
 
 func (a *app) list(format string, quiet bool) error {
-	entries, err := os.ReadDir(a.root)
+	states := []protocol.State{}
+	r, err := statedir.OpenRoot(a.root)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	states := []protocol.State{}
-	for _, e := range entries {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-			continue
+	if err == nil {
+		defer r.Close()
+		if states, err = a.states(r); err != nil {
+			return err
 		}
-		st, _, err := a.readState(e.Name())
-		if err != nil {
-			continue // deleted meanwhile
-		}
-		states = append(states, st.State)
 	}
 	switch {
 	case quiet:
@@ -75,4 +71,25 @@ func (a *app) list(format string, quiet bool) error {
 		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", st.ID, st.Pid, st.Status, st.Bundle, created, st.Owner)
 	}
 	return w.Flush()
+}
+
+// states reads the state of every container in r, correcting the status of
+// those whose shim is dead as readState does.
+func (a *app) states(r *statedir.Root) ([]protocol.State, error) {
+	names, err := r.Names()
+	if err != nil {
+		return nil, err
+	}
+	states := []protocol.State{}
+	for _, name := range names {
+		if checkID(name) != nil {
+			continue // not a container's: crier never made it
+		}
+		st, _, err := a.readState(name)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		states = append(states, st.State)
+	}
+	return states, nil
 }

@@ -1,0 +1,139 @@
+package statedir
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestOpenRootRefusesOthersWritable(t *testing.T) {
+	root := t.TempDir()
+	for _, mode := range []os.FileMode{0o777, 0o720, 0o702} {
+		os.Chmod(root, mode)
+		_, err := OpenRoot(root)
+		want := fmt.Sprintf("state root %s: writable by group or others (mode %04o)", root, mode)
+		if err == nil || err.Error() != want {
+			t.Errorf("mode %04o: OpenRoot = %v, want %q", mode, err, want)
+		}
+	}
+	os.Chmod(root, 0o755)
+	r, err := OpenRoot(root)
+	if err != nil {
+		t.Fatalf("mode 0755: %v", err)
+	}
+	r.Close()
+}
+
+func TestOpenRootRefusesOtherOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a directory away")
+	}
+	root := t.TempDir()
+	if err := os.Chown(root, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenRoot(root)
+	if want := fmt.Sprintf("state root %s: owned by uid 1000, not 0", root); err == nil || err.Error() != want {
+		t.Errorf("OpenRoot = %v, want %q", err, want)
+	}
+}
+
+func TestOpenDirRefusesLinkAndMissing(t *testing.T) {
+	root := t.TempDir()
+	os.Mkdir(filepath.Join(root, "real"), 0o700)
+	os.Symlink("real", filepath.Join(root, "link"))
+	r, err := OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.OpenDir("link"); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("OpenDir of a link = %v, want a refusal", err)
+	}
+	if _, err := r.OpenDir("none"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("OpenDir of a missing directory = %v, want ErrNotExist", err)
+	}
+}
+
+// TestWriteFileAtNoFollow: links planted at the target and at guessable
+// temporary names are never written through; the target's link is
+// replaced.
+func TestWriteFileAtNoFollow(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(victim, []byte("keep"), 0o600)
+	for _, n := range []string{"f", "f.tmp", ".f", ".f.tmp"} {
+		os.Symlink(victim, filepath.Join(dir, n))
+	}
+	if err := WriteFile(filepath.Join(dir, "f"), []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Errorf("victim written through a link: %q", b)
+	}
+	fi, err := os.Lstat(filepath.Join(dir, "f"))
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644 {
+		t.Errorf("f: %v %v, want a regular 0644 file", fi, err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 4 {
+		t.Errorf("temporaries left: %v", ents)
+	}
+}
+
+func TestRemoveLeavesLinkTargets(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, "keep"), []byte("x"), 0o600)
+	r, err := OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	d, err := r.NewTemp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Publish("c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WriteState(&State{}); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(outside, filepath.Join(root, "c", "link"))
+	os.MkdirAll(filepath.Join(root, "c", "sub", "deeper"), 0o700)
+	if err := d.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Exists("c") {
+		t.Error("c left")
+	}
+	if _, err := os.Stat(filepath.Join(outside, "keep")); err != nil {
+		t.Errorf("Remove followed a link: %v", err)
+	}
+}
+
+func TestPublishRefusesTakenID(t *testing.T) {
+	root := t.TempDir()
+	os.Mkdir(filepath.Join(root, "c"), 0o700)
+	r, err := OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	d, err := r.NewTemp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Publish("c"); !errors.Is(err, ErrExist) {
+		t.Errorf("Publish over an existing ID = %v, want ErrExist", err)
+	}
+	if err := d.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := r.Names(); len(names) != 1 {
+		t.Errorf("root holds %v, want only c", names)
+	}
+}

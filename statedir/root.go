@@ -1,0 +1,139 @@
+package statedir
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/protocol"
+)
+
+// StateFile is the name of the state file in a container's directory.
+const StateFile = "state.json"
+
+// SocketName is the name of the shim's socket in a container's directory.
+const SocketName = protocol.SocketName
+
+// DirPath returns the state directory of container id under root, for
+// messages and for waiting on it; it is never opened by that name.
+func DirPath(root, id string) string { return filepath.Join(root, id) }
+
+// SocketPath returns the shim socket of container id under root by name.
+// Dir.SocketPath is the name to connect to once the directory is checked.
+func SocketPath(root, id string) string { return filepath.Join(root, id, SocketName) }
+
+// Root is an open, checked state root.
+type Root struct {
+	path string
+	fd   int
+}
+
+// OpenRoot opens the state root at path and checks it (see the package
+// comment). A missing root gives an error that is os.ErrNotExist.
+func OpenRoot(path string) (*Root, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open state root", Path: path, Err: err}
+	}
+	if err := check(fd, "state root", path); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return &Root{path: path, fd: fd}, nil
+}
+
+// CreateRoot opens the state root at path, making it (and any missing
+// parent) mode 0700 first if it does not exist.
+func CreateRoot(path string) (*Root, error) {
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, fmt.Errorf("state root: %w", err)
+	}
+	return OpenRoot(path)
+}
+
+// Path returns the root's path.
+func (r *Root) Path() string { return r.path }
+
+// Close closes the root's descriptor.
+func (r *Root) Close() error { return unix.Close(r.fd) }
+
+// Exists reports whether the root has an entry named id, of any kind.
+func (r *Root) Exists(id string) bool {
+	var st unix.Stat_t
+	return unix.Fstatat(r.fd, id, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
+}
+
+// Names returns the root's container directories: its entries but the
+// hidden ones, which are directories still being made.
+func (r *Root) Names() ([]string, error) {
+	fd, err := unix.Openat(r.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: r.path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), r.path)
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	out := names[:0]
+	for _, n := range names {
+		if !strings.HasPrefix(n, ".") {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// OpenDir opens and checks the directory of container id. A missing one
+// gives an error that is os.ErrNotExist. The Dir shares r's descriptor:
+// close the Dir before r.
+func (r *Root) OpenDir(id string) (*Dir, error) {
+	d := &Dir{root: r.path, name: id, rootfd: r.fd, fd: -1}
+	if err := d.open(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Open opens the state root and the directory of container id in it; the
+// Dir's Close closes both.
+func Open(root, id string) (*Dir, error) {
+	r, err := OpenRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	d, err := r.OpenDir(id)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	d.ownRoot = true
+	return d, nil
+}
+
+// check refuses a directory that another user could change: one not owned
+// by our effective uid, or writable by its group or by others.
+func check(fd int, what, path string) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &os.PathError{Op: "stat " + what, Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return fmt.Errorf("%s %s: not a directory", what, path)
+	}
+	if euid := uint32(os.Geteuid()); st.Uid != euid {
+		return fmt.Errorf("%s %s: owned by uid %d, not %d", what, path, st.Uid, euid)
+	}
+	if perm := st.Mode & 0o7777; perm&0o022 != 0 {
+		return fmt.Errorf("%s %s: writable by group or others (mode %04o)", what, path, perm)
+	}
+	return nil
+}
+
+// isNotExist reports whether err says a path is missing.
+func isNotExist(err error) bool { return errors.Is(err, os.ErrNotExist) }

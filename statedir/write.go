@@ -1,0 +1,82 @@
+package statedir
+
+import (
+	"encoding/hex"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// tempName returns prefix followed by 16 random hex digits: a name nobody
+// can plant a link under ahead of us.
+func tempName(prefix string) (string, error) {
+	var r [8]byte
+	for n := 0; n < len(r); {
+		m, err := unix.Getrandom(r[n:], 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return "", os.NewSyscallError("getrandom", err)
+		}
+		n += m
+	}
+	return prefix + hex.EncodeToString(r[:]), nil
+}
+
+// WriteFileAt replaces the entry name of the directory open at dirfd with
+// b, atomically: readers see the old or the new content, never a torn one.
+// The content goes to a new file under an unpredictable name, created with
+// O_EXCL|O_NOFOLLOW so that it can be nothing but a file of our own, which
+// renameat then puts in place. A link at name is replaced, not followed.
+// path names the directory in errors.
+//
+// It is on the path of every event, so it makes the system calls itself:
+// os.WriteFile and os.Rename add a poller registration attempt and an lstat
+// each.
+func WriteFileAt(dirfd int, path, name string, b []byte, mode uint32) error {
+	tmp, err := tempName("." + name + ".")
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
+	if err != nil {
+		return &os.PathError{Op: "create", Path: filepath.Join(path, tmp), Err: err}
+	}
+	for len(b) > 0 && err == nil {
+		var n int
+		n, err = unix.Write(fd, b)
+		if n > 0 {
+			b = b[n:]
+		}
+		if err == unix.EINTR {
+			err = nil
+		}
+	}
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = unix.Renameat(dirfd, tmp, dirfd, name)
+	}
+	if err != nil {
+		unix.Unlinkat(dirfd, tmp, 0)
+		return &os.PathError{Op: "write", Path: filepath.Join(path, name), Err: err}
+	}
+	return nil
+}
+
+// WriteFile is WriteFileAt for a path outside the state root, such as the
+// pid file: its directory is opened once, and everything else is done
+// relative to it. Links in the directory's own path are followed, as the
+// caller named it; the file and its temporary are never followed.
+func WriteFile(path string, b []byte, mode uint32) error {
+	dir := filepath.Dir(path)
+	dirfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(dirfd)
+	return WriteFileAt(dirfd, dir, filepath.Base(path), b, mode)
+}

@@ -141,6 +141,13 @@ func (c *Client) Do(ctx context.Context, req Request) (*Reply, error) {
 		return nil, err
 	}
 	if _, err := c.conn.Write(line); err != nil {
+		// A shim that refuses a connection (another user's) answers
+		// before reading and closes: its reply, still to be read, says
+		// why; the broken pipe does not.
+		var reply Reply
+		if errors.Is(err, unix.EPIPE) && c.dec.Decode(&reply) == nil && reply.Err() != nil {
+			return &reply, reply.Err()
+		}
 		return nil, c.ctxErr(ctx, fmt.Errorf("%s: %w", req.Op, unwrapOpError(err)))
 	}
 	var reply Reply

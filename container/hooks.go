@@ -11,6 +11,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Hook kinds, named as in config.json.
@@ -58,6 +59,16 @@ func RunHooks(spec *specs.Spec, kind string, state *specs.State) error {
 	input, err := json.Marshal(state)
 	if err != nil {
 		return err
+	}
+	// A hook gets its state on stdin and its output pipes, and nothing
+	// else. os/exec only adds descriptors, so anything this process holds
+	// without close-on-exec would reach the hook too: in init, the
+	// descriptors passed with --preserve-fds, which are the container's;
+	// in the CLI, whatever its caller left open. Init makes its passed
+	// descriptors inheritable again just before it execs the container's
+	// process (inheritPassedFDs); no other caller needs any.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("%s hooks: close_range: %w", kind, err)
 	}
 	keepGoing := kind == HookPoststart || kind == HookPoststop
 	var errs []error

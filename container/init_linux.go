@@ -55,7 +55,7 @@ func Init() error {
 			return nil
 		}
 	} else {
-		err = initStage(conn)
+		err = initStage(conn, fd)
 	}
 	if errors.Is(err, errSyncEOF) {
 		// The parent gave up (create failed, or the shim died before
@@ -66,8 +66,10 @@ func Init() error {
 	return err
 }
 
-// initStage runs the steps of the sync sequence in order.
-func initStage(conn *syncConn) error {
+// initStage runs the steps of the sync sequence in order. syncFD is the
+// sync socket's descriptor: the ones below it, after stdio, are the
+// container's passed descriptors.
+func initStage(conn *syncConn, syncFD int) error {
 	m, err := conn.expect(msgConfig)
 	if err != nil {
 		return err
@@ -132,6 +134,10 @@ func initStage(conn *syncConn) error {
 		return err
 	}
 	if err := applyProcessExtras(spec); err != nil {
+		return err
+	}
+	// The hooks have all run, with the passed descriptors hidden.
+	if err := inheritPassedFDs(syncFD); err != nil {
 		return err
 	}
 	if err := conn.send(message{Type: msgExec}); err != nil {

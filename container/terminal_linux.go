@@ -1,6 +1,7 @@
 package container
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,12 +15,48 @@ import (
 // to the console socket the way runc does: one message whose data is the
 // name and whose SCM_RIGHTS carries the descriptor. At start, init opens
 // the slave by name and makes it its controlling terminal and stdio.
+//
+// The parent runs as root on the host, and everything under /proc/PID/root
+// is the image's: a path walked from there follows the image's symlinks,
+// and an absolute one leads back to the host (an image whose /dev/pts is a
+// link to /tmp/x would have the parent open the host's /tmp/x/ptmx read
+// and write). So the walk is confined to the container's root and takes no
+// symlink at all, and what it finds must be the ptmx of a devpts before
+// the parent opens it for real.
+
+// Unix98 ptys: the ptmx node is char 5:2, the slaves majors 136 to 143.
+const (
+	ptmxMajor, ptmxMinor       = 5, 2
+	ptySlaveMajor, ptySlaveMax = 136, 143
+)
 
 // openPty opens a new pty master in the devpts of process pid and returns
 // it with the slave's path inside the container.
 func openPty(pid int) (*os.File, string, error) {
-	path := fmt.Sprintf("/proc/%d/root/dev/pts/ptmx", pid)
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	root := fmt.Sprintf("/proc/%d/root", pid)
+	path := root + "/dev/pts/ptmx"
+	rootFD, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, "", &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	defer unix.Close(rootFD)
+	// O_PATH: look before opening, as opening a device can do things.
+	pathFD, err := unix.Openat2(rootFD, "dev/pts/ptmx", &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_SYMLINKS,
+	})
+	if errors.Is(err, unix.ELOOP) {
+		return nil, "", fmt.Errorf("open %s: the container's /dev/pts/ptmx is reached through a symlink; it must be the ptmx of a devpts mounted on /dev/pts", path)
+	}
+	if err != nil {
+		return nil, "", &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(pathFD)
+	if err := checkPtmx(pathFD, path); err != nil {
+		return nil, "", err
+	}
+	// Reopen what was checked, not the path again.
+	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", pathFD), unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, "", &os.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -34,6 +71,26 @@ func openPty(pid int) (*os.File, string, error) {
 		return nil, "", os.NewSyscallError("ioctl TIOCGPTN", err)
 	}
 	return master, fmt.Sprintf("/dev/pts/%d", n), nil
+}
+
+// checkPtmx makes sure fd is the ptmx node of a devpts file system, not a
+// file or a device node the image put in its place.
+func checkPtmx(fd int, path string) error {
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &fs); err != nil {
+		return &os.PathError{Op: "statfs", Path: path, Err: err}
+	}
+	if fs.Type != unix.DEVPTS_SUPER_MAGIC {
+		return fmt.Errorf("%s is not on a devpts file system (magic %#x): mount devpts on the container's /dev/pts", path, fs.Type)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(st.Rdev) != ptmxMajor || unix.Minor(st.Rdev) != ptmxMinor {
+		return fmt.Errorf("%s is not the ptmx device (mode %#o, device %d:%d)", path, st.Mode, unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	}
+	return nil
 }
 
 // sendConsole passes the pty master to whoever listens on socketPath.
@@ -58,6 +115,15 @@ func attachTerminal(path string) error {
 		return &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
+	// The container's own /dev/pts could hold anything by that name;
+	// only a pty slave may become the process's terminal.
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if major := unix.Major(st.Rdev); st.Mode&unix.S_IFMT != unix.S_IFCHR || major < ptySlaveMajor || major > ptySlaveMax {
+		return fmt.Errorf("%s is not a pty slave (mode %#o, device %d:%d)", path, st.Mode, major, unix.Minor(st.Rdev))
+	}
 	if _, err := unix.Setsid(); err != nil {
 		return os.NewSyscallError("setsid", err)
 	}

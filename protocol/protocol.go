@@ -88,6 +88,7 @@ const (
 	CodeNotFound     = "not_found"
 	CodeOverflow     = "overflow"
 	CodePermission   = "permission_denied"
+	CodeBusy         = "busy"
 	CodeInternal     = "internal"
 )
 
@@ -138,6 +139,7 @@ var (
 	ErrBadRequest   = errors.New("bad request")
 	ErrOverflow     = errors.New("subscriber overflow")
 	ErrPermission   = errors.New("permission denied")
+	ErrBusy         = errors.New("busy")
 )
 
 // RemoteError is an error reply from the shim.
@@ -161,6 +163,8 @@ func (e *RemoteError) Unwrap() error {
 		return ErrOverflow
 	case CodePermission:
 		return ErrPermission
+	case CodeBusy:
+		return ErrBusy
 	}
 	return nil
 }
@@ -188,6 +192,8 @@ func ErrorReply(err error) Reply {
 		code = CodeOverflow
 	case errors.Is(err, ErrPermission):
 		code = CodePermission
+	case errors.Is(err, ErrBusy):
+		code = CodeBusy
 	}
 	return Reply{OK: false, Error: err.Error(), Code: code}
 }

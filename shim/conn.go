@@ -28,6 +28,9 @@ type subscriber struct {
 	conn *net.UnixConn
 	ch   chan []byte
 	err  error // set before ch is closed: the last line the writer sends
+	// release frees the connection's slot (limits.go); the writer calls
+	// it just before it closes the connection.
+	release func()
 }
 
 // send queues line without blocking. It reports false, after failing the
@@ -53,7 +56,10 @@ func (sub *subscriber) finish() { close(sub.ch) }
 
 func (s *server) write(sub *subscriber) {
 	defer s.writers.Done()
-	defer sub.conn.Close()
+	defer func() {
+		sub.release()
+		sub.conn.Close()
+	}()
 	for line := range sub.ch {
 		sub.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if _, err := sub.conn.Write(line); err != nil {
@@ -108,14 +114,21 @@ func (s *server) drop(sub *subscriber) {
 }
 
 // serveConn reads requests from one client and answers them in order.
-func (s *server) serveConn(conn *net.UnixConn) {
+// release frees the connection's slot; it is called just before the
+// connection is closed, here or, for a subscriber, by its writer.
+func (s *server) serveConn(conn *net.UnixConn, release func()) {
 	dec := protocol.NewDecoder(conn)
 	var sub *subscriber
 	for {
+		if sub == nil {
+			// A connection that sends nothing holds a slot for
+			// nothing: each request has idleLimit to arrive.
+			conn.SetReadDeadline(time.Now().Add(idleLimit))
+		}
 		line, err := dec.Line()
 		if err != nil {
-			if sub == nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				s.reply(conn, protocol.ErrorReply(fmt.Errorf("%w: %v", protocol.ErrBadRequest, err)))
+			if sub == nil {
+				s.readFailed(conn, err)
 			}
 			break
 		}
@@ -124,34 +137,15 @@ func (s *server) serveConn(conn *net.UnixConn) {
 			// that keeps talking is ignored until it hangs up.
 			continue
 		}
-		req, err := protocol.DecodeRequest(line)
-		if err != nil {
-			if !s.reply(conn, protocol.ErrorReply(err)) {
-				break
-			}
-			continue
-		}
-		r := &request{req: req, conn: conn, reply: make(chan protocol.Reply, 1), written: make(chan struct{})}
-		s.post(r)
-		var reply protocol.Reply
-		select {
-		case reply = <-r.reply:
-		case <-s.quit:
-			// The loop may have answered just before it finished.
-			select {
-			case reply = <-r.reply:
-			default:
-				conn.Close()
-				return
-			}
-		}
-		if r.sub != nil {
+		r, ok := s.serveLine(conn, line)
+		if r != nil && r.sub != nil {
 			sub = r.sub
+			sub.release = release
+			// Subscribers wait for events as long as they like.
+			conn.SetReadDeadline(time.Time{})
 			go s.write(sub)
 			continue
 		}
-		ok := s.reply(conn, reply)
-		close(r.written)
 		if !ok {
 			break
 		}
@@ -160,7 +154,49 @@ func (s *server) serveConn(conn *net.UnixConn) {
 		s.post(unsubscribe{sub})
 		return
 	}
+	release()
 	conn.Close()
+}
+
+// readFailed answers a connection whose next request could not be read,
+// unless the client simply hung up.
+func (s *server) readFailed(conn *net.UnixConn, err error) {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.reply(conn, protocol.ErrorReply(fmt.Errorf("%w: no complete request within %v; closing the connection", protocol.ErrBadRequest, idleLimit)))
+	default:
+		s.reply(conn, protocol.ErrorReply(fmt.Errorf("%w: %v", protocol.ErrBadRequest, err)))
+	}
+}
+
+// serveLine answers one request line. It returns the request as the loop
+// handled it (nil if the line was no request) and whether the connection
+// can go on.
+func (s *server) serveLine(conn *net.UnixConn, line []byte) (*request, bool) {
+	req, err := protocol.DecodeRequest(line)
+	if err != nil {
+		return nil, s.reply(conn, protocol.ErrorReply(err))
+	}
+	r := &request{req: req, conn: conn, reply: make(chan protocol.Reply, 1), written: make(chan struct{})}
+	s.post(r)
+	var reply protocol.Reply
+	select {
+	case reply = <-r.reply:
+	case <-s.quit:
+		// The loop may have answered just before it finished.
+		select {
+		case reply = <-r.reply:
+		default:
+			return nil, false
+		}
+	}
+	if r.sub != nil {
+		return r, true
+	}
+	ok := s.reply(conn, reply)
+	close(r.written)
+	return r, ok
 }
 
 func (s *server) reply(conn *net.UnixConn, r protocol.Reply) bool {

@@ -399,17 +399,23 @@ func (s *server) watchPidFD(notify func()) error {
 	return nil
 }
 
-// accept hands every permitted connection to its own reader goroutine.
+// accept hands every permitted connection to its own reader goroutine, as
+// long as fewer than maxConns are being served (limits.go). A failed accept
+// (out of descriptors) is retried with back-off, logged once per episode,
+// while the loop goes on serving the container and its subscribers.
 func (s *server) accept() {
+	slots := newConnSlots()
+	var backoff acceptBackoff
 	for {
 		conn, err := s.ln.AcceptUnix()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			s.cfg.Log.Printf("accept: %v", err)
+			backoff.failed(s.cfg.Log, err)
 			continue
 		}
+		backoff.succeeded(s.cfg.Log)
 		if err := checkPeer(conn); err != nil {
 			line, _ := protocol.Marshal(protocol.ErrorReply(err))
 			conn.SetWriteDeadline(time.Now().Add(time.Second))
@@ -417,7 +423,12 @@ func (s *server) accept() {
 			conn.Close()
 			continue
 		}
-		go s.serveConn(conn)
+		release, ok := slots.take()
+		if !ok {
+			slots.refuse(conn)
+			continue
+		}
+		go s.serveConn(conn, release)
 	}
 }
 

@@ -342,11 +342,12 @@ func contains(list []string, s string) bool {
 // The shim's socket and other users.
 
 // TestAuditSocketRefusesOtherUID runs the crier CLI as uid 1000 against a
-// root container's shim, once plain (stopped by the state directory's
-// mode) and once with CAP_DAC_OVERRIDE (it reaches the socket, and only
-// the shim's SO_PEERCRED check can refuse it): start, kill, kill --all and
-// delete --force all fail, and the container is untouched. The raw
-// protocol side is TestShimPeerCredentials.
+// root container's shim, once plain (stopped by the state root's mode) and
+// once with CAP_DAC_OVERRIDE (stopped by the state root's owner, which the
+// CLI checks before it trusts anything in the root): start, kill, kill
+// --all and delete --force all fail, and the container is untouched. The
+// shim's own SO_PEERCRED check, which a client that skips the CLI meets,
+// is TestShimPeerCredentials.
 func TestAuditSocketRefusesOtherUID(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -365,9 +366,9 @@ func TestAuditSocketRefusesOtherUID(t *testing.T) {
 				}
 			}, args...).wait()
 			t.Logf("%s: exit %d: %s", what, r.code, strings.TrimSpace(r.stderr))
-			// Plain, connect(2) says it; with CAP_DAC_OVERRIDE, the
-			// shim's refusal must reach the user, not a broken pipe.
-			wantErrorLine(t, what, r, "permission denied")
+			// Plain, open(2) says it; with CAP_DAC_OVERRIDE, the
+			// root's owner check does.
+			wantErrorLine(t, what, r, "permission denied", "owned by uid 0, not 1000")
 			if pidfdExited(pidfd, 0) {
 				t.Fatalf("%s: the container's process died", what)
 			}

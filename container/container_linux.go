@@ -23,7 +23,8 @@ type Config struct {
 	// SpecJSON, when set, is Spec as JSON (LoadSpecJSON), sent to the init
 	// stage as is.
 	SpecJSON []byte
-	// InitPath is the crier binary; the init stage runs as "InitPath init".
+	// InitPath is the crier binary; the init stage runs as "InitPath init",
+	// from a sealed copy of it.
 	InitPath string
 	// Stdio becomes the container process's stdin, stdout and stderr.
 	Stdio [3]*os.File
@@ -60,6 +61,9 @@ type Container struct {
 	// twoStage: init joins a user or time namespace and hands over to a
 	// second stage (nsenter_linux.go).
 	twoStage bool
+	// exe is the sealed copy of the init binary, kept while Create may
+	// still start helpers from it (idmap_linux.go).
+	exe *os.File
 }
 
 // Create forks the init stage into the container's namespaces and drives it
@@ -90,6 +94,7 @@ func Create(cfg *Config) (_ *Container, err error) {
 			c.Abort()
 		}
 	}()
+	defer c.dropExe()
 	spec := c.Spec
 	if err := c.Cgroup.Limit(res); err != nil {
 		return nil, err
@@ -272,6 +277,16 @@ func (c *Container) fork(cfg *Config, netns *netNSAhead) error {
 		}
 		c.twoStage = true
 	}
+	// Init runs from a copy of InitPath that it cannot write, and
+	// neither can anyone who reaches it through /proc (sealedexe_linux.go).
+	exe, err := sealedExe(cfg.InitPath)
+	if err != nil {
+		parent.Close()
+		return err
+	}
+	c.exe = exe
+	files = append(files, exe.Fd())
+	initPath := execPathFor(len(files) - 1)
 	pidfd := -1
 	plan.sys.PidFD = &pidfd
 	attr := &syscall.ProcAttr{
@@ -284,7 +299,7 @@ func (c *Container) fork(cfg *Config, netns *netNSAhead) error {
 	var pid int
 	fork := func() (err error) {
 		pid, err = c.Cgroup.ForkInto(plan.sys, func() (int, error) {
-			return syscall.ForkExec(cfg.InitPath, args, attr)
+			return syscall.ForkExec(initPath, args, attr)
 		})
 		return err
 	}
@@ -304,6 +319,7 @@ func (c *Container) fork(cfg *Config, netns *netNSAhead) error {
 	}
 	if err != nil {
 		parent.Close()
+		c.dropExe()
 		return fmt.Errorf("start init %s: %w", cfg.InitPath, err)
 	}
 	c.Pid, c.PidFD, c.sync = pid, pidfd, newSyncConn(parent)
@@ -330,8 +346,17 @@ func (c *Container) Abort() {
 	}
 }
 
+// dropExe closes the sealed init binary: init has exec'd it already.
+func (c *Container) dropExe() {
+	if c.exe != nil {
+		c.exe.Close()
+		c.exe = nil
+	}
+}
+
 // Close releases the descriptors Container holds.
 func (c *Container) Close() {
+	c.dropExe()
 	if c.sync != nil {
 		c.sync.Close()
 		c.sync = nil

@@ -154,8 +154,10 @@ func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 		netns = cfg.Load.takeNetNS()
 		defer netns.close()
 	}
+	exe := sealExeAhead(cfg.InitPath)
 	var err error
 	if c.Cgroup, err = NewCgroup(cfg.ID, spec.Linux.CgroupsPath); err != nil {
+		exe.drop()
 		return nil, nil, err
 	}
 	// Init is born in the cgroups (Cgroup.ForkInto). The limits are
@@ -165,9 +167,11 @@ func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 	// unconstrained.
 	res := deviceResources(spec.Linux)
 	if err := c.Cgroup.Prepare(res); err != nil {
+		exe.drop()
 		return nil, nil, err
 	}
-	if err := c.fork(cfg, netns); err != nil {
+	if err := c.fork(cfg, netns, exe); err != nil {
+		c.dropExe()
 		c.Cgroup.Destroy()
 		return nil, nil, err
 	}
@@ -238,9 +242,15 @@ func (c *Container) initError(err error) error {
 	return err
 }
 
-// fork forks init. With netns, init joins that network namespace rather
-// than have the clone make one.
-func (c *Container) fork(cfg *Config, netns *netNSAhead) error {
+// fork forks init from the sealed binary exe. With netns, init joins that
+// network namespace rather than have the clone make one.
+func (c *Container) fork(cfg *Config, netns *netNSAhead, exe exeAhead) error {
+	// Init runs from a copy of InitPath that it cannot write, and
+	// neither can anyone who reaches it through /proc (sealedexe_linux.go).
+	var err error
+	if c.exe, err = exe.wait(); err != nil {
+		return err
+	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return os.NewSyscallError("socketpair", err)
@@ -277,15 +287,7 @@ func (c *Container) fork(cfg *Config, netns *netNSAhead) error {
 		}
 		c.twoStage = true
 	}
-	// Init runs from a copy of InitPath that it cannot write, and
-	// neither can anyone who reaches it through /proc (sealedexe_linux.go).
-	exe, err := sealedExe(cfg.InitPath)
-	if err != nil {
-		parent.Close()
-		return err
-	}
-	c.exe = exe
-	files = append(files, exe.Fd())
+	files = append(files, c.exe.Fd())
 	initPath := execPathFor(len(files) - 1)
 	pidfd := -1
 	plan.sys.PidFD = &pidfd
@@ -303,27 +305,31 @@ func (c *Container) fork(cfg *Config, netns *netNSAhead) error {
 		})
 		return err
 	}
+	if err := forkAsPlanned(plan, fork); err != nil {
+		parent.Close()
+		return fmt.Errorf("start init %s: %w", cfg.InitPath, err)
+	}
+	c.Pid, c.PidFD, c.sync = pid, pidfd, newSyncConn(parent)
+	return nil
+}
+
+// forkAsPlanned runs fork on a thread in the namespaces that plan has the
+// forking thread join or make.
+func forkAsPlanned(plan *nsPlan, fork func() error) error {
 	switch {
 	case plan.newTime && len(plan.joins) > 0:
 		// On inNamespaces' locked thread, after its setns calls.
-		err = inNamespaces(plan.joins, func() error {
+		return inNamespaces(plan.joins, func() error {
 			if err := unshareTimeNamespace(plan.timeOffsets); err != nil {
 				return err
 			}
 			return fork()
 		})
 	case plan.newTime:
-		err = forkInNewTimeNamespace(plan.timeOffsets, fork)
+		return forkInNewTimeNamespace(plan.timeOffsets, fork)
 	default:
-		err = inNamespaces(plan.joins, fork)
+		return inNamespaces(plan.joins, fork)
 	}
-	if err != nil {
-		parent.Close()
-		c.dropExe()
-		return fmt.Errorf("start init %s: %w", cfg.InitPath, err)
-	}
-	c.Pid, c.PidFD, c.sync = pid, pidfd, newSyncConn(parent)
-	return nil
 }
 
 // Abort undoes a Create: it kills and reaps the init process and removes

@@ -37,6 +37,38 @@ import (
 // init and the idmap helper exec the same copy (nsenter_linux.go,
 // idmap_linux.go).
 
+// exeAhead is sealedExe running in the background: Create overlaps it
+// with making the cgroups, so that it costs a create no time when the
+// second P is free.
+type exeAhead chan exeResult
+
+type exeResult struct {
+	f   *os.File
+	err error
+}
+
+func sealExeAhead(path string) exeAhead {
+	a := make(exeAhead, 1)
+	go func() {
+		f, err := sealedExe(path)
+		a <- exeResult{f, err}
+	}()
+	return a
+}
+
+// wait returns what sealedExe returned; call it, or drop, once.
+func (a exeAhead) wait() (*os.File, error) {
+	r := <-a
+	return r.f, r.err
+}
+
+// drop waits for the copy and closes it: the create failed before fork.
+func (a exeAhead) drop() {
+	if f, err := a.wait(); err == nil {
+		f.Close()
+	}
+}
+
 // sealedExe returns a descriptor of an unwritable copy of the executable
 // at path.
 func sealedExe(path string) (*os.File, error) {

@@ -25,7 +25,8 @@ type Config struct {
 	// SpecJSON, when set, is Spec as JSON (LoadSpecJSON), sent to the init
 	// stage as is.
 	SpecJSON []byte
-	// InitPath is the crier binary; the init stage runs as "InitPath init".
+	// InitPath is the crier binary; the init stage runs as "InitPath init",
+	// from a sealed copy of it.
 	InitPath string
 	// Stdio becomes the container process's stdin, stdout and stderr.
 	Stdio [3]*os.File
@@ -62,6 +63,9 @@ type Container struct {
 	// twoStage: init joins a user or time namespace and hands over to a
 	// second stage (nsenter_linux.go).
 	twoStage bool
+	// exe is the sealed copy of the init binary, kept while Create may
+	// still start helpers from it (idmap_linux.go).
+	exe *os.File
 }
 
 // Create forks the init stage into the container's namespaces and drives it
@@ -92,6 +96,7 @@ func Create(cfg *Config) (_ *Container, err error) {
 			c.Abort()
 		}
 	}()
+	defer c.dropExe()
 	spec := c.Spec
 	if err := c.Cgroup.Limit(res); err != nil {
 		return nil, err
@@ -151,8 +156,10 @@ func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 		netns = cfg.Load.takeNetNS()
 		defer netns.close()
 	}
+	exe := sealExeAhead(cfg.InitPath)
 	var err error
 	if c.Cgroup, err = cgroup.New(cfg.ID, spec.Linux.CgroupsPath); err != nil {
+		exe.drop()
 		return nil, nil, err
 	}
 	// Init is born in the cgroups (Cgroup.ForkInto). The limits are
@@ -162,9 +169,11 @@ func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 	// unconstrained.
 	res := cgroup.Resources(spec.Linux)
 	if err := c.Cgroup.Prepare(res); err != nil {
+		exe.drop()
 		return nil, nil, err
 	}
-	if err := c.fork(cfg, netns); err != nil {
+	if err := c.fork(cfg, netns, exe); err != nil {
+		c.dropExe()
 		c.Cgroup.Destroy()
 		return nil, nil, err
 	}
@@ -235,9 +244,15 @@ func (c *Container) initError(err error) error {
 	return err
 }
 
-// fork forks init. With netns, init joins that network namespace rather
-// than have the clone make one.
-func (c *Container) fork(cfg *Config, netns *netNSAhead) error {
+// fork forks init from the sealed binary exe. With netns, init joins that
+// network namespace rather than have the clone make one.
+func (c *Container) fork(cfg *Config, netns *netNSAhead, exe exeAhead) error {
+	// Init runs from a copy of InitPath that it cannot write, and
+	// neither can anyone who reaches it through /proc (sealedexe_linux.go).
+	var err error
+	if c.exe, err = exe.wait(); err != nil {
+		return err
+	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return os.NewSyscallError("socketpair", err)
@@ -274,6 +289,8 @@ func (c *Container) fork(cfg *Config, netns *netNSAhead) error {
 		}
 		c.twoStage = true
 	}
+	files = append(files, c.exe.Fd())
+	initPath := execPathFor(len(files) - 1)
 	pidfd := -1
 	plan.sys.PidFD = &pidfd
 	attr := &syscall.ProcAttr{
@@ -286,30 +303,35 @@ func (c *Container) fork(cfg *Config, netns *netNSAhead) error {
 	var pid int
 	fork := func() (err error) {
 		pid, err = c.Cgroup.ForkInto(plan.sys, func() (int, error) {
-			return syscall.ForkExec(cfg.InitPath, args, attr)
+			return syscall.ForkExec(initPath, args, attr)
 		})
 		return err
 	}
+	if err := forkAsPlanned(plan, fork); err != nil {
+		parent.Close()
+		return fmt.Errorf("start init %s: %w", cfg.InitPath, err)
+	}
+	c.Pid, c.PidFD, c.sync = pid, pidfd, newSyncConn(parent)
+	return nil
+}
+
+// forkAsPlanned runs fork on a thread in the namespaces that plan has the
+// forking thread join or make.
+func forkAsPlanned(plan *nsPlan, fork func() error) error {
 	switch {
 	case plan.newTime && len(plan.joins) > 0:
 		// On inNamespaces' locked thread, after its setns calls.
-		err = inNamespaces(plan.joins, func() error {
+		return inNamespaces(plan.joins, func() error {
 			if err := unshareTimeNamespace(plan.timeOffsets); err != nil {
 				return err
 			}
 			return fork()
 		})
 	case plan.newTime:
-		err = forkInNewTimeNamespace(plan.timeOffsets, fork)
+		return forkInNewTimeNamespace(plan.timeOffsets, fork)
 	default:
-		err = inNamespaces(plan.joins, fork)
+		return inNamespaces(plan.joins, fork)
 	}
-	if err != nil {
-		parent.Close()
-		return fmt.Errorf("start init %s: %w", cfg.InitPath, err)
-	}
-	c.Pid, c.PidFD, c.sync = pid, pidfd, newSyncConn(parent)
-	return nil
 }
 
 // Abort undoes a Create: it kills and reaps the init process and removes
@@ -332,8 +354,17 @@ func (c *Container) Abort() {
 	}
 }
 
+// dropExe closes the sealed init binary: init has exec'd it already.
+func (c *Container) dropExe() {
+	if c.exe != nil {
+		c.exe.Close()
+		c.exe = nil
+	}
+}
+
 // Close releases the descriptors Container holds.
 func (c *Container) Close() {
+	c.dropExe()
 	if c.sync != nil {
 		c.sync.Close()
 		c.sync = nil

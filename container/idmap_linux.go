@@ -34,7 +34,7 @@ func (c *Container) sendConfig() error {
 		// Init performs no mounts at all.
 		return c.sync.send(message{Type: msgConfig, Config: ic})
 	}
-	idx, trees, err := prepareIDMappedMounts(c.Spec, c.Bundle, c.Pid)
+	idx, trees, err := prepareIDMappedMounts(c.Spec, c.Bundle, c.Pid, c.exe)
 	if err != nil {
 		return err
 	}
@@ -45,11 +45,12 @@ func (c *Container) sendConfig() error {
 
 // prepareIDMappedMounts returns, for each idmapped mount of spec in order,
 // its index in spec.Mounts and its detached, idmapped tree. initPid is
-// init's pid, whose user namespace is the container's. The caller closes
-// the trees; a tree closed before it is attached is simply dissolved.
-func prepareIDMappedMounts(spec *specs.Spec, bundle string, initPid int) (idx []int, trees []*os.File, err error) {
+// init's pid, whose user namespace is the container's; exe is the sealed
+// init binary (usernsWithMappings). The caller closes the trees; a tree
+// closed before it is attached is simply dissolved.
+func prepareIDMappedMounts(spec *specs.Spec, bundle string, initPid int, exe *os.File) (idx []int, trees []*os.File, err error) {
 	userns := HasNamespace(spec, specs.UserNamespace)
-	nss := usernsSource{initPid: initPid, label: bundle}
+	nss := usernsSource{initPid: initPid, label: bundle, exe: exe}
 	defer nss.close()
 	defer func() {
 		if err != nil {
@@ -164,7 +165,8 @@ func fsTypeName(p string) string {
 // mounts that ask for the same one.
 type usernsSource struct {
 	initPid int
-	label   string // on the helpers' command lines, for ps and leak checks
+	label   string   // on the helpers' command lines, for ps and leak checks
+	exe     *os.File // what the helpers exec
 	byMap   map[string]*os.File
 }
 
@@ -183,7 +185,7 @@ func (s *usernsSource) get(im *idmapping) (*os.File, error) {
 		// have been reused.
 		f, err = os.Open("/proc/" + strconv.Itoa(s.initPid) + "/ns/user")
 	} else {
-		f, err = usernsWithMappings(im.uids, im.gids, s.label)
+		f, err = usernsWithMappings(im.uids, im.gids, s.label, s.exe)
 	}
 	if err != nil {
 		return nil, err
@@ -214,15 +216,17 @@ func idmapKey(ms []specs.LinuxIDMapping) string {
 // user namespace lives as long as something refers to it, and only a
 // process can be made in a new one from a multithreaded program: a child
 // is made in it that never runs a single instruction of its own (traced,
-// it stops at its execve), the namespace is opened from its /proc entry,
-// and the child is killed and reaped before this returns.
-func usernsWithMappings(uids, gids []specs.LinuxIDMapping, label string) (*os.File, error) {
+// it stops at its execve of exe, the sealed init binary: never the host's
+// file, see sealedexe_linux.go), the namespace is opened from its /proc
+// entry, and the child is killed and reaped before this returns.
+func usernsWithMappings(uids, gids []specs.LinuxIDMapping, label string, exe *os.File) (*os.File, error) {
 	// The forking thread is the tracer: it must not be handed back to
 	// the runtime while the child lives.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	pidfd := -1
 	attr := &syscall.ProcAttr{
+		Files: []uintptr{exe.Fd()},
 		Sys: &syscall.SysProcAttr{
 			Cloneflags:  unix.CLONE_NEWUSER,
 			UidMappings: idMaps(uids),
@@ -232,7 +236,7 @@ func usernsWithMappings(uids, gids []specs.LinuxIDMapping, label string) (*os.Fi
 			PidFD:       &pidfd,
 		},
 	}
-	pid, err := syscall.ForkExec("/proc/self/exe", []string{"crier-idmap-userns", label}, attr)
+	pid, err := syscall.ForkExec(execPathFor(0), []string{"crier-idmap-userns", label}, attr)
 	if err != nil {
 		return nil, fmt.Errorf("user namespace for the mappings: %w", err)
 	}

@@ -73,7 +73,7 @@ func TestIDMappedTree(t *testing.T) {
 	before := children(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ns, err := usernsWithMappings(tt.uids, tt.gids, "test")
+			ns, err := usernsWithMappings(tt.uids, tt.gids, "test", sealedSelf(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,7 +97,7 @@ func TestIDMappedTreeErrors(t *testing.T) {
 	needRoot(t)
 	ns, err := usernsWithMappings(
 		[]specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}},
-		[]specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}}, "test")
+		[]specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}}, "test", sealedSelf(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestIDMappedTreeErrors(t *testing.T) {
 	// The kernel's own checks, for what validIDMappings would have caught.
 	_, err = usernsWithMappings(
 		[]specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 10}, {ContainerID: 5, HostID: 2000, Size: 10}},
-		[]specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}}, "test")
+		[]specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}}, "test", sealedSelf(t))
 	if !errors.Is(err, unix.EINVAL) {
 		t.Errorf("overlapping mapping: %v, want EINVAL", err)
 	}

@@ -36,6 +36,11 @@ var ErrNotInit = errors.New("crier-shim init is started by crier create, not by 
 // Credentials, capabilities and the cgroup namespace are per thread, so Init
 // locks itself to one thread and execs from it.
 func Init() error {
+	// Non-dumpable until execve makes the user's process: no ptrace, no
+	// /proc/PID/{exe,fd,mem,environ} for the container's processes while
+	// init still holds the host's side. (On amd64 the entry point already
+	// did this, before the runtime started and before any setns.)
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	runtime.LockOSThread()
 	fd, err := strconv.Atoi(os.Getenv(InitFDEnv))
 	if err != nil {

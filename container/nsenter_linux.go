@@ -140,7 +140,9 @@ func joinStage(conn *syncConn, syncFD int) error {
 	}
 	pidfd := -1
 	plan.stage2.PidFD = &pidfd
-	// /proc/self/exe names this binary whatever the mount namespace.
+	// /proc/self/exe names this binary whatever the mount namespace: the
+	// sealed copy stage one was exec'd from (sealedexe_linux.go), so
+	// stage two is not the host's file either.
 	_, err = syscall.ForkExec("/proc/self/exe", []string{"crier", "init"}, &syscall.ProcAttr{
 		Env:   initEnv(syncFD),
 		Files: files,

@@ -5,24 +5,40 @@
 // setns(2) refuses to a multi-threaded caller (user and time). Then it
 // hands the untouched initial stack to the runtime's own entry point.
 //
-// It acts only on   argv[1] == "init"  and  argv[2] == "--setns=FD[,FD...]"
+// It acts only on   argv[1] == "init"  (the init stage), which it makes
+// non-dumpable first, and then on  argv[2] == "--setns=FD[,FD...]"
 // (decimal descriptors, joined in order). Every other invocation goes
 // straight to the runtime. It writes its outcome to preRuntimeJoin.
+//
+// Non-dumpable before the setns calls: once stage one is in a joined user
+// namespace, whatever holds CAP_SYS_PTRACE there could otherwise attach
+// to it while it still runs in the host's mount namespace (the class of
+// CVE-2016-9962). A non-dumpable process answers ptrace only to
+// CAP_SYS_PTRACE in the namespace it was exec'd in, the host's.
 
 #include "textflag.h"
 
+#define SYS_prctl 157
 #define SYS_setns 308
+#define PR_SET_DUMPABLE 4
 
 // func preRuntimeEntry()
 TEXT ·preRuntimeEntry(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	0(SP), AX			// argc
-	CMPQ	AX, $3
+	CMPQ	AX, $2
 	JLT	runtime
 	MOVQ	16(SP), R12			// argv[1]
 	CMPL	0(R12), $0x74696e69		// "init"
 	JNE	runtime
 	CMPB	4(R12), $0
 	JNE	runtime
+	// prctl(PR_SET_DUMPABLE, 0): it cannot fail with these arguments.
+	MOVQ	$SYS_prctl, AX
+	MOVQ	$PR_SET_DUMPABLE, DI
+	XORQ	SI, SI
+	SYSCALL
+	CMPQ	0(SP), $3			// argc
+	JLT	runtime
 	MOVQ	24(SP), R12			// argv[2]
 	MOVQ	$0x3d736e7465732d2d, AX		// "--setns="
 	CMPQ	0(R12), AX

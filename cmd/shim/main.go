@@ -99,6 +99,8 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// This binary, whatever its path; init is exec'd from a sealed copy of
+	// it, never from the file itself (container/sealedexe_linux.go).
 	cfg.InitPath = "/proc/self/exe"
 	// The report pipe and the preserved descriptors go only where they
 	// are passed explicitly (init's ForkExec): a hook that inherited the

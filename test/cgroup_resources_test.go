@@ -361,6 +361,28 @@ func cgroupCases(h *cgroupHost) []cgroupCase {
 			}),
 		},
 		{
+			// docker 20.10 sends "cpu": {"shares": 0} and "blockIO":
+			// {"weight": 0}; runc reads a zero there, and in the other
+			// fields below, as "not set", and so must crier: writing
+			// them fails (blkio.weight without BFQ) or sets the minimum.
+			name: "zero values mean unset",
+			set: func(r *specs.LinuxResources) {
+				r.CPU = &specs.LinuxCPU{Shares: cgRef[uint64](0), Quota: cgRef[int64](0), Period: cgRef[uint64](0)}
+				r.BlockIO = &specs.LinuxBlockIO{Weight: cgRef[uint16](0), LeafWeight: cgRef[uint16](0)}
+				r.Memory = &specs.LinuxMemory{Limit: cgRef[int64](0), Reservation: cgRef[int64](0), DisableOOMKiller: cgRef(false)}
+			},
+			checks: v1v2([]cgroupCheck{
+				{key: "cpu", file: "cpu.shares", want: "1024"},
+				{key: "cpu", file: "cpu.cfs_quota_us", want: "-1"},
+				{key: "cpu", file: "cpu.cfs_period_us", want: "100000"},
+				{key: "memory", file: "memory.limit_in_bytes", want: unlimited},
+			}, []cgroupCheck{
+				{key: "", file: "cpu.weight", want: "100"},
+				{key: "", file: "cpu.max", want: "max 100000"},
+				{key: "", file: "memory.max", want: "max"},
+			}),
+		},
+		{
 			name: "cpu burst",
 			set: func(r *specs.LinuxResources) {
 				r.CPU = &specs.LinuxCPU{Quota: cgRef[int64](50000), Period: cgRef[uint64](100000), Burst: cgRef[uint64](10000)}

@@ -85,8 +85,10 @@ func New(id string, cgroupsPath string) (*Cgroup, error) {
 // then applies r. With r == nil nothing is checked. A limit on a controller
 // the host lacks is an error naming the controller; a missing controller
 // nobody asked for is skipped. On error Prepare removes the directories it
-// created.
+// created. Prepare and Limit read a zero where runc reads "not set" as not
+// set (withZeroAsUnset).
 func (c *Cgroup) Prepare(r *specs.LinuxResources) (err error) {
+	r = withZeroAsUnset(r)
 	v2 := unifiedMode(c.Paths)
 	need := requiredControllers(r, v2)
 	if !v2 {
@@ -116,6 +118,7 @@ func (c *Cgroup) Prepare(r *specs.LinuxResources) (err error) {
 
 // Limit applies the resource limits r to the directories Prepare made.
 func (c *Cgroup) Limit(r *specs.LinuxResources) error {
+	r = withZeroAsUnset(r)
 	switch {
 	case r == nil:
 		return nil

@@ -38,7 +38,7 @@ func (a *app) start(id string) error {
 		return err
 	}
 	defer c.Close()
-	return remoteMessage(c.Start(ctx))
+	return requestError(c.Start(ctx))
 }
 
 func (a *app) stateCommand() *cobra.Command {
@@ -100,7 +100,7 @@ func (a *app) kill(id string, sig unix.Signal, all bool) error {
 		return err
 	}
 	defer c.Close()
-	return remoteMessage(c.Kill(ctx, sig, all))
+	return requestError(c.Kill(ctx, sig, all))
 }
 
 // killDirect signals a container whose shim is dead, through pidfds, and
@@ -149,7 +149,7 @@ func (a *app) delete(id string, force bool) error {
 	}
 	defer c.Close()
 	if err := c.Delete(ctx, force); err != nil {
-		return remoteMessage(err)
+		return requestError(err)
 	}
 	// The shim exits right after answering; wait for it to close the
 	// connection so that nothing of the container is left when we return.

@@ -73,6 +73,39 @@ type Container struct {
 // createRuntime and createContainer hooks. On error it leaves nothing
 // behind: the init process is killed and reaped and the cgroups removed.
 func Create(cfg *Config) (_ *Container, err error) {
+	c, res, err := forkWithSpec(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			c.Abort()
+		}
+	}()
+	// The sealed init binary is needed only while Create may still start
+	// helpers from it (idmap_linux.go).
+	defer c.dropExe()
+	if err := c.Cgroup.Limit(res); err != nil {
+		return nil, err
+	}
+	if err := c.mountRootfs(); err != nil {
+		return nil, err
+	}
+	if err := c.runCreateHooks(); err != nil {
+		return nil, err
+	}
+	if p := c.Spec.Process; p != nil && p.Terminal {
+		if err := c.setupConsole(cfg.ConsoleSocket); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// forkWithSpec is forkInit, with the Container's Spec the full config once
+// cfg.Load has decoded it. A config that turns out bad is the error to
+// give, and init, if forked, is aborted.
+func forkWithSpec(cfg *Config) (*Container, *specs.LinuxResources, error) {
 	c, res, err := forkInit(cfg)
 	if cfg.Load != nil {
 		// Init's Go runtime has been starting up while the config was
@@ -82,62 +115,60 @@ func Create(cfg *Config) (_ *Container, err error) {
 			if err == nil {
 				c.Abort()
 			}
-			return nil, lerr
+			return nil, nil, lerr
 		}
 		if err == nil {
 			c.Spec = spec
 		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer func() {
-		if err != nil {
-			c.Abort()
-		}
-	}()
-	defer c.dropExe()
-	spec := c.Spec
-	if err := c.Cgroup.Limit(res); err != nil {
-		return nil, err
-	}
+	return c, res, nil
+}
+
+// mountRootfs hands init its config, through stage two when there is one,
+// and waits until it has built the root filesystem.
+func (c *Container) mountRootfs() error {
 	if c.twoStage {
 		ic, err := c.initConfig()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if err := c.sync.send(message{Type: msgConfig, Config: ic}); err != nil {
-			return nil, err
+			return err
 		}
 		if err := c.adoptStageTwo(); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	// Stage two, when there is one, is the init that mounts.
 	if err := c.sendConfig(); err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := c.sync.expect(msgMounted); err != nil {
-		return nil, c.initError(err)
+		return c.initError(err)
 	}
+	return nil
+}
+
+// runCreateHooks runs the prestart and createRuntime hooks with the rootfs
+// mounted, then lets init run the createContainer hooks and pivot, and
+// waits until it is ready to start.
+func (c *Container) runCreateHooks() error {
 	st := c.HookState(StatusCreating)
 	for _, kind := range []string{HookPrestart, HookCreateRuntime} {
-		if err := RunHooks(spec, kind, st); err != nil {
-			return nil, err
+		if err := RunHooks(c.Spec, kind, st); err != nil {
+			return err
 		}
 	}
 	if err := c.sync.send(message{Type: msgContinue}); err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := c.sync.expect(msgReady); err != nil {
-		return nil, c.initError(err)
+		return c.initError(err)
 	}
-	if spec.Process != nil && spec.Process.Terminal {
-		if err := c.setupConsole(cfg.ConsoleSocket); err != nil {
-			return nil, err
-		}
-	}
-	return c, nil
+	return nil
 }
 
 // forkInit makes the cgroups and forks init into them, from what

@@ -177,7 +177,7 @@ func bindHostDevice(hostPath string, dir int, name string) error {
 	defer t.close()
 	m, err := mountOn(hostPath, t, "bind", unix.MS_BIND, "")
 	if err != nil {
-		return err
+		return fmt.Errorf("bind %s: %w", hostPath, err)
 	}
 	unix.Close(m)
 	return nil

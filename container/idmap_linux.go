@@ -61,17 +61,17 @@ func prepareIDMappedMounts(spec *specs.Spec, bundle string, initPid int, exe *os
 	for i, m := range spec.Mounts {
 		im, err := mountIDMapping(m, userns)
 		if err != nil {
-			return idx, trees, fmt.Errorf("mount %s: %w", m.Destination, err)
+			return idx, trees, mountErr(m, err)
 		}
 		if im == nil {
 			continue
 		}
 		if len(trees) == maxSyncFiles {
-			return idx, trees, fmt.Errorf("mount %s: more than %d idmapped mounts", m.Destination, maxSyncFiles)
+			return idx, trees, mountErr(m, fmt.Errorf("more than %d idmapped mounts", maxSyncFiles))
 		}
 		ns, err := nss.get(im)
 		if err != nil {
-			return idx, trees, fmt.Errorf("mount %s: %w", m.Destination, err)
+			return idx, trees, mountErr(m, err)
 		}
 		flags, _, _, _ := parseMountOptions(m.Options)
 		src := m.Source
@@ -80,7 +80,7 @@ func prepareIDMappedMounts(spec *specs.Spec, bundle string, initPid int, exe *os
 		}
 		tree, err := idmappedTree(src, m.Type == "rbind" || flags&unix.MS_REC != 0, im.recursive, ns)
 		if err != nil {
-			return idx, trees, fmt.Errorf("mount %s: %w", m.Destination, err)
+			return idx, trees, mountErr(m, err)
 		}
 		idx, trees = append(idx, i), append(trees, tree)
 	}

@@ -219,7 +219,7 @@ func mountLabeled(root *rootDir, m specs.Mount, label string, idmapTree *os.File
 	case labelContext:
 		opt, err := contextOption(label)
 		if err != nil {
-			return err
+			return mountErr(m, err)
 		}
 		m.Options = append(slices.Clip(m.Options), opt)
 	case labelXattr:

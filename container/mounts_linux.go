@@ -15,10 +15,10 @@ import (
 // mountEntry performs one of spec.Mounts inside root. idmapTree is the
 // mount's detached tree when it is idmapped, nil otherwise; xattrLabel,
 // when set, labels the new mount's root (linux.mountLabel on filesystems
-// that take no context= option). Its errors name the entry's destination.
+// that take no context= option). Its errors are *MountError.
 func mountEntry(root *rootDir, m specs.Mount, idmapTree *os.File, xattrLabel string) error {
 	if err := mountEntryIn(root, m, idmapTree, xattrLabel); err != nil {
-		return fmt.Errorf("mount %s: %w", m.Destination, err)
+		return mountErr(m, err)
 	}
 	return nil
 }
@@ -182,7 +182,8 @@ func mountOn(src string, t *target, fstype string, flags uintptr, data string) (
 	if err != nil {
 		return -1, err
 	}
-	if err := doMount(src, procFD(t.fd), fstype, flags, data); err != nil {
+	// The caller's MountError names the mount: the bare errno is the cause.
+	if err := unix.Mount(src, procFD(t.fd), fstype, flags, data); err != nil {
 		return -1, err
 	}
 	if flags&unix.MS_REMOUNT != 0 {
@@ -251,23 +252,11 @@ func mountSysfs(src string, t *target, flags uintptr, data string) (int, error) 
 	return dst, err
 }
 
-// doMount is mount(2) with the error wrapped once. dst is a /proc/self/fd
-// name, so the error names the type or source only.
-func doMount(src, dst, fstype string, flags uintptr, data string) error {
-	if err := unix.Mount(src, dst, fstype, flags, data); err != nil {
-		if fstype != "" && fstype != "bind" {
-			return fmt.Errorf("mount %s filesystem: %w", fstype, err)
-		}
-		return fmt.Errorf("bind %s: %w", src, err)
-	}
-	return nil
-}
-
+// setMountPropagation changes the propagation of the mount at dst. Its
+// error does not name dst, often a /proc/self/fd name: the caller's
+// MountError names the mount.
 func setMountPropagation(dst string, flag uintptr) error {
-	if err := unix.Mount("", dst, "", flag, ""); err != nil {
-		return fmt.Errorf("set propagation of %s: %w", dst, err)
-	}
-	return nil
+	return os.NewSyscallError("set propagation", unix.Mount("", dst, "", flag, ""))
 }
 
 // statfsMountFlags maps the per-mount flags statfs(2) reports to the

@@ -10,6 +10,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/internal/pidfd"
 )
 
 // Joining user and time namespaces.
@@ -232,7 +234,9 @@ func pidfdPid(pidfd int) (int, error) {
 
 // killChild kills and reaps stage two through its pidfd. It is our child
 // (CLONE_PARENT), and Abort only knows stage one.
-func killChild(pidfd int) {
-	unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
-	unix.Waitid(unix.P_PIDFD, pidfd, nil, unix.WEXITED, nil)
+// Cleanup on a path that already failed: the first error is the one to
+// report, so these are not.
+func killChild(fd int) {
+	unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	pidfd.Reap(fd)
 }

@@ -143,33 +143,57 @@ func writeOOMScoreAdj(v int) error {
 // locked; execve from it then replaces the whole process with this
 // thread's state.
 func execProcess(p *specs.Process, filter *seccomp.Program, beforeExec func() error) error {
+	path, caps, err := prepareExec(p)
+	if err != nil {
+		return err
+	}
+	if err := takeIdentity(p, caps, filter); err != nil {
+		return err
+	}
+	if beforeExec != nil {
+		if err := beforeExec(); err != nil {
+			return fmt.Errorf("before exec: %w", err)
+		}
+	}
+	return fmt.Errorf("exec %s: %w", path, unix.Exec(path, p.Args, p.Env))
+}
+
+// prepareExec checks the process's arguments and capabilities, moves to
+// its cwd, finds its program and sets its umask.
+func prepareExec(p *specs.Process) (string, processCaps, error) {
 	if len(p.Args) == 0 {
-		return errors.New("args must not be empty")
+		return "", processCaps{}, errors.New("args must not be empty")
 	}
 	caps, err := parseProcessCaps(p.Capabilities)
 	if err != nil {
-		return err
+		return "", processCaps{}, err
 	}
 	// Chdir first so that relative PATH entries and "./prog" resolve
 	// against the cwd the process will run in.
 	if err := os.Chdir(p.Cwd); err != nil {
-		return err
+		return "", processCaps{}, err
 	}
 	path, err := lookPath(p.Args[0], filepath.SplitList(envPath(p.Env)))
 	if err != nil {
-		return err
+		return "", processCaps{}, err
 	}
 	umask := defaultUmask
 	if p.User.Umask != nil {
 		umask = int(*p.User.Umask)
 	}
 	unix.Umask(umask)
+	return path, caps, nil
+}
 
+// takeIdentity gives the thread the process's LSM labels, user,
+// capabilities, no_new_privs and seccomp filter, each at the point where
+// what comes before and after allows it.
+func takeIdentity(p *specs.Process, caps processCaps, filter *seccomp.Program) error {
 	lastCap, err := kernelLastCap()
 	if err != nil {
 		return err
 	}
-	// The LSM labels take effect at the execve below. They are written
+	// The LSM labels take effect at the execve. They are written
 	// while init is still root and unfiltered, as runc does.
 	if err := defaultLSMHost().setExecLabels(p); err != nil {
 		return err
@@ -192,25 +216,23 @@ func execProcess(p *specs.Process, filter *seccomp.Program, beforeExec func() er
 	if err := applyCaps(caps, lastCap); err != nil {
 		return err
 	}
+	return lockPrivileges(p.NoNewPrivileges, filter)
+}
+
+// lockPrivileges ends the keeping of capabilities across the user switch
+// and, with no_new_privs, sets it and loads the filter, as late as
+// possible so that it sees only the user's program and not our set-up.
+func lockPrivileges(noNewPrivs bool, filter *seccomp.Program) error {
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
 		return os.NewSyscallError("prctl PR_SET_KEEPCAPS 0", err)
 	}
-	if p.NoNewPrivileges {
-		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return os.NewSyscallError("prctl PR_SET_NO_NEW_PRIVS", err)
-		}
-		// As late as possible, so the filter sees only the user's
-		// program and not our set-up.
-		if err := filter.Install(); err != nil {
-			return err
-		}
+	if !noNewPrivs {
+		return nil
 	}
-	if beforeExec != nil {
-		if err := beforeExec(); err != nil {
-			return fmt.Errorf("before exec: %w", err)
-		}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return os.NewSyscallError("prctl PR_SET_NO_NEW_PRIVS", err)
 	}
-	return fmt.Errorf("exec %s: %w", path, unix.Exec(path, p.Args, p.Env))
+	return filter.Install()
 }
 
 // switchUser sets the thread's groups and ids. PR_SET_KEEPCAPS keeps the

@@ -30,13 +30,13 @@ func prepareRootfs(spec *specs.Spec, rootfs string, idmapTrees []*os.File) error
 		return err
 	}
 	if err := setMountPropagation("/", prop); err != nil {
-		return err
+		return &MountError{Target: "/", Flags: prop, Err: err}
 	}
 	if err := makeRootfsParentPrivate(rootfs); err != nil {
 		return err
 	}
-	if err := doMount(rootfs, rootfs, "bind", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return err
+	if err := unix.Mount(rootfs, rootfs, "bind", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return &MountError{Source: rootfs, Target: rootfs, Type: "bind", Flags: unix.MS_BIND | unix.MS_REC, Err: err}
 	}
 	root, err := openRootDir(rootfs)
 	if err != nil {
@@ -105,7 +105,7 @@ func pivotRootfs(spec *specs.Spec, rootfs string) error {
 		return nil
 	}
 	if err := setMountPropagation("/", prop); err != nil {
-		return err
+		return &MountError{Target: "/", Flags: prop, Err: err}
 	}
 	return reapplyMountPropagation(root, spec.Mounts)
 }
@@ -120,13 +120,13 @@ func reapplyMountPropagation(root int, mounts []specs.Mount) error {
 	for _, m := range mounts {
 		_, props, _, err := parseMountOptions(m.Options)
 		if err != nil {
-			return fmt.Errorf("mount %s: %w", m.Destination, err)
+			return mountErr(m, err)
 		}
 		if len(props) == 0 {
 			continue
 		}
 		if err := setPropagationIn(root, m.Destination, props); err != nil {
-			return fmt.Errorf("mount %s: %w", m.Destination, err)
+			return mountErr(m, err)
 		}
 	}
 	return nil
@@ -203,7 +203,10 @@ func makeRootfsParentPrivate(rootfs string) error {
 	if parent == nil || !(parent.shared || parent.unbindable) {
 		return nil
 	}
-	return setMountPropagation(parent.mountpoint, unix.MS_PRIVATE)
+	if err := setMountPropagation(parent.mountpoint, unix.MS_PRIVATE); err != nil {
+		return &MountError{Target: parent.mountpoint, Flags: unix.MS_PRIVATE, Err: err}
+	}
+	return nil
 }
 
 // pivotInto uses pivot_root(".", ".") so no directory for the old root has
@@ -229,7 +232,7 @@ func pivotInto(root string) error {
 	// Otherwise the detach would propagate to the host's peers and
 	// unmount the host's own mounts.
 	if err := setMountPropagation(".", unix.MS_SLAVE|unix.MS_REC); err != nil {
-		return err
+		return &MountError{Target: "old root", Flags: unix.MS_SLAVE | unix.MS_REC, Err: err}
 	}
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
 		return &os.PathError{Op: "umount", Path: "old root", Err: err}
@@ -316,7 +319,10 @@ func mountOnDir(fd int, src, fstype string, flags uintptr, data string) error {
 	if err := unix.Fchdir(fd); err != nil {
 		return os.NewSyscallError("fchdir", err)
 	}
-	err := doMount(src, ".", fstype, flags, data)
+	err := unix.Mount(src, ".", fstype, flags, data)
+	if err != nil {
+		err = fmt.Errorf("mount %s: %w", fstype, err)
+	}
 	if cerr := unix.Chdir("/"); err == nil && cerr != nil {
 		err = os.NewSyscallError("chdir /", cerr)
 	}

@@ -3,7 +3,6 @@ package protocol
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"testing"
 )
@@ -25,7 +24,7 @@ func TestClientRefusedBeforeRequest(t *testing.T) {
 		if err != nil {
 			return
 		}
-		line, _ := Marshal(ErrorReply(fmt.Errorf("%w: uid 1000 may not use this container", ErrPermission)))
+		line, _ := Marshal(ErrorReply(Errorf(ErrPermission, "uid 1000 may not use this container")))
 		conn.Write(line)
 		conn.Close()
 	}()

@@ -196,12 +196,12 @@ func TestRequestErrors(t *testing.T) {
 		return lines(`{"ok":false,"error":"` + msg + `","code":"` + code + `"}`)
 	}
 	reqs := fakeShim(t, path, false,
-		step{want: "start", send: reply("invalid_state", "invalid state: container c1 is running, not created")},
-		step{want: "state", send: reply("not_found", "not found: container c1")},
-		step{want: "kill", send: reply("bad_request", "bad request: kill: invalid signal 0")},
+		step{want: "start", send: reply("invalid_state", "container c1 is running, not created")},
+		step{want: "state", send: reply("not_found", "container c1 does not exist")},
+		step{want: "kill", send: reply("bad_request", "kill: invalid signal 0")},
 		step{want: "delete", send: reply("internal", "delete: something broke")},
 		step{want: "start", send: reply("some_future_code", "newer shim")},
-		step{want: "subscribe", send: reply("invalid_state", "invalid state: no")},
+		step{want: "subscribe", send: reply("invalid_state", "no")},
 		step{want: "state", send: lines(`{"ok":true}`)},
 		step{want: "start", send: lines(`{"ok":true}`)},
 		step{want: "kill", send: lines(`{"ok":true}`)},
@@ -222,12 +222,12 @@ func TestRequestErrors(t *testing.T) {
 		code     string
 		msg      string
 	}{
-		{"start", startErr, protocol.ErrInvalidState, protocol.CodeInvalidState, "invalid state: container c1 is running, not created"},
-		{"state", stateErr, protocol.ErrNotFound, protocol.CodeNotFound, "not found: container c1"},
-		{"kill", killErr, protocol.ErrBadRequest, protocol.CodeBadRequest, "bad request: kill: invalid signal 0"},
+		{"start", startErr, protocol.ErrInvalidState, protocol.CodeInvalidState, "container c1 is running, not created"},
+		{"state", stateErr, protocol.ErrNotExist, protocol.CodeNotFound, "container c1 does not exist"},
+		{"kill", killErr, protocol.ErrBadRequest, protocol.CodeBadRequest, "kill: invalid signal 0"},
 		{"delete", c.Delete(ctx, false), nil, protocol.CodeInternal, "delete: something broke"},
 		{"future code", c.Start(ctx), nil, "some_future_code", "newer shim"},
-		{"subscribe", c.Subscribe(ctx, protocol.SubscribeOptions{}), protocol.ErrInvalidState, protocol.CodeInvalidState, "invalid state: no"},
+		{"subscribe", c.Subscribe(ctx, protocol.SubscribeOptions{}), protocol.ErrInvalidState, protocol.CodeInvalidState, "no"},
 	} {
 		var re *protocol.RemoteError
 		if !errors.As(tc.err, &re) {
@@ -237,7 +237,7 @@ func TestRequestErrors(t *testing.T) {
 		if re.Code != tc.code || tc.err.Error() != tc.msg {
 			t.Errorf("%s: error %q code %q, want %q code %q", tc.name, tc.err, re.Code, tc.msg, tc.code)
 		}
-		for _, s := range []error{protocol.ErrInvalidState, protocol.ErrNotFound, protocol.ErrBadRequest, protocol.ErrOverflow} {
+		for _, s := range []error{protocol.ErrInvalidState, protocol.ErrNotExist, protocol.ErrBadRequest, protocol.ErrOverflow} {
 			if want := s == tc.sentinel; errors.Is(tc.err, s) != want {
 				t.Errorf("%s: errors.Is(%v, %v) = %v", tc.name, tc.err, s, !want)
 			}
@@ -371,7 +371,7 @@ func TestNextUnexpectedEOF(t *testing.T) {
 func TestNextRemoteError(t *testing.T) {
 	path := socketPaths(t)["short"]
 	fakeShim(t, path, false, step{want: "subscribe", send: lines(subOK, created,
-		`{"ok":false,"error":"subscriber overflow: more than 64 events unread","code":"overflow"}`)})
+		`{"ok":false,"error":"subscriber dropped: more than 64 events unread","code":"overflow"}`)})
 	c := dial(t, path)
 	ctx := t.Context()
 	if err := c.Subscribe(ctx, protocol.SubscribeOptions{}); err != nil {
@@ -385,7 +385,7 @@ func TestNextRemoteError(t *testing.T) {
 	if !errors.As(err, &re) || !errors.Is(err, protocol.ErrOverflow) || re.Code != protocol.CodeOverflow {
 		t.Fatalf("Next = %v (%T), want an overflow RemoteError", err, err)
 	}
-	if err.Error() != "subscriber overflow: more than 64 events unread" {
+	if err.Error() != "subscriber dropped: more than 64 events unread" {
 		t.Errorf("message %q", err)
 	}
 	if _, err := c.Next(ctx); !errors.Is(err, io.ErrUnexpectedEOF) {

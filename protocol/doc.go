@@ -22,4 +22,9 @@
 // closes it after "deleted", or after an error line when the subscriber
 // falls too far behind. docs/protocol.md is the full description for clients
 // in other languages.
+//
+// A failed request gets a reply with a message for people and a code for
+// programs. In Go the code is a kind of error (ErrInvalidState, ErrNotExist,
+// ...) that errors.Is finds on both sides of the socket: errors.go has the
+// kinds and the one table that maps them to codes and back.
 package protocol

@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"encoding/json"
-	"fmt"
 
 	"github.com/crier-runtime/crier/internal/flatjson"
 )
@@ -182,7 +181,7 @@ func foldEqual(key []byte, name string) bool {
 func decodeRequestJSON(line []byte) (Request, error) {
 	var req Request
 	if err := json.Unmarshal(line, &req); err != nil {
-		return Request{}, fmt.Errorf("%w: malformed request: %v", ErrBadRequest, err)
+		return Request{}, Errorf(ErrBadRequest, "malformed request: %v", err)
 	}
 	return req, nil
 }

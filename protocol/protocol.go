@@ -1,10 +1,6 @@
 package protocol
 
-import (
-	"errors"
-	"fmt"
-	"time"
-)
+import "time"
 
 // Version is the protocol version this package speaks. It changes only when
 // an existing field or behaviour changes meaning; new optional fields and
@@ -81,17 +77,6 @@ type Reply struct {
 	State *State `json:"state,omitempty"`
 }
 
-// Error codes carried in Reply.Code.
-const (
-	CodeBadRequest   = "bad_request"
-	CodeInvalidState = "invalid_state"
-	CodeNotFound     = "not_found"
-	CodeOverflow     = "overflow"
-	CodePermission   = "permission_denied"
-	CodeBusy         = "busy"
-	CodeInternal     = "internal"
-)
-
 // Event is one lifecycle event of a container.
 type Event struct {
 	Type string `json:"type"`
@@ -131,73 +116,6 @@ func FormatTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000000000Z07:00")
 }
 
-// Sentinel errors a Client returns, wrapped, for the matching Codes, so
-// callers can use errors.Is across the socket.
-var (
-	ErrInvalidState = errors.New("invalid state")
-	ErrNotFound     = errors.New("not found")
-	ErrBadRequest   = errors.New("bad request")
-	ErrOverflow     = errors.New("subscriber overflow")
-	ErrPermission   = errors.New("permission denied")
-	ErrBusy         = errors.New("busy")
-)
-
-// RemoteError is an error reply from the shim.
-type RemoteError struct {
-	Code    string
-	Message string
-}
-
-func (e *RemoteError) Error() string { return e.Message }
-
-// Unwrap maps the reply's code to one of the sentinel errors.
-func (e *RemoteError) Unwrap() error {
-	switch e.Code {
-	case CodeInvalidState:
-		return ErrInvalidState
-	case CodeNotFound:
-		return ErrNotFound
-	case CodeBadRequest:
-		return ErrBadRequest
-	case CodeOverflow:
-		return ErrOverflow
-	case CodePermission:
-		return ErrPermission
-	case CodeBusy:
-		return ErrBusy
-	}
-	return nil
-}
-
-// Err returns the reply's error, or nil when it is OK.
-func (r *Reply) Err() error {
-	if r.OK {
-		return nil
-	}
-	return &RemoteError{Code: r.Code, Message: r.Error}
-}
-
-// ErrorReply builds the Reply for err, taking the code from the sentinel it
-// wraps.
-func ErrorReply(err error) Reply {
-	code := CodeInternal
-	switch {
-	case errors.Is(err, ErrInvalidState):
-		code = CodeInvalidState
-	case errors.Is(err, ErrNotFound):
-		code = CodeNotFound
-	case errors.Is(err, ErrBadRequest):
-		code = CodeBadRequest
-	case errors.Is(err, ErrOverflow):
-		code = CodeOverflow
-	case errors.Is(err, ErrPermission):
-		code = CodePermission
-	case errors.Is(err, ErrBusy):
-		code = CodeBusy
-	}
-	return Reply{OK: false, Error: err.Error(), Code: code}
-}
-
 // DecodeRequest parses one request line and checks the fields its operation
 // needs, so the server only ever sees well-formed requests.
 func DecodeRequest(line []byte) (Request, error) {
@@ -217,12 +135,12 @@ func checkRequest(req Request) (Request, error) {
 	case OpHello, OpSubscribe, OpStart, OpState, OpDelete:
 	case OpKill:
 		if req.Signal <= 0 || req.Signal > 64 {
-			return Request{}, fmt.Errorf("%w: kill: invalid signal %d", ErrBadRequest, req.Signal)
+			return Request{}, Errorf(ErrBadRequest, "kill: invalid signal %d", req.Signal)
 		}
 	case "":
-		return Request{}, fmt.Errorf("%w: request has no op", ErrBadRequest)
+		return Request{}, Errorf(ErrBadRequest, "request has no op")
 	default:
-		return Request{}, fmt.Errorf("%w: unknown op %q", ErrBadRequest, req.Op)
+		return Request{}, Errorf(ErrBadRequest, "unknown op %q", req.Op)
 	}
 	return req, nil
 }

@@ -105,17 +105,23 @@ func TestErrorReplyRoundTrip(t *testing.T) {
 		code     string
 		sentinel error // nil: none of the sentinels
 	}{
-		{fmt.Errorf("%w: container c1 is running, not created", ErrInvalidState), CodeInvalidState, ErrInvalidState},
-		{fmt.Errorf("%w: container c2", ErrNotFound), CodeNotFound, ErrNotFound},
-		{fmt.Errorf("%w: unknown op %q", ErrBadRequest, "x"), CodeBadRequest, ErrBadRequest},
-		{fmt.Errorf("%w: more than 64 events unread", ErrOverflow), CodeOverflow, ErrOverflow},
+		{Errorf(ErrInvalidState, "container c1 is running, not created"), CodeInvalidState, ErrInvalidState},
+		{fmt.Errorf("container %q %w", "c2", ErrNotExist), CodeNotFound, ErrNotExist},
+		{Errorf(ErrBadRequest, "unknown op %q", "x"), CodeBadRequest, ErrBadRequest},
+		{Errorf(ErrOverflow, "more than 64 events unread"), CodeOverflow, ErrOverflow},
+		{Errorf(ErrPermission, "uid 1000 may not use this container"), CodePermission, ErrPermission},
+		{Errorf(ErrBusy, "the shim is at its limit of 1024 connections"), CodeBusy, ErrBusy},
 		{ErrInvalidState, CodeInvalidState, ErrInvalidState},
-		// Wrapped more than once still finds the sentinel.
-		{fmt.Errorf("start: %w", fmt.Errorf("%w: deep", ErrInvalidState)), CodeInvalidState, ErrInvalidState},
+		// Wrapped more than once still finds the kind.
+		{fmt.Errorf("start: %w", Errorf(ErrInvalidState, "deep")), CodeInvalidState, ErrInvalidState},
+		// Errorf's %w keeps the cause as well as the kind.
+		{Errorf(ErrBadRequest, "read: %w", unix.ETIMEDOUT), CodeBadRequest, ErrBadRequest},
 		{errors.New("start: exec failed"), CodeInternal, nil},
 		{fmt.Errorf("kill: %w", unix.ESRCH), CodeInternal, nil},
+		// Not on the wire: ErrExist has no code of its own.
+		{fmt.Errorf("container %q %w", "c3", ErrExist), CodeInternal, nil},
 	}
-	sentinels := []error{ErrInvalidState, ErrNotFound, ErrBadRequest, ErrOverflow}
+	sentinels := []error{ErrInvalidState, ErrNotExist, ErrBadRequest, ErrOverflow, ErrPermission, ErrBusy}
 	for _, tc := range tests {
 		t.Run(tc.err.Error(), func(t *testing.T) {
 			r := ErrorReply(tc.err)
@@ -164,7 +170,7 @@ func TestReplyErr(t *testing.T) {
 	if !errors.As(err, &re) || re.Code != "some_future_code" || err.Error() != "nope" {
 		t.Errorf("unknown code: Err() = %#v", err)
 	}
-	for _, s := range []error{ErrInvalidState, ErrNotFound, ErrBadRequest, ErrOverflow} {
+	for _, s := range []error{ErrInvalidState, ErrNotExist, ErrBadRequest, ErrOverflow, ErrPermission, ErrBusy} {
 		if errors.Is(err, s) {
 			t.Errorf("unknown code matches %v", s)
 		}
@@ -338,5 +344,30 @@ func TestSignalName(t *testing.T) {
 		if got, err := ParseSignal(name); err != nil || got != sig {
 			t.Errorf("ParseSignal(SignalName(%d) = %q) = %d, %v", sig, name, got, err)
 		}
+	}
+}
+
+// TestCodesTable: every kind in the table goes to its code and back, and
+// Errorf's message is the text alone, with the kind only for errors.Is.
+func TestCodesTable(t *testing.T) {
+	seen := map[string]bool{}
+	for _, c := range codes() {
+		if seen[c.code] || c.code == CodeInternal {
+			t.Errorf("code %q twice in the table, or internal", c.code)
+		}
+		seen[c.code] = true
+		if got := kindOf(c.code); got != c.kind {
+			t.Errorf("kindOf(%q) = %v, want %v", c.code, got, c.kind)
+		}
+		err := Errorf(c.kind, "container %s: %w", "c1", unix.EPERM)
+		if got := codeOf(err); got != c.code {
+			t.Errorf("codeOf(Errorf(%v)) = %q, want %q", c.kind, got, c.code)
+		}
+		if err.Error() != "container c1: operation not permitted" || !errors.Is(err, c.kind) || !errors.Is(err, unix.EPERM) {
+			t.Errorf("Errorf(%v) = %q, want the text alone, wrapping the kind and the cause", c.kind, err)
+		}
+	}
+	if kindOf(CodeInternal) != nil || kindOf("some_future_code") != nil {
+		t.Error("internal or an unknown code stands for a kind")
 	}
 }

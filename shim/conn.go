@@ -40,7 +40,7 @@ func (sub *subscriber) send(line []byte) bool {
 	case sub.ch <- line:
 		return true
 	default:
-		sub.fail(fmt.Errorf("%w: more than %d events unread", protocol.ErrOverflow, queueLen))
+		sub.fail(protocol.Errorf(protocol.ErrOverflow, "subscriber dropped: more than %d events unread", queueLen))
 		return false
 	}
 }
@@ -164,9 +164,9 @@ func (s *server) readFailed(conn *net.UnixConn, err error) {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		s.reply(conn, protocol.ErrorReply(fmt.Errorf("%w: no complete request within %v; closing the connection", protocol.ErrBadRequest, idleLimit)))
+		s.reply(conn, protocol.ErrorReply(protocol.Errorf(protocol.ErrBadRequest, "no complete request within %v; closing the connection", idleLimit)))
 	default:
-		s.reply(conn, protocol.ErrorReply(fmt.Errorf("%w: %v", protocol.ErrBadRequest, err)))
+		s.reply(conn, protocol.ErrorReply(protocol.Errorf(protocol.ErrBadRequest, "%v", err)))
 	}
 }
 
@@ -188,6 +188,9 @@ func (s *server) serveLine(conn *net.UnixConn, line []byte) (*request, bool) {
 		select {
 		case reply = <-r.reply:
 		default:
+			// The loop finishes only once the container is
+			// deleted: this request is about one that is gone.
+			s.reply(conn, protocol.ErrorReply(fmt.Errorf("container %q %w", s.cfg.ID, protocol.ErrNotExist)))
 			return nil, false
 		}
 	}

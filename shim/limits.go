@@ -1,7 +1,6 @@
 package shim
 
 import (
-	"fmt"
 	"log"
 	"net"
 	"time"
@@ -96,7 +95,7 @@ type connSlots struct {
 }
 
 func newConnSlots() *connSlots {
-	err := fmt.Errorf("%w: the shim is at its limit of %d connections; close one or try again later", protocol.ErrBusy, maxConns)
+	err := protocol.Errorf(protocol.ErrBusy, "the shim is at its limit of %d connections; close one or try again later", maxConns)
 	line, _ := protocol.Marshal(protocol.ErrorReply(err))
 	return &connSlots{
 		served:   make(chan struct{}, maxConns),

@@ -228,12 +228,12 @@ func (s *server) request(r *request) {
 	case protocol.OpDelete:
 		s.delete(r)
 	default:
-		r.reply <- protocol.ErrorReply(fmt.Errorf("%w: unknown op %q", protocol.ErrBadRequest, r.req.Op))
+		r.reply <- protocol.ErrorReply(protocol.Errorf(protocol.ErrBadRequest, "unknown op %q", r.req.Op))
 	}
 }
 
 func invalidState(format string, args ...any) protocol.Reply {
-	return protocol.ErrorReply(fmt.Errorf("%w: "+format, append([]any{protocol.ErrInvalidState}, args...)...))
+	return protocol.ErrorReply(protocol.Errorf(protocol.ErrInvalidState, format, args...))
 }
 
 func (s *server) start(r *request) {

@@ -164,7 +164,7 @@ func newServer(cfg *Config) (*server, *container.SpecLoad, error) {
 	// image opens the directory again by name (statedir.At), checked.
 	defer root.Close()
 	if root.Exists(cfg.ID) {
-		return nil, nil, fmt.Errorf("container %q already exists", cfg.ID)
+		return nil, nil, fmt.Errorf("container %q %w", cfg.ID, protocol.ErrExist)
 	}
 	load, err := container.StartLoadSpec(cfg.Bundle)
 	if err != nil {
@@ -448,7 +448,7 @@ func checkPeer(conn *net.UnixConn) error {
 		return os.NewSyscallError("getsockopt SO_PEERCRED", cerr)
 	}
 	if cred.Uid != 0 && int(cred.Uid) != os.Getuid() {
-		return fmt.Errorf("%w: uid %d may not use this container", protocol.ErrPermission, cred.Uid)
+		return protocol.Errorf(protocol.ErrPermission, "uid %d may not use this container", cred.Uid)
 	}
 	return nil
 }

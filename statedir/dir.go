@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/protocol"
 )
 
 // Dir is one container's state directory, used through its descriptor.
@@ -108,10 +110,8 @@ func (r *Root) NewTemp() (*Dir, error) {
 	return d, nil
 }
 
-// ErrExist is Publish's error when the ID is taken.
-var ErrExist = errors.New("already exists")
-
-// Publish renames a directory from NewTemp to id, unless id exists.
+// Publish renames a directory from NewTemp to id, unless id exists: then
+// its error wraps protocol.ErrExist.
 func (d *Dir) Publish(id string) error {
 	err := unix.Renameat2(d.rootfd, d.name, d.rootfd, id, unix.RENAME_NOREPLACE)
 	switch {
@@ -119,7 +119,7 @@ func (d *Dir) Publish(id string) error {
 		d.name = id
 		return nil
 	case errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY):
-		return fmt.Errorf("container %q %w", id, ErrExist)
+		return fmt.Errorf("container %q %w", id, protocol.ErrExist)
 	}
 	return fmt.Errorf("state directory: rename %s to %s: %w", d.Path(), id, err)
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/crier-runtime/crier/protocol"
 )
 
 func TestOpenRootRefusesOthersWritable(t *testing.T) {
@@ -127,7 +129,7 @@ func TestPublishRefusesTakenID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Publish("c"); !errors.Is(err, ErrExist) {
+	if err := d.Publish("c"); !errors.Is(err, protocol.ErrExist) {
 		t.Errorf("Publish over an existing ID = %v, want ErrExist", err)
 	}
 	if err := d.Remove(); err != nil {

@@ -87,18 +87,15 @@ func checkID(id string) error { return container.ValidateID(id) }
 
 func (a *app) dir(id string) string { return statedir.DirPath(a.root, id) }
 
-// notExistError is the error for an ID with no state directory.
-type notExistError struct{ id string }
-
-func (e notExistError) Error() string        { return fmt.Sprintf("container %q does not exist", e.id) }
-func (e notExistError) Is(target error) bool { return target == fs.ErrNotExist }
+// notExist is the error for an ID with no state directory.
+func notExist(id string) error { return fmt.Errorf("container %q %w", id, protocol.ErrNotExist) }
 
 // openDir opens and checks the state directory of id (statedir.Open): a
 // root or directory that another user could have written is refused.
 func (a *app) openDir(id string) (*statedir.Dir, error) {
 	d, err := statedir.Open(a.root, id)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, notExistError{id}
+		return nil, notExist(id)
 	}
 	return d, err
 }
@@ -115,7 +112,7 @@ func (a *app) openState(id string) (*statedir.Dir, *statedir.State, bool, error)
 	if err != nil {
 		d.Close()
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, false, notExistError{id}
+			return nil, nil, false, notExist(id)
 		}
 		return nil, nil, false, err
 	}
@@ -172,7 +169,7 @@ func (a *app) dial(ctx context.Context, id string) (*protocol.Client, error) {
 	case err == nil:
 		return c, nil
 	case errors.Is(err, unix.ENOENT):
-		return nil, notExistError{id}
+		return nil, notExist(id)
 	case errors.Is(err, unix.ECONNREFUSED):
 		return nil, errShimDead
 	}
@@ -187,19 +184,12 @@ func requestContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 60*time.Second)
 }
 
-// remoteMessage strips the sentinel prefix that the wire code already
-// carries, for a cleaner one-line message.
-func remoteMessage(err error) error {
+// requestError words the error of a request to the shim: the shim's own
+// reply is already one line for people; a connection closed instead of
+// a reply means the shim exited under the request.
+func requestError(err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return fmt.Errorf("the container's shim exited before it answered (%w)", err)
-	}
-	var re *protocol.RemoteError
-	if errors.As(err, &re) {
-		for _, p := range []string{"invalid state: ", "bad request: ", "not found: "} {
-			if m, ok := strings.CutPrefix(re.Message, p); ok {
-				return errors.New(m)
-			}
-		}
 	}
 	return err
 }

@@ -103,7 +103,7 @@ func (a *app) checkNew(id string) error {
 	}
 	defer r.Close()
 	if r.Exists(id) {
-		return fmt.Errorf("container %q already exists", id)
+		return fmt.Errorf("container %q %w", id, protocol.ErrExist)
 	}
 	return nil
 }

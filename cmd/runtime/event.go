@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"strings"
 	"syscall"
@@ -105,7 +104,7 @@ func (a *app) connect(ctx context.Context, id string, o *eventOptions) (*protoco
 		if errors.Is(err, errShimDead) {
 			return nil, fmt.Errorf("container %q: %w", id, err)
 		}
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, protocol.ErrNotExist) {
 			// Deleted between the two looks: wait for the next one.
 			continue
 		}
@@ -117,7 +116,7 @@ func (a *app) connect(ctx context.Context, id string, o *eventOptions) (*protoco
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
 				return nil, fmt.Errorf("container %q went away before it could be watched (its create failed, or it was deleted)", id)
 			}
-			return nil, remoteMessage(err)
+			return nil, requestError(err)
 		}
 		return c, nil
 	}
@@ -139,7 +138,7 @@ func (a *app) watch(ctx context.Context, id string, o *eventOptions) error {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				return fmt.Errorf("container %q: the shim exited before the container was deleted", id)
 			}
-			return remoteMessage(err)
+			return requestError(err)
 		}
 		match := len(want) == 0 || want[ev.Type]
 		if match {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/container/cgroup"
+	"github.com/crier-runtime/crier/internal/pidfd"
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/statedir"
 )
@@ -38,7 +39,7 @@ func (a *app) start(id string) error {
 		return err
 	}
 	defer c.Close()
-	return remoteMessage(c.Start(ctx))
+	return requestError(c.Start(ctx))
 }
 
 func (a *app) stateCommand() *cobra.Command {
@@ -100,7 +101,7 @@ func (a *app) kill(id string, sig unix.Signal, all bool) error {
 		return err
 	}
 	defer c.Close()
-	return remoteMessage(c.Kill(ctx, sig, all))
+	return requestError(c.Kill(ctx, sig, all))
 }
 
 // killDirect signals a container whose shim is dead, through pidfds, and
@@ -149,7 +150,7 @@ func (a *app) delete(id string, force bool) error {
 	}
 	defer c.Close()
 	if err := c.Delete(ctx, force); err != nil {
-		return remoteMessage(err)
+		return requestError(err)
 	}
 	// The shim exits right after answering; wait for it to close the
 	// connection so that nothing of the container is left when we return.
@@ -201,30 +202,20 @@ func (a *app) deleteDirect(id string, force bool) error {
 // killAndWait SIGKILLs the container's process and waits until it is gone.
 // It is not our child, so wait on a pidfd rather than with wait4.
 func killAndWait(st *statedir.State) error {
-	pidfd, err := openChecked(st.Pid, st.PidStart)
+	fd, err := openChecked(st.Pid, st.PidStart)
 	if errors.Is(err, errGone) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	defer unix.Close(pidfd)
-	if err := unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0); err != nil {
+	defer unix.Close(fd)
+	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
 		return os.NewSyscallError("pidfd_send_signal", err)
 	}
-	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		n, err := unix.Poll(fds, int(time.Until(deadline).Milliseconds()))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return os.NewSyscallError("poll", err)
-		}
-		if n > 0 {
-			return nil
-		}
+	err = pidfd.Wait(fd, 30*time.Second)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("process %d did not die after SIGKILL", st.Pid)
 	}
-	return fmt.Errorf("process %d did not die after SIGKILL", st.Pid)
+	return err
 }

@@ -37,69 +37,100 @@ func (a *app) runCommand() *cobra.Command {
 // run is create, start and, in the foreground, wait for stopped and delete.
 // Signals that would stop crier itself are forwarded to the container.
 func (a *app) run(id string, o *createOptions, detach bool) error {
-	if !detach && o.consoleSocket != "" {
-		// In the foreground crier is the console socket itself, as runc.
-		return errors.New("--console-socket needs --detach: in the foreground crier proxies the terminal itself")
+	console, err := runConsole(o, detach)
+	if err != nil {
+		return err
 	}
-	var console *consoleListener
-	if !detach && wantsTerminal(o.bundle) {
-		cl, err := listenConsole()
-		if err != nil {
-			return err
-		}
-		defer cl.Close()
-		console, o.consoleSocket = cl, cl.path()
+	if console != nil {
+		defer console.Close()
 	}
-	sigs := make(chan os.Signal, 8)
+	var sigs chan os.Signal
 	if !detach {
 		// Caught from the outset, not once the container runs: one that
 		// came during create or start would end crier and leave the
 		// container, and the terminal in raw mode, behind. They are
 		// forwarded once the container runs.
-		forward := []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2}
-		if console == nil {
-			// A container on a pty of its own learns of a resize from the
-			// pty, whose foreground group gets SIGWINCH once the proxy
-			// passes the size on; a second one sent to its init would come
-			// out of step.
-			forward = append(forward, unix.SIGWINCH)
-		}
-		signal.Notify(sigs, forward...)
+		sigs = catchSignals(console != nil)
 		defer signal.Stop(sigs)
 	}
 	if _, err := a.create(id, o); err != nil {
 		return err
 	}
-	ctx := context.Background()
-	var sub *protocol.Client
-	if !detach {
-		// Subscribe before start so that a quick exit is not missed.
-		c, err := a.dial(ctx, id)
-		if err == nil {
-			err = c.Subscribe(ctx, protocol.SubscribeOptions{NoHistory: true})
-		}
-		if err != nil {
-			a.delete(id, true)
-			return err
-		}
-		sub = c
-		defer sub.Close()
+	if detach {
+		return a.startOrDelete(id)
 	}
-	var stopProxy func()
-	if console != nil {
-		stop, err := console.proxy()
-		if err != nil {
-			a.delete(id, true)
-			return err
-		}
-		stopProxy = stop
+	return a.runForeground(id, console, sigs)
+}
+
+// runConsole returns, in the foreground for a process that asks for a
+// terminal, the console socket crier itself listens on, as runc does; its
+// path goes to create in o.
+func runConsole(o *createOptions, detach bool) (*consoleListener, error) {
+	if detach {
+		return nil, nil
 	}
+	if o.consoleSocket != "" {
+		return nil, errors.New("--console-socket needs --detach: in the foreground crier proxies the terminal itself")
+	}
+	if !wantsTerminal(o.bundle) {
+		return nil, nil
+	}
+	cl, err := listenConsole()
+	if err != nil {
+		return nil, err
+	}
+	o.consoleSocket = cl.path()
+	return cl, nil
+}
+
+// catchSignals catches the signals a foreground run forwards. ownPty says
+// the container is on a pty of its own: it then learns of a resize from
+// the pty, whose foreground group gets SIGWINCH once the proxy passes the
+// size on, and a second one sent to its init would come out of step.
+func catchSignals(ownPty bool) chan os.Signal {
+	sigs := make(chan os.Signal, 8)
+	forward := []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2}
+	if !ownPty {
+		forward = append(forward, unix.SIGWINCH)
+	}
+	signal.Notify(sigs, forward...)
+	return sigs
+}
+
+// startOrDelete starts the created container, or deletes it when it
+// cannot be started.
+func (a *app) startOrDelete(id string) error {
 	if err := a.start(id); err != nil {
 		a.delete(id, true)
 		return err
 	}
-	if detach {
-		return nil
+	return nil
+}
+
+// runForeground starts the created container with its events subscribed
+// to and its terminal proxied, forwards sigs to it, and once it has
+// stopped deletes it and exits with its status.
+func (a *app) runForeground(id string, console *consoleListener, sigs <-chan os.Signal) error {
+	ctx := context.Background()
+	// Subscribe before start so that a quick exit is not missed.
+	sub, err := a.dial(ctx, id)
+	if err == nil {
+		err = sub.Subscribe(ctx, protocol.SubscribeOptions{NoHistory: true})
+	}
+	if err != nil {
+		a.delete(id, true)
+		return err
+	}
+	defer sub.Close()
+	var stopProxy func()
+	if console != nil {
+		if stopProxy, err = console.proxy(); err != nil {
+			a.delete(id, true)
+			return err
+		}
+	}
+	if err := a.startOrDelete(id); err != nil {
+		return err
 	}
 	go func() {
 		for s := range sigs {

@@ -1,0 +1,119 @@
+// Package pidfd waits for a process to exit through its pidfd
+// (pidfd_open(2)), which polls readable once the process has exited,
+// whether or not it is the caller's child. The CLI waits on a container's
+// process it does not parent, the container package on the init stage it
+// does, and the shim on the container's process without a thread of its
+// own: one way of waiting, written once, with every error returned.
+//
+// It imports only os, time and x/sys/unix, so the shim's serving image
+// can use it without gaining encoding/json or reflection.
+package pidfd
+
+import (
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Exited reports, without blocking, whether the process fd refers to has
+// exited.
+func Exited(fd int) (bool, error) {
+	return poll(fd, 0)
+}
+
+// Wait blocks until the process fd refers to has exited, or for at most
+// timeout when it is not negative: then it returns os.ErrDeadlineExceeded.
+// It does not reap the process (see Reap).
+func Wait(fd int, timeout time.Duration) error {
+	var deadline time.Time
+	if timeout >= 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	for {
+		ms := -1
+		if !deadline.IsZero() {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return os.ErrDeadlineExceeded
+			}
+			// Rounded up: a poll of 0 ms before the deadline would spin.
+			ms = int((left + time.Millisecond - 1) / time.Millisecond)
+		}
+		exited, err := poll(fd, ms)
+		if exited || err != nil {
+			return err
+		}
+	}
+}
+
+// poll waits up to ms milliseconds (-1: no limit) for fd to poll readable,
+// going on after EINTR.
+func poll(fd, ms int) (bool, error) {
+	if fd < 0 {
+		// poll(2) would skip it, and wait for nothing.
+		return false, os.NewSyscallError("poll", unix.EBADF)
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, ms)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return false, os.NewSyscallError("poll", err)
+		case n > 0 && fds[0].Revents&unix.POLLNVAL != 0:
+			return false, os.NewSyscallError("poll", unix.EBADF)
+		}
+		return n > 0, nil
+	}
+}
+
+// Reap waits for the process fd refers to, which must be the caller's
+// child, to exit, and reaps it.
+func Reap(fd int) error {
+	for {
+		err := unix.Waitid(unix.P_PIDFD, fd, nil, unix.WEXITED, nil)
+		if err != unix.EINTR {
+			return os.NewSyscallError("waitid", err)
+		}
+	}
+}
+
+// Notify calls done, on a goroutine of its own, once the process fd refers
+// to has exited: with nil, or with the error that ended the wait (the
+// process may then still be running). The wait parks on the runtime's
+// netpoller and so holds no thread. fd stays the caller's: Notify waits on
+// a duplicate, which it closes.
+func Notify(fd int, done func(error)) error {
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
+	}
+	if err := unix.SetNonblock(dup, true); err != nil {
+		unix.Close(dup)
+		return os.NewSyscallError("fcntl O_NONBLOCK", err)
+	}
+	f := os.NewFile(uintptr(dup), "pidfd")
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	go func() {
+		defer f.Close()
+		var perr error
+		// A pidfd is never read: Read parks until it polls readable,
+		// which it does once the process has exited.
+		err := raw.Read(func(fd uintptr) bool {
+			var exited bool
+			exited, perr = Exited(int(fd))
+			return exited || perr != nil
+		})
+		if perr != nil {
+			err = perr
+		}
+		done(err)
+	}()
+	return nil
+}

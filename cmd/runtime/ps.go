@@ -24,7 +24,8 @@ func (a *app) psCommand() *cobra.Command {
 		Use:   "ps [--format table|json] ID [ps options]",
 		Short: "list the processes in a container's cgroup",
 		Long: `ps lists the processes in the container's cgroup (and the cgroups below it).
-With --format json it prints their host pids as a JSON array. With the
+With --format json it prints their host pids as a JSON array (and, as
+runc, ignores ps options). With the
 default table format it runs the host's ps with the given options (default
 -ef) and keeps the header and the lines of the container's processes.
 Options after the ID go to ps, not to crier.`,
@@ -37,9 +38,6 @@ Options after the ID go to ps, not to crier.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != "table" && format != "json" {
 				return fmt.Errorf("ps: --format %q is not table or json", format)
-			}
-			if format == "json" && len(args) > 1 {
-				return errors.New("ps: ps options go with --format table only")
 			}
 			return a.ps(args[0], format, args[1:], os.Stdout)
 		},

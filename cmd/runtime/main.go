@@ -36,6 +36,8 @@ type app struct {
 	debug     bool
 	shimPath  string
 	exitCode  int
+	// systemdCgroup is runc's --systemd-cgroup (systemd.go).
+	systemdCgroup bool
 }
 
 func (a *app) command() *cobra.Command {
@@ -49,7 +51,10 @@ func (a *app) command() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			return a.setup()
+			if err := a.setup(); err != nil {
+				return err
+			}
+			return a.checkSystemdCgroup(cmd)
 		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
@@ -60,10 +65,12 @@ func (a *app) command() *cobra.Command {
 	f.StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
 	f.BoolVar(&a.debug, "debug", false, "log debug messages")
 	f.StringVar(&a.shimPath, "shim", "", "crier-shim binary (default: next to crier, then $PATH)")
+	f.BoolVar(&a.systemdCgroup, "systemd-cgroup", false, "use systemd's cgroup driver, as runc's flag (refused by create and run: crier has none)")
 	root.AddCommand(
 		a.createCommand(), a.startCommand(), a.stateCommand(), a.killCommand(),
 		a.deleteCommand(), a.runCommand(), a.listCommand(), a.specCommand(),
 		a.eventCommand(), a.featuresCommand(),
+		a.psCommand(), a.updateCommand(), a.eventsCommand(),
 	)
 	return root
 }

@@ -26,7 +26,7 @@ type server struct {
 	shimStart uint64
 	owner     string
 
-	status   string
+	status   protocol.Status
 	c        *container.Container // nil until created
 	pidStart uint64
 	seq      uint64
@@ -133,7 +133,7 @@ func (s *server) handle(m any) {
 
 // transition records a new status and emits its event: state file first,
 // so that a subscriber woken by the event reads the new state.
-func (s *server) transition(status string, ev protocol.Event) {
+func (s *server) transition(status protocol.Status, ev protocol.Event) {
 	s.status = status
 	s.saveState()
 	s.emit(ev, time.Now())
@@ -268,7 +268,7 @@ func (s *server) started(m startDone) {
 			return
 		}
 		s.busy++
-		st := s.c.HookState(container.StatusRunning)
+		st := s.c.HookState(protocol.StatusRunning)
 		go func() {
 			if err := container.RunHooks(s.spec, container.HookPoststart, st); err != nil {
 				s.cfg.Log.Printf("warning: %v", err)
@@ -332,7 +332,7 @@ func (s *server) delete(r *request) {
 func (s *server) runDelete() {
 	s.deleteRun = true
 	s.busy++
-	c, st := s.c, s.c.HookState(container.StatusStopped)
+	c, st := s.c, s.c.HookState(protocol.StatusStopped)
 	go func() {
 		if c.Cgroup != nil {
 			c.Signal(unix.SIGKILL, true)

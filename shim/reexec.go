@@ -8,13 +8,11 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container"
-	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/statedir"
 )
 
@@ -27,23 +25,12 @@ import (
 // over, and starts from a small heap.
 
 // handoff is what the serving image needs, written to a memfd (see
-// handoff.go for the format).
+// handoff.go for the format): the record, and what this image holds of
+// the container and the socket.
 type handoff struct {
-	Root      string
-	ID        string
-	Bundle    string
-	LogPath   string
-	Buffer    map[string]bool // nil: keep every type
+	Rec       record
 	ListenFD  int
 	Container *container.Handoff
-	CreatedAt time.Time
-	ShimStart uint64
-	Owner     string
-	PidStart  uint64
-	Subreaper bool
-	Seq       uint64
-	LastAt    time.Time
-	History   []protocol.Event
 }
 
 // reexec execs the shim binary in serve mode. It returns only on failure.
@@ -71,12 +58,7 @@ func (s *server) reexec() error {
 	if _, err := unix.FcntlInt(lnFile.Fd(), unix.F_SETFD, 0); err != nil {
 		return os.NewSyscallError("fcntl F_SETFD", err)
 	}
-	h := handoff{
-		Root: s.cfg.Root, ID: s.cfg.ID, Bundle: s.cfg.Bundle, LogPath: s.cfg.LogPath,
-		Buffer: s.cfg.Buffer, ListenFD: int(lnFile.Fd()), Container: ch,
-		CreatedAt: s.createdAt, ShimStart: s.shimStart, Owner: s.owner,
-		PidStart: s.pidStart, Subreaper: s.subreaper, Seq: s.seq, LastAt: s.lastAt, History: s.history,
-	}
+	h := handoff{Rec: s.rec, ListenFD: int(lnFile.Fd()), Container: ch}
 	b := h.marshal()
 	fd, err := unix.MemfdCreate("crier-shim-handoff", 0)
 	if err != nil {
@@ -88,7 +70,7 @@ func (s *server) reexec() error {
 	}
 	// --root and --id are only for people reading ps; the handoff says
 	// it all.
-	args := []string{"crier-shim", "--serve", strconv.Itoa(fd), "--root", s.cfg.Root, "--id", s.cfg.ID}
+	args := []string{"crier-shim", "--serve", strconv.Itoa(fd), "--root", s.rec.Root, "--id", s.rec.ID}
 	// The environment configures the serving image's Go runtime from its
 	// very start, sooner than main could: one P from the outset (more
 	// would start threads, and fill per-P caches, that then stay), and no
@@ -131,29 +113,37 @@ func Resume(fd int) error {
 	if err != nil {
 		return fmt.Errorf("handoff: %w", err)
 	}
+	s, err := resume(h, containerOps)
+	if err != nil {
+		return err
+	}
+	return s.loop()
+}
+
+// resume rebuilds the server that h describes, with the ops newOps makes.
+func resume(h *handoff, newOps func(*server) ops) (*server, error) {
 	lnFile := os.NewFile(uintptr(h.ListenFD), "listener")
 	l, err := net.FileListener(lnFile)
 	lnFile.Close()
 	if err != nil {
-		return fmt.Errorf("handoff: listener: %w", err)
+		return nil, fmt.Errorf("handoff: listener: %w", err)
 	}
 	logger := log.New(io.Discard, "", 0)
-	if h.LogPath != "" {
-		if lf, err := os.OpenFile(h.LogPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
-			logger = log.New(lf, "crier-shim["+h.ID+"]: ", log.LstdFlags|log.Lmicroseconds)
+	if h.Rec.LogPath != "" {
+		if lf, err := os.OpenFile(h.Rec.LogPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
+			logger = log.New(lf, "crier-shim["+h.Rec.ID+"]: ", log.LstdFlags|log.Lmicroseconds)
 		}
 	}
 	c := container.Resume(h.Container)
 	ln := l.(*net.UnixListener)
 	ln.SetUnlinkOnClose(false)
 	s := &server{
-		cfg:  &Config{Root: h.Root, ID: h.ID, Bundle: h.Bundle, Buffer: h.Buffer, Log: logger, LogPath: h.LogPath},
-		spec: c.Spec, dir: statedir.At(h.Root, h.ID), ln: ln, createdAt: h.CreatedAt,
-		shimStart: h.ShimStart, owner: h.Owner, status: protocol.StatusCreated,
-		c: c, pidStart: h.PidStart, subreaper: h.Subreaper, seq: h.Seq, lastAt: h.LastAt, history: h.History,
+		log: logger, spec: c.Spec, dir: statedir.At(h.Rec.Root, h.Rec.ID), ln: ln,
+		rec: h.Rec, phase: phaseCreated, c: c,
 	}
-	if s.subreaper {
-		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	s.ops = newOps(s)
+	if s.rec.Subreaper {
+		s.ops.becomeSubreaper()
 	}
-	return s.loop()
+	return s, nil
 }

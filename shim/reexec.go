@@ -35,39 +35,13 @@ type handoff struct {
 
 // reexec execs the shim binary in serve mode. It returns only on failure.
 func (s *server) reexec() error {
-	ch, err := s.c.Handoff()
+	fd, undo, err := s.writeHandoff()
 	if err != nil {
 		return err
 	}
 	// We only come back if the exec failed, and then serve from this
 	// image: its children (hooks) must not inherit what was handed over.
-	defer func() {
-		for _, fd := range []int{ch.PidFD, ch.SyncFD} {
-			if fd >= 0 {
-				unix.CloseOnExec(fd)
-			}
-		}
-	}()
-	ch.Spec = servingSpec(s.spec)
-	lnFile, err := s.ln.File()
-	if err != nil {
-		return err
-	}
-	defer lnFile.Close()
-	// The dup is close-on-exec like every descriptor Go opens.
-	if _, err := unix.FcntlInt(lnFile.Fd(), unix.F_SETFD, 0); err != nil {
-		return os.NewSyscallError("fcntl F_SETFD", err)
-	}
-	h := handoff{Rec: s.rec, ListenFD: int(lnFile.Fd()), Container: ch}
-	b := h.marshal()
-	fd, err := unix.MemfdCreate("crier-shim-handoff", 0)
-	if err != nil {
-		return os.NewSyscallError("memfd_create", err)
-	}
-	if _, err := unix.Pwrite(fd, b, 0); err != nil {
-		unix.Close(fd)
-		return os.NewSyscallError("pwrite", err)
-	}
+	defer undo()
 	// --root and --id are only for people reading ps; the handoff says
 	// it all.
 	args := []string{"crier-shim", "--serve", strconv.Itoa(fd), "--root", s.rec.Root, "--id", s.rec.ID}
@@ -81,6 +55,48 @@ func (s *server) reexec() error {
 	err = unix.Exec("/proc/self/exe", args, env)
 	unix.Close(fd)
 	return fmt.Errorf("exec /proc/self/exe: %w", err)
+}
+
+// writeHandoff writes the handoff to a memfd, and makes it and every
+// descriptor it names survive execve. undo makes those close-on-exec
+// again, for when the exec fails.
+func (s *server) writeHandoff() (fd int, undo func(), err error) {
+	ch, err := s.c.Handoff()
+	if err != nil {
+		return -1, nil, err
+	}
+	undo = func() {
+		for _, fd := range []int{ch.PidFD, ch.SyncFD} {
+			if fd >= 0 {
+				unix.CloseOnExec(fd)
+			}
+		}
+	}
+	ch.Spec = servingSpec(s.spec)
+	lnFile, err := s.ln.File()
+	if err != nil {
+		undo()
+		return -1, nil, err
+	}
+	undoFDs := undo
+	undo = func() { undoFDs(); lnFile.Close() }
+	// The dup is close-on-exec like every descriptor Go opens.
+	if _, err := unix.FcntlInt(lnFile.Fd(), unix.F_SETFD, 0); err != nil {
+		undo()
+		return -1, nil, os.NewSyscallError("fcntl F_SETFD", err)
+	}
+	h := handoff{Rec: s.rec, ListenFD: int(lnFile.Fd()), Container: ch}
+	fd, err = unix.MemfdCreate("crier-shim-handoff", 0)
+	if err != nil {
+		undo()
+		return -1, nil, os.NewSyscallError("memfd_create", err)
+	}
+	if _, err := unix.Pwrite(fd, h.marshal(), 0); err != nil {
+		unix.Close(fd)
+		undo()
+		return -1, nil, os.NewSyscallError("pwrite", err)
+	}
+	return fd, undo, nil
 }
 
 // servingSpec keeps only what serving needs of the config. Decoding the
@@ -100,24 +116,33 @@ func servingSpec(spec *specs.Spec) *specs.Spec {
 // Resume serves a container that an earlier image of this process created
 // and handed over through the memfd at fd (see reexec).
 func Resume(fd int) error {
-	f := os.NewFile(uintptr(fd), "handoff")
-	b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<30))
-	f.Close()
+	h, err := readHandoff(fd)
 	if err != nil {
 		return err
-	}
-	h, err := unmarshalHandoff(b)
-	if err == nil && h.Container == nil {
-		err = errors.New("no container")
-	}
-	if err != nil {
-		return fmt.Errorf("handoff: %w", err)
 	}
 	s, err := resume(h, containerOps)
 	if err != nil {
 		return err
 	}
 	return s.loop()
+}
+
+// readHandoff reads and closes the memfd that reexec wrote.
+func readHandoff(fd int) (*handoff, error) {
+	f := os.NewFile(uintptr(fd), "handoff")
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<30))
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	h, err := unmarshalHandoff(b)
+	if err == nil && h.Container == nil {
+		err = errors.New("no container")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("handoff: %w", err)
+	}
+	return h, nil
 }
 
 // resume rebuilds the server that h describes, with the ops newOps makes.

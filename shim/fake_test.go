@@ -186,7 +186,7 @@ func (k *fakeOps) noSignal(t *testing.T) {
 }
 
 // Wait statuses as wait4 reports them.
-func exitedWith(code int) unix.WaitStatus        { return unix.WaitStatus(code << 8) }
+func exitedWith(code int) unix.WaitStatus      { return unix.WaitStatus(code << 8) }
 func killedBy(sig unix.Signal) unix.WaitStatus { return unix.WaitStatus(sig) }
 
 func fakeContainer(id, bundle string, spec *specs.Spec) *container.Container {

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container/cgroup"
+	"github.com/crier-runtime/crier/protocol"
 )
 
 // InitFDEnv names the environment variable that tells the init stage which
@@ -156,7 +157,7 @@ func (c *Container) mountRootfs() error {
 // mounted, then lets init run the createContainer hooks and pivot, and
 // waits until it is ready to start.
 func (c *Container) runCreateHooks() error {
-	st := c.HookState(StatusCreating)
+	st := c.HookState(protocol.StatusCreating)
 	for _, kind := range []string{HookPrestart, HookCreateRuntime} {
 		if err := RunHooks(c.Spec, kind, st); err != nil {
 			return err
@@ -224,16 +225,8 @@ func (c *Container) setupConsole(socket string) error {
 	return sendConsole(socket, master)
 }
 
-// Statuses as the OCI state and hooks name them.
-const (
-	StatusCreating = "creating"
-	StatusCreated  = "created"
-	StatusRunning  = "running"
-	StatusStopped  = "stopped"
-)
-
 // HookState is the OCI state given to hooks.
-func (c *Container) HookState(status string) *specs.State {
+func (c *Container) HookState(status protocol.Status) *specs.State {
 	return &specs.State{
 		Version:     specs.Version,
 		ID:          c.ID,

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container/seccomp"
+	"github.com/crier-runtime/crier/protocol"
 )
 
 // initEnv is the init stage's whole environment: where its sync socket is,
@@ -111,7 +112,7 @@ func initStage(conn *syncConn, syncFD int) error {
 	if _, err := conn.expect(msgContinue); err != nil {
 		return err
 	}
-	st := initHookState(cfg, StatusCreating)
+	st := initHookState(cfg, protocol.StatusCreating)
 	if err := RunHooks(spec, HookCreateContainer, st); err != nil {
 		return err
 	}
@@ -135,7 +136,7 @@ func initStage(conn *syncConn, syncFD int) error {
 			return fmt.Errorf("terminal: %w", err)
 		}
 	}
-	if err := RunHooks(spec, HookStartContainer, initHookState(cfg, StatusCreated)); err != nil {
+	if err := RunHooks(spec, HookStartContainer, initHookState(cfg, protocol.StatusCreated)); err != nil {
 		return err
 	}
 	if err := applyProcessExtras(spec); err != nil {
@@ -183,7 +184,7 @@ func enterRootfs(cfg *initConfig) error {
 	return os.Chdir("/")
 }
 
-func initHookState(cfg *initConfig, status string) *specs.State {
+func initHookState(cfg *initConfig, status protocol.Status) *specs.State {
 	return &specs.State{
 		Version:     specs.Version,
 		ID:          cfg.ID,

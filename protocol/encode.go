@@ -60,7 +60,7 @@ func (st *State) WriteMembers(o *flatjson.Object) {
 	o.String("ociVersion", st.OCIVersion)
 	o.String("id", st.ID)
 	o.Int("pid", int64(st.Pid))
-	o.String("status", st.Status)
+	o.String("status", string(st.Status))
 	o.String("bundle", st.Bundle)
 	o.String("rootfs", st.Rootfs)
 	o.String("created", st.Created)

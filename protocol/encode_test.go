@@ -62,7 +62,7 @@ func FuzzMarshal(f *testing.F) {
 		}
 		checkMarshal(t, ev)
 		checkMarshal(t, Reply{OK: hasExit, Error: msg, Code: sig, Protocol: pid})
-		st := &State{OCIVersion: typ, ID: id, Pid: pid, Status: sig, Bundle: msg, Rootfs: k, Created: ts, Owner: v}
+		st := &State{OCIVersion: typ, ID: id, Pid: pid, Status: Status(sig), Bundle: msg, Rootfs: k, Created: ts, Owner: v}
 		if hasExit {
 			st.Annotations = map[string]string{k: v, v: k, id: msg}
 		}

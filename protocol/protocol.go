@@ -37,12 +37,17 @@ func EventTypes() []string {
 	return []string{EventCreated, EventStarted, EventStopped, EventDeleted}
 }
 
+// Status is a container's status as the OCI runtime spec names it: in
+// states, in the state file, and in what hooks read on their stdin. It is
+// declared here, once, for the shim, the container package and the CLI.
+type Status string
+
 // Container statuses, as in the OCI runtime spec.
 const (
-	StatusCreating = "creating"
-	StatusCreated  = "created"
-	StatusRunning  = "running"
-	StatusStopped  = "stopped"
+	StatusCreating Status = "creating"
+	StatusCreated  Status = "created"
+	StatusRunning  Status = "running"
+	StatusStopped  Status = "stopped"
 )
 
 // Request is one line from a client.
@@ -102,7 +107,7 @@ type State struct {
 	OCIVersion  string            `json:"ociVersion"`
 	ID          string            `json:"id"`
 	Pid         int               `json:"pid"`
-	Status      string            `json:"status"`
+	Status      Status            `json:"status"`
 	Bundle      string            `json:"bundle"`
 	Rootfs      string            `json:"rootfs"`
 	Created     string            `json:"created"`

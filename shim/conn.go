@@ -89,7 +89,7 @@ func (s *server) subscribe(r *request) {
 	line, _ := protocol.Marshal(protocol.Reply{OK: true, Protocol: protocol.Version})
 	sub.ch <- line
 	if r.req.History == nil || *r.req.History {
-		for _, ev := range s.history {
+		for _, ev := range s.rec.History {
 			if line, err := protocol.Marshal(ev); err == nil && !sub.send(line) {
 				// send has failed the subscriber: it ends with
 				// the error, and is never registered.

@@ -22,7 +22,7 @@ import (
 // length (or 1) plus one, because nil and empty mean different things here:
 // a nil Buffer keeps every event type, an empty one none.
 
-const handoffMagic = "crier-handoff-1\n"
+const handoffMagic = "crier-handoff-2\n"
 
 var errHandoffShort = errors.New("truncated or corrupt")
 
@@ -171,15 +171,7 @@ func (r *handoffReader) intPtr() *int {
 
 func (h *handoff) marshal() []byte {
 	w := &handoffWriter{b: []byte(handoffMagic)}
-	w.str(h.Root)
-	w.str(h.ID)
-	w.str(h.Bundle)
-	w.str(h.LogPath)
-	w.present(h.Buffer == nil, len(h.Buffer))
-	for k, v := range h.Buffer {
-		w.str(k)
-		w.bool(v)
-	}
+	w.record(&h.Rec)
 	w.int(int64(h.ListenFD))
 	w.present(h.Container == nil, 0)
 	if c := h.Container; c != nil {
@@ -198,15 +190,29 @@ func (h *handoff) marshal() []byte {
 			w.bool(cg.SharedParent)
 		}
 	}
-	w.time(h.CreatedAt)
-	w.uint(h.ShimStart)
-	w.str(h.Owner)
-	w.uint(h.PidStart)
-	w.bool(h.Subreaper)
-	w.uint(h.Seq)
-	w.time(h.LastAt)
-	w.present(h.History == nil, len(h.History))
-	for _, ev := range h.History {
+	return w.b
+}
+
+// record writes the shim's record, the handoff's first part.
+func (w *handoffWriter) record(rec *record) {
+	w.str(rec.Root)
+	w.str(rec.ID)
+	w.str(rec.Bundle)
+	w.str(rec.LogPath)
+	w.present(rec.Buffer == nil, len(rec.Buffer))
+	for k, v := range rec.Buffer {
+		w.str(k)
+		w.bool(v)
+	}
+	w.time(rec.CreatedAt)
+	w.uint(rec.ShimStart)
+	w.str(rec.Owner)
+	w.uint(rec.PidStart)
+	w.bool(rec.Subreaper)
+	w.uint(rec.Seq)
+	w.time(rec.LastAt)
+	w.present(rec.History == nil, len(rec.History))
+	for _, ev := range rec.History {
 		w.str(ev.Type)
 		w.str(ev.ID)
 		w.str(ev.Timestamp)
@@ -215,7 +221,6 @@ func (h *handoff) marshal() []byte {
 		w.intPtr(ev.ExitStatus)
 		w.str(ev.Signal)
 	}
-	return w.b
 }
 
 // spec writes what servingSpec keeps of a config.
@@ -254,14 +259,7 @@ func unmarshalHandoff(b []byte) (*handoff, error) {
 		return nil, errors.New("not a crier handoff")
 	}
 	r := &handoffReader{b: b[len(handoffMagic):]}
-	h := &handoff{Root: r.str(), ID: r.str(), Bundle: r.str(), LogPath: r.str()}
-	if ok, n := r.present(); ok {
-		h.Buffer = make(map[string]bool, n)
-		for range n {
-			k := r.str()
-			h.Buffer[k] = r.bool()
-		}
-	}
+	h := &handoff{Rec: r.record()}
 	h.ListenFD = int(r.int())
 	if ok, _ := r.present(); ok {
 		c := &container.Handoff{ID: r.str(), Bundle: r.str(), Rootfs: r.str(), Spec: r.spec()}
@@ -274,24 +272,6 @@ func unmarshalHandoff(b []byte) (*handoff, error) {
 		}
 		h.Container = c
 	}
-	h.CreatedAt = r.time()
-	h.ShimStart = r.uint()
-	h.Owner = r.str()
-	h.PidStart = r.uint()
-	h.Subreaper = r.bool()
-	h.Seq = r.uint()
-	h.LastAt = r.time()
-	if ok, n := r.present(); ok {
-		h.History = make([]protocol.Event, n)
-		for i := range h.History {
-			ev := &h.History[i]
-			ev.Type, ev.ID, ev.Timestamp = r.str(), r.str(), r.str()
-			ev.Seq = r.uint()
-			ev.Pid = int(r.int())
-			ev.ExitStatus = r.intPtr()
-			ev.Signal = r.str()
-		}
-	}
 	if r.err == nil && len(r.b) > 0 {
 		r.err = errors.New("trailing bytes")
 	}
@@ -299,6 +279,37 @@ func unmarshalHandoff(b []byte) (*handoff, error) {
 		return nil, r.err
 	}
 	return h, nil
+}
+
+// record reads what handoffWriter.record wrote.
+func (r *handoffReader) record() record {
+	rec := record{Root: r.str(), ID: r.str(), Bundle: r.str(), LogPath: r.str()}
+	if ok, n := r.present(); ok {
+		rec.Buffer = make(map[string]bool, n)
+		for range n {
+			k := r.str()
+			rec.Buffer[k] = r.bool()
+		}
+	}
+	rec.CreatedAt = r.time()
+	rec.ShimStart = r.uint()
+	rec.Owner = r.str()
+	rec.PidStart = r.uint()
+	rec.Subreaper = r.bool()
+	rec.Seq = r.uint()
+	rec.LastAt = r.time()
+	if ok, n := r.present(); ok {
+		rec.History = make([]protocol.Event, n)
+		for i := range rec.History {
+			ev := &rec.History[i]
+			ev.Type, ev.ID, ev.Timestamp = r.str(), r.str(), r.str()
+			ev.Seq = r.uint()
+			ev.Pid = int(r.int())
+			ev.ExitStatus = r.intPtr()
+			ev.Signal = r.str()
+		}
+	}
+	return rec
 }
 
 func (r *handoffReader) spec() *specs.Spec {

@@ -27,8 +27,7 @@ func TestHandoffRoundTrip(t *testing.T) {
 		"every field": servingHandoff(t),
 		"zero":        {},
 		"empty, not nil": {
-			Buffer:  map[string]bool{},
-			History: []protocol.Event{},
+			Rec: record{Buffer: map[string]bool{}, History: []protocol.Event{}},
 			Container: &container.Handoff{
 				Spec: &specs.Spec{
 					Root: &specs.Root{}, Annotations: map[string]string{}, Process: &specs.Process{},
@@ -46,7 +45,7 @@ func TestHandoffRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Times come back in UTC, as they did from JSON.
-			h.CreatedAt, h.LastAt = h.CreatedAt.UTC(), h.LastAt.UTC()
+			h.Rec.CreatedAt, h.Rec.LastAt = h.Rec.CreatedAt.UTC(), h.Rec.LastAt.UTC()
 			if !reflect.DeepEqual(got, h) {
 				t.Errorf("round trip\n got %+v\nwant %+v", got, h)
 			}

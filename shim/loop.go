@@ -3,6 +3,7 @@ package shim
 import (
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"sync"
 	"time"
@@ -18,37 +19,26 @@ import (
 // server is the loop's state. Every field is owned by the loop goroutine
 // unless its comment says otherwise.
 type server struct {
-	cfg       *Config // read-only after newServer
-	spec      *specs.Spec
-	dir       *statedir.Dir
-	ln        *net.UnixListener
-	createdAt time.Time
-	shimStart uint64
-	owner     string
+	cfg  *Config // the create image's, read-only; nil in the serving image
+	log  *log.Logger
+	ops  ops // read-only after newServer or Resume
+	spec *specs.Spec
+	dir  *statedir.Dir
+	ln   *net.UnixListener
 
-	status   string
-	c        *container.Container // nil until created
-	pidStart uint64
-	seq      uint64
-	lastAt   time.Time // timestamp of the last event
-	history  []protocol.Event
-	subs     map[*subscriber]bool
+	rec   record
+	phase phase                // the only state the table (phase.go) reads
+	c     *container.Container // nil until created
+	exit  *exitStatus          // the init's exit, once collected
+	subs  map[*subscriber]bool
 
-	// starting is true while a start goroutine runs; exit holds an exit
-	// reaped meanwhile, so that stopped never precedes started.
-	starting bool
-	exit     *exitStatus
-	reaped   bool
 	// busy counts goroutines running child processes (create, hooks);
 	// orphans are reaped with wait4(-1) only when it is zero, so that we
 	// never steal a hook's exit status from os/exec.
 	busy int
-	// deleting holds the pending delete request, if any; once it is set the
-	// loop finishes the delete as soon as the container is stopped.
-	deleting  *request
-	deleteRun bool
-	subreaper bool
-	done      bool
+	// deleting is the delete request to answer once the container is
+	// torn down.
+	deleting *request
 
 	// trimTimer fires once the clients have been quiet for a while;
 	// untrimmed counts their requests since the last trim (see trim.go).
@@ -84,7 +74,7 @@ type (
 		err error
 	}
 	poststartDone struct{ req *request }
-	deleteDone    struct{}
+	tornDown      struct{ err error }
 	unsubscribe   struct{ sub *subscriber }
 	trimDue       struct{}
 )
@@ -93,12 +83,12 @@ type (
 func (s *server) loop() error {
 	s.msgs = make(chan any)
 	s.quit = make(chan struct{})
-	exits := s.childExits()
+	exits := s.ops.exits()
 	s.subs = map[*subscriber]bool{}
 	go s.accept()
 	// The container may have exited before SIGCHLD was being watched.
 	s.reap()
-	for !s.done {
+	for s.phase != phaseDeleted {
 		select {
 		case <-exits:
 			s.reap()
@@ -121,9 +111,12 @@ func (s *server) handle(m any) {
 		s.busy--
 		m.req.reply <- protocol.Reply{OK: true}
 		s.reap()
-	case deleteDone:
+	case tornDown:
 		s.busy--
-		s.finishDelete()
+		if m.err != nil {
+			s.log.Printf("delete: %v", m.err)
+		}
+		s.step(inTornDown, nil)
 	case unsubscribe:
 		s.drop(m.sub)
 	case trimDue:
@@ -131,27 +124,80 @@ func (s *server) handle(m any) {
 	}
 }
 
-// transition records a new status and emits its event: state file first,
-// so that a subscriber woken by the event reads the new state.
-func (s *server) transition(status string, ev protocol.Event) {
-	s.status = status
+// step moves the phase as the table says input in does, and reports
+// whether it did. A request the phase does not allow is answered with a
+// refusal; an event the phase cannot have is logged and changes nothing.
+func (s *server) step(in input, r *request) (cell, bool) {
+	c := transitions[s.phase][in]
+	switch {
+	case c.refuse != allowed:
+		r.reply <- protocol.ErrorReply(&refusal{id: s.rec.ID, phase: s.phase, req: in, why: c.refuse})
+		return c, false
+	case c.to == noPhase:
+		s.log.Printf("internal error: %v in phase %v ignored", in, s.phase)
+		return c, false
+	}
+	s.enter(c.to)
+	return c, true
+}
+
+// then handles the input that a move queues behind it: an exit held while
+// start was in flight, once start's outcome has been recorded.
+func (s *server) then(c cell) {
+	if c.then != inNone {
+		s.step(c.then, nil)
+	}
+}
+
+// enter moves to phase p. A change of status is announced, and the phases
+// that start work start it.
+func (s *server) enter(p phase) {
+	from := s.phase
+	s.phase = p
+	if st := p.status(); st != from.status() {
+		s.announce(st)
+	}
+	switch p {
+	case phaseDeleting:
+		s.runTeardown()
+	case phaseDeleted:
+		s.finishDelete()
+	}
+}
+
+// announce records a new status and emits its event: state file first, so
+// that a subscriber woken by the event reads the new state.
+func (s *server) announce(st protocol.Status) {
+	ev, at := protocol.Event{Pid: s.c.Pid}, time.Now()
+	switch st {
+	case protocol.StatusCreated:
+		ev.Type = protocol.EventCreated
+	case protocol.StatusRunning:
+		ev.Type = protocol.EventStarted
+	case protocol.StatusStopped:
+		s.ops.release()
+		ev.Type, ev.ExitStatus, at = protocol.EventStopped, &s.exit.status, s.exit.at
+		if s.exit.signal != 0 {
+			ev.Signal = protocol.SignalName(s.exit.signal)
+		}
+	}
 	s.saveState()
-	s.emit(ev, time.Now())
+	s.emit(ev, at)
 }
 
 func (s *server) emit(ev protocol.Event, at time.Time) {
 	// An exit reaped while start was still in flight happened before we
 	// recorded started; events are stamped in order all the same.
-	if at.Before(s.lastAt) {
-		at = s.lastAt
+	if at.Before(s.rec.LastAt) {
+		at = s.rec.LastAt
 	}
-	s.lastAt = at
-	s.seq++
-	ev.Seq = s.seq
-	ev.ID = s.cfg.ID
+	s.rec.LastAt = at
+	s.rec.Seq++
+	ev.Seq = s.rec.Seq
+	ev.ID = s.rec.ID
 	ev.Timestamp = protocol.FormatTime(at)
-	if s.cfg.Buffer == nil || s.cfg.Buffer[ev.Type] {
-		s.history = append(s.history, ev)
+	if s.rec.Buffer == nil || s.rec.Buffer[ev.Type] {
+		s.rec.History = append(s.rec.History, ev)
 	}
 	line, err := protocol.Marshal(ev)
 	if err != nil {
@@ -167,49 +213,23 @@ func (s *server) emit(ev protocol.Event, at time.Time) {
 // reap collects the container process's exit, and orphans' when the shim is
 // their subreaper.
 func (s *server) reap() {
-	if s.c != nil && !s.reaped {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(s.c.Pid, &ws, unix.WNOHANG, nil)
-		if err == nil && pid == s.c.Pid {
-			s.reaped = true
+	if s.exit == nil {
+		if ws, ok := s.ops.wait(); ok {
 			s.exited(ws)
 		}
 	}
-	if s.subreaper && s.busy == 0 {
-		for {
-			pid, err := unix.Wait4(-1, nil, unix.WNOHANG, nil)
-			if pid <= 0 || err != nil {
-				break
-			}
-		}
+	if s.busy == 0 {
+		s.ops.reapOrphans()
 	}
 }
 
 func (s *server) exited(ws unix.WaitStatus) {
-	e := &exitStatus{at: time.Now(), status: ws.ExitStatus()}
+	s.exit = &exitStatus{at: time.Now(), status: ws.ExitStatus()}
 	if ws.Signaled() {
-		e.signal = ws.Signal()
-		e.status = 128 + int(e.signal)
+		s.exit.signal = ws.Signal()
+		s.exit.status = 128 + int(s.exit.signal)
 	}
-	if s.starting {
-		s.exit = e
-		return
-	}
-	s.stopped(e)
-}
-
-func (s *server) stopped(e *exitStatus) {
-	s.c.Close()
-	s.status = protocol.StatusStopped
-	s.saveState()
-	ev := protocol.Event{Type: protocol.EventStopped, Pid: s.c.Pid, ExitStatus: &e.status}
-	if e.signal != 0 {
-		ev.Signal = protocol.SignalName(e.signal)
-	}
-	s.emit(ev, e.at)
-	if s.deleting != nil && !s.deleteRun {
-		s.runDelete()
-	}
+	s.step(inExited, nil)
 }
 
 func (s *server) request(r *request) {
@@ -232,72 +252,51 @@ func (s *server) request(r *request) {
 	}
 }
 
-func invalidState(format string, args ...any) protocol.Reply {
-	return protocol.ErrorReply(protocol.Errorf(protocol.ErrInvalidState, format, args...))
-}
-
 func (s *server) start(r *request) {
-	switch {
-	case s.starting:
-		r.reply <- invalidState("container %s is already starting", s.cfg.ID)
-		return
-	case s.status != protocol.StatusCreated || s.deleting != nil:
-		r.reply <- invalidState("container %s is %s, not created", s.cfg.ID, s.status)
-		return
+	if _, ok := s.step(inStart, r); ok {
+		go func() { s.post(startDone{req: r, err: s.ops.start()}) }()
 	}
-	s.starting = true
-	go func() { s.post(startDone{req: r, err: s.c.Start()}) }()
 }
 
 func (s *server) started(m startDone) {
-	s.starting = false
+	in := inStarted
 	if m.err != nil {
+		in = inStartFailed
+	}
+	c, ok := s.step(in, nil)
+	if !ok {
+		return
+	}
+	switch {
+	case m.err != nil:
 		if errors.Is(m.err, container.ErrNoProcess) {
 			// Nothing can ever run in it: let it stop rather than
 			// sit in created for good.
-			s.c.Signal(unix.SIGKILL, false)
+			s.ops.signal(unix.SIGKILL, false)
 		}
 		m.req.reply <- protocol.ErrorReply(fmt.Errorf("start: %w", m.err))
-	} else {
-		s.transition(protocol.StatusRunning, protocol.Event{Type: protocol.EventStarted, Pid: s.c.Pid})
-		if s.spec.Hooks == nil || len(s.spec.Hooks.Poststart) == 0 {
-			// Nothing to wait for: answer now, before an exit held
-			// back during start is written out below.
-			m.req.reply <- protocol.Reply{OK: true}
-			s.stopHeldExit()
-			return
-		}
+	case s.spec.Hooks == nil || len(s.spec.Hooks.Poststart) == 0:
+		// Nothing to wait for: answer now, before an exit held
+		// back during start is written out below.
+		m.req.reply <- protocol.Reply{OK: true}
+	default:
 		s.busy++
-		st := s.c.HookState(container.StatusRunning)
+		st := s.c.HookState(protocol.StatusRunning)
 		go func() {
-			if err := container.RunHooks(s.spec, container.HookPoststart, st); err != nil {
-				s.cfg.Log.Printf("warning: %v", err)
+			if err := s.ops.poststart(st); err != nil {
+				s.log.Printf("warning: %v", err)
 			}
 			s.post(poststartDone{req: m.req})
 		}()
 	}
-	s.stopHeldExit()
-}
-
-// stopHeldExit handles an exit that came while start was in flight.
-func (s *server) stopHeldExit() {
-	if s.exit != nil {
-		e := s.exit
-		s.exit = nil
-		s.stopped(e)
-	}
+	s.then(c)
 }
 
 func (s *server) kill(r *request) {
-	if s.status != protocol.StatusCreated && s.status != protocol.StatusRunning {
-		r.reply <- invalidState("container %s is %s, not running", s.cfg.ID, s.status)
+	if _, ok := s.step(inKill, r); !ok {
 		return
 	}
-	if s.reaped {
-		r.reply <- invalidState("container %s is stopped", s.cfg.ID)
-		return
-	}
-	if err := s.c.Signal(unix.Signal(r.req.Signal), r.req.All); err != nil {
+	if err := s.ops.signal(unix.Signal(r.req.Signal), r.req.All); err != nil {
 		r.reply <- protocol.ErrorReply(fmt.Errorf("kill: %w", err))
 		return
 	}
@@ -305,54 +304,43 @@ func (s *server) kill(r *request) {
 }
 
 func (s *server) delete(r *request) {
-	switch {
-	case s.deleting != nil:
-		r.reply <- invalidState("container %s is already being deleted", s.cfg.ID)
-		return
-	case s.status == protocol.StatusCreating:
-		r.reply <- invalidState("container %s is still being created", s.cfg.ID)
-		return
-	case s.status != protocol.StatusStopped && !r.req.Force:
-		r.reply <- invalidState("container %s is %s: stop it first or use --force", s.cfg.ID, s.status)
+	in := inDelete
+	if r.req.Force {
+		in = inForceDelete
+	}
+	c, ok := s.step(in, r)
+	if !ok {
 		return
 	}
 	s.deleting = r
-	if s.status == protocol.StatusStopped && !s.starting {
-		s.runDelete()
-		return
+	if c.to.killing() {
+		// Forced: kill everything; the init's exit moves the
+		// delete on to the teardown.
+		s.ops.signal(unix.SIGKILL, true)
+		s.ops.signal(unix.SIGKILL, false)
 	}
-	// Forced: kill everything; stopped() resumes the delete once the
-	// init process has been reaped.
-	s.c.Signal(unix.SIGKILL, true)
-	s.c.Signal(unix.SIGKILL, false)
 }
 
-// runDelete removes the container's resources, then runs the poststop
-// hooks, off the loop.
-func (s *server) runDelete() {
-	s.deleteRun = true
+// runTeardown removes the container's remains off the loop: the cgroup,
+// the poststop hooks, the state directory.
+func (s *server) runTeardown() {
 	s.busy++
-	c, st := s.c, s.c.HookState(container.StatusStopped)
-	go func() {
-		if c.Cgroup != nil {
-			c.Signal(unix.SIGKILL, true)
-			if err := c.Cgroup.Destroy(); err != nil {
-				s.cfg.Log.Printf("delete: %v", err)
-			}
-		}
-		if err := container.RunHooks(s.spec, container.HookPoststop, st); err != nil {
-			s.cfg.Log.Printf("warning: %v", err)
-		}
-		s.post(deleteDone{})
-	}()
+	go func() { s.post(tornDown{err: s.ops.teardown()}) }()
 }
 
+// finishDelete answers the delete once everything is gone; the loop then
+// ends.
 func (s *server) finishDelete() {
 	s.ln.Close()
-	if err := s.dir.Remove(); err != nil {
-		s.cfg.Log.Printf("delete: %v", err)
-	}
 	s.emit(protocol.Event{Type: protocol.EventDeleted}, time.Now())
 	s.deleting.reply <- protocol.Reply{OK: true}
-	s.done = true
+}
+
+// state is the state file's content now.
+func (s *server) state() *State { return s.rec.state(s.phase, s.c, s.spec) }
+
+func (s *server) saveState() {
+	if err := s.dir.WriteState(s.state()); err != nil {
+		s.log.Printf("state file: %v", err)
+	}
 }

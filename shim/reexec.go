@@ -8,13 +8,11 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container"
-	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/statedir"
 )
 
@@ -27,68 +25,26 @@ import (
 // over, and starts from a small heap.
 
 // handoff is what the serving image needs, written to a memfd (see
-// handoff.go for the format).
+// handoff.go for the format): the record, and what this image holds of
+// the container and the socket.
 type handoff struct {
-	Root      string
-	ID        string
-	Bundle    string
-	LogPath   string
-	Buffer    map[string]bool // nil: keep every type
+	Rec       record
 	ListenFD  int
 	Container *container.Handoff
-	CreatedAt time.Time
-	ShimStart uint64
-	Owner     string
-	PidStart  uint64
-	Subreaper bool
-	Seq       uint64
-	LastAt    time.Time
-	History   []protocol.Event
 }
 
 // reexec execs the shim binary in serve mode. It returns only on failure.
 func (s *server) reexec() error {
-	ch, err := s.c.Handoff()
+	fd, undo, err := s.writeHandoff()
 	if err != nil {
 		return err
 	}
 	// We only come back if the exec failed, and then serve from this
 	// image: its children (hooks) must not inherit what was handed over.
-	defer func() {
-		for _, fd := range []int{ch.PidFD, ch.SyncFD} {
-			if fd >= 0 {
-				unix.CloseOnExec(fd)
-			}
-		}
-	}()
-	ch.Spec = servingSpec(s.spec)
-	lnFile, err := s.ln.File()
-	if err != nil {
-		return err
-	}
-	defer lnFile.Close()
-	// The dup is close-on-exec like every descriptor Go opens.
-	if _, err := unix.FcntlInt(lnFile.Fd(), unix.F_SETFD, 0); err != nil {
-		return os.NewSyscallError("fcntl F_SETFD", err)
-	}
-	h := handoff{
-		Root: s.cfg.Root, ID: s.cfg.ID, Bundle: s.cfg.Bundle, LogPath: s.cfg.LogPath,
-		Buffer: s.cfg.Buffer, ListenFD: int(lnFile.Fd()), Container: ch,
-		CreatedAt: s.createdAt, ShimStart: s.shimStart, Owner: s.owner,
-		PidStart: s.pidStart, Subreaper: s.subreaper, Seq: s.seq, LastAt: s.lastAt, History: s.history,
-	}
-	b := h.marshal()
-	fd, err := unix.MemfdCreate("crier-shim-handoff", 0)
-	if err != nil {
-		return os.NewSyscallError("memfd_create", err)
-	}
-	if _, err := unix.Pwrite(fd, b, 0); err != nil {
-		unix.Close(fd)
-		return os.NewSyscallError("pwrite", err)
-	}
+	defer undo()
 	// --root and --id are only for people reading ps; the handoff says
 	// it all.
-	args := []string{"crier-shim", "--serve", strconv.Itoa(fd), "--root", s.cfg.Root, "--id", s.cfg.ID}
+	args := []string{"crier-shim", "--serve", strconv.Itoa(fd), "--root", s.rec.Root, "--id", s.rec.ID}
 	// The environment configures the serving image's Go runtime from its
 	// very start, sooner than main could: one P from the outset (more
 	// would start threads, and fill per-P caches, that then stay), and no
@@ -99,6 +55,48 @@ func (s *server) reexec() error {
 	err = unix.Exec("/proc/self/exe", args, env)
 	unix.Close(fd)
 	return fmt.Errorf("exec /proc/self/exe: %w", err)
+}
+
+// writeHandoff writes the handoff to a memfd, and makes it and every
+// descriptor it names survive execve. undo makes those close-on-exec
+// again, for when the exec fails.
+func (s *server) writeHandoff() (fd int, undo func(), err error) {
+	ch, err := s.c.Handoff()
+	if err != nil {
+		return -1, nil, err
+	}
+	undo = func() {
+		for _, fd := range []int{ch.PidFD, ch.SyncFD} {
+			if fd >= 0 {
+				unix.CloseOnExec(fd)
+			}
+		}
+	}
+	ch.Spec = servingSpec(s.spec)
+	lnFile, err := s.ln.File()
+	if err != nil {
+		undo()
+		return -1, nil, err
+	}
+	undoFDs := undo
+	undo = func() { undoFDs(); lnFile.Close() }
+	// The dup is close-on-exec like every descriptor Go opens.
+	if _, err := unix.FcntlInt(lnFile.Fd(), unix.F_SETFD, 0); err != nil {
+		undo()
+		return -1, nil, os.NewSyscallError("fcntl F_SETFD", err)
+	}
+	h := handoff{Rec: s.rec, ListenFD: int(lnFile.Fd()), Container: ch}
+	fd, err = unix.MemfdCreate("crier-shim-handoff", 0)
+	if err != nil {
+		undo()
+		return -1, nil, os.NewSyscallError("memfd_create", err)
+	}
+	if _, err := unix.Pwrite(fd, h.marshal(), 0); err != nil {
+		unix.Close(fd)
+		undo()
+		return -1, nil, os.NewSyscallError("pwrite", err)
+	}
+	return fd, undo, nil
 }
 
 // servingSpec keeps only what serving needs of the config. Decoding the
@@ -118,42 +116,59 @@ func servingSpec(spec *specs.Spec) *specs.Spec {
 // Resume serves a container that an earlier image of this process created
 // and handed over through the memfd at fd (see reexec).
 func Resume(fd int) error {
+	h, err := readHandoff(fd)
+	if err != nil {
+		return err
+	}
+	s, err := resume(h, containerOps)
+	if err != nil {
+		return err
+	}
+	return s.loop()
+}
+
+// readHandoff reads and closes the memfd that reexec wrote.
+func readHandoff(fd int) (*handoff, error) {
 	f := os.NewFile(uintptr(fd), "handoff")
 	b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<30))
 	f.Close()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	h, err := unmarshalHandoff(b)
 	if err == nil && h.Container == nil {
 		err = errors.New("no container")
 	}
 	if err != nil {
-		return fmt.Errorf("handoff: %w", err)
+		return nil, fmt.Errorf("handoff: %w", err)
 	}
+	return h, nil
+}
+
+// resume rebuilds the server that h describes, with the ops newOps makes.
+func resume(h *handoff, newOps func(*server) ops) (*server, error) {
 	lnFile := os.NewFile(uintptr(h.ListenFD), "listener")
 	l, err := net.FileListener(lnFile)
 	lnFile.Close()
 	if err != nil {
-		return fmt.Errorf("handoff: listener: %w", err)
+		return nil, fmt.Errorf("handoff: listener: %w", err)
 	}
 	logger := log.New(io.Discard, "", 0)
-	if h.LogPath != "" {
-		if lf, err := os.OpenFile(h.LogPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
-			logger = log.New(lf, "crier-shim["+h.ID+"]: ", log.LstdFlags|log.Lmicroseconds)
+	if h.Rec.LogPath != "" {
+		if lf, err := os.OpenFile(h.Rec.LogPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
+			logger = log.New(lf, "crier-shim["+h.Rec.ID+"]: ", log.LstdFlags|log.Lmicroseconds)
 		}
 	}
 	c := container.Resume(h.Container)
 	ln := l.(*net.UnixListener)
 	ln.SetUnlinkOnClose(false)
 	s := &server{
-		cfg:  &Config{Root: h.Root, ID: h.ID, Bundle: h.Bundle, Buffer: h.Buffer, Log: logger, LogPath: h.LogPath},
-		spec: c.Spec, dir: statedir.At(h.Root, h.ID), ln: ln, createdAt: h.CreatedAt,
-		shimStart: h.ShimStart, owner: h.Owner, status: protocol.StatusCreated,
-		c: c, pidStart: h.PidStart, subreaper: h.Subreaper, seq: h.Seq, lastAt: h.LastAt, history: h.History,
+		log: logger, spec: c.Spec, dir: statedir.At(h.Rec.Root, h.Rec.ID), ln: ln,
+		rec: h.Rec, phase: phaseCreated, c: c,
 	}
-	if s.subreaper {
-		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	s.ops = newOps(s)
+	if s.rec.Subreaper {
+		s.ops.becomeSubreaper()
 	}
-	return s.loop()
+	return s, nil
 }

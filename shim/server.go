@@ -8,7 +8,6 @@ import (
 	"log"
 	"net"
 	"os"
-	"os/signal"
 	"os/user"
 	"strconv"
 	"time"
@@ -59,11 +58,15 @@ type Report struct {
 // Serve creates the container and serves it until it is deleted. It
 // returns when the container is gone, with an error only when creating it
 // failed (that error has also been reported).
-func Serve(cfg Config) error {
+func Serve(cfg Config) error { return serve(&cfg, containerOps) }
+
+// serve is Serve with the loop's ops made by newOps (the unit tests give
+// their own).
+func serve(cfg *Config, newOps func(*server) ops) error {
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
-	s, load, err := newServer(&cfg)
+	s, load, err := newServer(cfg, newOps)
 	if err != nil {
 		cfg.closeStdio()
 		report(cfg.Report, Report{Error: err.Error()})
@@ -75,7 +78,7 @@ func Serve(cfg Config) error {
 	if cfg.Reexec {
 		// Only returns if the exec failed: then serve from this image.
 		err := s.reexec()
-		s.cfg.Log.Printf("re-exec to serve: %v", err)
+		s.log.Printf("re-exec to serve: %v", err)
 	}
 	return s.loop()
 }
@@ -83,7 +86,7 @@ func Serve(cfg Config) error {
 // create makes the container. Connections wait in the listen backlog
 // meanwhile: there is nothing to tell them before created.
 func (s *server) create(load *container.SpecLoad) error {
-	c, err := container.Create(&container.Config{
+	c, err := s.ops.create(&container.Config{
 		ID:            s.cfg.ID,
 		Bundle:        s.cfg.Bundle,
 		Spec:          s.spec,
@@ -97,7 +100,7 @@ func (s *server) create(load *container.SpecLoad) error {
 	// The container has its copies of stdio; the shim must not keep
 	// create's, or `out=$(crier create ...)` would never see EOF.
 	s.cfg.closeStdio()
-	detachStdio()
+	s.ops.detachStdio()
 	if err == nil {
 		if err = writePidFile(s.cfg.PidFile, c.Pid); err != nil {
 			c.Abort()
@@ -113,14 +116,14 @@ func (s *server) create(load *container.SpecLoad) error {
 	s.c = c
 	s.spec = c.Spec // the full config, where s.spec was its early part
 	s.noteLabels()
-	s.subreaper = !container.HasNamespace(s.spec, specs.PIDNamespace)
-	if s.subreaper {
+	s.rec.Subreaper = !container.HasNamespace(s.spec, specs.PIDNamespace)
+	if s.rec.Subreaper {
 		// Without a pid namespace the container's orphans would go to
 		// the host's init; keep them so their exits are collected here.
-		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+		s.ops.becomeSubreaper()
 	}
-	s.pidStart, _ = container.StartTime(c.Pid)
-	s.transition(protocol.StatusCreated, protocol.Event{Type: protocol.EventCreated, Pid: c.Pid})
+	s.rec.PidStart, _ = container.StartTime(c.Pid)
+	s.step(inCreated, nil)
 	report(s.cfg.Report, Report{Pid: c.Pid})
 	return nil
 }
@@ -155,7 +158,7 @@ func report(w io.WriteCloser, r Report) {
 // before any cgroup is made, as two creates of one ID would otherwise
 // share (and the loser destroy) the winner's cgroup. A config that turns
 // out bad still fails with its own error, and leaves nothing behind.
-func newServer(cfg *Config) (*server, *container.SpecLoad, error) {
+func newServer(cfg *Config, newOps func(*server) ops) (*server, *container.SpecLoad, error) {
 	root, err := statedir.CreateRoot(cfg.Root)
 	if err != nil {
 		return nil, nil, err
@@ -190,7 +193,11 @@ func newServer(cfg *Config) (*server, *container.SpecLoad, error) {
 	if err != nil {
 		return fail(err)
 	}
-	s := &server{cfg: cfg, spec: spec, dir: dir, status: protocol.StatusCreating}
+	s := &server{
+		cfg: cfg, log: cfg.Log, spec: spec, dir: dir, phase: phaseCreating,
+		rec: record{Root: cfg.Root, ID: cfg.ID, Bundle: cfg.Bundle, LogPath: cfg.LogPath, Buffer: cfg.Buffer},
+	}
+	s.ops = newOps(s)
 	if err := s.prepare(); err != nil {
 		dir.Remove()
 		return fail(err)
@@ -216,16 +223,16 @@ func (s *server) prepare() error {
 		return err
 	}
 	s.ln = ln
-	s.createdAt = time.Now()
+	s.rec.CreatedAt = time.Now()
 	shimStart, err := container.StartTime(os.Getpid())
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	s.shimStart = shimStart
-	s.owner = strconv.Itoa(os.Getuid())
-	if u, err := user.LookupId(s.owner); err == nil {
-		s.owner = u.Username
+	s.rec.ShimStart = shimStart
+	s.rec.Owner = strconv.Itoa(os.Getuid())
+	if u, err := user.LookupId(s.rec.Owner); err == nil {
+		s.rec.Owner = u.Username
 	}
 	if err := s.dir.WriteState(s.state()); err != nil {
 		ln.Close()
@@ -247,9 +254,9 @@ func (s *server) noteLabels() {
 		switch {
 		case label == "":
 		case enabled:
-			s.cfg.Log.Printf("debug: %s %q applied (%s is enabled)", field, label, lsm)
+			s.log.Printf("debug: %s %q applied (%s is enabled)", field, label, lsm)
 		default:
-			s.cfg.Log.Printf("debug: %s %q ignored (%s is not enabled on this host)", field, label, lsm)
+			s.log.Printf("debug: %s %q ignored (%s is not enabled on this host)", field, label, lsm)
 		}
 	}
 	if p := s.spec.Process; p != nil {
@@ -283,44 +290,6 @@ func (s *server) refuseWaiting(err error) {
 	}
 }
 
-// state is the current state file content: with what a delete needs when
-// the shim is dead, taken from the config as the shim read it at create.
-func (s *server) state() *State {
-	st := &State{
-		State: protocol.State{
-			OCIVersion:  specs.Version,
-			ID:          s.cfg.ID,
-			Status:      s.status,
-			Bundle:      s.cfg.Bundle,
-			Rootfs:      container.RootfsPath(s.cfg.Bundle, s.spec),
-			Created:     protocol.FormatTime(s.createdAt),
-			Annotations: s.spec.Annotations,
-			Owner:       s.owner,
-		},
-		ShimPid:   os.Getpid(),
-		ShimStart: s.shimStart,
-	}
-	if h := s.spec.Hooks; h != nil {
-		st.Poststop = h.Poststop
-	}
-	if s.c != nil {
-		st.Cgroup = s.c.Cgroup
-		if s.status != protocol.StatusStopped {
-			st.Pid = s.c.Pid
-			st.PidStart = s.pidStart
-		}
-	} else if l := s.spec.Linux; l != nil {
-		st.CgroupsPath = l.CgroupsPath
-	}
-	return st
-}
-
-func (s *server) saveState() {
-	if err := s.dir.WriteState(s.state()); err != nil {
-		s.cfg.Log.Printf("state file: %v", err)
-	}
-}
-
 // writePidFile writes the pid with no trailing newline, atomically, so a
 // reader never sees an empty file. The pid file's directory may be one
 // another user can write (a home directory, /tmp): the file is written
@@ -338,67 +307,6 @@ func writePidFile(path string, pid int) error {
 	return nil
 }
 
-// childExits returns a channel that receives when a child may have exited.
-//
-// When the shim is a subreaper it must hear of every child, so it takes
-// SIGCHLD. Otherwise its only long-lived child is the container process,
-// and its pidfd becomes readable when that exits: waiting on it through the
-// netpoller costs no thread, where signal.Notify keeps one (and its stacks)
-// for the shim's whole life.
-func (s *server) childExits() <-chan struct{} {
-	signal.Ignore(unix.SIGHUP, unix.SIGPIPE, unix.SIGINT, unix.SIGTERM)
-	ch := make(chan struct{}, 1)
-	notify := func() {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-	if !s.subreaper && s.c.PidFD >= 0 {
-		if err := s.watchPidFD(notify); err == nil {
-			return ch
-		}
-	}
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, unix.SIGCHLD)
-	go func() {
-		for range sigs {
-			notify()
-		}
-	}()
-	return ch
-}
-
-// watchPidFD calls notify once the container process has exited.
-func (s *server) watchPidFD(notify func()) error {
-	fd, err := unix.FcntlInt(uintptr(s.c.PidFD), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return err
-	}
-	f := os.NewFile(uintptr(fd), "pidfd")
-	raw, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		return err
-	}
-	go func() {
-		defer f.Close()
-		// A pidfd is never "read"; Read just parks until it polls
-		// readable, which it does once the process has exited.
-		raw.Read(func(fd uintptr) bool {
-			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-			n, _ := unix.Poll(fds, 0)
-			return n > 0
-		})
-		notify()
-	}()
-	return nil
-}
-
 // accept hands every permitted connection to its own reader goroutine, as
 // long as fewer than maxConns are being served (limits.go). A failed accept
 // (out of descriptors) is retried with back-off, logged once per episode,
@@ -412,10 +320,10 @@ func (s *server) accept() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			backoff.failed(s.cfg.Log, err)
+			backoff.failed(s.log, err)
 			continue
 		}
-		backoff.succeeded(s.cfg.Log)
+		backoff.succeeded(s.log)
 		if err := checkPeer(conn); err != nil {
 			line, _ := protocol.Marshal(protocol.ErrorReply(err))
 			conn.SetWriteDeadline(time.Now().Add(time.Second))

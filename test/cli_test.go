@@ -472,8 +472,8 @@ func TestKillErrors(t *testing.T) {
 // running container and changes nothing; --force deletes it.
 func TestDeleteNotStopped(t *testing.T) {
 	t.Parallel()
-	for _, status := range []string{protocol.StatusCreated, protocol.StatusRunning} {
-		t.Run(status, func(t *testing.T) {
+	for _, status := range []protocol.Status{protocol.StatusCreated, protocol.StatusRunning} {
+		t.Run(string(status), func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			id := e.id()
@@ -482,7 +482,7 @@ func TestDeleteNotStopped(t *testing.T) {
 				e.cliOK("start", id)
 			}
 			before := e.state(id)
-			wantCLIError(t, "delete of a "+status+" container", e.cliRun("delete", id), "--force", status)
+			wantCLIError(t, "delete of a "+string(status)+" container", e.cliRun("delete", id), "--force", string(status))
 			after := e.state(id)
 			if after.Status != status || after.Pid != before.Pid || !processAlive(after.Pid) {
 				t.Fatalf("after refused delete: status %q pid %d (was %d) alive %v", after.Status, after.Pid, before.Pid, processAlive(after.Pid))
@@ -516,7 +516,7 @@ func TestList(t *testing.T) {
 		t.Errorf("list --format json with no root: %q, want []", r.stdout)
 	}
 
-	want := map[string]string{} // id -> status
+	want := map[string]protocol.Status{} // id -> status
 	b := e.bundle([]string{"sleep", "100"}, nil)
 	created, running, stopped := e.id(), e.id(), e.id()
 	e.create(created, b)
@@ -555,7 +555,7 @@ func TestList(t *testing.T) {
 	seen := map[string]bool{}
 	for _, l := range lines[1:] {
 		f := strings.Fields(l)
-		if len(f) != 6 || want[f[0]] != f[2] {
+		if len(f) != 6 || string(want[f[0]]) != f[2] {
 			t.Errorf("list row %q", l)
 			continue
 		}

@@ -507,8 +507,8 @@ func TestEventSubscribersDuringDelete(t *testing.T) {
 // container survives until delete --force.
 func TestEventShimKilled(t *testing.T) {
 	t.Parallel()
-	for _, status := range []string{protocol.StatusCreated, protocol.StatusRunning} {
-		t.Run(status, func(t *testing.T) {
+	for _, status := range []protocol.Status{protocol.StatusCreated, protocol.StatusRunning} {
+		t.Run(string(status), func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			id := e.id()
@@ -553,7 +553,7 @@ func TestEventShimKilled(t *testing.T) {
 				if got := e.state(id); got.Status != status || got.Pid != st.Pid || !processAlive(st.Pid) {
 					t.Errorf("state after the shim died: status %q pid %d (was %d), alive %v", got.Status, got.Pid, st.Pid, processAlive(st.Pid))
 				}
-				wantCLIError(t, "delete without --force", e.cliRun("delete", id), "--force", status)
+				wantCLIError(t, "delete without --force", e.cliRun("delete", id), "--force", string(status))
 				if !processAlive(st.Pid) {
 					t.Errorf("a refused delete killed the container")
 				}

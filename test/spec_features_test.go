@@ -653,8 +653,8 @@ func sfSnap(t *testing.T, e *env, id string) sfSnapshot {
 // shim.
 func TestSpecFeatureDeleteNotStopped(t *testing.T) {
 	t.Parallel()
-	for _, status := range []string{protocol.StatusCreated, protocol.StatusRunning} {
-		t.Run(status, func(t *testing.T) {
+	for _, status := range []protocol.Status{protocol.StatusCreated, protocol.StatusRunning} {
+		t.Run(string(status), func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			id := e.id()
@@ -671,7 +671,7 @@ func TestSpecFeatureDeleteNotStopped(t *testing.T) {
 			if len(before.cgroups) == 0 || !strings.Contains(before.procs, fmt.Sprint(pid)) || !before.shimLive {
 				t.Fatalf("before delete: %+v (pid %d)", before, pid)
 			}
-			wantCLIError(t, "delete of a "+status+" container", e.cliRun("delete", id), status)
+			wantCLIError(t, "delete of a "+string(status)+" container", e.cliRun("delete", id), string(status))
 			after := sfSnap(t, e, id)
 			if fmt.Sprint(after) != fmt.Sprint(before) {
 				t.Errorf("the refused delete changed things:\nbefore %+v\nafter  %+v", before, after)

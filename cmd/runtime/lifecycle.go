@@ -10,11 +10,11 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/container/cgroup"
 	"github.com/crier-runtime/crier/internal/pidfd"
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/statedir"
+	"github.com/crier-runtime/crier/teardown"
 )
 
 func (a *app) startCommand() *cobra.Command {
@@ -183,20 +183,13 @@ func (a *app) deleteDirect(id string, force bool) error {
 		// in them. They are where the config, as read at create, put them.
 		cg, _ = cgroup.New(id, st.CgroupsPath)
 	}
-	if cg != nil {
-		signalCgroup(cg, unix.SIGKILL)
-		if err := cg.Destroy(); err != nil {
-			return err
-		}
-	}
-	if len(st.Poststop) > 0 {
-		spec := &specs.Spec{Hooks: &specs.Hooks{Poststop: st.Poststop}}
-		hs := &specs.State{Version: specs.Version, ID: id, Status: specs.StateStopped, Bundle: st.Bundle, Annotations: st.Annotations}
-		if err := container.RunHooks(spec, container.HookPoststop, hs); err != nil {
-			a.logf("warning", err.Error())
-		}
-	}
-	return d.Remove()
+	return teardown.Run(&teardown.Remains{
+		Cgroup:   cg,
+		Poststop: st.Poststop,
+		State:    &specs.State{Version: specs.Version, ID: id, Status: specs.StateStopped, Bundle: st.Bundle, Annotations: st.Annotations},
+		Dir:      d,
+		Warn:     func(err error) { a.logf("warning", err.Error()) },
+	})
 }
 
 // killAndWait SIGKILLs the container's process and waits until it is gone.

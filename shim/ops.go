@@ -1,0 +1,170 @@
+package shim
+
+import (
+	"log"
+	"os"
+	"os/signal"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/protocol"
+	"github.com/crier-runtime/crier/teardown"
+)
+
+// ops is everything the loop asks of the kernel about its container: the
+// seam between the loop's rules and the processes, signals, cgroups and
+// hooks they act on. newServer and Resume set it (containerOps); the unit
+// tests set functions of their own, and so drive the loop without root or
+// a real container. The loop calls them on its goroutine, except start,
+// poststart and teardown, which block and so run in goroutines of their
+// own.
+type ops struct {
+	// create makes the container (container.Create): the init waits in
+	// it to be started.
+	create func(*container.Config) (*container.Container, error)
+	// detachStdio points the shim's own stdio at /dev/null once the
+	// container has its copies.
+	detachStdio func()
+	// becomeSubreaper makes the shim the reaper of the container's
+	// orphans, for a container without a pid namespace of its own.
+	becomeSubreaper func()
+	// start lets the init exec the container's process (container.Start).
+	start func() error
+	// signal sends sig to the init, or with all to every process in the
+	// container's cgroup.
+	signal func(sig unix.Signal, all bool) error
+	// wait collects the init's exit without blocking: ok is false while
+	// the init runs.
+	wait func() (ws unix.WaitStatus, ok bool)
+	// reapOrphans collects the exits of the orphans the shim is the
+	// subreaper of; the loop calls it only while none of its own
+	// children (hooks) runs, whose exits os/exec must get.
+	reapOrphans func()
+	// exits returns a channel that receives when a child may have exited.
+	exits func() <-chan struct{}
+	// release closes the container's descriptors once the init has exited.
+	release func()
+	// poststart runs the config's poststart hooks.
+	poststart func(st *specs.State) error
+	// teardown kills what is left in the cgroup, removes it, runs the
+	// poststop hooks and removes the state directory (teardown.Run).
+	teardown func() error
+}
+
+// containerOps are the ops that act on s.c, the container s creates (or
+// took over) as a child of this process.
+func containerOps(s *server) ops {
+	return ops{
+		create:          container.Create,
+		detachStdio:     detachStdio,
+		becomeSubreaper: func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
+		start:           func() error { return s.c.Start() },
+		signal:          func(sig unix.Signal, all bool) error { return s.c.Signal(sig, all) },
+		wait: func() (unix.WaitStatus, bool) {
+			var ws unix.WaitStatus
+			pid, err := unix.Wait4(s.c.Pid, &ws, unix.WNOHANG, nil)
+			return ws, err == nil && pid == s.c.Pid
+		},
+		reapOrphans: func() {
+			if !s.rec.Subreaper {
+				return
+			}
+			for {
+				pid, err := unix.Wait4(-1, nil, unix.WNOHANG, nil)
+				if pid <= 0 || err != nil {
+					return
+				}
+			}
+		},
+		exits:   func() <-chan struct{} { return childExits(s.c, s.rec.Subreaper) },
+		release: func() { s.c.Close() },
+		poststart: func(st *specs.State) error {
+			return container.RunHooks(s.spec, container.HookPoststart, st)
+		},
+		teardown: func() error { return teardown.Run(s.remains()) },
+	}
+}
+
+// remains is what the teardown removes, from what the shim recorded.
+func (s *server) remains() *teardown.Remains {
+	r := &teardown.Remains{
+		Cgroup: s.c.Cgroup,
+		State:  s.c.HookState(protocol.StatusStopped),
+		Dir:    s.dir,
+		Warn:   warnTo(s.log),
+		// The shim exits after its delete: nobody could try the
+		// cgroup again.
+		MustFinish: true,
+	}
+	if h := s.spec.Hooks; h != nil {
+		r.Poststop = h.Poststop
+	}
+	return r
+}
+
+func warnTo(l *log.Logger) func(error) {
+	return func(err error) { l.Printf("warning: %v", err) }
+}
+
+// childExits returns a channel that receives when a child may have exited.
+//
+// When the shim is a subreaper it must hear of every child, so it takes
+// SIGCHLD. Otherwise its only long-lived child is the container process,
+// and its pidfd becomes readable when that exits: waiting on it through the
+// netpoller costs no thread, where signal.Notify keeps one (and its stacks)
+// for the shim's whole life.
+func childExits(c *container.Container, subreaper bool) <-chan struct{} {
+	signal.Ignore(unix.SIGHUP, unix.SIGPIPE, unix.SIGINT, unix.SIGTERM)
+	ch := make(chan struct{}, 1)
+	notify := func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	if !subreaper && c.PidFD >= 0 {
+		if err := watchPidFD(c.PidFD, notify); err == nil {
+			return ch
+		}
+	}
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, unix.SIGCHLD)
+	go func() {
+		for range sigs {
+			notify()
+		}
+	}()
+	return ch
+}
+
+// watchPidFD calls notify once the process of pidfd has exited.
+func watchPidFD(pidfd int, notify func()) error {
+	fd, err := unix.FcntlInt(uintptr(pidfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	f := os.NewFile(uintptr(fd), "pidfd")
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	go func() {
+		defer f.Close()
+		// A pidfd is never "read"; Read just parks until it polls
+		// readable, which it does once the process has exited.
+		raw.Read(func(fd uintptr) bool {
+			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			n, _ := unix.Poll(fds, 0)
+			return n > 0
+		})
+		notify()
+	}()
+	return nil
+}

@@ -1,0 +1,300 @@
+package shim
+
+import (
+	"fmt"
+
+	"github.com/crier-runtime/crier/protocol"
+)
+
+// The loop's state machine. The container's phase is one value, and the
+// table below is the only place that says which request is legal in which
+// phase, and what each request or event moves the phase to. The handlers in
+// loop.go do the work of a move (signal, start, announce); they never ask
+// whether it is allowed.
+//
+// A phase is finer than the OCI status it shows (phase.status): a start in
+// flight, an exit that came during it (held back so that stopped never
+// precedes started), and a forced delete waiting for the exit all keep the
+// status they had. The status changes only through the table, and each
+// change is announced (state file, then event) by enter.
+//
+// Requests not in the table (hello, state, subscribe) are answered in every
+// phase and move nothing.
+//
+// Room for what comes next:
+//   - paused: a phase whose status is "paused", entered and left by pause
+//     and resume requests (two more inputs); a forced delete of a paused
+//     container goes to a kill phase of its own, which thaws it after the
+//     SIGKILL.
+//   - exec'd processes: they do not move the container's phase (only the
+//     init's exit does), so they get a small table of their own, one
+//     phase per process, with their own start, kill and exit inputs.
+//   - a watched container, which another supervisor parents: the same
+//     rows; only the seam differs (ops.wait reads the exit from a pidfd
+//     instead of reaping), so the table does not change.
+type phase uint8
+
+const (
+	noPhase phase = iota // the zero cell: the input cannot happen in the phase
+
+	phaseCreating // the container is being made (before the loop runs)
+	phaseCreated
+	phaseStarting    // start in flight
+	phaseStartExited // start in flight, and the init has already exited: its exit is held
+	phaseRunning
+	phaseStopped
+	// A forced delete sent SIGKILL and waits for the init's exit; the
+	// four kill phases mirror created, starting, starting with its exit
+	// held, and running.
+	phaseKillCreated
+	phaseKillStarting
+	phaseKillStartExited
+	phaseKillRunning
+	phaseDeleting // the teardown runs
+	phaseDeleted  // the loop ends
+
+	numPhases
+)
+
+var phaseNames = [numPhases]string{
+	noPhase:              "none",
+	phaseCreating:        "creating",
+	phaseCreated:         "created",
+	phaseStarting:        "starting",
+	phaseStartExited:     "starting, exited",
+	phaseRunning:         "running",
+	phaseStopped:         "stopped",
+	phaseKillCreated:     "killing for delete, created",
+	phaseKillStarting:    "killing for delete, starting",
+	phaseKillStartExited: "killing for delete, starting, exited",
+	phaseKillRunning:     "killing for delete, running",
+	phaseDeleting:        "deleting",
+	phaseDeleted:         "deleted",
+}
+
+func (p phase) String() string {
+	if p < numPhases {
+		return phaseNames[p]
+	}
+	return fmt.Sprintf("phase(%d)", uint8(p))
+}
+
+// status is the OCI status the phase shows in the state file and to state
+// requests.
+func (p phase) status() protocol.Status {
+	switch p {
+	case phaseCreating:
+		return protocol.StatusCreating
+	case phaseRunning, phaseKillRunning:
+		return protocol.StatusRunning
+	case phaseStopped, phaseDeleting, phaseDeleted:
+		return protocol.StatusStopped
+	}
+	return protocol.StatusCreated
+}
+
+// killing reports whether p is one where a forced delete waits for the exit.
+func (p phase) killing() bool { return p >= phaseKillCreated && p <= phaseKillRunning }
+
+// input is what moves the phase: a client's request, or an event the loop
+// hears of (from the kernel, or from a goroutine it started).
+type input uint8
+
+const (
+	inNone input = iota
+
+	// Requests.
+	inStart
+	inKill
+	inDelete
+	inForceDelete
+
+	// Events.
+	inCreated     // create finished: the init waits to be started
+	inExited      // the init's exit was collected
+	inStarted     // the container's process was exec'd
+	inStartFailed // start failed; the init may or may not have exited
+	inTornDown    // the teardown (cgroup, poststop hooks, directory) finished
+
+	numInputs
+)
+
+var inputNames = [numInputs]string{
+	inNone:        "none",
+	inStart:       "start",
+	inKill:        "kill",
+	inDelete:      "delete",
+	inForceDelete: "delete --force",
+	inCreated:     "created",
+	inExited:      "exited",
+	inStarted:     "started",
+	inStartFailed: "start failed",
+	inTornDown:    "torn down",
+}
+
+func (in input) String() string {
+	if in < numInputs {
+		return inputNames[in]
+	}
+	return fmt.Sprintf("input(%d)", uint8(in))
+}
+
+// cell is what one input does in one phase. The zero cell is an input
+// that cannot happen in the phase (only events have those; every request
+// has a cell in every phase).
+type cell struct {
+	to     phase // the next phase; noPhase for a refusal
+	refuse why   // for a refused request: why
+	then   input // an input to handle right after the move: a held exit
+}
+
+// why is a refusal's wording, after "container ID ", as the CLI's users
+// (and its tests) know it.
+type why uint8
+
+const (
+	allowed why = iota
+	whyCreatingNotCreated
+	whyCreatingNotRunning
+	whyStillCreating
+	whyStartingAlready
+	whyRunningNotCreated
+	whyStoppedNotCreated
+	whyStoppedNotRunning
+	whyStopped
+	whyCreatedStopFirst
+	whyRunningStopFirst
+	whyDeletingNotCreated
+	whyDeletingAlready
+	whyDeletedNotCreated
+	whyDeletedNotRunning
+	numWhys
+)
+
+var whyText = [numWhys]string{
+	whyCreatingNotCreated: "is creating, not created",
+	whyCreatingNotRunning: "is creating, not running",
+	whyStillCreating:      "is still being created",
+	whyStartingAlready:    "is already starting",
+	whyRunningNotCreated:  "is running, not created",
+	whyStoppedNotCreated:  "is stopped, not created",
+	whyStoppedNotRunning:  "is stopped, not running",
+	whyStopped:            "is stopped",
+	whyCreatedStopFirst:   "is created: stop it first or use --force",
+	whyRunningStopFirst:   "is running: stop it first or use --force",
+	whyDeletingNotCreated: "is being deleted, not created",
+	whyDeletingAlready:    "is already being deleted",
+	whyDeletedNotCreated:  "is deleted, not created",
+	whyDeletedNotRunning:  "is deleted, not running",
+}
+
+// transitions is the state table: transitions[phase][input]. It is
+// read-only, and made of constants so that it is laid out at link time.
+var transitions = [numPhases][numInputs]cell{
+	phaseCreating: {
+		inStart:       {refuse: whyCreatingNotCreated},
+		inKill:        {refuse: whyCreatingNotRunning},
+		inDelete:      {refuse: whyStillCreating},
+		inForceDelete: {refuse: whyStillCreating},
+		inCreated:     {to: phaseCreated},
+	},
+	phaseCreated: {
+		inStart:       {to: phaseStarting},
+		inKill:        {to: phaseCreated},
+		inDelete:      {refuse: whyCreatedStopFirst},
+		inForceDelete: {to: phaseKillCreated},
+		inExited:      {to: phaseStopped},
+	},
+	phaseStarting: {
+		inStart:       {refuse: whyStartingAlready},
+		inKill:        {to: phaseStarting},
+		inDelete:      {refuse: whyCreatedStopFirst},
+		inForceDelete: {to: phaseKillStarting},
+		inExited:      {to: phaseStartExited},
+		inStarted:     {to: phaseRunning},
+		inStartFailed: {to: phaseCreated},
+	},
+	phaseStartExited: {
+		inStart:       {refuse: whyStartingAlready},
+		inKill:        {refuse: whyStopped},
+		inDelete:      {refuse: whyCreatedStopFirst},
+		inForceDelete: {to: phaseKillStartExited},
+		inStarted:     {to: phaseRunning, then: inExited},
+		inStartFailed: {to: phaseCreated, then: inExited},
+	},
+	phaseRunning: {
+		inStart:       {refuse: whyRunningNotCreated},
+		inKill:        {to: phaseRunning},
+		inDelete:      {refuse: whyRunningStopFirst},
+		inForceDelete: {to: phaseKillRunning},
+		inExited:      {to: phaseStopped},
+	},
+	phaseStopped: {
+		inStart:       {refuse: whyStoppedNotCreated},
+		inKill:        {refuse: whyStoppedNotRunning},
+		inDelete:      {to: phaseDeleting},
+		inForceDelete: {to: phaseDeleting},
+	},
+	phaseKillCreated: {
+		inStart:       {refuse: whyDeletingNotCreated},
+		inKill:        {to: phaseKillCreated},
+		inDelete:      {refuse: whyDeletingAlready},
+		inForceDelete: {refuse: whyDeletingAlready},
+		inExited:      {to: phaseDeleting},
+	},
+	phaseKillStarting: {
+		inStart:       {refuse: whyStartingAlready},
+		inKill:        {to: phaseKillStarting},
+		inDelete:      {refuse: whyDeletingAlready},
+		inForceDelete: {refuse: whyDeletingAlready},
+		inExited:      {to: phaseKillStartExited},
+		inStarted:     {to: phaseKillRunning},
+		inStartFailed: {to: phaseKillCreated},
+	},
+	phaseKillStartExited: {
+		inStart:       {refuse: whyStartingAlready},
+		inKill:        {refuse: whyStopped},
+		inDelete:      {refuse: whyDeletingAlready},
+		inForceDelete: {refuse: whyDeletingAlready},
+		inStarted:     {to: phaseKillRunning, then: inExited},
+		inStartFailed: {to: phaseKillCreated, then: inExited},
+	},
+	phaseKillRunning: {
+		inStart:       {refuse: whyDeletingNotCreated},
+		inKill:        {to: phaseKillRunning},
+		inDelete:      {refuse: whyDeletingAlready},
+		inForceDelete: {refuse: whyDeletingAlready},
+		inExited:      {to: phaseDeleting},
+	},
+	phaseDeleting: {
+		inStart:       {refuse: whyStoppedNotCreated},
+		inKill:        {refuse: whyStoppedNotRunning},
+		inDelete:      {refuse: whyDeletingAlready},
+		inForceDelete: {refuse: whyDeletingAlready},
+		inTornDown:    {to: phaseDeleted},
+	},
+	// The loop has ended: no request reaches it.
+	phaseDeleted: {
+		inStart:       {refuse: whyDeletedNotCreated},
+		inKill:        {refuse: whyDeletedNotRunning},
+		inDelete:      {refuse: whyDeletingAlready},
+		inForceDelete: {refuse: whyDeletingAlready},
+	},
+}
+
+// refusal is the error for a request that the container's phase does not
+// allow. It names the phase and the request, and wraps
+// protocol.ErrInvalidState, which gives its wire code.
+type refusal struct {
+	id    string
+	phase phase
+	req   input
+	why   why
+}
+
+func (e *refusal) Error() string {
+	// The kind travels as the reply's code, not as a prefix (protocol.Errorf).
+	return fmt.Sprintf("container %s %s", e.id, whyText[e.why])
+}
+
+func (e *refusal) Unwrap() error { return protocol.ErrInvalidState }

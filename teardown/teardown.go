@@ -1,0 +1,104 @@
+// Package teardown removes what is left of a container once its init has
+// exited: the processes still in its cgroup, the cgroup, and the state
+// directory, running the poststop hooks on the way. The shim's delete and
+// the CLI's delete of a container whose shim is dead both use Run, from
+// what was recorded at create (the state file), never from the bundle,
+// whose config may have changed since.
+//
+// The package is linked into the shim's serving image: it must not use
+// encoding/json or reflection beyond what container.RunHooks already does.
+package teardown
+
+import (
+	"os"
+	"slices"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/container/cgroup"
+	"github.com/crier-runtime/crier/statedir"
+)
+
+// Remains is what a stopped container leaves behind, as recorded at create.
+type Remains struct {
+	// Cgroup is the container's cgroups; nil when none were recorded.
+	Cgroup *cgroup.Cgroup
+	// Poststop are the hooks to run once the cgroup is gone.
+	Poststop []specs.Hook
+	// State is the OCI state the poststop hooks read on their stdin.
+	State *specs.State
+	// Dir is the container's state directory; Run removes and closes it.
+	Dir *statedir.Dir
+	// Warn receives the errors that do not stop the teardown: poststop
+	// hooks that failed (a warning, in the spec's word).
+	Warn func(error)
+	// MustFinish is for a caller that cannot try again (the shim, which
+	// exits after its delete): a cgroup that cannot be removed is only
+	// warned about, and the hooks and the directory's removal go on.
+	// Otherwise it stops the teardown with its error, before the hooks,
+	// and the directory stays for the next delete to try again.
+	MustFinish bool
+}
+
+// Run tears the container's remains down, in this order: SIGKILL to every
+// process left in the cgroup, the cgroup removed, the poststop hooks run,
+// the state directory removed.
+func Run(r *Remains) error {
+	if cg := r.Cgroup; cg != nil {
+		SignalCgroup(cg, unix.SIGKILL)
+		if err := cg.Destroy(); err != nil {
+			if !r.MustFinish {
+				r.Dir.Close()
+				return err
+			}
+			r.Warn(err)
+		}
+	}
+	if len(r.Poststop) > 0 {
+		spec := &specs.Spec{Hooks: &specs.Hooks{Poststop: r.Poststop}}
+		if err := container.RunHooks(spec, container.HookPoststop, r.State); err != nil {
+			r.Warn(err)
+		}
+	}
+	return r.Dir.Remove()
+}
+
+// SignalCgroup sends sig to every process in cg, through pidfds, so that a
+// pid that exits and is reused while the list is read is never signalled:
+// a pidfd is opened for each member, the members are read again, and only
+// those still there are signalled. This process is never signalled: the
+// thread that forks a container's init is in its cgroups for a moment
+// (cgroup.ForkInto).
+func SignalCgroup(cg *cgroup.Cgroup, sig unix.Signal) error {
+	pids, err := cg.Pids()
+	if err != nil {
+		return err
+	}
+	self := os.Getpid()
+	fds := make(map[int]int, len(pids))
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	for _, pid := range pids {
+		if pid == self {
+			continue
+		}
+		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+			fds[pid] = fd
+		}
+	}
+	still, err := cg.Pids()
+	if err != nil {
+		return err
+	}
+	for pid, fd := range fds {
+		if slices.Contains(still, pid) {
+			unix.PidfdSendSignal(fd, sig, nil, 0)
+		}
+	}
+	return nil
+}

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/internal/pidfd"
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/teardown"
 )
@@ -124,47 +125,28 @@ func childExits(c *container.Container, subreaper bool) <-chan struct{} {
 		default:
 		}
 	}
+	watchSIGCHLD := func() {
+		sigs := make(chan os.Signal, 16)
+		signal.Notify(sigs, unix.SIGCHLD)
+		go func() {
+			for range sigs {
+				notify()
+			}
+		}()
+	}
 	if !subreaper && c.PidFD >= 0 {
-		if err := watchPidFD(c.PidFD, notify); err == nil {
+		err := pidfd.Notify(c.PidFD, func(err error) {
+			if err != nil {
+				// The watch ended without the exit: hear it the
+				// other way, after looking once in case it came.
+				watchSIGCHLD()
+			}
+			notify()
+		})
+		if err == nil {
 			return ch
 		}
 	}
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, unix.SIGCHLD)
-	go func() {
-		for range sigs {
-			notify()
-		}
-	}()
+	watchSIGCHLD()
 	return ch
-}
-
-// watchPidFD calls notify once the process of pidfd has exited.
-func watchPidFD(pidfd int, notify func()) error {
-	fd, err := unix.FcntlInt(uintptr(pidfd), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return err
-	}
-	f := os.NewFile(uintptr(fd), "pidfd")
-	raw, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		return err
-	}
-	go func() {
-		defer f.Close()
-		// A pidfd is never "read"; Read just parks until it polls
-		// readable, which it does once the process has exited.
-		raw.Read(func(fd uintptr) bool {
-			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-			n, _ := unix.Poll(fds, 0)
-			return n > 0
-		})
-		notify()
-	}()
-	return nil
 }

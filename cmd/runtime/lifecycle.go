@@ -115,7 +115,7 @@ func (a *app) killDirect(id string, sig unix.Signal, all bool) error {
 		return fmt.Errorf("container %q is not running", id)
 	}
 	if all && st.Cgroup != nil {
-		return signalCgroup(st.Cgroup, sig)
+		return teardown.SignalCgroup(st.Cgroup, sig)
 	}
 	err = signalChecked(st.Pid, st.PidStart, sig)
 	if errors.Is(err, errGone) {

@@ -4,12 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container"
-	"github.com/crier-runtime/crier/container/cgroup"
 )
 
 // errGone says a process is no longer the one the state file names.
@@ -47,39 +45,6 @@ func signalChecked(pid int, start uint64, sig unix.Signal) error {
 			return errGone
 		}
 		return fmt.Errorf("signal %d: %w", pid, os.NewSyscallError("pidfd_send_signal", err))
-	}
-	return nil
-}
-
-// signalCgroup sends sig to every process in cg. A pid read from the
-// cgroup may be reused by an unrelated process before it is signalled, so
-// each is opened as a pidfd, the cgroup is read again, and only the pidfds
-// whose pid is still listed are signalled: a process alive when signalled
-// was alive at the second read, so the pid listed then was its.
-func signalCgroup(cg *cgroup.Cgroup, sig unix.Signal) error {
-	pids, err := cg.Pids()
-	if err != nil {
-		return err
-	}
-	fds := make(map[int]int, len(pids))
-	defer func() {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-	}()
-	for _, pid := range pids {
-		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
-			fds[pid] = fd
-		}
-	}
-	still, err := cg.Pids()
-	if err != nil {
-		return err
-	}
-	for pid, fd := range fds {
-		if slices.Contains(still, pid) {
-			unix.PidfdSendSignal(fd, sig, nil, 0)
-		}
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/internal/statedirtest"
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/statedir"
 )
@@ -137,20 +138,7 @@ var cellWants = map[phase]map[input]cellWant{
 // running: the test plays the loop and calls its handlers itself.
 func cellServer(t *testing.T, p phase, k *fakeOps) (*server, *subscriber) {
 	t.Helper()
-	root := t.TempDir()
-	r, err := statedir.OpenRoot(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	d, err := r.NewTemp()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Publish("c1"); err != nil {
-		t.Fatal(err)
-	}
-	d.Close()
+	root := statedirtest.New(t, "c1")
 	spec := testSpec()
 	s := &server{
 		log: log.New(io.Discard, "", 0), spec: spec, dir: statedir.At(root, "c1"),

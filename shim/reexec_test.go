@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/internal/statedirtest"
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/statedir"
 )
@@ -228,20 +229,7 @@ func resumeRealChild(t *testing.T, withPidFD bool) {
 // them over.
 func stateDirWithSocket(t *testing.T) (string, int) {
 	t.Helper()
-	root := t.TempDir()
-	r, err := statedir.OpenRoot(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	d, err := r.NewTemp()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if err := d.Publish("c1"); err != nil {
-		t.Fatal(err)
-	}
+	root := statedirtest.New(t, "c1")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: statedir.SocketPath(root, "c1"), Net: "unix"})
 	if err != nil {
 		t.Fatal(err)

@@ -14,30 +14,19 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container/cgroup"
+	"github.com/crier-runtime/crier/internal/statedirtest"
 	"github.com/crier-runtime/crier/statedir"
 )
 
 // stateDir makes ROOT/c1 with a state file in it.
 func stateDir(t *testing.T) (string, *statedir.Dir) {
 	t.Helper()
-	root := t.TempDir()
-	r, err := statedir.OpenRoot(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	d, err := r.NewTemp()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Publish("c1"); err != nil {
-		t.Fatal(err)
-	}
+	root := statedirtest.New(t, "c1")
+	d := statedir.At(root, "c1")
 	if err := d.WriteState(&statedir.State{}); err != nil {
 		t.Fatal(err)
 	}
-	d.Close()
-	return root, statedir.At(root, "c1")
+	return root, d
 }
 
 // hook records the state it reads on its stdin in out.

@@ -72,29 +72,51 @@ func Init() error {
 	return err
 }
 
-// initStage runs the steps of the sync sequence in order. syncFD is the
-// sync socket's descriptor: the ones below it, after stdio, are the
-// container's passed descriptors.
+// initStage runs the steps of the sync sequence in order (sync.go has the
+// diagram). syncFD is the sync socket's descriptor: the ones below it,
+// after stdio, are the container's passed descriptors.
 func initStage(conn *syncConn, syncFD int) error {
-	m, err := conn.expect(msgConfig)
+	cfg, err := receiveConfig(conn)
 	if err != nil {
 		return err
 	}
-	cfg := m.Config
-	if cfg == nil || cfg.Spec == nil || cfg.Spec.Linux == nil {
-		return errors.New("init: config message without a spec")
-	}
-	spec := cfg.Spec
 	trees, err := idmapTreesFor(cfg, conn.takeFiles())
 	if err != nil {
 		return err
 	}
 	// Received close-on-exec: neither hooks nor the container get them.
 	defer closeFiles(trees)
-	filter, err := seccomp.Compile(spec.Linux.Seccomp)
+	filter, err := seccomp.Compile(cfg.Spec.Linux.Seccomp)
 	if err != nil {
 		return err
 	}
+	if err := buildRootfs(conn, cfg, trees); err != nil {
+		return err
+	}
+	if err := finishCreate(conn, cfg); err != nil {
+		return err
+	}
+	return startProcess(conn, cfg, syncFD, filter)
+}
+
+// receiveConfig waits for the parent's config.
+func receiveConfig(conn *syncConn) (*initConfig, error) {
+	m, err := conn.expect(msgConfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg := m.Config
+	if cfg == nil || cfg.Spec == nil || cfg.Spec.Linux == nil {
+		return nil, errors.New("init: config message without a spec")
+	}
+	return cfg, nil
+}
+
+// buildRootfs sets up the namespaces init made and the root filesystem,
+// applies the sysctls, and tells the parent, which then runs the prestart
+// and createRuntime hooks.
+func buildRootfs(conn *syncConn, cfg *initConfig, trees []*os.File) error {
+	spec := cfg.Spec
 	if err := setupNamespaces(cfg); err != nil {
 		return err
 	}
@@ -106,9 +128,13 @@ func initStage(conn *syncConn, syncFD int) error {
 	if err := applySysctls(spec.Linux.Sysctl); err != nil {
 		return err
 	}
-	if err := conn.send(message{Type: msgMounted}); err != nil {
-		return err
-	}
+	return conn.send(message{Type: msgMounted})
+}
+
+// finishCreate, once the parent's hooks have run, runs the createContainer
+// hooks, enters the new root and reports the container created.
+func finishCreate(conn *syncConn, cfg *initConfig) error {
+	spec := cfg.Spec
 	if _, err := conn.expect(msgContinue); err != nil {
 		return err
 	}
@@ -124,9 +150,13 @@ func initStage(conn *syncConn, syncFD int) error {
 			return fmt.Errorf("process: %w", err)
 		}
 	}
-	if err := conn.send(message{Type: msgReady}); err != nil {
-		return err
-	}
+	return conn.send(message{Type: msgReady})
+}
+
+// startProcess waits for `start`, runs the startContainer hooks and execs
+// the user's process.
+func startProcess(conn *syncConn, cfg *initConfig, syncFD int, filter *seccomp.Program) error {
+	spec := cfg.Spec
 	start, err := conn.expect(msgStart)
 	if err != nil {
 		return err

@@ -50,6 +50,7 @@ func startDocker(t *testing.T) client {
 				args: []string{"--host", "unix://" + sock},
 				env:  []string{"DOCKER_CONFIG=" + filepath.Join(sb.dir, "client")}},
 			image: "crier-clients:busybox",
+			rmAll: []string{"rm", "-f"},
 		},
 		containerd: filepath.Join(exec, "containerd", "containerd.sock"),
 	}

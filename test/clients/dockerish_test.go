@@ -3,6 +3,8 @@
 package clients
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,12 +18,15 @@ type dockerish struct {
 	tool
 	image   string
 	runArgs []string // added to every run (podman's cgroup parent)
+	rmAll   []string // removes containers at once, running or not
 }
 
 func (c *dockerish) base() *sandbox { return c.sandbox }
 
+// runLine is the run of o; the client writes the container's ID to
+// cidFile as soon as it has one.
 func (c *dockerish) runLine(o runOpts, detach bool) []string {
-	args := append([]string{"run", "--name", o.name}, c.runArgs...)
+	args := append([]string{"run", "--name", o.name, "--cidfile", c.cidFile(o.name)}, c.runArgs...)
 	if detach {
 		args = append(args, "-d")
 	} else {
@@ -39,11 +44,23 @@ func (c *dockerish) runLine(o runOpts, detach bool) []string {
 	return append(append(args, c.image), o.args...)
 }
 
+func (c *dockerish) cidFile(name string) string { return filepath.Join(c.sandbox.dir, name+".cid") }
+
+// rememberCid remembers the ID of the container name, if the client got
+// as far as making it: what the runtime has of it must go at the end,
+// even if the client has forgotten it.
+func (c *dockerish) rememberCid(name string) {
+	if b, err := os.ReadFile(c.cidFile(name)); err == nil && len(b) > 0 {
+		c.remember(strings.TrimSpace(string(b)))
+	}
+}
+
 func (c *dockerish) run(t *testing.T, o runOpts) result {
 	t.Helper()
 	if o.name == "" {
 		o.name = c.name()
 	}
+	defer c.rememberCid(o.name)
 	if o.tty {
 		return c.runTTY(t, c.runLine(o, false)...)
 	}
@@ -55,8 +72,8 @@ func (c *dockerish) runDetached(t *testing.T, o runOpts) string {
 	if o.name == "" {
 		o.name = c.name()
 	}
-	id := strings.TrimSpace(c.ok(t, c.runLine(o, true)...))
-	c.remember(id)
+	defer c.rememberCid(o.name)
+	c.ok(t, c.runLine(o, true)...)
 	return o.name
 }
 
@@ -171,7 +188,7 @@ func (c *dockerish) statsPids(t *testing.T, name string) int {
 func (c *dockerish) removeAll(t *testing.T) {
 	out := c.try(t, *stepFlag, "ps", "-aq")
 	if ids := strings.Fields(out.stdout); len(ids) > 0 {
-		if r := c.try(t, 2**stepFlag, append([]string{"rm", "-f"}, ids...)...); r.code != 0 {
+		if r := c.try(t, 2**stepFlag, append(c.rmAll, ids...)...); r.code != 0 {
 			t.Errorf("removing what is left: %v", r)
 		}
 	}

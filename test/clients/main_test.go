@@ -38,14 +38,18 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "client test setup:", err)
 		os.Exit(1)
 	}
-	// dockerd makes /run/docker/plugins, whatever its exec-root: if it
-	// was not there before, it goes at the end (when empty).
-	_, err := os.Stat("/run/docker")
-	hadRunDocker := err == nil
+	// Directories outside the sandboxes that the clients or the runtime
+	// make whatever they are told: those that were not there before go
+	// at the end, if empty.
+	var made []string
+	for _, d := range []string{"/run/docker", "/run/docker/plugins", "/run/crier", "/run/runc"} {
+		if _, err := os.Stat(d); err != nil {
+			made = append(made, d)
+		}
+	}
 	code := m.Run()
-	if !hadRunDocker {
-		os.Remove("/run/docker/plugins")
-		os.Remove("/run/docker")
+	for i := len(made) - 1; i >= 0; i-- {
+		os.Remove(made[i])
 	}
 	if err := os.RemoveAll(suite.tmp); err != nil {
 		fmt.Fprintln(os.Stderr, "removing the suite's files:", err)

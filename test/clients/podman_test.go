@@ -43,6 +43,8 @@ func startPodman(t *testing.T) client {
 		// Its containers' cgroups, and conmon's, go under a parent of
 		// this run's, which the sweep can find and remove.
 		runArgs: []string{"--cgroup-parent", "/" + sb.trace.cgroupParent},
+		// Without -t 0, rm -f first waits 10 s for SIGTERM to work.
+		rmAll: []string{"rm", "-f", "-t", "0"},
 	}}
 	t.Cleanup(func() { tearDown(t, c) })
 	c.ok(t, "import", "--change", "ENV PATH=/bin:/sbin:/usr/bin", suite.tarball, c.image)

@@ -76,7 +76,7 @@ func detachedLifecycle(t *testing.T, c client) {
 	})
 	t.Run("pause_unpause", func(t *testing.T) { pauseUnpause(t, c, name) })
 	t.Run("stop", func(t *testing.T) {
-		w := watchCrier(t, c, id)
+		defer watchCrier(t, c, id).wantStopped(t, 137)
 		grace := 2 * time.Second
 		begin := time.Now()
 		c.stop(t, name, grace)
@@ -86,7 +86,6 @@ func detachedLifecycle(t *testing.T, c client) {
 		if code := c.exitCode(t, name); code != 137 {
 			t.Errorf("exit code after stop: got %d, want 137 (SIGKILL)", code)
 		}
-		w.wantStopped(t, 137)
 	})
 	t.Run("rm", func(t *testing.T) {
 		c.remove(t, name, false)
@@ -196,7 +195,7 @@ func exitsByItself(t *testing.T, c client) {
 	// exit: the read ends when the test closes the fifo.
 	name := c.runDetached(t, runOpts{volume: sync, args: []string{"sh", "-c", "read x < /sync/go; exit 7"}})
 	id := c.id(t, name)
-	w := watchCrier(t, c, id)
+	defer watchCrier(t, c, id).wantStopped(t, 7)
 	wait := c.startWait(t, name)
 	release(t, fifo)
 	if code := wait(t); code != 7 {
@@ -205,7 +204,6 @@ func exitsByItself(t *testing.T, c client) {
 	if code := c.exitCode(t, name); code != 7 {
 		t.Errorf("inspect: exit code %d, want 7", code)
 	}
-	w.wantStopped(t, 7)
 	c.remove(t, name, false)
 	wantRemoved(t, c, name, id)
 }
@@ -252,13 +250,12 @@ func killRemoveForce(t *testing.T, c client) {
 	name := c.runDetached(t, runOpts{args: []string{"sleep", "1000"}})
 	id := c.id(t, name)
 	pid := c.pid(t, name)
-	w := watchCrier(t, c, id)
+	defer watchCrier(t, c, id).wantStopped(t, 137)
 	wait := c.startWait(t, name)
 	c.kill(t, name)
 	if code := wait(t); code != 137 {
 		t.Errorf("wait after kill: exit code %d, want 137", code)
 	}
-	w.wantStopped(t, 137)
 	c.remove(t, name, true)
 	wantRemoved(t, c, name, id)
 	if st, _, _, err := procStat(pid); err == nil && st != 'Z' {
@@ -379,21 +376,28 @@ func watchCrier(t *testing.T, c client, id string) *crierWatch {
 }
 
 // wantStopped checks that crier's stopped event has the exit status the
-// client reported.
+// client reports. It is deferred by the scenarios, so that what crier says
+// is reported even when the client failed or hung: it never stops the
+// test itself.
 func (w *crierWatch) wantStopped(t *testing.T, status int) {
 	t.Helper()
 	if w == nil {
 		return
 	}
 	defer w.l.stop()
-	line := w.l.next(t, "crier's stopped event", func(s string) bool { return strings.Contains(s, `"type":"stopped"`) })
+	line, ok := w.l.within(*stepFlag, func(s string) bool { return strings.Contains(s, `"type":"stopped"`) })
+	if !ok {
+		t.Errorf("crier event --monitor: no stopped event in %v", *stepFlag)
+		return
+	}
 	var ev struct {
 		ExitStatus *int `json:"exitStatus"`
 	}
 	if err := json.Unmarshal([]byte(line), &ev); err != nil || ev.ExitStatus == nil {
-		t.Fatalf("crier's stopped event %s: no exit status (%v)", line, err)
+		t.Errorf("crier's stopped event %s: no exit status (%v)", line, err)
+		return
 	}
 	if *ev.ExitStatus != status {
-		t.Errorf("crier's stopped event says exit status %d, the client %d: %s", *ev.ExitStatus, status, line)
+		t.Errorf("crier's stopped event says exit status %d, want %d as the client: %s", *ev.ExitStatus, status, line)
 	}
 }

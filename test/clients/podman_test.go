@@ -1,0 +1,90 @@
+//go:build clients
+
+package clients
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// podman is podman with conmon, rootful, in a sandbox of its own: private
+// configuration, storage, run and tmp directories, no network, and the
+// runtime under test given by path (--runtime). No daemon: each command
+// is a process, and conmon stays beside each container.
+type podman struct{ dockerish }
+
+func startPodman(t *testing.T) client {
+	sb := newSandbox(t, "podman", "conmon")
+	// Rootful podman passes the runtime no --root: runc and crier use
+	// their default state directory (sb.stateDir).
+	conf := filepath.Join(sb.dir, "containers.conf")
+	storage := filepath.Join(sb.dir, "storage.conf")
+	writeFile(t, conf, podmanConf(sb.dir))
+	writeFile(t, storage, fmt.Sprintf("[storage]\ndriver = \"vfs\"\ngraphroot = %q\nrunroot = %q\n",
+		filepath.Join(sb.dir, "root"), filepath.Join(sb.dir, "runroot")))
+	c := &podman{dockerish{
+		sandbox: sb,
+		tool: tool{bin: "podman", dir: sb.dir,
+			args: []string{
+				"--root", filepath.Join(sb.dir, "root"),
+				"--runroot", filepath.Join(sb.dir, "runroot"),
+				"--tmpdir", filepath.Join(sb.dir, "tmp"),
+				"--storage-driver", "vfs",
+				"--cgroup-manager", "cgroupfs",
+				"--events-backend", "file",
+				"--runtime", suite.runtime,
+			},
+			env: []string{"CONTAINERS_CONF=" + conf, "CONTAINERS_STORAGE_CONF=" + storage}},
+		image: "localhost/crier-clients:busybox",
+		// Its containers' cgroups, and conmon's, go under a parent of
+		// this run's, which the sweep can find and remove.
+		runArgs: []string{"--cgroup-parent", "/" + sb.trace.cgroupParent},
+		// Without -t 0, rm -f first waits 10 s for SIGTERM to work.
+		rmAll: []string{"rm", "-f", "-t", "0"},
+	}}
+	t.Cleanup(func() { tearDown(t, c) })
+	c.ok(t, "import", "--change", "ENV PATH=/bin:/sbin:/usr/bin", suite.tarball, c.image)
+	return c
+}
+
+// podmanConf is the sandbox's containers.conf. default_ulimits pins the
+// rlimits podman asks for to what this host grants: as root it asks for
+// 1048576 open files, more than a host without CAP_SYS_RESOURCE allows,
+// and the runtime's setrlimit fails. conmon, and so the runtime, runs
+// with the nproc limit podman set itself (32768 at most).
+func podmanConf(dir string) string {
+	nofile := hostLimit(unix.RLIMIT_NOFILE, 1048576)
+	nproc := hostLimit(unix.RLIMIT_NPROC, 32768)
+	return fmt.Sprintf(`[containers]
+default_ulimits = ["nofile=%d:%d", "nproc=%d:%d"]
+netns = "none"
+log_driver = "k8s-file"
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = %q
+lock_type = "file"
+tmp_dir = %q
+image_copy_tmp_dir = %q
+volume_path = %q
+
+[network]
+network_config_dir = %q
+`, nofile, nofile, nproc, nproc,
+		filepath.Join(dir, "events.log"), filepath.Join(dir, "tmp"), filepath.Join(dir, "tmp"),
+		filepath.Join(dir, "volumes"), filepath.Join(dir, "cni"))
+}
+
+func (c *podman) shutdown(t *testing.T) { c.removeAll(t) }
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

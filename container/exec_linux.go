@@ -25,10 +25,12 @@ import (
 //	         differ from its own; the mount namespace apart) and forks
 //	         stage one from the sealed binary, born in the container's
 //	         cgroups (Cgroup.ForkInto)
-//	stage 1  (pre-runtime) setns time, ipc, uts, net, pid, cgroup, then
-//	         user; (Go) forks stage two with CLONE_PARENT, as root of a
-//	         joined user namespace, writes "pid N" to the report pipe
-//	         and exits
+//	stage 1  (pre-runtime) setns time, ipc, uts, net, cgroup, then user;
+//	         (Go) joins the pid namespace on a throwaway thread (a
+//	         process whose pid namespace for children is not its own
+//	         cannot make threads, and Go makes them at will) and forks
+//	         stage two from it with CLONE_PARENT, as root of a joined
+//	         user namespace; writes "pid N" to the report pipe and exits
 //	stage 2  is in the container's pid namespace; joins the mount
 //	         namespace on its locked thread (unshare CLONE_FS first),
 //	         opens a pty if asked, applies rlimits, and execs the
@@ -43,11 +45,14 @@ import (
 // Descriptors of both stages: 0..N-1 are the process's (stdio, the
 // preserved ones, then the console socket if any), N the report pipe, N+1
 // the config, N+2 the mount namespace or the init's root directory; then,
-// in stage one, the namespaces to join and the sealed binary. ExecEnv says
-// N, the stage and how N+2 is to be entered.
+// in stage one, the pid namespace (if it is to be joined), the namespaces
+// to join before the runtime and the sealed binary. ExecEnv says N, the
+// stage, how N+2 is to be entered, and where the pid namespace is.
 
 // ExecEnv names the environment variable that makes "crier-shim init" an
-// exec stage: "STAGE:N:MOUNT", MOUNT "ns" or "root".
+// exec stage: "STAGE:N:MOUNT:NAMES:PID", MOUNT "ns" or "root", NAMES the
+// namespaces joined before the runtime, PID the pid namespace's descriptor
+// or -1.
 const ExecEnv = "_CRIER_EXEC"
 
 // ExecConfig is what the exec stage needs, from the CLI.
@@ -83,7 +88,7 @@ func NewExecConfig(spec *specs.Spec, p *specs.Process, preserve int) (*ExecConfi
 // it is still the host's root, the user namespace last, so that every
 // other join is made with the host's capabilities (a container may share
 // a namespace of the host's while it has a user namespace of its own).
-var execNamespaces = []string{"time", "ipc", "uts", "net", "pid", "cgroup", "user"}
+var execNamespaces = []string{"time", "ipc", "uts", "net", "cgroup", "user"}
 
 // Exec runs the process configured by the first of files (an ExecConfig),
 // with the rest as its descriptors, in the container, as a child of the
@@ -108,6 +113,11 @@ func (c *Container) Exec(files []*os.File, ns *ExecNamespaces) (int, error) {
 		list = append(list, f.Fd())
 	}
 	list = append(list, child.Fd(), files[0].Fd(), ns.mount.Fd())
+	pidIndex := -1
+	if ns.pid != nil {
+		pidIndex = len(list)
+		list = append(list, ns.pid.Fd())
+	}
 	args := []string{"crier", "init"}
 	if len(ns.join) > 0 {
 		args = append(args, setnsArg(len(list), len(ns.join)))
@@ -117,7 +127,7 @@ func (c *Container) Exec(files []*os.File, ns *ExecNamespaces) (int, error) {
 	}
 	list = append(list, exe.Fd())
 	sys := &syscall.SysProcAttr{}
-	env := []string{fmt.Sprintf("%s=1:%d:%s:%s", ExecEnv, n, ns.mountKind, strings.Join(ns.names, ",")), "GOMAXPROCS=1"}
+	env := []string{fmt.Sprintf("%s=1:%d:%s:%s:%d", ExecEnv, n, ns.mountKind, strings.Join(ns.names, ","), pidIndex), "GOMAXPROCS=1"}
 	pid, err := c.forkExecStage(sys, execPathFor(len(list)-1), args, env, list)
 	child.Close()
 	if err != nil {
@@ -199,6 +209,7 @@ func exitText(ws unix.WaitStatus) string {
 type ExecNamespaces struct {
 	join      []*os.File // stage one's, in execNamespaces order
 	names     []string
+	pid       *os.File // the pid namespace, nil when it is ours
 	mount     *os.File // the mount namespace, or the init's root
 	mountKind string   // "ns" or "root"
 }
@@ -218,7 +229,15 @@ func OpenExecNamespaces(pid int) (*ExecNamespaces, error) {
 		}
 		ns.join, ns.names = append(ns.join, f), append(ns.names, t)
 	}
-	f, same, err := openNamespace(pid, "mnt")
+	f, same, err := openNamespace(pid, "pid")
+	if err != nil {
+		ns.Close()
+		return nil, err
+	}
+	if !same {
+		ns.pid = f
+	}
+	f, same, err = openNamespace(pid, "mnt")
 	if err != nil {
 		ns.Close()
 		return nil, err
@@ -274,6 +293,10 @@ func (ns *ExecNamespaces) Close() {
 	}
 	closeFiles(ns.join)
 	ns.join = nil
+	if ns.pid != nil {
+		ns.pid.Close()
+		ns.pid = nil
+	}
 	if ns.mount != nil {
 		ns.mount.Close()
 		ns.mount = nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,11 +25,12 @@ type execStageEnv struct {
 	report    int
 	mountKind string
 	names     []string
+	pid       int // the pid namespace's descriptor, or -1
 }
 
 func parseExecEnv(v string) (execStageEnv, error) {
-	parts := strings.SplitN(v, ":", 4)
-	if len(parts) != 4 {
+	parts := strings.SplitN(v, ":", 5)
+	if len(parts) != 5 {
 		return execStageEnv{}, ErrNotInit
 	}
 	stage, err1 := strconv.Atoi(parts[0])
@@ -36,7 +38,11 @@ func parseExecEnv(v string) (execStageEnv, error) {
 	if err1 != nil || err2 != nil || report < 0 {
 		return execStageEnv{}, ErrNotInit
 	}
-	e := execStageEnv{stage: stage, report: report, mountKind: parts[2]}
+	pid, err := strconv.Atoi(parts[4])
+	if err != nil {
+		return execStageEnv{}, ErrNotInit
+	}
+	e := execStageEnv{stage: stage, report: report, mountKind: parts[2], pid: pid}
 	if parts[3] != "" {
 		e.names = strings.Split(parts[3], ",")
 	}
@@ -99,14 +105,41 @@ func execStageOne(e execStageEnv, report *os.File) error {
 			sys.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 		}
 	}
-	env := []string{fmt.Sprintf("%s=2:%d:%s:", ExecEnv, e.report, e.mountKind), "GOMAXPROCS=1"}
+	env := []string{fmt.Sprintf("%s=2:%d:%s::-1", ExecEnv, e.report, e.mountKind), "GOMAXPROCS=1"}
 	// /proc/self/exe is the sealed copy stage one runs from.
-	pid, err := syscall.ForkExec("/proc/self/exe", []string{"crier", "init"}, &syscall.ProcAttr{Env: env, Files: files, Sys: sys})
+	pid, err := forkInPidNS(e.pid, func() (int, error) {
+		return syscall.ForkExec("/proc/self/exe", []string{"crier", "init"}, &syscall.ProcAttr{Env: env, Files: files, Sys: sys})
+	})
 	if err != nil {
 		return fmt.Errorf("exec: fork into the container's namespaces: %w", err)
 	}
 	_, err = report.WriteString("pid " + strconv.Itoa(pid) + "\n")
 	return err
+}
+
+// forkInPidNS runs fork on a thread that has joined the pid namespace fd
+// (unless it is -1). The thread is never unlocked: the runtime discards it
+// when its goroutine ends.
+func forkInPidNS(fd int, fork func() (int, error)) (int, error) {
+	if fd < 0 {
+		return fork()
+	}
+	type result struct {
+		pid int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Setns(fd, unix.CLONE_NEWPID); err != nil {
+			done <- result{0, os.NewSyscallError("exec: join the container's pid namespace: setns", err)}
+			return
+		}
+		pid, err := fork()
+		done <- result{pid, err}
+	}()
+	r := <-done
+	return r.pid, r.err
 }
 
 // execStageTwo enters the container's root, takes the process's terminal,

@@ -283,3 +283,74 @@ func TestExecTTYForeground(t *testing.T) {
 	}
 	wantKV(t, kv, "got", "typed")
 }
+
+// TestExecWithoutPidNamespace: in a container that shares the host's pid
+// namespace the shim is the subreaper of its orphans and reaps with
+// wait4(-1); an exec'd process's status still reaches its exec, and the
+// process is chrooted into the container's root when it shares nothing.
+func TestExecWithoutPidNamespace(t *testing.T) {
+	e := newEnv(t)
+	id := execTarget(t, e, func(s *specs.Spec) {
+		var nss []specs.LinuxNamespace
+		for _, ns := range s.Linux.Namespaces {
+			if ns.Type != specs.PIDNamespace {
+				nss = append(nss, ns)
+			}
+		}
+		s.Linux.Namespaces = nss
+	})
+	for i := 0; i < 3; i++ {
+		r := e.cliRun("exec", id, "sh", "-c", "cat /only-here; sh -c 'sleep 0 &'; exit 4")
+		if r.code != 4 || r.stdout != "rootfs-marker\n" {
+			t.Errorf("exec: exit %d stdout %q, want 4 and the rootfs's file", r.code, r.stdout)
+		}
+	}
+}
+
+// TestExecCreatedContainer: as runc, exec runs in a created container,
+// whose init waits for start.
+func TestExecCreatedContainer(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	e.create(id, e.bundle([]string{"sleep", "1000"}, nil))
+	r := e.cliRun("exec", id, "sh", "-c", "echo created; exit 2")
+	if r.code != 2 || r.stdout != "created\n" {
+		t.Errorf("exec in created: exit %d stdout %q stderr %q, want 2 and \"created\"", r.code, r.stdout, r.stderr)
+	}
+	if st := e.state(id).Status; st != "created" {
+		t.Errorf("status %q after exec, want created: exec moves nothing", st)
+	}
+}
+
+// TestExecPreserveFDs: --preserve-fds passes the CLI's descriptor 3 to the
+// process as its 3.
+func TestExecPreserveFDs(t *testing.T) {
+	e := newEnv(t)
+	id := execTarget(t, e, nil)
+	out := filepath.Join(e.dir, "fd3.out")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p := e.cliStart(func(c *exec.Cmd) { c.ExtraFiles = []*os.File{f} }, "exec", "--preserve-fds", "1", id, "sh", "-c", "echo via-fd3 >&3")
+	p.waitOK()
+	if got := readFile(t, out); got != "via-fd3" {
+		t.Errorf("fd 3 got %q, want \"via-fd3\"", got)
+	}
+}
+
+// TestExecSignalForwarded: a signal to a foreground exec reaches the
+// process.
+func TestExecSignalForwarded(t *testing.T) {
+	e := newEnv(t)
+	id := execTarget(t, e, nil)
+	p, out := e.cliStartPiped("exec", id, "sh", "-c", `trap "exit 7" TERM; echo ready; while :; do sleep 0.1; done`)
+	if l := out.line(t); l != "ready" {
+		t.Fatalf("exec printed %q, want ready", l)
+	}
+	p.cmd.Process.Signal(unix.SIGTERM)
+	if r := p.wait(); r.code != 7 {
+		t.Errorf("exec after SIGTERM: exit %d, want the trap's 7 (stderr %q)", r.code, r.stderr)
+	}
+}

@@ -215,11 +215,19 @@ func TestExecStoppedContainer(t *testing.T) {
 func TestExecMissingBinary(t *testing.T) {
 	e := newEnv(t)
 	id := execTarget(t, e, nil)
+	script := filepath.Join(e.bundleOf(id), "rootfs", "run.sh")
+	if err := os.WriteFile(script, []byte("#!/mmnnttbb foo bar\nsh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	r := e.cliRun("exec", id, "/no/such/prog")
 	wantCLIError(t, "exec of a missing path", r, "exec /no/such/prog: no such file or directory")
 	if r.code != 255 {
 		t.Errorf("exit %d, want 255", r.code)
 	}
+	// A script whose interpreter is missing fails at the execve, also
+	// with a terminal (runc's "execve error" case).
+	r = e.cliRun("exec", "-t", id, "/run.sh")
+	wantCLIError(t, "exec -t of a script with a missing interpreter", r, "exec /run.sh: no such file or directory")
 	r = e.cliRun("exec", id, "no-such-prog")
 	wantCLIError(t, "exec of a missing command", r, `exec: "no-such-prog": executable file not found in $PATH`)
 	// The container is unharmed.
@@ -353,4 +361,10 @@ func TestExecSignalForwarded(t *testing.T) {
 	if r := p.wait(); r.code != 7 {
 		t.Errorf("exec after SIGTERM: exit %d, want the trap's 7 (stderr %q)", r.code, r.stderr)
 	}
+}
+
+// bundleOf returns the bundle of container id.
+func (e *env) bundleOf(id string) string {
+	e.t.Helper()
+	return e.state(id).Bundle
 }

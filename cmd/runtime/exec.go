@@ -108,7 +108,12 @@ func (a *app) execProcess(cmd *cobra.Command, id string, args []string, o *execO
 	if err := o.checkConsole(p.Terminal); err != nil {
 		return 0, err
 	}
-	extra, err := passedFDs(o.preserveFDs)
+	// Only --preserve-fds: LISTEN_FDS is for a container's init, and a
+	// supervisor's may be in our environment without its descriptors.
+	if o.preserveFDs < 0 {
+		return 0, fmt.Errorf("--preserve-fds: %d is negative", o.preserveFDs)
+	}
+	extra, err := inheritedFDs(o.preserveFDs)
 	if err != nil {
 		return 0, err
 	}

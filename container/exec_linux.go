@@ -152,7 +152,13 @@ func (c *Container) forkExecStage(sys *syscall.SysProcAttr, path string, args, e
 	go func() {
 		runtime.LockOSThread()
 		attr := &syscall.ProcAttr{Env: env, Files: files, Sys: sys}
-		pid, err := c.Cgroup.ForkInto(sys, func() (int, error) { return syscall.ForkExec(path, args, attr) })
+		fork := func() (int, error) { return syscall.ForkExec(path, args, attr) }
+		if c.Cgroup == nil {
+			pid, err := fork()
+			done <- result{pid, err}
+			return
+		}
+		pid, err := c.Cgroup.ForkInto(sys, fork)
 		done <- result{pid, err}
 	}()
 	r := <-done

@@ -236,19 +236,29 @@ func TestExecMissingBinary(t *testing.T) {
 	}
 }
 
-// TestExecUserNamespace: exec into a container with a user namespace
-// (joined before the Go runtime starts) runs as the container's root.
+// TestExecUserNamespace: exec into a container with a user and a time
+// namespace (joined before the Go runtime starts) runs as the container's
+// root, with the container's clocks.
 func TestExecUserNamespace(t *testing.T) {
 	e := newEnv(t)
-	id := execTarget(t, e, mapUser)
+	id := execTarget(t, e, func(s *specs.Spec) {
+		mapUser(s)
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
+		s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 10 * 86400}}
+	})
 	initPid := e.state(id).Pid
-	kv := keyValues(e.cliOK("exec", id, "sh", "-c", `echo "uid=$(id -u)"; echo "map=$(cat /proc/self/uid_map | tr -s ' ' | sed 's/^ //')"; echo "file=$(cat /only-here)"`).stdout)
+	kv := keyValues(e.cliOK("exec", id, "sh", "-c", `echo "uid=$(id -u)"; echo "map=$(cat /proc/self/uid_map | tr -s ' ' | sed 's/^ //')"; echo "file=$(cat /only-here)"; echo "uptime=$(cat /proc/uptime)"`).stdout)
 	wantKV(t, kv, "uid", "0")
 	wantKV(t, kv, "map", "0 100000 65536")
 	wantKV(t, kv, "file", "rootfs-marker")
+	if up := uptime(t, kv["uptime"]); up < 10*86400 {
+		t.Errorf("exec'd process's uptime %v, want the container's, ten days ahead", up)
+	}
 	pid := execDetached(t, e, id, "sleep", "999")
-	if !sameNS(t, pid, initPid, "user") || !sameNS(t, pid, initPid, "mnt") || !sameNS(t, pid, initPid, "pid") {
-		t.Errorf("exec'd process is not in the init's user, mount and pid namespaces")
+	for _, ns := range []string{"user", "time", "mnt", "pid"} {
+		if !sameNS(t, pid, initPid, ns) {
+			t.Errorf("exec'd process is not in the init's %s namespace", ns)
+		}
 	}
 	if st := procStatus(t, pid); strings.Fields(st["Uid"])[0] != "100000" {
 		t.Errorf("exec'd process's host uid %q, want 100000", st["Uid"])

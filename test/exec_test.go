@@ -378,3 +378,36 @@ func (e *env) bundleOf(id string) string {
 	e.t.Helper()
 	return e.state(id).Bundle
 }
+
+// TestExecConcurrent: execs at once each get their own process's status,
+// the container's among them untouched.
+func TestExecConcurrent(t *testing.T) {
+	for _, pidns := range []bool{true, false} {
+		t.Run("pidns="+strconv.FormatBool(pidns), func(t *testing.T) {
+			e := newEnv(t)
+			id := execTarget(t, e, func(s *specs.Spec) {
+				if !pidns {
+					var nss []specs.LinuxNamespace
+					for _, ns := range s.Linux.Namespaces {
+						if ns.Type != specs.PIDNamespace {
+							nss = append(nss, ns)
+						}
+					}
+					s.Linux.Namespaces = nss
+				}
+			})
+			var procs []*cliProc
+			for i := 0; i < 12; i++ {
+				procs = append(procs, e.cliStart(nil, "exec", id, "sh", "-c", "exit "+strconv.Itoa(i+1)))
+			}
+			for i, p := range procs {
+				if r := p.wait(); r.code != i+1 {
+					t.Errorf("exec %d: exit %d, want %d (stderr %q)", i, r.code, i+1, r.stderr)
+				}
+			}
+			if st := e.state(id).Status; st != "running" {
+				t.Errorf("container %s after the execs, want running", st)
+			}
+		})
+	}
+}

@@ -136,6 +136,8 @@ func (s *server) serveConn(conn *net.UnixConn, release func()) {
 		if sub != nil {
 			// The connection carries only events now; a client
 			// that keeps talking is ignored until it hangs up.
+			files, _ := fc.take()
+			closeFiles(files)
 			continue
 		}
 		r, ok := s.serveLine(conn, line, fc)

@@ -22,37 +22,41 @@ import (
 // two steps, much as a two-stage init (nsenter_linux.go):
 //
 //	shim     opens the init's namespaces (/proc/PID/ns/*, those that
-//	         differ from its own; the mount namespace apart) and forks
-//	         stage one from the sealed binary, born in the container's
-//	         cgroups (Cgroup.ForkInto)
-//	stage 1  (pre-runtime) setns time, ipc, uts, net, cgroup, then user;
-//	         (Go) joins the pid namespace on a throwaway thread (a
-//	         process whose pid namespace for children is not its own
-//	         cannot make threads, and Go makes them at will) and forks
-//	         stage two from it with CLONE_PARENT, as root of a joined
-//	         user namespace; writes "pid N" to the report pipe and exits
-//	stage 2  is in the container's pid namespace; joins the mount
-//	         namespace on its locked thread (unshare CLONE_FS first),
-//	         opens a pty if asked, applies rlimits, and execs the
+//	         differ from its own) and forks stage one from the sealed
+//	         binary, born in the container's cgroups (Cgroup.ForkInto)
+//	stage 1  (pre-runtime) setns time, ipc, uts, net and cgroup; (Go) on
+//	         a throwaway thread joins the pid namespace (a process whose
+//	         pid namespace for children is not its own cannot make
+//	         threads, and Go makes them at will) and the mount namespace
+//	         (after unshare CLONE_FS), and forks stage two from it with
+//	         CLONE_PARENT, so that stage two is born in the container's
+//	         pid and mount namespaces, the shim's child; writes "pid N"
+//	         to the report pipe and exits
+//	stage 2  (pre-runtime) setns user: it was exec'd by the host's root,
+//	         so, non-dumpable, nothing in the container can ptrace it;
+//	         (Go) opens a pty if asked, applies rlimits, and execs the
 //	         process as init would (execProcess: labels, seccomp,
-//	         bounding set, user and groups, capabilities,
-//	         no_new_privs)
+//	         bounding set, user and groups, capabilities, no_new_privs)
 //	shim     reads the report pipe to its end: "error MSG" from either
 //	         stage, or nothing more once stage two has exec'd (the pipe
-//	         is close-on-exec); stage two is its child, and it reaps it
-//	         by pid.
+//	         is close-on-exec); it reaps stage two, its child, by pid.
 //
-// Descriptors of both stages: 0..N-1 are the process's (stdio, the
-// preserved ones, then the console socket if any), N the report pipe, N+1
-// the config, N+2 the mount namespace or the init's root directory; then,
-// in stage one, the pid namespace (if it is to be joined), the namespaces
-// to join before the runtime and the sealed binary. ExecEnv says N, the
-// stage, how N+2 is to be entered, and where the pid namespace is.
+// Stage two is exec'd as "self/fd/N" from the host's /proc (the thread's
+// working directory, opened before the mount namespace was joined): the
+// container's /proc does not show stage one. Its first act is chdir("/").
+//
+// Descriptors: 0..N-1 are the process's (stdio, the preserved ones, then
+// the console socket if any), N the report pipe, N+1 the config. Stage one
+// then has the mount namespace (or the init's root), and where ExecEnv
+// says, the pid and user namespaces, the pre-runtime ones and the sealed
+// binary; stage two has the sealed binary at N+2 and the user namespace
+// at N+3.
 
 // ExecEnv names the environment variable that makes "crier-shim init" an
-// exec stage: "STAGE:N:MOUNT:NAMES:PID", MOUNT "ns" or "root", NAMES the
-// namespaces joined before the runtime, PID the pid namespace's descriptor
-// or -1.
+// exec stage: "STAGE:N:MOUNT:NAMES:PID:USER:EXE", MOUNT "ns" or "root" (the
+// descriptor N+2 in stage one), NAMES the namespaces joined before the
+// runtime, PID, USER and EXE the descriptors of the pid and user
+// namespaces (-1 when not joined) and of the sealed binary.
 const ExecEnv = "_CRIER_EXEC"
 
 // ExecConfig is what the exec stage needs, from the CLI.
@@ -84,11 +88,9 @@ func NewExecConfig(spec *specs.Spec, p *specs.Process, preserve int) (*ExecConfi
 	return cfg, nil
 }
 
-// execNamespaces are the namespaces stage one joins, in order: time while
-// it is still the host's root, the user namespace last, so that every
-// other join is made with the host's capabilities (a container may share
-// a namespace of the host's while it has a user namespace of its own).
-var execNamespaces = []string{"time", "ipc", "uts", "net", "cgroup", "user"}
+// execNamespaces are the namespaces stage one joins before its runtime
+// starts, all as the host's root (stage two joins the user namespace).
+var execNamespaces = []string{"time", "ipc", "uts", "net", "cgroup"}
 
 // Exec runs the process configured by the first of files (an ExecConfig),
 // with the rest as its descriptors, in the container, as a child of the
@@ -113,10 +115,14 @@ func (c *Container) Exec(files []*os.File, ns *ExecNamespaces) (int, error) {
 		list = append(list, f.Fd())
 	}
 	list = append(list, child.Fd(), files[0].Fd(), ns.mount.Fd())
-	pidIndex := -1
+	pidIndex, userIndex := -1, -1
 	if ns.pid != nil {
 		pidIndex = len(list)
 		list = append(list, ns.pid.Fd())
+	}
+	if ns.user != nil {
+		userIndex = len(list)
+		list = append(list, ns.user.Fd())
 	}
 	args := []string{"crier", "init"}
 	if len(ns.join) > 0 {
@@ -127,7 +133,7 @@ func (c *Container) Exec(files []*os.File, ns *ExecNamespaces) (int, error) {
 	}
 	list = append(list, exe.Fd())
 	sys := &syscall.SysProcAttr{}
-	env := []string{fmt.Sprintf("%s=1:%d:%s:%s:%d", ExecEnv, n, ns.mountKind, strings.Join(ns.names, ","), pidIndex), "GOMAXPROCS=1"}
+	env := []string{fmt.Sprintf("%s=1:%d:%s:%s:%d:%d:%d", ExecEnv, n, ns.mountKind, strings.Join(ns.names, ","), pidIndex, userIndex, len(list)-1), "GOMAXPROCS=1"}
 	pid, err := c.forkExecStage(sys, execPathFor(len(list)-1), args, env, list)
 	child.Close()
 	if err != nil {
@@ -216,6 +222,7 @@ type ExecNamespaces struct {
 	join      []*os.File // stage one's, in execNamespaces order
 	names     []string
 	pid       *os.File // the pid namespace, nil when it is ours
+	user      *os.File // the user namespace, nil when it is ours
 	mount     *os.File // the mount namespace, or the init's root
 	mountKind string   // "ns" or "root"
 }
@@ -242,6 +249,13 @@ func OpenExecNamespaces(pid int) (*ExecNamespaces, error) {
 	}
 	if !same {
 		ns.pid = f
+	}
+	if f, same, err = openNamespace(pid, "user"); err != nil {
+		ns.Close()
+		return nil, err
+	}
+	if !same {
+		ns.user = f
 	}
 	f, same, err = openNamespace(pid, "mnt")
 	if err != nil {
@@ -299,9 +313,11 @@ func (ns *ExecNamespaces) Close() {
 	}
 	closeFiles(ns.join)
 	ns.join = nil
-	if ns.pid != nil {
-		ns.pid.Close()
-		ns.pid = nil
+	for _, f := range []**os.File{&ns.pid, &ns.user} {
+		if *f != nil {
+			(*f).Close()
+			*f = nil
+		}
 	}
 	if ns.mount != nil {
 		ns.mount.Close()

@@ -18,33 +18,34 @@ import (
 )
 
 // execStageEnv is ExecEnv parsed: which stage, where the report pipe is
-// (N; the config and the mount follow it), how to enter the mount, and
-// the namespaces stage one was to join.
+// (N; the config follows it), how to enter the mount (N+2, stage one), the
+// namespaces joined before the runtime, and the descriptors of the pid and
+// user namespaces and of the sealed binary (-1: none).
 type execStageEnv struct {
-	stage     int
-	report    int
-	mountKind string
-	names     []string
-	pid       int // the pid namespace's descriptor, or -1
+	stage, report  int
+	mountKind      string
+	names          []string
+	pid, user, exe int
 }
 
 func parseExecEnv(v string) (execStageEnv, error) {
-	parts := strings.SplitN(v, ":", 5)
-	if len(parts) != 5 {
+	parts := strings.Split(v, ":")
+	if len(parts) != 7 {
 		return execStageEnv{}, ErrNotInit
 	}
-	stage, err1 := strconv.Atoi(parts[0])
-	report, err2 := strconv.Atoi(parts[1])
-	if err1 != nil || err2 != nil || report < 0 {
-		return execStageEnv{}, ErrNotInit
+	var n [5]int
+	for i, j := range []int{0, 1, 4, 5, 6} {
+		var err error
+		if n[i], err = strconv.Atoi(parts[j]); err != nil {
+			return execStageEnv{}, ErrNotInit
+		}
 	}
-	pid, err := strconv.Atoi(parts[4])
-	if err != nil {
-		return execStageEnv{}, ErrNotInit
-	}
-	e := execStageEnv{stage: stage, report: report, mountKind: parts[2], pid: pid}
+	e := execStageEnv{stage: n[0], report: n[1], mountKind: parts[2], pid: n[2], user: n[3], exe: n[4]}
 	if parts[3] != "" {
 		e.names = strings.Split(parts[3], ",")
+	}
+	if e.report < 0 {
+		return execStageEnv{}, ErrNotInit
 	}
 	return e, nil
 }
@@ -74,56 +75,64 @@ func execStage(v string) error {
 }
 
 // execStageOne has joined the namespaces before the runtime started; it
-// forks stage two into them (the pid namespace takes only children) as
-// the shim's child, and reports its pid.
+// forks stage two into the container's pid and mount namespaces as the
+// shim's child, and reports its pid.
 func execStageOne(e execStageEnv, report *os.File) error {
-	if len(e.names) > 0 {
-		r := preRuntimeJoin
-		switch {
-		case r.ran != 1:
-			return errors.New("exec: crier-shim was linked without its pre-runtime entry point (build it with make, on amd64)")
-		case r.errno != 0 && int(r.index) < len(e.names):
-			return fmt.Errorf("exec: join the container's %s namespace: setns: %w", e.names[r.index], syscall.Errno(r.errno))
-		case r.errno != 0:
-			return fmt.Errorf("exec: join the container's namespaces: setns: %w", syscall.Errno(r.errno))
-		}
+	if err := preRuntimeExecResult(e.names); err != nil {
+		return err
 	}
 	// Wait until the shim has put us in the container's cgroups.
 	var b [1]byte
 	if _, err := report.Read(b[:]); err != nil {
 		return fmt.Errorf("exec: wait for the shim: %w", err)
 	}
-	files := make([]uintptr, e.report+3)
+	files := make([]uintptr, e.report+2, e.report+4)
 	for i := range files {
 		files[i] = uintptr(i)
 	}
-	sys := &syscall.SysProcAttr{Cloneflags: unix.CLONE_PARENT}
-	for _, n := range e.names {
-		if n == "user" {
-			// Root of the joined user namespace, as init is before it
-			// takes the process's identity.
-			sys.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
-		}
+	files = append(files, uintptr(e.exe))
+	args, names := []string{"crier", "init"}, ""
+	if e.user >= 0 {
+		args = append(args, setnsArg(len(files), 1))
+		files = append(files, uintptr(e.user))
+		names = "user"
 	}
-	env := []string{fmt.Sprintf("%s=2:%d:%s::-1", ExecEnv, e.report, e.mountKind), "GOMAXPROCS=1"}
-	// /proc/self/exe is the sealed copy stage one runs from.
-	pid, err := forkInPidNS(e.pid, func() (int, error) {
-		return syscall.ForkExec("/proc/self/exe", []string{"crier", "init"}, &syscall.ProcAttr{Env: env, Files: files, Sys: sys})
+	env := []string{fmt.Sprintf("%s=2:%d:-:%s:-1:-1:%d", ExecEnv, e.report, names, e.report+2), "GOMAXPROCS=1"}
+	attr := &syscall.ProcAttr{Env: env, Files: files, Sys: &syscall.SysProcAttr{Cloneflags: unix.CLONE_PARENT}}
+	pid, err := forkInContainer(e, func() (int, error) {
+		// Relative to the host's /proc, the working directory.
+		return syscall.ForkExec("self/fd/"+strconv.Itoa(e.report+2), args, attr)
 	})
 	if err != nil {
-		return fmt.Errorf("exec: fork into the container's namespaces: %w", err)
+		return err
 	}
 	_, err = report.WriteString("pid " + strconv.Itoa(pid) + "\n")
 	return err
 }
 
-// forkInPidNS runs fork on a thread that has joined the pid namespace fd
-// (unless it is -1). The thread is never unlocked: the runtime discards it
-// when its goroutine ends.
-func forkInPidNS(fd int, fork func() (int, error)) (int, error) {
-	if fd < 0 {
-		return fork()
+// preRuntimeExecResult turns what the entry point reported into an error.
+func preRuntimeExecResult(names []string) error {
+	if len(names) == 0 {
+		return nil
 	}
+	r := preRuntimeJoin
+	switch {
+	case r.ran != 1:
+		return errors.New("exec: crier-shim was linked without its pre-runtime entry point (build it with make, on amd64)")
+	case r.errno != 0 && int(r.index) < len(names):
+		return fmt.Errorf("exec: join the container's %s namespace: setns: %w", names[r.index], syscall.Errno(r.errno))
+	case r.errno != 0:
+		return fmt.Errorf("exec: join the container's namespaces: setns: %w", syscall.Errno(r.errno))
+	}
+	return nil
+}
+
+// forkInContainer runs fork on a thread that has joined the container's
+// pid namespace (if it is to be joined) and mount namespace (or chrooted
+// to the init's root), with the host's /proc as its working directory.
+// The thread is never unlocked: the runtime discards it when its goroutine
+// ends.
+func forkInContainer(e execStageEnv, fork func() (int, error)) (int, error) {
 	type result struct {
 		pid int
 		err error
@@ -131,20 +140,65 @@ func forkInPidNS(fd int, fork func() (int, error)) (int, error) {
 	done := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
-		if err := unix.Setns(fd, unix.CLONE_NEWPID); err != nil {
-			done <- result{0, os.NewSyscallError("exec: join the container's pid namespace: setns", err)}
+		if err := enterContainer(e); err != nil {
+			done <- result{0, err}
 			return
 		}
 		pid, err := fork()
+		if err != nil {
+			err = fmt.Errorf("exec: fork into the container's namespaces: %w", err)
+		}
 		done <- result{pid, err}
 	}()
 	r := <-done
 	return r.pid, r.err
 }
 
+// enterContainer moves the calling thread into the container's pid and
+// mount namespaces, then into the host's /proc (opened before).
+func enterContainer(e execStageEnv) error {
+	proc, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "exec: open", Path: "/proc", Err: err}
+	}
+	defer unix.Close(proc)
+	if e.pid >= 0 {
+		if err := unix.Setns(e.pid, unix.CLONE_NEWPID); err != nil {
+			return os.NewSyscallError("exec: join the container's pid namespace: setns", err)
+		}
+	}
+	// Threads share their filesystem context, and setns into a mount
+	// namespace refuses a shared one: this thread gets its own.
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return os.NewSyscallError("exec: unshare CLONE_FS", err)
+	}
+	mount := e.report + 2
+	if e.mountKind == "root" {
+		if err := unix.Fchdir(mount); err != nil {
+			return os.NewSyscallError("exec: fchdir to the container's root", err)
+		}
+		if err := unix.Chroot("."); err != nil {
+			return os.NewSyscallError("exec: chroot to the container's root", err)
+		}
+	} else if err := unix.Setns(mount, unix.CLONE_NEWNS); err != nil {
+		return os.NewSyscallError("exec: join the container's mount namespace: setns", err)
+	}
+	if err := unix.Fchdir(proc); err != nil {
+		return os.NewSyscallError("exec: fchdir to /proc", err)
+	}
+	return nil
+}
+
 // execStageTwo enters the container's root, takes the process's terminal,
 // limits and identity, and execs it.
 func execStageTwo(e execStageEnv) error {
+	// Out of the host's /proc, which stage one exec'd us from.
+	if err := os.Chdir("/"); err != nil {
+		return err
+	}
+	if err := preRuntimeExecResult(e.names); err != nil {
+		return err
+	}
 	cfg, err := readExecConfig(os.NewFile(uintptr(e.report+1), "exec-config"))
 	if err != nil {
 		return err
@@ -152,9 +206,6 @@ func execStageTwo(e execStageEnv) error {
 	p := cfg.Process
 	filter, err := seccomp.Compile(cfg.Seccomp)
 	if err != nil {
-		return err
-	}
-	if err := enterExecMount(e.report+2, e.mountKind); err != nil {
 		return err
 	}
 	if err := execTerminal(cfg); err != nil {
@@ -180,28 +231,6 @@ func readExecConfig(f *os.File) (*ExecConfig, error) {
 		return nil, errors.New("exec: the process config has no process")
 	}
 	return &cfg, nil
-}
-
-// enterExecMount joins the container's mount namespace, or chroots to the
-// init's root when it has none of its own. Threads share their filesystem
-// context, and setns into a mount namespace refuses a shared one: this
-// thread, which execs, gets its own.
-func enterExecMount(fd int, kind string) error {
-	defer unix.Close(fd)
-	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		return os.NewSyscallError("exec: unshare CLONE_FS", err)
-	}
-	if kind == "root" {
-		if err := unix.Fchdir(fd); err != nil {
-			return os.NewSyscallError("exec: fchdir to the container's root", err)
-		}
-		if err := unix.Chroot("."); err != nil {
-			return os.NewSyscallError("exec: chroot to the container's root", err)
-		}
-	} else if err := unix.Setns(fd, unix.CLONE_NEWNS); err != nil {
-		return os.NewSyscallError("exec: join the container's mount namespace: setns", err)
-	}
-	return os.Chdir("/")
 }
 
 // execTerminal gives the process a pty of the container's devpts and sends

@@ -411,3 +411,29 @@ func TestExecConcurrent(t *testing.T) {
 		})
 	}
 }
+
+// TestExecWithoutMountNamespace: a container that shares the host's mount
+// namespace is chrooted into its rootfs; so is an exec'd process.
+func TestExecWithoutMountNamespace(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	b := e.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
+		var nss []specs.LinuxNamespace
+		for _, ns := range s.Linux.Namespaces {
+			if ns.Type != specs.MountNamespace {
+				nss = append(nss, ns)
+			}
+		}
+		s.Linux.Namespaces, s.Mounts = nss, nil
+		s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
+	})
+	if err := os.WriteFile(filepath.Join(b, "rootfs", "only-here"), []byte("rootfs-marker\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.create(id, b)
+	e.cliOK("start", id)
+	r := e.cliRun("exec", id, "sh", "-c", "cat /only-here; exit 6")
+	if r.code != 6 || r.stdout != "rootfs-marker\n" {
+		t.Errorf("exec: exit %d stdout %q stderr %q, want 6 and the rootfs's file", r.code, r.stdout, r.stderr)
+	}
+}

@@ -43,6 +43,9 @@ func Init() error {
 	// did this, before the runtime started and before any setns.)
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	runtime.LockOSThread()
+	if v, ok := os.LookupEnv(ExecEnv); ok {
+		return execStage(v) // crier exec (exec_linux.go)
+	}
 	fd, err := strconv.Atoi(os.Getenv(InitFDEnv))
 	if err != nil {
 		return ErrNotInit

@@ -33,7 +33,12 @@ const (
 // openPty opens a new pty master in the devpts of process pid and returns
 // it with the slave's path inside the container.
 func openPty(pid int) (*os.File, string, error) {
-	root := fmt.Sprintf("/proc/%d/root", pid)
+	return openPtyIn(fmt.Sprintf("/proc/%d/root", pid))
+}
+
+// openPtyIn opens a new pty master in the devpts of the root directory
+// root ("/" for an exec stage already in the container).
+func openPtyIn(root string) (*os.File, string, error) {
 	path := root + "/dev/pts/ptmx"
 	rootFD, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {

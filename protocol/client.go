@@ -222,15 +222,20 @@ func (c *Client) Next(ctx context.Context) (Event, error) {
 		}
 		return Event{}, c.ctxErr(ctx, err)
 	}
+	// An error reply's fields, beside the event's (Reply shares some of
+	// Event's names, so it cannot be embedded here).
 	var probe struct {
-		Reply
 		Event
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+		Code  string `json:"code"`
 	}
 	if err := jsonUnmarshal(line, &probe); err != nil {
 		return Event{}, err
 	}
 	if probe.Event.Type == "" {
-		if err := probe.Reply.Err(); err != nil {
+		reply := Reply{OK: probe.OK, Error: probe.Error, Code: probe.Code}
+		if err := reply.Err(); err != nil {
 			return Event{}, err
 		}
 		return Event{}, fmt.Errorf("unexpected line %q", line)
@@ -239,4 +244,60 @@ func (c *Client) Next(ctx context.Context) (Event, error) {
 		c.deleted = true
 	}
 	return probe.Event, nil
+}
+
+// Exec asks the shim to run a process in the container. files go with the
+// request (SCM_RIGHTS): first the exec stage's config, then the process's
+// descriptors 0, 1, 2, ... (see docs/protocol.md). It returns the process's
+// pid once it has exec'd. With wait, read its exit with ExecExit.
+func (c *Client) Exec(ctx context.Context, files []*os.File, wait bool) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer c.watch(ctx)()
+	line, err := Marshal(Request{Op: OpExec, Files: len(files), Wait: wait})
+	if err != nil {
+		return 0, err
+	}
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	if _, _, err := c.conn.WriteMsgUnix(line, unix.UnixRights(fds...), nil); err != nil {
+		return 0, c.ctxErr(ctx, fmt.Errorf("exec: %w", unwrapOpError(err)))
+	}
+	reply, err := c.readReply(ctx, OpExec)
+	if err != nil {
+		return 0, err
+	}
+	return reply.Pid, nil
+}
+
+// ExecExit waits for the second reply to an Exec with wait: the process's
+// exit status (128+N for signal N) and the signal's name, if one killed it.
+func (c *Client) ExecExit(ctx context.Context) (int, string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer c.watch(ctx)()
+	reply, err := c.readReply(ctx, OpExec)
+	if err != nil {
+		return 0, "", err
+	}
+	if reply.ExitStatus == nil {
+		return 0, "", errors.New("exec: exit reply has no exit status")
+	}
+	return *reply.ExitStatus, reply.Signal, nil
+}
+
+func (c *Client) readReply(ctx context.Context, op string) (*Reply, error) {
+	var reply Reply
+	if err := c.dec.Decode(&reply); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, c.ctxErr(ctx, fmt.Errorf("%s: %w", op, unwrapOpError(err)))
+	}
+	if err := reply.Err(); err != nil {
+		return &reply, err
+	}
+	return &reply, nil
 }

@@ -45,6 +45,15 @@ func (r *Reply) appendJSON(b []byte) []byte {
 		o.Key("state")
 		o.Append(r.State.appendJSON)
 	}
+	if r.Pid != 0 {
+		o.Int("pid", int64(r.Pid))
+	}
+	if r.ExitStatus != nil {
+		o.Int("exitStatus", int64(*r.ExitStatus))
+	}
+	if r.Signal != "" {
+		o.String("signal", r.Signal)
+	}
 	return o.End()
 }
 
@@ -143,6 +152,20 @@ func scanRequest(line []byte) (Request, bool) {
 			return scanBool(v, &req.All)
 		case foldEqual(key, "force"):
 			return scanBool(v, &req.Force)
+		case foldEqual(key, "wait"):
+			return scanBool(v, &req.Wait)
+		case foldEqual(key, "files"):
+			switch v.Kind {
+			case flatjson.Number:
+				n, ok := v.Int()
+				if !ok || int64(int(n)) != n {
+					return false
+				}
+				req.Files = int(n)
+			case flatjson.Null:
+			default:
+				return false
+			}
 		}
 		return true
 	})

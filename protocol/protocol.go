@@ -22,7 +22,12 @@ const (
 	OpState     = "state"
 	OpKill      = "kill"
 	OpDelete    = "delete"
+	OpExec      = "exec"
 )
+
+// MaxExecFiles is the most descriptors an exec request may carry: the
+// kernel's limit for one SCM_RIGHTS message (SCM_MAX_FD).
+const MaxExecFiles = 253
 
 // Event types. Clients must ignore types they do not know.
 const (
@@ -66,6 +71,14 @@ type Request struct {
 
 	// Force, for delete: kill the container first if it is not stopped.
 	Force bool `json:"force,omitempty"`
+
+	// Files, for exec: how many descriptors came with the line
+	// (SCM_RIGHTS): the exec stage's config, then the process's own
+	// descriptors (docs/protocol.md).
+	Files int `json:"files,omitempty"`
+	// Wait, for exec: after the reply with the pid, send a second reply
+	// with the process's exit status when it exits.
+	Wait bool `json:"wait,omitempty"`
 }
 
 // Reply is the shim's answer to one request. Exactly one Reply follows each
@@ -80,6 +93,14 @@ type Reply struct {
 	Protocol int `json:"protocol,omitempty"`
 	// State is set on replies to state.
 	State *State `json:"state,omitempty"`
+
+	// Pid is set on the reply to exec: the exec'd process, in the
+	// shim's pid namespace.
+	Pid int `json:"pid,omitempty"`
+	// ExitStatus is set on the second reply to an exec with wait: 0-255,
+	// or 128+N when signal N killed the process (Signal then names it).
+	ExitStatus *int   `json:"exitStatus,omitempty"`
+	Signal     string `json:"signal,omitempty"`
 }
 
 // Event is one lifecycle event of a container.
@@ -141,6 +162,10 @@ func checkRequest(req Request) (Request, error) {
 	case OpKill:
 		if req.Signal <= 0 || req.Signal > 64 {
 			return Request{}, Errorf(ErrBadRequest, "kill: invalid signal %d", req.Signal)
+		}
+	case OpExec:
+		if req.Files < 1 || req.Files > MaxExecFiles {
+			return Request{}, Errorf(ErrBadRequest, "exec: %d descriptors, want 1 to %d", req.Files, MaxExecFiles)
 		}
 	case "":
 		return Request{}, Errorf(ErrBadRequest, "request has no op")

@@ -117,7 +117,8 @@ func (s *server) drop(sub *subscriber) {
 // release frees the connection's slot; it is called just before the
 // connection is closed, here or, for a subscriber, by its writer.
 func (s *server) serveConn(conn *net.UnixConn, release func()) {
-	dec := protocol.NewDecoder(conn)
+	fc := &fdConn{conn: conn}
+	dec := protocol.NewDecoder(fc)
 	var sub *subscriber
 	for {
 		if sub == nil {
@@ -135,9 +136,14 @@ func (s *server) serveConn(conn *net.UnixConn, release func()) {
 		if sub != nil {
 			// The connection carries only events now; a client
 			// that keeps talking is ignored until it hangs up.
+			files, _ := fc.take()
+			closeFiles(files)
 			continue
 		}
-		r, ok := s.serveLine(conn, line)
+		r, ok := s.serveLine(conn, line, fc)
+		if ok && r != nil && r.exit != nil {
+			ok = s.waitExecExit(r)
+		}
 		if r != nil && r.sub != nil {
 			sub = r.sub
 			sub.release = release
@@ -150,6 +156,8 @@ func (s *server) serveConn(conn *net.UnixConn, release func()) {
 			break
 		}
 	}
+	files, _ := fc.take()
+	closeFiles(files)
 	if sub != nil {
 		s.post(unsubscribe{sub})
 		return
@@ -173,12 +181,17 @@ func (s *server) readFailed(conn *net.UnixConn, err error) {
 // serveLine answers one request line. It returns the request as the loop
 // handled it (nil if the line was no request) and whether the connection
 // can go on.
-func (s *server) serveLine(conn *net.UnixConn, line []byte) (*request, bool) {
+func (s *server) serveLine(conn *net.UnixConn, line []byte, fc *fdConn) (*request, bool) {
+	files, truncated := fc.take()
 	req, err := protocol.DecodeRequest(line)
+	if err == nil && (truncated || len(files) > 0 && req.Op != protocol.OpExec) {
+		err = protocol.Errorf(protocol.ErrBadRequest, "%s: descriptors that the request cannot take came with it", req.Op)
+	}
 	if err != nil {
+		closeFiles(files)
 		return nil, s.reply(conn, protocol.ErrorReply(err))
 	}
-	r := &request{req: req, conn: conn, reply: make(chan protocol.Reply, 1), written: make(chan struct{})}
+	r := &request{req: req, conn: conn, files: files, reply: make(chan protocol.Reply, 1), written: make(chan struct{})}
 	s.post(r)
 	var reply protocol.Reply
 	select {

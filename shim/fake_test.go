@@ -138,6 +138,12 @@ func (k *fakeOps) ops(s *server) ops {
 		exits:       func() <-chan struct{} { return k.exits },
 		release:     func() { k.mu.Lock(); k.released++; k.mu.Unlock() },
 		poststart:   func(*specs.State) error { return k.poststart.run() },
+		exec: execOps{
+			namespaces: func() (*container.ExecNamespaces, error) { return nil, nil },
+			run:        func([]*os.File, *container.ExecNamespaces) (int, error) { return 4242, nil },
+			watch:      func(int, func()) {},
+			wait:       func(int) (unix.WaitStatus, bool) { return 0, false },
+		},
 		teardown: func() error {
 			if err := k.teardown.run(); err != nil {
 				return err

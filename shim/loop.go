@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -39,6 +40,8 @@ type server struct {
 	// deleting is the delete request to answer once the container is
 	// torn down.
 	deleting *request
+	// execs are the exec'd processes not yet reaped, by pid (exec.go).
+	execs map[int]*execProc
 
 	// trimTimer fires once the clients have been quiet for a while;
 	// untrimmed counts their requests since the last trim (see trim.go).
@@ -68,6 +71,10 @@ type (
 		// shim does not exit under the answer to the final delete.
 		written chan struct{}
 		sub     *subscriber // set by the loop for a successful subscribe
+		// files came with an exec request; exit, set by the loop for
+		// an exec with wait, carries its second reply (exec.go).
+		files []*os.File
+		exit  chan protocol.Reply
 	}
 	startDone struct {
 		req *request
@@ -121,6 +128,10 @@ func (s *server) handle(m any) {
 		s.drop(m.sub)
 	case trimDue:
 		s.trim()
+	case execDone:
+		s.execDone(m)
+	case execMaybeExited:
+		s.reap()
 	}
 }
 
@@ -218,6 +229,7 @@ func (s *server) reap() {
 			s.exited(ws)
 		}
 	}
+	s.reapExecs()
 	if s.busy == 0 {
 		s.ops.reapOrphans()
 	}
@@ -247,6 +259,8 @@ func (s *server) request(r *request) {
 		s.kill(r)
 	case protocol.OpDelete:
 		s.delete(r)
+	case protocol.OpExec:
+		s.exec(r)
 	default:
 		r.reply <- protocol.ErrorReply(protocol.Errorf(protocol.ErrBadRequest, "unknown op %q", r.req.Op))
 	}

@@ -39,7 +39,7 @@ func TestRequestAfterDelete(t *testing.T) {
 	s := &server{cfg: &Config{ID: "c1"}, msgs: make(chan any), quit: make(chan struct{})}
 	close(s.quit)
 	srv, cli := connPair(t)
-	r, ok := s.serveLine(srv, []byte(`{"op":"kill","signal":9}`))
+	r, ok := s.serveLine(srv, []byte(`{"op":"kill","signal":9}`), &fdConn{conn: srv})
 	if r != nil || ok {
 		t.Errorf("serveLine after the loop = %v, %v; want nil, false", r, ok)
 	}

@@ -52,6 +52,8 @@ type ops struct {
 	// teardown kills what is left in the cgroup, removes it, runs the
 	// poststop hooks and removes the state directory (teardown.Run).
 	teardown func() error
+	// exec runs and reaps exec'd processes (exec.go).
+	exec execOps
 }
 
 // containerOps are the ops that act on s.c, the container s creates (or
@@ -73,10 +75,13 @@ func containerOps(s *server) ops {
 				return
 			}
 			for {
-				pid, err := unix.Wait4(-1, nil, unix.WNOHANG, nil)
+				var ws unix.WaitStatus
+				pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
 				if pid <= 0 || err != nil {
 					return
 				}
+				// An exec'd process that exited since reapExecs.
+				s.execExited(pid, ws)
 			}
 		},
 		exits:   func() <-chan struct{} { return childExits(s.c, s.rec.Subreaper) },
@@ -85,6 +90,7 @@ func containerOps(s *server) ops {
 			return container.RunHooks(s.spec, container.HookPoststart, st)
 		},
 		teardown: func() error { return teardown.Run(s.remains()) },
+		exec:     containerExecOps(s),
 	}
 }
 

@@ -108,6 +108,7 @@ const (
 	inKill
 	inDelete
 	inForceDelete
+	inExec // runs a process beside the init; moves nothing
 
 	// Events.
 	inCreated     // create finished: the init waits to be started
@@ -125,6 +126,7 @@ var inputNames = [numInputs]string{
 	inKill:        "kill",
 	inDelete:      "delete",
 	inForceDelete: "delete --force",
+	inExec:        "exec",
 	inCreated:     "created",
 	inExited:      "exited",
 	inStarted:     "started",
@@ -168,6 +170,8 @@ const (
 	whyDeletingAlready
 	whyDeletedNotCreated
 	whyDeletedNotRunning
+	whyExecStopped
+	whyExecDeleting
 	numWhys
 )
 
@@ -186,6 +190,9 @@ var whyText = [numWhys]string{
 	whyDeletingAlready:    "is already being deleted",
 	whyDeletedNotCreated:  "is deleted, not created",
 	whyDeletedNotRunning:  "is deleted, not running",
+	// runc's words, which tools match.
+	whyExecStopped:  "is stopped: cannot exec in a stopped container",
+	whyExecDeleting: "is being deleted: cannot exec in a stopped container",
 }
 
 // transitions is the state table: transitions[phase][input]. It is
@@ -196,6 +203,7 @@ var transitions = [numPhases][numInputs]cell{
 		inKill:        {refuse: whyCreatingNotRunning},
 		inDelete:      {refuse: whyStillCreating},
 		inForceDelete: {refuse: whyStillCreating},
+		inExec:        {refuse: whyStillCreating},
 		inCreated:     {to: phaseCreated},
 	},
 	phaseCreated: {
@@ -203,6 +211,7 @@ var transitions = [numPhases][numInputs]cell{
 		inKill:        {to: phaseCreated},
 		inDelete:      {refuse: whyCreatedStopFirst},
 		inForceDelete: {to: phaseKillCreated},
+		inExec:        {to: phaseCreated},
 		inExited:      {to: phaseStopped},
 	},
 	phaseStarting: {
@@ -210,6 +219,7 @@ var transitions = [numPhases][numInputs]cell{
 		inKill:        {to: phaseStarting},
 		inDelete:      {refuse: whyCreatedStopFirst},
 		inForceDelete: {to: phaseKillStarting},
+		inExec:        {to: phaseStarting},
 		inExited:      {to: phaseStartExited},
 		inStarted:     {to: phaseRunning},
 		inStartFailed: {to: phaseCreated},
@@ -219,6 +229,7 @@ var transitions = [numPhases][numInputs]cell{
 		inKill:        {refuse: whyStopped},
 		inDelete:      {refuse: whyCreatedStopFirst},
 		inForceDelete: {to: phaseKillStartExited},
+		inExec:        {refuse: whyExecStopped},
 		inStarted:     {to: phaseRunning, then: inExited},
 		inStartFailed: {to: phaseCreated, then: inExited},
 	},
@@ -227,6 +238,7 @@ var transitions = [numPhases][numInputs]cell{
 		inKill:        {to: phaseRunning},
 		inDelete:      {refuse: whyRunningStopFirst},
 		inForceDelete: {to: phaseKillRunning},
+		inExec:        {to: phaseRunning},
 		inExited:      {to: phaseStopped},
 	},
 	phaseStopped: {
@@ -234,12 +246,14 @@ var transitions = [numPhases][numInputs]cell{
 		inKill:        {refuse: whyStoppedNotRunning},
 		inDelete:      {to: phaseDeleting},
 		inForceDelete: {to: phaseDeleting},
+		inExec:        {refuse: whyExecStopped},
 	},
 	phaseKillCreated: {
 		inStart:       {refuse: whyDeletingNotCreated},
 		inKill:        {to: phaseKillCreated},
 		inDelete:      {refuse: whyDeletingAlready},
 		inForceDelete: {refuse: whyDeletingAlready},
+		inExec:        {refuse: whyExecDeleting},
 		inExited:      {to: phaseDeleting},
 	},
 	phaseKillStarting: {
@@ -247,6 +261,7 @@ var transitions = [numPhases][numInputs]cell{
 		inKill:        {to: phaseKillStarting},
 		inDelete:      {refuse: whyDeletingAlready},
 		inForceDelete: {refuse: whyDeletingAlready},
+		inExec:        {refuse: whyExecDeleting},
 		inExited:      {to: phaseKillStartExited},
 		inStarted:     {to: phaseKillRunning},
 		inStartFailed: {to: phaseKillCreated},
@@ -256,6 +271,7 @@ var transitions = [numPhases][numInputs]cell{
 		inKill:        {refuse: whyStopped},
 		inDelete:      {refuse: whyDeletingAlready},
 		inForceDelete: {refuse: whyDeletingAlready},
+		inExec:        {refuse: whyExecDeleting},
 		inStarted:     {to: phaseKillRunning, then: inExited},
 		inStartFailed: {to: phaseKillCreated, then: inExited},
 	},
@@ -264,6 +280,7 @@ var transitions = [numPhases][numInputs]cell{
 		inKill:        {to: phaseKillRunning},
 		inDelete:      {refuse: whyDeletingAlready},
 		inForceDelete: {refuse: whyDeletingAlready},
+		inExec:        {refuse: whyExecDeleting},
 		inExited:      {to: phaseDeleting},
 	},
 	phaseDeleting: {
@@ -271,6 +288,7 @@ var transitions = [numPhases][numInputs]cell{
 		inKill:        {refuse: whyStoppedNotRunning},
 		inDelete:      {refuse: whyDeletingAlready},
 		inForceDelete: {refuse: whyDeletingAlready},
+		inExec:        {refuse: whyExecStopped},
 		inTornDown:    {to: phaseDeleted},
 	},
 	// The loop has ended: no request reaches it.
@@ -279,6 +297,7 @@ var transitions = [numPhases][numInputs]cell{
 		inKill:        {refuse: whyDeletedNotRunning},
 		inDelete:      {refuse: whyDeletingAlready},
 		inForceDelete: {refuse: whyDeletingAlready},
+		inExec:        {refuse: whyExecStopped},
 	},
 }
 

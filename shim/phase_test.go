@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"os"
 	"strings"
 	"testing"
 
@@ -49,6 +50,7 @@ var cellWants = map[phase]map[input]cellWant{
 		inKill:        {refused: "is creating, not running"},
 		inDelete:      {refused: "is still being created"},
 		inForceDelete: {refused: "is still being created"},
+		inExec:        {refused: "is still being created"},
 		inCreated:     {to: phaseCreated, events: []string{"created"}},
 	},
 	phaseCreated: {
@@ -56,6 +58,7 @@ var cellWants = map[phase]map[input]cellWant{
 		inKill:        {to: phaseCreated, reply: "ok", signals: []sent{sigTerm}},
 		inDelete:      {refused: "is created: stop it first or use --force"},
 		inForceDelete: {to: phaseKillCreated, signals: killAll},
+		inExec:        {to: phaseCreated, reply: "ok"},
 		inExited:      {to: phaseStopped, events: []string{"stopped"}},
 	},
 	phaseStarting: {
@@ -63,6 +66,7 @@ var cellWants = map[phase]map[input]cellWant{
 		inKill:        {to: phaseStarting, reply: "ok", signals: []sent{sigTerm}},
 		inDelete:      {refused: "is created: stop it first or use --force"},
 		inForceDelete: {to: phaseKillStarting, signals: killAll},
+		inExec:        {to: phaseStarting, reply: "ok"},
 		inExited:      {to: phaseStartExited},
 		inStarted:     {to: phaseRunning, reply: "ok", events: []string{"started"}},
 		inStartFailed: {to: phaseCreated, reply: bootFails},
@@ -72,6 +76,7 @@ var cellWants = map[phase]map[input]cellWant{
 		inKill:        {refused: "is stopped"},
 		inDelete:      {refused: "is created: stop it first or use --force"},
 		inForceDelete: {to: phaseKillStartExited, signals: killAll},
+		inExec:        {refused: "is stopped: cannot exec in a stopped container"},
 		inStarted:     {to: phaseStopped, reply: "ok", events: []string{"started", "stopped"}},
 		inStartFailed: {to: phaseStopped, reply: bootFails, events: []string{"stopped"}},
 	},
@@ -80,6 +85,7 @@ var cellWants = map[phase]map[input]cellWant{
 		inKill:        {to: phaseRunning, reply: "ok", signals: []sent{sigTerm}},
 		inDelete:      {refused: "is running: stop it first or use --force"},
 		inForceDelete: {to: phaseKillRunning, signals: killAll},
+		inExec:        {to: phaseRunning, reply: "ok"},
 		inExited:      {to: phaseStopped, events: []string{"stopped"}},
 	},
 	phaseStopped: {
@@ -87,12 +93,14 @@ var cellWants = map[phase]map[input]cellWant{
 		inKill:        {refused: "is stopped, not running"},
 		inDelete:      {to: phaseDeleting, teardown: true},
 		inForceDelete: {to: phaseDeleting, teardown: true},
+		inExec:        {refused: "is stopped: cannot exec in a stopped container"},
 	},
 	phaseKillCreated: {
 		inStart:       {refused: "is being deleted, not created"},
 		inKill:        {to: phaseKillCreated, reply: "ok", signals: []sent{sigTerm}},
 		inDelete:      {refused: "is already being deleted"},
 		inForceDelete: {refused: "is already being deleted"},
+		inExec:        {refused: "is being deleted: cannot exec in a stopped container"},
 		inExited:      {to: phaseDeleting, events: []string{"stopped"}, teardown: true},
 	},
 	phaseKillStarting: {
@@ -100,6 +108,7 @@ var cellWants = map[phase]map[input]cellWant{
 		inKill:        {to: phaseKillStarting, reply: "ok", signals: []sent{sigTerm}},
 		inDelete:      {refused: "is already being deleted"},
 		inForceDelete: {refused: "is already being deleted"},
+		inExec:        {refused: "is being deleted: cannot exec in a stopped container"},
 		inExited:      {to: phaseKillStartExited},
 		inStarted:     {to: phaseKillRunning, reply: "ok", events: []string{"started"}},
 		inStartFailed: {to: phaseKillCreated, reply: bootFails},
@@ -109,6 +118,7 @@ var cellWants = map[phase]map[input]cellWant{
 		inKill:        {refused: "is stopped"},
 		inDelete:      {refused: "is already being deleted"},
 		inForceDelete: {refused: "is already being deleted"},
+		inExec:        {refused: "is being deleted: cannot exec in a stopped container"},
 		inStarted:     {to: phaseDeleting, reply: "ok", events: []string{"started", "stopped"}, teardown: true},
 		inStartFailed: {to: phaseDeleting, reply: bootFails, events: []string{"stopped"}, teardown: true},
 	},
@@ -117,6 +127,7 @@ var cellWants = map[phase]map[input]cellWant{
 		inKill:        {to: phaseKillRunning, reply: "ok", signals: []sent{sigTerm}},
 		inDelete:      {refused: "is already being deleted"},
 		inForceDelete: {refused: "is already being deleted"},
+		inExec:        {refused: "is being deleted: cannot exec in a stopped container"},
 		inExited:      {to: phaseDeleting, events: []string{"stopped"}, teardown: true},
 	},
 	phaseDeleting: {
@@ -124,6 +135,7 @@ var cellWants = map[phase]map[input]cellWant{
 		inKill:        {refused: "is stopped, not running"},
 		inDelete:      {refused: "is already being deleted"},
 		inForceDelete: {refused: "is already being deleted"},
+		inExec:        {refused: "is stopped: cannot exec in a stopped container"},
 		inTornDown:    {to: phaseDeleted, events: []string{"deleted"}},
 	},
 	phaseDeleted: {
@@ -131,6 +143,7 @@ var cellWants = map[phase]map[input]cellWant{
 		inKill:        {refused: "is deleted, not running"},
 		inDelete:      {refused: "is already being deleted"},
 		inForceDelete: {refused: "is already being deleted"},
+		inExec:        {refused: "is stopped: cannot exec in a stopped container"},
 	},
 }
 
@@ -172,6 +185,16 @@ func apply(s *server, in input) *request {
 		r := newReq(map[input]string{inStart: protocol.OpStart, inKill: protocol.OpKill, inDelete: protocol.OpDelete, inForceDelete: protocol.OpDelete}[in])
 		r.req.Signal, r.req.Force = 15, in == inForceDelete
 		s.handle(r)
+		return r
+	case inExec:
+		r := newReq(protocol.OpExec)
+		r.req.Files = 1
+		r.files = []*os.File{os.Stdin}
+		s.handle(r)
+		if s.busy > 0 {
+			// The exec stage ran in a goroutine: feed its outcome back.
+			s.handle(<-s.msgs)
+		}
 		return r
 	case inCreated:
 		s.step(inCreated, nil)

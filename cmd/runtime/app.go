@@ -50,7 +50,21 @@ func (a *app) fail(err error) {
 	fmt.Fprintln(os.Stderr, "crier:", msg)
 	a.logf("error", msg)
 	a.exitCode = 1
+	var ce *codedError
+	if errors.As(err, &ce) {
+		a.exitCode = ce.code
+	}
 }
+
+// codedError is an error reported as usual, with an exit code other than 1
+// (exec's 255 when the process did not run, as runc's).
+type codedError struct {
+	err  error
+	code int
+}
+
+func (e *codedError) Error() string { return e.err.Error() }
+func (e *codedError) Unwrap() error { return e.err }
 
 // exitError carries an exit status that is not an error report, such as
 // the container's own from `run`.

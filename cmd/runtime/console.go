@@ -51,23 +51,31 @@ func (cl *consoleListener) accept() {
 		return
 	}
 	defer conn.Close()
+	master, err := recvMaster(conn)
+	if err != nil {
+		cl.err <- err
+		return
+	}
+	cl.master <- master
+}
+
+// recvMaster reads the pty master sent on conn as runc sends it: the name
+// as data, the descriptor as SCM_RIGHTS.
+func recvMaster(conn *net.UnixConn) (*os.File, error) {
 	buf, oob := make([]byte, 256), make([]byte, unix.CmsgSpace(4))
 	_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
 	if err != nil {
-		cl.err <- fmt.Errorf("console socket: %w", err)
-		return
+		return nil, fmt.Errorf("console socket: %w", err)
 	}
 	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 	if err != nil || len(msgs) != 1 {
-		cl.err <- errors.New("console socket: no descriptor received")
-		return
+		return nil, errors.New("console socket: no descriptor received")
 	}
 	fds, err := unix.ParseUnixRights(&msgs[0])
 	if err != nil || len(fds) != 1 {
-		cl.err <- errors.New("console socket: no descriptor received")
-		return
+		return nil, errors.New("console socket: no descriptor received")
 	}
-	cl.master <- os.NewFile(uintptr(fds[0]), "pty-master")
+	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
 }
 
 func (cl *consoleListener) Close() {

@@ -157,6 +157,12 @@ func passedFDs(preserve int) ([]*os.File, error) {
 			n += l
 		}
 	}
+	return inheritedFDs(n)
+}
+
+// inheritedFDs returns descriptors 3 to 3+n-1, which crier's caller must
+// have passed to it.
+func inheritedFDs(n int) ([]*os.File, error) {
 	files := make([]*os.File, n)
 	for i := range files {
 		fd := 3 + i

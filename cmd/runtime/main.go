@@ -70,7 +70,7 @@ func (a *app) command() *cobra.Command {
 		a.createCommand(), a.startCommand(), a.stateCommand(), a.killCommand(),
 		a.deleteCommand(), a.runCommand(), a.listCommand(), a.specCommand(),
 		a.eventCommand(), a.featuresCommand(),
-		a.psCommand(), a.updateCommand(), a.eventsCommand(),
+		a.psCommand(), a.updateCommand(), a.eventsCommand(), a.execCommand(),
 	)
 	return root
 }

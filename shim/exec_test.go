@@ -1,0 +1,78 @@
+package shim
+
+import (
+	"errors"
+	"os"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/protocol"
+)
+
+// execReq is an exec request as serveConn hands it to the loop.
+func execReq(wait bool) *request {
+	r := newReq(protocol.OpExec)
+	r.req.Files, r.req.Wait = 1, wait
+	r.files = []*os.File{os.Stdin}
+	return r
+}
+
+// TestExecWaitGetsExit: an exec with wait gets its pid, then, once the loop
+// reaps that pid, its exit status; the init's exit is not touched.
+func TestExecWaitGetsExit(t *testing.T) {
+	k := newFakeOps()
+	s, _ := cellServer(t, phaseRunning, k)
+	exited := false
+	s.ops.exec.wait = func(pid int) (unix.WaitStatus, bool) {
+		if pid != 4242 || !exited {
+			return 0, false
+		}
+		return unix.WaitStatus(9), true // killed by SIGKILL
+	}
+	r := execReq(true)
+	s.handle(r)
+	s.handle(<-s.msgs)
+	if rep := <-r.reply; !rep.OK || rep.Pid != 4242 || r.exit == nil {
+		t.Fatalf("exec reply %+v (exit channel %v), want ok with pid 4242 and a wait", rep, r.exit)
+	}
+	s.reap()
+	select {
+	case rep := <-r.exit:
+		t.Fatalf("exit reply %+v before the process exited", rep)
+	default:
+	}
+	exited = true
+	s.handle(execMaybeExited{})
+	rep := <-r.exit
+	if rep.ExitStatus == nil || *rep.ExitStatus != 137 || rep.Signal != "SIGKILL" {
+		t.Errorf("exit reply %+v, want 137 and SIGKILL", rep)
+	}
+	if len(s.execs) != 0 || s.phase != phaseRunning || s.exit != nil {
+		t.Errorf("after the exec's exit: execs %v, phase %v, init exit %v; want none, running, none", s.execs, s.phase, s.exit)
+	}
+}
+
+// TestExecFailureAndBadFiles: a failed exec stage is the reply's error and
+// leaves nothing to reap; a request whose descriptor count is wrong is
+// refused before anything runs.
+func TestExecFailureAndBadFiles(t *testing.T) {
+	k := newFakeOps()
+	s, _ := cellServer(t, phaseRunning, k)
+	s.ops.exec.run = func([]*os.File, *container.ExecNamespaces) (int, error) {
+		return 0, errors.New("exec /x: no such file or directory")
+	}
+	r := execReq(false)
+	s.handle(r)
+	s.handle(<-s.msgs)
+	if rep := <-r.reply; rep.OK || rep.Error != "exec /x: no such file or directory" || s.busy != 0 || len(s.execs) != 0 {
+		t.Errorf("reply %+v, busy %d, execs %v; want the stage's error and nothing left", rep, s.busy, s.execs)
+	}
+	r = execReq(false)
+	r.req.Files = 2
+	s.handle(r)
+	if rep := <-r.reply; rep.Code != protocol.CodeBadRequest || s.busy != 0 {
+		t.Errorf("reply %+v, busy %d; want bad_request and nothing started", rep, s.busy)
+	}
+}

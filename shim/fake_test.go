@@ -74,14 +74,14 @@ type sent struct {
 }
 
 type fakeOps struct {
-	mu        sync.Mutex
-	pending   *unix.WaitStatus // what wait returns next, once
+	mu      sync.Mutex
+	pending *unix.WaitStatus // what wait returns next, once
 	// exitUnknown makes wait report the exit without its status, as a
 	// supervised container's on a kernel before 6.15.
 	exitUnknown bool
-	released  int
-	orphans   int // reapOrphans calls
-	subreaper bool
+	released    int
+	orphans     int // reapOrphans calls
+	subreaper   bool
 
 	exits     chan struct{}
 	signals   chan sent

@@ -32,9 +32,9 @@ type record struct {
 	// Supervised: a supervisor parents the container and reaps it; the
 	// shim reads the exit from the pidfd (supervisedExit).
 	Supervised bool
-	Seq       uint64    // the last event's number
-	LastAt    time.Time // the last event's time
-	History   []protocol.Event
+	Seq        uint64    // the last event's number
+	LastAt     time.Time // the last event's time
+	History    []protocol.Event
 }
 
 // state is the state file's content: the record, with the status of phase

@@ -26,6 +26,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -164,6 +165,7 @@ type supervision struct {
 // pid namespace's init is not taken for one (`--supervisor on` is).
 func (s supervision) decide(l *log.Logger, debug bool) bool {
 	ppid, detached := 0, false
+	began := time.Now()
 	if s.detach {
 		var err error
 		// Also for on: the init's parent is then the reaper from birth.
@@ -176,7 +178,7 @@ func (s supervision) decide(l *log.Logger, debug bool) bool {
 		on = detached && s.callerParent > 1 && ppid == s.callerParent
 	}
 	if debug {
-		l.Printf("supervisor %s: detached %v, parent %d, create's parent %d: supervised %v", s.mode, detached, ppid, s.callerParent, on)
+		l.Printf("supervisor %s: detached %v (reparented after %v), parent %d, create's parent %d: supervised %v", s.mode, detached, time.Since(began), ppid, s.callerParent, on)
 	}
 	return on
 }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container/cgroup"
+	"github.com/crier-runtime/crier/internal/pidfd"
 	"github.com/crier-runtime/crier/protocol"
 )
 
@@ -35,6 +36,11 @@ type Config struct {
 	ExtraFiles []*os.File
 	// ConsoleSocket receives the pty master when process.terminal is set.
 	ConsoleSocket string
+	// Supervised forks init with CLONE_PARENT: its parent is then the
+	// shim's, a supervisor that reaps it (docs/supervisors.md); the shim
+	// learns its exit from the pidfd. A two-stage init's stage two is
+	// forked with CLONE_PARENT from stage one, so it gets the same parent.
+	Supervised bool
 	// Load, when set, is the config still being decoded: Spec is then its
 	// Early part, enough to fork init, and Create takes the full config
 	// from Load before it writes any limit or tells init anything. If
@@ -315,6 +321,9 @@ func (c *Container) fork(cfg *Config, netns *netNSAhead, exe exeAhead) error {
 	}
 	files = append(files, c.exe.Fd())
 	initPath := execPathFor(len(files) - 1)
+	if cfg.Supervised {
+		plan.sys.Cloneflags |= unix.CLONE_PARENT
+	}
 	pidfd := -1
 	plan.sys.PidFD = &pidfd
 	attr := &syscall.ProcAttr{
@@ -368,7 +377,13 @@ func (c *Container) Abort() {
 	c.Signal(unix.SIGKILL, false)
 	var ws unix.WaitStatus
 	for {
-		if _, err := unix.Wait4(c.Pid, &ws, 0, nil); err != unix.EINTR {
+		_, err := unix.Wait4(c.Pid, &ws, 0, nil)
+		if err == unix.ECHILD && c.PidFD >= 0 {
+			// A supervisor's child (Config.Supervised): it reaps;
+			// wait only for the exit, so the cgroup can go.
+			pidfd.Wait(c.PidFD, -1)
+		}
+		if err != unix.EINTR {
 			break
 		}
 	}

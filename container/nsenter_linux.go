@@ -200,7 +200,8 @@ func (c *Container) adoptStageTwo() error {
 		unix.Close(pidfd)
 		return err
 	}
-	// Stage one exits as soon as it has sent the pidfd.
+	// Stage one exits as soon as it has sent the pidfd. A supervisor's
+	// child (Config.Supervised) is the supervisor's to reap: ECHILD.
 	var ws unix.WaitStatus
 	for {
 		if _, err := unix.Wait4(c.Pid, &ws, 0, nil); err != unix.EINTR {
@@ -233,10 +234,13 @@ func pidfdPid(pidfd int) (int, error) {
 }
 
 // killChild kills and reaps stage two through its pidfd. It is our child
-// (CLONE_PARENT), and Abort only knows stage one.
+// (CLONE_PARENT), and Abort only knows stage one; or, supervised, the
+// supervisor's, and then we wait only for its exit.
 // Cleanup on a path that already failed: the first error is the one to
 // report, so these are not.
 func killChild(fd int) {
 	unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
-	pidfd.Reap(fd)
+	if pidfd.Reap(fd) != nil {
+		pidfd.Wait(fd, -1)
+	}
 }

@@ -7,8 +7,11 @@
 //
 // It acts only on   argv[1] == "init"  (the init stage), which it makes
 // non-dumpable first, and then on  argv[2] == "--setns=FD[,FD...]"
-// (decimal descriptors, joined in order). Every other invocation goes
-// straight to the runtime. It writes its outcome to preRuntimeJoin.
+// (decimal descriptors, joined in order), and on  argv[1] == "--detach"
+// (the shim, see detach_linux.go), which it forks: the parent exits at once
+// and the child, an orphan, goes on into the runtime. Every other
+// invocation goes straight to the runtime. It writes its outcome to
+// preRuntimeJoin and preRuntimeDetach.
 //
 // Non-dumpable before the setns calls: once stage one is in a joined user
 // namespace, whatever holds CAP_SYS_PTRACE there could otherwise attach
@@ -18,7 +21,10 @@
 
 #include "textflag.h"
 
+#define SYS_getpid 39
+#define SYS_fork 57
 #define SYS_prctl 157
+#define SYS_exit_group 231
 #define SYS_setns 308
 #define PR_SET_DUMPABLE 4
 
@@ -28,6 +34,9 @@ TEXT ·preRuntimeEntry(SB),NOSPLIT|NOFRAME,$0
 	CMPQ	AX, $2
 	JLT	runtime
 	MOVQ	16(SP), R12			// argv[1]
+	MOVQ	$0x6863617465642d2d, AX		// "--detach"
+	CMPQ	0(R12), AX
+	JEQ	detach
 	CMPL	0(R12), $0x74696e69		// "init"
 	JNE	runtime
 	CMPB	4(R12), $0
@@ -80,3 +89,29 @@ joined:
 
 runtime:
 	JMP	_rt0_amd64_linux(SB)
+
+detach:
+	// "--detach" and nothing more: an argument that merely starts so
+	// goes to the runtime.
+	CMPB	8(R12), $0
+	JNE	runtime
+	// The pid the child will be reparented from, written before the fork
+	// so that the child has it in its copy of memory.
+	MOVQ	$SYS_getpid, AX
+	SYSCALL
+	MOVL	AX, ·preRuntimeDetach+0(SB)	// parent
+	MOVQ	$SYS_fork, AX
+	SYSCALL
+	CMPQ	AX, $0
+	JEQ	runtime				// the child: on to the runtime
+	JGT	exit
+	// fork failed: no child, so this process goes on undetached.
+	NEGQ	AX
+	MOVL	AX, ·preRuntimeDetach+4(SB)	// errno
+	JMP	runtime
+
+exit:
+	// The parent: gone at once, so that the child is an orphan.
+	MOVQ	$SYS_exit_group, AX
+	XORQ	DI, DI
+	SYSCALL

@@ -23,6 +23,9 @@ func (ev *Event) appendJSON(b []byte) []byte {
 	if ev.ExitStatus != nil {
 		o.Int("exitStatus", int64(*ev.ExitStatus))
 	}
+	if ev.ExitUnknown {
+		o.Bool("exitUnknown", true)
+	}
 	if ev.Signal != "" {
 		o.String("signal", ev.Signal)
 	}

@@ -17,6 +17,7 @@ func TestMarshalMatchesJSON(t *testing.T) {
 		Event{Type: EventCreated, ID: "c1", Timestamp: "2026-01-02T03:04:05.000000006Z", Seq: 1, Pid: 42},
 		Event{Type: EventStopped, ID: "c1", Timestamp: "t", Seq: 3, Pid: 42, ExitStatus: &zero},
 		&Event{Type: EventStopped, ID: "c\"1", Timestamp: "t", Seq: 1<<64 - 1, Pid: -1, ExitStatus: &killed, Signal: "SIGKILL"},
+		Event{Type: EventStopped, ID: "c1", Timestamp: "t", Seq: 3, Pid: 42, ExitUnknown: true},
 		Reply{},
 		Reply{OK: true, Protocol: Version},
 		Reply{OK: false, Error: "line one\nline two <b>", Code: CodeInternal},

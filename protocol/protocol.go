@@ -118,6 +118,10 @@ type Event struct {
 	// ExitStatus is set on stopped: 0-255, or 128+N when signal N killed
 	// the process.
 	ExitStatus *int `json:"exitStatus,omitempty"`
+	// ExitUnknown is set on stopped, in place of ExitStatus, when the
+	// shim could not learn the status: a supervisor reaped the process on
+	// a kernel older than 6.15 (docs/supervisors.md).
+	ExitUnknown bool `json:"exitUnknown,omitempty"`
 	// Signal is set on stopped when a signal killed the process, e.g.
 	// "SIGKILL".
 	Signal string `json:"signal,omitempty"`

@@ -2,7 +2,10 @@
 // process per container, started detached by `crier create`.
 //
 // The shim creates the container and is its process's parent, so it learns
-// the real exit status from the kernel. It keeps the container's lifecycle
+// the real exit status from the kernel. Under a reaping supervisor (conmon,
+// containerd-shim-runc-v2: docs/supervisors.md) the supervisor is the
+// parent instead, and the shim reads the status the kernel kept for its
+// pidfd once the supervisor has reaped (supervisedExit). It keeps the container's lifecycle
 // events in a buffer and serves them, along with start, state, kill and
 // delete, on a Unix socket in the container's state directory (the protocol
 // package describes the wire format).

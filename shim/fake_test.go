@@ -74,11 +74,14 @@ type sent struct {
 }
 
 type fakeOps struct {
-	mu        sync.Mutex
-	pending   *unix.WaitStatus // what wait returns next, once
-	released  int
-	orphans   int // reapOrphans calls
-	subreaper bool
+	mu      sync.Mutex
+	pending *unix.WaitStatus // what wait returns next, once
+	// exitUnknown makes wait report the exit without its status, as a
+	// supervised container's on a kernel before 6.15.
+	exitUnknown bool
+	released    int
+	orphans     int // reapOrphans calls
+	subreaper   bool
 
 	exits     chan struct{}
 	signals   chan sent
@@ -124,15 +127,15 @@ func (k *fakeOps) ops(s *server) ops {
 			defer k.mu.Unlock()
 			return k.signalErr
 		},
-		wait: func() (unix.WaitStatus, bool) {
+		wait: func() (unix.WaitStatus, bool, bool) {
 			k.mu.Lock()
 			defer k.mu.Unlock()
 			if k.pending == nil {
-				return 0, false
+				return 0, false, false
 			}
 			ws := *k.pending
 			k.pending = nil
-			return ws, true
+			return ws, !k.exitUnknown, true
 		},
 		reapOrphans: func() { k.mu.Lock(); k.orphans++; k.mu.Unlock() },
 		exits:       func() <-chan struct{} { return k.exits },

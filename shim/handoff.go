@@ -209,6 +209,7 @@ func (w *handoffWriter) record(rec *record) {
 	w.str(rec.Owner)
 	w.uint(rec.PidStart)
 	w.bool(rec.Subreaper)
+	w.bool(rec.Supervised)
 	w.uint(rec.Seq)
 	w.time(rec.LastAt)
 	w.present(rec.History == nil, len(rec.History))
@@ -219,6 +220,7 @@ func (w *handoffWriter) record(rec *record) {
 		w.uint(ev.Seq)
 		w.int(int64(ev.Pid))
 		w.intPtr(ev.ExitStatus)
+		w.bool(ev.ExitUnknown)
 		w.str(ev.Signal)
 	}
 }
@@ -296,6 +298,7 @@ func (r *handoffReader) record() record {
 	rec.Owner = r.str()
 	rec.PidStart = r.uint()
 	rec.Subreaper = r.bool()
+	rec.Supervised = r.bool()
 	rec.Seq = r.uint()
 	rec.LastAt = r.time()
 	if ok, n := r.present(); ok {
@@ -306,6 +309,7 @@ func (r *handoffReader) record() record {
 			ev.Seq = r.uint()
 			ev.Pid = int(r.int())
 			ev.ExitStatus = r.intPtr()
+			ev.ExitUnknown = r.bool()
 			ev.Signal = r.str()
 		}
 	}

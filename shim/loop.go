@@ -56,9 +56,10 @@ type server struct {
 }
 
 type exitStatus struct {
-	status int
-	signal unix.Signal
-	at     time.Time
+	status  int
+	signal  unix.Signal
+	unknown bool // the process exited, with a status the shim cannot learn
+	at      time.Time
 }
 
 // Messages to the loop.
@@ -188,6 +189,9 @@ func (s *server) announce(st protocol.Status) {
 	case protocol.StatusStopped:
 		s.ops.release()
 		ev.Type, ev.ExitStatus, at = protocol.EventStopped, &s.exit.status, s.exit.at
+		if s.exit.unknown {
+			ev.ExitStatus, ev.ExitUnknown = nil, true
+		}
 		if s.exit.signal != 0 {
 			ev.Signal = protocol.SignalName(s.exit.signal)
 		}
@@ -225,8 +229,8 @@ func (s *server) emit(ev protocol.Event, at time.Time) {
 // their subreaper.
 func (s *server) reap() {
 	if s.exit == nil {
-		if ws, ok := s.ops.wait(); ok {
-			s.exited(ws)
+		if ws, known, ok := s.ops.wait(); ok {
+			s.exited(ws, known)
 		}
 	}
 	s.reapExecs()
@@ -235,9 +239,9 @@ func (s *server) reap() {
 	}
 }
 
-func (s *server) exited(ws unix.WaitStatus) {
-	s.exit = &exitStatus{at: time.Now(), status: ws.ExitStatus()}
-	if ws.Signaled() {
+func (s *server) exited(ws unix.WaitStatus, known bool) {
+	s.exit = &exitStatus{at: time.Now(), status: ws.ExitStatus(), unknown: !known}
+	if known && ws.Signaled() {
 		s.exit.signal = ws.Signal()
 		s.exit.status = 128 + int(s.exit.signal)
 	}

@@ -163,6 +163,26 @@ func TestLoopKillAfterExit(t *testing.T) {
 	h.served()
 }
 
+// TestLoopExitUnknown: an exit whose status cannot be learnt (a supervised
+// container on an old kernel) says so in stopped, with no status at all.
+func TestLoopExitUnknown(t *testing.T) {
+	h := newHarness(t, testSpec()).created()
+	sub := h.subscribe(false)
+	h.k.mu.Lock()
+	h.k.exitUnknown = true
+	h.k.mu.Unlock()
+	h.k.exit(exitedWith(3))
+	ev := next(t, sub, protocol.EventStopped)
+	if ev.ExitStatus != nil || !ev.ExitUnknown || ev.Signal != "" {
+		t.Errorf("stopped %+v, want exitUnknown and no status", ev)
+	}
+	h.k.teardown.open(nil)
+	if err := h.dial().Delete(ctx(t), false); err != nil {
+		t.Fatal(err)
+	}
+	h.served()
+}
+
 // TestLoopDeleteDuringStart: delete without --force is refused while start
 // is in flight; with --force it kills the container, and answers once
 // start, the exit and the teardown are through.
@@ -297,7 +317,7 @@ func TestServeCreateFails(t *testing.T) {
 		t.Errorf("serve: %v", err)
 	}
 	h.waitReport()
-	if r := h.report.String(); r != `{"error":"no cgroup for you"}`+"\n" {
+	if r := h.report.String(); r != `{"error":"no cgroup for you","shim":`+strconv.Itoa(os.Getpid())+"}\n" {
 		t.Errorf("report %q", r)
 	}
 	if line, err := protocol.NewDecoder(conn).Line(); err != nil || !strings.Contains(string(line), "create failed: no cgroup for you") {

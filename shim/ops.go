@@ -37,8 +37,9 @@ type ops struct {
 	// container's cgroup.
 	signal func(sig unix.Signal, all bool) error
 	// wait collects the init's exit without blocking: ok is false while
-	// the init runs.
-	wait func() (ws unix.WaitStatus, ok bool)
+	// the init runs; known is false when the exit came but its status
+	// cannot be learnt (supervisedExit).
+	wait func() (ws unix.WaitStatus, known, ok bool)
 	// reapOrphans collects the exits of the orphans the shim is the
 	// subreaper of; the loop calls it only while none of its own
 	// children (hooks) runs, whose exits os/exec must get.
@@ -65,10 +66,13 @@ func containerOps(s *server) ops {
 		becomeSubreaper: func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
 		start:           func() error { return s.c.Start() },
 		signal:          func(sig unix.Signal, all bool) error { return s.c.Signal(sig, all) },
-		wait: func() (unix.WaitStatus, bool) {
+		wait: func() (unix.WaitStatus, bool, bool) {
+			if s.rec.Supervised {
+				return supervisedExit(s.c.PidFD)
+			}
 			var ws unix.WaitStatus
 			pid, err := unix.Wait4(s.c.Pid, &ws, unix.WNOHANG, nil)
-			return ws, err == nil && pid == s.c.Pid
+			return ws, true, err == nil && pid == s.c.Pid
 		},
 		reapOrphans: func() {
 			if !s.rec.Subreaper {
@@ -84,7 +88,7 @@ func containerOps(s *server) ops {
 				s.execExited(pid, ws)
 			}
 		},
-		exits:   func() <-chan struct{} { return childExits(s.c, s.rec.Subreaper) },
+		exits:   func() <-chan struct{} { return childExits(s.c, s.rec.Subreaper, s.rec.Supervised) },
 		release: func() { s.c.Close() },
 		poststart: func(st *specs.State) error {
 			return container.RunHooks(s.spec, container.HookPoststart, st)
@@ -122,7 +126,11 @@ func warnTo(l *log.Logger) func(error) {
 // and its pidfd becomes readable when that exits: waiting on it through the
 // netpoller costs no thread, where signal.Notify keeps one (and its stacks)
 // for the shim's whole life.
-func childExits(c *container.Container, subreaper bool) <-chan struct{} {
+//
+// A supervised container is not the shim's child: no SIGCHLD comes, and
+// its status can be read only once the supervisor has reaped it, so the
+// watch goes on to the reap (supervisedExit).
+func childExits(c *container.Container, subreaper, supervised bool) <-chan struct{} {
 	signal.Ignore(unix.SIGHUP, unix.SIGPIPE, unix.SIGINT, unix.SIGTERM)
 	ch := make(chan struct{}, 1)
 	notify := func() {
@@ -130,6 +138,13 @@ func childExits(c *container.Container, subreaper bool) <-chan struct{} {
 		case ch <- struct{}{}:
 		default:
 		}
+	}
+	if supervised {
+		// On an error the loop looks once, and reports what it finds.
+		if pidfd.NotifyReap(c.PidFD, func(error) { notify() }) != nil {
+			notify()
+		}
+		return ch
 	}
 	watchSIGCHLD := func() {
 		sigs := make(chan os.Signal, 16)
@@ -155,4 +170,29 @@ func childExits(c *container.Container, subreaper bool) <-chan struct{} {
 	}
 	watchSIGCHLD()
 	return ch
+}
+
+// supervisedExit reads the exit of an init that a supervisor parents
+// (docs/supervisors.md). The kernel keeps the wait status for a pidfd's
+// holder once the parent has reaped (PIDFD_INFO_EXIT, Linux 6.15); before
+// the reap there is none yet, so ok stays false until then. Where the
+// kernel cannot say (no PIDFD_GET_INFO before 6.13: at the exit; no exit
+// information before 6.15: at the reap), known is false: the status is
+// unknown, never guessed.
+func supervisedExit(fd int) (ws unix.WaitStatus, known, ok bool) {
+	exited, err := pidfd.Exited(fd)
+	if err == nil && !exited {
+		return 0, false, false
+	}
+	// Reaped first: a reap between the two calls must not be taken for
+	// a kernel without the exit information.
+	reaped, rerr := pidfd.Reaped(fd)
+	ws, known, ierr := pidfd.ExitStatus(fd)
+	switch {
+	case known:
+		return ws, true, true
+	case err != nil || rerr != nil || ierr != nil || reaped:
+		return 0, false, true
+	}
+	return 0, false, false
 }

@@ -199,7 +199,7 @@ func apply(s *server, in input) *request {
 	case inCreated:
 		s.step(inCreated, nil)
 	case inExited:
-		s.exited(exitedWith(3))
+		s.exited(exitedWith(3), true)
 	case inStarted, inStartFailed:
 		r := newReq(protocol.OpStart)
 		var err error

@@ -29,9 +29,12 @@ type record struct {
 	// Subreaper: the container has no pid namespace of its own, so the
 	// shim collects its orphans' exits.
 	Subreaper bool
-	Seq       uint64    // the last event's number
-	LastAt    time.Time // the last event's time
-	History   []protocol.Event
+	// Supervised: a supervisor parents the container and reaps it; the
+	// shim reads the exit from the pidfd (supervisedExit).
+	Supervised bool
+	Seq        uint64    // the last event's number
+	LastAt     time.Time // the last event's time
+	History    []protocol.Event
 }
 
 // state is the state file's content: the record, with the status of phase
@@ -50,8 +53,9 @@ func (rec *record) state(p phase, c *container.Container, spec *specs.Spec) *Sta
 			Annotations: spec.Annotations,
 			Owner:       rec.Owner,
 		},
-		ShimPid:   os.Getpid(),
-		ShimStart: rec.ShimStart,
+		ShimPid:    os.Getpid(),
+		ShimStart:  rec.ShimStart,
+		Supervised: rec.Supervised,
 	}
 	if h := spec.Hooks; h != nil {
 		st.Poststop = h.Poststop

@@ -47,12 +47,18 @@ type Config struct {
 	// Reexec makes Serve re-execute the shim once the container is
 	// created (see reexec).
 	Reexec bool
+	// Supervised: a supervisor that reaps parents the container
+	// (container.Config.Supervised); the shim watches its pidfd.
+	Supervised bool
 }
 
 // Report is the line Serve writes to Config.Report.
 type Report struct {
 	Pid   int    `json:"pid,omitempty"`
 	Error string `json:"error,omitempty"`
+	// Shim is the shim's pid, which is not the one its starter forked
+	// when the shim detached itself (crier-shim --detach).
+	Shim int `json:"shim,omitempty"`
 }
 
 // Serve creates the container and serves it until it is deleted. It
@@ -96,6 +102,7 @@ func (s *server) create(load *container.SpecLoad) error {
 		Stdio:         s.cfg.Stdio,
 		ExtraFiles:    s.cfg.ExtraFiles,
 		ConsoleSocket: s.cfg.ConsoleSocket,
+		Supervised:    s.cfg.Supervised,
 	})
 	// The container has its copies of stdio; the shim must not keep
 	// create's, or `out=$(crier create ...)` would never see EOF.
@@ -116,7 +123,10 @@ func (s *server) create(load *container.SpecLoad) error {
 	s.c = c
 	s.spec = c.Spec // the full config, where s.spec was its early part
 	s.noteLabels()
-	s.rec.Subreaper = !container.HasNamespace(s.spec, specs.PIDNamespace)
+	// A supervisor is a subreaper already, and the container's orphans
+	// are its to collect, as with runc.
+	s.rec.Supervised = s.cfg.Supervised
+	s.rec.Subreaper = !s.rec.Supervised && !container.HasNamespace(s.spec, specs.PIDNamespace)
 	if s.rec.Subreaper {
 		// Without a pid namespace the container's orphans would go to
 		// the host's init; keep them so their exits are collected here.
@@ -143,6 +153,7 @@ func report(w io.WriteCloser, r Report) {
 	if w == nil {
 		return
 	}
+	r.Shim = os.Getpid()
 	b, _ := json.Marshal(r)
 	w.Write(append(b, '\n'))
 	w.Close()

@@ -16,10 +16,13 @@ type State struct {
 	protocol.State
 	// PidStart is the init process's start time, so that a reader can tell
 	// it from a later process with the same pid.
-	PidStart  uint64         `json:"pidStart,omitempty"`
-	ShimPid   int            `json:"shimPid"`
-	ShimStart uint64         `json:"shimStart"`
-	Cgroup    *cgroup.Cgroup `json:"cgroup,omitempty"`
+	PidStart  uint64 `json:"pidStart,omitempty"`
+	ShimPid   int    `json:"shimPid"`
+	ShimStart uint64 `json:"shimStart"`
+	// Supervised: a supervisor that reaps parents the container, not the
+	// shim (docs/supervisors.md).
+	Supervised bool           `json:"supervised,omitempty"`
+	Cgroup     *cgroup.Cgroup `json:"cgroup,omitempty"`
 	// CgroupsPath is the config's linux.cgroupsPath, recorded until
 	// Cgroup is: a shim that dies mid-create may have made the cgroups
 	// already.
@@ -47,6 +50,9 @@ func (st *State) AppendJSON(b []byte) []byte {
 	}
 	o.Int("shimPid", int64(st.ShimPid))
 	o.Uint("shimStart", st.ShimStart)
+	if st.Supervised {
+		o.Bool("supervised", true)
+	}
 	if cg := st.Cgroup; cg != nil {
 		o.Key("cgroup")
 		o.Append(func(b []byte) []byte { return appendCgroup(b, cg) })

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/crier-runtime/crier/internal/pidfd"
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/statedir"
 )
@@ -24,6 +25,9 @@ type createOptions struct {
 	consoleSocket string
 	preserveFDs   int
 	eventBuffer   string
+	// callerParent is the parent of the process that ran create, for the
+	// supervisor detection (supervisor.go); run leaves it 0.
+	callerParent int
 }
 
 func (o *createOptions) flags(cmd *cobra.Command) {
@@ -42,6 +46,7 @@ func (a *app) createCommand() *cobra.Command {
 		Short: "create a container from a bundle; it waits for start",
 		Args:  exactID,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.callerParent = os.Getppid()
 			_, err := a.create(args[0], &o)
 			return err
 		},
@@ -68,6 +73,10 @@ func (a *app) create(id string, o *createOptions) (int, error) {
 	if err := checkEventBuffer(o.eventBuffer); err != nil {
 		return 0, err
 	}
+	mode, err := a.supervisorMode()
+	if err != nil {
+		return 0, err
+	}
 	consoleSocket := o.consoleSocket
 	if consoleSocket != "" {
 		if consoleSocket, err = filepath.Abs(consoleSocket); err != nil {
@@ -88,6 +97,7 @@ func (a *app) create(id string, o *createOptions) (int, error) {
 	return a.startShim(shimArgs{
 		shim: shimPath, id: id, bundle: bundle, pidFile: pidFile,
 		consoleSocket: consoleSocket, buffer: o.eventBuffer, extra: extra,
+		supervisor: supervisorArgs(mode, o.callerParent),
 	})
 }
 
@@ -199,6 +209,9 @@ func (a *app) findShim() (string, error) {
 type shimArgs struct {
 	shim, id, bundle, pidFile, consoleSocket, buffer string
 	extra                                            []*os.File
+	// supervisor are the shim's supervisor arguments (supervisorArgs),
+	// "--detach" first when it has them.
+	supervisor []string
 }
 
 func (a *app) startShim(sa shimArgs) (int, error) {
@@ -207,10 +220,10 @@ func (a *app) startShim(sa shimArgs) (int, error) {
 		return 0, err
 	}
 	defer r.Close()
-	args := []string{
+	args := append(append([]string{}, sa.supervisor...),
 		"--root", a.root, "--id", sa.id, "--bundle", sa.bundle,
 		"--event-buffer", sa.buffer, "--preserve-fds", strconv.Itoa(len(sa.extra)),
-	}
+	)
 	if sa.pidFile != "" {
 		args = append(args, "--pid-file", sa.pidFile)
 	}
@@ -240,21 +253,47 @@ func (a *app) startShim(sa shimArgs) (int, error) {
 	}
 	w.Close()
 	a.debugf("shim %d started for %s", cmd.Process.Pid, sa.id)
-	// The shim's one line: {"pid":N} or {"error":"..."}.
+	// The shim's one line: {"pid":N,"shim":S} or {"error":"...","shim":S}.
 	var rep struct {
 		Pid   int    `json:"pid"`
 		Error string `json:"error"`
+		Shim  int    `json:"shim"`
 	}
 	if err := json.NewDecoder(r).Decode(&rep); err != nil {
 		cmd.Wait()
 		return 0, fmt.Errorf("shim %d exited without reporting the outcome of create", cmd.Process.Pid)
 	}
+	// A shim that detached itself (--detach) is the child of the process
+	// we started, which has exited: reap that one, and it is the shim no
+	// more.
+	detached := rep.Shim != 0 && rep.Shim != cmd.Process.Pid
+	if detached {
+		cmd.Wait()
+	}
 	if rep.Error != "" {
 		// The shim has undone everything; wait for it so that nothing
 		// of this create outlives it.
-		cmd.Wait()
+		if detached {
+			waitExit(rep.Shim)
+		} else {
+			cmd.Wait()
+		}
 		return 0, errors.New(rep.Error)
 	}
-	cmd.Process.Release()
+	if !detached {
+		cmd.Process.Release()
+	}
 	return rep.Pid, nil
+}
+
+// waitExit waits for process pid, which is not our child, to exit. The
+// shim exits right after its report and nobody but it reuses its pid
+// before then: pid_max would have to wrap in between.
+func waitExit(pid int) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return // gone already
+	}
+	defer unix.Close(fd)
+	pidfd.Wait(fd, -1)
 }

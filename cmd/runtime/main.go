@@ -38,6 +38,8 @@ type app struct {
 	exitCode  int
 	// systemdCgroup is runc's --systemd-cgroup (systemd.go).
 	systemdCgroup bool
+	// supervisor is --supervisor (supervisor.go).
+	supervisor string
 }
 
 func (a *app) command() *cobra.Command {
@@ -65,6 +67,7 @@ func (a *app) command() *cobra.Command {
 	f.StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
 	f.BoolVar(&a.debug, "debug", false, "log debug messages")
 	f.StringVar(&a.shimPath, "shim", "", "crier-shim binary (default: next to crier, then $PATH)")
+	f.StringVar(&a.supervisor, "supervisor", "", "auto, on or off: whether create makes the container the child of a reaping supervisor above it, as runc's is (default: $"+supervisorEnv+", else auto; docs/supervisors.md)")
 	f.BoolVar(&a.systemdCgroup, "systemd-cgroup", false, "use systemd's cgroup driver, as runc's flag (refused by create and run: crier has none)")
 	root.AddCommand(
 		a.createCommand(), a.startCommand(), a.stateCommand(), a.killCommand(),

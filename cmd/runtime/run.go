@@ -181,6 +181,9 @@ func waitStopped(ctx context.Context, c *protocol.Client) (int, error) {
 		if ev.Type == protocol.EventStopped && ev.ExitStatus != nil {
 			return *ev.ExitStatus, nil
 		}
+		if ev.Type == protocol.EventStopped && ev.ExitUnknown {
+			return 0, errors.New("the container stopped, with an exit status the shim could not learn (supervisor mode before Linux 6.15)")
+		}
 		if ev.Type == protocol.EventDeleted {
 			return 0, fmt.Errorf("container was deleted before it stopped")
 		}

@@ -1,6 +1,10 @@
 // Command crier-shim is the per-container server that `crier create`
 // starts detached. It is not meant to be run by hand; see package shim.
 //
+// "crier-shim --detach ..." (always the first argument) forks before the
+// Go runtime starts, and the starter's child exits at once: see
+// container.Reparented and docs/supervisors.md.
+//
 // Descriptors on entry: 0-2 are the container's stdio, 3 to 3+N-1 are the
 // N descriptors to pass through to the container (--preserve-fds), and
 // 3+N is where the outcome of create is reported.
@@ -22,6 +26,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -86,6 +91,7 @@ func run(args []string) error {
 		preserve int
 		buffer   string
 		logPath  string
+		sup      supervision
 	)
 	fs.StringVar(&cfg.Root, "root", "", "state root")
 	fs.StringVar(&cfg.ID, "id", "", "container ID")
@@ -96,6 +102,9 @@ func run(args []string) error {
 	fs.StringVar(&logPath, "log", "", "log file")
 	fs.BoolVar(&cfg.Debug, "debug", false, "log debug messages")
 	fs.IntVar(&preserve, "preserve-fds", 0, "descriptors after stdio to pass to the container")
+	fs.BoolVar(&sup.detach, "detach", false, "first argument only: detached at birth (container.Reparented)")
+	fs.StringVar(&sup.mode, "supervisor", "off", "supervisor mode: auto, on or off")
+	fs.IntVar(&sup.callerParent, "caller-parent", 0, "the parent of the process that ran crier create (auto)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -121,6 +130,7 @@ func run(args []string) error {
 			cfg.Log = log.New(f, "crier-shim["+cfg.ID+"]: ", log.LstdFlags|log.Lmicroseconds)
 		}
 	}
+	cfg.Supervised = sup.decide(cfg.Log, cfg.Debug)
 	return shim.Serve(cfg)
 }
 
@@ -138,4 +148,37 @@ func parseBuffer(s string) map[string]bool {
 		set[strings.TrimSpace(t)] = true
 	}
 	return set
+}
+
+// supervision is what the CLI said about a supervisor above it.
+type supervision struct {
+	detach       bool
+	mode         string // auto, on or off (the CLI has checked it)
+	callerParent int
+}
+
+// decide says whether the container is to be the supervisor's child
+// (docs/supervisors.md). In auto, the shim has been detached at birth and
+// so reparented to the nearest subreaper above `crier create`, or to init:
+// a supervisor is there when that is create's own parent. Init adopts
+// every orphan, whether or not it waits for them, so a caller that is its
+// pid namespace's init is not taken for one (`--supervisor on` is).
+func (s supervision) decide(l *log.Logger, debug bool) bool {
+	ppid, detached := 0, false
+	began := time.Now()
+	if s.detach {
+		var err error
+		// Also for on: the init's parent is then the reaper from birth.
+		if ppid, detached, err = container.Reparented(); err != nil {
+			l.Printf("warning: supervisor detection: %v", err)
+		}
+	}
+	on := s.mode == "on"
+	if s.mode == "auto" {
+		on = detached && s.callerParent > 1 && ppid == s.callerParent
+	}
+	if debug {
+		l.Printf("supervisor %s: detached %v (reparented after %v), parent %d, create's parent %d: supervised %v", s.mode, detached, time.Since(began), ppid, s.callerParent, on)
+	}
+	return on
 }

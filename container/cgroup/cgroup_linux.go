@@ -132,7 +132,8 @@ func (c *Cgroup) Limit(r *specs.LinuxResources) error {
 }
 
 // ForkInto runs fork so that the process it forks is born in the cgroups
-// Prepare made: no process ever has to be moved into them.
+// Prepare made: no process ever has to be moved into them (but one forked
+// with CLONE_PARENT, for a supervisor: see inside).
 //
 // Moving a process (writing its pid to cgroup.procs) write-locks the
 // kernel's global threadgroup semaphore, and the first write-lock after a
@@ -148,13 +149,22 @@ func (c *Cgroup) Limit(r *specs.LinuxResources) error {
 // the slow way. sys is the SysProcAttr fork passes to the kernel. If placing
 // the child fails, ForkInto kills and reaps it.
 func (c *Cgroup) ForkInto(sys *syscall.SysProcAttr, fork func() (int, error)) (int, error) {
+	// moveAfter are the cgroups the child is moved into once forked.
+	var moveAfter []string
 	if dir, ok := c.Paths[""]; ok {
-		fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return 0, fmt.Errorf("cgroup: %w", &os.PathError{Op: "open", Path: dir, Err: err})
+		if sys.Cloneflags&unix.CLONE_PARENT != 0 {
+			// clone3 refuses CLONE_PARENT with an exit signal, and
+			// Go's always passes SIGCHLD: a child forked for our
+			// parent (a supervisor's) is moved the slow way.
+			moveAfter = append(moveAfter, dir)
+		} else {
+			fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return 0, fmt.Errorf("cgroup: %w", &os.PathError{Op: "open", Path: dir, Err: err})
+			}
+			defer unix.Close(fd)
+			sys.UseCgroupFD, sys.CgroupFD = true, fd
 		}
-		defer unix.Close(fd)
-		sys.UseCgroupFD, sys.CgroupFD = true, fd
 	}
 	var v1 []string
 	for _, dir := range uniqueDirs(c.Paths) {
@@ -162,21 +172,23 @@ func (c *Cgroup) ForkInto(sys *syscall.SysProcAttr, fork func() (int, error)) (i
 			v1 = append(v1, dir)
 		}
 	}
-	mainThread := unix.Gettid() == unix.Getpid()
-	if !mainThread {
+	if unix.Gettid() != unix.Getpid() {
 		for _, dir := range v1 {
 			if err := writeFile(filepath.Join(dir, "tasks"), "0"); err != nil {
 				return 0, err
 			}
 		}
+	} else {
+		moveAfter = append(moveAfter, v1...)
 	}
 	pid, err := fork()
-	if err != nil || !mainThread {
+	if err != nil {
 		return pid, err
 	}
-	for _, dir := range v1 {
+	for _, dir := range moveAfter {
 		if err := writeFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
 			unix.Kill(pid, unix.SIGKILL)
+			// ECHILD for a child forked for our parent: it reaps.
 			for {
 				if _, werr := unix.Wait4(pid, nil, 0, nil); werr != unix.EINTR {
 					break

@@ -2,6 +2,7 @@ package pidfd
 
 import (
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -77,18 +78,8 @@ func Reap(fd int) error {
 // netpoller and so holds no thread. fd stays the caller's: Notify waits on
 // a duplicate, which it closes.
 func Notify(fd int, done func(error)) error {
-	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	f, raw, err := watchable(fd)
 	if err != nil {
-		return os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
-	}
-	if err := unix.SetNonblock(dup, true); err != nil {
-		unix.Close(dup)
-		return os.NewSyscallError("fcntl O_NONBLOCK", err)
-	}
-	f := os.NewFile(uintptr(dup), "pidfd")
-	raw, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
 		return err
 	}
 	go func() {
@@ -107,4 +98,23 @@ func Notify(fd int, done func(error)) error {
 		done(err)
 	}()
 	return nil
+}
+
+// watchable returns a non-blocking duplicate of fd on the netpoller.
+func watchable(fd int) (*os.File, syscall.RawConn, error) {
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
+	}
+	if err := unix.SetNonblock(dup, true); err != nil {
+		unix.Close(dup)
+		return nil, nil, os.NewSyscallError("fcntl O_NONBLOCK", err)
+	}
+	f := os.NewFile(uintptr(dup), "pidfd")
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, raw, nil
 }

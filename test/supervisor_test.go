@@ -178,23 +178,11 @@ func (h *supHelper) reaped() string {
 	return line
 }
 
-// procStatus returns the value of a line of /proc/PID/status.
-func procStatus(t *testing.T, pid int, key string) string {
-	t.Helper()
-	for _, l := range strings.Split(readFile(t, fmt.Sprintf("/proc/%d/status", pid)), "\n") {
-		if v, ok := strings.CutPrefix(l, key+":"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	t.Fatalf("/proc/%d/status has no %s", pid, key)
-	return ""
-}
-
 // wantContainerInit checks that pid is the container's process: pid 1 of
 // the container's own pid namespace, and the one crier state names.
 func (e *env) wantContainerInit(id string, pid int) {
 	e.t.Helper()
-	if ns := strings.Fields(procStatus(e.t, pid, "NSpid")); len(ns) != 2 || ns[1] != "1" {
+	if ns := strings.Fields(procStatus(e.t, pid)["NSpid"]); len(ns) != 2 || ns[1] != "1" {
 		e.t.Errorf("pid file names %d, whose NSpid is %v: not pid 1 of a pid namespace of its own", pid, ns)
 	}
 	if st := e.state(id); st.Pid != pid {
@@ -249,7 +237,7 @@ func TestSupervisorReapsContainer(t *testing.T) {
 			}
 			id := e.id()
 			h, pid := e.startSupervisor(id, b, nil, nil)
-			if ppid := procStatus(t, pid, "PPid"); ppid != strconv.Itoa(h.cmd.Process.Pid) {
+			if ppid := procStatus(t, pid)["PPid"]; ppid != strconv.Itoa(h.cmd.Process.Pid) {
 				t.Errorf("container process %d has parent %s, want the supervisor %d", pid, ppid, h.cmd.Process.Pid)
 			}
 			e.wantContainerInit(id, pid)
@@ -293,7 +281,7 @@ func TestSupervisorModeOff(t *testing.T) {
 			id := e.id()
 			h, pid := e.startSupervisor(id, e.bundle([]string{"sh", "-c", "exit 3"}, nil), tt.global, tt.environ)
 			st := e.shimState(id)
-			if ppid := procStatus(t, pid, "PPid"); ppid != strconv.Itoa(st.ShimPid) {
+			if ppid := procStatus(t, pid)["PPid"]; ppid != strconv.Itoa(st.ShimPid) {
 				t.Errorf("container process %d has parent %s, want the shim %d", pid, ppid, st.ShimPid)
 			}
 			if st.Supervised {
@@ -346,8 +334,8 @@ func TestSupervisorModeOnWithoutSupervisor(t *testing.T) {
 			}
 			pid, _ := strconv.Atoi(strings.TrimSpace(readFile(t, pidFile)))
 			st := e.shimState(id)
-			ppid := procStatus(t, pid, "PPid")
-			if want := procStatus(t, st.ShimPid, "PPid"); tt.on && ppid != want {
+			ppid := procStatus(t, pid)["PPid"]
+			if want := procStatus(t, st.ShimPid)["PPid"]; tt.on && ppid != want {
 				t.Errorf("container process %d has parent %s, want the shim's parent %s", pid, ppid, want)
 			}
 			if !tt.on && ppid != strconv.Itoa(st.ShimPid) {

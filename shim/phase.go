@@ -182,14 +182,17 @@ var whyText = [numWhys]string{
 	whyStartingAlready:    "is already starting",
 	whyRunningNotCreated:  "is running, not created",
 	whyStoppedNotCreated:  "is stopped, not created",
-	whyStoppedNotRunning:  "is stopped, not running",
-	whyStopped:            "is stopped",
+	// "container not running" is runc's wording for a kill of a stopped
+	// container, and what containerd and podman look for to tell "already
+	// gone" from a failure.
+	whyStoppedNotRunning:  "is stopped: container not running",
+	whyStopped:            "is stopped: container not running",
 	whyCreatedStopFirst:   "is created: stop it first or use --force",
 	whyRunningStopFirst:   "is running: stop it first or use --force",
 	whyDeletingNotCreated: "is being deleted, not created",
 	whyDeletingAlready:    "is already being deleted",
 	whyDeletedNotCreated:  "is deleted, not created",
-	whyDeletedNotRunning:  "is deleted, not running",
+	whyDeletedNotRunning:  "is deleted: container not running",
 	// runc's words, which tools match.
 	whyExecStopped:  "is stopped: cannot exec in a stopped container",
 	whyExecDeleting: "is being deleted: cannot exec in a stopped container",

@@ -73,7 +73,7 @@ var cellWants = map[phase]map[input]cellWant{
 	},
 	phaseStartExited: {
 		inStart:       {refused: "is already starting"},
-		inKill:        {refused: "is stopped"},
+		inKill:        {refused: "is stopped: container not running"},
 		inDelete:      {refused: "is created: stop it first or use --force"},
 		inForceDelete: {to: phaseKillStartExited, signals: killAll},
 		inExec:        {refused: "is stopped: cannot exec in a stopped container"},
@@ -90,7 +90,7 @@ var cellWants = map[phase]map[input]cellWant{
 	},
 	phaseStopped: {
 		inStart:       {refused: "is stopped, not created"},
-		inKill:        {refused: "is stopped, not running"},
+		inKill:        {refused: "is stopped: container not running"},
 		inDelete:      {to: phaseDeleting, teardown: true},
 		inForceDelete: {to: phaseDeleting, teardown: true},
 		inExec:        {refused: "is stopped: cannot exec in a stopped container"},
@@ -115,7 +115,7 @@ var cellWants = map[phase]map[input]cellWant{
 	},
 	phaseKillStartExited: {
 		inStart:       {refused: "is already starting"},
-		inKill:        {refused: "is stopped"},
+		inKill:        {refused: "is stopped: container not running"},
 		inDelete:      {refused: "is already being deleted"},
 		inForceDelete: {refused: "is already being deleted"},
 		inExec:        {refused: "is being deleted: cannot exec in a stopped container"},
@@ -132,7 +132,7 @@ var cellWants = map[phase]map[input]cellWant{
 	},
 	phaseDeleting: {
 		inStart:       {refused: "is stopped, not created"},
-		inKill:        {refused: "is stopped, not running"},
+		inKill:        {refused: "is stopped: container not running"},
 		inDelete:      {refused: "is already being deleted"},
 		inForceDelete: {refused: "is already being deleted"},
 		inExec:        {refused: "is stopped: cannot exec in a stopped container"},
@@ -140,7 +140,7 @@ var cellWants = map[phase]map[input]cellWant{
 	},
 	phaseDeleted: {
 		inStart:       {refused: "is deleted, not created"},
-		inKill:        {refused: "is deleted, not running"},
+		inKill:        {refused: "is deleted: container not running"},
 		inDelete:      {refused: "is already being deleted"},
 		inForceDelete: {refused: "is already being deleted"},
 		inExec:        {refused: "is stopped: cannot exec in a stopped container"},

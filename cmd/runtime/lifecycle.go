@@ -112,14 +112,15 @@ func (a *app) killDirect(id string, sig unix.Signal, all bool) error {
 		return err
 	}
 	if st.Status == protocol.StatusStopped || st.Pid == 0 {
-		return fmt.Errorf("container %q is not running", id)
+		// runc's wording, which containerd and podman match on.
+		return fmt.Errorf("container %q is stopped: container not running", id)
 	}
 	if all && st.Cgroup != nil {
 		return teardown.SignalCgroup(st.Cgroup, sig)
 	}
 	err = signalChecked(st.Pid, st.PidStart, sig)
 	if errors.Is(err, errGone) {
-		return fmt.Errorf("container %q is not running: its process %d is gone", id, st.Pid)
+		return fmt.Errorf("container %q is stopped: container not running (its process %d is gone)", id, st.Pid)
 	}
 	return err
 }
@@ -144,6 +145,12 @@ func (a *app) delete(id string, force bool) error {
 	c, err := a.dial(ctx, id)
 	if errors.Is(err, errShimDead) {
 		return a.deleteDirect(id, force)
+	}
+	if force && errors.Is(err, protocol.ErrNotExist) {
+		// As runc: a forced delete of what is already gone succeeds.
+		// containerd's cleanup runs it after every task, and podman's
+		// after its own delete.
+		return nil
 	}
 	if err != nil {
 		return err

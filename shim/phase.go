@@ -29,9 +29,11 @@ import (
 //   - exec'd processes: they do not move the container's phase (only the
 //     init's exit does), so they get a small table of their own, one
 //     phase per process, with their own start, kill and exit inputs.
-//   - a watched container, which another supervisor parents: the same
-//     rows; only the seam differs (ops.wait reads the exit from a pidfd
-//     instead of reaping), so the table does not change.
+//
+// A supervised container, which another supervisor parents (supervisor
+// mode, docs/supervisors.md), uses these same rows: only the seam differs
+// (ops.wait reads the exit from the pidfd once the supervisor has reaped),
+// so the table does not change.
 type phase uint8
 
 const (

@@ -46,7 +46,13 @@ func (a *app) createCommand() *cobra.Command {
 		Short: "create a container from a bundle; it waits for start",
 		Args:  exactID,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.callerParent = os.Getppid()
+			// Only a caller that asks for the pid can reap the
+			// container: conmon and containerd-shim always pass
+			// --pid-file. Without one, auto skips the detection
+			// and its fork (docs/supervisors.md).
+			if o.pidFile != "" {
+				o.callerParent = os.Getppid()
+			}
 			_, err := a.create(args[0], &o)
 			return err
 		},

@@ -305,20 +305,13 @@ func (c *Container) fork(cfg *Config, netns *netNSAhead, exe exeAhead) error {
 	if netns != nil {
 		netns.use(plan)
 	}
-	args := []string{"crier", "init"}
-	if len(plan.preRuntime) > 0 {
-		nsFiles, err := openNamespaces(plan.preRuntime)
-		if err != nil {
-			parent.Close()
-			return fmt.Errorf("linux.namespaces: %w", err)
-		}
-		defer closeFiles(nsFiles)
-		args = append(args, setnsArg(len(files), len(nsFiles)))
-		for _, f := range nsFiles {
-			files = append(files, f.Fd())
-		}
-		c.twoStage = true
+	files, args, nsFiles, err := withPreRuntimeJoins(plan, files)
+	if err != nil {
+		parent.Close()
+		return err
 	}
+	defer closeFiles(nsFiles)
+	c.twoStage = len(nsFiles) > 0
 	files = append(files, c.exe.Fd())
 	initPath := execPathFor(len(files) - 1)
 	if cfg.Supervised {
@@ -346,6 +339,25 @@ func (c *Container) fork(cfg *Config, netns *netNSAhead, exe exeAhead) error {
 	}
 	c.Pid, c.PidFD, c.sync = pid, pidfd, newSyncConn(parent)
 	return nil
+}
+
+// withPreRuntimeJoins returns init's arguments and, added to files, the
+// namespaces that its pre-runtime entry point must join (user and time:
+// setns refuses them to a multi-threaded process), which make it a
+// two-stage init. The caller closes nsFiles once init is forked.
+func withPreRuntimeJoins(plan *nsPlan, files []uintptr) (_ []uintptr, args []string, nsFiles []*os.File, err error) {
+	args = []string{"crier", "init"}
+	if len(plan.preRuntime) == 0 {
+		return files, args, nil, nil
+	}
+	if nsFiles, err = openNamespaces(plan.preRuntime); err != nil {
+		return nil, nil, nil, fmt.Errorf("linux.namespaces: %w", err)
+	}
+	args = append(args, setnsArg(len(files), len(nsFiles)))
+	for _, f := range nsFiles {
+		files = append(files, f.Fd())
+	}
+	return files, args, nsFiles, nil
 }
 
 // forkAsPlanned runs fork on a thread in the namespaces that plan has the

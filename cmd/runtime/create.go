@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -226,6 +227,28 @@ func (a *app) startShim(sa shimArgs) (int, error) {
 		return 0, err
 	}
 	defer r.Close()
+	// Whatever our caller leaked to us (a shell's descriptors) must not
+	// reach the long-lived shim and the container: only stdio and the
+	// passed descriptors do.
+	unix.CloseRange(uint(3+len(sa.extra)), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	cmd := exec.Command(sa.shim, a.shimFlags(sa)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.ExtraFiles = append(sa.extra, w)
+	cmd.Env = []string{}
+	// Its own session: the shim outlives create and must not get the
+	// terminal's signals.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return 0, fmt.Errorf("start shim: %w", err)
+	}
+	w.Close()
+	a.debugf("shim %d started for %s", cmd.Process.Pid, sa.id)
+	return awaitReport(cmd, r)
+}
+
+// shimFlags is the shim's command line for sa.
+func (a *app) shimFlags(sa shimArgs) []string {
 	args := append(append([]string{}, sa.supervisor...),
 		"--root", a.root, "--id", sa.id, "--bundle", sa.bundle,
 		"--event-buffer", sa.buffer, "--preserve-fds", strconv.Itoa(len(sa.extra)),
@@ -242,24 +265,14 @@ func (a *app) startShim(sa shimArgs) (int, error) {
 	if a.logPath != "" {
 		args = append(args, "--log", a.logPath)
 	}
-	// Whatever our caller leaked to us (a shell's descriptors) must not
-	// reach the long-lived shim and the container: only stdio and the
-	// passed descriptors do.
-	unix.CloseRange(uint(3+len(sa.extra)), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	cmd := exec.Command(sa.shim, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.ExtraFiles = append(sa.extra, w)
-	cmd.Env = []string{}
-	// Its own session: the shim outlives create and must not get the
-	// terminal's signals.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		w.Close()
-		return 0, fmt.Errorf("start shim: %w", err)
-	}
-	w.Close()
-	a.debugf("shim %d started for %s", cmd.Process.Pid, sa.id)
-	// The shim's one line: {"pid":N,"shim":S} or {"error":"...","shim":S}.
+	return args
+}
+
+// awaitReport reads the shim's one line from r, {"pid":N,"shim":S} or
+// {"error":"...","shim":S}, and returns the container's pid or the error.
+// On error it returns only once the shim has exited, so that nothing of
+// the failed create outlives create.
+func awaitReport(cmd *exec.Cmd, r io.Reader) (int, error) {
 	var rep struct {
 		Pid   int    `json:"pid"`
 		Error string `json:"error"`
@@ -277,8 +290,6 @@ func (a *app) startShim(sa shimArgs) (int, error) {
 		cmd.Wait()
 	}
 	if rep.Error != "" {
-		// The shim has undone everything; wait for it so that nothing
-		// of this create outlives it.
 		if detached {
 			waitExit(rep.Shim)
 		} else {

@@ -10,11 +10,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/internal/pidfd"
 )
 
 // This file looks at the host: processes, their parents and namespaces,
@@ -232,15 +233,26 @@ func (tr *trace) leftovers() []string {
 // it and removes its cgroups and paths.
 func (tr *trace) sweep() {
 	keys := append([]string{tr.dir}, tr.ids...)
-	for round := 0; round < 50; round++ {
+	// A few rounds: a dying daemon may still fork before its SIGKILL
+	// lands. Each round waits on pidfds for the exits, not on a clock.
+	for round := 0; round < 5; round++ {
 		procs := processesMatching(keys...)
 		if len(procs) == 0 {
 			break
 		}
+		var fds []int
 		for pid := range procs {
-			syscall.Kill(pid, syscall.SIGKILL)
+			fd, err := unix.PidfdOpen(pid, 0)
+			if err != nil {
+				continue // gone already
+			}
+			unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+			fds = append(fds, fd)
 		}
-		time.Sleep(100 * time.Millisecond) // for the kernel to tear them down
+		for _, fd := range fds {
+			pidfd.Wait(fd, 10*time.Second)
+			unix.Close(fd)
+		}
 	}
 	for _, m := range mountsUnder(tr.dir) {
 		unix.Unmount(m, unix.MNT_DETACH)

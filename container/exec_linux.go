@@ -19,7 +19,9 @@ import (
 // The CLI builds the process (ExecConfig, JSON in a memfd) and sends it to
 // the shim with the process's descriptors; the shim never decodes it (its
 // serving image has no encoding/json). The shim forks the exec stage, in
-// two steps, much as a two-stage init (nsenter_linux.go):
+// two steps, much as a two-stage init (nsenter_linux.go). (Under a
+// supervisor crier exec itself takes the shim's place below, ExecFrom, so
+// that the process is its child.)
 //
 //	shim     opens the init's namespaces (/proc/PID/ns/*, those that
 //	         differ from its own) and forks stage one from the sealed
@@ -95,9 +97,17 @@ var execNamespaces = []string{"time", "ipc", "uts", "net", "cgroup"}
 // Exec runs the process configured by the first of files (an ExecConfig),
 // with the rest as its descriptors, in the container, as a child of the
 // caller. It returns its pid once it has exec'd; the caller must reap it.
-// ns are the init's namespaces (OpenExecNamespaces).
+// ns are the init's namespaces (OpenExecNamespaces). The exec stage is the
+// running binary, which must be crier-shim.
 func (c *Container) Exec(files []*os.File, ns *ExecNamespaces) (int, error) {
-	exe, err := sealedExe("/proc/self/exe")
+	return c.ExecFrom("/proc/self/exe", files, ns)
+}
+
+// ExecFrom is Exec with the exec stage taken from the crier-shim binary at
+// shim: crier exec under a supervisor runs it itself, so that the process
+// is its own child (docs/supervisors.md).
+func (c *Container) ExecFrom(shim string, files []*os.File, ns *ExecNamespaces) (int, error) {
+	exe, err := sealedExe(shim)
 	if err != nil {
 		return 0, err
 	}

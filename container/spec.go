@@ -84,14 +84,24 @@ func LoadSpecJSON(bundle string) (*specs.Spec, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("bundle: %w", err)
 	}
+	spec, err := ParseSpec(b, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return spec, b, nil
+}
+
+// ParseSpec decodes and validates a config read from path (named in its
+// errors): a bundle's, or the one the state directory recorded at create.
+func ParseSpec(b []byte, path string) (*specs.Spec, error) {
 	var ls linuxSpec
 	if err := json.Unmarshal(b, &ls); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := Validate(&ls.Spec); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &ls.Spec, b, nil
+	return &ls.Spec, nil
 }
 
 // linuxSpec decodes a config without the sections of other platforms.

@@ -272,6 +272,27 @@ func (c *Client) Exec(ctx context.Context, files []*os.File, wait bool) (int, er
 	return reply.Pid, nil
 }
 
+// Adopt tells the shim of a process crier exec forked itself, by a pidfd
+// of it; the shim watches for its exit. It returns the process's pid as
+// the shim sees it.
+func (c *Client) Adopt(ctx context.Context, pidfd int) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer c.watch(ctx)()
+	line, err := Marshal(Request{Op: OpAdopt, Files: 1})
+	if err != nil {
+		return 0, err
+	}
+	if _, _, err := c.conn.WriteMsgUnix(line, unix.UnixRights(pidfd), nil); err != nil {
+		return 0, c.ctxErr(ctx, fmt.Errorf("adopt: %w", unwrapOpError(err)))
+	}
+	reply, err := c.readReply(ctx, OpAdopt)
+	if err != nil {
+		return 0, err
+	}
+	return reply.Pid, nil
+}
+
 // ExecExit waits for the second reply to an Exec with wait: the process's
 // exit status (128+N for signal N) and the signal's name, if one killed it.
 func (c *Client) ExecExit(ctx context.Context) (int, string, error) {

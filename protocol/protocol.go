@@ -23,6 +23,10 @@ const (
 	OpKill      = "kill"
 	OpDelete    = "delete"
 	OpExec      = "exec"
+	// OpAdopt tells the shim of a process that crier exec forked itself
+	// (under a supervisor, which reaps it): one descriptor, a pidfd of
+	// it, comes with the line. The shim publishes its exit.
+	OpAdopt = "adopt"
 )
 
 // MaxExecFiles is the most descriptors an exec request may carry: the
@@ -74,7 +78,7 @@ type Request struct {
 
 	// Files, for exec: how many descriptors came with the line
 	// (SCM_RIGHTS): the exec stage's config, then the process's own
-	// descriptors (docs/protocol.md).
+	// descriptors (docs/protocol.md). For adopt: 1, the pidfd.
 	Files int `json:"files,omitempty"`
 	// Wait, for exec: after the reply with the pid, send a second reply
 	// with the process's exit status when it exits.
@@ -170,6 +174,10 @@ func checkRequest(req Request) (Request, error) {
 	case OpExec:
 		if req.Files < 1 || req.Files > MaxExecFiles {
 			return Request{}, Errorf(ErrBadRequest, "exec: %d descriptors, want 1 to %d", req.Files, MaxExecFiles)
+		}
+	case OpAdopt:
+		if req.Files != 1 {
+			return Request{}, Errorf(ErrBadRequest, "adopt: %d descriptors, want 1 (a pidfd)", req.Files)
 		}
 	case "":
 		return Request{}, Errorf(ErrBadRequest, "request has no op")

@@ -184,7 +184,7 @@ func (s *server) readFailed(conn *net.UnixConn, err error) {
 func (s *server) serveLine(conn *net.UnixConn, line []byte, fc *fdConn) (*request, bool) {
 	files, truncated := fc.take()
 	req, err := protocol.DecodeRequest(line)
-	if err == nil && (truncated || len(files) > 0 && req.Op != protocol.OpExec) {
+	if err == nil && (truncated || len(files) > 0 && req.Op != protocol.OpExec && req.Op != protocol.OpAdopt) {
 		err = protocol.Errorf(protocol.ErrBadRequest, "%s: descriptors that the request cannot take came with it", req.Op)
 	}
 	if err != nil {

@@ -22,6 +22,12 @@ import (
 // An exec with wait gets a second reply on its connection with the exit
 // status (serveConn). Exec'd processes have no events yet: execExited is
 // where an exec-stopped event would be emitted.
+//
+// Under a supervisor crier exec forks the exec stage itself, so that the
+// process is the child of whatever reaps above it, as with runc
+// (docs/supervisors.md); it then adopts the process into the shim with a
+// pidfd (adopt). The shim learns that exit as it learns a supervised
+// init's: from the pidfd once the reaper has reaped (supervisedExit).
 
 // execOps is the kernel side of exec, behind ops so the loop's tests fake it.
 type execOps struct {
@@ -35,6 +41,13 @@ type execOps struct {
 	watch func(pid int, notify func())
 	// wait reaps pid without blocking: ok is false while it runs.
 	wait func(pid int) (ws unix.WaitStatus, ok bool)
+
+	// For adopted processes, which are not the shim's children: pid is
+	// the process's pid, watchReap calls notify at its exit and at its
+	// reap, and exitOf reads its exit once reaped (supervisedExit).
+	pid       func(fd int) (int, error)
+	watchReap func(fd int, notify func())
+	exitOf    func(fd int) (ws unix.WaitStatus, known, ok bool)
 }
 
 func containerExecOps(s *server) execOps {
@@ -57,12 +70,22 @@ func containerExecOps(s *server) execOps {
 			got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 			return ws, err == nil && got == pid
 		},
+		pid: pidfd.Pid,
+		watchReap: func(fd int, notify func()) {
+			if pidfd.NotifyReap(fd, func(error) { notify() }) != nil {
+				notify() // look now, and report what is found
+			}
+		},
+		exitOf: supervisedExit,
 	}
 }
 
-// execProc is an exec'd process the loop has yet to reap.
+// execProc is an exec'd process the loop has yet to reap, or, adopted,
+// to see reaped.
 type execProc struct {
 	exit chan protocol.Reply // for an exec with wait; buffered
+	// pidfd is an adopted process's; nil for the shim's own children.
+	pidfd *os.File
 }
 
 // Messages to the loop about execs.
@@ -124,24 +147,68 @@ func (s *server) execDone(m execDone) {
 	s.reap()
 }
 
-// reapExecs collects the exits of the exec'd processes, each by its pid.
+// adopt takes in a process that crier exec forked itself: the request's
+// one descriptor is a pidfd of it, which the shim keeps until it has read
+// the exit. It is legal where an exec is.
+func (s *server) adopt(r *request) {
+	files := r.files
+	r.files = nil
+	if len(files) != 1 {
+		closeFiles(files)
+		r.reply <- protocol.ErrorReply(protocol.Errorf(protocol.ErrBadRequest, "adopt: %d descriptors came with the request, want 1 (a pidfd)", len(files)))
+		return
+	}
+	if _, ok := s.step(inExec, r); !ok {
+		closeFiles(files)
+		return
+	}
+	fd := files[0]
+	pid, err := s.ops.exec.pid(int(fd.Fd()))
+	if err != nil {
+		fd.Close()
+		r.reply <- protocol.ErrorReply(protocol.Errorf(protocol.ErrBadRequest, "adopt: %v", err))
+		return
+	}
+	if s.execs == nil {
+		s.execs = map[int]*execProc{}
+	}
+	s.execs[pid] = &execProc{pidfd: fd}
+	s.log.Printf("exec: adopted pid %d", pid)
+	s.ops.exec.watchReap(int(fd.Fd()), func() { s.post(execMaybeExited{}) })
+	r.reply <- protocol.Reply{OK: true, Pid: pid}
+}
+
+// reapExecs collects the exits of the exec'd processes: each of the
+// shim's own by its pid, each adopted one from its pidfd.
 func (s *server) reapExecs() {
-	for pid := range s.execs {
-		if ws, ok := s.ops.exec.wait(pid); ok {
-			s.execExited(pid, ws)
+	for pid, p := range s.execs {
+		if p.pidfd != nil {
+			if ws, known, ok := s.ops.exec.exitOf(int(p.pidfd.Fd())); ok {
+				s.execExited(pid, ws, known)
+			}
+		} else if ws, ok := s.ops.exec.wait(pid); ok {
+			s.execExited(pid, ws, true)
 		}
 	}
 }
 
 // execExited records an exec'd process's exit: in the log, and in the
-// second reply of an exec with wait. (An exec-stopped event would be
-// emitted here.)
-func (s *server) execExited(pid int, ws unix.WaitStatus) {
+// second reply of an exec with wait. known is false when the kernel could
+// not say (an adopted process, before Linux 6.15). (An exec-stopped event
+// would be emitted here.)
+func (s *server) execExited(pid int, ws unix.WaitStatus, known bool) {
 	p, ok := s.execs[pid]
 	if !ok {
 		return
 	}
 	delete(s.execs, pid)
+	if p.pidfd != nil {
+		p.pidfd.Close()
+	}
+	if !known {
+		s.log.Printf("exec: pid %d exited; its status is unknown (the kernel has no PIDFD_INFO_EXIT)", pid)
+		return
+	}
 	status, sig := ws.ExitStatus(), ""
 	if ws.Signaled() {
 		status, sig = 128+int(ws.Signal()), protocol.SignalName(ws.Signal())

@@ -76,3 +76,75 @@ func TestExecFailureAndBadFiles(t *testing.T) {
 		t.Errorf("reply %+v, busy %d; want bad_request and nothing started", rep, s.busy)
 	}
 }
+
+// TestAdopt: a process crier exec forked itself is adopted by its pidfd
+// where an exec is legal, and refused where it is not; the shim reads its
+// exit from the pidfd once reaped, closes the pidfd, and the init's exit
+// and phase are untouched.
+func TestAdopt(t *testing.T) {
+	tests := []struct {
+		name    string
+		phase   phase
+		files   int
+		want    string // the reply's code; "" for ok
+		adopted bool
+	}{
+		{"running", phaseRunning, 1, "", true},
+		{"created", phaseCreated, 1, "", true},
+		{"stopped", phaseStopped, 1, protocol.CodeInvalidState, false},
+		{"no pidfd", phaseRunning, 0, protocol.CodeBadRequest, false},
+		{"two files", phaseRunning, 2, protocol.CodeBadRequest, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := newFakeOps()
+			s, _ := cellServer(t, tt.phase, k)
+			reaped := false
+			s.ops.exec.exitOf = func(int) (unix.WaitStatus, bool, bool) {
+				return unix.WaitStatus(5 << 8), true, reaped
+			}
+			r := newReq(protocol.OpAdopt)
+			r.req.Files = 1
+			var files []*os.File
+			for i := 0; i < tt.files; i++ {
+				f, err := os.Open(os.DevNull)
+				if err != nil {
+					t.Fatal(err)
+				}
+				files = append(files, f)
+			}
+			r.files = files
+			s.handle(r)
+			rep := <-r.reply
+			if rep.Code != tt.want || rep.OK != (tt.want == "") {
+				t.Fatalf("reply %+v, want code %q", rep, tt.want)
+			}
+			if got := len(s.execs) == 1; got != tt.adopted {
+				t.Fatalf("execs %v, adopted %v", s.execs, tt.adopted)
+			}
+			if !tt.adopted {
+				for _, f := range files {
+					if _, err := f.Stat(); err == nil {
+						t.Errorf("a refused adopt kept descriptor %d open", f.Fd())
+					}
+				}
+				return
+			}
+			if rep.Pid != 4343 {
+				t.Errorf("reply pid %d, want 4343", rep.Pid)
+			}
+			s.handle(execMaybeExited{})
+			if len(s.execs) != 1 {
+				t.Fatalf("the exec was taken for exited before its reap")
+			}
+			reaped = true
+			s.handle(execMaybeExited{})
+			if len(s.execs) != 0 || s.phase != tt.phase || s.exit != nil {
+				t.Errorf("after the reap: execs %v, phase %v, init exit %v", s.execs, s.phase, s.exit)
+			}
+			if _, err := files[0].Stat(); err == nil {
+				t.Errorf("the pidfd is still open after the exit was read")
+			}
+		})
+	}
+}

@@ -146,6 +146,9 @@ func (k *fakeOps) ops(s *server) ops {
 			run:        func([]*os.File, *container.ExecNamespaces) (int, error) { return 4242, nil },
 			watch:      func(int, func()) {},
 			wait:       func(int) (unix.WaitStatus, bool) { return 0, false },
+			pid:        func(int) (int, error) { return 4343, nil },
+			watchReap:  func(int, func()) {},
+			exitOf:     func(int) (unix.WaitStatus, bool, bool) { return 0, false, false },
 		},
 		teardown: func() error {
 			if err := k.teardown.run(); err != nil {

@@ -265,6 +265,8 @@ func (s *server) request(r *request) {
 		s.delete(r)
 	case protocol.OpExec:
 		s.exec(r)
+	case protocol.OpAdopt:
+		s.adopt(r)
 	default:
 		r.reply <- protocol.ErrorReply(protocol.Errorf(protocol.ErrBadRequest, "unknown op %q", r.req.Op))
 	}

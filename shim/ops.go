@@ -85,7 +85,7 @@ func containerOps(s *server) ops {
 					return
 				}
 				// An exec'd process that exited since reapExecs.
-				s.execExited(pid, ws)
+				s.execExited(pid, ws, true)
 			}
 		},
 		exits:   func() <-chan struct{} { return childExits(s.c, s.rec.Subreaper, s.rec.Supervised) },

@@ -213,6 +213,13 @@ func newServer(cfg *Config, newOps func(*server) ops) (*server, *container.SpecL
 		dir.Remove()
 		return fail(err)
 	}
+	// What exec takes from the config is the container's, not what
+	// the bundle says later (statedir.ConfigFile).
+	if err := dir.WriteConfig(load.JSON); err != nil {
+		s.ln.Close()
+		dir.Remove()
+		return fail(err)
+	}
 	if err := dir.Publish(cfg.ID); err != nil {
 		s.ln.Close()
 		dir.Remove()

@@ -15,6 +15,12 @@ import (
 // StateFile is the name of the state file in a container's directory.
 const StateFile = "state.json"
 
+// ConfigFile is the name of the container's config, as the shim read it
+// from the bundle at create. exec takes the process's defaults and the
+// seccomp filter from it, never from the bundle, which may have changed
+// since (or been replaced by someone else's).
+const ConfigFile = "config.json"
+
 // SocketName is the name of the shim's socket in a container's directory.
 const SocketName = protocol.SocketName
 

@@ -3,6 +3,7 @@ package test
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -81,7 +82,8 @@ func supervisorHelper(config string) int {
 		return 1
 	}
 	fmt.Println("pid", pid)
-	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+	in := bufio.NewReader(os.Stdin)
+	if _, err := in.ReadString('\n'); err != nil {
 		return 1
 	}
 	if err := crier("start", c.ID).Run(); err != nil {
@@ -89,7 +91,53 @@ func supervisorHelper(config string) int {
 		return 1
 	}
 	fmt.Println("started")
-	var ws unix.WaitStatus
+	for {
+		line, err := in.ReadString('\n')
+		if err != nil {
+			return 1
+		}
+		// "exec|fg ARG|ARG|...", or "wait".
+		cmd, args, _ := strings.Cut(strings.TrimSpace(line), " ")
+		switch cmd {
+		case "wait":
+			fmt.Println(reapText("reaped", pid))
+			return 0
+		case "exec":
+			// As conmon and containerd-shim run an exec: detached,
+			// then the pid in the pid file is waited for as a child.
+			pidFile := c.PidFile + ".exec"
+			os.Remove(pidFile)
+			if err := crier(append([]string{"exec", "--detach", "--pid-file", pidFile, c.ID}, strings.Split(args, "|")...)...).Run(); err != nil {
+				fmt.Println("error exec:", err)
+				return 1
+			}
+			b, _ := os.ReadFile(pidFile)
+			epid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			fmt.Println("exec pid", epid)
+			fmt.Println(reapText("exec reaped", epid))
+		case "fg":
+			// A foreground exec: crier exec waits for the process.
+			err := crier(append([]string{"exec", c.ID}, strings.Split(args, "|")...)...).Run()
+			var ee *exec.ExitError
+			switch {
+			case err == nil:
+				fmt.Println("fg exit 0")
+			case errors.As(err, &ee):
+				fmt.Println("fg exit", ee.ExitCode())
+			default:
+				fmt.Println("error fg:", err)
+				return 1
+			}
+		}
+	}
+}
+
+// reapText waits for pid as the caller's child and says how it ended.
+func reapText(what string, pid int) string {
+	var (
+		ws  unix.WaitStatus
+		err error
+	)
 	for {
 		if _, err = unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
 			break
@@ -97,13 +145,11 @@ func supervisorHelper(config string) int {
 	}
 	switch {
 	case err != nil:
-		fmt.Println("wait4", err)
+		return "wait4 " + err.Error()
 	case ws.Signaled():
-		fmt.Println("reaped signal", int(ws.Signal()))
-	default:
-		fmt.Println("reaped exit", ws.ExitStatus())
+		return fmt.Sprintf("%s signal %d", what, int(ws.Signal()))
 	}
-	return 0
+	return fmt.Sprintf("%s exit %d", what, ws.ExitStatus())
 }
 
 // supHelper is a running supervisorHelper.
@@ -171,6 +217,7 @@ func (h *supHelper) start() {
 // reaped returns what the helper's wait4 for the container's pid got.
 func (h *supHelper) reaped() string {
 	h.t.Helper()
+	h.in.Write([]byte("wait\n"))
 	line := h.out.line(h.t)
 	if err := h.cmd.Wait(); err != nil {
 		h.t.Errorf("supervisor helper: %v", err)

@@ -90,14 +90,11 @@ func (a *app) execProcess(cmd *cobra.Command, id string, args []string, o *execO
 	if err := checkID(id); err != nil {
 		return 0, err
 	}
-	st, _, err := a.readState(id)
+	st, spec, err := a.execState(id)
 	if err != nil {
 		return 0, err
 	}
-	if st.Status == protocol.StatusStopped {
-		return 0, errors.New("cannot exec in a stopped container")
-	}
-	spec, err := container.LoadSpec(st.Bundle)
+	forks, err := a.execForks(st)
 	if err != nil {
 		return 0, err
 	}
@@ -131,7 +128,34 @@ func (a *app) execProcess(cmd *cobra.Command, id string, args []string, o *execO
 		sigs = catchSignals(p.Terminal)
 		defer signal.Stop(sigs)
 	}
+	if forks {
+		return a.forkExec(id, st, e, o, sigs)
+	}
 	return a.runExec(id, e, o, sigs)
+}
+
+// execState returns the state of container id and the config it was
+// created from, as the shim recorded it: never the bundle's config.json,
+// which may have been changed since (a looser seccomp filter, more
+// capabilities) by whoever can write the bundle.
+func (a *app) execState(id string) (*statedir.State, *specs.Spec, error) {
+	d, st, _, err := a.openState(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer d.Close()
+	if st.Status == protocol.StatusStopped {
+		return nil, nil, errors.New("cannot exec in a stopped container")
+	}
+	b, err := d.ReadConfig()
+	if err != nil {
+		return nil, nil, fmt.Errorf("exec: the config container %q was created from: %w", id, err)
+	}
+	spec, err := container.ParseSpec(b, filepath.Join(d.Path(), statedir.ConfigFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, spec, nil
 }
 
 // runExec sends the exec request, writes the pid file and, in the
@@ -303,7 +327,7 @@ func writeExecPidFile(path string, pid int) error {
 }
 
 // forwardSignals sends what sigs catches to the process, through a pidfd:
-// it is the shim's child, so its pid stays its own until the shim reaps it.
+// it is the shim's child or ours, so its pid stays its own until reaped.
 func forwardSignals(pid int, sigs chan os.Signal) {
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {

@@ -1,7 +1,10 @@
 package pidfd
 
 import (
+	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -117,4 +120,26 @@ func watchable(fd int) (*os.File, syscall.RawConn, error) {
 		return nil, nil, err
 	}
 	return f, raw, nil
+}
+
+// Pid returns the pid of the process fd refers to, in the caller's pid
+// namespace, as /proc/self/fdinfo shows it (Linux 5.3 and later). It is
+// an error once the process has been reaped (the kernel shows -1), or
+// when fd is no pidfd.
+func Pid(fd int) (int, error) {
+	path := "/proc/self/fdinfo/" + strconv.Itoa(fd)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Pid:"); ok {
+			pid, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || pid <= 0 {
+				return 0, fmt.Errorf("%s: the process has no pid (%q): it is gone", path, strings.TrimSpace(v))
+			}
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("%s: not a pidfd", path)
 }

@@ -1,0 +1,79 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Exec under a supervisor (docs/supervisors.md): conmon and containerd's
+// shim run `crier exec --detach --pid-file F` and wait for the pid in F as
+// their own child. The exec'd process must be theirs, as the init is.
+
+// TestSupervisorExec: under a reaping supervisor, a detached exec's pid
+// file names the process, which is in the container's pid namespace and
+// the supervisor's child once crier exec has returned; the supervisor
+// reaps it with its status (an exit, and a kill). A foreground exec passes
+// the status through. The container's init is untouched throughout.
+func TestSupervisorExec(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id := e.id()
+	h, initPid := e.startSupervisor(id, e.bundle([]string{"sleep", "1000"}, nil), nil, nil)
+	h.start()
+	helper := strconv.Itoa(h.cmd.Process.Pid)
+
+	h.in.Write([]byte("exec sleep|999\n"))
+	line := h.out.line(t)
+	pid, err := strconv.Atoi(strings.TrimPrefix(line, "exec pid "))
+	if err != nil || pid <= 0 {
+		t.Fatalf("supervisor helper: %q, want the exec'd pid", line)
+	}
+	st := procStatus(t, pid)
+	if st["PPid"] != helper {
+		t.Errorf("exec'd process %d has parent %s, want the supervisor %s", pid, st["PPid"], helper)
+	}
+	if ns := strings.Fields(st["NSpid"]); len(ns) != 2 || ns[1] == "1" {
+		t.Errorf("exec'd process's NSpid %v: want a pid in the container's own pid namespace, not its init", ns)
+	}
+	if !sameNS(t, pid, initPid, "pid") || !sameNS(t, pid, initPid, "mnt") {
+		t.Errorf("exec'd process %d is not in the init's pid and mount namespaces", pid)
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	unix.Close(fd)
+	if got := h.out.line(t); got != "exec reaped signal 9" {
+		t.Errorf("supervisor's wait4 of the exec'd process: %q, want signal 9", got)
+	}
+
+	h.in.Write([]byte("exec sh|-c|exit 5\n"))
+	if line := h.out.line(t); !strings.HasPrefix(line, "exec pid ") {
+		t.Fatalf("supervisor helper: %q, want the exec'd pid", line)
+	}
+	if got := h.out.line(t); got != "exec reaped exit 5" {
+		t.Errorf("supervisor's wait4 of the exec'd process: %q, want exit 5", got)
+	}
+
+	h.in.Write([]byte("fg false\n"))
+	if got := h.out.line(t); got != "fg exit 1" {
+		t.Errorf("foreground exec of false: %q, want exit 1", got)
+	}
+	if e.state(id).Pid != initPid || procStatus(t, initPid)["PPid"] != helper {
+		t.Errorf("the init changed: state %+v", e.state(id))
+	}
+	e.cliOK("kill", id, "KILL")
+	if got := h.reaped(); got != "reaped signal 9" {
+		t.Errorf("supervisor's wait4 of the init: %q", got)
+	}
+	e.cliOK("delete", id)
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+		t.Errorf("exec'd process %d still exists", pid)
+	}
+}

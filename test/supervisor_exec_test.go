@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -75,5 +76,31 @@ func TestSupervisorExec(t *testing.T) {
 	e.cliOK("delete", id)
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
 		t.Errorf("exec'd process %d still exists", pid)
+	}
+}
+
+// TestExecNoHostDescriptors: a caller's descriptors that crier exec
+// inherits (containerd's shim passes its listening socket as fd 3) reach
+// neither the exec'd process nor anything else in the container, whichever
+// process forks the exec stage: the shim, or (supervisor mode, forced on
+// here) crier exec itself.
+func TestExecNoHostDescriptors(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"off", "on"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			id := execTarget(t, e, nil)
+			leaked, _ := leakedFiles(t, e)
+			pidFile := e.dir + "/exec.pid"
+			p := e.cliStart(func(c *exec.Cmd) { c.ExtraFiles = leaked }, "--supervisor", mode, "exec", "--detach", "--pid-file", pidFile, id, "sleep", "999")
+			p.waitOK()
+			pid, err := strconv.Atoi(readFile(t, pidFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantFDs(t, "the exec'd process", fdsOf(t, pid), map[string]bool{"0": true, "1": true, "2": true})
+			e.cliOK("delete", "--force", id)
+		})
 	}
 }

@@ -19,7 +19,8 @@ import (
 // file names the process, which is in the container's pid namespace and
 // the supervisor's child once crier exec has returned; the supervisor
 // reaps it with its status (an exit, and a kill). A foreground exec passes
-// the status through. The container's init is untouched throughout.
+// the status through. The container's init is untouched throughout, and
+// kill --all reaches both it and an exec'd process.
 func TestSupervisorExec(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -69,7 +70,16 @@ func TestSupervisorExec(t *testing.T) {
 	if e.state(id).Pid != initPid || procStatus(t, initPid)["PPid"] != helper {
 		t.Errorf("the init changed: state %+v", e.state(id))
 	}
-	e.cliOK("kill", id, "KILL")
+	// kill --all reaches the exec'd processes too, which are not the
+	// shim's children.
+	h.in.Write([]byte("exec sleep|998\n"))
+	if line := h.out.line(t); !strings.HasPrefix(line, "exec pid ") {
+		t.Fatalf("supervisor helper: %q, want the exec'd pid", line)
+	}
+	e.cliOK("kill", "--all", id, "KILL")
+	if got := h.out.line(t); got != "exec reaped signal 9" {
+		t.Errorf("supervisor's wait4 of the exec'd process after kill --all: %q, want signal 9", got)
+	}
 	if got := h.reaped(); got != "reaped signal 9" {
 		t.Errorf("supervisor's wait4 of the init: %q", got)
 	}

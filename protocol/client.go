@@ -249,12 +249,13 @@ func (c *Client) Next(ctx context.Context) (Event, error) {
 // Exec asks the shim to run a process in the container. files go with the
 // request (SCM_RIGHTS): first the exec stage's config, then the process's
 // descriptors 0, 1, 2, ... (see docs/protocol.md). It returns the process's
-// pid once it has exec'd. With wait, read its exit with ExecExit.
-func (c *Client) Exec(ctx context.Context, files []*os.File, wait bool) (int, error) {
+// pid once it has exec'd. With wait, read its exit with ExecExit. execID
+// names the process in its events; empty, the shim makes one up.
+func (c *Client) Exec(ctx context.Context, execID string, files []*os.File, wait bool) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.watch(ctx)()
-	line, err := Marshal(Request{Op: OpExec, Files: len(files), Wait: wait})
+	line, err := Marshal(Request{Op: OpExec, Files: len(files), Wait: wait, ExecID: execID})
 	if err != nil {
 		return 0, err
 	}
@@ -274,12 +275,12 @@ func (c *Client) Exec(ctx context.Context, files []*os.File, wait bool) (int, er
 
 // Adopt tells the shim of a process crier exec forked itself, by a pidfd
 // of it; the shim watches for its exit. It returns the process's pid as
-// the shim sees it.
-func (c *Client) Adopt(ctx context.Context, pidfd int) (int, error) {
+// the shim sees it. execID is as for Exec.
+func (c *Client) Adopt(ctx context.Context, execID string, pidfd int) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.watch(ctx)()
-	line, err := Marshal(Request{Op: OpAdopt, Files: 1})
+	line, err := Marshal(Request{Op: OpAdopt, Files: 1, ExecID: execID})
 	if err != nil {
 		return 0, err
 	}

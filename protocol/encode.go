@@ -29,6 +29,9 @@ func (ev *Event) appendJSON(b []byte) []byte {
 	if ev.Signal != "" {
 		o.String("signal", ev.Signal)
 	}
+	if ev.ExecID != "" {
+		o.String("execId", ev.ExecID)
+	}
 	return o.End()
 }
 
@@ -157,6 +160,14 @@ func scanRequest(line []byte) (Request, bool) {
 			return scanBool(v, &req.Force)
 		case foldEqual(key, "wait"):
 			return scanBool(v, &req.Wait)
+		case foldEqual(key, "execid"):
+			switch v.Kind {
+			case flatjson.String:
+				req.ExecID = v.Str()
+			case flatjson.Null:
+			default:
+				return false
+			}
 		case foldEqual(key, "files"):
 			switch v.Kind {
 			case flatjson.Number:

@@ -39,11 +39,15 @@ const (
 	EventStarted = "started"
 	EventStopped = "stopped"
 	EventDeleted = "deleted"
+	// EventExecStarted and EventExecStopped are an exec'd process's: its
+	// start (execId, pid) and its exit (as stopped's fields).
+	EventExecStarted = "exec-started"
+	EventExecStopped = "exec-stopped"
 )
 
 // EventTypes lists the lifecycle event types in the order they happen.
 func EventTypes() []string {
-	return []string{EventCreated, EventStarted, EventStopped, EventDeleted}
+	return []string{EventCreated, EventStarted, EventStopped, EventDeleted, EventExecStarted, EventExecStopped}
 }
 
 // Status is a container's status as the OCI runtime spec names it: in
@@ -83,6 +87,9 @@ type Request struct {
 	// Wait, for exec: after the reply with the pid, send a second reply
 	// with the process's exit status when it exits.
 	Wait bool `json:"wait,omitempty"`
+	// ExecID, for exec and adopt: the name of the process in its events;
+	// the shim makes one up when it is empty.
+	ExecID string `json:"execId,omitempty"`
 }
 
 // Reply is the shim's answer to one request. Exactly one Reply follows each
@@ -129,6 +136,9 @@ type Event struct {
 	// Signal is set on stopped when a signal killed the process, e.g.
 	// "SIGKILL".
 	Signal string `json:"signal,omitempty"`
+	// ExecID names the exec'd process of exec-started and exec-stopped:
+	// the one crier exec --exec-id gave, or one the shim made up.
+	ExecID string `json:"execId,omitempty"`
 }
 
 // State is the OCI state of a container, with the extra fields runc prints.

@@ -3,6 +3,8 @@ package shim
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -20,8 +22,9 @@ import (
 // move the container's phase (phase.go has its column: where it is legal).
 //
 // An exec with wait gets a second reply on its connection with the exit
-// status (serveConn). Exec'd processes have no events yet: execExited is
-// where an exec-stopped event would be emitted.
+// status (serveConn). Each exec'd process has a name, its exec id (the
+// request's, or one the shim makes up), and two events: exec-started once
+// it runs and exec-stopped with its exit.
 //
 // Under a supervisor crier exec forks the exec stage itself, so that the
 // process is the child of whatever reaps above it, as with runc
@@ -83,6 +86,7 @@ func containerExecOps(s *server) execOps {
 // execProc is an exec'd process the loop has yet to reap, or, adopted,
 // to see reaped.
 type execProc struct {
+	id   string
 	exit chan protocol.Reply // for an exec with wait; buffered
 	// pidfd is an adopted process's; nil for the shim's own children.
 	pidfd *os.File
@@ -110,9 +114,14 @@ func (s *server) exec(r *request) {
 		closeFiles(files)
 		return
 	}
+	if !s.claimExecID(r) {
+		closeFiles(files)
+		return
+	}
 	ns, err := s.ops.exec.namespaces()
 	if err != nil {
 		closeFiles(files)
+		delete(s.execIDs, r.req.ExecID)
 		r.reply <- protocol.ErrorReply(err)
 		return
 	}
@@ -128,11 +137,12 @@ func (s *server) exec(r *request) {
 func (s *server) execDone(m execDone) {
 	s.busy--
 	if m.err != nil {
+		delete(s.execIDs, m.req.req.ExecID)
 		m.req.reply <- protocol.ErrorReply(m.err)
 		s.reap()
 		return
 	}
-	p := &execProc{}
+	p := &execProc{id: m.req.req.ExecID}
 	if m.req.req.Wait {
 		p.exit = make(chan protocol.Reply, 1)
 		m.req.exit = p.exit
@@ -142,6 +152,7 @@ func (s *server) execDone(m execDone) {
 	}
 	s.execs[m.pid] = p
 	s.log.Printf("exec: pid %d", m.pid)
+	s.emit(protocol.Event{Type: protocol.EventExecStarted, Pid: m.pid, ExecID: p.id}, time.Now())
 	s.ops.exec.watch(m.pid, func() { s.post(execMaybeExited{}) })
 	m.req.reply <- protocol.Reply{OK: true, Pid: m.pid}
 	s.reap()
@@ -169,11 +180,16 @@ func (s *server) adopt(r *request) {
 		r.reply <- protocol.ErrorReply(protocol.Errorf(protocol.ErrBadRequest, "adopt: %v", err))
 		return
 	}
+	if !s.claimExecID(r) {
+		fd.Close()
+		return
+	}
 	if s.execs == nil {
 		s.execs = map[int]*execProc{}
 	}
-	s.execs[pid] = &execProc{pidfd: fd}
+	s.execs[pid] = &execProc{id: r.req.ExecID, pidfd: fd}
 	s.log.Printf("exec: adopted pid %d", pid)
+	s.emit(protocol.Event{Type: protocol.EventExecStarted, Pid: pid, ExecID: r.req.ExecID}, time.Now())
 	s.ops.exec.watchReap(int(fd.Fd()), func() { s.post(execMaybeExited{}) })
 	r.reply <- protocol.Reply{OK: true, Pid: pid}
 }
@@ -202,11 +218,15 @@ func (s *server) execExited(pid int, ws unix.WaitStatus, known bool) {
 		return
 	}
 	delete(s.execs, pid)
+	delete(s.execIDs, p.id)
 	if p.pidfd != nil {
 		p.pidfd.Close()
 	}
+	ev := protocol.Event{Type: protocol.EventExecStopped, Pid: pid, ExecID: p.id}
 	if !known {
 		s.log.Printf("exec: pid %d exited; its status is unknown (the kernel has no PIDFD_INFO_EXIT)", pid)
+		ev.ExitUnknown = true
+		s.emit(ev, time.Now())
 		return
 	}
 	status, sig := ws.ExitStatus(), ""
@@ -214,9 +234,38 @@ func (s *server) execExited(pid int, ws unix.WaitStatus, known bool) {
 		status, sig = 128+int(ws.Signal()), protocol.SignalName(ws.Signal())
 	}
 	s.log.Printf("exec: pid %d exited with status %d", pid, status)
+	ev.ExitStatus, ev.Signal = &status, sig
+	s.emit(ev, time.Now())
 	if p.exit != nil {
 		p.exit <- protocol.Reply{OK: true, ExitStatus: &status, Signal: sig}
 	}
+}
+
+// claimExecID names the exec of r, with the request's exec id or, when it
+// has none, one made up ("exec-N"), and reserves the name until the
+// process has exited. An exec id in use, or not a valid name, is refused.
+func (s *server) claimExecID(r *request) bool {
+	if s.execIDs == nil {
+		s.execIDs = map[string]bool{}
+	}
+	id := r.req.ExecID
+	if id == "" {
+		for id == "" || s.execIDs[id] {
+			s.execSeq++
+			id = "exec-" + strconv.FormatUint(s.execSeq, 10)
+		}
+		r.req.ExecID = id
+	}
+	if err := container.ValidateID(id); err != nil {
+		r.reply <- protocol.ErrorReply(protocol.Errorf(protocol.ErrBadRequest, "exec id %q: use letters, digits and _.+- and start with a letter or digit", id))
+		return false
+	}
+	if s.execIDs[id] {
+		r.reply <- protocol.ErrorReply(protocol.Errorf(protocol.ErrBadRequest, "exec id %q is in use", id))
+		return false
+	}
+	s.execIDs[id] = true
+	return true
 }
 
 // waitExecExit sends an exec's second reply, its exit status, once the

@@ -1,7 +1,9 @@
 package shim
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"testing"
 
@@ -147,4 +149,64 @@ func TestAdopt(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestExecIDs: an exec's events carry its exec id, the request's or one
+// made up; an id in use is refused until its process has exited, and a
+// bad one always.
+func TestExecIDs(t *testing.T) {
+	k := newFakeOps()
+	s, sub := cellServer(t, phaseRunning, k)
+	exited := false
+	s.ops.exec.wait = func(pid int) (unix.WaitStatus, bool) { return unix.WaitStatus(3 << 8), exited && pid == 4242 }
+	exec := func(id string) protocol.Reply {
+		r := execReq(false)
+		r.req.ExecID = id
+		s.handle(r)
+		if s.busy > 0 {
+			s.handle(<-s.msgs)
+		}
+		return <-r.reply
+	}
+	if rep := exec(""); !rep.OK {
+		t.Fatalf("exec: %+v", rep)
+	}
+	if rep := exec("exec-1"); rep.Code != protocol.CodeBadRequest {
+		t.Errorf("exec with the made-up id in use: %+v, want bad_request", rep)
+	}
+	if rep := exec("../x"); rep.Code != protocol.CodeBadRequest {
+		t.Errorf("exec id ../x: %+v, want bad_request", rep)
+	}
+	exited = true
+	s.handle(execMaybeExited{})
+	if rep := exec("exec-1"); !rep.OK {
+		t.Errorf("exec-1 after its process exited: %+v, want ok", rep)
+	}
+	want := []string{"exec-started exec-1 4242", "exec-stopped exec-1 4242 3", "exec-started exec-1 4242"}
+	for i, w := range want {
+		ev := nextEvent(t, sub)
+		got := fmt.Sprintf("%s %s %d", ev.Type, ev.ExecID, ev.Pid)
+		if ev.ExitStatus != nil {
+			got += fmt.Sprintf(" %d", *ev.ExitStatus)
+		}
+		if got != w {
+			t.Errorf("event %d: %q, want %q", i, got, w)
+		}
+	}
+}
+
+// nextEvent decodes the next event sent to sub.
+func nextEvent(t *testing.T, sub *subscriber) protocol.Event {
+	t.Helper()
+	select {
+	case line := <-sub.ch:
+		var ev protocol.Event
+		if err := json.Unmarshal(line, &ev); err != nil {
+			t.Fatalf("event %q: %v", line, err)
+		}
+		return ev
+	default:
+		t.Fatal("no event")
+	}
+	return protocol.Event{}
 }

@@ -222,6 +222,7 @@ func (w *handoffWriter) record(rec *record) {
 		w.intPtr(ev.ExitStatus)
 		w.bool(ev.ExitUnknown)
 		w.str(ev.Signal)
+		w.str(ev.ExecID)
 	}
 }
 
@@ -311,6 +312,7 @@ func (r *handoffReader) record() record {
 			ev.ExitStatus = r.intPtr()
 			ev.ExitUnknown = r.bool()
 			ev.Signal = r.str()
+			ev.ExecID = r.str()
 		}
 	}
 	return rec

@@ -42,6 +42,11 @@ type server struct {
 	deleting *request
 	// execs are the exec'd processes not yet reaped, by pid (exec.go).
 	execs map[int]*execProc
+	// execIDs are the names of the exec'd processes, those being started
+	// included, so that no two share one; execSeq numbers the names the
+	// shim makes up.
+	execIDs map[string]bool
+	execSeq uint64
 
 	// trimTimer fires once the clients have been quiet for a while;
 	// untrimmed counts their requests since the last trim (see trim.go).
@@ -212,7 +217,7 @@ func (s *server) emit(ev protocol.Event, at time.Time) {
 	ev.ID = s.rec.ID
 	ev.Timestamp = protocol.FormatTime(at)
 	if s.rec.Buffer == nil || s.rec.Buffer[ev.Type] {
-		s.rec.History = append(s.rec.History, ev)
+		s.rec.History = appendHistory(s.rec.History, ev)
 	}
 	line, err := protocol.Marshal(ev)
 	if err != nil {

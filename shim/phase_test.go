@@ -58,7 +58,7 @@ var cellWants = map[phase]map[input]cellWant{
 		inKill:        {to: phaseCreated, reply: "ok", signals: []sent{sigTerm}},
 		inDelete:      {refused: "is created: stop it first or use --force"},
 		inForceDelete: {to: phaseKillCreated, signals: killAll},
-		inExec:        {to: phaseCreated, reply: "ok"},
+		inExec:        {to: phaseCreated, reply: "ok", events: []string{"exec-started"}},
 		inExited:      {to: phaseStopped, events: []string{"stopped"}},
 	},
 	phaseStarting: {
@@ -66,7 +66,7 @@ var cellWants = map[phase]map[input]cellWant{
 		inKill:        {to: phaseStarting, reply: "ok", signals: []sent{sigTerm}},
 		inDelete:      {refused: "is created: stop it first or use --force"},
 		inForceDelete: {to: phaseKillStarting, signals: killAll},
-		inExec:        {to: phaseStarting, reply: "ok"},
+		inExec:        {to: phaseStarting, reply: "ok", events: []string{"exec-started"}},
 		inExited:      {to: phaseStartExited},
 		inStarted:     {to: phaseRunning, reply: "ok", events: []string{"started"}},
 		inStartFailed: {to: phaseCreated, reply: bootFails},
@@ -85,7 +85,7 @@ var cellWants = map[phase]map[input]cellWant{
 		inKill:        {to: phaseRunning, reply: "ok", signals: []sent{sigTerm}},
 		inDelete:      {refused: "is running: stop it first or use --force"},
 		inForceDelete: {to: phaseKillRunning, signals: killAll},
-		inExec:        {to: phaseRunning, reply: "ok"},
+		inExec:        {to: phaseRunning, reply: "ok", events: []string{"exec-started"}},
 		inExited:      {to: phaseStopped, events: []string{"stopped"}},
 	},
 	phaseStopped: {

@@ -38,6 +38,7 @@ type execOptions struct {
 	label         string
 	preserveFDs   int
 	ignorePaused  bool
+	execID        string
 }
 
 func (a *app) execCommand() *cobra.Command {
@@ -68,6 +69,7 @@ func (a *app) execCommand() *cobra.Command {
 	f.StringVar(&o.label, "process-label", "", "SELinux label for the process")
 	f.IntVar(&o.preserveFDs, "preserve-fds", 0, "pass this many descriptors after stdio through to the process")
 	f.BoolVar(&o.ignorePaused, "ignore-paused", false, "accepted for runc compatibility")
+	f.StringVar(&o.execID, "exec-id", "", "name the process in its exec-started and exec-stopped events (default: the shim makes one up)")
 	return cmd
 }
 
@@ -89,6 +91,11 @@ func (a *app) exec(cmd *cobra.Command, id string, args []string, o *execOptions)
 func (a *app) execProcess(cmd *cobra.Command, id string, args []string, o *execOptions) (int, error) {
 	if err := checkID(id); err != nil {
 		return 0, err
+	}
+	if o.execID != "" {
+		if err := container.ValidateID(o.execID); err != nil {
+			return 0, fmt.Errorf("--exec-id: %w", err)
+		}
 	}
 	st, spec, err := a.execState(id)
 	if err != nil {
@@ -168,7 +175,7 @@ func (a *app) runExec(id string, e *execFiles, o *execOptions, sigs chan os.Sign
 		return 0, err
 	}
 	defer c.Close()
-	pid, err := c.Exec(ctx, e.send, !o.detach)
+	pid, err := c.Exec(ctx, o.execID, e.send, !o.detach)
 	e.closeSent()
 	if err != nil {
 		return 0, requestError(err)

@@ -63,7 +63,7 @@ func (a *app) forkExec(id string, st *statedir.State, e *execFiles, o *execOptio
 		return 0, os.NewSyscallError("pidfd_open", err)
 	}
 	defer unix.Close(fd)
-	if err := a.adopt(id, fd); err != nil {
+	if err := a.adopt(id, o.execID, fd); err != nil {
 		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
 		reapChild(pid)
 		return 0, err
@@ -115,7 +115,7 @@ func openInitNamespaces(st *statedir.State) (*container.ExecNamespaces, error) {
 }
 
 // adopt hands the shim a pidfd of the process.
-func (a *app) adopt(id string, fd int) error {
+func (a *app) adopt(id, execID string, fd int) error {
 	ctx, cancel := requestContext()
 	defer cancel()
 	c, err := a.dial(ctx, id)
@@ -123,7 +123,7 @@ func (a *app) adopt(id string, fd int) error {
 		return err
 	}
 	defer c.Close()
-	if _, err := c.Adopt(ctx, fd); err != nil {
+	if _, err := c.Adopt(ctx, execID, fd); err != nil {
 		return fmt.Errorf("exec: %w", requestError(err))
 	}
 	return nil

@@ -85,6 +85,18 @@ func (st *State) WriteMembers(o *flatjson.Object) {
 		o.Append(func(b []byte) []byte { return flatjson.AppendStringMap(b, m) })
 	}
 	o.String("owner", st.Owner)
+	if st.ExitStatus != nil {
+		o.Int("exitStatus", int64(*st.ExitStatus))
+	}
+	if st.ExitUnknown {
+		o.Bool("exitUnknown", true)
+	}
+	if st.Signal != "" {
+		o.String("signal", st.Signal)
+	}
+	if st.ExitedAt != "" {
+		o.String("exitedAt", st.ExitedAt)
+	}
 }
 
 // appendJSON appends v as json.Marshal would, without reflection for the

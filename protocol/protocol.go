@@ -152,6 +152,16 @@ type State struct {
 	Created     string            `json:"created"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Owner       string            `json:"owner"`
+
+	// Once stopped, the exit, as the stopped event gives it (extra
+	// properties, which the runtime spec allows): the shim records it
+	// here before it publishes the event, so a state read after the
+	// event always agrees with it.
+	ExitStatus  *int   `json:"exitStatus,omitempty"`
+	ExitUnknown bool   `json:"exitUnknown,omitempty"`
+	Signal      string `json:"signal,omitempty"`
+	// ExitedAt is the stopped event's timestamp.
+	ExitedAt string `json:"exitedAt,omitempty"`
 }
 
 // FormatTime formats t the way events and states carry times: RFC 3339, UTC,

@@ -67,6 +67,20 @@ type exitStatus struct {
 	at      time.Time
 }
 
+// record writes the exit into a state, as the stopped event carries it.
+func (e *exitStatus) record(st *protocol.State) {
+	if e.unknown {
+		st.ExitUnknown = true
+	} else {
+		status := e.status
+		st.ExitStatus = &status
+	}
+	if e.signal != 0 {
+		st.Signal = protocol.SignalName(e.signal)
+	}
+	st.ExitedAt = protocol.FormatTime(e.at)
+}
+
 // Messages to the loop.
 type (
 	request struct {
@@ -193,6 +207,10 @@ func (s *server) announce(st protocol.Status) {
 		ev.Type = protocol.EventStarted
 	case protocol.StatusStopped:
 		s.ops.release()
+		// Stamped in order (emit), and the state file says the same.
+		if s.exit.at.Before(s.rec.LastAt) {
+			s.exit.at = s.rec.LastAt
+		}
 		ev.Type, ev.ExitStatus, at = protocol.EventStopped, &s.exit.status, s.exit.at
 		if s.exit.unknown {
 			ev.ExitStatus, ev.ExitUnknown = nil, true
@@ -362,7 +380,13 @@ func (s *server) finishDelete() {
 }
 
 // state is the state file's content now.
-func (s *server) state() *State { return s.rec.state(s.phase, s.c, s.spec) }
+func (s *server) state() *State {
+	st := s.rec.state(s.phase, s.c, s.spec)
+	if s.exit != nil && st.Status == protocol.StatusStopped {
+		s.exit.record(&st.State)
+	}
+	return st
+}
 
 func (s *server) saveState() {
 	if err := s.dir.WriteState(s.state()); err != nil {

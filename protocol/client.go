@@ -199,12 +199,16 @@ func (c *Client) Delete(ctx context.Context, force bool) error {
 type SubscribeOptions struct {
 	// NoHistory skips the events the shim buffered before the subscription.
 	NoHistory bool
+	// Since, when set, resumes after that seq: the buffered events after
+	// it (with an EventMissed for those no longer buffered), then the
+	// live ones. It overrides NoHistory.
+	Since *uint64
 }
 
 // Subscribe turns the connection into an event stream; read it with Next.
 func (c *Client) Subscribe(ctx context.Context, opts SubscribeOptions) error {
 	history := !opts.NoHistory
-	_, err := c.Do(ctx, Request{Op: OpSubscribe, History: &history})
+	_, err := c.Do(ctx, Request{Op: OpSubscribe, History: &history, Since: opts.Since})
 	return err
 }
 

@@ -32,6 +32,12 @@ func (ev *Event) appendJSON(b []byte) []byte {
 	if ev.ExecID != "" {
 		o.String("execId", ev.ExecID)
 	}
+	if ev.From != 0 {
+		o.Uint("from", ev.From)
+	}
+	if ev.To != 0 {
+		o.Uint("to", ev.To)
+	}
 	return o.End()
 }
 
@@ -172,6 +178,20 @@ func scanRequest(line []byte) (Request, bool) {
 			return scanBool(v, &req.Force)
 		case foldEqual(key, "wait"):
 			return scanBool(v, &req.Wait)
+		case foldEqual(key, "since"):
+			switch v.Kind {
+			case flatjson.Number:
+				n, ok := v.Int()
+				if !ok || n < 0 {
+					return false
+				}
+				since := uint64(n)
+				req.Since = &since
+			case flatjson.Null:
+				req.Since = nil
+			default:
+				return false
+			}
 		case foldEqual(key, "execid"):
 			switch v.Kind {
 			case flatjson.String:

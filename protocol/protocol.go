@@ -43,6 +43,10 @@ const (
 	// start (execId, pid) and its exit (as stopped's fields).
 	EventExecStarted = "exec-started"
 	EventExecStopped = "exec-stopped"
+	// EventMissed is no event: a subscription that resumes after a seq
+	// (Request.Since) gets one for each run of later events, from From
+	// to To, that the shim no longer holds.
+	EventMissed = "missed"
 )
 
 // EventTypes lists the lifecycle event types in the order they happen.
@@ -70,6 +74,10 @@ type Request struct {
 	// History, for subscribe: whether to replay the events the shim has
 	// buffered before the live ones. Absent means true.
 	History *bool `json:"history,omitempty"`
+	// Since, for subscribe: replay only the buffered events after this
+	// seq, saying which ones are gone (EventMissed), then the live ones.
+	// It overrides History.
+	Since *uint64 `json:"since,omitempty"`
 
 	// Signal, for kill: the signal number.
 	Signal int `json:"signal,omitempty"`
@@ -139,6 +147,10 @@ type Event struct {
 	// ExecID names the exec'd process of exec-started and exec-stopped:
 	// the one crier exec --exec-id gave, or one the shim made up.
 	ExecID string `json:"execId,omitempty"`
+	// From and To are set on missed: the first and last seq it stands
+	// for.
+	From uint64 `json:"from,omitempty"`
+	To   uint64 `json:"to,omitempty"`
 }
 
 // State is the OCI state of a container, with the extra fields runc prints.

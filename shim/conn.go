@@ -15,8 +15,10 @@ import (
 
 // queueLen bounds each subscriber's queue. A container has few events, so
 // a subscriber that lets this many pile up is stuck, and is dropped rather
-// than allowed to hold anything up.
-const queueLen = 64
+// than allowed to hold anything up (it is told, and can resume with
+// since). It holds a whole replay: the reply, the longest history
+// (history.go) and a missed line before each event and after the last.
+const queueLen = 2*(maxRepeated+numLifecycle) + 2
 
 // writeTimeout bounds one write to a client, so a client that stopped
 // reading costs at most a goroutine for this long.
@@ -88,22 +90,62 @@ func (s *server) subscribe(r *request) {
 	sub := &subscriber{conn: r.conn, ch: make(chan []byte, queueLen)}
 	line, _ := protocol.Marshal(protocol.Reply{OK: true, Protocol: protocol.Version})
 	sub.ch <- line
-	if r.req.History == nil || *r.req.History {
-		for _, ev := range s.rec.History {
-			if line, err := protocol.Marshal(ev); err == nil && !sub.send(line) {
-				// send has failed the subscriber: it ends with
-				// the error, and is never registered.
-				r.sub = sub
-				s.writers.Add(1)
-				r.reply <- protocol.Reply{OK: true}
-				return
-			}
-		}
+	if !s.replay(sub, r.req) {
+		// send has failed the subscriber: it ends with the error,
+		// and is never registered.
+		r.sub = sub
+		s.writers.Add(1)
+		r.reply <- protocol.Reply{OK: true}
+		return
 	}
 	s.subs[sub] = true
 	r.sub = sub
 	s.writers.Add(1)
 	r.reply <- protocol.Reply{OK: true}
+}
+
+// replay queues the history a subscription asked for: all of it, or with
+// since only the events after that seq, and then a missed line for each
+// run of events after since that the history no longer holds (excluded
+// by --event-buffer, or dropped as old exec events), so that a resuming
+// subscriber is told rather than left to guess. It reports false when
+// the subscriber has failed.
+func (s *server) replay(sub *subscriber, req protocol.Request) bool {
+	if req.Since == nil && req.History != nil && !*req.History {
+		return true
+	}
+	var next uint64 // the seq expected next, with since
+	if req.Since != nil {
+		next = *req.Since + 1
+	}
+	send := func(ev protocol.Event) bool {
+		line, err := protocol.Marshal(ev)
+		return err != nil || sub.send(line)
+	}
+	for _, ev := range s.rec.History {
+		if req.Since != nil {
+			if ev.Seq < next {
+				continue
+			}
+			if ev.Seq > next && !send(s.missed(next, ev.Seq-1)) {
+				return false
+			}
+			next = ev.Seq + 1
+		}
+		if !send(ev) {
+			return false
+		}
+	}
+	if req.Since != nil && s.rec.Seq >= next {
+		return send(s.missed(next, s.rec.Seq))
+	}
+	return true
+}
+
+// missed is the line that tells a resuming subscriber that the events
+// from to to are gone from the history.
+func (s *server) missed(from, to uint64) protocol.Event {
+	return protocol.Event{Type: protocol.EventMissed, ID: s.rec.ID, From: from, To: to}
 }
 
 func (s *server) drop(sub *subscriber) {

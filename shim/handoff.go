@@ -223,6 +223,8 @@ func (w *handoffWriter) record(rec *record) {
 		w.bool(ev.ExitUnknown)
 		w.str(ev.Signal)
 		w.str(ev.ExecID)
+		w.uint(ev.From)
+		w.uint(ev.To)
 	}
 }
 
@@ -313,6 +315,7 @@ func (r *handoffReader) record() record {
 			ev.ExitUnknown = r.bool()
 			ev.Signal = r.str()
 			ev.ExecID = r.str()
+			ev.From, ev.To = r.uint(), r.uint()
 		}
 	}
 	return rec

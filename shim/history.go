@@ -33,6 +33,9 @@ func appendHistory(h []protocol.Event, ev protocol.Event) []protocol.Event {
 	return append(h[:oldest], h[oldest+1:]...)
 }
 
+// numLifecycle is how many lifecycle types there are (lifecycle).
+const numLifecycle = 4
+
 // lifecycle reports whether t is one of the container's own lifecycle
 // events, which happen at most once each.
 func lifecycle(t string) bool {

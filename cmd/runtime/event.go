@@ -22,6 +22,7 @@ type eventOptions struct {
 	noHistory bool
 	monitor   bool
 	timeout   time.Duration
+	since     int64 // -1: not given
 }
 
 func (a *app) eventCommand() *cobra.Command {
@@ -39,6 +40,15 @@ deleted. If the container does not exist yet, event waits for it.`,
 			if o.historic && o.noHistory {
 				return errors.New("event: --historic and --no-history contradict each other")
 			}
+			if cmd.Flags().Changed("since") && (o.since < 0 || o.noHistory) {
+				if o.noHistory {
+					return errors.New("event: --since and --no-history contradict each other")
+				}
+				return fmt.Errorf("event: --since %d is negative", o.since)
+			}
+			if !cmd.Flags().Changed("since") {
+				o.since = -1
+			}
 			if o.timeout < 0 {
 				return fmt.Errorf("event: --timeout %v is negative", o.timeout)
 			}
@@ -55,6 +65,7 @@ deleted. If the container does not exist yet, event waits for it.`,
 	f.BoolVarP(&o.historic, "historic", "H", false, "replay the events the shim kept (the default)")
 	f.BoolVar(&o.noHistory, "no-history", false, "only live events, not the ones the shim kept")
 	f.BoolVarP(&o.monitor, "monitor", "m", false, "keep printing events until the container is deleted")
+	f.Int64Var(&o.since, "since", 0, "resume after the event with this seq: the kept events after it (a \"missed\" line for any no longer kept), then live ones")
 	f.DurationVar(&o.timeout, "timeout", 0, "give up after this long (e.g. 30s; default: never)")
 	return cmd
 }
@@ -111,7 +122,12 @@ func (a *app) connect(ctx context.Context, id string, o *eventOptions) (*protoco
 		if err != nil {
 			return nil, err
 		}
-		if err := c.Subscribe(ctx, protocol.SubscribeOptions{NoHistory: o.noHistory}); err != nil {
+		opts := protocol.SubscribeOptions{NoHistory: o.noHistory}
+		if o.since >= 0 {
+			since := uint64(o.since)
+			opts.Since = &since
+		}
+		if err := c.Subscribe(ctx, opts); err != nil {
 			c.Close()
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
 				return nil, fmt.Errorf("container %q went away before it could be watched (its create failed, or it was deleted)", id)
@@ -141,7 +157,10 @@ func (a *app) watch(ctx context.Context, id string, o *eventOptions) error {
 			return requestError(err)
 		}
 		match := len(want) == 0 || want[ev.Type]
-		if match {
+		// A missed line is printed whatever the filter (the
+		// subscriber must know), and matches nothing.
+		missed := ev.Type == protocol.EventMissed
+		if match || missed {
 			line, err := protocol.Marshal(ev)
 			if err != nil {
 				return err
@@ -151,6 +170,7 @@ func (a *app) watch(ctx context.Context, id string, o *eventOptions) error {
 			}
 		}
 		switch {
+		case missed:
 		case match && !o.monitor:
 			return nil
 		case ev.Type == protocol.EventDeleted && o.monitor:

@@ -240,7 +240,14 @@ func stateDirWithSocket(t *testing.T) (string, int) {
 		t.Fatal(err)
 	}
 	ln.Close()
-	return root, int(f.Fd())
+	// A descriptor of our own: f's finalizer would close its own at
+	// the next collection, under the server that listens on it.
+	fd, err := unix.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, fd
 }
 
 // TestSubscriberOverflow: a subscriber whose queue fills is failed with an

@@ -26,17 +26,19 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 )
 
 var (
-	flagQuick = flag.Bool("quick", false, "a short run for development: fewer samples, a 10 s wait, 100 containers instead of 500")
-	flagWait  = flag.Duration("wait", 0, "how long the CPU cost of waiting is measured over (default 1m; 10s with -quick)")
-	flagOut   = flag.String("out", "", "markdown report to write (default docs/performance.md; with -quick, none unless given)")
-	flagBin   = flag.String("bin", "", "directory holding crier and crier-shim (default REPO/bin)")
-	flagOnly  = flag.String("only", "", "comma-separated sections to run: "+strings.Join(sectionNames, ",")+" (default all)")
+	flagQuick    = flag.Bool("quick", false, "a short run for development: fewer samples, a 10 s wait, 100 containers instead of 500")
+	flagWait     = flag.Duration("wait", 0, "how long the CPU cost of waiting is measured over (default 1m; 10s with -quick)")
+	flagOut      = flag.String("out", "", "markdown report to write (default docs/performance.md; with -quick, none unless given)")
+	flagBin      = flag.String("bin", "", "directory holding crier and crier-shim (default REPO/bin)")
+	flagOnly     = flag.String("only", "", "comma-separated sections to run: "+strings.Join(sectionNames, ",")+" (default all)")
+	flagClientsN = flag.Int("clients-n", 20, "runs of each client with each runtime in the clients section (5 at most with -quick)")
 
 	// Internal: the role and the arguments of the helper roles.
 	flagPhase    = flag.String("phase", "", "internal: inner, sub-go, poll or pidfd")
@@ -50,7 +52,7 @@ var (
 	flagPid      = flag.Int("pid", 0, "internal (pidfd): the process to wait for")
 )
 
-var sectionNames = []string{"lifecycle", "exit", "wait", "memory", "throughput", "fanout", "scale"}
+var sectionNames = []string{"lifecycle", "exit", "wait", "memory", "throughput", "fanout", "scale", "clients"}
 
 func main() {
 	flag.Parse()
@@ -132,7 +134,7 @@ func outer() error {
 	}
 	args := []string{"--mount", "--propagation", "private", "--", self,
 		"-phase", "inner", "-work", work, "-repo", repo, "-bin", bin, "-id", prefix,
-		"-wait", flagWait.String(), "-out", *flagOut, "-only", *flagOnly}
+		"-wait", flagWait.String(), "-out", *flagOut, "-only", *flagOnly, "-clients-n", strconv.Itoa(*flagClientsN)}
 	if *flagQuick {
 		args = append(args, "-quick")
 	}

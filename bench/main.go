@@ -2,8 +2,10 @@
 //
 // It runs crier, runc and crun on one busybox bundle, interleaved run by
 // run, and puts conmon and containerd-shim-runc-v2 beside crier's shim for
-// memory and exit notification. It prints its tables and writes them to
-// docs/performance.md with the machine, the versions and the date.
+// memory and exit notification. Its clients section has podman and
+// containerd (ctr) drive crier and runc, as their users do (issue 10). It
+// prints its tables and writes them to docs/performance.md with the
+// machine, the versions and the date.
 //
 // The program runs in three roles, chosen by the hidden -phase flag:
 //

@@ -170,7 +170,7 @@ func (b *B) supervisedMemory(sec *section, cls []client, k int) {
 			b.rep.key["e2emem."+c.name()+".crier"] = per[b.crier]
 		}
 	}
-	sec.para("Memory per container under a supervisor, in kB of USS (Private_Clean + Private_Dirty from /proc/PID/smaps_rollup) at the median: with runc the supervisor alone stays beside the container, with crier the supervisor and crier's shim.")
+	sec.para("Memory per container under a supervisor, in kB of USS (Private_Clean + Private_Dirty from /proc/PID/smaps_rollup) at the median: with runc the supervisor alone stays beside the container, with crier the supervisor and crier's shim, which serves the container's socket and events. The supervisor costs the same whichever the runtime; crier's shim is the difference.")
 	sec.parts = append(sec.parts, tt)
 	sec.para("The processes one by one, while %d containers run `sleep 1000` under each client with each runtime in turn (RSS, PSS and USS of the median process; measured after 1 s idle):", k)
 	sec.parts = append(sec.parts, mt)

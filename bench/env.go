@@ -222,6 +222,7 @@ func (b *B) versions() [][2]string {
 	v = append(v, [2]string{"crun", first("crun", "--version")})
 	v = append(v, [2]string{"conmon", first("conmon", "--version")})
 	v = append(v, [2]string{"containerd", first("containerd", "--version")})
+	v = append(v, [2]string{"podman", first("podman", "--version")})
 	v = append(v, [2]string{"Go (crier and the benchmark)", goruntime.Version()})
 	if gitRev, err := exec.Command("git", "-C", b.repo, "rev-parse", "--short", "HEAD").Output(); err == nil {
 		rev := strings.TrimSpace(string(gitRev))

@@ -45,8 +45,10 @@ conformance: build
 	./test/conformance/run.sh $(CONFORMANCE_FLAGS) $(CURDIR)/$(BIN)/crier
 
 # The side-by-side benchmark against runc, crun, conmon and containerd
-# (issue 4): writes docs/performance.md. As root; about 5 minutes.
-# BENCH_FLAGS=-quick for a short development run that writes nothing.
+# (issue 4), and podman and ctr driving crier and runc (issue 10): writes
+# docs/performance.md. As root; about 7 minutes.
+# BENCH_FLAGS=-quick for a short development run that writes nothing;
+# BENCH_FLAGS='-only clients' (or another section) to run one section.
 .PHONY: bench
 bench: build
 	$(GO) run ./bench $(BENCH_FLAGS)

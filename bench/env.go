@@ -38,13 +38,14 @@ var packages = []struct{ bin, pkg string }{
 	{"containerd", "containerd"},
 	{"ctr", "containerd"},
 	{"containerd-shim-runc-v2", "containerd"},
+	{"podman", "podman"},
 	{"unshare", "util-linux"},
 	{"tar", "tar"},
 }
 
 // ensurePackages installs the Debian packages whose binaries are missing,
-// after one apt-get update. runc and crun are required; conmon and
-// containerd only give their rows of the tables.
+// after one apt-get update. runc and crun are required; conmon, containerd
+// and podman only give their rows of the tables.
 func ensurePackages() error {
 	var missing []string
 	seen := map[string]bool{}
@@ -102,8 +103,17 @@ func prepare(repo, work string) error {
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
 		return err
 	}
-	if out, err := exec.Command("tar", "xzf", filepath.Join(mod.Dir, "rootfs-amd64.tar.gz"), "-C", rootfs).CombinedOutput(); err != nil {
+	tarball := filepath.Join(mod.Dir, "rootfs-amd64.tar.gz")
+	if out, err := exec.Command("tar", "xzf", tarball, "-C", rootfs).CombinedOutput(); err != nil {
 		return fmt.Errorf("unpack the rootfs: %v\n%s", err, out)
+	}
+	// The clients section makes its images from the tarball itself.
+	raw, err := os.ReadFile(tarball)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(work, busyboxTarball), raw, 0o644); err != nil {
+		return err
 	}
 	b, err := os.ReadFile(stamp)
 	if err != nil {
@@ -122,7 +132,7 @@ func prepare(repo, work string) error {
 	if out, err := sp.CombinedOutput(); err != nil {
 		return fmt.Errorf("runc spec: %v\n%s", err, out)
 	}
-	raw, err := os.ReadFile(filepath.Join(specDir, "config.json"))
+	raw, err = os.ReadFile(filepath.Join(specDir, "config.json"))
 	if err != nil {
 		return err
 	}
@@ -212,6 +222,7 @@ func (b *B) versions() [][2]string {
 	v = append(v, [2]string{"crun", first("crun", "--version")})
 	v = append(v, [2]string{"conmon", first("conmon", "--version")})
 	v = append(v, [2]string{"containerd", first("containerd", "--version")})
+	v = append(v, [2]string{"podman", first("podman", "--version")})
 	v = append(v, [2]string{"Go (crier and the benchmark)", goruntime.Version()})
 	if gitRev, err := exec.Command("git", "-C", b.repo, "rev-parse", "--short", "HEAD").Output(); err == nil {
 		rev := strings.TrimSpace(string(gitRev))

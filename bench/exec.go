@@ -118,6 +118,11 @@ func (r result) cpuMs() float64 { return float64(r.cpu) / 1e6 }
 // command's standard output (and so that of a container it creates);
 // otherwise the output is captured.
 func (b *B) exec(s *scratch, argv []string, stdout *os.File, timeout time.Duration) result {
+	return b.execEnv(s, argv, nil, stdout, timeout)
+}
+
+// execEnv is exec with env added to the benchmark's minimal environment.
+func (b *B) execEnv(s *scratch, argv, env []string, stdout *os.File, timeout time.Duration) result {
 	if b.stopping.Load() {
 		return result{err: errStopping}
 	}
@@ -132,7 +137,7 @@ func (b *B) exec(s *scratch, argv []string, stdout *os.File, timeout time.Durati
 		cmd.Stdout = stdout
 	}
 	cmd.Stderr = s.err
-	cmd.Env = b.env
+	cmd.Env = append(append([]string{}, b.env...), env...)
 	t0 := mono()
 	if err := cmd.Start(); err != nil {
 		return result{err: err}
@@ -353,18 +358,25 @@ func sweep(work, prefix string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		var mps []string
-		for _, l := range strings.Split(string(b), "\n") {
-			f := strings.Fields(l)
-			if len(f) > 4 && strings.HasPrefix(f[4], work) {
-				mps = append(mps, f[4])
-			}
+	unmountUnder(work)
+}
+
+// unmountUnder detaches every mount at or below dir, deepest first.
+func unmountUnder(dir string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var mps []string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir) {
+			mps = append(mps, f[4])
 		}
-		sort.Slice(mps, func(i, j int) bool { return len(mps[i]) > len(mps[j]) })
-		for _, mp := range mps {
-			unix.Unmount(mp, unix.MNT_DETACH)
-		}
+	}
+	sort.Slice(mps, func(i, j int) bool { return len(mps[i]) > len(mps[j]) })
+	for _, mp := range mps {
+		unix.Unmount(mp, unix.MNT_DETACH)
 	}
 }
 

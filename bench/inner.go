@@ -118,6 +118,8 @@ func inner() error {
 		"One container, 1000 subscribers.")
 	sScale := rep.section("6. Scale",
 		"The cost of one more container with many already running: is it flat?")
+	sClients := rep.section("7. Under podman and containerd",
+		"What a user of the clients feels: `podman run --rm` and `ctr run --rm` of /bin/true with crier and with runc as the runtime, and the memory of the supervisors, conmon and containerd-shim-runc-v2, beside crier's shim.")
 
 	steps := []struct {
 		name string
@@ -130,6 +132,7 @@ func inner() error {
 		{"throughput", func() { b.throughput(sTput) }, sTput},
 		{"fanout", func() { b.fanout(sFan) }, sFan},
 		{"memory", func() { b.memory(sMem, sScale) }, sMem},
+		{"clients", func() { b.clients(sClients) }, sClients},
 	}
 	t0 := time.Now()
 	load0 := loadavg()
@@ -254,6 +257,12 @@ func (b *B) summary() *section {
 		}
 		t.add("idle shim USS at 50 containers (kB per shim)", "no shim", "no shim", strings.Join(others, ", "),
 			"**"+num(k["mem.crier.50"])+"**", "≤ 700", verdict(k["mem.crier.50"], 700, true))
+	}
+	for _, c := range []struct{ name, label string }{{"podman", "`podman run --rm` /bin/true (ms)"}, {"ctr", "`ctr run --rm` /bin/true (ms)"}} {
+		cr, rc := "e2e."+c.name+".crier", "e2e."+c.name+".runc"
+		if has(cr, rc) && k[cr] > 0 && k[rc] > 0 {
+			t.add(c.label, num(k[rc]), "", "", "**"+num(k[cr])+"**", "≤ runc", verdict(k[cr], k[rc], true))
+		}
 	}
 	if has("tput.crier", "tput.runc", "tput.crun") {
 		t.add("create+start throughput, 2 workers (/s)", num(k["tput.runc"]), num(k["tput.crun"]), "",

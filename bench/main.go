@@ -2,8 +2,10 @@
 //
 // It runs crier, runc and crun on one busybox bundle, interleaved run by
 // run, and puts conmon and containerd-shim-runc-v2 beside crier's shim for
-// memory and exit notification. It prints its tables and writes them to
-// docs/performance.md with the machine, the versions and the date.
+// memory and exit notification. Its clients section has podman and
+// containerd (ctr) drive crier and runc, as their users do (issue 10). It
+// prints its tables and writes them to docs/performance.md with the
+// machine, the versions and the date.
 //
 // The program runs in three roles, chosen by the hidden -phase flag:
 //
@@ -26,17 +28,19 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 )
 
 var (
-	flagQuick = flag.Bool("quick", false, "a short run for development: fewer samples, a 10 s wait, 100 containers instead of 500")
-	flagWait  = flag.Duration("wait", 0, "how long the CPU cost of waiting is measured over (default 1m; 10s with -quick)")
-	flagOut   = flag.String("out", "", "markdown report to write (default docs/performance.md; with -quick, none unless given)")
-	flagBin   = flag.String("bin", "", "directory holding crier and crier-shim (default REPO/bin)")
-	flagOnly  = flag.String("only", "", "comma-separated sections to run: "+strings.Join(sectionNames, ",")+" (default all)")
+	flagQuick    = flag.Bool("quick", false, "a short run for development: fewer samples, a 10 s wait, 100 containers instead of 500")
+	flagWait     = flag.Duration("wait", 0, "how long the CPU cost of waiting is measured over (default 1m; 10s with -quick)")
+	flagOut      = flag.String("out", "", "markdown report to write (default docs/performance.md; with -quick, none unless given)")
+	flagBin      = flag.String("bin", "", "directory holding crier and crier-shim (default REPO/bin)")
+	flagOnly     = flag.String("only", "", "comma-separated sections to run: "+strings.Join(sectionNames, ",")+" (default all)")
+	flagClientsN = flag.Int("clients-n", 20, "runs of each client with each runtime in the clients section (5 at most with -quick)")
 
 	// Internal: the role and the arguments of the helper roles.
 	flagPhase    = flag.String("phase", "", "internal: inner, sub-go, poll or pidfd")
@@ -50,7 +54,7 @@ var (
 	flagPid      = flag.Int("pid", 0, "internal (pidfd): the process to wait for")
 )
 
-var sectionNames = []string{"lifecycle", "exit", "wait", "memory", "throughput", "fanout", "scale"}
+var sectionNames = []string{"lifecycle", "exit", "wait", "memory", "throughput", "fanout", "scale", "clients"}
 
 func main() {
 	flag.Parse()
@@ -132,7 +136,7 @@ func outer() error {
 	}
 	args := []string{"--mount", "--propagation", "private", "--", self,
 		"-phase", "inner", "-work", work, "-repo", repo, "-bin", bin, "-id", prefix,
-		"-wait", flagWait.String(), "-out", *flagOut, "-only", *flagOnly}
+		"-wait", flagWait.String(), "-out", *flagOut, "-only", *flagOnly, "-clients-n", strconv.Itoa(*flagClientsN)}
 	if *flagQuick {
 		args = append(args, "-quick")
 	}

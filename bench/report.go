@@ -150,7 +150,7 @@ func (r *report) markdown() string {
 	var sb strings.Builder
 	sb.WriteString("# Performance\n\n")
 	sb.WriteString("Written by `make bench` (`go run ./bench`, source in [bench/](../bench)); do not edit by hand. ")
-	sb.WriteString("Run it as root on a fresh clone (about 5 minutes: it installs runc, crun, conmon and containerd from Debian if they are missing); `make bench BENCH_FLAGS=-quick` is a short check that writes nothing. ")
+	sb.WriteString("Run it as root on a fresh clone (about 7 minutes: it installs runc, crun, conmon, containerd and podman from Debian if they are missing); `make bench BENCH_FLAGS=-quick` is a short check that writes nothing, and `BENCH_FLAGS='-only clients'` runs one section, writing nothing unless `-out FILE` is given (`go run ./bench -h` lists the sections). ")
 	sb.WriteString("crier, runc and crun ran on the same busybox bundle (the runtime-tools v0.9.0 rootfs, runc's default spec), ")
 	sb.WriteString("interleaved run by run so that machine noise hits them alike; all figures come from this one run. Each runtime has its own `--root` on a tmpfs (as /run is on a real host), and everything runs in a private mount namespace (`unshare -m`) where /sys/fs/cgroup/unified is unmounted, because crun 1.8.1 refuses this machine's hybrid cgroup layout: all three see plain cgroup v1. crier runs from a copy of `bin/` in the benchmark's work directory, as runc and crun run from /usr/bin: on this machine a program exec'd from under the repository's /work checkout starts 0.1–0.3 ms slower per call than the same bytes elsewhere. ")
 	sb.WriteString("Times are medians with p10–p90 in brackets; ratios divide medians.\n\n")

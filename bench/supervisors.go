@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/crier-runtime/crier/internal/clientsandbox"
 	"golang.org/x/sys/unix"
 )
 
@@ -115,9 +116,10 @@ func (b *B) conmonStamp(id string) (int64, error) {
 	return strconv.ParseInt(f[len(f)-1], 10, 64)
 }
 
-// containerd with its own config, root, state and socket under the work
-// directory; containers are made with `ctr run --rootfs` (no image), each
-// supervised by its containerd-shim-runc-v2.
+// containerd with its own config (test/clients' one), root, state and
+// socket under the work directory; the memory section makes containers
+// with `ctr run --rootfs` (no image), the clients section from an
+// imported image, each supervised by its containerd-shim-runc-v2.
 
 func (b *B) haveContainerd() bool {
 	for _, bin := range []string{"containerd", "ctr", "containerd-shim-runc-v2"} {
@@ -135,19 +137,7 @@ func (b *B) startContainerd() error {
 	dir := filepath.Join(b.work, "containerd")
 	os.MkdirAll(dir, 0o755)
 	b.ctrSock = filepath.Join(dir, "c.sock")
-	cfg := fmt.Sprintf(`version = 2
-root = %q
-state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = %q
-[ttrpc]
-  address = %q
-[debug]
-  address = ""
-[metrics]
-  address = ""
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), b.ctrSock, b.ctrSock+".ttrpc")
+	cfg := clientsandbox.ContainerdConf(dir, b.ctrSock)
 	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o644); err != nil {
 		return err
 	}

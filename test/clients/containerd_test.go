@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crier-runtime/crier/internal/clientsandbox"
 )
 
 // ctrClient is containerd 1.6 driven by ctr, in a sandbox of its own:
@@ -47,45 +49,17 @@ func startContainerd(t *testing.T) client {
 	sb.shimSocket = func(id string) string { return shimSocket(c.address, c.ns, id) }
 	c.tool = tool{bin: "ctr", dir: sb.dir, args: []string{"--address", c.address, "--namespace", c.ns}}
 	conf := filepath.Join(sb.dir, "config.toml")
-	writeFile(t, conf, containerdConf(sb.dir, c.address))
+	writeFile(t, conf, clientsandbox.ContainerdConf(sb.dir, c.address))
 	t.Cleanup(func() { tearDown(t, c) })
 	c.daemon = startDaemon(t, sb.dir, "containerd", "containerd", "--config", conf)
 	c.daemon.waitReady(t, func() bool { return c.try(t, *stepFlag, "version").code == 0 })
 	archive := filepath.Join(sb.dir, "busybox-oci.tar")
-	if err := writeOCIArchive(archive, suite.tarball, c.image); err != nil {
+	if err := clientsandbox.WriteOCIArchive(archive, suite.tarball, c.image); err != nil {
 		t.Fatalf("writing the OCI image %s: %v", archive, err)
 	}
 	c.ok(t, "image", "import", archive)
 	c.runArgs = []string{"--runc-binary", suite.runtime, "--runc-root", runcRoot}
 	return c
-}
-
-// containerdConf is the sandbox's config.toml. Only the overlayfs and
-// native snapshotters can work here; the others, the CRI plugin (which
-// wants CNI and a pause image) and the restart monitor are off, and opt
-// (which installs into /opt/containerd) points into the sandbox.
-func containerdConf(dir, address string) string {
-	return fmt.Sprintf(`version = 2
-root = %q
-state = %q
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.internal.v1.restart",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-]
-
-[grpc]
-  address = %q
-
-[ttrpc]
-  address = %q
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), address, address+".ttrpc", filepath.Join(dir, "opt"))
 }
 
 func (c *ctrClient) base() *sandbox { return c.sandbox }

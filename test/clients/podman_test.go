@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/crier-runtime/crier/internal/clientsandbox"
 )
 
 // podman is podman with conmon, rootful, in a sandbox of its own: private
@@ -23,7 +23,7 @@ func startPodman(t *testing.T) client {
 	// their default state directory (sb.stateDir).
 	conf := filepath.Join(sb.dir, "containers.conf")
 	storage := filepath.Join(sb.dir, "storage.conf")
-	writeFile(t, conf, podmanConf(sb.dir))
+	writeFile(t, conf, clientsandbox.PodmanConf(sb.dir))
 	writeFile(t, storage, fmt.Sprintf("[storage]\ndriver = \"vfs\"\ngraphroot = %q\nrunroot = %q\n",
 		filepath.Join(sb.dir, "root"), filepath.Join(sb.dir, "runroot")))
 	c := &podman{dockerish{
@@ -49,35 +49,6 @@ func startPodman(t *testing.T) client {
 	t.Cleanup(func() { tearDown(t, c) })
 	c.ok(t, "import", "--change", "ENV PATH=/bin:/sbin:/usr/bin", suite.tarball, c.image)
 	return c
-}
-
-// podmanConf is the sandbox's containers.conf. default_ulimits pins the
-// rlimits podman asks for to what this host grants: as root it asks for
-// 1048576 open files, more than a host without CAP_SYS_RESOURCE allows,
-// and the runtime's setrlimit fails. conmon, and so the runtime, runs
-// with the nproc limit podman set itself (32768 at most).
-func podmanConf(dir string) string {
-	nofile := hostLimit(unix.RLIMIT_NOFILE, 1048576)
-	nproc := hostLimit(unix.RLIMIT_NPROC, 32768)
-	return fmt.Sprintf(`[containers]
-default_ulimits = ["nofile=%d:%d", "nproc=%d:%d"]
-netns = "none"
-log_driver = "k8s-file"
-
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = %q
-lock_type = "file"
-tmp_dir = %q
-image_copy_tmp_dir = %q
-volume_path = %q
-
-[network]
-network_config_dir = %q
-`, nofile, nofile, nproc, nproc,
-		filepath.Join(dir, "events.log"), filepath.Join(dir, "tmp"), filepath.Join(dir, "tmp"),
-		filepath.Join(dir, "volumes"), filepath.Join(dir, "cni"))
 }
 
 func (c *podman) shutdown(t *testing.T) { c.removeAll(t) }

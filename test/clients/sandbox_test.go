@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // client is one of the three systems, running in its sandbox. Names are
@@ -248,14 +246,4 @@ func (d *daemon) logTail() string {
 		b = b[len(b)-3000:]
 	}
 	return string(b)
-}
-
-// hostLimit is the hard limit of resource r in this process, capped at
-// max: the most a container may ask for here.
-func hostLimit(r int, max uint64) uint64 {
-	var l unix.Rlimit
-	if err := unix.Getrlimit(r, &l); err != nil || l.Max > max {
-		return max
-	}
-	return l.Max
 }

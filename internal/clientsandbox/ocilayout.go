@@ -1,6 +1,4 @@
-//go:build clients
-
-package clients
+package clientsandbox
 
 import (
 	"archive/tar"
@@ -26,9 +24,9 @@ type ociDescriptor struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
-// writeOCIArchive writes to out the image layout of the rootfs tarball
+// WriteOCIArchive writes to out the image layout of the rootfs tarball
 // layerGz, named ref.
-func writeOCIArchive(out, layerGz, ref string) error {
+func WriteOCIArchive(out, layerGz, ref string) error {
 	layer, err := os.ReadFile(layerGz)
 	if err != nil {
 		return err

@@ -49,9 +49,16 @@ const (
 	EventMissed = "missed"
 )
 
-// EventTypes lists the lifecycle event types in the order they happen.
+// EventTypes lists every event type: the lifecycle ones in the order they
+// happen, then the others.
 func EventTypes() []string {
 	return []string{EventCreated, EventStarted, EventStopped, EventDeleted, EventExecStarted, EventExecStopped}
+}
+
+// LifecycleEventTypes lists the container's own lifecycle events, each of
+// which happens at most once, in the order they happen.
+func LifecycleEventTypes() []string {
+	return []string{EventCreated, EventStarted, EventStopped, EventDeleted}
 }
 
 // Status is a container's status as the OCI runtime spec names it: in

@@ -47,6 +47,8 @@ type server struct {
 	// shim makes up.
 	execIDs map[string]bool
 	execSeq uint64
+	// journal is the events' copy on disk (journal.go).
+	journal journal
 
 	// trimTimer fires once the clients have been quiet for a while;
 	// untrimmed counts their requests since the last trim (see trim.go).
@@ -241,6 +243,8 @@ func (s *server) emit(ev protocol.Event, at time.Time) {
 	if err != nil {
 		return
 	}
+	// On disk before anyone hears of it.
+	s.journalEvent(ev, line)
 	for sub := range s.subs {
 		if !sub.send(line) {
 			delete(s.subs, sub)

@@ -124,8 +124,8 @@ func (d *Dir) Publish(id string) error {
 	return fmt.Errorf("state directory: rename %s to %s: %w", d.Path(), id, err)
 }
 
-// Remove removes the directory: the three files the shim keeps there and
-// the directory itself in four system calls or, if anything else is in it,
+// Remove removes the directory: the four files the shim keeps there and
+// the directory itself in five system calls or, if anything else is in it,
 // whatever it holds, never following a link. It closes d.
 func (d *Dir) Remove() error {
 	defer d.Close()
@@ -138,6 +138,7 @@ func (d *Dir) Remove() error {
 	unix.Unlinkat(d.fd, StateFile, 0)
 	unix.Unlinkat(d.fd, SocketName, 0)
 	unix.Unlinkat(d.fd, ConfigFile, 0)
+	unix.Unlinkat(d.fd, JournalFile, 0)
 	err := unix.Unlinkat(d.rootfd, d.name, unix.AT_REMOVEDIR)
 	if err == nil || errors.Is(err, unix.ENOENT) {
 		return nil

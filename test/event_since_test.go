@@ -2,6 +2,9 @@ package test
 
 import (
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -22,18 +25,29 @@ func TestEventSinceResumes(t *testing.T) {
 	first.Close() // the subscriber dies
 	e.cliOK("start", id)
 	e.cliOK("exec", "--exec-id", "while-away", id, "true")
-	resumed := e.cliStart(nil, "event", "--since", fmt.Sprint(created.Seq), "--monitor", id)
-	// Whenever it subscribes, it replays what it missed from the
-	// history; sub only paces the test.
-	sub := e.subscribe(id, true)
-	next(t, sub, protocol.EventExecStopped)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	resumed := e.cliStart(func(c *exec.Cmd) { c.Stdout = pw }, "event", "--since", fmt.Sprint(created.Seq), "--monitor", id)
+	pw.Close()
+	out := newOutPipe(pr)
+	// The events it missed come from the history; once it has printed
+	// them it is subscribed, and gets the rest live.
+	var lines []string
+	for len(lines) < 3 {
+		lines = append(lines, out.line(t))
+	}
 	e.cliOK("kill", id, "KILL")
-	next(t, sub, protocol.EventStopped)
+	e.waitStopped(id)
 	e.cliOK("delete", id)
 	r := resumed.wait()
 	if r.code != 0 {
 		t.Fatalf("event --since: exit %d: %s", r.code, r.stderr)
 	}
+	rest, _ := io.ReadAll(pr)
+	r.stdout = strings.Join(lines, "\n") + "\n" + string(rest)
 	var got []string
 	want := created.Seq + 1
 	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {

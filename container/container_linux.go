@@ -222,7 +222,7 @@ func (c *Container) setupConsole(socket string) error {
 	if socket == "" {
 		return errors.New("process.terminal is true but no console socket was given (--console-socket)")
 	}
-	master, name, err := openPty(c.Pid)
+	master, name, err := openPty(c.Pid, c.Spec.Process.User.UID)
 	if err != nil {
 		return fmt.Errorf("terminal: %w", err)
 	}

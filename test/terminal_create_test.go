@@ -399,3 +399,132 @@ func TestCreateSupervisedReleasesCallerStdio(t *testing.T) {
 		})
 	}
 }
+
+// userNamespace gives s a user namespace that maps the container's ids 0 to
+// 65535 to the host's 100000 and up; the rootfs must be chowned to match
+// (chownRootfs).
+func userNamespace(s *specs.Spec) {
+	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+}
+
+// TestTerminalOwner: the process's pty belongs to the process's uid, with
+// the group devpts gives it (gid=5 in the default config), as runc makes
+// it; also in a user namespace, where the pty must be the container's to
+// open at all.
+func TestTerminalOwner(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		uid, gid uint32
+		userns   bool
+		want     string
+	}{
+		{name: "root", want: "0:5"},
+		{name: "uid 1000", uid: 1000, gid: 100, want: "1000:5"},
+		{name: "user namespace", userns: true, want: "0:5"},
+		{name: "user namespace, uid 1000", userns: true, uid: 1000, gid: 100, want: "1000:5"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			id := e.id()
+			b := terminalBundle(e, "echo owner=$(stat -c %u:%g $(tty))", func(s *specs.Spec) {
+				s.Process.User = specs.User{UID: tc.uid, GID: tc.gid}
+				if tc.userns {
+					userNamespace(s)
+				}
+			})
+			if tc.userns {
+				chownRootfs(t, b)
+			}
+			r := e.cliRun("run", "--bundle", b, id)
+			if r.code != 0 {
+				t.Fatalf("run: exit %d: %q %q", r.code, r.stdout, r.stderr)
+			}
+			if kv := keyValues(r.stdout); kv["owner"] != tc.want {
+				t.Errorf("the pty's owner in the container: %q, want %s (output %q)", kv["owner"], tc.want, r.stdout)
+			}
+			e.assertGone(id)
+		})
+	}
+}
+
+// TestTerminalNewlines: what the process prints through its terminal
+// reaches the output of a foreground run or exec (here a file) with its
+// newlines as it wrote them, as with runc (which clears the pty's ONLCR):
+// "\n", not "\r\n". The exec prints at once, before crier exec could
+// receive the pty: the stage clears ONLCR before it sends it.
+func TestTerminalNewlines(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id := e.id()
+	b := terminalBundle(e, `printf 'one\ntwo\n'`, nil)
+	r := e.cliRun("run", "--bundle", b, id)
+	if r.code != 0 || r.stdout != "one\ntwo\n" {
+		t.Errorf("run: exit %d, output %q, want 0 and %q", r.code, r.stdout, "one\ntwo\n")
+	}
+	e.assertGone(id)
+
+	id = e.id()
+	sock, masters := e.consoleSocket()
+	e.cliOK("run", "-d", "--console-socket", sock, "--bundle", terminalBundle(e, "exec sleep 1000", nil), id)
+	if master, ok := <-masters; ok {
+		t.Cleanup(func() { master.Close() })
+	}
+	sub := e.subscribe(id, true)
+	r = e.cliRun("exec", "-t", id, "printf", `three\nfour\n`)
+	if r.code != 0 || r.stdout != "three\nfour\n" {
+		t.Errorf("exec -t: exit %d, output %q, want 0 and %q", r.code, r.stdout, "three\nfour\n")
+	}
+	e.cliOK("kill", id, "KILL")
+	next(t, sub, protocol.EventStopped)
+	e.cliOK("delete", id)
+	e.assertGone(id)
+}
+
+// TestTerminalOwnerExec: an exec'd process's pty belongs to its uid too,
+// with devpts's group, as runc makes it.
+func TestTerminalOwnerExec(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		uid, gid uint32
+		userns   bool
+		want     string
+	}{
+		{name: "root", want: "0:5"},
+		{name: "uid 1000", uid: 1000, gid: 100, want: "1000:5"},
+		{name: "user namespace, uid 1000", userns: true, uid: 1000, gid: 100, want: "1000:5"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			id := e.id()
+			sock, masters := e.consoleSocket()
+			b := terminalBundle(e, "exec sleep 1000", func(s *specs.Spec) {
+				s.Process.User = specs.User{UID: tc.uid, GID: tc.gid}
+				if tc.userns {
+					userNamespace(s)
+				}
+			})
+			if tc.userns {
+				chownRootfs(t, b)
+			}
+			e.cliOK("run", "-d", "--console-socket", sock, "--bundle", b, id)
+			if master, ok := <-masters; ok {
+				t.Cleanup(func() { master.Close() })
+			}
+			sub := e.subscribe(id, true)
+			r := e.cliOK("exec", "-t", id, "sh", "-c", "echo owner=$(stat -c %u:%g $(tty))")
+			if kv := keyValues(r.stdout); kv["owner"] != tc.want {
+				t.Errorf("the exec'd process's pty: owner %q, want %s (output %q)", kv["owner"], tc.want, r.stdout)
+			}
+			e.cliOK("kill", id, "KILL")
+			next(t, sub, protocol.EventStopped)
+			e.cliOK("delete", id)
+			e.assertGone(id)
+		})
+	}
+}

@@ -14,8 +14,10 @@ import (
 // instance. The parent opens the master through /proc/PID/root once init
 // has pivoted, so no descriptor has to cross the sync socket, and hands it
 // to the console socket the way runc does: one message whose data is the
-// name and whose SCM_RIGHTS carries the descriptor. At start, init opens
-// the slave by name and makes it its controlling terminal and stdio.
+// name and whose SCM_RIGHTS carries the descriptor. The parent gives the
+// slave to the process's uid first (chownPty). Until start init's stdio is
+// /dev/null (initStdio); at start it opens the slave by name and makes it
+// its controlling terminal and stdio.
 //
 // The parent runs as root on the host, and everything under /proc/PID/root
 // is the image's: a path walked from there follows the image's symlinks,

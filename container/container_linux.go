@@ -222,7 +222,7 @@ func (c *Container) setupConsole(socket string) error {
 	if socket == "" {
 		return errors.New("process.terminal is true but no console socket was given (--console-socket)")
 	}
-	master, name, err := openPty(c.Pid)
+	master, name, err := openPty(c.Pid, c.Spec.Process.User.UID)
 	if err != nil {
 		return fmt.Errorf("terminal: %w", err)
 	}
@@ -291,7 +291,12 @@ func (c *Container) fork(cfg *Config, netns *netNSAhead, exe exeAhead) error {
 	child := os.NewFile(uintptr(fds[1]), "sync-child")
 	defer child.Close()
 
-	files := []uintptr{cfg.Stdio[0].Fd(), cfg.Stdio[1].Fd(), cfg.Stdio[2].Fd()}
+	files, closeNull, err := initStdio(c.Spec, cfg.Stdio)
+	if err != nil {
+		parent.Close()
+		return err
+	}
+	defer closeNull()
 	for _, f := range cfg.ExtraFiles {
 		files = append(files, f.Fd())
 	}
@@ -339,6 +344,24 @@ func (c *Container) fork(cfg *Config, netns *netNSAhead, exe exeAhead) error {
 	}
 	c.Pid, c.PidFD, c.sync = pid, pidfd, newSyncConn(parent)
 	return nil
+}
+
+// initStdio returns init's descriptors 0 to 2. With a terminal they are
+// /dev/null, as runc's are: the process's stdio is then the pty, which init
+// takes only at start, and until then nothing may hold what create's caller
+// gave it. `out=$(crier create ...)`, and containerd-shim reading create's
+// output through a pipe, wait for that pipe's end of file; init, here the
+// supervisor's child, would keep it open until the container exits. done
+// closes what initStdio opened, once init is forked.
+func initStdio(spec *specs.Spec, stdio [3]*os.File) (fds []uintptr, done func(), err error) {
+	if spec.Process == nil || !spec.Process.Terminal {
+		return []uintptr{stdio[0].Fd(), stdio[1].Fd(), stdio[2].Fd()}, func() {}, nil
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	return []uintptr{null.Fd(), null.Fd(), null.Fd()}, func() { null.Close() }, nil
 }
 
 // withPreRuntimeJoins returns init's arguments and, added to files, the

@@ -73,6 +73,10 @@ type ExecConfig struct {
 	// console socket, which gets the pty master.
 	Files   int  `json:"files"`
 	Console bool `json:"console,omitempty"`
+	// ClearONLCR: the console socket is crier exec's own, proxying to a
+	// pipe or a file; the pty's ONLCR is cleared before the master is
+	// sent, so that none of the process's output is translated.
+	ClearONLCR bool `json:"clearOnlcr,omitempty"`
 }
 
 // NewExecConfig checks p for an exec into the container that spec made.

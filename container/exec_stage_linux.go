@@ -245,11 +245,29 @@ func execTerminal(cfg *ExecConfig) error {
 	}
 	sock := cfg.Files
 	defer unix.Close(sock)
+	// The slave belongs to whoever opens the master. A stage two that
+	// joined a user namespace is still the host's root, an id that the
+	// namespace does not map: the container could not chown that slave,
+	// nor open it as another user. So it is made as the namespace's root
+	// (runc's exec becomes that root on joining). Only this thread's file
+	// system ids change: it is the main thread, which goes on to take the
+	// process's identity and exec it.
+	unix.RawSyscall(unix.SYS_SETFSGID, 0, 0, 0)
+	unix.RawSyscall(unix.SYS_SETFSUID, 0, 0, 0)
 	master, name, err := openPtyIn("/")
 	if err != nil {
 		return fmt.Errorf("terminal: %w", err)
 	}
 	defer master.Close()
+	// In the container already: its uid is the one to give the slave.
+	if err := chownPty("/", name, master, int(cfg.Process.User.UID)); err != nil {
+		return fmt.Errorf("terminal: %w", err)
+	}
+	if cfg.ClearONLCR {
+		if err := ClearONLCR(master); err != nil {
+			return fmt.Errorf("terminal: %w", err)
+		}
+	}
 	rights := unix.UnixRights(int(master.Fd()))
 	if err := unix.Sendmsg(sock, []byte(master.Name()), rights, nil, 0); err != nil {
 		return fmt.Errorf("console socket: send: %w", err)

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/container"
 )
 
 // consoleListener receives the pty master that the shim sends when a
@@ -93,6 +95,12 @@ func (cl *consoleListener) proxy() (stop func(), err error) {
 	case err := <-cl.err:
 		return nil, err
 	}
+	if !stdoutIsTerminal() {
+		// Before start: none of the output is translated.
+		if err := container.ClearONLCR(master); err != nil {
+			return nil, err
+		}
+	}
 	cl.restore = makeRaw(int(os.Stdin.Fd()))
 	resize := make(chan os.Signal, 1)
 	signal.Notify(resize, unix.SIGWINCH)
@@ -141,6 +149,17 @@ func makeRaw(fd int) func() {
 		return func() {}
 	}
 	return func() { unix.IoctlSetTermios(fd, unix.TCSETS, old) }
+}
+
+// stdoutIsTerminal says whether our stdout is a terminal. When it is not
+// (a pipe, a file), the pty's ONLCR is cleared (container.ClearONLCR), as
+// runc does: scripts and tests compare that output. On a terminal, which
+// proxy makes raw (no output processing of its own), the pty's translation
+// is what keeps lines from stair-stepping, so it stays; there runc's
+// output and ours differ by that "\r" only.
+func stdoutIsTerminal() bool {
+	_, err := unix.IoctlGetTermios(int(os.Stdout.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // copySize gives the pty our terminal's window size.

@@ -125,6 +125,9 @@ func (a *app) execProcess(cmd *cobra.Command, id string, args []string, o *execO
 	if err != nil {
 		return 0, err
 	}
+	// Our own console socket: the stage clears ONLCR before the process
+	// can print anything (proxy would come too late).
+	cfg.ClearONLCR = p.Terminal && !o.detach && !stdoutIsTerminal()
 	e, err := newExecFiles(cfg, extra, o)
 	if err != nil {
 		return 0, err

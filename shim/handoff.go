@@ -3,6 +3,7 @@ package shim
 import (
 	"encoding/binary"
 	"errors"
+	"golang.org/x/sys/unix"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -190,6 +191,14 @@ func (h *handoff) marshal() []byte {
 			w.bool(cg.SharedParent)
 		}
 	}
+	w.uint(uint64(h.Phase))
+	w.present(h.Exit == nil, 0)
+	if e := h.Exit; e != nil {
+		w.int(int64(e.Status))
+		w.int(int64(e.Signal))
+		w.bool(e.Unknown)
+		w.time(e.At)
+	}
 	return w.b
 }
 
@@ -210,6 +219,7 @@ func (w *handoffWriter) record(rec *record) {
 	w.uint(rec.PidStart)
 	w.bool(rec.Subreaper)
 	w.bool(rec.Supervised)
+	w.bool(rec.Adopted)
 	w.uint(rec.Seq)
 	w.time(rec.LastAt)
 	w.present(rec.History == nil, len(rec.History))
@@ -277,6 +287,10 @@ func unmarshalHandoff(b []byte) (*handoff, error) {
 		}
 		h.Container = c
 	}
+	h.Phase = phase(r.uint())
+	if ok, _ := r.present(); ok {
+		h.Exit = &exitStatus{Status: int(r.int()), Signal: unix.Signal(r.int()), Unknown: r.bool(), At: r.time()}
+	}
 	if r.err == nil && len(r.b) > 0 {
 		r.err = errors.New("trailing bytes")
 	}
@@ -302,6 +316,7 @@ func (r *handoffReader) record() record {
 	rec.PidStart = r.uint()
 	rec.Subreaper = r.bool()
 	rec.Supervised = r.bool()
+	rec.Adopted = r.bool()
 	rec.Seq = r.uint()
 	rec.LastAt = r.time()
 	if ok, n := r.present(); ok {

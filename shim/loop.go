@@ -63,24 +63,24 @@ type server struct {
 }
 
 type exitStatus struct {
-	status  int
-	signal  unix.Signal
-	unknown bool // the process exited, with a status the shim cannot learn
-	at      time.Time
+	Status  int
+	Signal  unix.Signal
+	Unknown bool // the process exited, with a status the shim cannot learn
+	At      time.Time
 }
 
 // record writes the exit into a state, as the stopped event carries it.
 func (e *exitStatus) record(st *protocol.State) {
-	if e.unknown {
+	if e.Unknown {
 		st.ExitUnknown = true
 	} else {
-		status := e.status
+		status := e.Status
 		st.ExitStatus = &status
 	}
-	if e.signal != 0 {
-		st.Signal = protocol.SignalName(e.signal)
+	if e.Signal != 0 {
+		st.Signal = protocol.SignalName(e.Signal)
 	}
-	st.ExitedAt = protocol.FormatTime(e.at)
+	st.ExitedAt = protocol.FormatTime(e.At)
 }
 
 // Messages to the loop.
@@ -210,15 +210,15 @@ func (s *server) announce(st protocol.Status) {
 	case protocol.StatusStopped:
 		s.ops.release()
 		// Stamped in order (emit), and the state file says the same.
-		if s.exit.at.Before(s.rec.LastAt) {
-			s.exit.at = s.rec.LastAt
+		if s.exit.At.Before(s.rec.LastAt) {
+			s.exit.At = s.rec.LastAt
 		}
-		ev.Type, ev.ExitStatus, at = protocol.EventStopped, &s.exit.status, s.exit.at
-		if s.exit.unknown {
+		ev.Type, ev.ExitStatus, at = protocol.EventStopped, &s.exit.Status, s.exit.At
+		if s.exit.Unknown {
 			ev.ExitStatus, ev.ExitUnknown = nil, true
 		}
-		if s.exit.signal != 0 {
-			ev.Signal = protocol.SignalName(s.exit.signal)
+		if s.exit.Signal != 0 {
+			ev.Signal = protocol.SignalName(s.exit.Signal)
 		}
 	}
 	s.saveState()
@@ -267,10 +267,10 @@ func (s *server) reap() {
 }
 
 func (s *server) exited(ws unix.WaitStatus, known bool) {
-	s.exit = &exitStatus{at: time.Now(), status: ws.ExitStatus(), unknown: !known}
+	s.exit = &exitStatus{At: time.Now(), Status: ws.ExitStatus(), Unknown: !known}
 	if known && ws.Signaled() {
-		s.exit.signal = ws.Signal()
-		s.exit.status = 128 + int(s.exit.signal)
+		s.exit.Signal = ws.Signal()
+		s.exit.Status = 128 + int(s.exit.Signal)
 	}
 	s.step(inExited, nil)
 }

@@ -67,7 +67,7 @@ func containerOps(s *server) ops {
 		start:           func() error { return s.c.Start() },
 		signal:          func(sig unix.Signal, all bool) error { return s.c.Signal(sig, all) },
 		wait: func() (unix.WaitStatus, bool, bool) {
-			if s.rec.Supervised {
+			if s.rec.Supervised || s.rec.Adopted {
 				return supervisedExit(s.c.PidFD)
 			}
 			var ws unix.WaitStatus
@@ -88,7 +88,7 @@ func containerOps(s *server) ops {
 				s.execExited(pid, ws, true)
 			}
 		},
-		exits:   func() <-chan struct{} { return childExits(s.c, s.rec.Subreaper, s.rec.Supervised) },
+		exits:   func() <-chan struct{} { return childExits(s.c, s.rec.Subreaper, s.rec.Supervised || s.rec.Adopted) },
 		release: func() { s.c.Close() },
 		poststart: func(st *specs.State) error {
 			return container.RunHooks(s.spec, container.HookPoststart, st)

@@ -162,7 +162,7 @@ func cellServer(t *testing.T, p phase, k *fakeOps) (*server, *subscriber) {
 	s.ops = k.ops(s)
 	switch p {
 	case phaseStartExited, phaseKillStartExited, phaseStopped, phaseDeleting, phaseDeleted:
-		s.exit = &exitStatus{status: 3}
+		s.exit = &exitStatus{Status: 3}
 	}
 	if p.killing() || p == phaseDeleting || p == phaseDeleted {
 		s.deleting = newReq(protocol.OpDelete)
@@ -386,7 +386,7 @@ func TestReapOnce(t *testing.T) {
 	if k.orphans != 1 || k.released != 1 {
 		t.Errorf("orphans reaped %d times, container released %d times", k.orphans, k.released)
 	}
-	if s.exit.status != 128+9 || s.exit.signal != 9 {
+	if s.exit.Status != 128+9 || s.exit.Signal != 9 {
 		t.Errorf("exit %+v, want SIGKILL's", s.exit)
 	}
 }

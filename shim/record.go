@@ -2,6 +2,7 @@ package shim
 
 import (
 	"os"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -32,7 +33,11 @@ type record struct {
 	// Supervised: a supervisor parents the container and reaps it; the
 	// shim reads the exit from the pidfd (supervisedExit).
 	Supervised bool
-	Seq        uint64    // the last event's number
+	// Adopted: this shim came back after its predecessor died
+	// (recover.go); the container is not its child, so it reads the
+	// exit from the pidfd, as when Supervised.
+	Adopted bool
+	Seq     uint64    // the last event's number
 	LastAt     time.Time // the last event's time
 	History    []protocol.Event
 }
@@ -53,9 +58,11 @@ func (rec *record) state(p phase, c *container.Container, spec *specs.Spec) *Sta
 			Annotations: spec.Annotations,
 			Owner:       rec.Owner,
 		},
-		ShimPid:    os.Getpid(),
-		ShimStart:  rec.ShimStart,
-		Supervised: rec.Supervised,
+		ShimPid:     os.Getpid(),
+		ShimStart:   rec.ShimStart,
+		Supervised:  rec.Supervised,
+		Log:         rec.LogPath,
+		EventBuffer: FormatBuffer(rec.Buffer),
 	}
 	if h := spec.Hooks; h != nil {
 		st.Poststop = h.Poststop
@@ -70,4 +77,38 @@ func (rec *record) state(p phase, c *container.Container, spec *specs.Spec) *Sta
 		st.CgroupsPath = l.CgroupsPath
 	}
 	return st
+}
+
+// FormatBuffer is the --event-buffer value that buffer stands for: "" for
+// every type (nil), "none" for none, else the types, comma-separated.
+func FormatBuffer(buffer map[string]bool) string {
+	if buffer == nil {
+		return ""
+	}
+	var types []string
+	for _, t := range protocol.EventTypes() {
+		if buffer[t] {
+			types = append(types, t)
+		}
+	}
+	if len(types) == 0 {
+		return "none"
+	}
+	return strings.Join(types, ",")
+}
+
+// ParseBuffer is FormatBuffer's inverse, for --event-buffer's value too
+// (which the CLI has checked): "" and "all" are every type.
+func ParseBuffer(s string) map[string]bool {
+	switch s {
+	case "", "all":
+		return nil
+	case "none":
+		return map[string]bool{}
+	}
+	set := map[string]bool{}
+	for _, t := range strings.Split(s, ",") {
+		set[strings.TrimSpace(t)] = true
+	}
+	return set
 }

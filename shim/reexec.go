@@ -31,6 +31,11 @@ type handoff struct {
 	Rec       record
 	ListenFD  int
 	Container *container.Handoff
+	// Phase is the phase to serve in: created after create, whatever
+	// the container was in for a shim that comes back (recover.go),
+	// with the init's Exit if it was collected.
+	Phase phase
+	Exit  *exitStatus
 }
 
 // reexec execs the shim binary in serve mode. It returns only on failure.
@@ -51,10 +56,14 @@ func (s *server) reexec() error {
 	// heap profiling (its first sample would allocate the bucket table
 	// for good). Hooks, the only programs the shim starts from here on,
 	// get their environment from the config.
-	env := append(os.Environ(), "GOMAXPROCS=1", "GODEBUG=memprofilerate=0")
-	err = unix.Exec("/proc/self/exe", args, env)
+	err = unix.Exec("/proc/self/exe", args, servingEnv())
 	unix.Close(fd)
 	return fmt.Errorf("exec /proc/self/exe: %w", err)
+}
+
+// servingEnv is the serving image's environment.
+func servingEnv() []string {
+	return append(os.Environ(), "GOMAXPROCS=1", "GODEBUG=memprofilerate=0")
 }
 
 // writeHandoff writes the handoff to a memfd, and makes it and every
@@ -85,7 +94,7 @@ func (s *server) writeHandoff() (fd int, undo func(), err error) {
 		undo()
 		return -1, nil, os.NewSyscallError("fcntl F_SETFD", err)
 	}
-	h := handoff{Rec: s.rec, ListenFD: int(lnFile.Fd()), Container: ch}
+	h := handoff{Rec: s.rec, ListenFD: int(lnFile.Fd()), Container: ch, Phase: phaseCreated}
 	fd, err = unix.MemfdCreate("crier-shim-handoff", 0)
 	if err != nil {
 		undo()
@@ -164,11 +173,17 @@ func resume(h *handoff, newOps func(*server) ops) (*server, error) {
 	ln.SetUnlinkOnClose(false)
 	s := &server{
 		log: logger, spec: c.Spec, dir: statedir.At(h.Rec.Root, h.Rec.ID), ln: ln,
-		rec: h.Rec, phase: phaseCreated, c: c,
+		rec: h.Rec, phase: h.Phase, c: c, exit: h.Exit,
 	}
 	s.ops = newOps(s)
 	if s.rec.Subreaper {
 		s.ops.becomeSubreaper()
+	}
+	if s.rec.Adopted {
+		// A shim that came back (recover.go): the state file names it
+		// from now on.
+		s.saveState()
+		s.log.Printf("took over container %s (pid %d) from its dead shim, at seq %d", s.rec.ID, c.Pid, s.rec.Seq)
 	}
 	return s, nil
 }

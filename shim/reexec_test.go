@@ -192,6 +192,7 @@ func resumeRealChild(t *testing.T, withPidFD bool) {
 		Container: &container.Handoff{
 			ID: "c1", Bundle: "/b", Spec: spec, Pid: pid, PidFD: pidfd, SyncFD: -1,
 		},
+		Phase: phaseCreated,
 	}
 	s, err := resume(h, containerOps)
 	if err != nil {
@@ -261,7 +262,7 @@ func TestSubscriberOverflow(t *testing.T) {
 	}
 	rec.Seq = uint64(len(rec.History))
 	k := newFakeOps()
-	s, err := resume(&handoff{Rec: rec, ListenFD: lnFD, Container: &container.Handoff{ID: "c1", Spec: servingSpec(testSpec()), PidFD: -1, SyncFD: -1}}, k.ops)
+	s, err := resume(&handoff{Rec: rec, ListenFD: lnFD, Phase: phaseCreated, Container: &container.Handoff{ID: "c1", Spec: servingSpec(testSpec()), PidFD: -1, SyncFD: -1}}, k.ops)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,9 @@ func At(root, id string) *Dir {
 // Path returns the directory's path, for messages.
 func (d *Dir) Path() string { return filepath.Join(d.root, d.name) }
 
+// Root returns the path of the state root the directory is in.
+func (d *Dir) Root() string { return d.root }
+
 // open opens the directory in its root with O_NOFOLLOW and checks it; a Dir
 // from At opens and checks its root first.
 func (d *Dir) open() error {
@@ -188,4 +191,35 @@ func removeSubdir(parent int, name, path string) error {
 		return err
 	}
 	return unix.Unlinkat(parent, name, unix.AT_REMOVEDIR)
+}
+
+// Lock takes an exclusive lock on the directory (flock), blocking until it
+// is free: a shim that comes back for a dead one holds it while it takes
+// the container over, so that two never do. unlock releases it.
+func (d *Dir) Lock() (unlock func(), err error) {
+	if err := d.open(); err != nil {
+		return nil, err
+	}
+	for {
+		err = unix.Flock(d.fd, unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "lock", Path: d.Path(), Err: err}
+	}
+	return func() { unix.Flock(d.fd, unix.LOCK_UN) }, nil
+}
+
+// RemoveSocket removes the socket file of a shim that is gone, so that a
+// new one can listen on its path.
+func (d *Dir) RemoveSocket() error {
+	if err := d.open(); err != nil {
+		return err
+	}
+	if err := unix.Unlinkat(d.fd, SocketName, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		return &os.PathError{Op: "remove", Path: filepath.Join(d.Path(), SocketName), Err: err}
+	}
+	return nil
 }

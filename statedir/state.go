@@ -30,6 +30,11 @@ type State struct {
 	// Poststop are the config's poststop hooks, for a delete without the
 	// shim.
 	Poststop []specs.Hook `json:"poststop,omitempty"`
+	// Log and EventBuffer are create's --log and --event-buffer ("" for
+	// every type, "none", or a comma-separated list), for a shim that
+	// comes back after this one died.
+	Log         string `json:"log,omitempty"`
+	EventBuffer string `json:"eventBuffer,omitempty"`
 }
 
 // WriteState replaces the state file atomically (WriteFileAt).
@@ -63,6 +68,12 @@ func (st *State) AppendJSON(b []byte) []byte {
 	if len(st.Poststop) > 0 {
 		o.Key("poststop")
 		o.Append(func(b []byte) []byte { return appendHooks(b, st.Poststop) })
+	}
+	if st.Log != "" {
+		o.String("log", st.Log)
+	}
+	if st.EventBuffer != "" {
+		o.String("eventBuffer", st.EventBuffer)
 	}
 	return o.End()
 }

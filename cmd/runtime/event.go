@@ -111,7 +111,7 @@ func (a *app) connect(ctx context.Context, id string, o *eventOptions) (*protoco
 		if err := statedir.WaitExist(ctx, a.dir(id)); err != nil {
 			return nil, err
 		}
-		c, err := a.dial(ctx, id)
+		c, err := a.dialRecovering(ctx, id)
 		if errors.Is(err, errShimDead) {
 			return nil, fmt.Errorf("container %q: %w", id, err)
 		}

@@ -101,7 +101,7 @@ func (a *app) events(id string, once bool, interval time.Duration, out io.Writer
 // cannot be reached; events then ends on the state file.
 func (a *app) watchEnd(ctx context.Context, id string) <-chan struct{} {
 	ended := make(chan struct{})
-	c, err := a.dial(ctx, id)
+	c, err := a.dialRecovering(ctx, id)
 	if err != nil {
 		return ended
 	}

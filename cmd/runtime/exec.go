@@ -173,7 +173,7 @@ func (a *app) execState(id string) (*statedir.State, *specs.Spec, error) {
 func (a *app) runExec(id string, e *execFiles, o *execOptions, sigs chan os.Signal) (int, error) {
 	ctx, cancel := requestContext()
 	defer cancel()
-	c, err := a.dial(ctx, id)
+	c, err := a.dialRecovering(ctx, id)
 	if err != nil {
 		return 0, err
 	}

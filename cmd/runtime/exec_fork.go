@@ -118,7 +118,7 @@ func openInitNamespaces(st *statedir.State) (*container.ExecNamespaces, error) {
 func (a *app) adopt(id, execID string, fd int) error {
 	ctx, cancel := requestContext()
 	defer cancel()
-	c, err := a.dial(ctx, id)
+	c, err := a.dialRecovering(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ func (a *app) startCommand() *cobra.Command {
 func (a *app) start(id string) error {
 	ctx, cancel := requestContext()
 	defer cancel()
-	c, err := a.dial(ctx, id)
+	c, err := a.dialRecovering(ctx, id)
 	if errors.Is(err, errShimDead) {
 		return fmt.Errorf("container %q cannot be started: %w", id, err)
 	}
@@ -48,13 +48,42 @@ func (a *app) stateCommand() *cobra.Command {
 		Short: "print the state of a container as JSON",
 		Args:  exactID,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, _, err := a.readState(args[0])
+			st, err := a.state(args[0])
 			if err != nil {
 				return err
 			}
-			return writeJSON(os.Stdout, st.State)
+			return writeJSON(os.Stdout, st)
 		},
 	}
+}
+
+// state is the container's state from its state file, which the shim
+// writes at every change. A container whose shim is dead gets a new one
+// first (recover.go), and its state from it, which has then looked at the
+// container: the file alone could say running for a process gone unseen.
+func (a *app) state(id string) (*protocol.State, error) {
+	st, shimAlive, err := a.readState(id)
+	if err != nil {
+		return nil, err
+	}
+	if shimAlive {
+		return &st.State, nil
+	}
+	if err := a.recoverShim(id); err != nil {
+		a.debugf("container %s: its shim is dead, and a new one could not take over: %v", id, err)
+		return &st.State, nil
+	}
+	ctx, cancel := requestContext()
+	defer cancel()
+	c, err := a.dial(ctx, id)
+	if err != nil {
+		return &st.State, nil
+	}
+	defer c.Close()
+	if fresh, err := c.State(ctx); err == nil {
+		return fresh, nil
+	}
+	return &st.State, nil
 }
 
 func (a *app) killCommand() *cobra.Command {
@@ -93,7 +122,7 @@ func (a *app) killCommand() *cobra.Command {
 func (a *app) kill(id string, sig unix.Signal, all bool) error {
 	ctx, cancel := requestContext()
 	defer cancel()
-	c, err := a.dial(ctx, id)
+	c, err := a.dialRecovering(ctx, id)
 	if errors.Is(err, errShimDead) {
 		return a.killDirect(id, sig, all)
 	}
@@ -142,7 +171,7 @@ func (a *app) deleteCommand() *cobra.Command {
 func (a *app) delete(id string, force bool) error {
 	ctx, cancel := requestContext()
 	defer cancel()
-	c, err := a.dial(ctx, id)
+	c, err := a.dialRecovering(ctx, id)
 	if errors.Is(err, errShimDead) {
 		return a.deleteDirect(id, force)
 	}

@@ -9,6 +9,9 @@
 // N descriptors to pass through to the container (--preserve-fds), and
 // 3+N is where the outcome of create is reported.
 //
+// "crier-shim --recover --root R --id ID" takes a container over from its
+// dead shim (shim.Recover) and reports on descriptor 3.
+//
 // (No crier process needs Go to size GOMAXPROCS from, and keep watching,
 // its cgroup CPU limit: they are short-lived or idle.)
 //
@@ -25,7 +28,6 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -85,6 +87,12 @@ func run(args []string) error {
 		}
 		return shim.Resume(fd)
 	}
+	if len(args) == 5 && args[0] == "--recover" && args[1] == "--root" && args[3] == "--id" {
+		// A shim that comes back for a dead one (shim.Recover); it
+		// reports on fd 3, as after create.
+		unix.CloseRange(4, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+		return shim.Recover(args[2], args[4], os.NewFile(3, "report"))
+	}
 	fs := flag.NewFlagSet("crier-shim", flag.ContinueOnError)
 	var (
 		cfg      shim.Config
@@ -121,7 +129,7 @@ func run(args []string) error {
 	for i := 0; i < preserve; i++ {
 		cfg.ExtraFiles = append(cfg.ExtraFiles, os.NewFile(uintptr(3+i), fmt.Sprintf("fd%d", 3+i)))
 	}
-	cfg.Buffer = parseBuffer(buffer)
+	cfg.Buffer = shim.ParseBuffer(buffer)
 	cfg.Log = log.New(io.Discard, "", 0)
 	cfg.LogPath = logPath
 	cfg.Reexec = true
@@ -132,22 +140,6 @@ func run(args []string) error {
 	}
 	cfg.Supervised = sup.decide(cfg.Log, cfg.Debug)
 	return shim.Serve(cfg)
-}
-
-// parseBuffer turns the --event-buffer list into a set; the CLI has checked
-// the names.
-func parseBuffer(s string) map[string]bool {
-	switch s {
-	case "", "all":
-		return nil
-	case "none":
-		return map[string]bool{}
-	}
-	set := map[string]bool{}
-	for _, t := range strings.Split(s, ",") {
-		set[strings.TrimSpace(t)] = true
-	}
-	return set
 }
 
 // supervision is what the CLI said about a supervisor above it.

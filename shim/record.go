@@ -38,8 +38,8 @@ type record struct {
 	// exit from the pidfd, as when Supervised.
 	Adopted bool
 	Seq     uint64    // the last event's number
-	LastAt     time.Time // the last event's time
-	History    []protocol.Event
+	LastAt  time.Time // the last event's time
+	History []protocol.Event
 }
 
 // state is the state file's content: the record, with the status of phase

@@ -195,6 +195,19 @@ func (c *Client) Delete(ctx context.Context, force bool) error {
 	return err
 }
 
+// Pause freezes every process in the container (its status becomes
+// paused) and returns once they are all frozen.
+func (c *Client) Pause(ctx context.Context) error {
+	_, err := c.Do(ctx, Request{Op: OpPause})
+	return err
+}
+
+// Resume thaws a paused container.
+func (c *Client) Resume(ctx context.Context) error {
+	_, err := c.Do(ctx, Request{Op: OpResume})
+	return err
+}
+
 // SubscribeOptions says which events a subscription gets.
 type SubscribeOptions struct {
 	// NoHistory skips the events the shim buffered before the subscription.
@@ -246,15 +259,24 @@ func (c *Client) Next(ctx context.Context) (Event, error) {
 	return probe.Event, nil
 }
 
+// ExecOptions are an exec request's flags.
+type ExecOptions struct {
+	// Wait asks for a second reply with the exit status (ExecExit).
+	Wait bool
+	// IgnorePaused runs the process in a paused container too; it
+	// starts once the container is resumed.
+	IgnorePaused bool
+}
+
 // Exec asks the shim to run a process in the container. files go with the
 // request (SCM_RIGHTS): first the exec stage's config, then the process's
 // descriptors 0, 1, 2, ... (see docs/protocol.md). It returns the process's
-// pid once it has exec'd. With wait, read its exit with ExecExit.
-func (c *Client) Exec(ctx context.Context, files []*os.File, wait bool) (int, error) {
+// pid once it has exec'd. With o.Wait, read its exit with ExecExit.
+func (c *Client) Exec(ctx context.Context, files []*os.File, o ExecOptions) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.watch(ctx)()
-	line, err := Marshal(Request{Op: OpExec, Files: len(files), Wait: wait})
+	line, err := Marshal(Request{Op: OpExec, Files: len(files), Wait: o.Wait, IgnorePaused: o.IgnorePaused})
 	if err != nil {
 		return 0, err
 	}

@@ -157,6 +157,8 @@ func scanRequest(line []byte) (Request, bool) {
 			return scanBool(v, &req.Force)
 		case foldEqual(key, "wait"):
 			return scanBool(v, &req.Wait)
+		case foldEqual(key, "ignorepaused"):
+			return scanBool(v, &req.IgnorePaused)
 		case foldEqual(key, "files"):
 			switch v.Kind {
 			case flatjson.Number:

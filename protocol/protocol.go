@@ -23,6 +23,8 @@ const (
 	OpKill      = "kill"
 	OpDelete    = "delete"
 	OpExec      = "exec"
+	OpPause     = "pause"
+	OpResume    = "resume"
 )
 
 // MaxExecFiles is the most descriptors an exec request may carry: the
@@ -33,13 +35,16 @@ const MaxExecFiles = 253
 const (
 	EventCreated = "created"
 	EventStarted = "started"
+	EventPaused  = "paused"
+	EventResumed = "resumed"
 	EventStopped = "stopped"
 	EventDeleted = "deleted"
 )
 
-// EventTypes lists the lifecycle event types in the order they happen.
+// EventTypes lists the lifecycle event types in the order they happen
+// (paused and resumed, any number of times, between started and stopped).
 func EventTypes() []string {
-	return []string{EventCreated, EventStarted, EventStopped, EventDeleted}
+	return []string{EventCreated, EventStarted, EventPaused, EventResumed, EventStopped, EventDeleted}
 }
 
 // Status is a container's status as the OCI runtime spec names it: in
@@ -52,6 +57,7 @@ const (
 	StatusCreating Status = "creating"
 	StatusCreated  Status = "created"
 	StatusRunning  Status = "running"
+	StatusPaused   Status = "paused"
 	StatusStopped  Status = "stopped"
 )
 
@@ -79,6 +85,9 @@ type Request struct {
 	// Wait, for exec: after the reply with the pid, send a second reply
 	// with the process's exit status when it exits.
 	Wait bool `json:"wait,omitempty"`
+	// IgnorePaused, for exec: run the process in a paused container too
+	// (it starts once the container is resumed).
+	IgnorePaused bool `json:"ignorePaused,omitempty"`
 }
 
 // Reply is the shim's answer to one request. Exactly one Reply follows each
@@ -162,7 +171,7 @@ func DecodeRequest(line []byte) (Request, error) {
 // checkRequest checks that req has the fields its operation needs.
 func checkRequest(req Request) (Request, error) {
 	switch req.Op {
-	case OpHello, OpSubscribe, OpStart, OpState, OpDelete:
+	case OpHello, OpSubscribe, OpStart, OpState, OpDelete, OpPause, OpResume:
 	case OpKill:
 		if req.Signal <= 0 || req.Signal > 64 {
 			return Request{}, Errorf(ErrBadRequest, "kill: invalid signal %d", req.Signal)

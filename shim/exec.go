@@ -83,7 +83,11 @@ func (s *server) exec(r *request) {
 		r.reply <- protocol.ErrorReply(protocol.Errorf(protocol.ErrBadRequest, "exec: %d descriptors came with the request, it says %d", len(files), r.req.Files))
 		return
 	}
-	if _, ok := s.step(inExec, r); !ok {
+	in := inExec
+	if r.req.IgnorePaused {
+		in = inExecIgnorePaused
+	}
+	if _, ok := s.step(in, r); !ok {
 		closeFiles(files)
 		return
 	}

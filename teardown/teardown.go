@@ -34,11 +34,15 @@ type Remains struct {
 }
 
 // Run tears the container's remains down, in this order: SIGKILL to every
-// process left in the cgroup, the cgroup removed, the poststop hooks run,
-// the state directory removed.
+// process left in the cgroup (which is thawed if it was left frozen, so that
+// they die), the cgroup removed, the poststop hooks run, the state directory
+// removed.
 func Run(r *Remains) error {
 	if cg := r.Cgroup; cg != nil {
 		SignalCgroup(cg, unix.SIGKILL)
+		// One read when not frozen. A cgroup without a freezer, or
+		// gone already, has nothing to thaw.
+		cg.Thaw()
 		if err := cg.Destroy(); err != nil {
 			if !r.MustFinish {
 				r.Dir.Close()

@@ -43,6 +43,10 @@ type server struct {
 	deleting *request
 	// execs are the exec'd processes not yet reaped, by pid (exec.go).
 	execs map[int]*execProc
+	// paused: the container has been paused at some time, so its
+	// teardown thaws the cgroup (teardown.Remains.Thaw). Not the phase's
+	// business: a container that stopped while frozen is in stopped.
+	paused bool
 
 	// trimTimer fires once the clients have been quiet for a while;
 	// untrimmed counts their requests since the last trim (see trim.go).
@@ -365,6 +369,7 @@ func (s *server) pause(r *request) {
 	if !ok {
 		return
 	}
+	s.paused = true
 	if err := s.ops.freeze(true); err != nil {
 		r.reply <- protocol.ErrorReply(fmt.Errorf("pause: %w", err))
 		return

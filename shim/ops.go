@@ -121,6 +121,7 @@ func (s *server) remains() *teardown.Remains {
 		// The shim exits after its delete: nobody could try the
 		// cgroup again.
 		MustFinish: true,
+		Thaw:       s.paused,
 	}
 	if h := s.spec.Hooks; h != nil {
 		r.Poststop = h.Poststop

@@ -107,3 +107,19 @@ func TestPauseHistoryKeepsLastCycle(t *testing.T) {
 		t.Errorf("history %q", got)
 	}
 }
+
+// TestPauseTeardownThaws: only a container that was paused has its cgroup
+// thawed by the teardown (a read of the freezer costs every delete some
+// 50 µs); one that was stays marked after resume, as it may stop frozen.
+func TestPauseTeardownThaws(t *testing.T) {
+	k := newFakeOps()
+	s, _ := cellServer(t, phaseRunning, k)
+	if s.remains().Thaw {
+		t.Error("a container never paused is thawed at teardown")
+	}
+	apply(s, inPause)
+	apply(s, inResume)
+	if !s.remains().Thaw {
+		t.Error("a container once paused is not thawed at teardown")
+	}
+}

@@ -215,6 +215,8 @@ func (a *app) deleteDirect(id string, force bool) error {
 		State:    &specs.State{Version: specs.Version, ID: id, Status: specs.StateStopped, Bundle: st.Bundle, Annotations: st.Annotations},
 		Dir:      d,
 		Warn:     func(err error) { a.logf("warning", err.Error()) },
+		// Whether it was paused died with the shim.
+		Thaw: true,
 	})
 }
 

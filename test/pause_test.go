@@ -340,3 +340,7 @@ echo "deleted: $(ls /sys/fs/cgroup/crier/$ID 2>&1 >/dev/null | grep -c 'No such 
 		t.Errorf("the container's v2 cgroup is left: %v", err)
 	}
 }
+
+// plainLifecycle is the events of a container that is never paused, in
+// order (protocol.EventTypes has paused and resumed too).
+var plainLifecycle = []string{protocol.EventCreated, protocol.EventStarted, protocol.EventStopped, protocol.EventDeleted}

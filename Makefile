@@ -58,7 +58,7 @@ bench: build
 # from Debian's packages if they are missing. RUNTIME picks the runtime
 # (default: bin/crier); test-clients-runc runs the same scenarios against
 # runc, the reference. Not part of `test` yet: crier lacks exec under a
-# supervisor and pause/resume (docs/supervisors.md, "Where it stands").
+# supervisor (docs/supervisors.md, "Where it stands").
 RUNTIME ?= $(BIN)/crier
 RUNC ?= $(firstword $(wildcard /usr/sbin/runc /usr/bin/runc /usr/local/sbin/runc /usr/local/bin/runc) /usr/sbin/runc)
 .PHONY: test-clients test-clients-runc

@@ -195,6 +195,19 @@ func (c *Client) Delete(ctx context.Context, force bool) error {
 	return err
 }
 
+// Pause freezes every process in the container (its status becomes
+// paused) and returns once they are all frozen.
+func (c *Client) Pause(ctx context.Context) error {
+	_, err := c.Do(ctx, Request{Op: OpPause})
+	return err
+}
+
+// Resume thaws a paused container.
+func (c *Client) Resume(ctx context.Context) error {
+	_, err := c.Do(ctx, Request{Op: OpResume})
+	return err
+}
+
 // SubscribeOptions says which events a subscription gets.
 type SubscribeOptions struct {
 	// NoHistory skips the events the shim buffered before the subscription.
@@ -250,16 +263,27 @@ func (c *Client) Next(ctx context.Context) (Event, error) {
 	return probe.Event, nil
 }
 
+// ExecOptions are an exec request's flags.
+type ExecOptions struct {
+	// Wait asks for a second reply with the exit status (ExecExit).
+	Wait bool
+	// IgnorePaused runs the process in a paused container too; it
+	// starts once the container is resumed.
+	IgnorePaused bool
+	// ExecID names the process in its events; empty, the shim makes
+	// one up.
+	ExecID string
+}
+
 // Exec asks the shim to run a process in the container. files go with the
 // request (SCM_RIGHTS): first the exec stage's config, then the process's
 // descriptors 0, 1, 2, ... (see docs/protocol.md). It returns the process's
-// pid once it has exec'd. With wait, read its exit with ExecExit. execID
-// names the process in its events; empty, the shim makes one up.
-func (c *Client) Exec(ctx context.Context, execID string, files []*os.File, wait bool) (int, error) {
+// pid once it has exec'd. With o.Wait, read its exit with ExecExit.
+func (c *Client) Exec(ctx context.Context, files []*os.File, o ExecOptions) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.watch(ctx)()
-	line, err := Marshal(Request{Op: OpExec, Files: len(files), Wait: wait, ExecID: execID})
+	line, err := Marshal(Request{Op: OpExec, Files: len(files), Wait: o.Wait, IgnorePaused: o.IgnorePaused, ExecID: o.ExecID})
 	if err != nil {
 		return 0, err
 	}
@@ -279,12 +303,12 @@ func (c *Client) Exec(ctx context.Context, execID string, files []*os.File, wait
 
 // Adopt tells the shim of a process crier exec forked itself, by a pidfd
 // of it; the shim watches for its exit. It returns the process's pid as
-// the shim sees it. execID is as for Exec.
-func (c *Client) Adopt(ctx context.Context, execID string, pidfd int) (int, error) {
+// the shim sees it. o is as for Exec, without Wait.
+func (c *Client) Adopt(ctx context.Context, pidfd int, o ExecOptions) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.watch(ctx)()
-	line, err := Marshal(Request{Op: OpAdopt, Files: 1, ExecID: execID})
+	line, err := Marshal(Request{Op: OpAdopt, Files: 1, ExecID: o.ExecID, IgnorePaused: o.IgnorePaused})
 	if err != nil {
 		return 0, err
 	}

@@ -200,6 +200,8 @@ func scanRequest(line []byte) (Request, bool) {
 			default:
 				return false
 			}
+		case foldEqual(key, "ignorepaused"):
+			return scanBool(v, &req.IgnorePaused)
 		case foldEqual(key, "files"):
 			switch v.Kind {
 			case flatjson.Number:

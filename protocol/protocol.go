@@ -23,6 +23,8 @@ const (
 	OpKill      = "kill"
 	OpDelete    = "delete"
 	OpExec      = "exec"
+	OpPause     = "pause"
+	OpResume    = "resume"
 	// OpAdopt tells the shim of a process that crier exec forked itself
 	// (under a supervisor, which reaps it): one descriptor, a pidfd of
 	// it, comes with the line. The shim publishes its exit.
@@ -37,6 +39,8 @@ const MaxExecFiles = 253
 const (
 	EventCreated = "created"
 	EventStarted = "started"
+	EventPaused  = "paused"
+	EventResumed = "resumed"
 	EventStopped = "stopped"
 	EventDeleted = "deleted"
 	// EventExecStarted and EventExecStopped are an exec'd process's: its
@@ -50,9 +54,10 @@ const (
 )
 
 // EventTypes lists every event type: the lifecycle ones in the order they
-// happen, then the others.
+// happen (paused and resumed, any number of times, between started and
+// stopped), then the exec'd processes'.
 func EventTypes() []string {
-	return []string{EventCreated, EventStarted, EventStopped, EventDeleted, EventExecStarted, EventExecStopped}
+	return []string{EventCreated, EventStarted, EventPaused, EventResumed, EventStopped, EventDeleted, EventExecStarted, EventExecStopped}
 }
 
 // LifecycleEventTypes lists the container's own lifecycle events, each of
@@ -71,6 +76,7 @@ const (
 	StatusCreating Status = "creating"
 	StatusCreated  Status = "created"
 	StatusRunning  Status = "running"
+	StatusPaused   Status = "paused"
 	StatusStopped  Status = "stopped"
 )
 
@@ -105,6 +111,9 @@ type Request struct {
 	// ExecID, for exec and adopt: the name of the process in its events;
 	// the shim makes one up when it is empty.
 	ExecID string `json:"execId,omitempty"`
+	// IgnorePaused, for exec: run the process in a paused container too
+	// (it starts once the container is resumed).
+	IgnorePaused bool `json:"ignorePaused,omitempty"`
 }
 
 // Reply is the shim's answer to one request. Exactly one Reply follows each
@@ -205,7 +214,7 @@ func DecodeRequest(line []byte) (Request, error) {
 // checkRequest checks that req has the fields its operation needs.
 func checkRequest(req Request) (Request, error) {
 	switch req.Op {
-	case OpHello, OpSubscribe, OpStart, OpState, OpDelete:
+	case OpHello, OpSubscribe, OpStart, OpState, OpDelete, OpPause, OpResume:
 	case OpKill:
 		if req.Signal <= 0 || req.Signal > 64 {
 			return Request{}, Errorf(ErrBadRequest, "kill: invalid signal %d", req.Signal)

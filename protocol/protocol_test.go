@@ -32,6 +32,9 @@ func TestDecodeRequest(t *testing.T) {
 		{`{"op":"kill","signal":64}`, Request{Op: OpKill, Signal: 64}},
 		{`{"op":"delete"}`, Request{Op: OpDelete}},
 		{`{"op":"delete","force":true}`, Request{Op: OpDelete, Force: true}},
+		{`{"op":"pause"}`, Request{Op: OpPause}},
+		{`{"op":"resume"}`, Request{Op: OpResume}},
+		{`{"op":"exec","files":4,"wait":true,"ignorePaused":true}`, Request{Op: OpExec, Files: 4, Wait: true, IgnorePaused: true}},
 		// Unknown fields are ignored, so newer clients can talk to older shims.
 		{`{"op":"state","future":{"x":[1,2]}}`, Request{Op: OpState}},
 		// Surrounding whitespace, including the CR of a CRLF line ending.
@@ -67,6 +70,8 @@ func TestDecodeRequest(t *testing.T) {
 		{`{"op":"kill","signal":99999999999999999999}`, "malformed"},
 		{`{"op":"subscribe","history":"yes"}`, "malformed"},
 		{`{"op":"delete","force":1}`, "malformed"},
+		{`{"op":"exec","files":1,"ignorePaused":"yes"}`, "malformed"},
+		{`{"op":"PAUSE"}`, `unknown op "PAUSE"`},
 		{`null`, "no op"},
 		{`{}`, "no op"},
 		{`{"op":""}`, "no op"},

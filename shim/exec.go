@@ -110,7 +110,7 @@ func (s *server) exec(r *request) {
 		r.reply <- protocol.ErrorReply(protocol.Errorf(protocol.ErrBadRequest, "exec: %d descriptors came with the request, it says %d", len(files), r.req.Files))
 		return
 	}
-	if _, ok := s.step(inExec, r); !ok {
+	if _, ok := s.step(execInput(r), r); !ok {
 		closeFiles(files)
 		return
 	}
@@ -158,6 +158,14 @@ func (s *server) execDone(m execDone) {
 	s.reap()
 }
 
+// execInput is the table's input for an exec or adopt request.
+func execInput(r *request) input {
+	if r.req.IgnorePaused {
+		return inExecIgnorePaused
+	}
+	return inExec
+}
+
 // adopt takes in a process that crier exec forked itself: the request's
 // one descriptor is a pidfd of it, which the shim keeps until it has read
 // the exit. It is legal where an exec is.
@@ -169,7 +177,7 @@ func (s *server) adopt(r *request) {
 		r.reply <- protocol.ErrorReply(protocol.Errorf(protocol.ErrBadRequest, "adopt: %d descriptors came with the request, want 1 (a pidfd)", len(files)))
 		return
 	}
-	if _, ok := s.step(inExec, r); !ok {
+	if _, ok := s.step(execInput(r), r); !ok {
 		closeFiles(files)
 		return
 	}

@@ -86,6 +86,8 @@ type fakeOps struct {
 	exits     chan struct{}
 	signals   chan sent
 	signalErr error
+	freezes   chan bool // true for a freeze, false for a thaw
+	freezeErr error
 	create    gate
 	createErr error
 	start     gate
@@ -97,6 +99,7 @@ func newFakeOps() *fakeOps {
 	return &fakeOps{
 		exits:     make(chan struct{}, 1),
 		signals:   make(chan sent, 64),
+		freezes:   make(chan bool, 64),
 		create:    newGate(),
 		start:     newGate(),
 		poststart: newGate(),
@@ -136,6 +139,12 @@ func (k *fakeOps) ops(s *server) ops {
 			ws := *k.pending
 			k.pending = nil
 			return ws, !k.exitUnknown, true
+		},
+		freeze: func(frozen bool) error {
+			k.freezes <- frozen
+			k.mu.Lock()
+			defer k.mu.Unlock()
+			return k.freezeErr
 		},
 		reapOrphans: func() { k.mu.Lock(); k.orphans++; k.mu.Unlock() },
 		exits:       func() <-chan struct{} { return k.exits },
@@ -185,6 +194,19 @@ func (k *fakeOps) nextSignal(t *testing.T) sent {
 	case <-time.After(testWait):
 		t.Fatal("no signal sent")
 		return sent{}
+	}
+}
+
+// freezesSent returns the freezes (true) and thaws (false) asked for so far.
+func (k *fakeOps) freezesSent() []bool {
+	var got []bool
+	for {
+		select {
+		case f := <-k.freezes:
+			got = append(got, f)
+		default:
+			return got
+		}
 	}
 }
 

@@ -1,9 +1,14 @@
 package shim
 
-import "github.com/crier-runtime/crier/protocol"
+import (
+	"slices"
+
+	"github.com/crier-runtime/crier/protocol"
+)
 
 // The events a shim keeps for late subscribers. A container has at most
-// one of each lifecycle event, but as many exec events as it runs execs
+// one of each lifecycle event, and only the last pause and resume are
+// kept, but it has as many exec events as it runs execs
 // (a health check every few seconds, for days): those are kept only up to
 // maxRepeated, the oldest dropped first, so that an idle shim's memory
 // stays bounded. The lifecycle events are always kept: `crier event
@@ -14,6 +19,13 @@ const maxRepeated = 64
 // appendHistory appends ev to h, dropping the oldest repeated event when
 // there are more than maxRepeated.
 func appendHistory(h []protocol.Event, ev protocol.Event) []protocol.Event {
+	if ev.Type == protocol.EventPaused {
+		// Only the last pause and resume are kept: a container paused
+		// and resumed many times keeps a lifecycle's history.
+		h = slices.DeleteFunc(h, func(e protocol.Event) bool {
+			return e.Type == protocol.EventPaused || e.Type == protocol.EventResumed
+		})
+	}
 	h = append(h, ev)
 	if lifecycle(ev.Type) {
 		return h

@@ -49,6 +49,10 @@ type server struct {
 	execSeq uint64
 	// journal is the events' copy on disk (journal.go).
 	journal journal
+	// paused: the container has been paused at some time, so its
+	// teardown thaws the cgroup (teardown.Remains.Thaw). Not the phase's
+	// business: a container that stopped while frozen is in stopped.
+	paused bool
 
 	// trimTimer fires once the clients have been quiet for a while;
 	// untrimmed counts their requests since the last trim (see trim.go).
@@ -161,6 +165,17 @@ func (s *server) handle(m any) {
 // whether it did. A request the phase does not allow is answered with a
 // refusal; an event the phase cannot have is logged and changes nothing.
 func (s *server) step(in input, r *request) (cell, bool) {
+	c, ok := s.lookup(in, r)
+	if ok {
+		s.enter(c.to)
+	}
+	return c, ok
+}
+
+// lookup is step without the move, for a request whose work must succeed
+// before the phase changes (pause, resume): the table's cell, with the
+// refusal answered.
+func (s *server) lookup(in input, r *request) (cell, bool) {
 	c := transitions[s.phase][in]
 	switch {
 	case c.refuse != allowed:
@@ -170,7 +185,6 @@ func (s *server) step(in input, r *request) (cell, bool) {
 		s.log.Printf("internal error: %v in phase %v ignored", in, s.phase)
 		return c, false
 	}
-	s.enter(c.to)
 	return c, true
 }
 
@@ -188,7 +202,7 @@ func (s *server) enter(p phase) {
 	from := s.phase
 	s.phase = p
 	if st := p.status(); st != from.status() {
-		s.announce(st)
+		s.announce(from.status(), st)
 	}
 	switch p {
 	case phaseDeleting:
@@ -200,14 +214,18 @@ func (s *server) enter(p phase) {
 
 // announce records a new status and emits its event: state file first, so
 // that a subscriber woken by the event reads the new state.
-func (s *server) announce(st protocol.Status) {
+func (s *server) announce(from, st protocol.Status) {
 	ev, at := protocol.Event{Pid: s.c.Pid}, time.Now()
-	switch st {
-	case protocol.StatusCreated:
+	switch {
+	case from == protocol.StatusPaused && st != protocol.StatusStopped:
+		ev.Type = protocol.EventResumed
+	case st == protocol.StatusPaused:
+		ev.Type = protocol.EventPaused
+	case st == protocol.StatusCreated:
 		ev.Type = protocol.EventCreated
-	case protocol.StatusRunning:
+	case st == protocol.StatusRunning:
 		ev.Type = protocol.EventStarted
-	case protocol.StatusStopped:
+	case st == protocol.StatusStopped:
 		s.ops.release()
 		// Stamped in order (emit), and the state file says the same.
 		if s.exit.At.Before(s.rec.LastAt) {
@@ -294,6 +312,10 @@ func (s *server) request(r *request) {
 		s.exec(r)
 	case protocol.OpAdopt:
 		s.adopt(r)
+	case protocol.OpPause:
+		s.pause(r)
+	case protocol.OpResume:
+		s.resume(r)
 	default:
 		r.reply <- protocol.ErrorReply(protocol.Errorf(protocol.ErrBadRequest, "unknown op %q", r.req.Op))
 	}
@@ -343,10 +365,51 @@ func (s *server) kill(r *request) {
 	if _, ok := s.step(inKill, r); !ok {
 		return
 	}
-	if err := s.ops.signal(unix.Signal(r.req.Signal), r.req.All); err != nil {
+	sig := unix.Signal(r.req.Signal)
+	if err := s.ops.signal(sig, r.req.All); err != nil {
 		r.reply <- protocol.ErrorReply(fmt.Errorf("kill: %w", err))
 		return
 	}
+	if sig == unix.SIGKILL && s.phase.frozen() {
+		// As runc: on cgroup v1 a frozen task dies only once thawed.
+		if err := s.ops.freeze(false); err != nil {
+			r.reply <- protocol.ErrorReply(fmt.Errorf("kill: SIGKILL sent, but the container stays frozen: %w", err))
+			return
+		}
+		s.step(inThawed, nil)
+	}
+	r.reply <- protocol.Reply{OK: true}
+}
+
+// pause freezes the container, and moves it to paused once every process
+// is frozen. The freeze is bounded (cgroup.freezeTimeout) and done on the
+// loop: nothing else may change the container while it runs.
+func (s *server) pause(r *request) {
+	c, ok := s.lookup(inPause, r)
+	if !ok {
+		return
+	}
+	s.paused = true
+	if err := s.ops.freeze(true); err != nil {
+		r.reply <- protocol.ErrorReply(fmt.Errorf("pause: %w", err))
+		return
+	}
+	s.enter(c.to)
+	r.reply <- protocol.Reply{OK: true}
+}
+
+// resume thaws the container, and moves it back to what it was paused
+// from.
+func (s *server) resume(r *request) {
+	c, ok := s.lookup(inResume, r)
+	if !ok {
+		return
+	}
+	if err := s.ops.freeze(false); err != nil {
+		r.reply <- protocol.ErrorReply(fmt.Errorf("resume: %w", err))
+		return
+	}
+	s.enter(c.to)
 	r.reply <- protocol.Reply{OK: true}
 }
 
@@ -355,6 +418,7 @@ func (s *server) delete(r *request) {
 	if r.req.Force {
 		in = inForceDelete
 	}
+	frozen := s.phase.frozen()
 	c, ok := s.step(in, r)
 	if !ok {
 		return
@@ -362,9 +426,16 @@ func (s *server) delete(r *request) {
 	s.deleting = r
 	if c.to.killing() {
 		// Forced: kill everything; the init's exit moves the
-		// delete on to the teardown.
+		// delete on to the teardown. A paused container is thawed
+		// after the SIGKILL, so that its processes die rather than
+		// run on.
 		s.ops.signal(unix.SIGKILL, true)
 		s.ops.signal(unix.SIGKILL, false)
+		if frozen {
+			if err := s.ops.freeze(false); err != nil {
+				s.log.Printf("delete: %v", err)
+			}
+		}
 	}
 }
 

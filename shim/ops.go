@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"fmt"
 	"log"
 	"os"
 	"os/signal"
@@ -53,6 +54,9 @@ type ops struct {
 	// teardown kills what is left in the cgroup, removes it, runs the
 	// poststop hooks and removes the state directory (teardown.Run).
 	teardown func() error
+	// freeze freezes (true) or thaws (false) the container's cgroup,
+	// and returns once it is done.
+	freeze func(frozen bool) error
 	// exec runs and reaps exec'd processes (exec.go).
 	exec execOps
 }
@@ -94,7 +98,16 @@ func containerOps(s *server) ops {
 			return container.RunHooks(s.spec, container.HookPoststart, st)
 		},
 		teardown: func() error { return teardown.Run(s.remains()) },
-		exec:     containerExecOps(s),
+		freeze: func(frozen bool) error {
+			switch {
+			case s.c.Cgroup == nil:
+				return fmt.Errorf("container %s has no cgroup to freeze", s.rec.ID)
+			case frozen:
+				return s.c.Cgroup.Freeze()
+			}
+			return s.c.Cgroup.Thaw()
+		},
+		exec: containerExecOps(s),
 	}
 }
 
@@ -108,6 +121,7 @@ func (s *server) remains() *teardown.Remains {
 		// The shim exits after its delete: nobody could try the
 		// cgroup again.
 		MustFinish: true,
+		Thaw:       s.paused,
 	}
 	if h := s.spec.Hooks; h != nil {
 		r.Poststop = h.Poststop

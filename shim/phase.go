@@ -21,11 +21,15 @@ import (
 // Requests not in the table (hello, state, subscribe) are answered in every
 // phase and move nothing.
 //
+// Pause and resume (runc's): a created or running container can be
+// paused; its paused phase shows the status "paused" and remembers which of
+// the two it came from, which resume returns to. A SIGKILL to a paused
+// container thaws it, as runc does (a frozen task dies only once thawed on
+// cgroup v1): inThawed then moves it back as resume would. A forced delete
+// of a paused container goes to a kill phase of its own, which thaws it
+// after the SIGKILL; it keeps the status "paused" until the exit.
+//
 // Room for what comes next:
-//   - paused: a phase whose status is "paused", entered and left by pause
-//     and resume requests (two more inputs); a forced delete of a paused
-//     container goes to a kill phase of its own, which thaws it after the
-//     SIGKILL.
 //   - exec'd processes: they do not move the container's phase (only the
 //     init's exit does), so they get a small table of their own, one
 //     phase per process, with their own start, kill and exit inputs.
@@ -44,14 +48,17 @@ const (
 	phaseStarting    // start in flight
 	phaseStartExited // start in flight, and the init has already exited: its exit is held
 	phaseRunning
+	phasePausedCreated // paused while created: resume returns to created
+	phasePaused        // paused while running
 	phaseStopped
 	// A forced delete sent SIGKILL and waits for the init's exit; the
-	// four kill phases mirror created, starting, starting with its exit
-	// held, and running.
+	// kill phases mirror created, starting, starting with its exit
+	// held, running and paused (either kind: both go on to the exit).
 	phaseKillCreated
 	phaseKillStarting
 	phaseKillStartExited
 	phaseKillRunning
+	phaseKillPaused
 	phaseDeleting // the teardown runs
 	phaseDeleted  // the loop ends
 
@@ -65,11 +72,14 @@ var phaseNames = [numPhases]string{
 	phaseStarting:        "starting",
 	phaseStartExited:     "starting, exited",
 	phaseRunning:         "running",
+	phasePausedCreated:   "paused, created",
+	phasePaused:          "paused",
 	phaseStopped:         "stopped",
 	phaseKillCreated:     "killing for delete, created",
 	phaseKillStarting:    "killing for delete, starting",
 	phaseKillStartExited: "killing for delete, starting, exited",
 	phaseKillRunning:     "killing for delete, running",
+	phaseKillPaused:      "killing for delete, paused",
 	phaseDeleting:        "deleting",
 	phaseDeleted:         "deleted",
 }
@@ -89,6 +99,8 @@ func (p phase) status() protocol.Status {
 		return protocol.StatusCreating
 	case phaseRunning, phaseKillRunning:
 		return protocol.StatusRunning
+	case phasePausedCreated, phasePaused, phaseKillPaused:
+		return protocol.StatusPaused
 	case phaseStopped, phaseDeleting, phaseDeleted:
 		return protocol.StatusStopped
 	}
@@ -96,7 +108,10 @@ func (p phase) status() protocol.Status {
 }
 
 // killing reports whether p is one where a forced delete waits for the exit.
-func (p phase) killing() bool { return p >= phaseKillCreated && p <= phaseKillRunning }
+func (p phase) killing() bool { return p >= phaseKillCreated && p <= phaseKillPaused }
+
+// frozen reports whether the container's cgroup is frozen in phase p.
+func (p phase) frozen() bool { return p == phasePausedCreated || p == phasePaused }
 
 // input is what moves the phase: a client's request, or an event the loop
 // hears of (from the kernel, or from a goroutine it started).
@@ -110,30 +125,38 @@ const (
 	inKill
 	inDelete
 	inForceDelete
-	inExec // runs a process beside the init; moves nothing
+	inExec             // runs a process beside the init; moves nothing
+	inExecIgnorePaused // exec --ignore-paused: exec, in a paused container too
+	inPause
+	inResume
 
 	// Events.
 	inCreated     // create finished: the init waits to be started
 	inExited      // the init's exit was collected
 	inStarted     // the container's process was exec'd
 	inStartFailed // start failed; the init may or may not have exited
+	inThawed      // a SIGKILL to a paused container thawed it
 	inTornDown    // the teardown (cgroup, poststop hooks, directory) finished
 
 	numInputs
 )
 
 var inputNames = [numInputs]string{
-	inNone:        "none",
-	inStart:       "start",
-	inKill:        "kill",
-	inDelete:      "delete",
-	inForceDelete: "delete --force",
-	inExec:        "exec",
-	inCreated:     "created",
-	inExited:      "exited",
-	inStarted:     "started",
-	inStartFailed: "start failed",
-	inTornDown:    "torn down",
+	inNone:             "none",
+	inStart:            "start",
+	inKill:             "kill",
+	inDelete:           "delete",
+	inForceDelete:      "delete --force",
+	inExec:             "exec",
+	inExecIgnorePaused: "exec --ignore-paused",
+	inPause:            "pause",
+	inResume:           "resume",
+	inCreated:          "created",
+	inExited:           "exited",
+	inStarted:          "started",
+	inStartFailed:      "start failed",
+	inThawed:           "thawed by SIGKILL",
+	inTornDown:         "torn down",
 }
 
 func (in input) String() string {
@@ -174,6 +197,16 @@ const (
 	whyDeletedNotRunning
 	whyExecStopped
 	whyExecDeleting
+	whyExecPaused
+	whyPausedNotCreated
+	whyPausedStopFirst
+	whyPausedAlready
+	whyStartingNotRunning
+	whyCreatingNotPaused
+	whyCreatedNotPaused
+	whyRunningNotPaused
+	whyStoppedNotPaused
+	whyDeletedNotPaused
 	numWhys
 )
 
@@ -198,111 +231,198 @@ var whyText = [numWhys]string{
 	// runc's words, which tools match.
 	whyExecStopped:  "is stopped: cannot exec in a stopped container",
 	whyExecDeleting: "is being deleted: cannot exec in a stopped container",
+	whyExecPaused:   "is paused: cannot exec in a paused container",
+
+	whyPausedNotCreated:   "is paused, not created",
+	whyPausedStopFirst:    "is paused: stop it first or use --force",
+	whyPausedAlready:      "is already paused",
+	whyStartingNotRunning: "is starting, not running",
+	// runc's "container not paused", for a resume.
+	whyCreatingNotPaused: "is creating: container not paused",
+	whyCreatedNotPaused:  "is created: container not paused",
+	whyRunningNotPaused:  "is running: container not paused",
+	whyStoppedNotPaused:  "is stopped: container not paused",
+	whyDeletedNotPaused:  "is deleted: container not paused",
 }
 
 // transitions is the state table: transitions[phase][input]. It is
 // read-only, and made of constants so that it is laid out at link time.
 var transitions = [numPhases][numInputs]cell{
 	phaseCreating: {
-		inStart:       {refuse: whyCreatingNotCreated},
-		inKill:        {refuse: whyCreatingNotRunning},
-		inDelete:      {refuse: whyStillCreating},
-		inForceDelete: {refuse: whyStillCreating},
-		inExec:        {refuse: whyStillCreating},
-		inCreated:     {to: phaseCreated},
+		inStart:            {refuse: whyCreatingNotCreated},
+		inKill:             {refuse: whyCreatingNotRunning},
+		inDelete:           {refuse: whyStillCreating},
+		inForceDelete:      {refuse: whyStillCreating},
+		inExec:             {refuse: whyStillCreating},
+		inExecIgnorePaused: {refuse: whyStillCreating},
+		inPause:            {refuse: whyCreatingNotRunning},
+		inResume:           {refuse: whyCreatingNotPaused},
+		inCreated:          {to: phaseCreated},
 	},
 	phaseCreated: {
-		inStart:       {to: phaseStarting},
-		inKill:        {to: phaseCreated},
-		inDelete:      {refuse: whyCreatedStopFirst},
-		inForceDelete: {to: phaseKillCreated},
-		inExec:        {to: phaseCreated},
-		inExited:      {to: phaseStopped},
+		inStart:            {to: phaseStarting},
+		inKill:             {to: phaseCreated},
+		inDelete:           {refuse: whyCreatedStopFirst},
+		inForceDelete:      {to: phaseKillCreated},
+		inExec:             {to: phaseCreated},
+		inExecIgnorePaused: {to: phaseCreated},
+		inPause:            {to: phasePausedCreated},
+		inResume:           {refuse: whyCreatedNotPaused},
+		inExited:           {to: phaseStopped},
 	},
 	phaseStarting: {
-		inStart:       {refuse: whyStartingAlready},
-		inKill:        {to: phaseStarting},
-		inDelete:      {refuse: whyCreatedStopFirst},
-		inForceDelete: {to: phaseKillStarting},
-		inExec:        {to: phaseStarting},
+		inStart:            {refuse: whyStartingAlready},
+		inKill:             {to: phaseStarting},
+		inDelete:           {refuse: whyCreatedStopFirst},
+		inForceDelete:      {to: phaseKillStarting},
+		inExec:             {to: phaseStarting},
+		inExecIgnorePaused: {to: phaseStarting},
+		// A freeze would hold the start up; pause once it is done.
+		inPause:       {refuse: whyStartingNotRunning},
+		inResume:      {refuse: whyCreatedNotPaused},
 		inExited:      {to: phaseStartExited},
 		inStarted:     {to: phaseRunning},
 		inStartFailed: {to: phaseCreated},
 	},
 	phaseStartExited: {
-		inStart:       {refuse: whyStartingAlready},
-		inKill:        {refuse: whyStopped},
-		inDelete:      {refuse: whyCreatedStopFirst},
-		inForceDelete: {to: phaseKillStartExited},
-		inExec:        {refuse: whyExecStopped},
-		inStarted:     {to: phaseRunning, then: inExited},
-		inStartFailed: {to: phaseCreated, then: inExited},
+		inStart:            {refuse: whyStartingAlready},
+		inKill:             {refuse: whyStopped},
+		inDelete:           {refuse: whyCreatedStopFirst},
+		inForceDelete:      {to: phaseKillStartExited},
+		inExec:             {refuse: whyExecStopped},
+		inExecIgnorePaused: {refuse: whyExecStopped},
+		inPause:            {refuse: whyStopped},
+		inResume:           {refuse: whyStoppedNotPaused},
+		inStarted:          {to: phaseRunning, then: inExited},
+		inStartFailed:      {to: phaseCreated, then: inExited},
 	},
 	phaseRunning: {
-		inStart:       {refuse: whyRunningNotCreated},
-		inKill:        {to: phaseRunning},
-		inDelete:      {refuse: whyRunningStopFirst},
-		inForceDelete: {to: phaseKillRunning},
-		inExec:        {to: phaseRunning},
-		inExited:      {to: phaseStopped},
+		inStart:            {refuse: whyRunningNotCreated},
+		inKill:             {to: phaseRunning},
+		inDelete:           {refuse: whyRunningStopFirst},
+		inForceDelete:      {to: phaseKillRunning},
+		inExec:             {to: phaseRunning},
+		inExecIgnorePaused: {to: phaseRunning},
+		inPause:            {to: phasePaused},
+		inResume:           {refuse: whyRunningNotPaused},
+		inExited:           {to: phaseStopped},
+	},
+	// The init cannot exit while frozen, but on cgroup v2 a SIGKILL
+	// from outside kills frozen tasks: the exit is handled all the same.
+	phasePausedCreated: {
+		inStart:            {refuse: whyPausedNotCreated},
+		inKill:             {to: phasePausedCreated},
+		inDelete:           {refuse: whyPausedStopFirst},
+		inForceDelete:      {to: phaseKillPaused},
+		inExec:             {refuse: whyExecPaused},
+		inExecIgnorePaused: {to: phasePausedCreated},
+		inPause:            {refuse: whyPausedAlready},
+		inResume:           {to: phaseCreated},
+		inExited:           {to: phaseStopped},
+		inThawed:           {to: phaseCreated},
+	},
+	phasePaused: {
+		inStart:            {refuse: whyPausedNotCreated},
+		inKill:             {to: phasePaused},
+		inDelete:           {refuse: whyPausedStopFirst},
+		inForceDelete:      {to: phaseKillPaused},
+		inExec:             {refuse: whyExecPaused},
+		inExecIgnorePaused: {to: phasePaused},
+		inPause:            {refuse: whyPausedAlready},
+		inResume:           {to: phaseRunning},
+		inExited:           {to: phaseStopped},
+		inThawed:           {to: phaseRunning},
 	},
 	phaseStopped: {
-		inStart:       {refuse: whyStoppedNotCreated},
-		inKill:        {refuse: whyStoppedNotRunning},
-		inDelete:      {to: phaseDeleting},
-		inForceDelete: {to: phaseDeleting},
-		inExec:        {refuse: whyExecStopped},
+		inStart:            {refuse: whyStoppedNotCreated},
+		inKill:             {refuse: whyStoppedNotRunning},
+		inDelete:           {to: phaseDeleting},
+		inForceDelete:      {to: phaseDeleting},
+		inExec:             {refuse: whyExecStopped},
+		inExecIgnorePaused: {refuse: whyExecStopped},
+		inPause:            {refuse: whyStoppedNotRunning},
+		inResume:           {refuse: whyStoppedNotPaused},
 	},
 	phaseKillCreated: {
-		inStart:       {refuse: whyDeletingNotCreated},
-		inKill:        {to: phaseKillCreated},
-		inDelete:      {refuse: whyDeletingAlready},
-		inForceDelete: {refuse: whyDeletingAlready},
-		inExec:        {refuse: whyExecDeleting},
-		inExited:      {to: phaseDeleting},
+		inStart:            {refuse: whyDeletingNotCreated},
+		inKill:             {to: phaseKillCreated},
+		inDelete:           {refuse: whyDeletingAlready},
+		inForceDelete:      {refuse: whyDeletingAlready},
+		inExec:             {refuse: whyExecDeleting},
+		inExecIgnorePaused: {refuse: whyExecDeleting},
+		inPause:            {refuse: whyDeletingAlready},
+		inResume:           {refuse: whyDeletingAlready},
+		inExited:           {to: phaseDeleting},
 	},
 	phaseKillStarting: {
-		inStart:       {refuse: whyStartingAlready},
-		inKill:        {to: phaseKillStarting},
-		inDelete:      {refuse: whyDeletingAlready},
-		inForceDelete: {refuse: whyDeletingAlready},
-		inExec:        {refuse: whyExecDeleting},
-		inExited:      {to: phaseKillStartExited},
-		inStarted:     {to: phaseKillRunning},
-		inStartFailed: {to: phaseKillCreated},
+		inStart:            {refuse: whyStartingAlready},
+		inKill:             {to: phaseKillStarting},
+		inDelete:           {refuse: whyDeletingAlready},
+		inForceDelete:      {refuse: whyDeletingAlready},
+		inExec:             {refuse: whyExecDeleting},
+		inExecIgnorePaused: {refuse: whyExecDeleting},
+		inPause:            {refuse: whyDeletingAlready},
+		inResume:           {refuse: whyDeletingAlready},
+		inExited:           {to: phaseKillStartExited},
+		inStarted:          {to: phaseKillRunning},
+		inStartFailed:      {to: phaseKillCreated},
 	},
 	phaseKillStartExited: {
-		inStart:       {refuse: whyStartingAlready},
-		inKill:        {refuse: whyStopped},
-		inDelete:      {refuse: whyDeletingAlready},
-		inForceDelete: {refuse: whyDeletingAlready},
-		inExec:        {refuse: whyExecDeleting},
-		inStarted:     {to: phaseKillRunning, then: inExited},
-		inStartFailed: {to: phaseKillCreated, then: inExited},
+		inStart:            {refuse: whyStartingAlready},
+		inKill:             {refuse: whyStopped},
+		inDelete:           {refuse: whyDeletingAlready},
+		inForceDelete:      {refuse: whyDeletingAlready},
+		inExec:             {refuse: whyExecDeleting},
+		inExecIgnorePaused: {refuse: whyExecDeleting},
+		inPause:            {refuse: whyDeletingAlready},
+		inResume:           {refuse: whyDeletingAlready},
+		inStarted:          {to: phaseKillRunning, then: inExited},
+		inStartFailed:      {to: phaseKillCreated, then: inExited},
 	},
 	phaseKillRunning: {
-		inStart:       {refuse: whyDeletingNotCreated},
-		inKill:        {to: phaseKillRunning},
-		inDelete:      {refuse: whyDeletingAlready},
-		inForceDelete: {refuse: whyDeletingAlready},
-		inExec:        {refuse: whyExecDeleting},
-		inExited:      {to: phaseDeleting},
+		inStart:            {refuse: whyDeletingNotCreated},
+		inKill:             {to: phaseKillRunning},
+		inDelete:           {refuse: whyDeletingAlready},
+		inForceDelete:      {refuse: whyDeletingAlready},
+		inExec:             {refuse: whyExecDeleting},
+		inExecIgnorePaused: {refuse: whyExecDeleting},
+		inPause:            {refuse: whyDeletingAlready},
+		inResume:           {refuse: whyDeletingAlready},
+		inExited:           {to: phaseDeleting},
+	},
+	// Thawed as it was entered: a kill needs no thaw of its own.
+	phaseKillPaused: {
+		inStart:            {refuse: whyDeletingNotCreated},
+		inKill:             {to: phaseKillPaused},
+		inDelete:           {refuse: whyDeletingAlready},
+		inForceDelete:      {refuse: whyDeletingAlready},
+		inExec:             {refuse: whyExecDeleting},
+		inExecIgnorePaused: {refuse: whyExecDeleting},
+		inPause:            {refuse: whyDeletingAlready},
+		inResume:           {refuse: whyDeletingAlready},
+		inExited:           {to: phaseDeleting},
 	},
 	phaseDeleting: {
-		inStart:       {refuse: whyStoppedNotCreated},
-		inKill:        {refuse: whyStoppedNotRunning},
-		inDelete:      {refuse: whyDeletingAlready},
-		inForceDelete: {refuse: whyDeletingAlready},
-		inExec:        {refuse: whyExecStopped},
-		inTornDown:    {to: phaseDeleted},
+		inStart:            {refuse: whyStoppedNotCreated},
+		inKill:             {refuse: whyStoppedNotRunning},
+		inDelete:           {refuse: whyDeletingAlready},
+		inForceDelete:      {refuse: whyDeletingAlready},
+		inExec:             {refuse: whyExecStopped},
+		inExecIgnorePaused: {refuse: whyExecStopped},
+		inPause:            {refuse: whyStoppedNotRunning},
+		inResume:           {refuse: whyStoppedNotPaused},
+		inTornDown:         {to: phaseDeleted},
 	},
 	// The loop has ended: no request reaches it.
 	phaseDeleted: {
-		inStart:       {refuse: whyDeletedNotCreated},
-		inKill:        {refuse: whyDeletedNotRunning},
-		inDelete:      {refuse: whyDeletingAlready},
-		inForceDelete: {refuse: whyDeletingAlready},
-		inExec:        {refuse: whyExecStopped},
+		inStart:            {refuse: whyDeletedNotCreated},
+		inKill:             {refuse: whyDeletedNotRunning},
+		inDelete:           {refuse: whyDeletingAlready},
+		inForceDelete:      {refuse: whyDeletingAlready},
+		inExec:             {refuse: whyExecStopped},
+		inExecIgnorePaused: {refuse: whyExecStopped},
+		inPause:            {refuse: whyDeletedNotRunning},
+		inResume:           {refuse: whyDeletedNotPaused},
 	},
 }
 

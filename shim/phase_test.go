@@ -6,6 +6,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -27,123 +28,198 @@ type cellWant struct {
 	signals  []sent
 	start    bool // the start goroutine was launched
 	teardown bool // the teardown goroutine was launched
+	freezes  []bool
 }
 
 var (
 	sigTerm   = sent{sig: 15}
 	killAll   = []sent{{sig: 9, all: true}, {sig: 9}}
 	bootFails = "start: boom"
+	freeze    = []bool{true}
+	thaw      = []bool{false}
 )
 
 // The OCI status each phase shows.
 var wantStatus = map[phase]protocol.Status{
 	phaseCreating: "creating", phaseCreated: "created", phaseStarting: "created", phaseStartExited: "created",
-	phaseRunning: "running", phaseStopped: "stopped",
+	phaseRunning: "running", phasePausedCreated: "paused", phasePaused: "paused", phaseStopped: "stopped",
 	phaseKillCreated: "created", phaseKillStarting: "created", phaseKillStartExited: "created", phaseKillRunning: "running",
-	phaseDeleting: "stopped", phaseDeleted: "stopped",
+	phaseKillPaused: "paused",
+	phaseDeleting:   "stopped", phaseDeleted: "stopped",
 }
 
 // The cells that can happen; every other event cell must do nothing.
 var cellWants = map[phase]map[input]cellWant{
 	phaseCreating: {
-		inStart:       {refused: "is creating, not created"},
-		inKill:        {refused: "is creating, not running"},
-		inDelete:      {refused: "is still being created"},
-		inForceDelete: {refused: "is still being created"},
-		inExec:        {refused: "is still being created"},
-		inCreated:     {to: phaseCreated, events: []string{"created"}},
+		inStart:            {refused: "is creating, not created"},
+		inKill:             {refused: "is creating, not running"},
+		inDelete:           {refused: "is still being created"},
+		inForceDelete:      {refused: "is still being created"},
+		inExec:             {refused: "is still being created"},
+		inExecIgnorePaused: {refused: "is still being created"},
+		inPause:            {refused: "is creating, not running"},
+		inResume:           {refused: "is creating: container not paused"},
+		inCreated:          {to: phaseCreated, events: []string{"created"}},
 	},
 	phaseCreated: {
-		inStart:       {to: phaseStarting, start: true},
-		inKill:        {to: phaseCreated, reply: "ok", signals: []sent{sigTerm}},
-		inDelete:      {refused: "is created: stop it first or use --force"},
-		inForceDelete: {to: phaseKillCreated, signals: killAll},
-		inExec:        {to: phaseCreated, reply: "ok", events: []string{"exec-started"}},
-		inExited:      {to: phaseStopped, events: []string{"stopped"}},
+		inStart:            {to: phaseStarting, start: true},
+		inKill:             {to: phaseCreated, reply: "ok", signals: []sent{sigTerm}},
+		inDelete:           {refused: "is created: stop it first or use --force"},
+		inForceDelete:      {to: phaseKillCreated, signals: killAll},
+		inExec:             {to: phaseCreated, reply: "ok", events: []string{"exec-started"}},
+		inExecIgnorePaused: {to: phaseCreated, reply: "ok", events: []string{"exec-started"}},
+		inPause:            {to: phasePausedCreated, reply: "ok", events: []string{"paused"}, freezes: freeze},
+		inResume:           {refused: "is created: container not paused"},
+		inExited:           {to: phaseStopped, events: []string{"stopped"}},
 	},
 	phaseStarting: {
-		inStart:       {refused: "is already starting"},
-		inKill:        {to: phaseStarting, reply: "ok", signals: []sent{sigTerm}},
-		inDelete:      {refused: "is created: stop it first or use --force"},
-		inForceDelete: {to: phaseKillStarting, signals: killAll},
-		inExec:        {to: phaseStarting, reply: "ok", events: []string{"exec-started"}},
-		inExited:      {to: phaseStartExited},
-		inStarted:     {to: phaseRunning, reply: "ok", events: []string{"started"}},
-		inStartFailed: {to: phaseCreated, reply: bootFails},
+		inStart:            {refused: "is already starting"},
+		inKill:             {to: phaseStarting, reply: "ok", signals: []sent{sigTerm}},
+		inDelete:           {refused: "is created: stop it first or use --force"},
+		inForceDelete:      {to: phaseKillStarting, signals: killAll},
+		inExec:             {to: phaseStarting, reply: "ok", events: []string{"exec-started"}},
+		inExecIgnorePaused: {to: phaseStarting, reply: "ok", events: []string{"exec-started"}},
+		inPause:            {refused: "is starting, not running"},
+		inResume:           {refused: "is created: container not paused"},
+		inExited:           {to: phaseStartExited},
+		inStarted:          {to: phaseRunning, reply: "ok", events: []string{"started"}},
+		inStartFailed:      {to: phaseCreated, reply: bootFails},
 	},
 	phaseStartExited: {
-		inStart:       {refused: "is already starting"},
-		inKill:        {refused: "is stopped: container not running"},
-		inDelete:      {refused: "is created: stop it first or use --force"},
-		inForceDelete: {to: phaseKillStartExited, signals: killAll},
-		inExec:        {refused: "is stopped: cannot exec in a stopped container"},
-		inStarted:     {to: phaseStopped, reply: "ok", events: []string{"started", "stopped"}},
-		inStartFailed: {to: phaseStopped, reply: bootFails, events: []string{"stopped"}},
+		inStart:            {refused: "is already starting"},
+		inKill:             {refused: "is stopped: container not running"},
+		inDelete:           {refused: "is created: stop it first or use --force"},
+		inForceDelete:      {to: phaseKillStartExited, signals: killAll},
+		inExec:             {refused: "is stopped: cannot exec in a stopped container"},
+		inExecIgnorePaused: {refused: "is stopped: cannot exec in a stopped container"},
+		inPause:            {refused: "is stopped: container not running"},
+		inResume:           {refused: "is stopped: container not paused"},
+		inStarted:          {to: phaseStopped, reply: "ok", events: []string{"started", "stopped"}},
+		inStartFailed:      {to: phaseStopped, reply: bootFails, events: []string{"stopped"}},
 	},
 	phaseRunning: {
-		inStart:       {refused: "is running, not created"},
-		inKill:        {to: phaseRunning, reply: "ok", signals: []sent{sigTerm}},
-		inDelete:      {refused: "is running: stop it first or use --force"},
-		inForceDelete: {to: phaseKillRunning, signals: killAll},
-		inExec:        {to: phaseRunning, reply: "ok", events: []string{"exec-started"}},
-		inExited:      {to: phaseStopped, events: []string{"stopped"}},
+		inStart:            {refused: "is running, not created"},
+		inKill:             {to: phaseRunning, reply: "ok", signals: []sent{sigTerm}},
+		inDelete:           {refused: "is running: stop it first or use --force"},
+		inForceDelete:      {to: phaseKillRunning, signals: killAll},
+		inExec:             {to: phaseRunning, reply: "ok", events: []string{"exec-started"}},
+		inExecIgnorePaused: {to: phaseRunning, reply: "ok", events: []string{"exec-started"}},
+		inPause:            {to: phasePaused, reply: "ok", events: []string{"paused"}, freezes: freeze},
+		inResume:           {refused: "is running: container not paused"},
+		inExited:           {to: phaseStopped, events: []string{"stopped"}},
+	},
+	phasePausedCreated: {
+		inStart:            {refused: "is paused, not created"},
+		inKill:             {to: phasePausedCreated, reply: "ok", signals: []sent{sigTerm}},
+		inDelete:           {refused: "is paused: stop it first or use --force"},
+		inForceDelete:      {to: phaseKillPaused, signals: killAll, freezes: thaw},
+		inExec:             {refused: "is paused: cannot exec in a paused container"},
+		inExecIgnorePaused: {to: phasePausedCreated, reply: "ok", events: []string{"exec-started"}},
+		inPause:            {refused: "is already paused"},
+		inResume:           {to: phaseCreated, reply: "ok", events: []string{"resumed"}, freezes: thaw},
+		inExited:           {to: phaseStopped, events: []string{"stopped"}},
+		inThawed:           {to: phaseCreated, events: []string{"resumed"}},
+	},
+	phasePaused: {
+		inStart:            {refused: "is paused, not created"},
+		inKill:             {to: phasePaused, reply: "ok", signals: []sent{sigTerm}},
+		inDelete:           {refused: "is paused: stop it first or use --force"},
+		inForceDelete:      {to: phaseKillPaused, signals: killAll, freezes: thaw},
+		inExec:             {refused: "is paused: cannot exec in a paused container"},
+		inExecIgnorePaused: {to: phasePaused, reply: "ok", events: []string{"exec-started"}},
+		inPause:            {refused: "is already paused"},
+		inResume:           {to: phaseRunning, reply: "ok", events: []string{"resumed"}, freezes: thaw},
+		inExited:           {to: phaseStopped, events: []string{"stopped"}},
+		inThawed:           {to: phaseRunning, events: []string{"resumed"}},
 	},
 	phaseStopped: {
-		inStart:       {refused: "is stopped, not created"},
-		inKill:        {refused: "is stopped: container not running"},
-		inDelete:      {to: phaseDeleting, teardown: true},
-		inForceDelete: {to: phaseDeleting, teardown: true},
-		inExec:        {refused: "is stopped: cannot exec in a stopped container"},
+		inStart:            {refused: "is stopped, not created"},
+		inKill:             {refused: "is stopped: container not running"},
+		inDelete:           {to: phaseDeleting, teardown: true},
+		inForceDelete:      {to: phaseDeleting, teardown: true},
+		inExec:             {refused: "is stopped: cannot exec in a stopped container"},
+		inExecIgnorePaused: {refused: "is stopped: cannot exec in a stopped container"},
+		inPause:            {refused: "is stopped: container not running"},
+		inResume:           {refused: "is stopped: container not paused"},
 	},
 	phaseKillCreated: {
-		inStart:       {refused: "is being deleted, not created"},
-		inKill:        {to: phaseKillCreated, reply: "ok", signals: []sent{sigTerm}},
-		inDelete:      {refused: "is already being deleted"},
-		inForceDelete: {refused: "is already being deleted"},
-		inExec:        {refused: "is being deleted: cannot exec in a stopped container"},
-		inExited:      {to: phaseDeleting, events: []string{"stopped"}, teardown: true},
+		inStart:            {refused: "is being deleted, not created"},
+		inKill:             {to: phaseKillCreated, reply: "ok", signals: []sent{sigTerm}},
+		inDelete:           {refused: "is already being deleted"},
+		inForceDelete:      {refused: "is already being deleted"},
+		inExec:             {refused: "is being deleted: cannot exec in a stopped container"},
+		inExecIgnorePaused: {refused: "is being deleted: cannot exec in a stopped container"},
+		inPause:            {refused: "is already being deleted"},
+		inResume:           {refused: "is already being deleted"},
+		inExited:           {to: phaseDeleting, events: []string{"stopped"}, teardown: true},
 	},
 	phaseKillStarting: {
-		inStart:       {refused: "is already starting"},
-		inKill:        {to: phaseKillStarting, reply: "ok", signals: []sent{sigTerm}},
-		inDelete:      {refused: "is already being deleted"},
-		inForceDelete: {refused: "is already being deleted"},
-		inExec:        {refused: "is being deleted: cannot exec in a stopped container"},
-		inExited:      {to: phaseKillStartExited},
-		inStarted:     {to: phaseKillRunning, reply: "ok", events: []string{"started"}},
-		inStartFailed: {to: phaseKillCreated, reply: bootFails},
+		inStart:            {refused: "is already starting"},
+		inKill:             {to: phaseKillStarting, reply: "ok", signals: []sent{sigTerm}},
+		inDelete:           {refused: "is already being deleted"},
+		inForceDelete:      {refused: "is already being deleted"},
+		inExec:             {refused: "is being deleted: cannot exec in a stopped container"},
+		inExecIgnorePaused: {refused: "is being deleted: cannot exec in a stopped container"},
+		inPause:            {refused: "is already being deleted"},
+		inResume:           {refused: "is already being deleted"},
+		inExited:           {to: phaseKillStartExited},
+		inStarted:          {to: phaseKillRunning, reply: "ok", events: []string{"started"}},
+		inStartFailed:      {to: phaseKillCreated, reply: bootFails},
 	},
 	phaseKillStartExited: {
-		inStart:       {refused: "is already starting"},
-		inKill:        {refused: "is stopped: container not running"},
-		inDelete:      {refused: "is already being deleted"},
-		inForceDelete: {refused: "is already being deleted"},
-		inExec:        {refused: "is being deleted: cannot exec in a stopped container"},
-		inStarted:     {to: phaseDeleting, reply: "ok", events: []string{"started", "stopped"}, teardown: true},
-		inStartFailed: {to: phaseDeleting, reply: bootFails, events: []string{"stopped"}, teardown: true},
+		inStart:            {refused: "is already starting"},
+		inKill:             {refused: "is stopped: container not running"},
+		inDelete:           {refused: "is already being deleted"},
+		inForceDelete:      {refused: "is already being deleted"},
+		inExec:             {refused: "is being deleted: cannot exec in a stopped container"},
+		inExecIgnorePaused: {refused: "is being deleted: cannot exec in a stopped container"},
+		inPause:            {refused: "is already being deleted"},
+		inResume:           {refused: "is already being deleted"},
+		inStarted:          {to: phaseDeleting, reply: "ok", events: []string{"started", "stopped"}, teardown: true},
+		inStartFailed:      {to: phaseDeleting, reply: bootFails, events: []string{"stopped"}, teardown: true},
 	},
 	phaseKillRunning: {
-		inStart:       {refused: "is being deleted, not created"},
-		inKill:        {to: phaseKillRunning, reply: "ok", signals: []sent{sigTerm}},
-		inDelete:      {refused: "is already being deleted"},
-		inForceDelete: {refused: "is already being deleted"},
-		inExec:        {refused: "is being deleted: cannot exec in a stopped container"},
-		inExited:      {to: phaseDeleting, events: []string{"stopped"}, teardown: true},
+		inStart:            {refused: "is being deleted, not created"},
+		inKill:             {to: phaseKillRunning, reply: "ok", signals: []sent{sigTerm}},
+		inDelete:           {refused: "is already being deleted"},
+		inForceDelete:      {refused: "is already being deleted"},
+		inExec:             {refused: "is being deleted: cannot exec in a stopped container"},
+		inExecIgnorePaused: {refused: "is being deleted: cannot exec in a stopped container"},
+		inPause:            {refused: "is already being deleted"},
+		inResume:           {refused: "is already being deleted"},
+		inExited:           {to: phaseDeleting, events: []string{"stopped"}, teardown: true},
+	},
+	phaseKillPaused: {
+		inStart:            {refused: "is being deleted, not created"},
+		inKill:             {to: phaseKillPaused, reply: "ok", signals: []sent{sigTerm}},
+		inDelete:           {refused: "is already being deleted"},
+		inForceDelete:      {refused: "is already being deleted"},
+		inExec:             {refused: "is being deleted: cannot exec in a stopped container"},
+		inExecIgnorePaused: {refused: "is being deleted: cannot exec in a stopped container"},
+		inPause:            {refused: "is already being deleted"},
+		inResume:           {refused: "is already being deleted"},
+		inExited:           {to: phaseDeleting, events: []string{"stopped"}, teardown: true},
 	},
 	phaseDeleting: {
-		inStart:       {refused: "is stopped, not created"},
-		inKill:        {refused: "is stopped: container not running"},
-		inDelete:      {refused: "is already being deleted"},
-		inForceDelete: {refused: "is already being deleted"},
-		inExec:        {refused: "is stopped: cannot exec in a stopped container"},
-		inTornDown:    {to: phaseDeleted, events: []string{"deleted"}},
+		inStart:            {refused: "is stopped, not created"},
+		inKill:             {refused: "is stopped: container not running"},
+		inDelete:           {refused: "is already being deleted"},
+		inForceDelete:      {refused: "is already being deleted"},
+		inExec:             {refused: "is stopped: cannot exec in a stopped container"},
+		inExecIgnorePaused: {refused: "is stopped: cannot exec in a stopped container"},
+		inPause:            {refused: "is stopped: container not running"},
+		inResume:           {refused: "is stopped: container not paused"},
+		inTornDown:         {to: phaseDeleted, events: []string{"deleted"}},
 	},
 	phaseDeleted: {
-		inStart:       {refused: "is deleted, not created"},
-		inKill:        {refused: "is deleted: container not running"},
-		inDelete:      {refused: "is already being deleted"},
-		inForceDelete: {refused: "is already being deleted"},
-		inExec:        {refused: "is stopped: cannot exec in a stopped container"},
+		inStart:            {refused: "is deleted, not created"},
+		inKill:             {refused: "is deleted: container not running"},
+		inDelete:           {refused: "is already being deleted"},
+		inForceDelete:      {refused: "is already being deleted"},
+		inExec:             {refused: "is stopped: cannot exec in a stopped container"},
+		inExecIgnorePaused: {refused: "is stopped: cannot exec in a stopped container"},
+		inPause:            {refused: "is deleted: container not running"},
+		inResume:           {refused: "is deleted: container not paused"},
 	},
 }
 
@@ -186,9 +262,13 @@ func apply(s *server, in input) *request {
 		r.req.Signal, r.req.Force = 15, in == inForceDelete
 		s.handle(r)
 		return r
-	case inExec:
+	case inPause, inResume:
+		r := newReq(map[input]string{inPause: protocol.OpPause, inResume: protocol.OpResume}[in])
+		s.handle(r)
+		return r
+	case inExec, inExecIgnorePaused:
 		r := newReq(protocol.OpExec)
-		r.req.Files = 1
+		r.req.Files, r.req.IgnorePaused = 1, in == inExecIgnorePaused
 		r.files = []*os.File{os.Stdin}
 		s.handle(r)
 		if s.busy > 0 {
@@ -208,6 +288,8 @@ func apply(s *server, in input) *request {
 		}
 		s.handle(startDone{req: r, err: err})
 		return r
+	case inThawed:
+		s.step(inThawed, nil)
 	case inTornDown:
 		s.busy++
 		s.handle(tornDown{})
@@ -276,6 +358,9 @@ func checkCell(t *testing.T, s *server, k *fakeOps, sub *subscriber, r *request,
 		}
 	}
 	k.noSignal(t)
+	if got := k.freezesSent(); !slices.Equal(got, want.freezes) {
+		t.Errorf("freezes %v, want %v (true: freeze, false: thaw)", got, want.freezes)
+	}
 	checkLaunched(t, k.start, "start", want.start)
 	checkLaunched(t, k.teardown, "teardown", want.teardown)
 	st, err := statedir.ReadState(s.rec.Root, "c1")
@@ -320,7 +405,7 @@ func drainEvents(t *testing.T, sub *subscriber) []string {
 // phase, so that no request ever goes unanswered.
 func TestTableRequestsAlwaysAnswered(t *testing.T) {
 	for p := phaseCreating; p < numPhases; p++ {
-		for _, in := range []input{inStart, inKill, inDelete, inForceDelete} {
+		for _, in := range []input{inStart, inKill, inDelete, inForceDelete, inExec, inExecIgnorePaused, inPause, inResume} {
 			if c := transitions[p][in]; c.to == noPhase && c.refuse == allowed {
 				t.Errorf("%v in phase %v has no cell", in, p)
 			}

@@ -171,6 +171,8 @@ func recoveredHandoff(d *statedir.Dir, st *statedir.State) (*handoff, error) {
 		// Its init gives up when the shim goes (the sync socket's
 		// EOF): it cannot be started, only deleted.
 		h.Phase = phaseCreated
+	case protocol.StatusPaused:
+		h.Phase = phasePaused
 	default:
 		h.Phase = phaseRunning
 	}

@@ -181,7 +181,9 @@ func resume(h *handoff, newOps func(*server) ops) (*server, error) {
 	}
 	if s.rec.Adopted {
 		// A shim that came back (recover.go): the state file names it
-		// from now on.
+		// from now on. It cannot know whether the container was ever
+		// paused: its teardown thaws, to be sure.
+		s.paused = true
 		s.saveState()
 		s.log.Printf("took over container %s (pid %d) from its dead shim, at seq %d", s.rec.ID, c.Pid, s.rec.Seq)
 	}

@@ -31,14 +31,26 @@ type Remains struct {
 	// Otherwise it stops the teardown with its error, before the hooks,
 	// and the directory stays for the next delete to try again.
 	MustFinish bool
+	// Thaw: the cgroup may have been left frozen (the container was
+	// paused), so it is thawed after the SIGKILL, or its processes would
+	// not die (cgroup v1). Reading the freezer costs some 50 µs here, so
+	// only a container that was paused, or one whose past is not known
+	// (a dead shim's), asks for it.
+	Thaw bool
 }
 
 // Run tears the container's remains down, in this order: SIGKILL to every
-// process left in the cgroup, the cgroup removed, the poststop hooks run,
-// the state directory removed.
+// process left in the cgroup (thawed with Thaw, so that they die), the
+// cgroup removed, the poststop hooks run, the state directory
+// removed.
 func Run(r *Remains) error {
 	if cg := r.Cgroup; cg != nil {
 		SignalCgroup(cg, unix.SIGKILL)
+		if r.Thaw {
+			// A cgroup without a freezer, or gone already, has
+			// nothing to thaw.
+			cg.Thaw()
+		}
 		if err := cg.Destroy(); err != nil {
 			if !r.MustFinish {
 				r.Dir.Close()

@@ -68,7 +68,7 @@ func (a *app) execCommand() *cobra.Command {
 	f.StringVar(&o.apparmor, "apparmor", "", "AppArmor profile for the process")
 	f.StringVar(&o.label, "process-label", "", "SELinux label for the process")
 	f.IntVar(&o.preserveFDs, "preserve-fds", 0, "pass this many descriptors after stdio through to the process")
-	f.BoolVar(&o.ignorePaused, "ignore-paused", false, "accepted for runc compatibility")
+	f.BoolVar(&o.ignorePaused, "ignore-paused", false, "run the process in a paused container too (it starts once the container is resumed)")
 	f.StringVar(&o.execID, "exec-id", "", "name the process in its exec-started and exec-stopped events (default: the shim makes one up)")
 	return cmd
 }
@@ -178,7 +178,7 @@ func (a *app) runExec(id string, e *execFiles, o *execOptions, sigs chan os.Sign
 		return 0, err
 	}
 	defer c.Close()
-	pid, err := c.Exec(ctx, o.execID, e.send, !o.detach)
+	pid, err := c.Exec(ctx, e.send, protocol.ExecOptions{Wait: !o.detach, IgnorePaused: o.ignorePaused, ExecID: o.execID})
 	e.closeSent()
 	if err != nil {
 		return 0, requestError(err)

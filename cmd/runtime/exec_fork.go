@@ -9,6 +9,7 @@ import (
 
 	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/internal/pidfd"
+	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/statedir"
 )
 
@@ -44,6 +45,11 @@ func (a *app) forkExec(id string, st *statedir.State, e *execFiles, o *execOptio
 	if err != nil {
 		return 0, err
 	}
+	// The shim says so too, at adopt; but the exec stage would be born
+	// frozen, and this command wait on it until the resume.
+	if st.Status == protocol.StatusPaused && !o.ignorePaused {
+		return 0, errors.New("cannot exec in a paused container")
+	}
 	ns, err := openInitNamespaces(st)
 	if err != nil {
 		return 0, err
@@ -63,7 +69,7 @@ func (a *app) forkExec(id string, st *statedir.State, e *execFiles, o *execOptio
 		return 0, os.NewSyscallError("pidfd_open", err)
 	}
 	defer unix.Close(fd)
-	if err := a.adopt(id, o.execID, fd); err != nil {
+	if err := a.adopt(id, fd, protocol.ExecOptions{ExecID: o.execID, IgnorePaused: o.ignorePaused}); err != nil {
 		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
 		reapChild(pid)
 		return 0, err
@@ -115,7 +121,7 @@ func openInitNamespaces(st *statedir.State) (*container.ExecNamespaces, error) {
 }
 
 // adopt hands the shim a pidfd of the process.
-func (a *app) adopt(id, execID string, fd int) error {
+func (a *app) adopt(id string, fd int, eo protocol.ExecOptions) error {
 	ctx, cancel := requestContext()
 	defer cancel()
 	c, err := a.dialRecovering(ctx, id)
@@ -123,7 +129,7 @@ func (a *app) adopt(id, execID string, fd int) error {
 		return err
 	}
 	defer c.Close()
-	if _, err := c.Adopt(ctx, execID, fd); err != nil {
+	if _, err := c.Adopt(ctx, fd, eo); err != nil {
 		return fmt.Errorf("exec: %w", requestError(err))
 	}
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"time"
 
@@ -145,13 +146,31 @@ func (a *app) killDirect(id string, sig unix.Signal, all bool) error {
 		return fmt.Errorf("container %q is stopped: container not running", id)
 	}
 	if all && st.Cgroup != nil {
-		return teardown.SignalCgroup(st.Cgroup, sig)
+		err = teardown.SignalCgroup(st.Cgroup, sig)
+	} else {
+		err = signalChecked(st.Pid, st.PidStart, sig)
 	}
-	err = signalChecked(st.Pid, st.PidStart, sig)
 	if errors.Is(err, errGone) {
 		return fmt.Errorf("container %q is stopped: container not running (its process %d is gone)", id, st.Pid)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return thawAfterKill(st, sig)
+}
+
+// thawAfterKill thaws a paused container after a SIGKILL, as runc does: on
+// cgroup v1 a frozen task dies only once thawed. The freezer decides, not
+// the state file: a shim that died during a pause may not have recorded it.
+func thawAfterKill(st *statedir.State, sig unix.Signal) error {
+	if sig != unix.SIGKILL || st.Cgroup == nil {
+		return nil
+	}
+	err := st.Cgroup.Thaw()
+	if err != nil && !errors.Is(err, cgroup.ErrNoFreezer) && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("kill: SIGKILL sent, but the container stays frozen: %w", err)
+	}
+	return nil
 }
 
 func (a *app) deleteCommand() *cobra.Command {
@@ -225,6 +244,8 @@ func (a *app) deleteDirect(id string, force bool) error {
 		State:    &specs.State{Version: specs.Version, ID: id, Status: specs.StateStopped, Bundle: st.Bundle, Annotations: st.Annotations},
 		Dir:      d,
 		Warn:     func(err error) { a.logf("warning", err.Error()) },
+		// Whether it was paused died with the shim.
+		Thaw: true,
 	})
 }
 
@@ -241,6 +262,9 @@ func killAndWait(st *statedir.State) error {
 	defer unix.Close(fd)
 	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
 		return os.NewSyscallError("pidfd_send_signal", err)
+	}
+	if err := thawAfterKill(st, unix.SIGKILL); err != nil {
+		return err
 	}
 	err = pidfd.Wait(fd, 30*time.Second)
 	if errors.Is(err, os.ErrDeadlineExceeded) {

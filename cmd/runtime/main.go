@@ -74,6 +74,7 @@ func (a *app) command() *cobra.Command {
 		a.deleteCommand(), a.runCommand(), a.listCommand(), a.specCommand(),
 		a.eventCommand(), a.featuresCommand(),
 		a.psCommand(), a.updateCommand(), a.eventsCommand(), a.execCommand(),
+		a.pauseCommand(), a.resumeCommand(),
 	)
 	return root
 }

@@ -3,6 +3,7 @@ package test
 import (
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -137,4 +138,45 @@ func TestParityNamespaceTwice(t *testing.T) {
 	wantCreateFails(t, func(s *specs.Spec) {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace})
 	}, "duplicated ns", `"pid"`)
+}
+
+// TestParityDebug: --debug writes runc's debug lines (level=debug, with
+// the words runc's debug.bats looks for) to stderr, or with --log to the
+// log file alone, as text or JSON.
+func TestParityDebug(t *testing.T) {
+	e := newEnv(t)
+	b := e.bundle([]string{"/bin/echo", "Hello World"}, nil)
+	words := []string{"nsexec container setup", "child process in init()", "init: closing the pipe to signal completion"}
+	check := func(what, out, level string) {
+		t.Helper()
+		if !strings.Contains(out, level) {
+			t.Errorf("%s: no %s in:\n%s", what, level, out)
+		}
+		for _, w := range words {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: no %q in:\n%s", what, w, out)
+			}
+		}
+	}
+	r := e.cliOK("--debug", "run", "--bundle", b, e.id())
+	if r.stdout != "Hello World\n" {
+		t.Errorf("--debug run: stdout %q, want the container's alone", r.stdout)
+	}
+	check("--debug to stderr", r.stderr, "level=debug")
+	for i, format := range []string{"", "text", "json"} {
+		log := filepath.Join(e.dir, "log"+strconv.Itoa(i)+".out")
+		args := []string{"--log", log, "--debug"}
+		if format != "" {
+			args = append(args, "--log-format", format)
+		}
+		r := e.cliOK(append(args, "run", "--bundle", b, e.id())...)
+		if strings.Contains(r.stdout+r.stderr, "level=debug") || r.stderr != "" {
+			t.Errorf("--log %s: debug output on stdout %q / stderr %q, want it in the log alone", format, r.stdout, r.stderr)
+		}
+		level := "level=debug"
+		if format == "json" {
+			level = `"level":"debug"`
+		}
+		check("--log-format "+format, readFile(t, log), level)
+	}
 }

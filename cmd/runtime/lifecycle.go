@@ -41,7 +41,11 @@ func (a *app) start(id string) error {
 		return err
 	}
 	defer c.Close()
-	return requestError(c.Start(ctx))
+	if err := requestError(c.Start(ctx)); err != nil {
+		return err
+	}
+	a.debugf("init: closing the pipe to signal completion: %s started", id)
+	return nil
 }
 
 func (a *app) stateCommand() *cobra.Command {

@@ -88,13 +88,10 @@ func (a *app) killCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("kill: %w", err)
 			}
-			err = a.kill(args[0], sig, all)
-			if all && errors.Is(err, errNotRunning) {
-				// runc's obsolete -a lets kill of a stopped container
-				// succeed; scripts written for it rely on that.
-				return nil
-			}
-			return err
+			// runc's obsolete -a makes kill of a stopped container
+			// succeed; crier's --all still fails, as the spec requires
+			// (docs/compatibility.md).
+			return a.kill(args[0], sig, all)
 		},
 	}
 	cmd.Flags().StringVarP(&signal, "signal", "s", "TERM", "signal name (with or without SIG) or number")

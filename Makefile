@@ -10,8 +10,11 @@ all: build
 
 build: $(BIN)/crier $(BIN)/crier-shim
 
+# --version's "commit:" line, as runc's (GOFLAGS may turn off -buildvcs).
+COMMIT := $(shell git describe --always --dirty 2>/dev/null)
+
 $(BIN)/crier: FORCE
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/runtime
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS) -X main.commit=$(COMMIT)' -o $@ ./cmd/runtime
 
 # On amd64 the shim's ELF entry point is a few lines of assembly that join
 # user and time namespaces before the Go runtime starts

@@ -92,10 +92,14 @@ func Create(cfg *Config) (_ *Container, err error) {
 	// The sealed init binary is needed only while Create may still start
 	// helpers from it (idmap_linux.go).
 	defer c.dropExe()
-	if err := c.Cgroup.Limit(res); err != nil {
+	early, pids := splitPids(res)
+	if err := c.Cgroup.Limit(early); err != nil {
 		return nil, err
 	}
 	if err := c.mountRootfs(); err != nil {
+		return nil, err
+	}
+	if err := c.Cgroup.Limit(pids); err != nil {
 		return nil, err
 	}
 	if err := c.runCreateHooks(); err != nil {
@@ -204,7 +208,7 @@ func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 	// written while it starts up: it does nothing before it has its
 	// config, which it gets once they are all in place, so neither its
 	// own work (device nodes, mounts) nor the user's process ever runs
-	// unconstrained.
+	// unconstrained; but for the pids limit (splitPids).
 	res := cgroup.Resources(spec.Linux)
 	if err := c.Cgroup.Prepare(res); err != nil {
 		exe.drop()
@@ -494,4 +498,20 @@ func (c *Container) Signal(sig unix.Signal, all bool) error {
 		return os.NewSyscallError("kill", err)
 	}
 	return nil
+}
+
+// splitPids returns res without its pids limit, and the pids limit alone
+// (nil when there is none). Create writes the pids limit once init has
+// mounted the rootfs, before any hook runs, which is where runc writes
+// its limits: init's Go runtime makes threads as it starts, and stage two
+// of a user namespace is a fork, so a limit below what init needs (runc's
+// suite runs pids.limit 0, which is 1) would kill it before it has begun.
+// Tasks already there when the limit comes are not counted against it.
+func splitPids(res *specs.LinuxResources) (early, pids *specs.LinuxResources) {
+	if res == nil || res.Pids == nil {
+		return res, nil
+	}
+	e := *res
+	e.Pids = nil
+	return &e, &specs.LinuxResources{Pids: res.Pids}
 }

@@ -1,7 +1,6 @@
 package container
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -217,7 +216,7 @@ func execStageTwo(e execStageEnv) error {
 	if err := applyProcessExtras(&specs.Spec{Process: p, Linux: &specs.Linux{Personality: cfg.Personality}}); err != nil {
 		return err
 	}
-	p.Env = withHome(p.Env, p.User.UID)
+	p.Env = processEnv(p.Env, p.User.UID)
 	return execProcess(p, filter, nil)
 }
 
@@ -276,39 +275,4 @@ func execTerminal(cfg *ExecConfig) error {
 		return fmt.Errorf("terminal: %w", err)
 	}
 	return nil
-}
-
-// withHome sets HOME, when env has none or an empty one, from the
-// container's /etc/passwd entry for uid, else "/", as runc does.
-func withHome(env []string, uid uint32) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		v, ok := strings.CutPrefix(kv, "HOME=")
-		if ok && v != "" {
-			return env
-		}
-		if !ok {
-			out = append(out, kv)
-		}
-	}
-	env = out
-	home := "/"
-	if f, err := os.Open("/etc/passwd"); err == nil {
-		home = passwdHome(f, uid, home)
-		f.Close()
-	}
-	return append(env, "HOME="+home)
-}
-
-// passwdHome returns the home directory of uid in a passwd file.
-func passwdHome(f *os.File, uid uint32, dflt string) string {
-	sc := bufio.NewScanner(f)
-	want := strconv.FormatUint(uint64(uid), 10)
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), ":")
-		if len(fields) >= 6 && fields[2] == want && fields[5] != "" {
-			return fields[5]
-		}
-	}
-	return dflt
 }

@@ -74,7 +74,7 @@ func RunHooks(spec *specs.Spec, kind string, state *specs.State) error {
 	var errs []error
 	for i, h := range hooks {
 		if err := runHook(h, input); err != nil {
-			err = fmt.Errorf("%s hook #%d: %w", kind, i, err)
+			err = fmt.Errorf("error running %s hook #%d: %w", kind, i, err) // runc's words, which tools match
 			if !keepGoing {
 				return err
 			}

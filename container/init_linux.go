@@ -148,9 +148,15 @@ func finishCreate(conn *syncConn, cfg *initConfig) error {
 	if err := enterRootfs(cfg); err != nil {
 		return fmt.Errorf("rootfs: %w", err)
 	}
-	if spec.Process != nil {
-		if err := setupProcessEarly(spec.Process); err != nil {
+	if p := spec.Process; p != nil {
+		if err := setupProcessEarly(p); err != nil {
 			return fmt.Errorf("process: %w", err)
+		}
+		// Inside the container's root now: its /etc/passwd gives HOME,
+		// and a program that is not there fails create, as in runc.
+		p.Env = processEnv(p.Env, p.User.UID)
+		if err := checkProgram(p); err != nil {
+			return err
 		}
 	}
 	return conn.send(message{Type: msgReady})

@@ -33,6 +33,9 @@ func mountEntryIn(root *rootDir, m specs.Mount, idmapTree *os.File, xattrLabel s
 		return errors.New("idmapped, but no idmapped tree was made for it")
 	}
 	bind := idmapTree == nil && isBindMount(m.Type, flags)
+	if m.Type == "tmpfs" && !bind {
+		data = tmpfsModeData(root, m.Destination, data)
+	}
 	kind, err := mountTargetKind(m, bind, idmapTree)
 	if err != nil {
 		return err
@@ -79,6 +82,28 @@ func mountEntryIn(root *rootDir, m specs.Mount, idmapTree *os.File, xattrLabel s
 		}
 	}
 	return nil
+}
+
+// tmpfsModeData gives a tmpfs the mode of the directory it covers, as
+// runc does, ahead of the options' own mode= (the last one wins): a tmpfs
+// on an image's 1777 /tmp stays 1777. Where the destination does not
+// exist yet, the tmpfs keeps its default (1777) and the directories made
+// for it get the usual 0755.
+func tmpfsModeData(root *rootDir, dest, data string) string {
+	fd, err := openat2InRoot(root.fd, dest, unix.O_PATH, false)
+	if err != nil {
+		return data
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return data
+	}
+	mode := fmt.Sprintf("mode=%04o", st.Mode&0o7777)
+	if data == "" {
+		return mode
+	}
+	return mode + "," + data
 }
 
 // specialFilesystems must be mounted on an ordinary directory of the

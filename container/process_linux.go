@@ -35,6 +35,9 @@ func validateProcess(p *specs.Process) error {
 	if !filepath.IsAbs(p.Cwd) {
 		return fmt.Errorf("cwd %q is not an absolute path", p.Cwd)
 	}
+	if err := checkEnv(p.Env); err != nil {
+		return err
+	}
 	if _, err := parseProcessCaps(p.Capabilities); err != nil {
 		return err
 	}
@@ -173,7 +176,7 @@ func prepareExec(p *specs.Process) (string, processCaps, error) {
 	if err := os.Chdir(p.Cwd); err != nil {
 		return "", processCaps{}, err
 	}
-	path, err := lookPath(p.Args[0], filepath.SplitList(envPath(p.Env)))
+	path, err := lookPath(p.Args[0], filepath.SplitList(envPath(p.Env)), "")
 	if err != nil {
 		return "", processCaps{}, err
 	}
@@ -298,11 +301,17 @@ func envPath(env []string) string {
 	return path
 }
 
-// lookPath finds file in dirs the way execvp does. It runs after
-// pivot_root, so dirs are plain paths inside the container's root. An
-// empty entry means the current directory, as POSIX specifies.
-func lookPath(file string, dirs []string) (string, error) {
+// lookPath finds file in dirs the way execvp does, and checks a name with
+// a slash as Go's exec.LookPath does in runc, with runc's words for what
+// is wrong. It runs after pivot_root, so dirs are plain paths inside the
+// container's root. An empty entry means the current directory, as POSIX
+// specifies. Relative names are looked up from cwd, or from the current
+// directory when cwd is "".
+func lookPath(file string, dirs []string, cwd string) (string, error) {
 	if strings.Contains(file, "/") {
+		if err := checkExecutable(file, cwd); err != nil {
+			return "", fmt.Errorf("exec: %q: %w", file, err)
+		}
 		return file, nil
 	}
 	if file != "" {
@@ -311,7 +320,7 @@ func lookPath(file string, dirs []string) (string, error) {
 				dir = "."
 			}
 			path := strings.TrimRight(dir, "/") + "/" + file
-			if isExecutable(path) {
+			if isExecutable(fromCwd(path, cwd)) {
 				return path, nil
 			}
 		}
@@ -319,7 +328,40 @@ func lookPath(file string, dirs []string) (string, error) {
 	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", file)
 }
 
+// checkExecutable says why file cannot be run: it is missing, a
+// directory, or has no execute bit.
+func checkExecutable(file, cwd string) error {
+	fi, err := os.Stat(fromCwd(file, cwd))
+	if err != nil {
+		return &os.PathError{Op: "stat", Path: file, Err: errors.Unwrap(err)}
+	}
+	if fi.IsDir() {
+		return unix.EISDIR
+	}
+	if fi.Mode().Perm()&0o111 == 0 {
+		return os.ErrPermission
+	}
+	return nil
+}
+
+func fromCwd(path, cwd string) string {
+	if cwd == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(cwd, path)
+}
+
 func isExecutable(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}
+
+// checkProgram finds the process's program before the container is
+// reported created, as runc does: a missing program then fails create,
+// where tools (docker, podman) look for it, rather than start. Init has
+// not moved to the process's cwd yet, so relative names are looked up
+// from it. execProcess looks again at start.
+func checkProgram(p *specs.Process) error {
+	_, err := lookPath(p.Args[0], filepath.SplitList(envPath(p.Env)), p.Cwd)
+	return err
 }

@@ -45,8 +45,8 @@ func TestLookPath(t *testing.T) {
 		{name: "trailing slash", file: "prog", dirs: []string{bin + "/"}, want: bin + "/prog"},
 		{name: "any execute bit", file: "owner-only", dirs: []string{bin}, want: bin + "/owner-only"},
 		{name: "empty entry is cwd", file: "prog", dirs: []string{noexec, ""}, chdir: bin, want: "./prog"},
-		{name: "absolute kept", file: "/no/such/prog", dirs: []string{bin}, want: "/no/such/prog"},
-		{name: "relative with slash kept", file: "./prog", dirs: nil, want: "./prog"},
+		{name: "absolute kept", file: bin + "/prog", dirs: nil, want: bin + "/prog"},
+		{name: "relative with slash kept", file: "./prog", dirs: nil, chdir: bin, want: "./prog"},
 		{name: "missing", file: "nope", dirs: []string{noexec, bin}, wantErr: true},
 		{name: "only non-executable", file: "prog", dirs: []string{noexec}, wantErr: true},
 		{name: "only directory", file: "prog", dirs: []string{dirs}, wantErr: true},
@@ -58,7 +58,7 @@ func TestLookPath(t *testing.T) {
 			if tt.chdir != "" {
 				t.Chdir(tt.chdir)
 			}
-			got, err := lookPath(tt.file, tt.dirs)
+			got, err := lookPath(tt.file, tt.dirs, "")
 			if tt.wantErr {
 				want := fmt.Sprintf("exec: %q: executable file not found in $PATH", tt.file)
 				if err == nil || err.Error() != want {
@@ -70,6 +70,36 @@ func TestLookPath(t *testing.T) {
 				t.Errorf("got %q, %v; want %q", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// A name with a slash is checked as Go's exec.LookPath checks it in runc,
+// with its words; relative names are found from the cwd given.
+func TestLookPathSlashWording(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "prog"), 0o755)
+	writeFile(t, filepath.Join(dir, "noexec"), 0o644)
+	for _, tt := range []struct {
+		file, cwd, want string
+	}{
+		{file: "/no/such/prog", want: `exec: "/no/such/prog": stat /no/such/prog: no such file or directory`},
+		{file: dir, want: fmt.Sprintf("exec: %q: is a directory", dir)},
+		{file: dir + "/noexec", want: fmt.Sprintf("exec: %q: permission denied", dir+"/noexec")},
+		{file: "./nope", cwd: dir, want: `exec: "./nope": stat ./nope: no such file or directory`},
+		{file: "./prog", cwd: dir},
+		{file: "prog", cwd: dir},
+	} {
+		dirs := []string{"/no/such/dir", ""}
+		got, err := lookPath(tt.file, dirs, tt.cwd)
+		if tt.want == "" {
+			if err != nil || got != tt.file && got != "./"+tt.file {
+				t.Errorf("lookPath(%q) from %q = %q, %v; want it found", tt.file, tt.cwd, got, err)
+			}
+			continue
+		}
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("lookPath(%q) from %q = %q, %v; want error %q", tt.file, tt.cwd, got, err, tt.want)
+		}
 	}
 }
 

@@ -179,7 +179,8 @@ func validateNamespaces(nss []specs.LinuxNamespace) error {
 			return fmt.Errorf("linux.namespaces: unknown type %q", ns.Type)
 		}
 		if seen[ns.Type] {
-			return fmt.Errorf("linux.namespaces: %q given twice", ns.Type)
+			// runc refuses it too, as a "malformed spec file: duplicated ns".
+			return fmt.Errorf("linux.namespaces: malformed spec file: duplicated ns %q", ns.Type)
 		}
 		seen[ns.Type] = true
 	}

@@ -444,7 +444,7 @@ func TestKillErrors(t *testing.T) {
 	}{
 		{args: []string{"kill", running, "FOO"}, wants: []string{"FOO"}},
 		{args: []string{"kill", running, "SIGFOO"}, wants: []string{"SIGFOO"}},
-		{args: []string{"kill", running, "0"}, wants: []string{"0"}},
+		{args: []string{"kill", running, "-1"}, wants: []string{"-1"}},
 		{args: []string{"kill", running, "65"}, wants: []string{"65"}},
 		{args: []string{"kill", "--signal", "NOPE", running}, wants: []string{"NOPE"}},
 		{args: []string{"kill", "--signal", "KILL", running, "KILL"}, wants: []string{"signal"}},
@@ -508,7 +508,11 @@ func TestList(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 
-	// No state root yet: nothing to list, and no error.
+	// An empty state root: nothing to list, and no error. (A --root
+	// that does not exist is an error, as in runc: TestParityListRoot.)
+	if err := os.MkdirAll(e.root, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if r := e.cliOK("list", "-q"); r.stdout != "" {
 		t.Errorf("list -q with no root: %q", r.stdout)
 	}

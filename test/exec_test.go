@@ -211,7 +211,9 @@ func TestExecStoppedContainer(t *testing.T) {
 }
 
 // TestExecMissingBinary: a program that is not there fails with runc's
-// first line, `exec <path>: no such file or directory`, and exit 255.
+// first line (Go's exec.LookPath words, `exec: "<path>": stat <path>: no
+// such file or directory`), and exit 255; an execve that fails says
+// `exec <path>: no such file or directory`.
 func TestExecMissingBinary(t *testing.T) {
 	e := newEnv(t)
 	id := execTarget(t, e, nil)
@@ -220,7 +222,7 @@ func TestExecMissingBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.cliRun("exec", id, "/no/such/prog")
-	wantCLIError(t, "exec of a missing path", r, "exec /no/such/prog: no such file or directory")
+	wantCLIError(t, "exec of a missing path", r, `exec: "/no/such/prog": stat /no/such/prog: no such file or directory`)
 	if r.code != 255 {
 		t.Errorf("exit %d, want 255", r.code)
 	}

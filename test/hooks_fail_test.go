@@ -43,7 +43,7 @@ func TestFailingPostHooksAreWarnings(t *testing.T) {
 	// The warnings are in the shim's log, one per failed hook.
 	log := readFile(t, logf)
 	for _, kind := range []string{"poststart", "poststop"} {
-		if !strings.Contains(log, "warning: "+kind+" hook") {
+		if !strings.Contains(log, "warning: error running "+kind+" hook") {
 			t.Errorf("the shim's log has no warning for the failed %s hook:\n%s", kind, log)
 		}
 	}

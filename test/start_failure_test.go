@@ -1,6 +1,8 @@
 package test
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -14,15 +16,19 @@ import (
 func TestStartFailureFromInit(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name  string
-		args  []string
-		edit  func(*specs.Spec)
+		name string
+		args []string
+		edit func(*specs.Spec)
+		// gone is a program in the rootfs at create (which looks it up,
+		// as runc's) and removed before start.
+		gone  string
 		wants []string // in start's error line
 	}{
 		{
 			name:  "exec fails",
-			args:  []string{`/no/such-"<bin>"`},
-			wants: []string{`exec /no/such-"<bin>": no such file or directory`},
+			args:  []string{`/such-"<bin>"`},
+			gone:  `such-"<bin>"`,
+			wants: []string{`exec: "/such-\"<bin>\"": stat /such-"<bin>": no such file or directory`},
 		},
 		{
 			name: "startContainer hook fails",
@@ -40,7 +46,16 @@ func TestStartFailureFromInit(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			id := e.id()
-			e.create(id, e.bundle(tc.args, tc.edit))
+			b := e.bundle(tc.args, tc.edit)
+			if tc.gone != "" {
+				if err := os.WriteFile(filepath.Join(b, "rootfs", tc.gone), []byte("#!/bin/sh\n"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.create(id, b)
+			if tc.gone != "" {
+				os.Remove(filepath.Join(b, "rootfs", tc.gone))
+			}
 			sub := e.subscribe(id, true)
 			created := next(t, sub, protocol.EventCreated)
 			wantCLIError(t, "start", e.cliRun("start", id), tc.wants...)

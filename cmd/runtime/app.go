@@ -72,15 +72,21 @@ type exitError struct{ code int }
 
 func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
+// logf writes a line in runc's (logrus's) format to the --log file; debug
+// lines go to stderr when there is none, as runc's do. (Errors reach
+// stderr as fail's one plain line.)
 func (a *app) logf(level, msg string) {
-	if a.logPath == "" {
+	f := os.Stderr
+	switch {
+	case a.logPath != "":
+		var err error
+		if f, err = os.OpenFile(a.logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err != nil {
+			return
+		}
+		defer f.Close()
+	case level != "debug":
 		return
 	}
-	f, err := os.OpenFile(a.logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return
-	}
-	defer f.Close()
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	if a.logFormat == "json" {
 		b, _ := json.Marshal(map[string]string{"level": level, "msg": msg, "time": now})

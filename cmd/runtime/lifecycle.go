@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"strconv"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -40,7 +42,11 @@ func (a *app) start(id string) error {
 		return err
 	}
 	defer c.Close()
-	return requestError(c.Start(ctx))
+	if err := requestError(c.Start(ctx)); err != nil {
+		return err
+	}
+	a.debugf("init: closing the pipe to signal completion: %s started", id)
+	return nil
 }
 
 func (a *app) stateCommand() *cobra.Command {
@@ -108,16 +114,32 @@ func (a *app) killCommand() *cobra.Command {
 				}
 				signal = args[1]
 			}
-			sig, err := protocol.ParseSignal(signal)
+			sig, err := parseKillSignal(signal)
 			if err != nil {
 				return fmt.Errorf("kill: %w", err)
 			}
+			// runc's obsolete -a makes kill of a stopped container
+			// succeed; crier's --all still fails, as the spec requires
+			// (docs/compatibility.md).
 			return a.kill(args[0], sig, all)
 		},
 	}
 	cmd.Flags().StringVarP(&signal, "signal", "s", "TERM", "signal name (with or without SIG) or number")
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "send the signal to every process in the container")
 	return cmd
+}
+
+// errNotRunning is runc's "container not running", which tools match on:
+// what kill says of a stopped container.
+var errNotRunning = errors.New("container not running")
+
+// parseKillSignal is protocol.ParseSignal plus signal 0, which kill takes
+// as runc does: a check that the container runs, sending nothing.
+func parseKillSignal(s string) (unix.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil && n == 0 {
+		return 0, nil
+	}
+	return protocol.ParseSignal(s)
 }
 
 func (a *app) kill(id string, sig unix.Signal, all bool) error {
@@ -131,7 +153,29 @@ func (a *app) kill(id string, sig unix.Signal, all bool) error {
 		return err
 	}
 	defer c.Close()
-	return requestError(c.Kill(ctx, sig, all))
+	if sig == 0 {
+		return checkRunning(ctx, c, id)
+	}
+	err = requestError(c.Kill(ctx, sig, all))
+	if err != nil && errors.Is(err, protocol.ErrInvalidState) {
+		if st, serr := c.State(ctx); serr == nil && st.Status == protocol.StatusStopped {
+			return fmt.Errorf("container %q is stopped: %w", id, errNotRunning)
+		}
+	}
+	return err
+}
+
+// checkRunning is kill with signal 0: the container's process exists
+// (created, running or paused) or kill fails with runc's words.
+func checkRunning(ctx context.Context, c *protocol.Client, id string) error {
+	st, err := c.State(ctx)
+	if err != nil {
+		return requestError(err)
+	}
+	if st.Status == protocol.StatusStopped {
+		return fmt.Errorf("container %q is stopped: %w", id, errNotRunning)
+	}
+	return nil
 }
 
 // killDirect signals a container whose shim is dead, through pidfds, and
@@ -143,7 +187,7 @@ func (a *app) killDirect(id string, sig unix.Signal, all bool) error {
 	}
 	if st.Status == protocol.StatusStopped || st.Pid == 0 {
 		// runc's wording, which containerd and podman match on.
-		return fmt.Errorf("container %q is stopped: container not running", id)
+		return fmt.Errorf("container %q is stopped: %w", id, errNotRunning)
 	}
 	if all && st.Cgroup != nil {
 		err = teardown.SignalCgroup(st.Cgroup, sig)
@@ -151,7 +195,7 @@ func (a *app) killDirect(id string, sig unix.Signal, all bool) error {
 		err = signalChecked(st.Pid, st.PidStart, sig)
 	}
 	if errors.Is(err, errGone) {
-		return fmt.Errorf("container %q is stopped: container not running (its process %d is gone)", id, st.Pid)
+		return fmt.Errorf("container %q is stopped: %w (its process %d is gone)", id, errNotRunning, st.Pid)
 	}
 	if err != nil {
 		return err

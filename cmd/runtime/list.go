@@ -27,7 +27,9 @@ func (a *app) listCommand() *cobra.Command {
 			if format != "table" && format != "json" {
 				return fmt.Errorf("list: --format %q is not table or json", format)
 			}
-			return a.list(format, quiet)
+			// As runc: a missing default root lists nothing (no container
+			// was made yet), a missing root that was asked for is an error.
+			return a.list(format, quiet, cmd.Flags().Changed("root"))
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "table", "table or json")
@@ -35,10 +37,10 @@ func (a *app) listCommand() *cobra.Command {
 	return cmd
 }
 
-func (a *app) list(format string, quiet bool) error {
+func (a *app) list(format string, quiet, rootGiven bool) error {
 	states := []protocol.State{}
 	r, err := statedir.OpenRoot(a.root)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err != nil && (rootGiven || !errors.Is(err, os.ErrNotExist)) {
 		return err
 	}
 	if err == nil {

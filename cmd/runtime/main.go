@@ -12,12 +12,16 @@ package main
 
 import (
 	"os"
+	"runtime"
 
 	"github.com/spf13/cobra"
 )
 
-// version is set at link time by the Makefile.
-var version = "0.1.0-dev"
+// version and commit are set at link time by the Makefile.
+var (
+	version = "0.1.0-dev"
+	commit  = ""
+)
 
 func main() {
 	a := &app{}
@@ -60,7 +64,7 @@ func (a *app) command() *cobra.Command {
 		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
-	root.SetVersionTemplate("crier version {{.Version}}\nspec: " + specVersion() + "\n")
+	root.SetVersionTemplate(versionText())
 	f := root.PersistentFlags()
 	f.StringVar(&a.root, "root", "/run/crier", "directory for the state of containers")
 	f.StringVar(&a.logPath, "log", "", "log file (default: stderr)")
@@ -77,4 +81,16 @@ func (a *app) command() *cobra.Command {
 		a.pauseCommand(), a.resumeCommand(),
 	)
 	return root
+}
+
+// versionText is --version in runc's shape, which scripts parse: the name
+// and version, then "commit:", "spec:" and "go:" lines. runc adds a
+// "libseccomp:" line; crier compiles its filters itself and links no
+// libseccomp, so it has none (docs/compatibility.md).
+func versionText() string {
+	c := commit
+	if c == "" {
+		c = "unknown"
+	}
+	return "crier version {{.Version}}\ncommit: " + c + "\nspec: " + specVersion() + "\ngo: " + runtime.Version() + "\n"
 }

@@ -20,23 +20,26 @@ func (a *app) runCommand() *cobra.Command {
 	var (
 		o      createOptions
 		detach bool
+		keep   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run [flags] ID",
 		Short: "create and start a container; in the foreground, exit with its status",
 		Args:  exactID,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.run(args[0], &o, detach)
+			return a.run(args[0], &o, detach, keep)
 		},
 	}
 	o.flags(cmd)
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "return once the container has started")
+	cmd.Flags().BoolVar(&keep, "keep", false, "in the foreground, keep the stopped container (and its cgroup) for delete, as runc's --keep")
 	return cmd
 }
 
-// run is create, start and, in the foreground, wait for stopped and delete.
-// Signals that would stop crier itself are forwarded to the container.
-func (a *app) run(id string, o *createOptions, detach bool) error {
+// run is create, start and, in the foreground, wait for stopped and delete
+// (unless keep). Signals that would stop crier itself are forwarded to the
+// container.
+func (a *app) run(id string, o *createOptions, detach, keep bool) error {
 	console, err := runConsole(o, detach)
 	if err != nil {
 		return err
@@ -59,7 +62,7 @@ func (a *app) run(id string, o *createOptions, detach bool) error {
 	if detach {
 		return a.startOrDelete(id)
 	}
-	return a.runForeground(id, console, sigs)
+	return a.runForeground(id, console, sigs, keep)
 }
 
 // runConsole returns, in the foreground for a process that asks for a
@@ -109,8 +112,8 @@ func (a *app) startOrDelete(id string) error {
 
 // runForeground starts the created container with its events subscribed
 // to and its terminal proxied, forwards sigs to it, and once it has
-// stopped deletes it and exits with its status.
-func (a *app) runForeground(id string, console *consoleListener, sigs <-chan os.Signal) error {
+// stopped deletes it, unless keep, and exits with its status.
+func (a *app) runForeground(id string, console *consoleListener, sigs <-chan os.Signal, keep bool) error {
 	ctx := context.Background()
 	// Subscribe before start so that a quick exit is not missed.
 	sub, err := a.dial(ctx, id)
@@ -145,8 +148,10 @@ func (a *app) runForeground(id string, console *consoleListener, sigs <-chan os.
 		// The pty drains once the container's last holder of it exits.
 		stopProxy()
 	}
-	if err := a.delete(id, false); err != nil {
-		return err
+	if !keep {
+		if err := a.delete(id, false); err != nil {
+			return err
+		}
 	}
 	return &exitError{code: status}
 }

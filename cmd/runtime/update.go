@@ -28,7 +28,7 @@ type updateFlag struct {
 
 // updateFlags are runc's, with runc's units. A flag given as 0 (or "")
 // leaves its value alone, as in runc, except where zero means something
-// (--cpu-idle).
+// (--cpu-idle, --pids-limit).
 func updateFlags() []updateFlag {
 	return []updateFlag{
 		{"blkio-weight", "blockIO.weight", "block I/O weight, 10 to 1000", setUint(16, func(r *specs.LinuxResources) **uint16 { return &blkio(r).Weight })},
@@ -123,19 +123,18 @@ func setMemory(field func(*specs.LinuxMemory) **int64) func(*specs.LinuxResource
 	}
 }
 
-// setPids takes runc's --pids-limit: 0 leaves the limit alone (runc's
-// flag defaults to 0 and sets nothing then), a negative value lifts it.
+// setPids takes runc's --pids-limit, given: a negative value lifts the
+// limit, and 0 is kept, which the cgroup makes a limit of 1, as runc 1.5
+// does.
 func setPids(r *specs.LinuxResources, v string) error {
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
 		return fmt.Errorf("%q is not an integer", v)
 	}
-	if n != 0 {
-		if n < 0 {
-			n = -1
-		}
-		r.Pids = &specs.LinuxPids{Limit: &n}
+	if n < 0 {
+		n = -1
 	}
+	r.Pids = &specs.LinuxPids{Limit: &n}
 	return nil
 }
 

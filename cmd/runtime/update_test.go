@@ -55,7 +55,7 @@ func TestUpdateRequest(t *testing.T) {
 		{[]string{"--blkio-weight", "300"}, `{"blockIO":{"weight":300}}`, ""},
 		{[]string{"--pids-limit", "20"}, `{"pids":{"limit":20}}`, ""},
 		{[]string{"--pids-limit", "-5"}, `{"pids":{"limit":-1}}`, ""},
-		{[]string{"--pids-limit", "0"}, `{}`, ""},
+		{[]string{"--pids-limit", "0"}, `{"pids":{"limit":0}}`, ""},
 		{[]string{"--memory", "10X"}, "", `--memory: "10X" is not a size`},
 		{[]string{"--memory-swap", "lots"}, "", `--memory-swap: "lots" is not a size`},
 		{[]string{"--cpu-period", "abc"}, "", `--cpu-period: "abc" is not a non-negative integer`},

@@ -238,7 +238,7 @@ func TestCgroupLimitConversions(t *testing.T) {
 	for _, tt := range []struct {
 		limit int64
 		want  string
-	}{{-1, "max"}, {0, "max"}, {100, "100"}} {
+	}{{-1, "max"}, {-2, "max"}, {0, "1"}, {100, "100"}} {
 		if got := pidsMax(tt.limit); got != tt.want {
 			t.Errorf("pidsMax(%d) = %q, want %q", tt.limit, got, tt.want)
 		}

@@ -103,10 +103,15 @@ func pidsWrites(p *specs.LinuxPids) []fileWrite {
 	return []fileWrite{{"pids.max", pidsMax(*p.Limit), false}}
 }
 
-// pidsMax converts a pids limit: zero or negative means no limit.
+// pidsMax converts a pids limit: negative means no limit, and 0 means 1,
+// as in runc 1.5 (systemd has no TasksMax=0, and runc maps 0 to 1 with
+// either driver; the spec leaves 0 undefined).
 func pidsMax(limit int64) string {
-	if limit <= 0 {
+	if limit < 0 {
 		return "max"
+	}
+	if limit == 0 {
+		return "1"
 	}
 	return strconv.FormatInt(limit, 10)
 }

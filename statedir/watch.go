@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"strconv"
 	"strings"
@@ -15,21 +16,28 @@ import (
 
 // Ident tells a container directory from another that had the same name
 // before it: a container may be deleted and a new one made under its ID
-// while a watcher still holds what it learnt of the first. The birth time
-// keeps an inode number that the filesystem reused apart; it is zero where
-// the filesystem does not record one.
+// while a watcher still holds what it learnt of the first. A filesystem
+// may give the new directory the inode number of the old one (ext4 does,
+// at once); the inode's generation (ext4, xfs, btrfs) and its birth time
+// tell them apart. tmpfs gives neither, and never reuses an inode number.
 type Ident struct {
 	Ino   uint64
-	Birth int64 // ns since the epoch
+	Gen   uint32 // 0 where the filesystem has none
+	Birth int64  // ns since the epoch; 0 where the filesystem has none
 }
 
 // IsZero reports whether the Ident is no directory's (the zero value).
 func (id Ident) IsZero() bool { return id == Ident{} }
 
-// Ident returns the identity of the entry name in r, never following a
-// link. A missing one gives an error that is os.ErrNotExist.
+// Ident returns the identity of the directory name in r, never following
+// a link. A missing one gives an error that is os.ErrNotExist.
 func (r *Root) Ident(name string) (Ident, error) {
-	id, err := statIdent(r.fd, name, unix.AT_SYMLINK_NOFOLLOW)
+	fd, err := unix.Openat(r.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return Ident{}, &os.PathError{Op: "open", Path: DirPath(r.path, name), Err: err}
+	}
+	defer unix.Close(fd)
+	id, err := fdIdent(fd)
 	if err != nil {
 		return Ident{}, &os.PathError{Op: "statx", Path: DirPath(r.path, name), Err: err}
 	}
@@ -41,21 +49,29 @@ func (d *Dir) Ident() (Ident, error) {
 	if err := d.open(); err != nil {
 		return Ident{}, err
 	}
-	id, err := statIdent(d.fd, "", unix.AT_EMPTY_PATH)
+	id, err := fdIdent(d.fd)
 	if err != nil {
 		return Ident{}, &os.PathError{Op: "statx", Path: d.Path(), Err: err}
 	}
 	return id, nil
 }
 
-func statIdent(fd int, name string, flags int) (Ident, error) {
+// fsIocGetVersion is FS_IOC_GETVERSION, _IOR('v', 1, long), which
+// x/sys/unix lacks. (It writes an int, whatever its number says.)
+const fsIocGetVersion uint = 2<<30 | (bits.UintSize/8)<<16 | 'v'<<8 | 1
+
+func fdIdent(fd int) (Ident, error) {
 	var stx unix.Statx_t
-	if err := unix.Statx(fd, name, flags, unix.STATX_INO|unix.STATX_BTIME, &stx); err != nil {
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_INO|unix.STATX_BTIME, &stx); err != nil {
 		return Ident{}, err
 	}
 	id := Ident{Ino: stx.Ino}
 	if stx.Mask&unix.STATX_BTIME != 0 {
 		id.Birth = stx.Btime.Sec*1e9 + int64(stx.Btime.Nsec)
+	}
+	// Best effort: filesystems without generations refuse the ioctl.
+	if gen, err := unix.IoctlGetUint32(fd, fsIocGetVersion); err == nil {
+		id.Gen = gen
 	}
 	return id, nil
 }

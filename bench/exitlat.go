@@ -41,6 +41,7 @@ func (b *B) exitLatency(sec *section) {
 	kinds := []*exitKind{
 		{name: "crier: an already connected `crier event --event stopped` (its stdout line)", n: nCrier, fn: b.exitCrierCLI},
 		{name: "crier: Go client, `protocol` Dial+Subscribe+Next", n: nCrier, fn: b.exitGoClient},
+		{tag: "all", name: "crier: an already connected `crier event --all --event stopped` (every container's stream; its stdout line)", n: nCrier / 3, fn: b.exitCrierAll},
 		{tag: "pidfd", name: "reference: pidfd of the container process, poll(2) in a Go thread of the benchmark", n: nCrier / 3, fn: b.exitPidfd},
 		{name: "runc: `runc state` every 10 ms", n: nOther, fn: func(s *scratch) (float64, error) { return b.exitPoll(s, b.runc, 10*time.Millisecond) }},
 		{name: "runc: `runc state` every 100 ms", n: nOther, fn: func(s *scratch) (float64, error) { return b.exitPoll(s, b.runc, 100*time.Millisecond) }},
@@ -106,7 +107,7 @@ func (b *B) exitLatency(sec *section) {
 			b.rep.key["exit."+kd.tag+".p50"] = d.p50
 		}
 	}
-	sec.para("Milliseconds from the exit-stamp helper's CLOCK_MONOTONIC reading, taken just before it calls exit, to the subscriber knowing: the `crier event` process's line arriving on a pipe, the Go client's `Next` returning the stopped event, poll(2) on the pidfd returning, a `state` call returning \"stopped\", conmon's exit file being closed after writing (inotify), `ctr events` printing the exit. The helper sleeps a random 20–40 ms (crier, pidfd) or 20 ms plus up to one polling period plus 10 ms (pollers, so that exits fall at random phases) after start. Subscribers connect before `start`; the `crier event` process is started after `create` and counted as connected once it holds a socket (/proc/PID/fd) plus 5 ms. Each kind in turn, rotating, one container per sample. The pidfd row is a reference measured the same way, not a hard floor: it includes waking a Go thread blocked in poll(2) in a process that is otherwise idle.")
+	sec.para("Milliseconds from the exit-stamp helper's CLOCK_MONOTONIC reading, taken just before it calls exit, to the subscriber knowing: the `crier event` (or `crier event --all`) process's line arriving on a pipe, the Go client's `Next` returning the stopped event, poll(2) on the pidfd returning, a `state` call returning \"stopped\", conmon's exit file being closed after writing (inotify), `ctr events` printing the exit. The helper sleeps a random 20–40 ms (crier, pidfd) or 20 ms plus up to one polling period plus 10 ms (pollers, so that exits fall at random phases) after start. Subscribers connect before `start`; the `crier event` process is started after `create` and counted as connected once it holds a socket (/proc/PID/fd) plus 5 ms. Each kind in turn, rotating, one container per sample. The pidfd row is a reference measured the same way, not a hard floor: it includes waking a Go thread blocked in poll(2) in a process that is otherwise idle.")
 }
 
 // stampFile creates the file a container's helper writes its stamp to.
@@ -224,7 +225,20 @@ func (b *B) sockPath(id string) string {
 }
 
 func (b *B) exitCrierCLI(s *scratch) (float64, error) {
-	id := b.newID("xe")
+	return b.exitCLI(s, "xe", func(id string) []string { return []string{"event", "--event", "stopped", "--timeout", "60s", id} })
+}
+
+// exitCrierAll is exitCrierCLI through `crier event --all`: the stream of
+// every container under the root, which follows this one (the only one
+// there) through its own goroutine and writer.
+func (b *B) exitCrierAll(s *scratch) (float64, error) {
+	return b.exitCLI(s, "xa", func(string) []string { return []string{"event", "--all", "--event", "stopped", "--timeout", "60s"} })
+}
+
+// exitCLI measures a `crier event` process, run with args(id), printing
+// the container's stopped event.
+func (b *B) exitCLI(s *scratch, prefix string, args func(id string) []string) (float64, error) {
+	id := b.newID(prefix)
 	stamp, err := b.stampedCreate(s, b.crier, id, jitter(20*time.Millisecond, 20*time.Millisecond))
 	if err != nil {
 		return 0, err
@@ -233,7 +247,7 @@ func (b *B) exitCrierCLI(s *scratch) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	cmd := exec.Command(b.crier.bin, b.crier.argv("event", "--event", "stopped", "--timeout", "60s", id)[1:]...)
+	cmd := exec.Command(b.crier.bin, b.crier.argv(args(id)...)[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.Env = b.devnull, w, b.devnull, b.env
 	err = cmd.Start()
 	w.Close()

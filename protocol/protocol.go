@@ -66,6 +66,13 @@ func LifecycleEventTypes() []string {
 	return []string{EventCreated, EventStarted, EventStopped, EventDeleted}
 }
 
+// EventShimGone is no event of a shim's: `crier event --all`, which
+// assembles the stream of every container under a root, prints one for a
+// container whose shim is gone (killed, or crashed) without its deleted
+// event, and goes on with the others. Its seq is 0, which no shim's event
+// has; its timestamp is when crier found the shim gone.
+const EventShimGone = "shim-gone"
+
 // Status is a container's status as the OCI runtime spec names it: in
 // states, in the state file, and in what hooks read on their stdin. It is
 // declared here, once, for the shim, the container package and the CLI.

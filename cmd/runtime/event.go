@@ -23,19 +23,35 @@ type eventOptions struct {
 	monitor   bool
 	timeout   time.Duration
 	since     int64 // -1: not given
+	all       bool
 }
 
 func (a *app) eventCommand() *cobra.Command {
 	var o eventOptions
 	cmd := &cobra.Command{
-		Use:   "event [flags] ID",
+		Use:   "event [flags] ID | event --all [flags]",
 		Short: "print a container's lifecycle events as JSON lines, waiting for it to exist",
 		Long: `event subscribes to the container's shim and prints its events, one JSON
 object per line. It first gets the events the shim kept, then live ones.
 Without --monitor it exits 0 after the first event that matches --event (or
 the first event at all); with --monitor it prints until the container is
-deleted. If the container does not exist yet, event waits for it.`,
-		Args: exactID,
+deleted. If the container does not exist yet, event waits for it.
+
+With --all, event prints the events of every container under --root, those
+made after it began included, in one stream: each container's in order,
+lines of different containers as they come. A container whose shim is gone
+gets one {"type":"shim-gone","id":ID,...} line. Without --monitor it exits
+after the first event that matches; with --monitor it runs until killed or
+until --timeout, and then exits 0.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if o.all {
+				if len(args) != 0 {
+					return fmt.Errorf("event --all: takes no container ID, got %d arguments", len(args))
+				}
+				return nil
+			}
+			return exactID(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.historic && o.noHistory {
 				return errors.New("event: --historic and --no-history contradict each other")
@@ -57,6 +73,12 @@ deleted. If the container does not exist yet, event waits for it.`,
 					return fmt.Errorf("event: unknown event type %q (want %s)", t, strings.Join(protocol.EventTypes(), ", "))
 				}
 			}
+			if o.all {
+				if o.since >= 0 {
+					return errors.New("event: --since resumes one container's stream, not --all's")
+				}
+				return a.eventAll(&o)
+			}
 			return a.event(args[0], &o)
 		},
 	}
@@ -66,7 +88,8 @@ deleted. If the container does not exist yet, event waits for it.`,
 	f.BoolVar(&o.noHistory, "no-history", false, "only live events, not the ones the shim kept")
 	f.BoolVarP(&o.monitor, "monitor", "m", false, "keep printing events until the container is deleted")
 	f.Int64Var(&o.since, "since", 0, "resume after the event with this seq: the kept events after it (a \"missed\" line for any no longer kept), then live ones")
-	f.DurationVar(&o.timeout, "timeout", 0, "give up after this long (e.g. 30s; default: never)")
+	f.DurationVar(&o.timeout, "timeout", 0, "give up after this long (e.g. 30s; default: never); with --all --monitor, stop then")
+	f.BoolVarP(&o.all, "all", "a", false, "every container under --root, those made later included, in one stream")
 	return cmd
 }
 

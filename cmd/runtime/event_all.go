@@ -327,20 +327,41 @@ var errSettle = errors.New("no subscription")
 // dropped it for reading too slowly (the writer waits on stdout) or cut it
 // off, resuming after the last event it passed on, so nothing is lost or
 // repeated. A stream that ends before deleted, when the shim cannot be
-// reached again (or cuts it off again at once), gets a shim-gone line.
+// reached again (or cuts it off again at once), gets a shim-gone line;
+// then, as any command does, the stream brings a new shim back
+// (recover.go) and goes on from the last event it passed on.
 func (s *allStream) subscribe(ctx context.Context, name string, history bool) (statedir.Ident, error) {
 	var last *uint64
 	cut := false
+	comebacks := 0
+	back := func() bool {
+		comebacks++
+		if comebacks > maxComebacks || ctx.Err() != nil {
+			return false
+		}
+		if err := s.a.recoverShim(name); err != nil {
+			return false
+		}
+		cut = false
+		return true
+	}
 	for {
 		c, ident, err := s.dial(ctx, name)
 		switch {
 		case cut && (errors.Is(err, errVanished) || errors.Is(err, errSettle)):
 			s.gone(ctx, name)
+			if errors.Is(err, errSettle) && back() {
+				continue
+			}
 			return ident, nil
 		case errors.Is(err, errVanished):
 			return ident, nil
 		case errors.Is(err, errSettle):
-			return ident, s.settle(ctx, name, ident)
+			gone, err := s.settle(ctx, name, ident)
+			if gone && back() {
+				continue
+			}
+			return ident, err
 		case err != nil:
 			return ident, err
 		}
@@ -355,11 +376,18 @@ func (s *allStream) subscribe(ctx context.Context, name string, history bool) (s
 		case errors.Is(err, protocol.ErrOverflow):
 			continue
 		case errors.Is(err, errSettle) && !cut:
-			return ident, s.settle(ctx, name, ident)
+			gone, err := s.settle(ctx, name, ident)
+			if gone && back() {
+				continue
+			}
+			return ident, err
 		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errSettle):
 			// Subscribed, and the stream ended before deleted.
 			if cut && last == before {
 				s.gone(ctx, name)
+				if back() {
+					continue
+				}
 				return ident, nil
 			}
 			cut = true
@@ -436,32 +464,37 @@ func (s *allStream) stream(ctx context.Context, c *protocol.Client, name string,
 	}
 }
 
+// maxComebacks bounds how many times one follow brings a shim back: one
+// that dies again at once is not chased for ever.
+const maxComebacks = 3
+
 // settle decides what became of a container whose shim could not be
 // subscribed to. While the shim its state file names runs (its create is
 // failing, or it is removing the directory), it waits for it to exit.
 // Then the same directory still there has lost its shim: one shim-gone
-// line says so. A directory gone, or another one, is a container that
-// came and went before it could be followed, and nothing is printed.
-func (s *allStream) settle(ctx context.Context, name string, ident statedir.Ident) error {
+// line says so, and gone is true. A directory gone, or another one, is a
+// container that came and went before it could be followed, and nothing
+// is printed.
+func (s *allStream) settle(ctx context.Context, name string, ident statedir.Ident) (gone bool, err error) {
 	d, err := s.root.OpenDir(name)
 	if err != nil {
-		return nil
+		return false, nil
 	}
 	st, err := d.ReadState()
 	d.Close()
 	if err != nil {
 		// The state file is the first thing removed with the
 		// directory: it is going.
-		return nil
+		return false, nil
 	}
 	if err := waitShimExit(ctx, st.ShimPid, st.ShimStart); err != nil {
-		return err
+		return false, err
 	}
 	if cur, err := s.root.Ident(name); err != nil || cur != ident {
-		return nil
+		return false, nil
 	}
 	s.gone(ctx, name)
-	return nil
+	return true, nil
 }
 
 // gone prints the shim-gone line of the container at name.

@@ -136,6 +136,13 @@ func (s *server) loop() error {
 func (s *server) handle(m any) {
 	switch m := m.(type) {
 	case *request:
+		if s.exit == nil && m.req.Op != protocol.OpHello && m.req.Op != protocol.OpSubscribe {
+			// The exit may have happened and not yet been heard of
+			// (a supervisor's reap wakes the pidfd's watcher a moment
+			// later): a client that saw it, like a supervisor
+			// deleting right after its reap, must find it.
+			s.reap()
+		}
 		s.request(m)
 		s.trimSoon()
 	case startDone:

@@ -114,3 +114,24 @@ func TestExecNoHostDescriptors(t *testing.T) {
 		})
 	}
 }
+
+// TestSupervisorDeleteRightAfterReap: as containerd's shim does after its
+// reap (ctr run --rm), state and delete right after the supervisor has
+// reaped the container find it stopped, with its exit status, though the
+// shim may not have heard of the reap yet.
+func TestSupervisorDeleteRightAfterReap(t *testing.T) {
+	t.Parallel()
+	for i := 0; i < 3; i++ {
+		e := newEnv(t)
+		id := e.id()
+		h, _ := e.startSupervisor(id, e.bundle([]string{"sh", "-c", "exit 3"}, nil), nil, nil)
+		h.start()
+		if got := h.reaped(); got != "reaped exit 3" {
+			t.Fatalf("supervisor's wait4: %q", got)
+		}
+		if st := e.state(id); st.Status != "stopped" || st.ExitStatus == nil || *st.ExitStatus != 3 {
+			t.Errorf("state right after the reap: %+v, want stopped with exit 3", st)
+		}
+		e.cliOK("delete", id)
+	}
+}

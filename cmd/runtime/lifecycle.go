@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/container/cgroup"
 	"github.com/crier-runtime/crier/internal/pidfd"
 	"github.com/crier-runtime/crier/protocol"
@@ -74,23 +75,33 @@ func (a *app) state(id string) (*protocol.State, error) {
 		return nil, err
 	}
 	if shimAlive {
-		return &st.State, nil
+		if st.Status == protocol.StatusStopped || container.Alive(st.Pid, st.PidStart) {
+			return &st.State, nil
+		}
+		// The process is gone and the file does not say so yet: the
+		// shim has its exit, or will have at this request.
+		return a.stateFromShim(id, st), nil
 	}
 	if err := a.recoverShim(id); err != nil {
 		a.debugf("container %s: its shim is dead, and a new one could not take over: %v", id, err)
 		return &st.State, nil
 	}
+	return a.stateFromShim(id, st), nil
+}
+
+// stateFromShim asks the shim of id for the state, or gives st.
+func (a *app) stateFromShim(id string, st *statedir.State) *protocol.State {
 	ctx, cancel := requestContext()
 	defer cancel()
 	c, err := a.dial(ctx, id)
 	if err != nil {
-		return &st.State, nil
+		return &st.State
 	}
 	defer c.Close()
 	if fresh, err := c.State(ctx); err == nil {
-		return fresh, nil
+		return fresh
 	}
-	return &st.State, nil
+	return &st.State
 }
 
 func (a *app) killCommand() *cobra.Command {

@@ -173,3 +173,37 @@ func shimsFor(t *testing.T, id string) int {
 	}
 	return n
 }
+
+// TestShimComesBackSupervised: under a reaping supervisor, a shim killed
+// while the container runs is replaced; a subscriber that connects
+// afterwards gets the whole history, then stopped with the exact status
+// the supervisor reaped, read from the pidfd.
+func TestShimComesBackSupervised(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id := e.id()
+	h, pid := e.startSupervisor(id, e.bundle([]string{"sleep", "1000"}, nil), nil, nil)
+	h.start()
+	killShim(t, e.shimState(id))
+	if st := e.state(id); st.Status != protocol.StatusRunning || st.Pid != pid {
+		t.Fatalf("state after the shim died: %+v, want running pid %d", st, pid)
+	}
+	sub := e.subscribe(id, true)
+	defer sub.Close()
+	for _, want := range []string{protocol.EventCreated, protocol.EventStarted} {
+		if ev := nextOf(t, sub); ev.Type != want {
+			t.Fatalf("history: %+v, want %s", ev, want)
+		}
+	}
+	e.cliOK("kill", id, "KILL")
+	if got := h.reaped(); got != "reaped signal 9" {
+		t.Errorf("supervisor's wait4: %q, want signal 9", got)
+	}
+	ev := nextOf(t, sub)
+	wantExit(t, ev, 137, "SIGKILL")
+	if ev.Seq != 3 {
+		t.Errorf("stopped has seq %d, want 3", ev.Seq)
+	}
+	e.cliOK("delete", id)
+	e.assertGone(id)
+}

@@ -225,7 +225,7 @@ var cellWants = map[phase]map[input]cellWant{
 
 // cellServer is a server in phase p as the loop leaves it, with no loop
 // running: the test plays the loop and calls its handlers itself.
-func cellServer(t *testing.T, p phase, k *fakeOps) (*server, *subscriber) {
+func cellServer(t testing.TB, p phase, k *fakeOps) (*server, *subscriber) {
 	t.Helper()
 	root := statedirtest.New(t, "c1")
 	spec := testSpec()

@@ -1,0 +1,326 @@
+package cgroup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// The kernel's OOM kills in a container's memory cgroup, heard of without
+// polling: on cgroup v2 memory.events changes (inotify, IN_MODIFY) when its
+// oom_kill counter moves; on cgroup v1 an eventfd registered through
+// cgroup.event_control on memory.oom_control is signalled each time the
+// OOM killer is invoked for the cgroup (or for an ancestor, which notifies
+// its whole subtree).
+//
+// The watch only makes a descriptor readable; its owner reads it (Check)
+// when it likes, and also without waiting for it, so that the init's exit
+// can be told apart from an OOM kill synchronously, in order.
+//
+// Which limit was hit: on v2 from memory.events.local's "oom", which the
+// kernel counts in the cgroup whose limit caused the OOM. The watch takes
+// that counter in the container's cgroup and in each ancestor when it
+// starts, and names the nearest whose counter moved since the previous
+// Check. v1 has no such counter (memory.failcnt is no longer kept by
+// recent kernels, and moved at every reclaim before): the kernel notifies
+// before it kills, while the cgroup whose limit was hit is still full, so
+// the watch names the nearest level whose usage (memory, or memory+swap)
+// is within oomSlack of its limit when it looks. That is best effort: a
+// look that comes after the victim's memory was freed (at the exit of an
+// init whose notification was not handled yet) finds no level full, and
+// says nothing.
+
+// Whose limit an OOM hit (OOM.Limit).
+const (
+	LimitContainer  = "container"  // the container's own cgroup
+	LimitAncestor   = "ancestor"   // a cgroup above it (a pod's, a slice's)
+	LimitDescendant = "descendant" // a cgroup below it (v2 only)
+)
+
+// OOM is what a watch saw since its previous Check.
+type OOM struct {
+	// Count is how many OOMs to report: on v2 the OOM kills in the
+	// container's cgroup and below (memory.events oom_kill); on v1 the
+	// times the OOM killer was invoked for it or an ancestor (each
+	// kills one process, which is outside the container when an
+	// ancestor's limit was hit). Zero when there was none.
+	Count uint64
+	// Kills is how much the container's oom_kill counter moved: the
+	// processes the OOM killer chose in it (on v1 in its own cgroup, not
+	// below). On v1 a kill is counted after the notification, so a
+	// Check right after one may see Count without Kills.
+	Kills uint64
+	// Limit says whose limit was hit (LimitContainer ...), and Cgroup
+	// names its directory; both are empty when no counter says (a
+	// system-wide OOM, or a kernel without the counters).
+	Limit  string
+	Cgroup string
+}
+
+// OOMWatch watches one memory cgroup for OOM kills (see WatchOOM).
+type OOMWatch struct {
+	fd  int  // readable when an OOM may have happened
+	v1  bool // eventfd on memory.oom_control; else inotify on memory.events
+	dir string
+	// kills is the oom_kill counter last read; below, on v2, is
+	// memory.events' "oom", which counts the OOMs of the subtree.
+	kills, below uint64
+	// levels are the container's cgroup and its ancestors, nearest
+	// first, with (v2) their OOM counters as last read.
+	levels []oomLevel
+}
+
+// oomSlack is how far below its limit a v1 cgroup's usage may be and
+// still count as full: the failed charge (up to a huge page) plus the
+// per-CPU charge batch (64 pages).
+const oomSlack = 4 << 20
+
+type oomLevel struct {
+	dir string
+	hit uint64
+}
+
+// ErrNoMemoryCgroup is WatchOOM's error for a container without a memory
+// cgroup to watch (no memory controller on the host, or none enabled).
+var ErrNoMemoryCgroup = errors.New("cgroup: no memory cgroup to watch for OOM kills")
+
+// WatchOOM starts watching the container's memory cgroup: its v1 memory
+// directory where the memory controller is on v1, else its unified one.
+// The descriptor (FD) is non-blocking and close-on-exec.
+func (c *Cgroup) WatchOOM() (*OOMWatch, error) {
+	if dir, ok := c.Paths["memory"]; ok {
+		return watchOOMv1(dir)
+	}
+	if dir, ok := c.Paths[""]; ok && fileExists(filepath.Join(dir, "memory.events")) {
+		return watchOOMv2(dir)
+	}
+	return nil, ErrNoMemoryCgroup
+}
+
+func watchOOMv2(dir string) (*OOMWatch, error) {
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: watch OOM kills: %w", os.NewSyscallError("inotify_init1", err))
+	}
+	p := filepath.Join(dir, "memory.events")
+	// Watched before the counters are read: no kill falls in between.
+	if _, err := unix.InotifyAddWatch(fd, p, unix.IN_MODIFY); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("cgroup: watch OOM kills: inotify_add_watch %s: %w", p, err)
+	}
+	w := &OOMWatch{fd: fd, dir: dir}
+	ev, err := readKeyed(p)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	w.kills, w.below = ev["oom_kill"], ev["oom"]
+	w.levels = limitLevels(dir, localOOMs)
+	return w, nil
+}
+
+func watchOOMv1(dir string) (*OOMWatch, error) {
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: watch OOM kills: %w", os.NewSyscallError("eventfd", err))
+	}
+	ctl := filepath.Join(dir, "memory.oom_control")
+	cfd, err := unix.Open(ctl, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(efd)
+		return nil, fmt.Errorf("cgroup: watch OOM kills: open %s: %w", ctl, err)
+	}
+	// The kernel holds the cgroup once registered: the control file's
+	// descriptor is needed only for the write.
+	err = writeFile(filepath.Join(dir, "cgroup.event_control"), strconv.Itoa(efd)+" "+strconv.Itoa(cfd))
+	unix.Close(cfd)
+	if err != nil {
+		unix.Close(efd)
+		return nil, fmt.Errorf("cgroup: watch OOM kills: %w", err)
+	}
+	w := &OOMWatch{fd: efd, v1: true, dir: dir}
+	oc, err := readKeyed(ctl)
+	if err != nil {
+		unix.Close(efd)
+		return nil, err
+	}
+	w.kills = oc["oom_kill"] // absent before Linux 4.13: never moves
+	w.levels = limitLevels(dir, hasLimit)
+	return w, nil
+}
+
+// FD is the descriptor that polls readable when an OOM may have happened.
+// The watch owns it; Check drains it.
+func (w *OOMWatch) FD() int { return w.fd }
+
+// Close ends the watch.
+func (w *OOMWatch) Close() error { return unix.Close(w.fd) }
+
+// Check reports, without blocking, what happened since the previous Check.
+func (w *OOMWatch) Check() (OOM, error) {
+	if w.v1 {
+		return w.checkV1()
+	}
+	return w.checkV2()
+}
+
+func (w *OOMWatch) checkV2() (OOM, error) {
+	// The notification only says "look": drain it, then look.
+	var buf [4096]byte
+	for {
+		if n, err := unix.Read(w.fd, buf[:]); n <= 0 || err != nil {
+			break
+		}
+	}
+	ev, err := readKeyed(filepath.Join(w.dir, "memory.events"))
+	if err != nil {
+		return OOM{}, err
+	}
+	var o OOM
+	o.Kills, w.kills = moved(ev["oom_kill"], w.kills)
+	o.Count = o.Kills
+	below := ev["oom"] > w.below
+	w.below = ev["oom"]
+	if o.Count == 0 {
+		return o, nil
+	}
+	o.Limit, o.Cgroup = w.whoseLimit()
+	if o.Limit == "" && below {
+		// The subtree's count moved and no level's own did: a cgroup
+		// under the container's was at its limit.
+		o.Limit = LimitDescendant
+	}
+	return o, nil
+}
+
+func (w *OOMWatch) checkV1() (OOM, error) {
+	var o OOM
+	var buf [8]byte
+	if n, err := unix.Read(w.fd, buf[:]); err == nil && n == 8 {
+		o.Count = uint64(buf[0]) | uint64(buf[1])<<8 | uint64(buf[2])<<16 | uint64(buf[3])<<24 |
+			uint64(buf[4])<<32 | uint64(buf[5])<<40 | uint64(buf[6])<<48 | uint64(buf[7])<<56
+	}
+	ctl := filepath.Join(w.dir, "memory.oom_control")
+	oc, err := readKeyed(ctl)
+	if err != nil {
+		// The kernel also signals the eventfd when the cgroup is
+		// removed: that is no OOM.
+		return OOM{}, err
+	}
+	o.Kills, w.kills = moved(oc["oom_kill"], w.kills)
+	if o.Count > 0 {
+		for i, l := range w.levels {
+			if full(l.dir) {
+				o.Limit, o.Cgroup = LimitAncestor, l.dir
+				if i == 0 {
+					o.Limit = LimitContainer
+				}
+				break
+			}
+		}
+	}
+	return o, nil
+}
+
+// whoseLimit names the nearest level whose OOM counter moved since the
+// previous look, and takes every level's counter afresh.
+func (w *OOMWatch) whoseLimit() (limit, dir string) {
+	for i := range w.levels {
+		l := &w.levels[i]
+		n, ok := localOOMs(l.dir)
+		if !ok {
+			continue
+		}
+		if n > l.hit && limit == "" {
+			limit, dir = LimitAncestor, l.dir
+			if i == 0 {
+				limit = LimitContainer
+			}
+		}
+		l.hit = n
+	}
+	return limit, dir
+}
+
+// limitLevels lists dir and its ancestors, up to the hierarchy's root,
+// with their limit counters now. It stops at the first directory that
+// has no counter: the root (v2), or above the mount (v1).
+func limitLevels(dir string, count func(dir string) (uint64, bool)) []oomLevel {
+	var levels []oomLevel
+	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
+		n, ok := count(d)
+		if !ok {
+			break
+		}
+		levels = append(levels, oomLevel{dir: d, hit: n})
+	}
+	return levels
+}
+
+// localOOMs is v2's count of the OOMs a cgroup's own limit caused.
+func localOOMs(dir string) (uint64, bool) {
+	ev, err := readKeyed(filepath.Join(dir, "memory.events.local"))
+	if err != nil {
+		return 0, false
+	}
+	return ev["oom"], true
+}
+
+// hasLimit tells a v1 memory cgroup directory (the count is unused).
+func hasLimit(dir string) (uint64, bool) {
+	return 0, fileExists(filepath.Join(dir, "memory.limit_in_bytes"))
+}
+
+// full reports whether a v1 cgroup's usage is within oomSlack of its
+// memory limit, or of its memory+swap limit.
+func full(dir string) bool {
+	for _, f := range []string{"memory", "memory.memsw"} {
+		usage, err1 := readUint(dir, f+".usage_in_bytes")
+		limit, err2 := readUint(dir, f+".limit_in_bytes")
+		if err1 == nil && err2 == nil && usage+oomSlack >= limit {
+			return true
+		}
+	}
+	return false
+}
+
+func readUint(dir, name string) (uint64, error) {
+	s, err := readFile(dir, name)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+// moved returns how much a counter went up, and its new value. A counter
+// that went down (another cgroup at the same path) starts afresh.
+func moved(now, before uint64) (uint64, uint64) {
+	if now < before {
+		return now, now
+	}
+	return now - before, now
+}
+
+// readKeyed reads a flat keyed file ("key value" lines).
+func readKeyed(p string) (map[string]uint64, error) {
+	s, err := readFile(filepath.Dir(p), filepath.Base(p))
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]uint64{}
+	for line := range strings.SplitSeq(s, "\n") {
+		k, v, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
+			m[k] = n
+		}
+	}
+	return m, nil
+}

@@ -225,6 +225,10 @@ func (w *handoffWriter) record(rec *record) {
 		w.str(ev.ExecID)
 		w.uint(ev.From)
 		w.uint(ev.To)
+		w.bool(ev.OOMKilled)
+		w.uint(ev.Count)
+		w.str(ev.Limit)
+		w.str(ev.Cgroup)
 	}
 }
 
@@ -316,6 +320,9 @@ func (r *handoffReader) record() record {
 			ev.Signal = r.str()
 			ev.ExecID = r.str()
 			ev.From, ev.To = r.uint(), r.uint()
+			ev.OOMKilled = r.bool()
+			ev.Count = r.uint()
+			ev.Limit, ev.Cgroup = r.str(), r.str()
 		}
 	}
 	return rec

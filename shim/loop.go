@@ -47,6 +47,8 @@ type server struct {
 	// shim makes up.
 	execIDs map[string]bool
 	execSeq uint64
+	// oom is the OOM watch's state (oom.go).
+	oom oomState
 
 	// trimTimer fires once the clients have been quiet for a while;
 	// untrimmed counts their requests since the last trim (see trim.go).
@@ -64,7 +66,9 @@ type exitStatus struct {
 	status  int
 	signal  unix.Signal
 	unknown bool // the process exited, with a status the shim cannot learn
-	at      time.Time
+	// oomKilled: the OOM killer killed it (oom.go).
+	oomKilled bool
+	at        time.Time
 }
 
 // record writes the exit into a state, as the stopped event carries it.
@@ -78,6 +82,7 @@ func (e *exitStatus) record(st *protocol.State) {
 	if e.signal != 0 {
 		st.Signal = protocol.SignalName(e.signal)
 	}
+	st.OOMKilled = e.oomKilled
 	st.ExitedAt = protocol.FormatTime(e.at)
 }
 
@@ -112,6 +117,7 @@ func (s *server) loop() error {
 	s.quit = make(chan struct{})
 	exits := s.ops.exits()
 	s.subs = map[*subscriber]bool{}
+	s.watchOOM()
 	go s.accept()
 	// The container may have exited before SIGCHLD was being watched.
 	s.reap()
@@ -152,6 +158,9 @@ func (s *server) handle(m any) {
 		s.execDone(m)
 	case execMaybeExited:
 		s.reap()
+	case oomMaybe:
+		s.oomNotified()
+		close(m.done)
 	}
 }
 
@@ -206,6 +215,14 @@ func (s *server) announce(st protocol.Status) {
 	case protocol.StatusRunning:
 		ev.Type = protocol.EventStarted
 	case protocol.StatusStopped:
+		// An OOM kill is counted before its victim gets the SIGKILL:
+		// looking now publishes the oom event before the stopped it
+		// caused, and tells whether it was the init's.
+		s.checkOOM(s.exit.at)
+		s.stopOOM()
+		if !s.exit.unknown {
+			s.exit.oomKilled = s.oomKilled(s.exit.signal)
+		}
 		s.ops.release()
 		// Stamped in order (emit), and the state file says the same.
 		if s.exit.at.Before(s.rec.LastAt) {
@@ -218,9 +235,14 @@ func (s *server) announce(st protocol.Status) {
 		if s.exit.signal != 0 {
 			ev.Signal = protocol.SignalName(s.exit.signal)
 		}
+		ev.OOMKilled = s.exit.oomKilled
 	}
 	s.saveState()
 	s.emit(ev, at)
+	if st == protocol.StatusRunning {
+		// An oom event held while the container was created.
+		s.publishOOM(at)
+	}
 }
 
 func (s *server) emit(ev protocol.Event, at time.Time) {

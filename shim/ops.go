@@ -55,6 +55,8 @@ type ops struct {
 	teardown func() error
 	// exec runs and reaps exec'd processes (exec.go).
 	exec execOps
+	// oom watches the container's memory cgroup for OOM kills (oom.go).
+	oom oomOps
 }
 
 // containerOps are the ops that act on s.c, the container s creates (or
@@ -95,6 +97,7 @@ func containerOps(s *server) ops {
 		},
 		teardown: func() error { return teardown.Run(s.remains()) },
 		exec:     containerExecOps(s),
+		oom:      containerOOMOps(s),
 	}
 }
 

@@ -126,6 +126,7 @@ func (s *server) loop() error {
 		case <-exits:
 			s.reap()
 		case m := <-s.msgs:
+			s.oomRecheck()
 			s.handle(m)
 		}
 	}

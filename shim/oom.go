@@ -28,7 +28,11 @@ import (
 //     stopped it caused. That stopped has oomKilled when the init died of
 //     SIGKILL and an OOM kill was counted that the shim has not seen the
 //     init survive (oomState.unclaimed). An exec'd process's exit is
-//     judged the same way.
+//     judged the same way. The init is seen to survive when it is neither
+//     exiting nor sent a SIGKILL as the loop handles a notification, or,
+//     on v1, whose notification precedes the kill, as it handles its next
+//     message (a kill request included: a `crier kill -9` after a child's
+//     OOM kill is no OOM kill of the init).
 //
 // The watch ends with the init's exit (stopped).
 
@@ -56,6 +60,10 @@ type oomState struct {
 	// unclaimed counts OOM kills no process's exit has been given yet,
 	// and that may still be the init's or an exec'd process's.
 	unclaimed uint64
+	// recheck: a notification came before its kill was counted (cgroup
+	// v1 notifies, then kills); the loop looks again at its next
+	// message, by when the kill is done, to see who survived it.
+	recheck bool
 }
 
 // oomMaybe tells the loop to look at the OOM watch; done is closed once
@@ -147,15 +155,15 @@ func (s *server) watchOOM() {
 
 // checkOOM looks at the watch and publishes an oom event for what it
 // found, stamped at, or holds it while the container is not started yet.
-func (s *server) checkOOM(at time.Time) {
+func (s *server) checkOOM(at time.Time) cgroup.OOM {
 	if !s.oom.on {
-		return
+		return cgroup.OOM{}
 	}
 	o, err := s.ops.oom.check()
 	if err != nil {
 		s.log.Printf("warning: oom watch: %v", err)
 		s.stopOOM()
-		return
+		return cgroup.OOM{}
 	}
 	s.oom.unclaimed += o.Kills
 	if o.Count > 0 {
@@ -166,6 +174,7 @@ func (s *server) checkOOM(at time.Time) {
 		s.oom.held.Limit, s.oom.held.Cgroup = o.Limit, o.Cgroup
 	}
 	s.publishOOM(at)
+	return o
 }
 
 // publishOOM publishes the held oom event, stamped at, unless the
@@ -185,7 +194,8 @@ func (s *server) publishOOM(at time.Time) {
 // exit when neither the init nor an exec'd process is dying, since the
 // kernel sends the victim its SIGKILL right after counting the kill.
 func (s *server) oomNotified() {
-	s.checkOOM(time.Now())
+	o := s.checkOOM(time.Now())
+	s.oom.recheck = o.Count > o.Kills
 	if s.oom.unclaimed == 0 || s.exit != nil || s.ops.oom.dying(s.c.Pid) {
 		return
 	}
@@ -195,6 +205,18 @@ func (s *server) oomNotified() {
 		}
 	}
 	s.oom.unclaimed = 0
+}
+
+// oomRecheck looks again after a notification that came before its kill
+// was counted (oomState.recheck).
+func (s *server) oomRecheck() {
+	if s.oom.recheck {
+		s.oom.recheck = false
+		if s.oom.on {
+			s.oomNotified()
+			s.oom.recheck = false
+		}
+	}
 }
 
 // oomKilled reports whether the OOM killer killed a process that died of

@@ -187,3 +187,30 @@ func TestOOMNoMemoryCgroup(t *testing.T) {
 		t.Errorf("watch on %v, stopped %d times; want never started", s.oom.on, k.oomStops)
 	}
 }
+
+// TestOOMCountedAfterNotification: cgroup v1 notifies before the kill is
+// counted. The loop looks again at its next message: with the init alive
+// then, the kill was another process's, and a `crier kill -9` after it is
+// no OOM kill; with the init dying, its SIGKILL exit is the OOM kill.
+func TestOOMCountedAfterNotification(t *testing.T) {
+	for _, initDying := range []bool{false, true} {
+		s, sub, k := oomServer(t, phaseRunning)
+		k.oomKill(cgroup.OOM{Count: 1, Limit: cgroup.LimitContainer, Cgroup: "/cg/c1"}, false)
+		notified(t, s)
+		wantOOM(t, nextEvent(t, sub), 1, "container", "/cg/c1")
+		if !s.oom.recheck {
+			t.Fatal("no recheck after a notification without its kill")
+		}
+		k.oomKill(cgroup.OOM{Kills: 1}, false)
+		k.oomDying = map[int]bool{s.c.Pid: initDying}
+		// The next message: a state request, as the loop gets it.
+		s.oomRecheck()
+		s.handle(newReq(protocol.OpState))
+		if s.oom.recheck {
+			t.Error("recheck still set after the next message")
+		}
+		k.exit(killedBy(unix.SIGKILL))
+		s.reap()
+		wantStopped(t, nextEvent(t, sub), initDying)
+	}
+}

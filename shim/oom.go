@@ -30,9 +30,10 @@ import (
 //     init survive (oomState.unclaimed). An exec'd process's exit is
 //     judged the same way. The init is seen to survive when it is neither
 //     exiting nor sent a SIGKILL as the loop handles a notification, or,
-//     on v1, whose notification precedes the kill, as it handles its next
-//     message (a kill request included: a `crier kill -9` after a child's
-//     OOM kill is no OOM kill of the init).
+//     as it handles any later message while kills are unclaimed (on v1,
+//     whose notification precedes the kill, also the first message after
+//     it): a `crier kill -9` after a child's OOM kill is no OOM kill of
+//     the init.
 //
 // The watch ends with the init's exit (stopped).
 
@@ -207,15 +208,13 @@ func (s *server) oomNotified() {
 	s.oom.unclaimed = 0
 }
 
-// oomRecheck looks again after a notification that came before its kill
-// was counted (oomState.recheck).
+// oomRecheck looks again, before the loop handles a message, while kills
+// are unclaimed or a notification came before its kill was counted
+// (oomState.recheck): whoever is not dying by then survived them.
 func (s *server) oomRecheck() {
-	if s.oom.recheck {
+	if s.oom.on && (s.oom.recheck || s.oom.unclaimed > 0) {
+		s.oomNotified()
 		s.oom.recheck = false
-		if s.oom.on {
-			s.oomNotified()
-			s.oom.recheck = false
-		}
 	}
 }
 

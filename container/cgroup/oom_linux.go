@@ -26,14 +26,12 @@ import (
 // kernel counts in the cgroup whose limit caused the OOM. The watch takes
 // that counter in the container's cgroup and in each ancestor when it
 // starts, and names the nearest whose counter moved since the previous
-// Check. v1 has no such counter (memory.failcnt is no longer kept by
-// recent kernels, and moved at every reclaim before): the kernel notifies
-// before it kills, while the cgroup whose limit was hit is still full, so
-// the watch names the nearest level whose usage (memory, or memory+swap)
-// is within oomSlack of its limit when it looks. That is best effort: a
-// look that comes after the victim's memory was freed (at the exit of an
-// init whose notification was not handled yet) finds no level full, and
-// says nothing.
+// Check. v1 has no such counter (and memory.failcnt is no longer kept by
+// recent kernels), but its notification tells: an OOM at cgroup X
+// signals the eventfds of X and of every cgroup below it, never above. So
+// the watch registers one eventfd on each ancestor too (only the
+// container's is waited on), and names the highest level whose eventfd
+// was signalled with the container's.
 
 // Whose limit an OOM hit (OOM.Limit).
 const (
@@ -70,19 +68,19 @@ type OOMWatch struct {
 	// kills is the oom_kill counter last read; below, on v2, is
 	// memory.events' "oom", which counts the OOMs of the subtree.
 	kills, below uint64
+	// unkilled, on v1, counts the notifications whose kill has not been
+	// counted yet: a kill counted without one is a system-wide OOM's,
+	// which notifies no cgroup.
+	unkilled uint64
 	// levels are the container's cgroup and its ancestors, nearest
 	// first, with (v2) their OOM counters as last read.
 	levels []oomLevel
 }
 
-// oomSlack is how far below its limit a v1 cgroup's usage may be and
-// still count as full: the failed charge (up to a huge page) plus the
-// per-CPU charge batch (64 pages).
-const oomSlack = 4 << 20
-
 type oomLevel struct {
 	dir string
-	hit uint64
+	hit uint64 // v2: memory.events.local's "oom"
+	fd  int    // v1: an eventfd on its memory.oom_control; -1 on v2
 }
 
 // ErrNoMemoryCgroup is WatchOOM's error for a container without a memory
@@ -120,38 +118,58 @@ func watchOOMv2(dir string) (*OOMWatch, error) {
 		return nil, err
 	}
 	w.kills, w.below = ev["oom_kill"], ev["oom"]
-	w.levels = limitLevels(dir, localOOMs)
+	w.levels = limitLevels(dir)
 	return w, nil
 }
 
 func watchOOMv1(dir string) (*OOMWatch, error) {
+	w := &OOMWatch{fd: -1, v1: true, dir: dir}
+	// Every level but the hierarchy's root, which has no limit:
+	// registered before the counter is read, so no kill falls between.
+	for d := dir; fileExists(filepath.Join(filepath.Dir(d), "memory.limit_in_bytes")); d = filepath.Dir(d) {
+		fd, err := registerOOMEventfd(d)
+		if err != nil {
+			w.Close()
+			return nil, err
+		}
+		w.levels = append(w.levels, oomLevel{dir: d, fd: fd})
+	}
+	if len(w.levels) == 0 {
+		return nil, fmt.Errorf("cgroup: watch OOM kills: %s is the root of its hierarchy", dir)
+	}
+	w.fd = w.levels[0].fd
+	oc, err := readKeyed(filepath.Join(dir, "memory.oom_control"))
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	w.kills = oc["oom_kill"] // absent before Linux 4.13: never moves
+	return w, nil
+}
+
+// registerOOMEventfd returns an eventfd that the kernel signals at each
+// OOM of the v1 memory cgroup dir or of an ancestor.
+func registerOOMEventfd(dir string) (int, error) {
 	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
-		return nil, fmt.Errorf("cgroup: watch OOM kills: %w", os.NewSyscallError("eventfd", err))
+		return -1, fmt.Errorf("cgroup: watch OOM kills: %w", os.NewSyscallError("eventfd", err))
 	}
 	ctl := filepath.Join(dir, "memory.oom_control")
 	cfd, err := unix.Open(ctl, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		unix.Close(efd)
-		return nil, fmt.Errorf("cgroup: watch OOM kills: open %s: %w", ctl, err)
+		return -1, fmt.Errorf("cgroup: watch OOM kills: open %s: %w", ctl, err)
 	}
 	// The kernel holds the cgroup once registered: the control file's
-	// descriptor is needed only for the write.
+	// descriptor is needed only for the write. Closing the eventfd
+	// unregisters it.
 	err = writeFile(filepath.Join(dir, "cgroup.event_control"), strconv.Itoa(efd)+" "+strconv.Itoa(cfd))
 	unix.Close(cfd)
 	if err != nil {
 		unix.Close(efd)
-		return nil, fmt.Errorf("cgroup: watch OOM kills: %w", err)
+		return -1, fmt.Errorf("cgroup: watch OOM kills: %w", err)
 	}
-	w := &OOMWatch{fd: efd, v1: true, dir: dir}
-	oc, err := readKeyed(ctl)
-	if err != nil {
-		unix.Close(efd)
-		return nil, err
-	}
-	w.kills = oc["oom_kill"] // absent before Linux 4.13: never moves
-	w.levels = limitLevels(dir, hasLimit)
-	return w, nil
+	return efd, nil
 }
 
 // FD is the descriptor that polls readable when an OOM may have happened.
@@ -159,7 +177,15 @@ func watchOOMv1(dir string) (*OOMWatch, error) {
 func (w *OOMWatch) FD() int { return w.fd }
 
 // Close ends the watch.
-func (w *OOMWatch) Close() error { return unix.Close(w.fd) }
+func (w *OOMWatch) Close() error {
+	if !w.v1 {
+		return unix.Close(w.fd)
+	}
+	for _, l := range w.levels {
+		unix.Close(l.fd)
+	}
+	return nil
+}
 
 // Check reports, without blocking, what happened since the previous Check.
 func (w *OOMWatch) Check() (OOM, error) {
@@ -200,31 +226,45 @@ func (w *OOMWatch) checkV2() (OOM, error) {
 
 func (w *OOMWatch) checkV1() (OOM, error) {
 	var o OOM
-	var buf [8]byte
-	if n, err := unix.Read(w.fd, buf[:]); err == nil && n == 8 {
-		o.Count = uint64(buf[0]) | uint64(buf[1])<<8 | uint64(buf[2])<<16 | uint64(buf[3])<<24 |
-			uint64(buf[4])<<32 | uint64(buf[5])<<40 | uint64(buf[6])<<48 | uint64(buf[7])<<56
+	// The highest level notified with the container is the one whose
+	// limit was hit; every level is drained.
+	for i, l := range w.levels {
+		n := readEventfd(l.fd)
+		if i == 0 {
+			o.Count = n
+		}
+		if n > 0 && o.Count > 0 {
+			o.Limit, o.Cgroup = LimitAncestor, l.dir
+			if i == 0 {
+				o.Limit = LimitContainer
+			}
+		}
 	}
-	ctl := filepath.Join(w.dir, "memory.oom_control")
-	oc, err := readKeyed(ctl)
+	oc, err := readKeyed(filepath.Join(w.dir, "memory.oom_control"))
 	if err != nil {
-		// The kernel also signals the eventfd when the cgroup is
+		// The kernel also signals the eventfds when the cgroup is
 		// removed: that is no OOM.
 		return OOM{}, err
 	}
 	o.Kills, w.kills = moved(oc["oom_kill"], w.kills)
-	if o.Count > 0 {
-		for i, l := range w.levels {
-			if full(l.dir) {
-				o.Limit, o.Cgroup = LimitAncestor, l.dir
-				if i == 0 {
-					o.Limit = LimitContainer
-				}
-				break
-			}
-		}
+	w.unkilled += o.Count
+	if o.Kills > w.unkilled {
+		// Kills no notification announced: a system-wide OOM.
+		o.Count += o.Kills - w.unkilled
+		w.unkilled = o.Kills
 	}
+	w.unkilled -= o.Kills
 	return o, nil
+}
+
+// readEventfd reads and resets an eventfd's count, without blocking.
+func readEventfd(fd int) uint64 {
+	var buf [8]byte
+	if n, err := unix.Read(fd, buf[:]); err != nil || n != 8 {
+		return 0
+	}
+	return uint64(buf[0]) | uint64(buf[1])<<8 | uint64(buf[2])<<16 | uint64(buf[3])<<24 |
+		uint64(buf[4])<<32 | uint64(buf[5])<<40 | uint64(buf[6])<<48 | uint64(buf[7])<<56
 }
 
 // whoseLimit names the nearest level whose OOM counter moved since the
@@ -247,17 +287,16 @@ func (w *OOMWatch) whoseLimit() (limit, dir string) {
 	return limit, dir
 }
 
-// limitLevels lists dir and its ancestors, up to the hierarchy's root,
-// with their limit counters now. It stops at the first directory that
-// has no counter: the root (v2), or above the mount (v1).
-func limitLevels(dir string, count func(dir string) (uint64, bool)) []oomLevel {
+// limitLevels lists a v2 dir and its ancestors, up to the hierarchy's
+// root (which has no memory.events.local), with their OOM counters now.
+func limitLevels(dir string) []oomLevel {
 	var levels []oomLevel
 	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
-		n, ok := count(d)
+		n, ok := localOOMs(d)
 		if !ok {
 			break
 		}
-		levels = append(levels, oomLevel{dir: d, hit: n})
+		levels = append(levels, oomLevel{dir: d, hit: n, fd: -1})
 	}
 	return levels
 }
@@ -269,32 +308,6 @@ func localOOMs(dir string) (uint64, bool) {
 		return 0, false
 	}
 	return ev["oom"], true
-}
-
-// hasLimit tells a v1 memory cgroup directory (the count is unused).
-func hasLimit(dir string) (uint64, bool) {
-	return 0, fileExists(filepath.Join(dir, "memory.limit_in_bytes"))
-}
-
-// full reports whether a v1 cgroup's usage is within oomSlack of its
-// memory limit, or of its memory+swap limit.
-func full(dir string) bool {
-	for _, f := range []string{"memory", "memory.memsw"} {
-		usage, err1 := readUint(dir, f+".usage_in_bytes")
-		limit, err2 := readUint(dir, f+".limit_in_bytes")
-		if err1 == nil && err2 == nil && usage+oomSlack >= limit {
-			return true
-		}
-	}
-	return false
-}
-
-func readUint(dir, name string) (uint64, error) {
-	s, err := readFile(dir, name)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseUint(s, 10, 64)
 }
 
 // moved returns how much a counter went up, and its new value. A counter

@@ -88,4 +88,3 @@ func readable(t *testing.T, fd int) bool {
 	}
 	return n > 0
 }
-

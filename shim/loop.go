@@ -162,6 +162,8 @@ func (s *server) handle(m any) {
 	case oomMaybe:
 		s.oomNotified()
 		close(m.done)
+	case oomWatching:
+		s.watching(m.err)
 	}
 }
 
@@ -320,7 +322,10 @@ func (s *server) request(r *request) {
 
 func (s *server) start(r *request) {
 	if _, ok := s.step(inStart, r); ok {
-		go func() { s.post(startDone{req: r, err: s.ops.start()}) }()
+		go func() {
+			s.oomReady()
+			s.post(startDone{req: r, err: s.ops.start()})
+		}()
 	}
 }
 

@@ -13,9 +13,8 @@ import (
 )
 
 // OOM kills. The serving image watches the container's memory cgroup as
-// its loop starts (before any start request is read, so before the
-// container's process runs; off create's path, which has reported by
-// then): an eventfd on cgroup v1, an inotify watch on v2 (cgroup.OOMWatch),
+// its loop starts (off create's path, which has reported by then; start
+// waits for the watch, so it is on before the container's process runs): an eventfd on cgroup v1, an inotify watch on v2 (cgroup.OOMWatch),
 // waited on through the netpoller by one goroutine, which tells the loop to
 // look and waits until it has. The loop alone reads the counters, so they
 // are read in order with everything else it does:
@@ -56,6 +55,8 @@ type oomOps struct {
 // oomState is the loop's view of the watch.
 type oomState struct {
 	on bool
+	// ready is closed once the loop knows whether the watch is on.
+	ready chan struct{}
 	// held is an oom event not yet published: it came before started.
 	held *protocol.Event
 	// unclaimed counts OOM kills no process's exit has been given yet,
@@ -68,8 +69,11 @@ type oomState struct {
 }
 
 // oomMaybe tells the loop to look at the OOM watch; done is closed once
-// it has.
-type oomMaybe struct{ done chan struct{} }
+// it has. oomWatching tells it the watch is on (or why not).
+type (
+	oomMaybe    struct{ done chan struct{} }
+	oomWatching struct{ err error }
+)
 
 func containerOOMOps(s *server) oomOps {
 	var w *cgroup.OOMWatch
@@ -135,22 +139,42 @@ func waitReadable(f *os.File, notify func()) {
 	}
 }
 
-// watchOOM starts the OOM watch as the loop starts.
+// watchOOM starts the OOM watch as the loop starts, off the loop: it
+// takes a few hundred microseconds (cgroup v1: an eventfd registered on
+// every level), which overlap the first requests. start waits for it
+// (ready), so the watch is on before the container's process runs.
 func (s *server) watchOOM() {
-	err := s.ops.oom.watch(func() {
-		done := make(chan struct{})
-		s.post(oomMaybe{done: done})
-		select {
-		case <-done:
-		case <-s.quit:
-		}
-	})
+	ready := make(chan struct{})
+	s.oom.ready = ready
+	go func() {
+		err := s.ops.oom.watch(func() {
+			done := make(chan struct{})
+			s.post(oomMaybe{done: done})
+			select {
+			case <-done:
+			case <-s.quit:
+			}
+		})
+		s.post(oomWatching{err: err})
+		close(ready)
+	}()
+}
+
+// watching records the outcome of watchOOM.
+func (s *server) watching(err error) {
 	switch {
 	case err == nil:
 		s.oom.on = true
 	case errors.Is(err, cgroup.ErrNoMemoryCgroup):
 	default:
 		s.log.Printf("warning: no oom events: %v", err)
+	}
+}
+
+// oomReady waits until the watch is on, or could not be (off the loop).
+func (s *server) oomReady() {
+	if s.oom.ready != nil {
+		<-s.oom.ready
 	}
 }
 

@@ -17,6 +17,7 @@ func oomServer(t *testing.T, p phase) (*server, *subscriber, *fakeOps) {
 	k.oomWatch = true
 	s, sub := cellServer(t, p, k)
 	s.watchOOM()
+	s.handle(<-s.msgs)
 	if !s.oom.on {
 		t.Fatal("the OOM watch did not start")
 	}
@@ -179,6 +180,7 @@ func TestOOMNoMemoryCgroup(t *testing.T) {
 	k := newFakeOps()
 	s, sub := cellServer(t, phaseRunning, k)
 	s.watchOOM()
+	s.handle(<-s.msgs)
 	k.oomPending = cgroup.OOM{Count: 1, Kills: 1}
 	k.exit(killedBy(unix.SIGKILL))
 	s.reap()

@@ -1,12 +1,12 @@
 package cgroup
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -112,12 +112,12 @@ func watchOOMv2(dir string) (*OOMWatch, error) {
 		return nil, fmt.Errorf("cgroup: watch OOM kills: inotify_add_watch %s: %w", p, err)
 	}
 	w := &OOMWatch{fd: fd, dir: dir}
-	ev, err := readKeyed(p)
+	ev, err := readOOMCounts(p)
 	if err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
-	w.kills, w.below = ev["oom_kill"], ev["oom"]
+	w.kills, w.below = ev.kill, ev.oom
 	w.levels = limitLevels(dir)
 	return w, nil
 }
@@ -138,12 +138,12 @@ func watchOOMv1(dir string) (*OOMWatch, error) {
 		return nil, fmt.Errorf("cgroup: watch OOM kills: %s is the root of its hierarchy", dir)
 	}
 	w.fd = w.levels[0].fd
-	oc, err := readKeyed(filepath.Join(dir, "memory.oom_control"))
+	oc, err := readOOMCounts(filepath.Join(dir, "memory.oom_control"))
 	if err != nil {
 		w.Close()
 		return nil, err
 	}
-	w.kills = oc["oom_kill"] // absent before Linux 4.13: never moves
+	w.kills = oc.kill // absent before Linux 4.13: never moves
 	return w, nil
 }
 
@@ -203,15 +203,15 @@ func (w *OOMWatch) checkV2() (OOM, error) {
 			break
 		}
 	}
-	ev, err := readKeyed(filepath.Join(w.dir, "memory.events"))
+	ev, err := readOOMCounts(filepath.Join(w.dir, "memory.events"))
 	if err != nil {
 		return OOM{}, err
 	}
 	var o OOM
-	o.Kills, w.kills = moved(ev["oom_kill"], w.kills)
+	o.Kills, w.kills = moved(ev.kill, w.kills)
 	o.Count = o.Kills
-	below := ev["oom"] > w.below
-	w.below = ev["oom"]
+	below := ev.oom > w.below
+	w.below = ev.oom
 	if o.Count == 0 {
 		return o, nil
 	}
@@ -240,13 +240,13 @@ func (w *OOMWatch) checkV1() (OOM, error) {
 			}
 		}
 	}
-	oc, err := readKeyed(filepath.Join(w.dir, "memory.oom_control"))
+	oc, err := readOOMCounts(filepath.Join(w.dir, "memory.oom_control"))
 	if err != nil {
 		// The kernel also signals the eventfds when the cgroup is
 		// removed: that is no OOM.
 		return OOM{}, err
 	}
-	o.Kills, w.kills = moved(oc["oom_kill"], w.kills)
+	o.Kills, w.kills = moved(oc.kill, w.kills)
 	w.unkilled += o.Count
 	if o.Kills > w.unkilled {
 		// Kills no notification announced: a system-wide OOM.
@@ -303,11 +303,11 @@ func limitLevels(dir string) []oomLevel {
 
 // localOOMs is v2's count of the OOMs a cgroup's own limit caused.
 func localOOMs(dir string) (uint64, bool) {
-	ev, err := readKeyed(filepath.Join(dir, "memory.events.local"))
+	ev, err := readOOMCounts(filepath.Join(dir, "memory.events.local"))
 	if err != nil {
 		return 0, false
 	}
-	return ev["oom"], true
+	return ev.oom, true
 }
 
 // moved returns how much a counter went up, and its new value. A counter
@@ -319,21 +319,53 @@ func moved(now, before uint64) (uint64, uint64) {
 	return now - before, now
 }
 
-// readKeyed reads a flat keyed file ("key value" lines).
-func readKeyed(p string) (map[string]uint64, error) {
-	s, err := readFile(filepath.Dir(p), filepath.Base(p))
+// oomCounts are the two counters of memory.events, memory.events.local
+// or memory.oom_control that the watch reads.
+type oomCounts struct{ oom, kill uint64 }
+
+// readOOMCounts reads the "oom" and "oom_kill" lines of a flat keyed
+// file. It reads into a buffer on the stack and allocates nothing: it
+// runs in the idle shim, whose heap must not grow for it.
+func readOOMCounts(p string) (oomCounts, error) {
+	var c oomCounts
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return c, fmt.Errorf("cgroup: read %s: %w", p, err)
 	}
-	m := map[string]uint64{}
-	for line := range strings.SplitSeq(s, "\n") {
-		k, v, ok := strings.Cut(line, " ")
+	var buf [1024]byte
+	n, err := unix.Read(fd, buf[:])
+	unix.Close(fd)
+	if err != nil {
+		return c, fmt.Errorf("cgroup: read %s: %w", p, err)
+	}
+	for line := buf[:max(n, 0)]; len(line) > 0; {
+		var l []byte
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			l, line = line[:i], line[i+1:]
+		} else {
+			l, line = line, nil
+		}
+		k, v, ok := bytes.Cut(l, []byte(" "))
 		if !ok {
 			continue
 		}
-		if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
-			m[k] = n
+		switch string(k) {
+		case "oom":
+			c.oom = parseCount(v)
+		case "oom_kill":
+			c.kill = parseCount(v)
 		}
 	}
-	return m, nil
+	return c, nil
+}
+
+func parseCount(b []byte) uint64 {
+	var n uint64
+	for _, d := range b {
+		if d < '0' || d > '9' {
+			break
+		}
+		n = n*10 + uint64(d-'0')
+	}
+	return n
 }

@@ -844,7 +844,7 @@ func TestConcurrentStart(t *testing.T) {
 					t.Errorf("event %+v: seq %d, want %d", ev, ev.Seq, i+1)
 				}
 			}
-			if types, want := typesOf(res.events), protocol.EventTypes(); !slices.Equal(types, want) {
+			if types, want := typesOf(res.events), containerLifecycle; !slices.Equal(types, want) {
 				t.Errorf("events %q, want %q", types, want)
 			}
 		})

@@ -264,7 +264,7 @@ func TestEventHistory(t *testing.T) {
 		t.Errorf("event --no-history -m: exit %d, printed %q (%s)", r.code, r.stdout, r.stderr)
 	}
 	r = cliHist.wait()
-	if evs := events(t, r.stdout); r.code != 0 || !slices.Equal(typesOf(evs), protocol.EventTypes()) {
+	if evs := events(t, r.stdout); r.code != 0 || !slices.Equal(typesOf(evs), containerLifecycle) {
 		t.Errorf("event -H -m: exit %d, printed %q (%s)", r.code, r.stdout, r.stderr)
 	}
 }
@@ -406,13 +406,13 @@ func TestEventTimestamps(t *testing.T) {
 	out += mon.rest(t)
 	monitor.waitOK()
 	evs := events(t, out)
-	if !slices.Equal(typesOf(evs), protocol.EventTypes()) {
+	if !slices.Equal(typesOf(evs), containerLifecycle) {
 		t.Fatalf("event -m printed %q", out)
 	}
 	rest := collect(sub, nil)
 	wantEOF(t, "Go client", rest.end)
 	goEvs = append(goEvs, rest.events...)
-	if !slices.Equal(typesOf(goEvs), protocol.EventTypes()) {
+	if !slices.Equal(typesOf(goEvs), containerLifecycle) {
 		t.Fatalf("Go client got %q", typesOf(goEvs))
 	}
 	var prev time.Time

@@ -183,3 +183,8 @@ func TestOOMCgroupV2OnlyNoMemory(t *testing.T) {
 		t.Errorf("stopped %+v, want seq 3 (no oom event before it) and no oomKilled", ev)
 	}
 }
+
+// containerLifecycle is the container's own events in order: what a
+// subscriber of a container run without exec or OOM gets.
+// (protocol.EventTypes lists every type, the exec and oom ones too.)
+var containerLifecycle = []string{protocol.EventCreated, protocol.EventStarted, protocol.EventStopped, protocol.EventDeleted}

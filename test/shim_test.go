@@ -455,7 +455,7 @@ func TestFrozenSubscriberAmongHundred(t *testing.T) {
 	e.cliOK("delete", id)
 	waitGroup(&done, "deleted and EOF reaching 100 subscribers", 5*time.Second)
 	for i, res := range results {
-		checkStream(t, fmt.Sprintf("subscriber %d", i), res, protocol.EventTypes())
+		checkStream(t, fmt.Sprintf("subscriber %d", i), res, containerLifecycle)
 		if len(res.events) == 4 {
 			if st := res.events[2]; st.ExitStatus == nil || *st.ExitStatus != 0 {
 				t.Errorf("subscriber %d: stopped = %+v, want exitStatus 0", i, st)
@@ -768,7 +768,7 @@ func TestShimConcurrentStarts(t *testing.T) {
 			}
 			e.cliOK("delete", "--force", id)
 			res := collect(sub, nil)
-			checkStream(t, "subscriber", res, protocol.EventTypes())
+			checkStream(t, "subscriber", res, containerLifecycle)
 		})
 	}
 }

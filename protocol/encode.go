@@ -29,8 +29,20 @@ func (ev *Event) appendJSON(b []byte) []byte {
 	if ev.Signal != "" {
 		o.String("signal", ev.Signal)
 	}
+	if ev.OOMKilled {
+		o.Bool("oomKilled", true)
+	}
 	if ev.ExecID != "" {
 		o.String("execId", ev.ExecID)
+	}
+	if ev.Count != 0 {
+		o.Uint("count", ev.Count)
+	}
+	if ev.Limit != "" {
+		o.String("limit", ev.Limit)
+	}
+	if ev.Cgroup != "" {
+		o.String("cgroup", ev.Cgroup)
 	}
 	if ev.From != 0 {
 		o.Uint("from", ev.From)
@@ -99,6 +111,9 @@ func (st *State) WriteMembers(o *flatjson.Object) {
 	}
 	if st.Signal != "" {
 		o.String("signal", st.Signal)
+	}
+	if st.OOMKilled {
+		o.Bool("oomKilled", true)
 	}
 	if st.ExitedAt != "" {
 		o.String("exitedAt", st.ExitedAt)

@@ -47,6 +47,11 @@ const (
 	// start (execId, pid) and its exit (as stopped's fields).
 	EventExecStarted = "exec-started"
 	EventExecStopped = "exec-stopped"
+	// EventOOM is the kernel's OOM killer at work in the container's
+	// memory cgroup (count, limit, cgroup); it always comes before the
+	// stopped or exec-stopped of a process it killed, which then has
+	// oomKilled.
+	EventOOM = "oom"
 	// EventMissed is no event: a subscription that resumes after a seq
 	// (Request.Since) gets one for each run of later events, from From
 	// to To, that the shim no longer holds.
@@ -57,7 +62,7 @@ const (
 // happen (paused and resumed, any number of times, between started and
 // stopped), then the exec'd processes'.
 func EventTypes() []string {
-	return []string{EventCreated, EventStarted, EventPaused, EventResumed, EventStopped, EventDeleted, EventExecStarted, EventExecStopped}
+	return []string{EventCreated, EventStarted, EventPaused, EventResumed, EventStopped, EventDeleted, EventExecStarted, EventExecStopped, EventOOM}
 }
 
 // LifecycleEventTypes lists the container's own lifecycle events, each of
@@ -167,9 +172,22 @@ type Event struct {
 	// Signal is set on stopped when a signal killed the process, e.g.
 	// "SIGKILL".
 	Signal string `json:"signal,omitempty"`
+	// OOMKilled is set on stopped and exec-stopped when the OOM killer
+	// killed the process (an oom event came before).
+	OOMKilled bool `json:"oomKilled,omitempty"`
 	// ExecID names the exec'd process of exec-started and exec-stopped:
 	// the one crier exec --exec-id gave, or one the shim made up.
 	ExecID string `json:"execId,omitempty"`
+	// Count, Limit and Cgroup are set on oom. Count is how many OOM
+	// kills the event stands for (cgroup v1: how many times the OOM
+	// killer was invoked). Limit says whose memory limit was hit:
+	// "container" (the container's own cgroup), "ancestor" (a cgroup
+	// above it, such as a pod's) or "descendant" (one below it); Cgroup
+	// is that cgroup's directory. Both are absent when the kernel's
+	// counters do not say (a system-wide OOM).
+	Count  uint64 `json:"count,omitempty"`
+	Limit  string `json:"limit,omitempty"`
+	Cgroup string `json:"cgroup,omitempty"`
 	// From and To are set on missed: the first and last seq it stands
 	// for.
 	From uint64 `json:"from,omitempty"`
@@ -195,6 +213,7 @@ type State struct {
 	ExitStatus  *int   `json:"exitStatus,omitempty"`
 	ExitUnknown bool   `json:"exitUnknown,omitempty"`
 	Signal      string `json:"signal,omitempty"`
+	OOMKilled   bool   `json:"oomKilled,omitempty"`
 	// ExitedAt is the stopped event's timestamp.
 	ExitedAt string `json:"exitedAt,omitempty"`
 }

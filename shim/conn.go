@@ -271,6 +271,7 @@ func (s *server) reply(conn *net.UnixConn, r protocol.Reply) bool {
 // the writers so that subscribers get the deleted event before the process
 // exits.
 func (s *server) shutdown() {
+	s.stopOOM()
 	if s.trimTimer != nil {
 		s.trimTimer.Stop()
 	}

@@ -240,6 +240,11 @@ func (s *server) execExited(pid int, ws unix.WaitStatus, known bool) {
 	status, sig := ws.ExitStatus(), ""
 	if ws.Signaled() {
 		status, sig = 128+int(ws.Signal()), protocol.SignalName(ws.Signal())
+		if ws.Signal() == unix.SIGKILL {
+			// Its oom event, if any, first (oom.go).
+			s.checkOOM(time.Now())
+			ev.OOMKilled = s.oomKilled(ws.Signal())
+		}
 	}
 	s.log.Printf("exec: pid %d exited with status %d", pid, status)
 	ev.ExitStatus, ev.Signal = &status, sig

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/container/cgroup"
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/statedir"
 	"github.com/crier-runtime/crier/teardown"
@@ -93,6 +94,15 @@ type fakeOps struct {
 	start     gate
 	poststart gate
 	teardown  gate
+
+	// The OOM watch: oomWatch makes watch succeed; check returns
+	// oomPending (and clears it); oomDying says which pids dying
+	// reports; oomNotify is the loop's notify once watched.
+	oomWatch   bool
+	oomPending cgroup.OOM
+	oomDying   map[int]bool
+	oomNotify  func()
+	oomStops   int
 }
 
 func newFakeOps() *fakeOps {
@@ -159,6 +169,26 @@ func (k *fakeOps) ops(s *server) ops {
 			watchReap:  func(int, func()) {},
 			exitOf:     func(int) (unix.WaitStatus, bool, bool) { return 0, false, false },
 		},
+		oom: oomOps{
+			watch: func(notify func()) error {
+				k.mu.Lock()
+				defer k.mu.Unlock()
+				if !k.oomWatch {
+					return cgroup.ErrNoMemoryCgroup
+				}
+				k.oomNotify = notify
+				return nil
+			},
+			check: func() (cgroup.OOM, error) {
+				k.mu.Lock()
+				defer k.mu.Unlock()
+				o := k.oomPending
+				k.oomPending = cgroup.OOM{}
+				return o, nil
+			},
+			stop:  func() { k.mu.Lock(); k.oomStops++; k.mu.Unlock() },
+			dying: func(pid int) bool { k.mu.Lock(); defer k.mu.Unlock(); return k.oomDying[pid] },
+		},
 		teardown: func() error {
 			if err := k.teardown.run(); err != nil {
 				return err
@@ -182,6 +212,21 @@ func (k *fakeOps) exit(ws unix.WaitStatus) {
 	select {
 	case k.exits <- struct{}{}:
 	default:
+	}
+}
+
+// oomKill makes the watch report o at its next check, as the kernel
+// would count it; with notify, the watch also tells the loop, as the
+// descriptor would poll readable.
+func (k *fakeOps) oomKill(o cgroup.OOM, notify bool) {
+	k.mu.Lock()
+	k.oomPending.Count += o.Count
+	k.oomPending.Kills += o.Kills
+	k.oomPending.Limit, k.oomPending.Cgroup = o.Limit, o.Cgroup
+	n := k.oomNotify
+	k.mu.Unlock()
+	if notify {
+		n()
 	}
 }
 

@@ -197,6 +197,7 @@ func (h *handoff) marshal() []byte {
 		w.int(int64(e.Status))
 		w.int(int64(e.Signal))
 		w.bool(e.Unknown)
+		w.bool(e.OOMKilled)
 		w.time(e.At)
 	}
 	return w.b
@@ -235,6 +236,10 @@ func (w *handoffWriter) record(rec *record) {
 		w.str(ev.ExecID)
 		w.uint(ev.From)
 		w.uint(ev.To)
+		w.bool(ev.OOMKilled)
+		w.uint(ev.Count)
+		w.str(ev.Limit)
+		w.str(ev.Cgroup)
 	}
 }
 
@@ -289,7 +294,7 @@ func unmarshalHandoff(b []byte) (*handoff, error) {
 	}
 	h.Phase = phase(r.uint())
 	if ok, _ := r.present(); ok {
-		h.Exit = &exitStatus{Status: int(r.int()), Signal: unix.Signal(r.int()), Unknown: r.bool(), At: r.time()}
+		h.Exit = &exitStatus{Status: int(r.int()), Signal: unix.Signal(r.int()), Unknown: r.bool(), OOMKilled: r.bool(), At: r.time()}
 	}
 	if r.err == nil && len(r.b) > 0 {
 		r.err = errors.New("trailing bytes")
@@ -331,6 +336,9 @@ func (r *handoffReader) record() record {
 			ev.Signal = r.str()
 			ev.ExecID = r.str()
 			ev.From, ev.To = r.uint(), r.uint()
+			ev.OOMKilled = r.bool()
+			ev.Count = r.uint()
+			ev.Limit, ev.Cgroup = r.str(), r.str()
 		}
 	}
 	return rec

@@ -53,6 +53,8 @@ type server struct {
 	// teardown thaws the cgroup (teardown.Remains.Thaw). Not the phase's
 	// business: a container that stopped while frozen is in stopped.
 	paused bool
+	// oom is the OOM watch's state (oom.go).
+	oom oomState
 
 	// trimTimer fires once the clients have been quiet for a while;
 	// untrimmed counts their requests since the last trim (see trim.go).
@@ -70,7 +72,9 @@ type exitStatus struct {
 	Status  int
 	Signal  unix.Signal
 	Unknown bool // the process exited, with a status the shim cannot learn
-	At      time.Time
+	// OOMKilled: the OOM killer killed it (oom.go).
+	OOMKilled bool
+	At        time.Time
 }
 
 // record writes the exit into a state, as the stopped event carries it.
@@ -84,6 +88,7 @@ func (e *exitStatus) record(st *protocol.State) {
 	if e.Signal != 0 {
 		st.Signal = protocol.SignalName(e.Signal)
 	}
+	st.OOMKilled = e.OOMKilled
 	st.ExitedAt = protocol.FormatTime(e.At)
 }
 
@@ -118,6 +123,7 @@ func (s *server) loop() error {
 	s.quit = make(chan struct{})
 	exits := s.ops.exits()
 	s.subs = map[*subscriber]bool{}
+	s.watchOOM()
 	go s.accept()
 	// The container may have exited before SIGCHLD was being watched.
 	s.reap()
@@ -126,6 +132,7 @@ func (s *server) loop() error {
 		case <-exits:
 			s.reap()
 		case m := <-s.msgs:
+			s.oomRecheck()
 			s.handle(m)
 		}
 	}
@@ -165,6 +172,11 @@ func (s *server) handle(m any) {
 		s.execDone(m)
 	case execMaybeExited:
 		s.reap()
+	case oomMaybe:
+		s.oomNotified()
+		close(m.done)
+	case oomWatching:
+		s.watching(m.err)
 	}
 }
 
@@ -233,6 +245,14 @@ func (s *server) announce(from, st protocol.Status) {
 	case st == protocol.StatusRunning:
 		ev.Type = protocol.EventStarted
 	case st == protocol.StatusStopped:
+		// An OOM kill is counted before its victim gets the SIGKILL:
+		// looking now publishes the oom event before the stopped it
+		// caused, and tells whether it was the init's.
+		s.checkOOM(s.exit.At)
+		s.stopOOM()
+		if !s.exit.Unknown {
+			s.exit.OOMKilled = s.oomKilled(s.exit.Signal)
+		}
 		s.ops.release()
 		// Stamped in order (emit), and the state file says the same.
 		if s.exit.At.Before(s.rec.LastAt) {
@@ -245,9 +265,14 @@ func (s *server) announce(from, st protocol.Status) {
 		if s.exit.Signal != 0 {
 			ev.Signal = protocol.SignalName(s.exit.Signal)
 		}
+		ev.OOMKilled = s.exit.OOMKilled
 	}
 	s.saveState()
 	s.emit(ev, at)
+	if st == protocol.StatusRunning {
+		// An oom event held while the container was created.
+		s.publishOOM(at)
+	}
 }
 
 func (s *server) emit(ev protocol.Event, at time.Time) {
@@ -330,7 +355,10 @@ func (s *server) request(r *request) {
 
 func (s *server) start(r *request) {
 	if _, ok := s.step(inStart, r); ok {
-		go func() { s.post(startDone{req: r, err: s.ops.start()}) }()
+		go func() {
+			s.oomReady()
+			s.post(startDone{req: r, err: s.ops.start()})
+		}()
 	}
 }
 

@@ -59,6 +59,8 @@ type ops struct {
 	freeze func(frozen bool) error
 	// exec runs and reaps exec'd processes (exec.go).
 	exec execOps
+	// oom watches the container's memory cgroup for OOM kills (oom.go).
+	oom oomOps
 }
 
 // containerOps are the ops that act on s.c, the container s creates (or
@@ -108,6 +110,7 @@ func containerOps(s *server) ops {
 			return s.c.Cgroup.Thaw()
 		},
 		exec: containerExecOps(s),
+		oom:  containerOOMOps(s),
 	}
 }
 

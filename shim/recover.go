@@ -199,7 +199,7 @@ func zombieOf(pid int, start uint64) bool {
 // recordedExit is the exit the state file recorded before stopped was
 // published (exitStatus.record), or an unknown one.
 func recordedExit(st *protocol.State) *exitStatus {
-	e := &exitStatus{Unknown: st.ExitStatus == nil || st.ExitUnknown}
+	e := &exitStatus{Unknown: st.ExitStatus == nil || st.ExitUnknown, OOMKilled: st.OOMKilled}
 	if st.ExitStatus != nil {
 		e.Status = *st.ExitStatus
 	}

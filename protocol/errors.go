@@ -19,9 +19,11 @@ var (
 	ErrInvalidState = errors.New("invalid state")
 	ErrNotExist     = errors.New("does not exist")
 	ErrExist        = errors.New("already exists")
-	ErrOverflow     = errors.New("subscriber overflow")
-	ErrPermission   = errors.New("permission denied")
-	ErrBusy         = errors.New("busy")
+	// ErrOverflow is no longer sent: shims before the catch-up of slow
+	// subscribers (docs/protocol.md, section 6) ended them with it.
+	ErrOverflow   = errors.New("subscriber overflow")
+	ErrPermission = errors.New("permission denied")
+	ErrBusy       = errors.New("busy")
 )
 
 // Error codes carried in Reply.Code. CodeInternal is every failure of no

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -13,48 +14,71 @@ import (
 	"github.com/crier-runtime/crier/protocol"
 )
 
-// queueLen bounds each subscriber's queue. A container has few events, so
-// a subscriber that lets this many pile up is stuck, and is dropped rather
-// than allowed to hold anything up (it is told, and can resume with
-// since). It holds a whole replay: the reply, the longest history
-// (history.go) and a missed line before each event and after the last.
+// queueLen bounds each subscriber's queue. It holds a whole replay: the
+// reply, the longest history (history.go) and a missed line before each
+// event and after the last.
 const queueLen = 2*(maxRepeated+numLifecycle) + 2
 
-// writeTimeout bounds one write to a client, so a client that stopped
-// reading costs at most a goroutine for this long.
+// writeTimeout bounds how long the shim's exit waits for its subscribers'
+// writers.
 const writeTimeout = 10 * time.Second
 
-// subscriber is one event stream. The loop owns the queue's sending side
-// and err; the writer goroutine drains the queue to the connection.
+// subscriber is one event stream. The loop owns the queue's sending side;
+// the writer goroutine drains the queue to the connection.
+//
+// A subscriber that reads too slowly loses nothing the shim keeps, and is
+// told of the rest: when its queue is full the loop stops queuing for it
+// (lagging), and once the writer has written all it had, the loop replays
+// from the history what came after the last event it queued, with a
+// missed line for each run of events the history no longer holds (replay),
+// and goes on live. containerd lost exits to a full channel (#8892); here
+// the exit is a lifecycle event, always kept, so it always arrives.
 type subscriber struct {
 	conn *net.UnixConn
 	ch   chan []byte
-	err  error // set before ch is closed: the last line the writer sends
 	// release frees the connection's slot (limits.go); the writer calls
 	// it just before it closes the connection.
 	release func()
+	// queued is the seq of the last event queued (the loop's).
+	queued uint64
+	// lagging is set by the loop when the queue is full, and cleared by
+	// it when the writer has caught up (caughtUp); kick wakes a writer
+	// that was waiting on an empty queue when it was set.
+	lagging atomic.Bool
+	kick    chan struct{}
 }
 
-// send queues line without blocking. It reports false, after failing the
-// subscriber, when the queue is full.
-func (sub *subscriber) send(line []byte) bool {
+func newSubscriber(conn *net.UnixConn) *subscriber {
+	return &subscriber{conn: conn, ch: make(chan []byte, queueLen), kick: make(chan struct{}, 1)}
+}
+
+// send queues line, the event with seq (or its missed line's last), unless
+// the subscriber is lagging. It never blocks: a full queue makes the
+// subscriber lag.
+func (sub *subscriber) send(seq uint64, line []byte) {
+	if sub.lagging.Load() {
+		return
+	}
 	select {
 	case sub.ch <- line:
-		return true
+		if seq > 0 {
+			sub.queued = seq
+		}
 	default:
-		sub.fail(protocol.Errorf(protocol.ErrOverflow, "subscriber dropped: more than %d events unread", queueLen))
-		return false
+		sub.lagging.Store(true)
+		select {
+		case sub.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 
-// fail ends the stream with an error line.
-func (sub *subscriber) fail(err error) {
-	sub.err = err
-	close(sub.ch)
-}
-
-// finish ends the stream cleanly: the client reads EOF after the queue.
+// finish ends the stream: the client reads EOF after the queue.
 func (sub *subscriber) finish() { close(sub.ch) }
+
+// caughtUp tells the loop that a lagging subscriber's writer has written
+// everything it was given.
+type caughtUp struct{ sub *subscriber }
 
 func (s *server) write(sub *subscriber) {
 	defer s.writers.Done()
@@ -62,20 +86,37 @@ func (s *server) write(sub *subscriber) {
 		sub.release()
 		sub.conn.Close()
 	}()
-	for line := range sub.ch {
-		sub.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := sub.conn.Write(line); err != nil {
-			s.post(unsubscribe{sub})
-			for range sub.ch {
+	for {
+		select {
+		case line, ok := <-sub.ch:
+			if !ok {
+				return
 			}
-			return
+			// No deadline: a slow reader is caught up, not dropped;
+			// one that has gone makes the write fail.
+			if _, err := sub.conn.Write(line); err != nil {
+				s.post(unsubscribe{sub})
+				for range sub.ch {
+				}
+				return
+			}
+		case <-sub.kick:
+		}
+		if len(sub.ch) == 0 && sub.lagging.Load() {
+			s.post(caughtUp{sub})
 		}
 	}
-	if sub.err != nil {
-		line, _ := protocol.Marshal(protocol.ErrorReply(sub.err))
-		sub.conn.SetWriteDeadline(time.Now().Add(time.Second))
-		sub.conn.Write(line)
+}
+
+// catchUp replays to a lagging subscriber, now that its writer has caught
+// up, what came after the last event it was given.
+func (s *server) catchUp(sub *subscriber) {
+	if !s.subs[sub] || !sub.lagging.Load() {
+		return
 	}
+	sub.lagging.Store(false)
+	since := sub.queued
+	s.replay(sub, protocol.Request{Since: &since})
 }
 
 // post sends m to the loop, or drops it once the loop has finished.
@@ -87,16 +128,13 @@ func (s *server) post(m any) {
 }
 
 func (s *server) subscribe(r *request) {
-	sub := &subscriber{conn: r.conn, ch: make(chan []byte, queueLen)}
+	sub := newSubscriber(r.conn)
 	line, _ := protocol.Marshal(protocol.Reply{OK: true, Protocol: protocol.Version})
-	sub.ch <- line
-	if !s.replay(sub, r.req) {
-		// send has failed the subscriber: it ends with the error,
-		// and is never registered.
-		r.sub = sub
-		s.writers.Add(1)
-		r.reply <- protocol.Reply{OK: true}
-		return
+	sub.send(0, line)
+	s.replay(sub, r.req)
+	if !sub.lagging.Load() {
+		// From here on it is given every event as it happens.
+		sub.queued = s.rec.Seq
 	}
 	s.subs[sub] = true
 	r.sub = sub
@@ -108,38 +146,39 @@ func (s *server) subscribe(r *request) {
 // since only the events after that seq, and then a missed line for each
 // run of events after since that the history no longer holds (excluded
 // by --event-buffer, or dropped as old exec events), so that a resuming
-// subscriber is told rather than left to guess. It reports false when
-// the subscriber has failed.
-func (s *server) replay(sub *subscriber, req protocol.Request) bool {
+// subscriber is told rather than left to guess.
+func (s *server) replay(sub *subscriber, req protocol.Request) {
 	if req.Since == nil && req.History != nil && !*req.History {
-		return true
+		return
 	}
 	var next uint64 // the seq expected next, with since
 	if req.Since != nil {
 		next = *req.Since + 1
 	}
-	send := func(ev protocol.Event) bool {
-		line, err := protocol.Marshal(ev)
-		return err != nil || sub.send(line)
+	send := func(ev protocol.Event) {
+		if line, err := protocol.Marshal(ev); err == nil {
+			seq := ev.Seq
+			if ev.Type == protocol.EventMissed {
+				seq = ev.To
+			}
+			sub.send(seq, line)
+		}
 	}
 	for _, ev := range s.rec.History {
 		if req.Since != nil {
 			if ev.Seq < next {
 				continue
 			}
-			if ev.Seq > next && !send(s.missed(next, ev.Seq-1)) {
-				return false
+			if ev.Seq > next {
+				send(s.missed(next, ev.Seq-1))
 			}
 			next = ev.Seq + 1
 		}
-		if !send(ev) {
-			return false
-		}
+		send(ev)
 	}
 	if req.Since != nil && s.rec.Seq >= next {
-		return send(s.missed(next, s.rec.Seq))
+		send(s.missed(next, s.rec.Seq))
 	}
-	return true
 }
 
 // missed is the line that tells a resuming subscriber that the events

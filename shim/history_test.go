@@ -69,10 +69,8 @@ func TestReplaySince(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := &server{rec: record{ID: "c1", History: history, Seq: 7}}
-			sub := &subscriber{ch: make(chan []byte, queueLen)}
-			if !s.replay(sub, tt.req) {
-				t.Fatal("replay failed the subscriber")
-			}
+			sub := newSubscriber(nil)
+			s.replay(sub, tt.req)
 			var got []string
 			for len(sub.ch) > 0 {
 				ev := nextEvent(t, sub)

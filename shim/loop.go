@@ -166,6 +166,8 @@ func (s *server) handle(m any) {
 		s.step(inTornDown, nil)
 	case unsubscribe:
 		s.drop(m.sub)
+	case caughtUp:
+		s.catchUp(m.sub)
 	case trimDue:
 		s.trim()
 	case execDone:
@@ -296,9 +298,7 @@ func (s *server) emit(ev protocol.Event, at time.Time) {
 	// On disk before anyone hears of it.
 	s.journalEvent(ev, line)
 	for sub := range s.subs {
-		if !sub.send(line) {
-			delete(s.subs, sub)
-		}
+		sub.send(ev.Seq, line)
 	}
 }
 

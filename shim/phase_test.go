@@ -244,7 +244,7 @@ func cellServer(t testing.TB, p phase, k *fakeOps) (*server, *subscriber) {
 		s.deleting = newReq(protocol.OpDelete)
 	}
 	s.saveState()
-	sub := &subscriber{ch: make(chan []byte, queueLen)}
+	sub := newSubscriber(nil)
 	s.subs[sub] = true
 	return s, sub
 }

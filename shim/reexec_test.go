@@ -1,7 +1,6 @@
 package shim
 
 import (
-	"errors"
 	"io"
 	"log"
 	"net"
@@ -251,13 +250,14 @@ func stateDirWithSocket(t *testing.T) (string, int) {
 	return root, fd
 }
 
-// TestSubscriberOverflow: a subscriber whose queue fills is failed with an
-// overflow error line, during its history replay or afterwards, and the
-// others are not held up.
-func TestSubscriberOverflow(t *testing.T) {
+// TestSlowSubscriberCatchesUp: a subscriber whose queue fills during its
+// history replay is not dropped: once it has read what it was given, the
+// rest follows, in order, none lost, and it goes on live; the others are
+// not held up.
+func TestSlowSubscriberCatchesUp(t *testing.T) {
 	root, lnFD := stateDirWithSocket(t)
 	rec := record{Root: root, ID: "c1", Bundle: "/b"}
-	for i := range queueLen + 10 {
+	for i := range 3 * queueLen {
 		rec.History = append(rec.History, protocol.Event{Type: "created", ID: "c1", Seq: uint64(i + 1)})
 	}
 	rec.Seq = uint64(len(rec.History))
@@ -271,13 +271,11 @@ func TestSubscriberOverflow(t *testing.T) {
 	if err := c.Subscribe(ctx(t), protocol.SubscribeOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	var err2 error
-	n := 0
-	for ; err2 == nil; n++ {
-		_, err2 = c.Next(ctx(t))
-	}
-	if !errors.Is(err2, protocol.ErrOverflow) || n != queueLen {
-		t.Errorf("after %d events: %v, want an overflow after %d", n-1, err2, queueLen-1)
+	for want := uint64(1); want <= rec.Seq; want++ {
+		ev, err := c.Next(ctx(t))
+		if err != nil || ev.Seq != want {
+			t.Fatalf("event %d: %+v, %v", want, ev, err)
+		}
 	}
 	// A subscriber without history is served.
 	live := newClient(t, root)
@@ -286,6 +284,9 @@ func TestSubscriberOverflow(t *testing.T) {
 	}
 	k.exit(exitedWith(0))
 	next(t, live, protocol.EventStopped)
+	if ev := next(t, c, protocol.EventStopped); ev.Seq != rec.Seq+1 {
+		t.Errorf("the slow subscriber's stopped has seq %d, want %d", ev.Seq, rec.Seq+1)
+	}
 	k.teardown.open(nil)
 	if err := newClient(t, root).Delete(ctx(t), false); err != nil {
 		t.Fatal(err)
@@ -293,25 +294,22 @@ func TestSubscriberOverflow(t *testing.T) {
 	waitErr(t, "loop", done)
 }
 
-// TestEmitDropsFullSubscriber: a live subscriber whose queue is full is
-// failed and dropped, and the event still reaches the others.
-func TestEmitDropsFullSubscriber(t *testing.T) {
+// TestEmitLagsFullSubscriber: a live subscriber whose queue is full is
+// kept, lagging (it is replayed to once its writer catches up), and the
+// event still reaches the others.
+func TestEmitLagsFullSubscriber(t *testing.T) {
 	k := newFakeOps()
 	s, ok := cellServer(t, phaseRunning, k)
-	full := &subscriber{ch: make(chan []byte, 1)}
-	full.ch <- nil
+	full := newSubscriber(nil)
+	for len(full.ch) < cap(full.ch) {
+		full.ch <- nil
+	}
 	s.subs[full] = true
 	s.emit(protocol.Event{Type: "created"}, time.Now())
-	if s.subs[full] || !errors.Is(full.err, protocol.ErrOverflow) {
-		t.Errorf("full subscriber kept (%v), err %v", s.subs[full], full.err)
+	if !s.subs[full] || !full.lagging.Load() {
+		t.Errorf("full subscriber kept %v, lagging %v; want kept and lagging", s.subs[full], full.lagging.Load())
 	}
 	if got := drainEvents(t, ok); len(got) != 1 {
 		t.Errorf("the other subscriber got %q", got)
-	}
-	if _, open := <-full.ch; !open {
-		t.Error("queue closed before its lines were read")
-	}
-	if _, open := <-full.ch; open {
-		t.Error("failed queue not closed")
 	}
 }

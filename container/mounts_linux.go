@@ -36,6 +36,11 @@ func mountEntryIn(root *rootDir, m specs.Mount, idmapTree *os.File, xattrLabel s
 	if m.Type == "tmpfs" && !bind {
 		data = tmpfsModeData(root, m.Destination, data)
 	}
+	if readonlyLater(m) {
+		// Mounts below it, device nodes and links still have to be
+		// made: finishReadonly applies the flag after pivot_root.
+		flags &^= unix.MS_RDONLY
+	}
 	kind, err := mountTargetKind(m, bind, idmapTree)
 	if err != nil {
 		return err
@@ -179,6 +184,18 @@ func checkProcDestination(root *rootDir, t *target, m specs.Mount, bind bool) er
 		return nil
 	}
 	return fmt.Errorf("resolves to %s, inside /proc, where only a few files may be bound over", rel)
+}
+
+// readonlyLater reports whether m's read-only flag waits until the whole
+// rootfs is built, as in runc: a tmpfs, or whatever is mounted on /dev,
+// is where the mounts below it (/dev/pts, /dev/shm), the device nodes and
+// the /dev links are made afterwards.
+func readonlyLater(m specs.Mount) bool {
+	if m.Type != "tmpfs" && filepath.Clean("/"+m.Destination) != "/dev" {
+		return false
+	}
+	flags, _, _, err := parseMountOptions(m.Options)
+	return err == nil && flags&unix.MS_RDONLY != 0
 }
 
 func isBindMount(fstype string, flags uintptr) bool {

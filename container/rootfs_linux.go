@@ -84,6 +84,9 @@ func pivotRootfs(spec *specs.Spec, rootfs string) error {
 		return &os.PathError{Op: "open", Path: "/", Err: err}
 	}
 	defer unix.Close(root)
+	if err := finishReadonly(root, spec.Mounts); err != nil {
+		return err
+	}
 	// Masking after the read-only binds keeps every mask the topmost mount
 	// on its path.
 	for _, p := range linux.ReadonlyPaths {
@@ -108,6 +111,28 @@ func pivotRootfs(spec *specs.Spec, rootfs string) error {
 		return &MountError{Target: "/", Flags: prop, Err: err}
 	}
 	return reapplyMountPropagation(root, spec.Mounts)
+}
+
+// finishReadonly makes read-only the mounts whose flag readonlyLater held
+// back, now that everything below them is in place. mount_setattr(2) on
+// the resolved descriptor sets that one flag and leaves the others.
+func finishReadonly(root int, mounts []specs.Mount) error {
+	for _, m := range mounts {
+		if !readonlyLater(m) {
+			continue
+		}
+		fd, err := openat2InRoot(root, m.Destination, unix.O_PATH, false)
+		if err != nil {
+			return mountErr(m, fmt.Errorf("remount read-only: %w", err))
+		}
+		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+		err = unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr)
+		unix.Close(fd)
+		if err != nil {
+			return mountErr(m, fmt.Errorf("remount read-only: %w", os.NewSyscallError("mount_setattr", err)))
+		}
+	}
+	return nil
 }
 
 // reapplyMountPropagation sets the propagation options of spec.Mounts again

@@ -18,9 +18,9 @@ import (
 // so that nothing done here reaches the host), binds rootfs onto itself,
 // performs spec.Mounts in order with destinations resolved inside rootfs
 // by descriptor (resolve_linux.go), and, unless /dev is bound from the
-// host, populates /dev the same way. idmapTrees holds,
-// by index in spec.Mounts, the trees of the idmapped mounts.
-func prepareRootfs(spec *specs.Spec, rootfs string, idmapTrees []*os.File) error {
+// host, populates /dev the same way. trees holds, by index in
+// spec.Mounts, the detached trees the parent made (mountEntry).
+func prepareRootfs(spec *specs.Spec, rootfs string, trees []*os.File) error {
 	linux := spec.Linux
 	if linux == nil {
 		linux = &specs.Linux{}
@@ -44,7 +44,7 @@ func prepareRootfs(spec *specs.Spec, rootfs string, idmapTrees []*os.File) error
 	}
 	defer root.close()
 	for i, m := range spec.Mounts {
-		if err := mountLabeled(root, m, linux.MountLabel, idmapTrees[i]); err != nil {
+		if err := mountLabeled(root, m, linux.MountLabel, trees[i]); err != nil {
 			return err
 		}
 	}

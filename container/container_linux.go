@@ -209,6 +209,10 @@ func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 	// config, which it gets once they are all in place, so neither its
 	// own work (device nodes, mounts) nor the user's process ever runs
 	// unconstrained; but for the pids limit (splitPids).
+	if err := c.Cgroup.RefuseFrozen(); err != nil {
+		exe.drop()
+		return nil, nil, err
+	}
 	res := cgroup.Resources(spec.Linux)
 	if err := c.Cgroup.Prepare(res); err != nil {
 		exe.drop()

@@ -73,6 +73,12 @@ func RunHooks(spec *specs.Spec, kind string, state *specs.State) error {
 	keepGoing := kind == HookPoststart || kind == HookPoststop
 	var errs []error
 	for i, h := range hooks {
+		if kind == HookStartContainer && len(h.Env) == 0 && spec.Process != nil {
+			// As runc: a startContainer hook with no env of its own
+			// gets the process's, HOME included (tools rely on it,
+			// though the spec does not say so).
+			h.Env = spec.Process.Env
+		}
 		if err := runHook(h, input); err != nil {
 			err = fmt.Errorf("error running %s hook #%d: %w", kind, i, err) // runc's words, which tools match
 			if !keepGoing {

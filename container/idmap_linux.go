@@ -23,8 +23,9 @@ import (
 // config's order. The same path serves containers without a user
 // namespace, so there is one way to make these mounts.
 
-// sendConfig sends init its config, with a detached idmapped tree for
-// every idmapped mount attached.
+// sendConfig sends init its config, with a detached tree attached for
+// every idmapped mount and, with a user namespace, every bind mount
+// (bindsrc_linux.go).
 func (c *Container) sendConfig() error {
 	ic, err := c.initConfig()
 	if err != nil {
@@ -34,12 +35,12 @@ func (c *Container) sendConfig() error {
 		// Init performs no mounts at all.
 		return c.sync.send(message{Type: msgConfig, Config: ic})
 	}
-	idx, trees, err := prepareIDMappedMounts(c.Spec, c.Bundle, c.Pid, c.exe)
+	idx, trees, err := c.prepareMountTrees()
 	if err != nil {
 		return err
 	}
 	defer closeFiles(trees)
-	ic.IDMapped = idx
+	ic.Trees = idx
 	return c.sync.sendFiles(message{Type: msgConfig, Config: ic}, trees)
 }
 
@@ -270,16 +271,16 @@ func killAndReap(pid, pidfd int) {
 	}
 }
 
-// attachIDMappedTree attaches tree, made by idmappedTree, over t's
-// descriptor and applies the per-mount flags, returning a descriptor of
-// the attached mount's root.
-func attachIDMappedTree(tree *os.File, t *target, flags uintptr) (int, error) {
+// attachDetachedTree attaches tree, made by idmappedTree or
+// bindSourceTree, over t's descriptor and applies the per-mount flags,
+// returning a descriptor of the attached mount's root.
+func attachDetachedTree(tree *os.File, t *target, flags uintptr) (int, error) {
 	before, _, err := mountID(t.fd)
 	if err != nil {
 		return -1, err
 	}
 	if err := attachTree(int(tree.Fd()), t.fd); err != nil {
-		return -1, fmt.Errorf("attach idmapped %s: %w", tree.Name(), err)
+		return -1, fmt.Errorf("attach %s: %w", tree.Name(), err)
 	}
 	dst, err := landed(t, before)
 	if err != nil {
@@ -294,18 +295,18 @@ func attachIDMappedTree(tree *os.File, t *target, flags uintptr) (int, error) {
 	return dst, nil
 }
 
-// idmapTreesFor lays out the trees that came with init's config by the
+// mountTreesFor lays out the trees that came with init's config by the
 // index of their mount in spec.Mounts.
-func idmapTreesFor(cfg *initConfig, files []*os.File) ([]*os.File, error) {
-	if len(files) != len(cfg.IDMapped) {
+func mountTreesFor(cfg *initConfig, files []*os.File) ([]*os.File, error) {
+	if len(files) != len(cfg.Trees) {
 		closeFiles(files)
-		return nil, fmt.Errorf("init: %d idmapped mount trees for %d idmapped mounts", len(files), len(cfg.IDMapped))
+		return nil, fmt.Errorf("init: %d mount trees for %d mounts that take one", len(files), len(cfg.Trees))
 	}
 	trees := make([]*os.File, len(cfg.Spec.Mounts))
-	for i, idx := range cfg.IDMapped {
+	for i, idx := range cfg.Trees {
 		if idx < 0 || idx >= len(trees) || trees[idx] != nil {
 			closeFiles(files)
-			return nil, fmt.Errorf("init: idmapped mount index %d is not valid", idx)
+			return nil, fmt.Errorf("init: mount tree index %d is not valid", idx)
 		}
 		trees[idx] = files[i]
 	}

@@ -140,24 +140,24 @@ func TestIDMapTreesFor(t *testing.T) {
 	}
 	a, b := file(), file()
 	defer closeFiles([]*os.File{a, b})
-	trees, err := idmapTreesFor(&initConfig{Spec: spec, IDMapped: []int{3, 1}}, []*os.File{a, b})
+	trees, err := mountTreesFor(&initConfig{Spec: spec, Trees: []int{3, 1}}, []*os.File{a, b})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []*os.File{nil, b, nil, a}; !slices.Equal(trees, want) {
 		t.Errorf("trees %v, want %v", trees, want)
 	}
-	if trees, err := idmapTreesFor(&initConfig{Spec: spec}, nil); err != nil || len(trees) != 4 {
+	if trees, err := mountTreesFor(&initConfig{Spec: spec}, nil); err != nil || len(trees) != 4 {
 		t.Errorf("no idmapped mounts: %v, %v", trees, err)
 	}
 	for _, bad := range [][]int{{1}, {1, 1}, {0, 4}} {
 		fs := []*os.File{file(), file()}
-		if _, err := idmapTreesFor(&initConfig{Spec: spec, IDMapped: bad}, fs); err == nil {
-			t.Errorf("IDMapped %v for 2 files: no error", bad)
+		if _, err := mountTreesFor(&initConfig{Spec: spec, Trees: bad}, fs); err == nil {
+			t.Errorf("Trees %v for 2 files: no error", bad)
 		}
 		for _, f := range fs {
 			if err := f.Close(); !errors.Is(err, os.ErrClosed) {
-				t.Errorf("IDMapped %v: a file was left open", bad)
+				t.Errorf("Trees %v: a file was left open", bad)
 			}
 		}
 	}

@@ -83,7 +83,7 @@ func initStage(conn *syncConn, syncFD int) error {
 	if err != nil {
 		return err
 	}
-	trees, err := idmapTreesFor(cfg, conn.takeFiles())
+	trees, err := mountTreesFor(cfg, conn.takeFiles())
 	if err != nil {
 		return err
 	}

@@ -210,10 +210,10 @@ func contextOption(label string) (string, error) {
 
 // mountLabeled performs m inside root with label (linux.mountLabel, ""
 // when there is none or SELinux is off) applied as mountLabelHow says.
-// idmapTree is as for mountEntry.
-func mountLabeled(root *rootDir, m specs.Mount, label string, idmapTree *os.File) error {
+// tree is as for mountEntry.
+func mountLabeled(root *rootDir, m specs.Mount, label string, tree *os.File) error {
 	if label == "" {
-		return mountEntry(root, m, idmapTree, "")
+		return mountEntry(root, m, tree, "")
 	}
 	switch mountLabelHow(m) {
 	case labelContext:
@@ -223,9 +223,9 @@ func mountLabeled(root *rootDir, m specs.Mount, label string, idmapTree *os.File
 		}
 		m.Options = append(slices.Clip(m.Options), opt)
 	case labelXattr:
-		return mountEntry(root, m, idmapTree, label)
+		return mountEntry(root, m, tree, label)
 	}
-	return mountEntry(root, m, idmapTree, "")
+	return mountEntry(root, m, tree, "")
 }
 
 // maskData is the mount data for the tmpfs that masks a directory.

@@ -12,31 +12,38 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mountEntry performs one of spec.Mounts inside root. idmapTree is the
-// mount's detached tree when it is idmapped, nil otherwise; xattrLabel,
+// mountEntry performs one of spec.Mounts inside root. tree is the mount's
+// detached tree when the parent made one (an idmapped mount; a bind mount
+// in a user namespace, whose source init may not reach), nil otherwise;
+// xattrLabel,
 // when set, labels the new mount's root (linux.mountLabel on filesystems
 // that take no context= option). Its errors are *MountError.
-func mountEntry(root *rootDir, m specs.Mount, idmapTree *os.File, xattrLabel string) error {
-	if err := mountEntryIn(root, m, idmapTree, xattrLabel); err != nil {
+func mountEntry(root *rootDir, m specs.Mount, tree *os.File, xattrLabel string) error {
+	if err := mountEntryIn(root, m, tree, xattrLabel); err != nil {
 		return mountErr(m, err)
 	}
 	return nil
 }
 
-func mountEntryIn(root *rootDir, m specs.Mount, idmapTree *os.File, xattrLabel string) error {
+func mountEntryIn(root *rootDir, m specs.Mount, tree *os.File, xattrLabel string) error {
 	flags, prop, data, err := parseMountOptions(m.Options)
 	if err != nil {
 		return err
 	}
-	if idmapTree == nil && wantsIDMap(m) {
+	if tree == nil && wantsIDMap(m) {
 		// Mounting it unmapped would hand the container the wrong owners.
 		return errors.New("idmapped, but no idmapped tree was made for it")
 	}
-	bind := idmapTree == nil && isBindMount(m.Type, flags)
+	bind := isBindMount(m.Type, flags)
 	if m.Type == "tmpfs" && !bind {
 		data = tmpfsModeData(root, m.Destination, data)
 	}
-	kind, err := mountTargetKind(m, bind, idmapTree)
+	if readonlyLater(m) {
+		// Mounts below it, device nodes and links still have to be
+		// made: finishReadonly applies the flag after pivot_root.
+		flags &^= unix.MS_RDONLY
+	}
+	kind, err := mountTargetKind(m, bind, tree)
 	if err != nil {
 		return err
 	}
@@ -53,8 +60,8 @@ func mountEntryIn(root *rootDir, m specs.Mount, idmapTree *os.File, xattrLabel s
 	}
 	var dst int
 	switch {
-	case idmapTree != nil:
-		dst, err = attachIDMappedTree(idmapTree, t, flags)
+	case tree != nil:
+		dst, err = attachDetachedTree(tree, t, flags)
 	case bind:
 		if m.Type == "rbind" {
 			flags |= unix.MS_REC
@@ -116,13 +123,13 @@ var specialFilesystems = map[string]bool{
 }
 
 // mountTargetKind is what the mount's target must be: a directory, or a
-// file for a bind or idmapped tree of a non-directory.
-func mountTargetKind(m specs.Mount, bind bool, idmapTree *os.File) (targetKind, error) {
+// file for a bind or detached tree of a non-directory.
+func mountTargetKind(m specs.Mount, bind bool, tree *os.File) (targetKind, error) {
 	switch {
-	case idmapTree != nil:
+	case tree != nil:
 		var st unix.Stat_t
-		if err := unix.Fstat(int(idmapTree.Fd()), &st); err != nil {
-			return 0, &os.PathError{Op: "fstat", Path: idmapTree.Name(), Err: err}
+		if err := unix.Fstat(int(tree.Fd()), &st); err != nil {
+			return 0, &os.PathError{Op: "fstat", Path: tree.Name(), Err: err}
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			return kindFile, nil
@@ -179,6 +186,18 @@ func checkProcDestination(root *rootDir, t *target, m specs.Mount, bind bool) er
 		return nil
 	}
 	return fmt.Errorf("resolves to %s, inside /proc, where only a few files may be bound over", rel)
+}
+
+// readonlyLater reports whether m's read-only flag waits until the whole
+// rootfs is built, as in runc: a tmpfs, or whatever is mounted on /dev,
+// is where the mounts below it (/dev/pts, /dev/shm), the device nodes and
+// the /dev links are made afterwards.
+func readonlyLater(m specs.Mount) bool {
+	if m.Type != "tmpfs" && filepath.Clean("/"+m.Destination) != "/dev" {
+		return false
+	}
+	flags, _, _, err := parseMountOptions(m.Options)
+	return err == nil && flags&unix.MS_RDONLY != 0
 }
 
 func isBindMount(fstype string, flags uintptr) bool {

@@ -18,9 +18,9 @@ import (
 // so that nothing done here reaches the host), binds rootfs onto itself,
 // performs spec.Mounts in order with destinations resolved inside rootfs
 // by descriptor (resolve_linux.go), and, unless /dev is bound from the
-// host, populates /dev the same way. idmapTrees holds,
-// by index in spec.Mounts, the trees of the idmapped mounts.
-func prepareRootfs(spec *specs.Spec, rootfs string, idmapTrees []*os.File) error {
+// host, populates /dev the same way. trees holds, by index in
+// spec.Mounts, the detached trees the parent made (mountEntry).
+func prepareRootfs(spec *specs.Spec, rootfs string, trees []*os.File) error {
 	linux := spec.Linux
 	if linux == nil {
 		linux = &specs.Linux{}
@@ -44,7 +44,7 @@ func prepareRootfs(spec *specs.Spec, rootfs string, idmapTrees []*os.File) error
 	}
 	defer root.close()
 	for i, m := range spec.Mounts {
-		if err := mountLabeled(root, m, linux.MountLabel, idmapTrees[i]); err != nil {
+		if err := mountLabeled(root, m, linux.MountLabel, trees[i]); err != nil {
 			return err
 		}
 	}
@@ -84,6 +84,9 @@ func pivotRootfs(spec *specs.Spec, rootfs string) error {
 		return &os.PathError{Op: "open", Path: "/", Err: err}
 	}
 	defer unix.Close(root)
+	if err := finishReadonly(root, spec.Mounts); err != nil {
+		return err
+	}
 	// Masking after the read-only binds keeps every mask the topmost mount
 	// on its path.
 	for _, p := range linux.ReadonlyPaths {
@@ -108,6 +111,28 @@ func pivotRootfs(spec *specs.Spec, rootfs string) error {
 		return &MountError{Target: "/", Flags: prop, Err: err}
 	}
 	return reapplyMountPropagation(root, spec.Mounts)
+}
+
+// finishReadonly makes read-only the mounts whose flag readonlyLater held
+// back, now that everything below them is in place. mount_setattr(2) on
+// the resolved descriptor sets that one flag and leaves the others.
+func finishReadonly(root int, mounts []specs.Mount) error {
+	for _, m := range mounts {
+		if !readonlyLater(m) {
+			continue
+		}
+		fd, err := openat2InRoot(root, m.Destination, unix.O_PATH, false)
+		if err != nil {
+			return mountErr(m, fmt.Errorf("remount read-only: %w", err))
+		}
+		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+		err = unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr)
+		unix.Close(fd)
+		if err != nil {
+			return mountErr(m, fmt.Errorf("remount read-only: %w", os.NewSyscallError("mount_setattr", err)))
+		}
+	}
+	return nil
 }
 
 // reapplyMountPropagation sets the propagation options of spec.Mounts again

@@ -33,7 +33,8 @@ import (
 //
 // At any point init may send msgError and exit; EOF from the parent tells
 // init to give up. msgConfig may carry descriptors (SCM_RIGHTS): the
-// detached trees of the idmapped mounts, see idmap_linux.go.
+// detached trees of the idmapped mounts, see idmap_linux.go, and with a
+// user namespace of the bind mounts, see bindsrc_linux.go.
 const (
 	msgConfig   = "config"
 	msgMounted  = "mounted"
@@ -71,9 +72,11 @@ type initConfig struct {
 	NewMountNS  bool `json:"newMountNS"`
 	NewCgroupNS bool `json:"newCgroupNS"`
 	NewUTSNS    bool `json:"newUTSNS"`
-	// IDMapped lists, in order, the index in Spec.Mounts of each
-	// idmapped mount tree that came with the config.
-	IDMapped []int `json:"idmapped,omitempty"`
+	// Trees lists, in order, the index in Spec.Mounts of each detached
+	// mount tree that came with the config: the idmapped mounts
+	// (idmap_linux.go) and, with a user namespace, the bind mounts
+	// (bindsrc_linux.go).
+	Trees []int `json:"trees,omitempty"`
 }
 
 // wireSpec is the config as init decodes it: linuxSpec, and without

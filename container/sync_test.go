@@ -27,7 +27,7 @@ func TestSyncFiles(t *testing.T) {
 	}
 	defer r.Close()
 	defer w.Close()
-	cfg := &initConfig{ID: strings.Repeat("x", 20000), IDMapped: []int{2, 0}}
+	cfg := &initConfig{ID: strings.Repeat("x", 20000), Trees: []int{2, 0}}
 	if err := parent.sendFiles(message{Type: msgConfig, Config: cfg}, []*os.File{w, r}); err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestSyncFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Config == nil || m.Config.ID != cfg.ID || !slices.Equal(m.Config.IDMapped, cfg.IDMapped) {
+	if m.Config == nil || m.Config.ID != cfg.ID || !slices.Equal(m.Config.Trees, cfg.Trees) {
 		t.Fatalf("config did not come through")
 	}
 	got := child.takeFiles()

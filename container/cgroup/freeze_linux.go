@@ -81,6 +81,25 @@ func (c *Cgroup) Frozen() (bool, error) {
 	return s != "THAWED", err
 }
 
+// ErrFrozen is the error for a container whose cgroup is frozen before
+// the container exists, in runc's words.
+var ErrFrozen = errors.New("container's cgroup unexpectedly frozen")
+
+// RefuseFrozen returns ErrFrozen, naming the directory, when the
+// container's cgroup is there already and frozen: init, born in it, would
+// never run, and create would wait for it for good. A cgroup that does not
+// exist yet, or has no freezer, is not frozen.
+func (c *Cgroup) RefuseFrozen() error {
+	dir, _, err := c.freezer()
+	if err != nil {
+		return nil
+	}
+	if frozen, err := c.Frozen(); err != nil || !frozen {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrFrozen, dir)
+}
+
 // freezer returns the directory whose freezer acts on the container: the v1
 // freezer hierarchy's where there is one (a v1 or hybrid host), else the
 // v2 directory, which on a hybrid host without a v1 freezer holds the

@@ -258,7 +258,7 @@ func compile(s *specs.LinuxSeccomp) (*Program, error) {
 	if err != nil {
 		return nil, err
 	}
-	filter, err := emitFilter(covered, rules, defAction)
+	filter, err := emitFilter(covered, rules, defAction, wantsENOSYS(s))
 	if err != nil {
 		return nil, err
 	}
@@ -349,10 +349,29 @@ func checkSyscall(i int, sc specs.LinuxSyscall) (uint32, error) {
 	return action, nil
 }
 
+// retENOSYS fails a call with ENOSYS, as a kernel without it would.
+const retENOSYS = unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)
+
+// wantsENOSYS reports whether calls newer than the profile fail with
+// ENOSYS rather than take its default action, as in runc: a profile that
+// denies what it does not name was written without the calls added since,
+// and a C library tries a new call (clone3, faccessat2, close_range) and
+// falls back to the old one only on ENOSYS; EPERM it takes as a refusal.
+// Not when the default already lets calls through (allow, log, trace: a
+// tracer handles ENOSYS itself), nor when it already is ENOSYS.
+func wantsENOSYS(s *specs.LinuxSeccomp) bool {
+	switch s.DefaultAction {
+	case specs.ActAllow, specs.ActLog, specs.ActTrace:
+		return false
+	}
+	return s.DefaultErrnoRet == nil || *s.DefaultErrnoRet != uint(unix.ENOSYS)
+}
+
 // emitFilter assembles the program laid out at the top of this file: the
 // dispatch on the audit arch and the x32 bit, then one section per
-// covered ABI.
-func emitFilter(covered [numABIs]bool, rules [numABIs]syscallRules, defAction uint32) ([]unix.SockFilter, error) {
+// covered ABI. With enosys, each section fails with ENOSYS the numbers
+// above the highest one the profile names in its ABI.
+func emitFilter(covered [numABIs]bool, rules [numABIs]syscallRules, defAction uint32, enosys bool) ([]unix.SockFilter, error) {
 	var b cbpfBuilder
 	sections := [numABIs]int{b.newLabel(), b.newLabel(), b.newLabel()}
 	native := b.newLabel()
@@ -381,7 +400,7 @@ func emitFilter(covered [numABIs]bool, rules [numABIs]syscallRules, defAction ui
 		if abi == abiI386 {
 			b.load(offNr)
 		}
-		b.section(rules[abi], defAction, abi != abiI386)
+		b.section(rules[abi], defAction, abi != abiI386, enosys)
 	}
 	return b.assemble()
 }
@@ -394,8 +413,10 @@ const (
 )
 
 // section emits the dispatch on the syscall number (in A) and the rules of
-// one ABI.
-func (b *cbpfBuilder) section(rules syscallRules, defAction uint32, wide bool) {
+// one ABI; with enosys, a number above every one the rules name (a call
+// newer than the profile, or none at all) fails with ENOSYS. An ABI whose
+// rules name nothing has no such bound and keeps the default action.
+func (b *cbpfBuilder) section(rules syscallRules, defAction uint32, wide, enosys bool) {
 	nrs := make([]int64, 0, len(rules))
 	for nr := range rules {
 		nrs = append(nrs, nr)
@@ -410,6 +431,9 @@ func (b *cbpfBuilder) section(rules syscallRules, defAction uint32, wide bool) {
 		}
 		bodies[i] = b.newLabel()
 		b.jumpIf(unix.BPF_JEQ, uint32(nr), bodies[i])
+	}
+	if enosys && len(nrs) > 0 {
+		b.retIf(unix.BPF_JGT, uint32(nrs[len(nrs)-1]), retENOSYS)
 	}
 	b.emitRet(defAction)
 	for i, nr := range nrs {

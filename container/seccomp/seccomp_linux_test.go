@@ -281,7 +281,8 @@ func TestSeccompDefaultProfiles(t *testing.T) {
 		{call64(435), retErrno | 38},        // clone3
 		{call32(120, 0x11), retAllow},       // i386 clone
 		{call32(120, 0x1_0002_0011), retErrno | 1},
-		{call64(nrInvalid), retErrno | 1},
+		{call64(167), retErrno | 1},        // swapon: not named, below the newest named
+		{call64(nrInvalid), retErrno | 38}, // above every named call: ENOSYS
 	} {
 		if got := runFilter(t, p.filter, tt.d); got != tt.want {
 			t.Errorf("%+v: %#x, want %#x", tt.d, got, tt.want)
@@ -405,10 +406,12 @@ func TestSeccompActions(t *testing.T) {
 			if got := runFilter(t, p.filter, call64(nrGetcwd64)); got != retAllow {
 				t.Errorf("other call: %#x, want allow", got)
 			}
+			// getrandom is named so that mkdir is no newer than the
+			// profile, which would make it ENOSYS (TestSeccompENOSYS).
 			p = mustCompile(t, &specs.LinuxSeccomp{
 				DefaultAction:   tt.act,
 				DefaultErrnoRet: tt.errnoRet,
-				Syscalls:        []specs.LinuxSyscall{{Names: []string{"getcwd"}, Action: specs.ActAllow}},
+				Syscalls:        []specs.LinuxSyscall{{Names: []string{"getcwd", "getrandom"}, Action: specs.ActAllow}},
 			})
 			if got := runFilter(t, p.filter, call64(nrMkdir64)); got != tt.want {
 				t.Errorf("default: %#x, want %#x", got, tt.want)
@@ -578,7 +581,8 @@ func TestSeccompRules(t *testing.T) {
 			checks: []check{
 				{"x86_64", call64(nrGetpid64), retAllow},
 				{"i386", call32(nrGetpid32), retAllow},
-				{"i386 default", call32(nrGetpgid32), eperm},
+				{"i386 default", call32(19), eperm},
+				{"i386 newer than the profile", call32(nrGetpgid32), retErrno | uint32(unix.ENOSYS)},
 				{"x32 killed", callX32(nrGetpid64), retKillP},
 			},
 		},
@@ -810,5 +814,46 @@ func BenchmarkSeccompCompile(b *testing.B) {
 		if _, err := Compile(s); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestSeccompENOSYS: with a default action that does not let calls
+// through, a call whose number is above every one the profile names in
+// its ABI (newer than the profile) fails with ENOSYS, as runc's stub has
+// it; below that, an unnamed call takes the default action.
+func TestSeccompENOSYS(t *testing.T) {
+	enosys := retErrno | uint32(unix.ENOSYS)
+	names := []specs.LinuxSyscall{{Names: []string{"getcwd", "getrandom", "readv"}, Action: specs.ActAllow}}
+	all := []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32}
+	for _, tt := range []struct {
+		name     string
+		def      specs.LinuxSeccompAction
+		errnoRet *uint
+		archs    []specs.Arch
+		d        seccompData
+		want     uint32
+	}{
+		{"below the newest: default", specs.ActErrno, nil, nil, call64(nrMkdir64), eperm},
+		{"named", specs.ActErrno, nil, nil, call64(318), retAllow},
+		{"newer", specs.ActErrno, nil, nil, call64(319), enosys},
+		{"far newer", specs.ActErrno, nil, nil, call64(nrInvalid), enosys},
+		{"kill default", specs.ActKillProcess, nil, nil, call64(435), enosys},
+		{"kill default, below", specs.ActKillProcess, nil, nil, call64(nrMkdir64), retKillP},
+		{"errno 38 default", specs.ActErrno, uintPtr(38), nil, call64(nrMkdir64), enosys},
+		{"allow default: no stub", specs.ActAllow, nil, nil, call64(319), retAllow},
+		{"log default: no stub", specs.ActLog, nil, nil, call64(319), unix.SECCOMP_RET_LOG},
+		{"trace default: no stub", specs.ActTrace, nil, nil, call64(319), unix.SECCOMP_RET_TRACE | uint32(unix.EPERM)},
+		{"i386 below its newest", specs.ActErrno, nil, all, call32(nrMkdir32), eperm},
+		{"i386 newer", specs.ActErrno, nil, all, call32(400), enosys},
+		{"x32 below its newest", specs.ActErrno, nil, all, callX32(nrMkdir64), eperm},
+		{"x32 newer", specs.ActErrno, nil, all, callX32(548), enosys},
+		{"x32 not listed: killed", specs.ActErrno, nil, nil, callX32(548), retKillP},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustCompile(t, &specs.LinuxSeccomp{DefaultAction: tt.def, DefaultErrnoRet: tt.errnoRet, Architectures: tt.archs, Syscalls: names})
+			if got := runFilter(t, p.filter, tt.d); got != tt.want {
+				t.Errorf("%+v: %#x, want %#x", tt.d, got, tt.want)
+			}
+		})
 	}
 }

@@ -251,7 +251,7 @@ func (b *B) summary() *section {
 		if v, ok := k["oom.eventfd.p50"]; ok {
 			ref = "eventfd wake-up " + num(v)
 		}
-		t.add("OOM kill (eventfd) → `oom` event, median (p99) (ms)", "no event", "no event", ref,
+		t.add("OOM kill (eventfd) → `oom` event, median (p99) (ms)", "", "", ref,
 			"CLI **"+num(k["oom.cli.p50"])+"** ("+num(k["oom.cli.p99"])+"), Go **"+num(k["oom.go.p50"])+"** ("+num(k["oom.go.p99"])+")", "–", "")
 	}
 	if has("wait.cli.pct", "wait.go.pct") {

@@ -49,7 +49,7 @@ conformance: build
 
 # The side-by-side benchmark against runc, crun, conmon and containerd
 # (issue 4), and podman and ctr driving crier and runc (issue 10): writes
-# docs/performance.md. As root; about 7 minutes.
+# docs/performance.md. As root; about 8 minutes.
 # BENCH_FLAGS=-quick for a short development run that writes nothing;
 # BENCH_FLAGS='-only clients' (or another section) to run one section.
 .PHONY: bench

@@ -120,6 +120,8 @@ func inner() error {
 		"The cost of one more container with many already running: is it flat?")
 	sClients := rep.section("7. Under podman and containerd",
 		"What a user of the clients feels: `podman run --rm` and `ctr run --rm` of /bin/true with crier and with runc as the runtime, and the memory of the supervisors, conmon and containerd-shim-runc-v2, beside crier's shim.")
+	sOOM := rep.section("8. OOM notification",
+		"How long after the kernel's OOM killer is invoked in a container's memory cgroup a subscriber that is already connected holds the shim's `oom` event.")
 
 	steps := []struct {
 		name string
@@ -129,6 +131,7 @@ func inner() error {
 		{"lifecycle", func() { b.lifecycle(sLife) }, sLife},
 		{"exit", func() { b.exitLatency(sExit) }, sExit},
 		{"wait", func() { b.waitCost(sExit) }, sExit},
+		{"oom", func() { b.oomLatency(sOOM) }, sOOM},
 		{"throughput", func() { b.throughput(sTput) }, sTput},
 		{"fanout", func() { b.fanout(sFan) }, sFan},
 		{"memory", func() { b.memory(sMem, sScale) }, sMem},
@@ -242,6 +245,14 @@ func (b *B) summary() *section {
 		worstP99 := max(k["exit.0.p99"], k["exit.1.p99"])
 		t.add("exit → subscriber, p99 (ms)", "", "", "",
 			"CLI **"+num(k["exit.0.p99"])+"**, Go **"+num(k["exit.1.p99"])+"**", "≤ 2", verdict(worstP99, 2, true))
+	}
+	if has("oom.cli.p50", "oom.go.p50") {
+		ref := ""
+		if v, ok := k["oom.eventfd.p50"]; ok {
+			ref = "eventfd wake-up " + num(v)
+		}
+		t.add("OOM kill (eventfd) → `oom` event, median (p99) (ms)", "", "", ref,
+			"CLI **"+num(k["oom.cli.p50"])+"** ("+num(k["oom.cli.p99"])+"), Go **"+num(k["oom.go.p50"])+"** ("+num(k["oom.go.p99"])+")", "–", "")
 	}
 	if has("wait.cli.pct", "wait.go.pct") {
 		worst := max(k["wait.cli.pct"], k["wait.go.pct"])

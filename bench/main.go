@@ -54,7 +54,7 @@ var (
 	flagPid      = flag.Int("pid", 0, "internal (pidfd): the process to wait for")
 )
 
-var sectionNames = []string{"lifecycle", "exit", "wait", "memory", "throughput", "fanout", "scale", "clients"}
+var sectionNames = []string{"lifecycle", "exit", "wait", "oom", "memory", "throughput", "fanout", "scale", "clients"}
 
 func main() {
 	flag.Parse()

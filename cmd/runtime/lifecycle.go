@@ -253,6 +253,7 @@ func (a *app) delete(id string, force bool) error {
 		// As runc: a forced delete of what is already gone succeeds.
 		// containerd's cleanup runs it after every task, and podman's
 		// after its own delete.
+		a.sweepAbandoned()
 		return nil
 	}
 	if err != nil {
@@ -266,6 +267,26 @@ func (a *app) delete(id string, force bool) error {
 	// connection so that nothing of the container is left when we return.
 	c.Next(ctx)
 	return nil
+}
+
+// sweepAbandoned removes what creates whose shim was killed before it
+// claimed the ID left in the root (statedir.Root.SweepAbandoned): a forced
+// delete of an ID that does not exist is what a caller runs after such a
+// create failed. What cannot be removed is only logged: the delete of the
+// ID itself has succeeded.
+func (a *app) sweepAbandoned() {
+	r, err := statedir.OpenRoot(a.root)
+	if err != nil {
+		return
+	}
+	defer r.Close()
+	n, err := r.SweepAbandoned(container.Alive)
+	if err != nil {
+		a.logf("warning", fmt.Sprintf("removing what a killed create left: %v", err))
+	}
+	if n > 0 {
+		a.debugf("removed %d state directories that killed creates left half made", n)
+	}
 }
 
 // deleteDirect cleans up after a container whose shim is dead. It uses only

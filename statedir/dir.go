@@ -141,6 +141,8 @@ func (d *Dir) Remove() error {
 		}
 		return err
 	}
+	// The state file first: a directory without one is a removal cut
+	// short (its shim killed here), which the CLI's delete finishes.
 	unix.Unlinkat(d.fd, StateFile, 0)
 	unix.Unlinkat(d.fd, SocketName, 0)
 	unix.Unlinkat(d.fd, ConfigFile, 0)

@@ -249,6 +249,11 @@ func (a *app) delete(id string, force bool) error {
 	if errors.Is(err, errShimDead) {
 		return a.deleteDirect(id, force)
 	}
+	if errors.Is(err, protocol.ErrNotExist) {
+		if left, rerr := a.finishRemoval(id); left {
+			return rerr
+		}
+	}
 	if force && errors.Is(err, protocol.ErrNotExist) {
 		// As runc: a forced delete of what is already gone succeeds.
 		// containerd's cleanup runs it after every task, and podman's
@@ -289,12 +294,35 @@ func (a *app) sweepAbandoned() {
 	}
 }
 
+// finishRemoval removes what is left of the state directory of id when a
+// shim was killed while it removed it: the state file goes first
+// (statedir.Dir.Remove), once the container is torn down, so a directory
+// without one is a removal cut short, and finishing it is all there is to
+// do. It reports whether there was such a directory.
+func (a *app) finishRemoval(id string) (bool, error) {
+	d, err := statedir.Open(a.root, id)
+	if err != nil {
+		return false, nil
+	}
+	if _, err := d.ReadState(); !errors.Is(err, fs.ErrNotExist) {
+		d.Close()
+		return false, nil
+	}
+	a.debugf("container %s: finishing the removal of its state directory, which its shim left when it died", id)
+	return true, d.Remove()
+}
+
 // deleteDirect cleans up after a container whose shim is dead. It uses only
 // what the shim recorded in the state file at create (the cgroups, the
 // poststop hooks), never the bundle, whose config may have been changed
 // since or never have been the one created from.
 func (a *app) deleteDirect(id string, force bool) error {
 	d, st, _, err := a.openState(id)
+	if errors.Is(err, protocol.ErrNotExist) {
+		if left, rerr := a.finishRemoval(id); left {
+			return rerr
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -83,6 +83,9 @@ func (l *life) print() {
 	if l.how != "" {
 		kill += "/" + l.how
 	}
+	if l.checked != "" {
+		kill += " (crier event after: " + l.checked + ")"
+	}
 	fmt.Printf("life %d %s %s want %v: %s\n", l.i, l.id, kill, l.want, verdict)
 }
 
@@ -276,10 +279,16 @@ func (l *life) waitStopped() bool {
 	}
 	select {
 	case <-l.primary.stopped:
+		l.s.stats.addExit(l.want, l.primary.stop)
+		if err := l.want.check(l.primary.stop); err != nil {
+			l.problem("the container's stopped: %v", err)
+		}
 		return true
 	case <-l.primary.done:
+		l.s.stats.addExit(l.want, nil)
 		l.problem("the subscriber's stream ended before stopped: %v %s", l.primary.end, typesOf(l.primary.events))
 	case <-time.After(eventTimeout):
+		l.s.stats.addExit(l.want, nil)
 		l.problem("no stopped within %v", eventTimeout)
 	}
 	return false
@@ -352,7 +361,7 @@ func (l *life) checkStopped() {
 	if err := l.want.check(&ev); err != nil {
 		l.problem("crier event after the shim came back: %v", err)
 	}
-	l.s.stats.addChecked(l.want, &ev)
+	l.s.stats.addExit(l.want, &ev)
 }
 
 // delete deletes the stopped container, or kills crier delete or the shim
@@ -441,16 +450,16 @@ func (l *life) checkSubscribers() {
 		}
 		exitErr, streamErr := sub.check(l.want)
 		if exitErr != nil {
-			l.s.stats.count("exits wrong or lost", 1)
+			l.s.stats.count("subscribers that stayed: stopped wrong or missing", 1)
 			l.problem("%v", exitErr)
 		} else if l.want.kind != expectNothing {
-			l.s.stats.count("exits seen right by a subscriber", 1)
+			l.s.stats.count("subscribers that stayed: stopped right", 1)
 		}
 		if streamErr != nil {
-			l.s.stats.count("subscriber streams bad", 1)
+			l.s.stats.count("subscribers that stayed: stream bad", 1)
 			l.problem("%v", streamErr)
 		} else {
-			l.s.stats.count("subscriber streams whole (to deleted, EOF)", 1)
+			l.s.stats.count("subscribers that stayed: stream whole (to deleted, EOF)", 1)
 		}
 	}
 }

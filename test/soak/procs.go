@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -116,19 +115,4 @@ func listFDs(pid int) map[string]string {
 		out[e.Name()] = target
 	}
 	return out
-}
-
-// waitGone waits, bounded, until path no longer exists: a delete that
-// succeeded has removed it before it returns, so this only bounds a bug.
-func waitGone(path string, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if _, err := os.Lstat(path); os.IsNotExist(err) {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

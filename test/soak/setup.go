@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -157,6 +156,3 @@ func execFloor() time.Duration {
 	slices.Sort(ds)
 	return ds[len(ds)/2].Round(10 * time.Microsecond)
 }
-
-// errTimeout is what a bounded wait gives when its bound passes.
-var errTimeout = errors.New("timed out")

@@ -114,16 +114,21 @@ func (st *stats) addSubscriber(sub *subscriber) {
 	}
 }
 
-// addChecked counts the stopped event that a crier event got from a shim
-// that came back.
-func (st *stats) addChecked(want expectation, ev *protocol.Event) {
+// addExit counts a container's stopped event (nil: none came) against
+// what it must say: per container, as the first subscriber to see it, or
+// the crier event that brought the shim back, got it.
+func (st *stats) addExit(want expectation, ev *protocol.Event) {
+	what := "exits seen by a shim"
+	if want.kind == expectUnknownOK {
+		what = "exits with no shim alive"
+	}
 	switch {
 	case want.check(ev) != nil:
-		st.count("exits after a shim kill wrong", 1)
+		st.count(what+": wrong or lost", 1)
 	case ev.ExitUnknown:
-		st.count("exits after a shim kill: unknown (no shim saw it)", 1)
+		st.count(what+": stopped says exitUnknown", 1)
 	default:
-		st.count("exits after a shim kill: exact", 1)
+		st.count(what+": stopped exact", 1)
 	}
 }
 
@@ -134,8 +139,8 @@ func (st *stats) addDeleteRetries(try int) {
 
 // bad reports whether any figure that must be zero is not.
 func (st *stats) isBad() bool {
-	for _, k := range []string{"CLI runs hung", "CLI runs failed without one clear line", "exits wrong or lost",
-		"exits after a shim kill wrong", "subscriber streams bad", "subscribers hung"} {
+	for _, k := range []string{"CLI runs hung", "CLI runs failed without one clear line", "subscribers that stayed: stopped wrong or missing",
+		"exits seen by a shim: wrong or lost", "exits with no shim alive: wrong or lost", "subscribers that stayed: stream bad", "subscribers hung"} {
 		if st.get(k) > 0 {
 			return true
 		}

@@ -32,8 +32,10 @@ type subscriber struct {
 	end       error   // what ended a Go client's stream
 	res       *result // a CLI's run
 	done      chan struct{}
-	// stopped is closed once a Go client has seen the stopped event.
+	// stopped is closed once a Go client has seen the stopped event,
+	// stop.
 	stopped chan struct{}
+	stop    *protocol.Event
 }
 
 // subscribeGo connects a Go client with the history and reads it to the
@@ -66,6 +68,7 @@ func (l *life) subscribeGo() (*subscriber, error) {
 			sub.events = append(sub.events, ev)
 			if ev.Type == protocol.EventStopped && !seen {
 				seen = true
+				sub.stop = &ev
 				close(sub.stopped)
 			}
 		}

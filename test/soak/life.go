@@ -439,8 +439,11 @@ func (l *life) deleteForce() {
 // container is deleted) and checks those that stayed connected.
 func (l *life) checkSubscribers() {
 	for _, sub := range l.subs {
+		err := sub.wait()
+		// Counted once its stream has ended: a subscriber may leave
+		// up to then.
 		l.s.stats.addSubscriber(sub)
-		if err := sub.wait(); err != nil {
+		if err != nil {
 			l.s.stats.count("subscribers hung", 1)
 			l.problem("%v", err)
 			continue

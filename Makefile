@@ -4,7 +4,7 @@ BIN := bin
 SHIM_FLAGS := CGO_ENABLED=0
 LDFLAGS := -s -w
 
-.PHONY: all build clean test unit integration demo vet fmt conformance
+.PHONY: all build clean test unit integration demo vet fmt conformance soak soak-short
 
 all: build
 
@@ -37,7 +37,18 @@ unit:
 integration: build
 	$(GO) test -count=1 -timeout 20m ./test/... -crier-bin $(CURDIR)/$(BIN)
 
-test: vet unit integration test-clients test-clients-runc
+test: vet unit integration soak-short test-clients test-clients-runc
+
+# Lifecycles under fault injection (docs/reliability.md): SOAK_N lifecycles
+# (default 1000, some 5 minutes here), 4 at a time, with kills of the CLI,
+# the shim and the container at random points; SOAK_SEED repeats a run's
+# choices. As root. `test` runs the short one (100, some 40 s).
+SOAK_N ?= 1000
+soak: build
+	$(GO) run ./test/soak -crier-bin $(CURDIR)/$(BIN) -n $(SOAK_N)
+
+soak-short: build
+	$(MAKE) soak SOAK_N=100
 
 demo: build
 	./test/demo.sh

@@ -200,13 +200,20 @@ func newServer(cfg *Config, newOps func(*server) ops) (*server, *container.SpecL
 			return nil, nil, err
 		}
 	}
-	dir, err := root.NewTemp()
+	// The temporary directory's name holds our start time: if we are
+	// killed before we publish it, a later delete can tell that its maker
+	// is gone (statedir.Root.SweepAbandoned).
+	shimStart, err := container.StartTime(os.Getpid())
+	if err != nil {
+		return fail(err)
+	}
+	dir, err := root.NewTemp(shimStart)
 	if err != nil {
 		return fail(err)
 	}
 	s := &server{
 		cfg: cfg, log: cfg.Log, spec: spec, dir: dir, phase: phaseCreating,
-		rec: record{Root: cfg.Root, ID: cfg.ID, Bundle: cfg.Bundle, LogPath: cfg.LogPath, Buffer: cfg.Buffer},
+		rec: record{Root: cfg.Root, ID: cfg.ID, Bundle: cfg.Bundle, LogPath: cfg.LogPath, Buffer: cfg.Buffer, ShimStart: shimStart},
 	}
 	s.ops = newOps(s)
 	if err := s.prepare(); err != nil {
@@ -242,12 +249,6 @@ func (s *server) prepare() error {
 	}
 	s.ln = ln
 	s.rec.CreatedAt = time.Now()
-	shimStart, err := container.StartTime(os.Getpid())
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	s.rec.ShimStart = shimStart
 	s.rec.Owner = strconv.Itoa(os.Getuid())
 	if u, err := user.LookupId(s.rec.Owner); err == nil {
 		s.rec.Owner = u.Username

@@ -90,10 +90,13 @@ func (d *Dir) SocketPath() (string, error) {
 
 // NewTemp makes a container directory under a hidden, unpredictable name
 // in r, mode 0700, to be filled and then published under its ID (Publish),
-// so that no reader ever sees a container directory half made. The Dir
-// shares r's descriptor.
-func (r *Root) NewTemp() (*Dir, error) {
-	name, err := tempName(".new-")
+// so that no reader ever sees a container directory half made. The name
+// says who makes it, .new-PID-START-RANDOM with START the maker's start
+// time (ownerStart, /proc/PID/stat): one that a maker killed before it
+// published left behind can be told from one still being made
+// (SweepAbandoned). The Dir shares r's descriptor.
+func (r *Root) NewTemp(ownerStart uint64) (*Dir, error) {
+	name, err := tempName(fmt.Sprintf("%s%d-%d-", tempPrefix, os.Getpid(), ownerStart))
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +141,8 @@ func (d *Dir) Remove() error {
 		}
 		return err
 	}
+	// The state file first: a directory without one is a removal cut
+	// short (its shim killed here), which the CLI's delete finishes.
 	unix.Unlinkat(d.fd, StateFile, 0)
 	unix.Unlinkat(d.fd, SocketName, 0)
 	unix.Unlinkat(d.fd, ConfigFile, 0)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -94,7 +95,7 @@ func TestRemoveLeavesLinkTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	d, err := r.NewTemp()
+	d, err := r.NewTemp(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestPublishRefusesTakenID(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	d, err := r.NewTemp()
+	d, err := r.NewTemp(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,5 +138,46 @@ func TestPublishRefusesTakenID(t *testing.T) {
 	}
 	if names, _ := r.Names(); len(names) != 1 {
 		t.Errorf("root holds %v, want only c", names)
+	}
+}
+
+// TestSweepAbandoned: a directory that a maker killed before Publish left
+// is removed, with what is in it; one whose maker lives, a published
+// container and a hidden entry of another kind are left alone.
+func TestSweepAbandoned(t *testing.T) {
+	root := t.TempDir()
+	r, err := OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	live, err := r.NewTemp(42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	dead := filepath.Join(root, tempPrefix+"7-99-0123456789abcdef")
+	os.Mkdir(dead, 0o700)
+	os.WriteFile(filepath.Join(dead, StateFile), []byte("{}"), 0o600)
+	os.Mkdir(filepath.Join(root, "c"), 0o700)
+	os.Mkdir(filepath.Join(root, ".other"), 0o700)
+	var asked []string
+	n, err := r.SweepAbandoned(func(pid int, start uint64) bool {
+		asked = append(asked, fmt.Sprintf("%d/%d", pid, start))
+		return pid == os.Getpid() && start == 42
+	})
+	if err != nil || n != 1 {
+		t.Fatalf("SweepAbandoned = %d, %v; want 1 removed", n, err)
+	}
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("abandoned directory left: %v", err)
+	}
+	for _, keep := range []string{live.name, "c", ".other"} {
+		if !r.Exists(keep) {
+			t.Errorf("%s removed", keep)
+		}
+	}
+	if want := []string{"7/99", fmt.Sprintf("%d/42", os.Getpid())}; len(asked) != 2 || !slices.Contains(asked, want[0]) || !slices.Contains(asked, want[1]) {
+		t.Errorf("asked about %v, want %v", asked, want)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -73,16 +74,14 @@ func (r *Root) Exists(id string) bool {
 	return unix.Fstatat(r.fd, id, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
 }
 
+// tempPrefix starts the name of a container directory still being made
+// (NewTemp).
+const tempPrefix = ".new-"
+
 // Names returns the root's container directories: its entries but the
 // hidden ones, which are directories still being made.
 func (r *Root) Names() ([]string, error) {
-	fd, err := unix.Openat(r.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: r.path, Err: err}
-	}
-	f := os.NewFile(uintptr(fd), r.path)
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
+	names, err := r.entries()
 	if err != nil {
 		return nil, err
 	}
@@ -93,6 +92,59 @@ func (r *Root) Names() ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+func (r *Root) entries() ([]string, error) {
+	fd, err := unix.Openat(r.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: r.path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), r.path)
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+// SweepAbandoned removes the directories that creates left half made: a
+// shim killed between NewTemp and Publish leaves one that no ID names, so
+// no delete would ever find it. Only a directory whose maker, named in
+// its name, is no longer alive (alive says, by pid and start time) is
+// removed: one still being made is left alone. It returns how many it
+// removed.
+func (r *Root) SweepAbandoned(alive func(pid int, start uint64) bool) (int, error) {
+	names, err := r.entries()
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	var errs []error
+	for _, n := range names {
+		pid, start, ok := tempOwner(n)
+		if !ok || alive(pid, start) {
+			continue
+		}
+		d := &Dir{root: r.path, name: n, rootfd: r.fd, fd: -1}
+		if err := d.Remove(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed++
+	}
+	return removed, errors.Join(errs...)
+}
+
+// tempOwner parses the maker out of a NewTemp name.
+func tempOwner(name string) (pid int, start uint64, ok bool) {
+	rest, found := strings.CutPrefix(name, tempPrefix)
+	parts := strings.Split(rest, "-")
+	if !found || len(parts) != 3 {
+		return 0, 0, false
+	}
+	pid, err := strconv.Atoi(parts[0])
+	if err != nil || pid <= 0 {
+		return 0, 0, false
+	}
+	start, err = strconv.ParseUint(parts[1], 10, 64)
+	return pid, start, err == nil
 }
 
 // OpenDir opens and checks the directory of container id. A missing one

@@ -51,7 +51,7 @@ func TestStateFileRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	d, err := r.NewTemp()
+	d, err := r.NewTemp(0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func TestRootWatchReportsPublishAndRemove(t *testing.T) {
 	defer cancel()
 
 	publish := func() Ident {
-		d, err := r.NewTemp()
+		d, err := r.NewTemp(0)
 		if err != nil {
 			t.Fatal(err)
 		}

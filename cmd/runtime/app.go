@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -208,7 +209,10 @@ func requestContext() (context.Context, context.CancelFunc) {
 // reply is already one line for people; a connection closed instead of
 // a reply means the shim exited under the request.
 func requestError(err error) error {
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+	// A reset or a broken pipe is the same death seen a moment earlier:
+	// the shim died with our request unread.
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
 		return fmt.Errorf("the container's shim exited before it answered (%w)", err)
 	}
 	return err

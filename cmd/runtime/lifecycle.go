@@ -249,10 +249,16 @@ func (a *app) delete(id string, force bool) error {
 	if errors.Is(err, errShimDead) {
 		return a.deleteDirect(id, force)
 	}
+	if errors.Is(err, protocol.ErrNotExist) {
+		if left, rerr := a.finishRemoval(id); left {
+			return rerr
+		}
+	}
 	if force && errors.Is(err, protocol.ErrNotExist) {
 		// As runc: a forced delete of what is already gone succeeds.
 		// containerd's cleanup runs it after every task, and podman's
 		// after its own delete.
+		a.sweepAbandoned()
 		return nil
 	}
 	if err != nil {
@@ -268,12 +274,55 @@ func (a *app) delete(id string, force bool) error {
 	return nil
 }
 
+// sweepAbandoned removes what creates whose shim was killed before it
+// claimed the ID left in the root (statedir.Root.SweepAbandoned): a forced
+// delete of an ID that does not exist is what a caller runs after such a
+// create failed. What cannot be removed is only logged: the delete of the
+// ID itself has succeeded.
+func (a *app) sweepAbandoned() {
+	r, err := statedir.OpenRoot(a.root)
+	if err != nil {
+		return
+	}
+	defer r.Close()
+	n, err := r.SweepAbandoned(container.Alive)
+	if err != nil {
+		a.logf("warning", fmt.Sprintf("removing what a killed create left: %v", err))
+	}
+	if n > 0 {
+		a.debugf("removed %d state directories that killed creates left half made", n)
+	}
+}
+
+// finishRemoval removes what is left of the state directory of id when a
+// shim was killed while it removed it: the state file goes first
+// (statedir.Dir.Remove), once the container is torn down, so a directory
+// without one is a removal cut short, and finishing it is all there is to
+// do. It reports whether there was such a directory.
+func (a *app) finishRemoval(id string) (bool, error) {
+	d, err := statedir.Open(a.root, id)
+	if err != nil {
+		return false, nil
+	}
+	if _, err := d.ReadState(); !errors.Is(err, fs.ErrNotExist) {
+		d.Close()
+		return false, nil
+	}
+	a.debugf("container %s: finishing the removal of its state directory, which its shim left when it died", id)
+	return true, d.Remove()
+}
+
 // deleteDirect cleans up after a container whose shim is dead. It uses only
 // what the shim recorded in the state file at create (the cgroups, the
 // poststop hooks), never the bundle, whose config may have been changed
 // since or never have been the one created from.
 func (a *app) deleteDirect(id string, force bool) error {
 	d, st, _, err := a.openState(id)
+	if errors.Is(err, protocol.ErrNotExist) {
+		if left, rerr := a.finishRemoval(id); left {
+			return rerr
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ func New(t testing.TB, id string) string {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	d, err := r.NewTemp()
+	d, err := r.NewTemp(0)
 	if err != nil {
 		t.Fatal(err)
 	}

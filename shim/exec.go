@@ -188,6 +188,14 @@ func (s *server) adopt(r *request) {
 		r.reply <- protocol.ErrorReply(protocol.Errorf(protocol.ErrBadRequest, "adopt: %v", err))
 		return
 	}
+	if p, ok := s.execs[pid]; ok {
+		// Adopted again (or the shim's own child): a second entry
+		// would replace the first, whose exec-started would never get
+		// its exec-stopped, nor its exec id be freed.
+		fd.Close()
+		r.reply <- protocol.ErrorReply(protocol.Errorf(protocol.ErrBadRequest, "adopt: pid %d is already exec %q of this container", pid, p.id))
+		return
+	}
 	if !s.claimExecID(r) {
 		fd.Close()
 		return

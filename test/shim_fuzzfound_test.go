@@ -1,0 +1,129 @@
+package test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/protocol"
+)
+
+// What the live fuzzer (make fuzz-live, docs/reliability.md) found, each
+// on a real shim.
+
+// answerWithin is how long a shim that is not stuck takes, at most, to
+// answer a hello here: a stuck one never does (or only after the 30 s idle
+// limit frees it).
+const answerWithin = 5 * time.Second
+
+// fdCount returns how many descriptors pid has open.
+func fdCount(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// waitRead waits until the shim has read everything c sent (its unread
+// bytes, SIOCOUTQ, are none), descriptors included.
+func waitRead(t *testing.T, c *net.UnixConn) {
+	t.Helper()
+	raw, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(hangDeadline)
+	for {
+		var n int
+		var ierr error
+		raw.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) })
+		if ierr != nil {
+			t.Fatal(ierr)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the shim has not read %d bytes after %v", n, hangDeadline)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestShimDescriptorsOfUnfinishedLines: clients that send descriptors with
+// pieces of lines they never end cannot fill the shim's descriptor table:
+// it holds at most 253 for one line and 1024 in all, closes the rest at
+// once, and refuses the lines they came with. A new client is answered at
+// once meanwhile, and the shim is back to its descriptors when the
+// clients go. (It used to keep them all: with its limit lowered to 2048,
+// ten clients sending 253 each made it unable to accept anyone until the
+// idle limit closed them, 30 s later.)
+func TestShimDescriptorsOfUnfinishedLines(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	sub, _ := e.startRunning(id)
+	pid := e.shimState(id).ShimPid
+	lim := &unix.Rlimit{Cur: 2048, Max: 2048}
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, lim, nil); err != nil {
+		t.Fatal(err)
+	}
+	before := fdCount(t, pid)
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	fds := make([]int, protocol.MaxExecFiles)
+	for i := range fds {
+		fds[i] = int(null.Fd())
+	}
+	var hoarders []*rawConn
+	for range 10 {
+		c := e.rawDial(id)
+		if _, _, err := c.c.WriteMsgUnix([]byte(`{"op":`), unix.UnixRights(fds...), nil); err != nil {
+			t.Fatal(err)
+		}
+		waitRead(t, c.c)
+		hoarders = append(hoarders, c)
+	}
+	// The kernel gives the shim every descriptor that came, and the
+	// shim closes those past its bounds right after: wait for that.
+	for deadline := time.Now().Add(answerWithin); ; time.Sleep(time.Millisecond) {
+		held := fdCount(t, pid) - before
+		if held <= 1024+len(hoarders) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the shim holds %d more descriptors than before, want at most 1024 and the connections", held)
+		}
+	}
+	c := e.rawDial(id)
+	if err := c.send(`{"op":"hello"}`); err != nil {
+		t.Fatal(err)
+	}
+	if r, line, err := c.reply(time.Now().Add(answerWithin)); err != nil || !r.OK {
+		t.Fatalf("hello while clients send descriptors: %q, %v; want an answer at once", line, err)
+	}
+	c.hangUp(t)
+	for i, h := range hoarders {
+		if err := h.send(`"state"}`); err != nil {
+			t.Fatal(err)
+		}
+		r, line, err := h.reply(time.Now().Add(hangDeadline))
+		if err != nil || r.Code != protocol.CodeBadRequest || !strings.Contains(r.Error, "descriptors") {
+			t.Errorf("client %d: the line its descriptors came with got %q, %v; want bad_request", i, line, err)
+		}
+		h.hangUp(t)
+	}
+	if after := fdCount(t, pid); after != before {
+		t.Errorf("the shim has %d descriptors after the clients left, %d before", after, before)
+	}
+	e.stopWithTerm(id, sub)
+}

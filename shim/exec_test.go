@@ -258,3 +258,35 @@ func nextEvent(t *testing.T, sub *subscriber) protocol.Event {
 	}
 	return protocol.Event{}
 }
+
+// TestExecConfigMustBeRegular: the exec stage is run only with a regular
+// file (a memfd) for its config. A pipe whose write end came with the same
+// request held the stage, its connection and descriptors for good (found
+// by the live fuzzer); such requests are bad_request.
+func TestExecConfigMustBeRegular(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	dir, err := os.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	for _, f := range []*os.File{r, dir} {
+		if err := checkExecConfig(f); protocol.ErrorReply(err).Code != protocol.CodeBadRequest {
+			t.Errorf("config %s: %v, want bad_request", f.Name(), err)
+		}
+	}
+	fd, err := unix.MemfdCreate("config", unix.MFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	memfd := os.NewFile(uintptr(fd), "memfd")
+	defer memfd.Close()
+	if err := checkExecConfig(memfd); err != nil {
+		t.Errorf("config memfd: %v, want nil", err)
+	}
+}

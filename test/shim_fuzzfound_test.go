@@ -127,3 +127,37 @@ func TestShimDescriptorsOfUnfinishedLines(t *testing.T) {
 	}
 	e.stopWithTerm(id, sub)
 }
+
+// TestShimExecConfigPipe: an exec request whose config is a pipe, the
+// pipe's write end being one of the process's descriptors, is refused at
+// once. (The exec stage read the config to its end, and held that end
+// itself: it, the request's connection and descriptors waited for good.)
+func TestShimExecConfigPipe(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	sub, _ := e.startRunning(id)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.rawDial(id)
+	line := `{"op":"exec","files":4}` + "\n"
+	_, _, err = c.c.WriteMsgUnix([]byte(line), unix.UnixRights(int(r.Fd()), int(null.Fd()), int(w.Fd()), int(null.Fd())), nil)
+	r.Close()
+	w.Close()
+	null.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, got, err := c.reply(time.Now().Add(answerWithin))
+	if err != nil || rep.Code != protocol.CodeBadRequest || !strings.Contains(rep.Error, "pipe") {
+		t.Fatalf("exec with a pipe for its config: %q, %v; want bad_request at once", got, err)
+	}
+	c.hello(t, "after the refused exec")
+	c.hangUp(t)
+	e.stopWithTerm(id, sub)
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -160,4 +161,49 @@ func TestShimExecConfigPipe(t *testing.T) {
 	c.hello(t, "after the refused exec")
 	c.hangUp(t)
 	e.stopWithTerm(id, sub)
+}
+
+// TestExecNeverFreezesTheShim: while an exec's stage is forked into the
+// container's cgroups, no thread of the shim is ever in its freezer
+// cgroup (cgroup v1). The forking thread used to join every v1 cgroup
+// first: a pause that came meanwhile froze the thread wherever it was,
+// and with it the whole shim, resume included, for good; an exec
+// --ignore-paused into a paused container froze it on joining. The exec
+// stage is the only new member here, and runs once the container is
+// resumed.
+func TestExecNeverFreezesTheShim(t *testing.T) {
+	e := newEnv(t)
+	id := execTarget(t, e, nil)
+	st := e.shimState(id)
+	freezer := ""
+	if st.Cgroup != nil {
+		freezer = st.Cgroup.Paths["freezer"]
+	}
+	if freezer == "" {
+		e.cliOK("delete", "--force", id)
+		t.Skip("no cgroup v1 freezer here")
+	}
+	e.cliOK("pause", id)
+	tasks := func() []string { return strings.Fields(readFile(t, filepath.Join(freezer, "tasks"))) }
+	before := len(tasks())
+	p := e.cliStart(nil, "exec", "--ignore-paused", id, "sh", "-c", "exit 5")
+	for deadline := time.Now().Add(hangDeadline); len(tasks()) <= before; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing of the exec joined %s", freezer)
+		}
+	}
+	for _, tid := range tasks() {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d/task/%s", st.ShimPid, tid)); err == nil {
+			t.Errorf("thread %s of the shim (pid %d) is in the container's freezer cgroup", tid, st.ShimPid)
+		}
+	}
+	e.cliOK("resume", id)
+	if res := p.wait(); res.code != 5 {
+		t.Errorf("exec --ignore-paused: exit %d, want 5 (stderr %q)", res.code, res.stderr)
+	}
+	c := e.rawDial(id)
+	c.hello(t, "after the exec")
+	c.hangUp(t)
+	e.cliOK("delete", "--force", id)
+	e.assertGone(id)
 }

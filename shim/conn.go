@@ -198,7 +198,7 @@ func (s *server) drop(sub *subscriber) {
 // release frees the connection's slot; it is called just before the
 // connection is closed, here or, for a subscriber, by its writer.
 func (s *server) serveConn(conn *net.UnixConn, release func()) {
-	fc := &fdConn{conn: conn}
+	fc := &fdConn{conn: conn, budget: &s.heldFiles}
 	dec := protocol.NewDecoder(fc)
 	var sub *subscriber
 	for {
@@ -265,7 +265,11 @@ func (s *server) readFailed(conn *net.UnixConn, err error) {
 func (s *server) serveLine(conn *net.UnixConn, line []byte, fc *fdConn) (*request, bool) {
 	files, truncated := fc.take()
 	req, err := protocol.DecodeRequest(line)
-	if err == nil && (truncated || len(files) > 0 && req.Op != protocol.OpExec && req.Op != protocol.OpAdopt) {
+	switch {
+	case err != nil:
+	case truncated:
+		err = protocol.Errorf(protocol.ErrBadRequest, "%s: descriptors that came with it were dropped: more than %d, or more than the shim holds for unfinished lines", req.Op, protocol.MaxExecFiles)
+	case len(files) > 0 && req.Op != protocol.OpExec && req.Op != protocol.OpAdopt:
 		err = protocol.Errorf(protocol.ErrBadRequest, "%s: descriptors that the request cannot take came with it", req.Op)
 	}
 	if err != nil {

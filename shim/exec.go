@@ -56,7 +56,12 @@ type execOps struct {
 func containerExecOps(s *server) execOps {
 	return execOps{
 		namespaces: func() (*container.ExecNamespaces, error) { return container.OpenExecNamespaces(s.c.Pid) },
-		run:        func(files []*os.File, ns *container.ExecNamespaces) (int, error) { return s.c.Exec(files, ns) },
+		run: func(files []*os.File, ns *container.ExecNamespaces) (int, error) {
+			if err := checkExecConfig(files[0]); err != nil {
+				return 0, err
+			}
+			return s.c.Exec(files, ns)
+		},
 		watch: func(pid int, notify func()) {
 			fd, err := unix.PidfdOpen(pid, 0)
 			if err != nil {
@@ -81,6 +86,38 @@ func containerExecOps(s *server) execOps {
 		},
 		exitOf: supervisedExit,
 	}
+}
+
+// checkExecConfig refuses an exec whose config descriptor is not a
+// regular file (crier exec sends a memfd). The exec stage reads the config
+// to its end: from a pipe or socket whose other end came with the request,
+// and so is held by the stage itself as one of the process's descriptors,
+// it would wait for good, with the request's connection and descriptors.
+func checkExecConfig(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return protocol.Errorf(protocol.ErrBadRequest, "exec: the config descriptor: %v", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return protocol.Errorf(protocol.ErrBadRequest, "exec: the config descriptor is a %s, not a regular file (a memfd)", fileKind(fi.Mode()))
+	}
+	return nil
+}
+
+func fileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		return "pipe"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m.IsDir():
+		return "directory"
+	case m&os.ModeCharDevice != 0:
+		return "character device"
+	case m&os.ModeDevice != 0:
+		return "block device"
+	}
+	return "file of type " + m.Type().String()
 }
 
 // execProc is an exec'd process the loop has yet to reap, or, adopted,
@@ -186,6 +223,14 @@ func (s *server) adopt(r *request) {
 	if err != nil {
 		fd.Close()
 		r.reply <- protocol.ErrorReply(protocol.Errorf(protocol.ErrBadRequest, "adopt: %v", err))
+		return
+	}
+	if p, ok := s.execs[pid]; ok {
+		// Adopted again (or the shim's own child): a second entry
+		// would replace the first, whose exec-started would never get
+		// its exec-stopped, nor its exec id be freed.
+		fd.Close()
+		r.reply <- protocol.ErrorReply(protocol.Errorf(protocol.ErrBadRequest, "adopt: pid %d is already exec %q of this container", pid, p.id))
 		return
 	}
 	if !s.claimExecID(r) {

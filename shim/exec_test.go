@@ -151,6 +151,54 @@ func TestAdopt(t *testing.T) {
 	}
 }
 
+// TestAdoptTwice: a process already adopted is refused a second time,
+// whatever exec id the request names: one exec-started, one entry, one
+// pidfd kept; its exit then frees the first one's exec id. (A second entry
+// used to replace the first: the process got two exec-started and one
+// exec-stopped, and the first id stayed taken for good.)
+func TestAdoptTwice(t *testing.T) {
+	k := newFakeOps()
+	s, sub := cellServer(t, phaseRunning, k)
+	reaped := false
+	s.ops.exec.exitOf = func(int) (unix.WaitStatus, bool, bool) {
+		return 0, true, reaped
+	}
+	adopt := func(id string) (protocol.Reply, *os.File) {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := newReq(protocol.OpAdopt)
+		r.req.Files, r.req.ExecID, r.files = 1, id, []*os.File{f}
+		s.handle(r)
+		return <-r.reply, f
+	}
+	if rep, _ := adopt("first"); !rep.OK {
+		t.Fatalf("first adopt: %+v", rep)
+	}
+	if ev := nextEvent(t, sub); ev.Type != protocol.EventExecStarted || ev.ExecID != "first" {
+		t.Fatalf("event %+v, want exec-started of first", ev)
+	}
+	rep, f := adopt("second")
+	if rep.OK || rep.Code != protocol.CodeBadRequest {
+		t.Fatalf("second adopt of pid 4343: %+v, want bad_request", rep)
+	}
+	if _, err := f.Stat(); err == nil {
+		t.Errorf("the refused adopt's pidfd is still open")
+	}
+	if len(s.execs) != 1 || s.execs[4343].id != "first" || s.execIDs["second"] {
+		t.Fatalf("execs %v, exec ids %v; want first alone", s.execs, s.execIDs)
+	}
+	reaped = true
+	s.handle(execMaybeExited{})
+	if ev := nextEvent(t, sub); ev.Type != protocol.EventExecStopped || ev.ExecID != "first" {
+		t.Fatalf("event %+v, want exec-stopped of first", ev)
+	}
+	if len(s.execs) != 0 || len(s.execIDs) != 0 {
+		t.Errorf("after the exit: execs %v, exec ids %v; want none", s.execs, s.execIDs)
+	}
+}
+
 // TestExecIDs: an exec's events carry its exec id, the request's or one
 // made up; an id in use is refused until its process has exited, and a
 // bad one always.
@@ -209,4 +257,36 @@ func nextEvent(t *testing.T, sub *subscriber) protocol.Event {
 		t.Fatal("no event")
 	}
 	return protocol.Event{}
+}
+
+// TestExecConfigMustBeRegular: the exec stage is run only with a regular
+// file (a memfd) for its config. A pipe whose write end came with the same
+// request held the stage, its connection and descriptors for good (found
+// by the live fuzzer); such requests are bad_request.
+func TestExecConfigMustBeRegular(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	dir, err := os.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	for _, f := range []*os.File{r, dir} {
+		if err := checkExecConfig(f); protocol.ErrorReply(err).Code != protocol.CodeBadRequest {
+			t.Errorf("config %s: %v, want bad_request", f.Name(), err)
+		}
+	}
+	fd, err := unix.MemfdCreate("config", unix.MFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	memfd := os.NewFile(uintptr(fd), "memfd")
+	defer memfd.Close()
+	if err := checkExecConfig(memfd); err != nil {
+		t.Errorf("config memfd: %v, want nil", err)
+	}
 }

@@ -61,6 +61,11 @@ type server struct {
 	trimTimer *time.Timer
 	untrimmed int
 
+	// heldFiles counts the descriptors the connections hold for
+	// lines not yet complete (fdconn.go); the connections' goroutines
+	// share it, not the loop.
+	heldFiles fileBudget
+
 	// msgs carries messages from every other goroutine to the loop;
 	// quit is closed when the loop has finished.
 	msgs    chan any

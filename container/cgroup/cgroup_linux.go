@@ -166,11 +166,21 @@ func (c *Cgroup) ForkInto(sys *syscall.SysProcAttr, fork func() (int, error)) (i
 			sys.UseCgroupFD, sys.CgroupFD = true, fd
 		}
 	}
+	// The freezer is the exception: the forking thread is the shim's,
+	// and a pause that came while it was in the container's freezer
+	// cgroup froze it wherever it was, holding a runtime lock or a P
+	// maybe, and the whole shim with it, resume requests included, for
+	// good (found by make fuzz-live). The child joins the freezer once
+	// forked; in a frozen cgroup it is frozen there.
+	freezer := c.Paths["freezer"]
 	var v1 []string
 	for _, dir := range uniqueDirs(c.Paths) {
-		if dir != c.Paths[""] {
+		if dir != c.Paths[""] && dir != freezer {
 			v1 = append(v1, dir)
 		}
+	}
+	if freezer != "" && freezer != c.Paths[""] {
+		moveAfter = append(moveAfter, freezer)
 	}
 	if unix.Gettid() != unix.Getpid() {
 		for _, dir := range v1 {

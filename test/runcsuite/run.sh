@@ -17,7 +17,6 @@
 #                       suite's copy, its helper binaries, runc 1.5.3, the
 #                       busybox image and the reference's cached results
 #   RUNC_SUITE_TEST_TIMEOUT  seconds per test (default 60)
-#   RUNC_SUITE_FILE_TIMEOUT  seconds per .bats file (default 1200)
 #
 # Nothing of runc's is copied into this repository: the suite runs from a
 # scratch copy of the Go module cache's tests/ (helpers.bash finds its data
@@ -40,7 +39,6 @@ SUITE=$CACHE/runc-$RUNC_VERSION/tests/integration
 REF=$CACHE/bin/runc
 HERE=$(dirname "$(readlink -f -- "$0")")
 TEST_TIMEOUT=${RUNC_SUITE_TEST_TIMEOUT:-60}
-FILE_TIMEOUT=${RUNC_SUITE_FILE_TIMEOUT:-1200}
 
 # Files not run, and why. Everything else in tests/integration runs.
 declare -A EXCLUDED=(
@@ -154,32 +152,81 @@ cgroup_dirs() {
 	find /sys/fs/cgroup -mindepth 2 -maxdepth 5 -type d 2> /dev/null | sort
 }
 
-# run_file RUNTIME BATSFILE TAPFILE
+# run_file RUNTIME BATSFILE TAPFILE: runs the file's tests one by one (each
+# with its own timeout) and writes one TAP stream for the file.
 run_file() {
-	local runtime=$1 file=$2 tap=$3 tmp filter=()
+	local runtime=$1 file=$2 tap=$3 name i=0 n
+	local -a names
+	mapfile -t names < <(sed -n 's/^@test "\(.*\)" {$/\1/p' "$SUITE/$file")
+	n=${#names[@]}
+	echo "1..$n" > "$tap.part"
+	for name in "${names[@]}"; do
+		i=$((i + 1))
+		[[ "$name" =~ ${RUNC_SUITE_TESTS:-.} ]] || continue
+		run_test "$runtime" "$file" "$name" "$tap.one"
+		# bats numbers the one test 1: renumber it, drop its plan line.
+		sed -e '/^1\.\.[0-9]*$/d' -e "s/^\(not \)\{0,1\}ok 1 /\1ok $i /" "$tap.one" >> "$tap.part"
+		rm -f "$tap.one"
+	done
+	mv "$tap.part" "$tap"
+}
+
+# run_test RUNTIME BATSFILE NAME TAPFILE
+# bats' own per-test timeout (BATS_TEST_TIMEOUT) cannot be used: it is a
+# background job of the test's shell, so the suite's tests that `wait` for
+# their background jobs would wait for it too, and always time out.
+run_test() {
+	local runtime=$1 file=$2 name=$3 tap=$4 tmp re cmd rc t0=$SECONDS
 	tmp=$(mktemp -d "$CACHE/tmp.XXXXXX")
 	chmod 0755 "$tmp"
+	CURRENT=("$file" "$tmp")
 	cgroup_dirs > "$tmp.cgroups"
 	# script's stdin: a FIFO opened read-write never reads EOF, which
 	# script would pass on to the session (a ^D or NUL that a foreground
 	# `runc run` with a terminal then forwards into the container).
 	mkfifo "$tmp.stdin"
-	[ -n "${RUNC_SUITE_TESTS:-}" ] && filter=(--filter "$RUNC_SUITE_TESTS")
+	re=^$(sed 's/[][\.*^$()+?{}|/]/\\&/g' <<< "$name")\$
 	# The suite expects a controlling terminal (runc spec's config has
 	# terminal: true, and `runc run` in the foreground then uses the
 	# caller's): script(1) gives bats a pty session, its TAP goes to $tap.
-	local cmd
-	cmd=$(printf '%q ' exec bats --tap "${filter[@]}" "$file")
+	cmd=$(printf '%q ' exec bats --tap --filter "$re" "$file")
 	cmd+=$(printf '> %q 2>&1' "$tap")
-	# --kill-child: if timeout kills unshare, script (pid 1 of the new pid
-	# namespace) dies too, and with it every process of the file.
-	(cd "$SUITE" && TMPDIR=$tmp RUNC=$runtime BATS_TEST_TIMEOUT=$TEST_TIMEOUT \
-		timeout -k 10 "$FILE_TIMEOUT" \
+	# pid 1 of the new pid namespace is bash, which reaps the orphans
+	# (containers whose runtime exited); script as pid 1 does not, and a
+	# container killed by `delete -f` then stays a zombie. --kill-child: if
+	# timeout kills unshare, pid 1 dies, and with it every process of the test.
+	(cd "$SUITE" && TMPDIR=$tmp RUNC=$runtime exec \
+		timeout -k 5 "$TEST_TIMEOUT" \
 		unshare --pid --fork --kill-child --mount-proc --mount --propagation private --net \
-		script -q -e -c "$cmd" /dev/null) <> "$tmp.stdin" > /dev/null 2>&1
-	local rc=$?
-	[ $rc -eq 124 ] || [ $rc -eq 137 ] && echo "# runc-suite: $file timed out after ${FILE_TIMEOUT}s" >> "$tap"
+		bash -c 'script -q -e -c "$1" /dev/null <&3 & wait $!' reaper "$cmd") \
+		3<> "$tmp.stdin" < /dev/null > /dev/null 2>&1 &
+	RUNNING=$!
+	wait "$RUNNING"
+	rc=$?
+	RUNNING=
+	if [ $rc -eq 124 ] || [ $rc -eq 137 ] || ! grep -qE '^(not )?ok 1 ' "$tap"; then
+		# Keep what the test printed, as diagnostics of a failure.
+		{
+			if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+				echo "not ok 1 $name # timeout after ${TEST_TIMEOUT}s"
+			else
+				echo "not ok 1 $name (bats reported nothing, exit $rc)"
+			fi
+			grep -vE '^(1\.\.|(not )?ok )' "$tap" | sed 's/^/# /'
+		} > "$tap.new"
+		mv "$tap.new" "$tap"
+	fi
+	echo "# runc-suite: $((SECONDS - t0))s" >> "$tap"
 	sweep "$file" "$tmp"
+	CURRENT=()
+}
+
+# interrupted: stop the running file (timeout passes the signal on, then
+# kills), sweep after it, and leave.
+interrupted() {
+	[ -n "${RUNNING:-}" ] && kill "$RUNNING" 2> /dev/null && wait "$RUNNING"
+	[ ${#CURRENT[@]} -eq 2 ] && sweep "${CURRENT[@]}"
+	die "interrupted"
 }
 
 # sweep FILE TMP: removes what the file's containers left behind on the
@@ -243,6 +290,13 @@ RUNTIME=$(readlink -f -- "$1")
 mkdir -p "$CACHE" "$OUT" || die "mkdir $CACHE $OUT failed"
 OUT=$(readlink -f -- "$OUT")
 
+# One run at a time: containers have fixed IDs (test_busybox ...), and so
+# do their default cgroups.
+exec {lock}> "$CACHE/lock"
+flock -n "$lock" || { echo "runc-suite: waiting for another run ($CACHE/lock)"; flock "$lock"; }
+
+RUNNING= CURRENT=()
+trap interrupted INT TERM
 install_packages
 setup_suite
 
@@ -268,6 +322,7 @@ done
 # The reference's results are kept in the cache (runc and the suite are
 # pinned): rerun them with -f, e.g. after the machine changed.
 REFDIR=$CACHE/results/runc-$RUNC_VERSION
+[ -n "${RUNC_SUITE_TESTS:-}" ] && REFDIR=$OUT/runc-partial && rm -rf "$REFDIR"
 [ -n "$FRESH" ] && rm -rf "$REFDIR"
 run_all "runc $RUNC_VERSION" "$REF" "$REFDIR" cache
 rm -rf "$OUT/runtime"

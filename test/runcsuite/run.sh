@@ -83,7 +83,9 @@ setup_suite() {
 		rm -rf "$CACHE/runc-$RUNC_VERSION"
 		mkdir -p "$CACHE/runc-$RUNC_VERSION"
 		cp -r "$dir/tests" "$CACHE/runc-$RUNC_VERSION/" || die "copy $dir/tests failed"
+		# The module zip keeps no modes: the scripts the suite runs need x.
 		chmod -R u+w "$CACHE/runc-$RUNC_VERSION"
+		find "$CACHE/runc-$RUNC_VERSION" -name '*.sh' -exec chmod 0755 {} +
 		# The helper binaries helpers.bash expects in tests/cmd/_bin.
 		(cd "$dir" && CGO_ENABLED=1 go build -tags seccomp \
 			-o "$CACHE/runc-$RUNC_VERSION/tests/cmd/_bin/" ./tests/cmd/...) ||
@@ -96,7 +98,10 @@ setup_suite() {
 	fi
 	[ -s "$SUITE/testdata/busybox.tar" ] || make_busybox "$SUITE/testdata/busybox.tar"
 	if [ ! -x "$REF" ]; then
+		# runc's Makefile sets the commit from git, which the module has
+		# not; version.bats wants a "commit:" line: the tag stands in.
 		GOBIN=$CACHE/bin CGO_ENABLED=1 go install -tags seccomp \
+			-ldflags "-X main.gitCommit=$RUNC_VERSION" \
 			"github.com/opencontainers/runc@$RUNC_VERSION" || die "go install runc@$RUNC_VERSION failed"
 	fi
 }
@@ -242,15 +247,31 @@ sweep() {
 	words=$(grep -oE '[A-Za-z0-9_.-]+' "$SUITE/$file" | sort -u)
 	cgroup_dirs | comm -13 "$tmp.cgroups" - | sort -r | while read -r dir; do
 		case "${dir##*/}" in
-		test-cgroup-* | runc-cgroups-integration-test*) ;;
+		test-cgroup-* | runc-cgroups-integration-test* | pod_*) ;;
 		*) grep -qxF -- "${dir##*/}" <<< "$words" || continue ;;
 		esac
-		rmdir "$dir" 2> /dev/null || echo "runc-suite: leftover cgroup $dir" >&2
+		# A process left in a frozen cgroup (cgroups.bats freezes one)
+		# cannot finish dying, even killed with its pid namespace.
+		[ -e "$dir/freezer.state" ] && echo THAWED > "$dir/freezer.state"
+		[ -e "$dir/cgroup.freeze" ] && echo 0 > "$dir/cgroup.freeze"
+		rmdir_cgroup "$dir"
 	done
 	losetup -l -n -O NAME,BACK-FILE 2> /dev/null | while read -r dev dir; do
 		[[ "$dir" == "$tmp"/* ]] && losetup -d "$dev"
 	done
 	rm -rf "$tmp" "$tmp.cgroups" "$tmp.stdin"
+}
+
+# rmdir_cgroup DIR: removes DIR once the processes left in it (killed with
+# their namespace, or thawed just now) are gone: up to 5 s.
+rmdir_cgroup() {
+	local i
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		rmdir "$1" 2> /dev/null && return
+		[ -s "$1/cgroup.procs" ] || break
+		sleep 0.5
+	done
+	echo "runc-suite: leftover cgroup $1 (processes: $(tr '\n' ' ' < "$1/cgroup.procs"))" >&2
 }
 
 # run_all NAME RUNTIME DIR [cache]: runs every chosen file into DIR/<file>.tap;
@@ -273,7 +294,7 @@ leftovers() {
 	grep -F "$CACHE" /proc/self/mountinfo || true
 	find "$CACHE" -maxdepth 1 -name 'tmp.*' || true
 	find /sys/fs/cgroup -mindepth 2 -maxdepth 5 -type d \( -name 'runc-cgroups-integration-test*' \
-		-o -name 'test-cgroup-*' -o -name 'test_*' \) 2> /dev/null || true
+		-o -name 'test-cgroup-*' -o -name 'test_*' -o -name 'pod_*' \) 2> /dev/null || true
 }
 
 # ---------------------------------------------------------------------------

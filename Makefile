@@ -69,8 +69,8 @@ test-clients-runc:
 
 # runc's own integration suite (the bats files of runc v1.5.3) against
 # RUNTIME (default bin/crier) and runc 1.5.3 side by side: writes
-# build/runc-suite/compare.txt (docs/runc-suite.md). As root; slow (about
-# 30 minutes per runtime; runc's results are cached). RUNC_SUITE_FILTER
+# build/runc-suite/compare.txt (docs/runc-suite.md). As root; slow (20 to
+# 40 minutes per runtime here; runc's results are cached). RUNC_SUITE_FILTER
 # picks .bats files by regex. Not part of `test`: crier fails most of it.
 .PHONY: runc-suite
 runc-suite: build

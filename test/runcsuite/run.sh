@@ -25,11 +25,11 @@
 # the busybox and Debian images, is replaced by a stub naming a busybox
 # rootfs made offline from Debian's busybox-static.
 #
-# Each .bats file runs in its own pid, mount and network namespace
-# (unshare), under `timeout`: when the file ends or times out, the kernel
-# kills every process it left, its mounts and network devices go with the
-# namespaces, and the sweep below deletes its containers' cgroups and loop
-# devices. A hanging test therefore costs RUNC_SUITE_TEST_TIMEOUT, not the
+# Each test runs alone (bats --filter '^name$'), in its own pid, mount and
+# network namespaces (unshare), under `timeout`: when the test ends or times
+# out, the kernel kills every process it left, its mounts and network
+# devices go with the namespaces, and the sweep below deletes its
+# containers' cgroups and loop devices. A hanging test therefore costs RUNC_SUITE_TEST_TIMEOUT, not the
 # run. Needs root. Not part of `make test`: see docs/runc-suite.md.
 set -u -o pipefail
 
@@ -229,7 +229,7 @@ run_test() {
 	CURRENT=()
 }
 
-# interrupted: stop the running file (timeout passes the signal on, then
+# interrupted: stop the running test (timeout passes the signal on, then
 # kills), sweep after it, and leave.
 interrupted() {
 	[ -n "${RUNNING:-}" ] && kill "$RUNNING" 2> /dev/null && wait "$RUNNING"
@@ -237,25 +237,27 @@ interrupted() {
 	die "interrupted"
 }
 
-# sweep FILE TMP: removes what the file's containers left behind on the
-# host: the cgroups made during the file whose name appears in the .bats
+# sweep FILE TMP: removes what a test's containers left behind on the
+# host: the cgroups made during the test whose name appears in the .bats
 # file (container IDs, the suite's cgroupsPath), loop devices backed by its
 # temp files, and the temp dir itself.
 sweep() {
-	local file=$1 tmp=$2 dir dev
-	local words
+	local file=$1 tmp=$2 dir dev words ours=()
 	words=$(grep -oE '[A-Za-z0-9_.-]+' "$SUITE/$file" | sort -u)
-	cgroup_dirs | comm -13 "$tmp.cgroups" - | sort -r | while read -r dir; do
+	while read -r dir; do
 		case "${dir##*/}" in
 		test-cgroup-* | runc-cgroups-integration-test* | pod_*) ;;
 		*) grep -qxF -- "${dir##*/}" <<< "$words" || continue ;;
 		esac
-		# A process left in a frozen cgroup (cgroups.bats freezes one)
-		# cannot finish dying, even killed with its pid namespace.
+		ours+=("$dir")
+	done < <(cgroup_dirs | comm -13 "$tmp.cgroups" - | sort -r)
+	# A process left in a frozen cgroup (cgroups.bats freezes one) cannot
+	# finish dying, even killed with its pid namespace: thaw them all first.
+	for dir in "${ours[@]}"; do
 		[ -e "$dir/freezer.state" ] && echo THAWED > "$dir/freezer.state"
 		[ -e "$dir/cgroup.freeze" ] && echo 0 > "$dir/cgroup.freeze"
-		rmdir_cgroup "$dir"
 	done
+	for dir in "${ours[@]}"; do rmdir_cgroup "$dir"; done
 	losetup -l -n -O NAME,BACK-FILE 2> /dev/null | while read -r dev dir; do
 		[[ "$dir" == "$tmp"/* ]] && losetup -d "$dev"
 	done

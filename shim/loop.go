@@ -148,11 +148,12 @@ func (s *server) loop() error {
 func (s *server) handle(m any) {
 	switch m := m.(type) {
 	case *request:
-		if s.exit == nil && m.req.Op != protocol.OpHello && m.req.Op != protocol.OpSubscribe {
-			// The exit may have happened and not yet been heard of
-			// (a supervisor's reap wakes the pidfd's watcher a moment
-			// later): a client that saw it, like a supervisor
-			// deleting right after its reap, must find it.
+		if s.exit == nil && (s.rec.Supervised || s.rec.Adopted) && m.req.Op != protocol.OpHello && m.req.Op != protocol.OpSubscribe {
+			// Another process reaps the container, and may act on
+			// the exit (a supervisor deleting right after its reap)
+			// before its wake-up of the pidfd's watcher reaches
+			// the loop: look now. When the shim is the parent no
+			// one else can see the exit first.
 			s.reap()
 		}
 		s.request(m)

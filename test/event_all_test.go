@@ -353,13 +353,7 @@ func waitSockets(t *testing.T, pid, n int) {
 	t.Helper()
 	deadline := time.Now().Add(hangDeadline)
 	for {
-		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-		have := 0
-		for _, ent := range ents {
-			if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, ent.Name())); strings.HasPrefix(l, "socket:") {
-				have++
-			}
-		}
+		have := socketCount(pid)
 		if have >= n {
 			return
 		}

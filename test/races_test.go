@@ -398,14 +398,18 @@ func waitConnected(t *testing.T, p *cliProc) {
 	t.Fatalf("crier %s never connected", strings.Join(p.args, " "))
 }
 
-func holdsSocket(pid int) bool {
+func holdsSocket(pid int) bool { return socketCount(pid) > 0 }
+
+// socketCount counts the sockets process pid holds.
+func socketCount(pid int) int {
 	entries, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	n := 0
 	for _, e := range entries {
 		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); strings.HasPrefix(l, "socket:") {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 // TestDeleteFinishesCutRemoval: a shim killed while it removes its state

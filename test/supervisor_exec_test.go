@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -134,4 +135,45 @@ func TestSupervisorDeleteRightAfterReap(t *testing.T) {
 		}
 		e.cliOK("delete", id)
 	}
+}
+
+// TestExecPidFileFailureLeavesNothing: when the pid file cannot be written
+// the exec fails with one line, and the process it started does not go on
+// running unseen, whichever process forked it.
+func TestExecPidFileFailureLeavesNothing(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"off", "on"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			id := execTarget(t, e, nil)
+			r := e.cliRun("--supervisor", mode, "exec", "--detach", "--pid-file", e.dir+"/no/such/dir/pid", id, "sleep", "777")
+			wantCLIError(t, "exec with a pid file in a missing directory", r, "pid file")
+			for deadline := time.Now().Add(hangDeadline); ; {
+				if !processWithArgs("sleep\x00777\x00") {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the exec'd sleep still runs after the exec failed")
+				}
+				time.Sleep(time.Millisecond) // /proc has no notification
+			}
+			e.cliOK("delete", "--force", id)
+		})
+	}
+}
+
+// processWithArgs reports whether a live process has exactly this
+// cmdline (NUL-separated, NUL-terminated).
+func processWithArgs(cmdline string) bool {
+	entries, _ := os.ReadDir("/proc")
+	for _, d := range entries {
+		b, err := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+		if err == nil && string(b) == cmdline {
+			if st, _ := os.ReadFile("/proc/" + d.Name() + "/stat"); !strings.Contains(string(st), ") Z ") {
+				return true
+			}
+		}
+	}
+	return false
 }

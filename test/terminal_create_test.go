@@ -271,20 +271,7 @@ func createPipesHelper(config string) int {
 		return 1
 	}
 	fmt.Println("started")
-	var ws unix.WaitStatus
-	for {
-		if _, err = unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
-			break
-		}
-	}
-	switch {
-	case err != nil:
-		fmt.Println("wait4", err)
-	case ws.Signaled():
-		fmt.Println("reaped signal", int(ws.Signal()))
-	default:
-		fmt.Println("reaped exit", ws.ExitStatus())
-	}
+	fmt.Println(reapText("reaped", pid)) // supervisor_test.go
 	if c.ConsoleSocket == "" {
 		reportEOF()
 	}

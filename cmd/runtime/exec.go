@@ -185,6 +185,12 @@ func (a *app) runExec(id string, e *execFiles, o *execOptions, sigs chan os.Sign
 	}
 	if o.pidFile != "" {
 		if err := writeExecPidFile(o.pidFile, pid); err != nil {
+			// Nobody could find it to wait for it: it must not run.
+			// The shim is its parent and reaps it.
+			if fd, perr := unix.PidfdOpen(pid, 0); perr == nil {
+				unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+				unix.Close(fd)
+			}
 			return 0, err
 		}
 	}

@@ -2,6 +2,7 @@ package container
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -330,6 +331,13 @@ type flatMessage struct {
 func recvFlat(r *bufio.Reader) (flatMessage, error) {
 	var m flatMessage
 	line, err := r.ReadBytes('\n')
+	// encoding/json's decoder stops after a value, before the newline
+	// that ends its line: a parent that read msgReady with it (the create
+	// image, when it serves instead of re-executing) finds that newline
+	// first here.
+	for err == nil && len(bytes.TrimSpace(line)) == 0 {
+		line, err = r.ReadBytes('\n')
+	}
 	if errors.Is(err, io.EOF) {
 		return m, errSyncEOF
 	}

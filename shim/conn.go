@@ -46,6 +46,9 @@ type subscriber struct {
 	// that was waiting on an empty queue when it was set.
 	lagging atomic.Bool
 	kick    chan struct{}
+	// pending counts the lines queued and not yet written, so that the
+	// loop can tell a subscriber with nothing in flight (idle.go).
+	pending atomic.Int32
 }
 
 func newSubscriber(conn *net.UnixConn) *subscriber {
@@ -59,12 +62,14 @@ func (sub *subscriber) send(seq uint64, line []byte) {
 	if sub.lagging.Load() {
 		return
 	}
+	sub.pending.Add(1)
 	select {
 	case sub.ch <- line:
 		if seq > 0 {
 			sub.queued = seq
 		}
 	default:
+		sub.pending.Add(-1)
 		sub.lagging.Store(true)
 		select {
 		case sub.kick <- struct{}{}:
@@ -94,7 +99,9 @@ func (s *server) write(sub *subscriber) {
 			}
 			// No deadline: a slow reader is caught up, not dropped;
 			// one that has gone makes the write fail.
-			if _, err := sub.conn.Write(line); err != nil {
+			_, err := sub.conn.Write(line)
+			sub.pending.Add(-1)
+			if err != nil {
 				s.post(unsubscribe{sub})
 				for range sub.ch {
 				}
@@ -197,10 +204,12 @@ func (s *server) drop(sub *subscriber) {
 // serveConn reads requests from one client and answers them in order.
 // release frees the connection's slot; it is called just before the
 // connection is closed, here or, for a subscriber, by its writer.
-func (s *server) serveConn(conn *net.UnixConn, release func()) {
+//
+// sub is set for a subscriber handed over by the create image (idle.go),
+// whose connection carries only events already.
+func (s *server) serveConn(conn *net.UnixConn, release func(), sub *subscriber) {
 	fc := &fdConn{conn: conn, budget: &s.heldFiles}
 	dec := protocol.NewDecoder(fc)
-	var sub *subscriber
 	for {
 		if sub == nil {
 			// A connection that sends nothing holds a slot for
@@ -288,7 +297,7 @@ func (s *server) serveLine(conn *net.UnixConn, line []byte, fc *fdConn) (*reques
 		default:
 			// The loop finishes only once the container is
 			// deleted: this request is about one that is gone.
-			s.reply(conn, protocol.ErrorReply(fmt.Errorf("container %q %w", s.cfg.ID, protocol.ErrNotExist)))
+			s.reply(conn, protocol.ErrorReply(fmt.Errorf("container %q %w", s.rec.ID, protocol.ErrNotExist)))
 			return nil, false
 		}
 	}

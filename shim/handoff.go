@@ -200,6 +200,32 @@ func (h *handoff) marshal() []byte {
 		w.bool(e.OOMKilled)
 		w.time(e.At)
 	}
+	w.bool(h.Paused)
+	w.uint(h.ExecSeq)
+	w.present(h.Subs == nil, len(h.Subs))
+	for _, sub := range h.Subs {
+		w.int(int64(sub.FD))
+		w.uint(sub.Queued)
+	}
+	w.present(h.OOM == nil, 0)
+	if o := h.OOM; o != nil {
+		w.int(int64(o.FD))
+		w.bool(o.V1)
+		w.str(o.Dir)
+		w.uint(o.Kills)
+		w.uint(o.Below)
+		w.uint(o.Unkilled)
+		w.strs(o.LevelDirs)
+		w.present(o.LevelHits == nil, len(o.LevelHits))
+		for _, n := range o.LevelHits {
+			w.uint(n)
+		}
+		w.present(o.LevelFDs == nil, len(o.LevelFDs))
+		for _, fd := range o.LevelFDs {
+			w.int(int64(fd))
+		}
+	}
+	w.bool(h.OOMOff)
 	return w.b
 }
 
@@ -296,6 +322,31 @@ func unmarshalHandoff(b []byte) (*handoff, error) {
 	if ok, _ := r.present(); ok {
 		h.Exit = &exitStatus{Status: int(r.int()), Signal: unix.Signal(r.int()), Unknown: r.bool(), OOMKilled: r.bool(), At: r.time()}
 	}
+	h.Paused = r.bool()
+	h.ExecSeq = r.uint()
+	if ok, n := r.present(); ok {
+		h.Subs = make([]handedSub, 0, n)
+		for range n {
+			h.Subs = append(h.Subs, handedSub{FD: int(r.int()), Queued: r.uint()})
+		}
+	}
+	if ok, _ := r.present(); ok {
+		o := &cgroup.OOMWatchState{FD: int(r.int()), V1: r.bool(), Dir: r.str(), Kills: r.uint(), Below: r.uint(), Unkilled: r.uint(), LevelDirs: r.strs()}
+		if ok, n := r.present(); ok {
+			o.LevelHits = make([]uint64, 0, n)
+			for range n {
+				o.LevelHits = append(o.LevelHits, r.uint())
+			}
+		}
+		if ok, n := r.present(); ok {
+			o.LevelFDs = make([]int, 0, n)
+			for range n {
+				o.LevelFDs = append(o.LevelFDs, int(r.int()))
+			}
+		}
+		h.OOM = o
+	}
+	h.OOMOff = r.bool()
 	if r.err == nil && len(r.b) > 0 {
 		r.err = errors.New("trailing bytes")
 	}

@@ -7,12 +7,14 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/container/cgroup"
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/statedir"
 )
@@ -65,6 +67,25 @@ type server struct {
 	// lines not yet complete (fdconn.go); the connections' goroutines
 	// share it, not the loop.
 	heldFiles fileBudget
+
+	// slots bounds the connections served (limits.go); conns counts
+	// them, subscribers included. Both are shared with the connections'
+	// goroutines.
+	slots *connSlots
+	conns atomic.Int32
+
+	// The create image re-executes into the serving image once it is
+	// idle (idle.go): reexec says it is still to, and the rest is how.
+	reexec      bool
+	reexecTimer *time.Timer
+	reexecDelay time.Duration
+	parking     atomic.Bool   // the loop asked accept to park
+	unpark      chan struct{} // accept waits on it while parked
+	// handed is what the create image handed over that the loop sets up
+	// as it starts: its subscribers, and its OOM watch (oom.go).
+	handed    []handedSub
+	oomHanded *cgroup.OOMWatchState
+	oomOff    bool // the init had exited: no watch to start
 
 	// msgs carries messages from every other goroutine to the loop;
 	// quit is closed when the loop has finished.
@@ -128,18 +149,26 @@ func (s *server) loop() error {
 	s.quit = make(chan struct{})
 	exits := s.ops.exits()
 	s.subs = map[*subscriber]bool{}
-	s.watchOOM()
+	s.slots = newConnSlots()
+	s.unpark = make(chan struct{})
+	if !s.oomOff {
+		s.watchOOM()
+	}
+	s.takeHanded()
 	go s.accept()
 	// The container may have exited before SIGCHLD was being watched.
 	s.reap()
+	s.reexecSoon(nil)
 	for s.phase != phaseDeleted {
+		var m any
 		select {
 		case <-exits:
 			s.reap()
-		case m := <-s.msgs:
+		case m = <-s.msgs:
 			s.oomRecheck()
 			s.handle(m)
 		}
+		s.reexecSoon(m)
 	}
 	s.shutdown()
 	return nil
@@ -185,6 +214,10 @@ func (s *server) handle(m any) {
 		close(m.done)
 	case oomWatching:
 		s.watching(m.err)
+	case reexecDue:
+		s.reexecIfIdle()
+	case acceptParked:
+		s.parked()
 	}
 }
 

@@ -34,9 +34,10 @@ func connPair(t *testing.T) (*net.UnixConn, *net.UnixConn) {
 
 // TestRequestAfterDelete: a request that reaches the shim once its loop
 // has finished, that is once the container is deleted, is answered
-// not_found, and the connection is not served further.
+// not_found, and the connection is not served further, in the serving
+// image too (no Config there).
 func TestRequestAfterDelete(t *testing.T) {
-	s := &server{cfg: &Config{ID: "c1"}, msgs: make(chan any), quit: make(chan struct{})}
+	s := &server{rec: record{ID: "c1"}, msgs: make(chan any), quit: make(chan struct{})}
 	close(s.quit)
 	srv, cli := connPair(t)
 	r, ok := s.serveLine(srv, []byte(`{"op":"kill","signal":9}`), &fdConn{conn: srv})

@@ -50,6 +50,10 @@ type oomOps struct {
 	stop func()
 	// dying reports whether pid is on its way out (container.Dying).
 	dying func(pid int) bool
+	// handoff takes the watch apart for the serving image (idle.go):
+	// its state, and the descriptors to keep across execve. The watch
+	// resumes from s.oomHanded when that is set.
+	handoff func() (cgroup.OOMWatchState, []int)
 }
 
 // oomState is the loop's view of the watch.
@@ -84,7 +88,9 @@ func containerOOMOps(s *server) oomOps {
 				return cgroup.ErrNoMemoryCgroup
 			}
 			var err error
-			if w, err = s.c.Cgroup.WatchOOM(); err != nil {
+			if st := s.oomHanded; st != nil {
+				w, s.oomHanded = cgroup.ResumeOOMWatch(*st), nil
+			} else if w, err = s.c.Cgroup.WatchOOM(); err != nil {
 				return err
 			}
 			if f, err = pollable(w.FD(), "oom"); err != nil {
@@ -100,7 +106,8 @@ func containerOOMOps(s *server) oomOps {
 			f.Close() // ends waitReadable
 			w.Close()
 		},
-		dying: container.Dying,
+		dying:   container.Dying,
+		handoff: func() (cgroup.OOMWatchState, []int) { return w.State() },
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/container/cgroup"
 	"github.com/crier-runtime/crier/statedir"
 )
 
@@ -31,15 +32,26 @@ type handoff struct {
 	Rec       record
 	ListenFD  int
 	Container *container.Handoff
-	// Phase is the phase to serve in: created after create, whatever
-	// the container was in for a shim that comes back (recover.go),
-	// with the init's Exit if it was collected.
+	// Phase is the phase to serve in: where the create image was when it
+	// became idle (idle.go), whatever the container was in for a shim
+	// that comes back (recover.go), with the init's Exit if it was
+	// collected.
 	Phase phase
 	Exit  *exitStatus
+	// Paused: the container has been paused at some time (server.paused).
+	Paused bool
+	// ExecSeq is the last number the shim made up an exec id with.
+	ExecSeq uint64
+	// Subs are the subscribers, OOM the OOM watch if it is on (idle.go);
+	// OOMOff says it is off for good (the init has exited).
+	Subs   []handedSub
+	OOM    *cgroup.OOMWatchState
+	OOMOff bool
 }
 
-// reexec execs the shim binary in serve mode. It returns only on failure.
-func (s *server) reexec() error {
+// reexecNow execs the shim binary in serve mode, handing over what the
+// loop has (idle.go). It returns only on failure.
+func (s *server) reexecNow() error {
 	fd, undo, err := s.writeHandoff()
 	if err != nil {
 		return err
@@ -68,42 +80,75 @@ func servingEnv() []string {
 
 // writeHandoff writes the handoff to a memfd, and makes it and every
 // descriptor it names survive execve. undo makes those close-on-exec
-// again, for when the exec fails.
+// again, and closes the duplicates, for when the exec fails.
 func (s *server) writeHandoff() (fd int, undo func(), err error) {
 	ch, err := s.c.Handoff()
 	if err != nil {
 		return -1, nil, err
 	}
+	var kept []int      // made to survive execve
+	var dups []*os.File // duplicates made for the handoff
 	undo = func() {
-		for _, fd := range []int{ch.PidFD, ch.SyncFD} {
-			if fd >= 0 {
-				unix.CloseOnExec(fd)
-			}
+		for _, fd := range kept {
+			unix.CloseOnExec(fd)
+		}
+		for _, f := range dups {
+			f.Close()
 		}
 	}
-	ch.Spec = servingSpec(s.spec)
-	lnFile, err := s.ln.File()
-	if err != nil {
+	for _, fd := range []int{ch.PidFD, ch.SyncFD} {
+		if fd >= 0 {
+			kept = append(kept, fd)
+		}
+	}
+	fail := func(err error) (int, func(), error) {
 		undo()
 		return -1, nil, err
 	}
-	undoFDs := undo
-	undo = func() { undoFDs(); lnFile.Close() }
-	// The dup is close-on-exec like every descriptor Go opens.
-	if _, err := unix.FcntlInt(lnFile.Fd(), unix.F_SETFD, 0); err != nil {
-		undo()
-		return -1, nil, os.NewSyscallError("fcntl F_SETFD", err)
+	// keep duplicates f's descriptor so that it survives execve; the
+	// duplicate is close-on-exec like every descriptor Go opens.
+	keep := func(f *os.File, err error) (int, error) {
+		if err != nil {
+			return -1, err
+		}
+		dups = append(dups, f)
+		if _, err := unix.FcntlInt(f.Fd(), unix.F_SETFD, 0); err != nil {
+			return -1, os.NewSyscallError("fcntl F_SETFD", err)
+		}
+		return int(f.Fd()), nil
 	}
-	h := handoff{Rec: s.rec, ListenFD: int(lnFile.Fd()), Container: ch, Phase: phaseCreated}
+	ch.Spec = servingSpec(s.spec)
+	h := handoff{Rec: s.rec, Container: ch, Phase: s.phase, Exit: s.exit, Paused: s.paused, ExecSeq: s.execSeq}
+	if h.ListenFD, err = keep(s.ln.File()); err != nil {
+		return fail(err)
+	}
+	for sub := range s.subs {
+		fd, err := keep(sub.conn.File())
+		if err != nil {
+			return fail(err)
+		}
+		h.Subs = append(h.Subs, handedSub{FD: fd, Queued: sub.queued})
+	}
+	switch {
+	case s.oom.on && s.ops.oom.handoff != nil:
+		st, fds := s.ops.oom.handoff()
+		for _, fd := range fds {
+			if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+				return fail(os.NewSyscallError("fcntl F_SETFD", err))
+			}
+			kept = append(kept, fd)
+		}
+		h.OOM = &st
+	case s.exit != nil:
+		h.OOMOff = true
+	}
 	fd, err = unix.MemfdCreate("crier-shim-handoff", 0)
 	if err != nil {
-		undo()
-		return -1, nil, os.NewSyscallError("memfd_create", err)
+		return fail(os.NewSyscallError("memfd_create", err))
 	}
 	if _, err := unix.Pwrite(fd, h.marshal(), 0); err != nil {
 		unix.Close(fd)
-		undo()
-		return -1, nil, os.NewSyscallError("pwrite", err)
+		return fail(os.NewSyscallError("pwrite", err))
 	}
 	return fd, undo, nil
 }
@@ -174,6 +219,8 @@ func resume(h *handoff, newOps func(*server) ops) (*server, error) {
 	s := &server{
 		log: logger, spec: c.Spec, dir: statedir.At(h.Rec.Root, h.Rec.ID), ln: ln,
 		rec: h.Rec, phase: h.Phase, c: c, exit: h.Exit,
+		paused: h.Paused, execSeq: h.ExecSeq,
+		handed: h.Subs, oomHanded: h.OOM, oomOff: h.OOMOff,
 	}
 	s.ops = newOps(s)
 	if s.rec.Subreaper {

@@ -81,11 +81,9 @@ func serve(cfg *Config, newOps func(*server) ops) error {
 	if err := s.create(load); err != nil {
 		return err
 	}
-	if cfg.Reexec {
-		// Only returns if the exec failed: then serve from this image.
-		err := s.reexec()
-		s.log.Printf("re-exec to serve: %v", err)
-	}
+	// Once idle, not at once: a start or a state that comes right after
+	// create would otherwise wait for the new image (idle.go).
+	s.reexec = cfg.Reexec
 	return s.loop()
 }
 
@@ -331,13 +329,16 @@ func writePidFile(path string, pid int) error {
 // (out of descriptors) is retried with back-off, logged once per episode,
 // while the loop goes on serving the container and its subscribers.
 func (s *server) accept() {
-	slots := newConnSlots()
 	var backoff acceptBackoff
 	for {
 		conn, err := s.ln.AcceptUnix()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) && s.parking.Load() {
+				s.park()
+				continue
 			}
 			backoff.failed(s.log, err)
 			continue
@@ -350,13 +351,24 @@ func (s *server) accept() {
 			conn.Close()
 			continue
 		}
-		release, ok := slots.take()
+		release, ok := s.takeSlot()
 		if !ok {
-			slots.refuse(conn)
+			s.slots.refuse(conn)
 			continue
 		}
-		go s.serveConn(conn, release)
+		go s.serveConn(conn, release, nil)
 	}
+}
+
+// takeSlot reserves a connection slot (limits.go) and counts the
+// connection among those served until release.
+func (s *server) takeSlot() (release func(), ok bool) {
+	free, ok := s.slots.take()
+	if !ok {
+		return nil, false
+	}
+	s.conns.Add(1)
+	return func() { s.conns.Add(-1); free() }, true
 }
 
 // checkPeer admits root and the user the shim runs as (the one who created

@@ -369,3 +369,63 @@ func parseCount(b []byte) uint64 {
 	}
 	return n
 }
+
+// OOMWatchState is an OOMWatch taken apart, to be put together again by
+// ResumeOOMWatch in a process image that has the same descriptors (the
+// shim's serving image, after execve): the watch goes on where it was, with
+// nothing missed in between, since the kernel keeps counting on the
+// descriptors meanwhile.
+type OOMWatchState struct {
+	FD           int
+	V1           bool
+	Dir          string
+	Kills, Below uint64
+	Unkilled     uint64
+	LevelDirs    []string
+	LevelHits    []uint64
+	LevelFDs     []int
+}
+
+// State returns the watch's state and the descriptors it holds, which the
+// caller keeps open across execve (they are close-on-exec).
+func (w *OOMWatch) State() (OOMWatchState, []int) {
+	st := OOMWatchState{FD: w.fd, V1: w.v1, Dir: w.dir, Kills: w.kills, Below: w.below, Unkilled: w.unkilled}
+	fds := []int{}
+	if !w.v1 {
+		fds = append(fds, w.fd)
+	}
+	for _, l := range w.levels {
+		st.LevelDirs = append(st.LevelDirs, l.dir)
+		st.LevelHits = append(st.LevelHits, l.hit)
+		st.LevelFDs = append(st.LevelFDs, l.fd)
+		if l.fd >= 0 {
+			fds = append(fds, l.fd)
+		}
+	}
+	return st, fds
+}
+
+// ResumeOOMWatch is the watch that State took apart. Its descriptors
+// become close-on-exec again.
+func ResumeOOMWatch(st OOMWatchState) *OOMWatch {
+	w := &OOMWatch{fd: st.FD, v1: st.V1, dir: st.Dir, kills: st.Kills, below: st.Below, unkilled: st.Unkilled}
+	for i, d := range st.LevelDirs {
+		l := oomLevel{dir: d, fd: -1}
+		if i < len(st.LevelHits) {
+			l.hit = st.LevelHits[i]
+		}
+		if i < len(st.LevelFDs) {
+			l.fd = st.LevelFDs[i]
+		}
+		w.levels = append(w.levels, l)
+	}
+	if !w.v1 && w.fd >= 0 {
+		unix.CloseOnExec(w.fd)
+	}
+	for _, l := range w.levels {
+		if l.fd >= 0 {
+			unix.CloseOnExec(l.fd)
+		}
+	}
+	return w
+}

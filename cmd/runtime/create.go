@@ -231,26 +231,32 @@ func (a *app) startShim(sa shimArgs) (int, error) {
 	// reach the long-lived shim and the container: only stdio and the
 	// passed descriptors do.
 	unix.CloseRange(uint(3+len(sa.extra)), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	cmd := exec.Command(sa.shim, a.shimFlags(sa)...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.ExtraFiles = append(sa.extra, w)
-	cmd.Env = []string{}
+	files := []uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd()}
+	for _, f := range append(sa.extra, w) {
+		files = append(files, f.Fd())
+	}
+	// syscall.ForkExec rather than os/exec: os.StartProcess first checks,
+	// once per process, that pidfds work, by forking a child that exits
+	// at once, which is one more process on create's path for nothing.
 	// Its own session: the shim outlives create and must not get the
 	// terminal's signals.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		w.Close()
+	pid, err := syscall.ForkExec(sa.shim, append([]string{sa.shim}, a.shimFlags(sa)...), &syscall.ProcAttr{
+		Env:   []string{},
+		Files: files,
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	w.Close()
+	if err != nil {
 		return 0, fmt.Errorf("start shim: %w", err)
 	}
-	w.Close()
 	// The debug lines of create and start carry the words of runc's that
 	// its suite and scripts look for, at the step of crier's that matches.
-	a.debugf("nsexec container setup: crier-shim %d makes container %s", cmd.Process.Pid, sa.id)
-	pid, err := awaitReport(cmd, r)
+	a.debugf("nsexec container setup: crier-shim %d makes container %s", pid, sa.id)
+	cpid, err := awaitReport(pid, r)
 	if err == nil {
-		a.debugf("child process in init(): the init of %s is pid %d, created", sa.id, pid)
+		a.debugf("child process in init(): the init of %s is pid %d, created", sa.id, cpid)
 	}
-	return pid, err
+	return cpid, err
 }
 
 // shimFlags is the shim's command line for sa.
@@ -276,35 +282,41 @@ func (a *app) shimFlags(sa shimArgs) []string {
 
 // awaitReport reads the shim's one line from r, {"pid":N,"shim":S} or
 // {"error":"...","shim":S}, and returns the container's pid or the error.
-// On error it returns only once the shim has exited, so that nothing of
-// the failed create outlives create.
-func awaitReport(cmd *exec.Cmd, r io.Reader) (int, error) {
+// child is the shim process create started. On error it returns only once
+// the shim has exited, so that nothing of the failed create outlives
+// create.
+func awaitReport(child int, r io.Reader) (int, error) {
 	var rep struct {
 		Pid   int    `json:"pid"`
 		Error string `json:"error"`
 		Shim  int    `json:"shim"`
 	}
+	reap := func() {
+		var ws unix.WaitStatus
+		for {
+			if _, err := unix.Wait4(child, &ws, 0, nil); err != unix.EINTR {
+				return
+			}
+		}
+	}
 	if err := json.NewDecoder(r).Decode(&rep); err != nil {
-		cmd.Wait()
-		return 0, fmt.Errorf("shim %d exited without reporting the outcome of create", cmd.Process.Pid)
+		reap()
+		return 0, fmt.Errorf("shim %d exited without reporting the outcome of create", child)
 	}
 	// A shim that detached itself (--detach) is the child of the process
 	// we started, which has exited: reap that one, and it is the shim no
 	// more.
-	detached := rep.Shim != 0 && rep.Shim != cmd.Process.Pid
+	detached := rep.Shim != 0 && rep.Shim != child
 	if detached {
-		cmd.Wait()
+		reap()
 	}
 	if rep.Error != "" {
 		if detached {
 			waitExit(rep.Shim)
 		} else {
-			cmd.Wait()
+			reap()
 		}
 		return 0, errors.New(rep.Error)
-	}
-	if !detached {
-		cmd.Process.Release()
 	}
 	return rep.Pid, nil
 }

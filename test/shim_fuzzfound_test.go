@@ -1,7 +1,9 @@
 package test
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -208,6 +210,35 @@ func TestShimExecConfigAnonInode(t *testing.T) {
 	for deadline := time.Now().Add(answerWithin); fdCount(t, pid) != before; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the shim has %d descriptors after the refused execs, %d before", fdCount(t, pid), before)
+		}
+	}
+	e.stopWithTerm(id, sub)
+}
+
+// TestShimLineTooLongUnfinished: a line that passes 64 KiB by less than
+// the decoder's 512-byte buffer, with no newline, from a client that then
+// waits, is answered "line too long" at once and the connection closed.
+// (The shim answered it only at its 30 s idle limit: the decoder waited
+// for a newline or a full buffer before it looked at the length.)
+func TestShimLineTooLongUnfinished(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	sub, _ := e.startRunning(id)
+	for _, over := range []int{1, 300} {
+		c := e.rawDial(id)
+		line := `{"op":"state","pad":"` + strings.Repeat("a", protocol.MaxLine-len(`{"op":"state","pad":"`)+over)
+		if _, err := c.c.Write([]byte(`{"op":"hello"}` + "\n" + line)); err != nil {
+			t.Fatal(err)
+		}
+		if r, got, err := c.reply(time.Now().Add(answerWithin)); err != nil || !r.OK {
+			t.Fatalf("hello before the long line: %q, %v", got, err)
+		}
+		r, got, err := c.reply(time.Now().Add(answerWithin))
+		if err != nil || r.Code != protocol.CodeBadRequest || r.Error != protocol.ErrLineTooLong.Error() {
+			t.Fatalf("a line %d bytes over MaxLine, unfinished: %q, %v; want line too long at once", over, got, err)
+		}
+		if _, _, err := c.reply(time.Now().Add(answerWithin)); !errors.Is(err, io.EOF) && !errors.Is(err, unix.ECONNRESET) {
+			t.Errorf("after line too long: %v, want the connection closed", err)
 		}
 	}
 	e.stopWithTerm(id, sub)

@@ -220,8 +220,18 @@ func execStageTwo(e execStageEnv) error {
 	return execProcess(p, filter, nil)
 }
 
+// readExecConfig reads the config from f, which must be a regular file
+// (a memfd): what the shim checked, checked again by the stage that reads
+// it, since from a pipe, a socket or an eventfd a read may never end.
 func readExecConfig(f *os.File) (*ExecConfig, error) {
 	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, fmt.Errorf("exec: the process config: %w", os.NewSyscallError("fstat", err))
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, fmt.Errorf("exec: the process config is not a regular file (st_mode %#o)", st.Mode)
+	}
 	var cfg ExecConfig
 	if err := json.NewDecoder(f).Decode(&cfg); err != nil {
 		return nil, fmt.Errorf("exec: read the process config: %w", err)

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,23 +27,35 @@ func NewDecoder(r io.Reader) *Decoder {
 
 // Line returns the next line without its newline. A final line without a
 // newline is a half-sent request and gives io.ErrUnexpectedEOF.
+//
+// It looks at what each read brought, never waiting for more than one
+// read: a line that passes MaxLine is refused at the read that takes it
+// there, although its sender may send no more and wait for the answer.
+// (bufio's ReadSlice would wait for a full buffer or a newline first, so
+// a line at most a buffer over MaxLine, unfinished, waited for the idle
+// limit: found by make fuzz-live.)
 func (d *Decoder) Line() ([]byte, error) {
 	var line []byte
 	for {
-		chunk, err := d.r.ReadSlice('\n')
-		if len(line)+len(chunk) > MaxLine {
+		if _, err := d.r.Peek(1); err != nil { // reads when nothing is buffered
+			if errors.Is(err, io.EOF) && len(line) > 0 {
+				return nil, io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		buf, _ := d.r.Peek(d.r.Buffered())
+		end := bytes.IndexByte(buf, '\n')
+		n := len(buf)
+		if end >= 0 {
+			n = end + 1
+		}
+		if len(line)+n > MaxLine {
 			return nil, ErrLineTooLong
 		}
-		line = append(line, chunk...)
-		switch {
-		case err == nil:
+		line = append(line, buf[:n]...)
+		d.r.Discard(n)
+		if end >= 0 {
 			return line[:len(line)-1], nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		case errors.Is(err, io.EOF) && len(line) > 0:
-			return nil, io.ErrUnexpectedEOF
-		default:
-			return nil, err
 		}
 	}
 }

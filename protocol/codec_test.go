@@ -186,3 +186,58 @@ func checkRequestLine(t *testing.T, line []byte) {
 		t.Fatalf("%q decoded to %+v, re-marshalled to %q, decoded to %+v", line, req, out, again)
 	}
 }
+
+// stallReader gives data in reads of at most step bytes, and then, like a
+// client that sent a line and waits for its answer, sends on asked and
+// blocks until released (then EOF).
+type stallReader struct {
+	data     []byte
+	step     int
+	asked    chan struct{}
+	released chan struct{}
+}
+
+func (r *stallReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		r.asked <- struct{}{}
+		<-r.released
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), r.step)], r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// TestDecoderTooLongWithoutWaiting: a line that passes MaxLine, unfinished,
+// is refused at the read that took it past, without asking for more; its
+// sender may be waiting for that answer. (The decoder waited for a full
+// buffer or a newline first: a line less than its 512 bytes over MaxLine
+// was answered only at the shim's 30 s idle limit.)
+func TestDecoderTooLongWithoutWaiting(t *testing.T) {
+	for _, over := range []int{1, 54, 300, 511, 512, 513} {
+		for _, step := range []int{512, 100, 7} {
+			r := &stallReader{
+				data:     []byte("{" + strings.Repeat("a", MaxLine+over-1)),
+				step:     step,
+				asked:    make(chan struct{}, 1),
+				released: make(chan struct{}),
+			}
+			d := NewDecoder(r)
+			done := make(chan error, 1)
+			go func() {
+				_, err := d.Line()
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if !errors.Is(err, ErrLineTooLong) {
+					t.Errorf("%d bytes over MaxLine, reads of %d: %v, want %v", over, step, err, ErrLineTooLong)
+				}
+			case <-r.asked:
+				t.Errorf("%d bytes over MaxLine, reads of %d: the decoder waits for more input", over, step)
+				close(r.released)
+				<-done
+			}
+		}
+	}
+}

@@ -92,32 +92,45 @@ func containerExecOps(s *server) execOps {
 // regular file (crier exec sends a memfd). The exec stage reads the config
 // to its end: from a pipe or socket whose other end came with the request,
 // and so is held by the stage itself as one of the process's descriptors,
-// it would wait for good, with the request's connection and descriptors.
+// or from an eventfd, it would wait for good, with the request's
+// connection and descriptors. The type is read from st_mode itself: an
+// anonymous inode (eventfd, epoll, pidfd, signalfd, timerfd) has no type
+// bits there, which os.FileMode reads as a regular file (found by make
+// fuzz-live).
 func checkExecConfig(f *os.File) error {
-	fi, err := f.Stat()
-	if err != nil {
-		return protocol.Errorf(protocol.ErrBadRequest, "exec: the config descriptor: %v", err)
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return protocol.Errorf(protocol.ErrBadRequest, "exec: the config descriptor: fstat: %v", err)
 	}
-	if !fi.Mode().IsRegular() {
-		return protocol.Errorf(protocol.ErrBadRequest, "exec: the config descriptor is a %s, not a regular file (a memfd)", fileKind(fi.Mode()))
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return protocol.Errorf(protocol.ErrBadRequest, "exec: the config descriptor is a %s, not a regular file (a memfd)", fileKind(int(f.Fd()), st.Mode))
 	}
 	return nil
 }
 
-func fileKind(m os.FileMode) string {
-	switch {
-	case m&os.ModeNamedPipe != 0:
+// fileKind names the type of the file fd, whose st_mode is mode.
+func fileKind(fd int, mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFIFO:
 		return "pipe"
-	case m&os.ModeSocket != 0:
+	case unix.S_IFSOCK:
 		return "socket"
-	case m.IsDir():
+	case unix.S_IFDIR:
 		return "directory"
-	case m&os.ModeCharDevice != 0:
+	case unix.S_IFCHR:
 		return "character device"
-	case m&os.ModeDevice != 0:
+	case unix.S_IFBLK:
 		return "block device"
+	case unix.S_IFLNK:
+		return "symbolic link"
+	case 0:
+		// An anonymous inode: its name says which ("anon_inode:[eventfd]").
+		if name, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd)); err == nil {
+			return name
+		}
+		return "anonymous inode"
 	}
-	return "file of type " + m.Type().String()
+	return "file of type " + strconv.FormatUint(uint64(mode&unix.S_IFMT), 8)
 }
 
 // execProc is an exec'd process the loop has yet to reap, or, adopted,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -262,8 +263,35 @@ func nextEvent(t *testing.T, sub *subscriber) protocol.Event {
 // TestExecConfigMustBeRegular: the exec stage is run only with a regular
 // file (a memfd) for its config. A pipe whose write end came with the same
 // request held the stage, its connection and descriptors for good (found
-// by the live fuzzer); such requests are bad_request.
+// by the live fuzzer); such requests are bad_request. So are anonymous
+// inodes, whose st_mode has no type bits (os.FileMode calls them regular):
+// a stage that read its config from an eventfd waited for good too.
 func TestExecConfigMustBeRegular(t *testing.T) {
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventfd := os.NewFile(uintptr(efd), "eventfd")
+	defer eventfd.Close()
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoll := os.NewFile(uintptr(ep), "epoll")
+	defer epoll.Close()
+	pfd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidfd := os.NewFile(uintptr(pfd), "pidfd")
+	defer pidfd.Close()
+	for _, f := range []*os.File{eventfd, epoll, pidfd} {
+		err := checkExecConfig(f)
+		if err == nil || protocol.ErrorReply(err).Code != protocol.CodeBadRequest || !strings.Contains(err.Error(), "anon_inode") {
+			t.Errorf("config %s: %v, want bad_request naming the anon_inode", f.Name(), err)
+		}
+	}
+
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,9 @@
 package test
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -160,6 +162,85 @@ func TestShimExecConfigPipe(t *testing.T) {
 	}
 	c.hello(t, "after the refused exec")
 	c.hangUp(t)
+	e.stopWithTerm(id, sub)
+}
+
+// TestShimExecConfigAnonInode: an exec request whose config is an eventfd
+// (or another anonymous inode: an epoll, a pidfd) is refused at once, the
+// way the fuzzer sends it: alone, or first of several descriptors of every
+// kind. Such a file's st_mode has no type bits, which os.FileMode reads as
+// a regular file: the shim's check let it through, and the exec stage
+// read its config from an empty eventfd, for good, holding the request's
+// connection and descriptors (about 3% of the fuzzer's execs).
+func TestShimExecConfigAnonInode(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	sub, _ := e.startRunning(id)
+	pid := e.shimState(id).ShimPid
+	before := fdCount(t, pid)
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(efd)
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(ep)
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	nul := int(null.Fd())
+	for i, fds := range [][]int{{efd}, {efd, nul, efd, nul}, {ep, efd}, {efd, efd, efd}} {
+		c := e.rawDial(id)
+		line := fmt.Sprintf(`{"op":"exec","files":%d,"execId":"anon%d"}`+"\n", len(fds), i)
+		if _, _, err := c.c.WriteMsgUnix([]byte(line), unix.UnixRights(fds...), nil); err != nil {
+			t.Fatal(err)
+		}
+		rep, got, err := c.reply(time.Now().Add(answerWithin))
+		if err != nil || rep.Code != protocol.CodeBadRequest || !strings.Contains(rep.Error, "anon_inode") {
+			t.Fatalf("exec with descriptors %v, an anonymous inode first: %q, %v; want bad_request at once", fds, got, err)
+		}
+		c.hello(t, "after the refused exec")
+		c.hangUp(t)
+	}
+	for deadline := time.Now().Add(answerWithin); fdCount(t, pid) != before; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the shim has %d descriptors after the refused execs, %d before", fdCount(t, pid), before)
+		}
+	}
+	e.stopWithTerm(id, sub)
+}
+
+// TestShimLineTooLongUnfinished: a line that passes 64 KiB by less than
+// the decoder's 512-byte buffer, with no newline, from a client that then
+// waits, is answered "line too long" at once and the connection closed.
+// (The shim answered it only at its 30 s idle limit: the decoder waited
+// for a newline or a full buffer before it looked at the length.)
+func TestShimLineTooLongUnfinished(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	sub, _ := e.startRunning(id)
+	for _, over := range []int{1, 300} {
+		c := e.rawDial(id)
+		line := `{"op":"state","pad":"` + strings.Repeat("a", protocol.MaxLine-len(`{"op":"state","pad":"`)+over)
+		if _, err := c.c.Write([]byte(`{"op":"hello"}` + "\n" + line)); err != nil {
+			t.Fatal(err)
+		}
+		if r, got, err := c.reply(time.Now().Add(answerWithin)); err != nil || !r.OK {
+			t.Fatalf("hello before the long line: %q, %v", got, err)
+		}
+		r, got, err := c.reply(time.Now().Add(answerWithin))
+		if err != nil || r.Code != protocol.CodeBadRequest || r.Error != protocol.ErrLineTooLong.Error() {
+			t.Fatalf("a line %d bytes over MaxLine, unfinished: %q, %v; want line too long at once", over, got, err)
+		}
+		if _, _, err := c.reply(time.Now().Add(answerWithin)); !errors.Is(err, io.EOF) && !errors.Is(err, unix.ECONNRESET) {
+			t.Errorf("after line too long: %v, want the connection closed", err)
+		}
+	}
 	e.stopWithTerm(id, sub)
 }
 

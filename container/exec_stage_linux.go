@@ -10,7 +10,6 @@ import (
 	"strings"
 	"syscall"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container/seccomp"
@@ -213,7 +212,10 @@ func execStageTwo(e execStageEnv) error {
 	if err := setupProcessEarly(p); err != nil {
 		return fmt.Errorf("process: %w", err)
 	}
-	if err := applyProcessExtras(&specs.Spec{Process: p, Linux: &specs.Linux{Personality: cfg.Personality}}); err != nil {
+	if err := applyProcessExtras(cfg.extrasSpec()); err != nil {
+		return err
+	}
+	if err := applyMemoryPolicy(cfg.MemoryPolicy); err != nil {
 		return err
 	}
 	p.Env = processEnv(p.Env, p.User.UID)

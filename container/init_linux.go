@@ -148,6 +148,9 @@ func finishCreate(conn *syncConn, cfg *initConfig) error {
 	if err := enterRootfs(cfg); err != nil {
 		return fmt.Errorf("rootfs: %w", err)
 	}
+	if err := applyMemoryPolicy(spec.Linux.MemoryPolicy); err != nil {
+		return err
+	}
 	if p := spec.Process; p != nil {
 		if err := setupProcessEarly(p); err != nil {
 			return fmt.Errorf("process: %w", err)

@@ -202,6 +202,9 @@ func execStageTwo(e execStageEnv) error {
 		return err
 	}
 	p := cfg.Process
+	if err := execInitialAffinity(p); err != nil {
+		return err
+	}
 	filter, err := seccomp.Compile(cfg.Seccomp)
 	if err != nil {
 		return err
@@ -219,6 +222,9 @@ func execStageTwo(e execStageEnv) error {
 		return err
 	}
 	p.Env = processEnv(p.Env, p.User.UID)
+	if err := execFinalAffinity(p); err != nil {
+		return err
+	}
 	return execProcess(p, filter, nil)
 }
 

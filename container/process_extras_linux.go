@@ -60,6 +60,9 @@ func validateProcessExtras(spec *specs.Spec) error {
 	if p == nil {
 		return nil
 	}
+	if err := validateExecCPUAffinity(p.ExecCPUAffinity); err != nil {
+		return fmt.Errorf("process.%w", err)
+	}
 	if p.IOPriority != nil {
 		if _, err := ioprioValue(p.IOPriority); err != nil {
 			return fmt.Errorf("process.ioPriority: %w", err)

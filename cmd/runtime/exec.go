@@ -125,6 +125,7 @@ func (a *app) execProcess(cmd *cobra.Command, id string, args []string, o *execO
 	if err != nil {
 		return 0, err
 	}
+	a.debugExecAffinity(p)
 	// Our own console socket: the stage clears ONLCR before the process
 	// can print anything (proxy would come too late).
 	cfg.ClearONLCR = p.Terminal && !o.detach && !stdoutIsTerminal()
@@ -142,6 +143,18 @@ func (a *app) execProcess(cmd *cobra.Command, id string, args []string, o *execO
 		return a.forkExec(id, st, e, o, sigs)
 	}
 	return a.runExec(id, e, o, sigs)
+}
+
+// debugExecAffinity logs the exec stage's initial CPU mask, in the words
+// of runc's nsexec debug line (cpu_affinity.bats reads them).
+func (a *app) debugExecAffinity(p *specs.Process) {
+	if !a.debug || p.ExecCPUAffinity == nil || p.ExecCPUAffinity.Initial == "" {
+		return
+	}
+	// NewExecConfig has checked the list.
+	if set, err := container.ParseCPUList(p.ExecCPUAffinity.Initial); err == nil {
+		a.debugf("exec stage (runc's nsexec): initial CPU list %s: affinity: %s", p.ExecCPUAffinity.Initial, container.CPUMaskString(set))
+	}
 }
 
 // execState returns the state of container id and the config it was

@@ -39,6 +39,9 @@ type execOptions struct {
 	preserveFDs   int
 	ignorePaused  bool
 	execID        string
+	pidfdSocket   string
+	// pidfd is the connection to pidfdSocket, once dialled.
+	pidfd *pidfdSocket
 }
 
 func (a *app) execCommand() *cobra.Command {
@@ -69,6 +72,7 @@ func (a *app) execCommand() *cobra.Command {
 	f.StringVar(&o.label, "process-label", "", "SELinux label for the process")
 	f.IntVar(&o.preserveFDs, "preserve-fds", 0, "pass this many descriptors after stdio through to the process")
 	f.BoolVar(&o.ignorePaused, "ignore-paused", false, "run the process in a paused container too (it starts once the container is resumed)")
+	f.StringVar(&o.pidfdSocket, "pidfd-socket", "", "AF_UNIX socket that receives a pidfd of the process")
 	f.StringVar(&o.execID, "exec-id", "", "name the process in its exec-started and exec-stopped events (default: the shim makes one up)")
 	return cmd
 }
@@ -112,6 +116,10 @@ func (a *app) execProcess(cmd *cobra.Command, id string, args []string, o *execO
 	if err := o.checkConsole(p.Terminal); err != nil {
 		return 0, err
 	}
+	if o.pidfd, err = dialPidfdSocket(o.pidfdSocket); err != nil {
+		return 0, err
+	}
+	defer o.pidfd.Close()
 	// Only --preserve-fds: LISTEN_FDS is for a container's init, and a
 	// supervisor's may be in our environment without its descriptors.
 	if o.preserveFDs < 0 {
@@ -143,6 +151,27 @@ func (a *app) execProcess(cmd *cobra.Command, id string, args []string, o *execO
 		return a.forkExec(id, st, e, o, sigs)
 	}
 	return a.runExec(id, e, o, sigs)
+}
+
+// announce tells the caller where the process is: the pid file and the
+// pidfd socket.
+func (o *execOptions) announce(pid int) error {
+	if o.pidFile != "" {
+		if err := writeExecPidFile(o.pidFile, pid); err != nil {
+			return err
+		}
+	}
+	return o.pidfd.send(pid)
+}
+
+// announceFD is announce with a pidfd of the process at hand.
+func (o *execOptions) announceFD(pid, fd int) error {
+	if o.pidFile != "" {
+		if err := writeExecPidFile(o.pidFile, pid); err != nil {
+			return err
+		}
+	}
+	return o.pidfd.sendFD(fd, pid)
 }
 
 // debugExecAffinity logs the exec stage's initial CPU mask, in the words
@@ -196,16 +225,14 @@ func (a *app) runExec(id string, e *execFiles, o *execOptions, sigs chan os.Sign
 	if err != nil {
 		return 0, requestError(err)
 	}
-	if o.pidFile != "" {
-		if err := writeExecPidFile(o.pidFile, pid); err != nil {
-			// Nobody could find it to wait for it: it must not run.
-			// The shim is its parent and reaps it.
-			if fd, perr := unix.PidfdOpen(pid, 0); perr == nil {
-				unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
-				unix.Close(fd)
-			}
-			return 0, err
+	if err := o.announce(pid); err != nil {
+		// Nobody could find it to wait for it: it must not run.
+		// The shim is its parent and reaps it.
+		if fd, perr := unix.PidfdOpen(pid, 0); perr == nil {
+			unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+			unix.Close(fd)
 		}
+		return 0, err
 	}
 	if o.detach {
 		return 0, nil

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -132,6 +133,9 @@ func (a *app) execProcess(cmd *cobra.Command, id string, args []string, o *execO
 	cfg, err := container.NewExecConfig(spec, p, len(extra))
 	if err != nil {
 		return 0, err
+	}
+	for _, w := range container.CapabilityWarnings(p) {
+		fmt.Fprintf(os.Stderr, "crier: warning: %s\n", w)
 	}
 	a.debugExecAffinity(p)
 	// Our own console socket: the stage clears ONLCR before the process
@@ -335,6 +339,12 @@ func withCaps(c *specs.LinuxCapabilities, caps []string) *specs.LinuxCapabilitie
 		out.Bounding = append(append([]string(nil), out.Bounding...), name)
 		out.Effective = append(append([]string(nil), out.Effective...), name)
 		out.Permitted = append(append([]string(nil), out.Permitted...), name)
+		// As runc: ambient too when the config lets the process
+		// inherit it, so that it survives the execve of a program
+		// without file capabilities.
+		if slices.Contains(out.Inheritable, name) {
+			out.Ambient = append(append([]string(nil), out.Ambient...), name)
+		}
 	}
 	return out
 }

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -64,9 +66,9 @@ func capabilityNames() [numCaps]string {
 }
 
 // parseCaps turns spec capability names into numbers, in order and without
-// duplicates. Names are matched exactly: the spec spells them "CAP_" plus
-// upper case.
-func parseCaps(names []string) ([]int, error) {
+// duplicates, leaving out the names it does not know. Names are matched
+// exactly: the spec spells them "CAP_" plus upper case.
+func parseCaps(names []string) []int {
 	table := capabilityNames()
 	caps := make([]int, 0, len(names))
 	var seen [numCaps]bool
@@ -79,14 +81,46 @@ func parseCaps(names []string) ([]int, error) {
 			}
 		}
 		if n < 0 {
-			return nil, fmt.Errorf("unknown capability %q", name)
+			// As runc: a name this runtime does not know (a newer
+			// kernel's, or a typo) is left out, with a warning at
+			// create (CapabilityWarnings), not an error.
+			continue
 		}
 		if !seen[n] {
 			seen[n] = true
 			caps = append(caps, n)
 		}
 	}
-	return caps, nil
+	return caps
+}
+
+// CapabilityWarnings says what of p's capabilities will not be granted,
+// in runc's words: names this runtime does not know (ignored), and
+// ambient capabilities that are not both inheritable and permitted
+// (which the kernel refuses to raise).
+func CapabilityWarnings(p *specs.Process) []string {
+	if p == nil || p.Capabilities == nil {
+		return nil
+	}
+	c := p.Capabilities
+	var unknown, warnings []string
+	table := capabilityNames()
+	for _, set := range [][]string{c.Bounding, c.Effective, c.Inheritable, c.Permitted, c.Ambient} {
+		for _, name := range set {
+			if !slices.Contains(table[:], name) && !slices.Contains(unknown, name) {
+				unknown = append(unknown, name)
+			}
+		}
+	}
+	if len(unknown) > 0 {
+		warnings = append(warnings, fmt.Sprintf("ignoring unknown or unavailable capabilities: [%s]", strings.Join(unknown, " ")))
+	}
+	for _, name := range c.Ambient {
+		if slices.Contains(table[:], name) && (!slices.Contains(c.Inheritable, name) || !slices.Contains(c.Permitted, name)) {
+			warnings = append(warnings, fmt.Sprintf("can't raise ambient capability %s: it is not both inheritable and permitted", name))
+		}
+	}
+	return warnings
 }
 
 // capWords builds the two 32-bit words of a capability set as capset(2)
@@ -123,30 +157,24 @@ type processCaps struct {
 
 // parseProcessCaps parses all five sets; a nil spec means every set is
 // empty, as the spec treats absence as "none".
-func parseProcessCaps(c *specs.LinuxCapabilities) (processCaps, error) {
+func parseProcessCaps(c *specs.LinuxCapabilities) processCaps {
 	var pc processCaps
 	if c == nil {
-		return pc, nil
+		return pc
 	}
-	sets := []struct {
-		name  string
+	for _, s := range []struct {
 		names []string
 		dst   *[]int
 	}{
-		{"bounding", c.Bounding, &pc.bounding},
-		{"effective", c.Effective, &pc.effective},
-		{"inheritable", c.Inheritable, &pc.inheritable},
-		{"permitted", c.Permitted, &pc.permitted},
-		{"ambient", c.Ambient, &pc.ambient},
+		{c.Bounding, &pc.bounding},
+		{c.Effective, &pc.effective},
+		{c.Inheritable, &pc.inheritable},
+		{c.Permitted, &pc.permitted},
+		{c.Ambient, &pc.ambient},
+	} {
+		*s.dst = parseCaps(s.names)
 	}
-	for _, s := range sets {
-		caps, err := parseCaps(s.names)
-		if err != nil {
-			return processCaps{}, fmt.Errorf("%s capabilities: %w", s.name, err)
-		}
-		*s.dst = caps
-	}
-	return pc, nil
+	return pc
 }
 
 // maxCapIndex is the highest capability number capset(2) version 3 can

@@ -135,7 +135,16 @@ func forkWithSpec(cfg *Config) (*Container, *specs.LinuxResources, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	warnConfig(c.Spec)
 	return c, res, nil
+}
+
+// warnConfig writes to stderr, create's while the shim creates, what of
+// the config will not be applied, as runc warns of it.
+func warnConfig(spec *specs.Spec) {
+	for _, w := range CapabilityWarnings(spec.Process) {
+		fmt.Fprintf(os.Stderr, "crier: warning: %s\n", w)
+	}
 }
 
 // mountRootfs hands init its config, through stage two when there is one,

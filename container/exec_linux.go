@@ -68,6 +68,8 @@ type ExecConfig struct {
 	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 	// Personality is the container's linux.personality.
 	Personality *specs.LinuxPersonality `json:"personality,omitempty"`
+	// MemoryPolicy is the container's linux.memoryPolicy.
+	MemoryPolicy *specs.LinuxMemoryPolicy `json:"memoryPolicy,omitempty"`
 	// Files is how many of the descriptors are the process's (3 and the
 	// preserved ones). With Console, the one after them is a connected
 	// console socket, which gets the pty master.
@@ -79,6 +81,11 @@ type ExecConfig struct {
 	ClearONLCR bool `json:"clearOnlcr,omitempty"`
 }
 
+// extrasSpec is what applyProcessExtras reads of an exec'd process.
+func (cfg *ExecConfig) extrasSpec() *specs.Spec {
+	return &specs.Spec{Process: cfg.Process, Linux: &specs.Linux{Personality: cfg.Personality, MemoryPolicy: cfg.MemoryPolicy}}
+}
+
 // NewExecConfig checks p for an exec into the container that spec made.
 func NewExecConfig(spec *specs.Spec, p *specs.Process, preserve int) (*ExecConfig, error) {
 	if err := validateProcess(p); err != nil {
@@ -87,8 +94,9 @@ func NewExecConfig(spec *specs.Spec, p *specs.Process, preserve int) (*ExecConfi
 	cfg := &ExecConfig{Process: p, Files: 3 + preserve, Console: p.Terminal}
 	if spec.Linux != nil {
 		cfg.Seccomp, cfg.Personality = spec.Linux.Seccomp, spec.Linux.Personality
+		cfg.MemoryPolicy = spec.Linux.MemoryPolicy
 	}
-	if err := validateProcessExtras(&specs.Spec{Process: p, Linux: &specs.Linux{Personality: cfg.Personality}}); err != nil {
+	if err := validateProcessExtras(cfg.extrasSpec()); err != nil {
 		return nil, err
 	}
 	return cfg, nil

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"syscall"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container/seccomp"
@@ -203,6 +202,9 @@ func execStageTwo(e execStageEnv) error {
 		return err
 	}
 	p := cfg.Process
+	if err := execInitialAffinity(p); err != nil {
+		return err
+	}
 	filter, err := seccomp.Compile(cfg.Seccomp)
 	if err != nil {
 		return err
@@ -213,10 +215,16 @@ func execStageTwo(e execStageEnv) error {
 	if err := setupProcessEarly(p); err != nil {
 		return fmt.Errorf("process: %w", err)
 	}
-	if err := applyProcessExtras(&specs.Spec{Process: p, Linux: &specs.Linux{Personality: cfg.Personality}}); err != nil {
+	if err := applyProcessExtras(cfg.extrasSpec()); err != nil {
+		return err
+	}
+	if err := applyMemoryPolicy(cfg.MemoryPolicy); err != nil {
 		return err
 	}
 	p.Env = processEnv(p.Env, p.User.UID)
+	if err := execFinalAffinity(p); err != nil {
+		return err
+	}
 	return execProcess(p, filter, nil)
 }
 

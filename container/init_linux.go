@@ -148,6 +148,14 @@ func finishCreate(conn *syncConn, cfg *initConfig) error {
 	if err := enterRootfs(cfg); err != nil {
 		return fmt.Errorf("rootfs: %w", err)
 	}
+	// Where the process runs: on the NUMA nodes of its policy, and on
+	// every CPU of its cpuset rather than those of crier's caller.
+	if err := applyMemoryPolicy(spec.Linux.MemoryPolicy); err != nil {
+		return err
+	}
+	if err := resetAffinity(); err != nil {
+		return err
+	}
 	if p := spec.Process; p != nil {
 		if err := setupProcessEarly(p); err != nil {
 			return fmt.Errorf("process: %w", err)

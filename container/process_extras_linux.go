@@ -9,7 +9,8 @@ import (
 )
 
 // This file handles linux.personality, process.ioPriority and
-// process.scheduler. All three are attributes of the calling thread, which
+// process.scheduler (and validates linux.memoryPolicy, which
+// mempolicy_linux.go applies). All three are attributes of the calling thread, which
 // execve keeps: applyProcessExtras sets them on init's locked thread, the
 // one that execs the user's process, while it is still root and before
 // capabilities are dropped (real-time classes need CAP_SYS_NICE or
@@ -50,9 +51,17 @@ func validateProcessExtras(spec *specs.Spec) error {
 			return fmt.Errorf("linux.personality: %w", err)
 		}
 	}
+	if spec.Linux != nil && spec.Linux.MemoryPolicy != nil {
+		if _, err := parseMemoryPolicy(spec.Linux.MemoryPolicy); err != nil {
+			return fmt.Errorf("linux.memoryPolicy: %w", err)
+		}
+	}
 	p := spec.Process
 	if p == nil {
 		return nil
+	}
+	if err := validateExecCPUAffinity(p.ExecCPUAffinity); err != nil {
+		return fmt.Errorf("process.%w", err)
 	}
 	if p.IOPriority != nil {
 		if _, err := ioprioValue(p.IOPriority); err != nil {

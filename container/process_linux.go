@@ -38,9 +38,6 @@ func validateProcess(p *specs.Process) error {
 	if err := checkEnv(p.Env); err != nil {
 		return err
 	}
-	if _, err := parseProcessCaps(p.Capabilities); err != nil {
-		return err
-	}
 	if v := p.OOMScoreAdj; v != nil && (*v < -1000 || *v > 1000) {
 		return fmt.Errorf("oomScoreAdj %d outside [-1000, 1000]", *v)
 	}
@@ -167,10 +164,7 @@ func prepareExec(p *specs.Process) (string, processCaps, error) {
 	if len(p.Args) == 0 {
 		return "", processCaps{}, errors.New("args must not be empty")
 	}
-	caps, err := parseProcessCaps(p.Capabilities)
-	if err != nil {
-		return "", processCaps{}, err
-	}
+	caps := parseProcessCaps(p.Capabilities)
 	// Chdir first so that relative PATH entries and "./prog" resolve
 	// against the cwd the process will run in.
 	if err := os.Chdir(p.Cwd); err != nil {

@@ -188,18 +188,6 @@ func validateProcessCases() []validateProcessCase {
 		{name: "relative cwd", edit: func(p *specs.Process) { p.Cwd = "tmp" }, wantErr: `cwd "tmp" is not an absolute path`},
 		{name: "empty cwd", edit: func(p *specs.Process) { p.Cwd = "" }, wantErr: `cwd "" is not an absolute path`},
 		{
-			name:    "unknown bounding cap",
-			edit:    func(p *specs.Process) { p.Capabilities = &specs.LinuxCapabilities{Bounding: []string{"CAP_FOO"}} },
-			wantErr: `bounding capabilities: unknown capability "CAP_FOO"`,
-		},
-		{
-			name: "unknown ambient cap",
-			edit: func(p *specs.Process) {
-				p.Capabilities = &specs.LinuxCapabilities{Ambient: []string{"CAP_KILL", "KILL"}}
-			},
-			wantErr: `ambient capabilities: unknown capability "KILL"`,
-		},
-		{
 			name:    "unknown rlimit",
 			edit:    func(p *specs.Process) { p.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_FOO"}} },
 			wantErr: `unknown rlimit type "RLIMIT_FOO"`,

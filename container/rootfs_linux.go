@@ -94,10 +94,8 @@ func pivotRootfs(spec *specs.Spec, rootfs string) error {
 			return fmt.Errorf("readonly path %s: %w", p, err)
 		}
 	}
-	for _, p := range linux.MaskedPaths {
-		if err := maskPath(root, p, linux.MountLabel); err != nil {
-			return fmt.Errorf("masked path %s: %w", p, err)
-		}
+	if err := maskPaths(root, linux.MaskedPaths, linux.MountLabel); err != nil {
+		return err
 	}
 	if spec.Root.Readonly {
 		if err := remountReadonly("/"); err != nil {
@@ -300,11 +298,36 @@ func attachTree(tree, fd int) error {
 	return os.NewSyscallError("move_mount", err)
 }
 
+// maskPaths masks each of paths once (a path listed twice gets one mount,
+// as in runc), the directories all with one tmpfs: the first directory
+// gets it, the others a clone of that mount.
+func maskPaths(root int, paths []string, mountLabel string) error {
+	seen := make(map[string]bool, len(paths))
+	dirMask := -1
+	defer func() {
+		if dirMask >= 0 {
+			unix.Close(dirMask)
+		}
+	}()
+	for _, p := range paths {
+		if seen[filepath.Clean(p)] {
+			continue
+		}
+		seen[filepath.Clean(p)] = true
+		if err := maskPath(root, p, mountLabel, &dirMask); err != nil {
+			return fmt.Errorf("masked path %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
 // maskPath hides p: the container's /dev/null over a file, an empty
 // read-only tmpfs over a directory, labelled with mountLabel as the
-// container's other tmpfs mounts are. /dev/null is checked to be the null
-// device before it is bound anywhere.
-func maskPath(root int, p, mountLabel string) error {
+// container's other tmpfs mounts are. *dirMask, once a directory has been
+// masked, holds that tmpfs (O_PATH), which later directories get a clone
+// of. /dev/null is checked to be the null device before it is bound
+// anywhere.
+func maskPath(root int, p, mountLabel string, dirMask *int) error {
 	fd, err := openat2InRoot(root, p, unix.O_PATH, false)
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 		return nil
@@ -318,11 +341,7 @@ func maskPath(root int, p, mountLabel string) error {
 		return os.NewSyscallError("fstat", err)
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		data, err := maskData(mountLabel)
-		if err != nil {
-			return err
-		}
-		return mountOnDir(fd, "tmpfs", "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, data)
+		return maskDir(root, fd, p, mountLabel, dirMask)
 	}
 	null, err := openDevNull(root)
 	if err != nil {
@@ -335,6 +354,33 @@ func maskPath(root int, p, mountLabel string) error {
 	}
 	defer unix.Close(tree)
 	return attachTree(tree, fd)
+}
+
+// maskDir masks the directory fd (p in root) with the shared tmpfs: a
+// clone of it once there is one, else a new one, which it keeps.
+func maskDir(root, fd int, p, mountLabel string, dirMask *int) error {
+	if *dirMask >= 0 {
+		tree, err := unix.OpenTree(*dirMask, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
+		if err != nil {
+			return os.NewSyscallError("open_tree of the masking tmpfs", err)
+		}
+		defer unix.Close(tree)
+		return attachTree(tree, fd)
+	}
+	data, err := maskData(mountLabel)
+	if err != nil {
+		return err
+	}
+	if err := mountOnDir(fd, "tmpfs", "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, data); err != nil {
+		return err
+	}
+	// The path now leads to the new tmpfs.
+	m, err := openat2InRoot(root, p, unix.O_PATH, false)
+	if err != nil {
+		return err
+	}
+	*dirMask = m
+	return nil
 }
 
 // mountOnDir mounts a filesystem on the directory fd refers to: mount(2)

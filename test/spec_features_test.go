@@ -554,17 +554,6 @@ func TestSpecFeatureSysctlErrors(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Config errors.
 
-// TestSpecFeatureUnknownCapability: an unknown capability name fails create
-// with one line that names it.
-func TestSpecFeatureUnknownCapability(t *testing.T) {
-	t.Parallel()
-	wantCreateFails(t, func(s *specs.Spec) {
-		s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_FOO")
-		s.Process.Capabilities.Effective = append(s.Process.Capabilities.Effective, "CAP_FOO")
-		s.Process.Capabilities.Permitted = append(s.Process.Capabilities.Permitted, "CAP_FOO")
-	}, "CAP_FOO")
-}
-
 // TestSpecFeatureBadNamespaces: an unknown namespace type and one given
 // twice each fail create with one line.
 func TestSpecFeatureBadNamespaces(t *testing.T) {

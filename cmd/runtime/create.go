@@ -26,6 +26,7 @@ type createOptions struct {
 	consoleSocket string
 	preserveFDs   int
 	eventBuffer   string
+	pidfdSocket   string
 	// callerParent is the parent of the process that ran create, for the
 	// supervisor detection (supervisor.go); run leaves it 0.
 	callerParent int
@@ -37,6 +38,7 @@ func (o *createOptions) flags(cmd *cobra.Command) {
 	f.StringVar(&o.pidFile, "pid-file", "", "write the container process's pid to this file")
 	f.StringVar(&o.consoleSocket, "console-socket", "", "Unix socket to send the pty master to when process.terminal is true")
 	f.IntVar(&o.preserveFDs, "preserve-fds", 0, "pass this many descriptors after stdio through to the container")
+	f.StringVar(&o.pidfdSocket, "pidfd-socket", "", "AF_UNIX socket that receives a pidfd of the container's process")
 	f.StringVar(&o.eventBuffer, "event-buffer", "all", "event types the shim keeps for late subscribers: a comma-separated list, all or none")
 }
 
@@ -101,11 +103,22 @@ func (a *app) create(id string, o *createOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return a.startShim(shimArgs{
+	pidfdSock, err := dialPidfdSocket(o.pidfdSocket)
+	if err != nil {
+		return 0, err
+	}
+	defer pidfdSock.Close()
+	pid, err := a.startShim(shimArgs{
 		shim: shimPath, id: id, bundle: bundle, pidFile: pidFile,
 		consoleSocket: consoleSocket, buffer: o.eventBuffer, extra: extra,
 		supervisor: supervisorArgs(mode, o.callerParent),
 	})
+	if err == nil {
+		if err = pidfdSock.send(pid); err != nil {
+			a.delete(id, true)
+		}
+	}
+	return pid, err
 }
 
 // checkNew refuses early an ID that is taken or a state root that is not

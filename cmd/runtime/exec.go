@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -39,6 +40,9 @@ type execOptions struct {
 	preserveFDs   int
 	ignorePaused  bool
 	execID        string
+	pidfdSocket   string
+	// pidfd is the connection to pidfdSocket, once dialled.
+	pidfd *pidfdSocket
 }
 
 func (a *app) execCommand() *cobra.Command {
@@ -69,6 +73,7 @@ func (a *app) execCommand() *cobra.Command {
 	f.StringVar(&o.label, "process-label", "", "SELinux label for the process")
 	f.IntVar(&o.preserveFDs, "preserve-fds", 0, "pass this many descriptors after stdio through to the process")
 	f.BoolVar(&o.ignorePaused, "ignore-paused", false, "run the process in a paused container too (it starts once the container is resumed)")
+	f.StringVar(&o.pidfdSocket, "pidfd-socket", "", "AF_UNIX socket that receives a pidfd of the process")
 	f.StringVar(&o.execID, "exec-id", "", "name the process in its exec-started and exec-stopped events (default: the shim makes one up)")
 	return cmd
 }
@@ -112,6 +117,10 @@ func (a *app) execProcess(cmd *cobra.Command, id string, args []string, o *execO
 	if err := o.checkConsole(p.Terminal); err != nil {
 		return 0, err
 	}
+	if o.pidfd, err = dialPidfdSocket(o.pidfdSocket); err != nil {
+		return 0, err
+	}
+	defer o.pidfd.Close()
 	// Only --preserve-fds: LISTEN_FDS is for a container's init, and a
 	// supervisor's may be in our environment without its descriptors.
 	if o.preserveFDs < 0 {
@@ -125,6 +134,10 @@ func (a *app) execProcess(cmd *cobra.Command, id string, args []string, o *execO
 	if err != nil {
 		return 0, err
 	}
+	for _, w := range container.CapabilityWarnings(p) {
+		fmt.Fprintf(os.Stderr, "crier: warning: %s\n", w)
+	}
+	a.debugExecAffinity(p)
 	// Our own console socket: the stage clears ONLCR before the process
 	// can print anything (proxy would come too late).
 	cfg.ClearONLCR = p.Terminal && !o.detach && !stdoutIsTerminal()
@@ -142,6 +155,39 @@ func (a *app) execProcess(cmd *cobra.Command, id string, args []string, o *execO
 		return a.forkExec(id, st, e, o, sigs)
 	}
 	return a.runExec(id, e, o, sigs)
+}
+
+// announce tells the caller where the process is: the pid file and the
+// pidfd socket.
+func (o *execOptions) announce(pid int) error {
+	if o.pidFile != "" {
+		if err := writeExecPidFile(o.pidFile, pid); err != nil {
+			return err
+		}
+	}
+	return o.pidfd.send(pid)
+}
+
+// announceFD is announce with a pidfd of the process at hand.
+func (o *execOptions) announceFD(pid, fd int) error {
+	if o.pidFile != "" {
+		if err := writeExecPidFile(o.pidFile, pid); err != nil {
+			return err
+		}
+	}
+	return o.pidfd.sendFD(fd, pid)
+}
+
+// debugExecAffinity logs the exec stage's initial CPU mask, in the words
+// of runc's nsexec debug line (cpu_affinity.bats reads them).
+func (a *app) debugExecAffinity(p *specs.Process) {
+	if !a.debug || p.ExecCPUAffinity == nil || p.ExecCPUAffinity.Initial == "" {
+		return
+	}
+	// NewExecConfig has checked the list.
+	if set, err := container.ParseCPUList(p.ExecCPUAffinity.Initial); err == nil {
+		a.debugf("exec stage (runc's nsexec): initial CPU list %s: affinity: %s", p.ExecCPUAffinity.Initial, container.CPUMaskString(set))
+	}
 }
 
 // execState returns the state of container id and the config it was
@@ -183,16 +229,14 @@ func (a *app) runExec(id string, e *execFiles, o *execOptions, sigs chan os.Sign
 	if err != nil {
 		return 0, requestError(err)
 	}
-	if o.pidFile != "" {
-		if err := writeExecPidFile(o.pidFile, pid); err != nil {
-			// Nobody could find it to wait for it: it must not run.
-			// The shim is its parent and reaps it.
-			if fd, perr := unix.PidfdOpen(pid, 0); perr == nil {
-				unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
-				unix.Close(fd)
-			}
-			return 0, err
+	if err := o.announce(pid); err != nil {
+		// Nobody could find it to wait for it: it must not run.
+		// The shim is its parent and reaps it.
+		if fd, perr := unix.PidfdOpen(pid, 0); perr == nil {
+			unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+			unix.Close(fd)
 		}
+		return 0, err
 	}
 	if o.detach {
 		return 0, nil
@@ -295,6 +339,12 @@ func withCaps(c *specs.LinuxCapabilities, caps []string) *specs.LinuxCapabilitie
 		out.Bounding = append(append([]string(nil), out.Bounding...), name)
 		out.Effective = append(append([]string(nil), out.Effective...), name)
 		out.Permitted = append(append([]string(nil), out.Permitted...), name)
+		// As runc: ambient too when the config lets the process
+		// inherit it, so that it survives the execve of a program
+		// without file capabilities.
+		if slices.Contains(out.Inheritable, name) {
+			out.Ambient = append(append([]string(nil), out.Ambient...), name)
+		}
 	}
 	return out
 }

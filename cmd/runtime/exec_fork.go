@@ -74,13 +74,11 @@ func (a *app) forkExec(id string, st *statedir.State, e *execFiles, o *execOptio
 		reapChild(pid)
 		return 0, err
 	}
-	if o.pidFile != "" {
-		if err := writeExecPidFile(o.pidFile, pid); err != nil {
-			// Nobody could find it to wait for it: it must not run.
-			unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
-			reapChild(pid)
-			return 0, err
-		}
+	if err := o.announceFD(pid, fd); err != nil {
+		// Nobody could find it to wait for it: it must not run.
+		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+		reapChild(pid)
+		return 0, err
 	}
 	if o.detach {
 		return 0, nil

@@ -28,6 +28,7 @@ func (a *app) featuresCommand() *cobra.Command {
 func runtimeFeatures() *features.Features {
 	yes, no := true, false
 	apparmor, selinux := container.LabelSupport()
+	mpolModes, mpolFlags := container.KnownMemoryPolicy()
 	return &features.Features{
 		OCIVersionMin: "1.0.0",
 		OCIVersionMax: specs.Version,
@@ -55,6 +56,7 @@ func runtimeFeatures() *features.Features {
 			Apparmor:        &features.Apparmor{Enabled: &apparmor},
 			Selinux:         &features.Selinux{Enabled: &selinux},
 			MountExtensions: &features.MountExtensions{IDMap: &features.IDMap{Enabled: &yes}},
+			MemoryPolicy:    &features.MemoryPolicy{Modes: mpolModes, Flags: mpolFlags},
 		},
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -49,6 +51,8 @@ func (a *app) list(format string, quiet, rootGiven bool) error {
 			return err
 		}
 	}
+	// By ID, as runc lists them (scripts take the first, or diff lists).
+	slices.SortFunc(states, func(x, y protocol.State) int { return strings.Compare(x.ID, y.ID) })
 	switch {
 	case quiet:
 		for _, st := range states {

@@ -11,6 +11,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 
@@ -64,6 +65,17 @@ func (a *app) command() *cobra.Command {
 		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
+	// `crier foo -h`: cobra shows the root's help for a word that is no
+	// command; runc fails, "No help topic for 'foo'", and scripts that
+	// probe for a command rely on that.
+	help := root.HelpFunc()
+	root.SetHelpFunc(func(cmd *cobra.Command, args []string) {
+		if rest := cmd.Flags().Args(); !cmd.HasParent() && len(rest) > 0 {
+			a.fail(fmt.Errorf("unknown command %q: No help topic for '%s'", rest[0], rest[0]))
+			return
+		}
+		help(cmd, args)
+	})
 	root.SetVersionTemplate(versionText())
 	f := root.PersistentFlags()
 	f.StringVar(&a.root, "root", "/run/crier", "directory for the state of containers")

@@ -298,11 +298,11 @@ func sharedPIDPod(t *testing.T, h handler) {
 		p := runPod(t, h, "shared", nsPod)
 		defer removePod(t, p)
 		id := p.start(t, "sleeper", "sleep", "100000")
-		if out := ok(t, "exec", "-s", id, "cat", "/proc/1/cmdline"); !strings.Contains(out, "2147483647") {
-			t.Errorf("pid 1 in a shared pid namespace runs %q, want the pause process (sleep 2147483647)", out)
+		if out := ok(t, "exec", "-s", id, "cat", "/proc/1/cmdline"); strings.TrimRight(out, "\x00") != "/pause" {
+			t.Errorf("pid 1 in a shared pid namespace runs %q, want the pause process", out)
 		}
 		ps := ok(t, "exec", "-s", id, "ps", "-o", "pid,args")
-		if !strings.Contains(ps, "sleep 2147483647") || !strings.Contains(ps, "sleep 100000") {
+		if !strings.Contains(ps, "/pause") || !strings.Contains(ps, "sleep 100000") {
 			t.Errorf("ps in a shared pid namespace shows:\n%s\nwant the pause process and the container's", ps)
 		}
 		if pid := inspect(t, id).Info.Pid; nsOf(t, pid, "pid") != nsOf(t, podPid(t, p.id), "pid") {

@@ -251,26 +251,32 @@ func startContainerd() error {
 }
 
 // importImages makes the images offline and imports them into the k8s.io
-// namespace: the busybox rootfs plus a layer with /tmp and a web root,
-// under each name critest uses, with the entrypoint each stands in for.
+// namespace: one layer (the busybox rootfs with what the stand-ins need,
+// writeRootfsLayer) under each name critest uses, with the entrypoint each
+// stands in for.
 func importImages() error {
-	extra := filepath.Join(suite.dir, "extra-layer.tar.gz")
-	if err := writeExtraLayer(extra); err != nil {
-		return err
+	standin := filepath.Join(suite.dir, "standin")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", standin, "./standin")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the stand-in binary: %w: %s", err, out)
 	}
 	base, err := busyboxTarball()
 	if err != nil {
 		return err
 	}
-	layers := []string{base, extra}
-	web := func(port string) []string { return []string{"/bin/httpd", "-f", "-p", port, "-h", "/www"} }
+	layer := filepath.Join(suite.dir, "rootfs-layer.tar.gz")
+	if err := writeRootfsLayer(base, standin, layer); err != nil {
+		return err
+	}
+	layers := []string{layer}
 	images := []clientsandbox.Image{
-		// A pause stand-in: sleeps until killed (containerd stops a
-		// sandbox with SIGKILL).
-		{Refs: []string{pauseImage}, Layers: layers, Entrypoint: []string{"/bin/sleep", "2147483647"}},
+		{Refs: []string{pauseImage}, Layers: layers, Entrypoint: []string{"/pause"}},
 		{Refs: []string{busyboxImage}, Layers: layers, Cmd: []string{"sh"}},
-		{Refs: []string{nginxImage, httpdImage}, Layers: layers, Entrypoint: web("80")},
-		{Refs: []string{hostnetImage}, Layers: layers, Entrypoint: web("12003")},
+		{Refs: []string{nginxImage}, Layers: layers, Entrypoint: []string{"/bin/nginx", "master process", "80"}},
+		{Refs: []string{hostnetImage}, Layers: layers, Entrypoint: []string{"/bin/nginx", "master process", "12003"}},
+		// critest looks for "httpd" in its log.
+		{Refs: []string{httpdImage}, Layers: layers, Entrypoint: []string{"/bin/sh", "-c", "echo httpd: serving /www on port 80 >&2; exec httpd -f -p 80 -h /www"}},
 	}
 	for i, img := range images {
 		archive := filepath.Join(suite.dir, fmt.Sprintf("image-%d.tar", i))

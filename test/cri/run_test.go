@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"strings"
 	"syscall"
 	"testing"
@@ -209,32 +210,75 @@ func busyboxTarball() (string, error) {
 	return p, err
 }
 
-// writeExtraLayer writes the layer the images add to the busybox rootfs:
-// /tmp, which the rootfs lacks, and /www/index.html for the web-server
-// stand-ins (busybox httpd).
-func writeExtraLayer(path string) error {
-	f, err := os.Create(path)
+// writeRootfsLayer writes the one layer of every image: the busybox rootfs
+// at base, with its applets made hardlinks of busybox instead of symlinks
+// (masking /bin/ls must not mask busybox, and so sh, as critest expects of
+// its busybox image), plus /tmp and /var/run, which it lacks, a web root
+// for the web-server stand-ins, and the stand-in binary (test/cri/standin)
+// as /pause and, hardlinked, /bin/nginx.
+func writeRootfsLayer(base, standin, out string) error {
+	in, err := os.Open(base)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	zr, err := gzip.NewReader(in)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", base, err)
+	}
+	f, err := os.Create(out)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	zw := gzip.NewWriter(f)
 	tw := tar.NewWriter(zw)
-	page := "<html><body>crier-cri stand-in web server</body></html>\n"
-	entries := []tar.Header{
-		{Name: "tmp/", Mode: 0o1777, Typeflag: tar.TypeDir},
-		{Name: "www/", Mode: 0o755, Typeflag: tar.TypeDir},
-		{Name: "www/index.html", Mode: 0o644, Typeflag: tar.TypeReg, Size: int64(len(page))},
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", base, err)
+		}
+		if h.Typeflag == tar.TypeSymlink && h.Linkname == "busybox" {
+			// A hardlink's header carries the mode of the file: the
+			// symlink's 0777 would make busybox writable by all.
+			h.Typeflag, h.Linkname, h.Mode = tar.TypeLink, path.Dir(h.Name)+"/busybox", 0o755
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return err
+		}
 	}
-	for _, h := range entries {
-		h.ModTime = time.Unix(0, 0)
+	standinBin, err := os.ReadFile(standin)
+	if err != nil {
+		return err
+	}
+	page := "<html><body>crier-cri stand-in web server</body></html>\n"
+	files := []struct {
+		h    tar.Header
+		data string
+	}{
+		{tar.Header{Name: "./tmp/", Mode: 0o1777, Typeflag: tar.TypeDir}, ""},
+		{tar.Header{Name: "./var/", Mode: 0o755, Typeflag: tar.TypeDir}, ""},
+		{tar.Header{Name: "./var/run/", Mode: 0o755, Typeflag: tar.TypeDir}, ""},
+		{tar.Header{Name: "./www/", Mode: 0o755, Typeflag: tar.TypeDir}, ""},
+		{tar.Header{Name: "./www/index.html", Mode: 0o644, Typeflag: tar.TypeReg}, page},
+		{tar.Header{Name: "./pause", Mode: 0o755, Typeflag: tar.TypeReg}, string(standinBin)},
+		{tar.Header{Name: "./bin/nginx", Mode: 0o755, Typeflag: tar.TypeLink, Linkname: "./pause"}, ""},
+	}
+	for _, fl := range files {
+		h := fl.h
+		h.ModTime, h.Size = time.Unix(0, 0), int64(len(fl.data))
 		if err := tw.WriteHeader(&h); err != nil {
 			return err
 		}
-		if h.Typeflag == tar.TypeReg {
-			if _, err := tw.Write([]byte(page)); err != nil {
-				return err
-			}
+		if _, err := io.WriteString(tw, fl.data); err != nil {
+			return err
 		}
 	}
 	if err := tw.Close(); err != nil {

@@ -26,10 +26,15 @@ func TestCrictl(t *testing.T) {
 			}
 			p := runPod(t, h, "pod", nsContainer)
 			podScenarios(t, p)
-			sharedPIDPod(t, h)
+			shared := sharedPIDPod(t, h)
 			removePod(t, p)
 			if events != nil {
-				t.Run("events", func(t *testing.T) { events.check(t, p.exits) })
+				t.Run("events", func(t *testing.T) {
+					events.check(t, p.exits)
+					if shared != nil {
+						events.check(t, shared.exits)
+					}
+				})
 			}
 		})
 	}
@@ -292,10 +297,12 @@ type uintValue struct {
 }
 
 // sharedPIDPod runs a pod whose containers share its pid namespace: the
-// container sees the pause process as pid 1, and itself beside it.
-func sharedPIDPod(t *testing.T, h handler) {
+// container sees the pause process as pid 1, and itself beside it. It
+// returns the pod, removed, or nil if it could not run it.
+func sharedPIDPod(t *testing.T, h handler) (shared *pod) {
 	t.Run("shared_pid_namespace", func(t *testing.T) {
 		p := runPod(t, h, "shared", nsPod)
+		shared = p
 		defer removePod(t, p)
 		id := p.start(t, "sleeper", "sleep", "100000")
 		if out := ok(t, "exec", "-s", id, "cat", "/proc/1/cmdline"); strings.TrimRight(out, "\x00") != "/pause" {
@@ -309,6 +316,7 @@ func sharedPIDPod(t *testing.T, h handler) {
 			t.Errorf("the container's pid namespace is not the pod's")
 		}
 	})
+	return shared
 }
 
 // removePod stops and removes p, and checks that CRI and the runtime have

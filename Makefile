@@ -26,9 +26,11 @@ $(BIN)/crier-shim: FORCE
 
 FORCE:
 
-# -tags clients: test/clients (make test-clients) is vetted too.
+# -tags clients, -tags cri: test/clients (make test-clients) and test/cri
+# (make test-cri, make critest) are vetted too.
 vet:
 	$(GO) vet -tags clients ./...
+	$(GO) vet -tags cri ./test/cri/
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 
 unit:
@@ -82,6 +84,36 @@ test-clients: build
 
 test-clients-runc:
 	$(MAKE) test-clients RUNTIME=$(RUNC)
+
+# Kubernetes through containerd's CRI (docs/kubernetes.md): a private
+# containerd 1.6 with its CRI plugin, crier and runc as two runtime
+# handlers, a CNI bridge, offline images. test-cri runs the crictl
+# scenarios and checks crier's events (about a minute); critest runs the
+# CRI validation suite with each handler and compares (some 8 minutes, not
+# in `test`). As root. cri-tools fetches crictl and critest v1.37.0 through
+# the Go module proxy into build/cri, once.
+CRI_TOOLS := build/cri
+CRI_TOOLS_VERSION := v1.37.0
+.PHONY: cri-tools test-cri critest
+cri-tools: $(CRI_TOOLS)/crictl $(CRI_TOOLS)/critest
+
+$(CRI_TOOLS)/crictl:
+	mkdir -p $(CRI_TOOLS)
+	GOBIN=$(CURDIR)/$(CRI_TOOLS) $(GO) install sigs.k8s.io/cri-tools/cmd/crictl@$(CRI_TOOLS_VERSION)
+
+# critest is a test binary: built from the module's own directory.
+$(CRI_TOOLS)/critest:
+	mkdir -p $(CRI_TOOLS)
+	cd "$$($(GO) mod download -json sigs.k8s.io/cri-tools@$(CRI_TOOLS_VERSION) | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')" && \
+		$(GO) test -c -o $(CURDIR)/$(CRI_TOOLS)/critest ./cmd/critest
+
+test-cri: build cri-tools
+	./test/clients/install.sh
+	$(GO) test -tags cri -count=1 -timeout 10m ./test/cri/ -run 'TestCrictl' -crier-bin $(CURDIR)/$(BIN) -runc $(RUNC) $(CRI_FLAGS)
+
+critest: build cri-tools
+	./test/clients/install.sh
+	$(GO) test -tags cri -count=1 -timeout 30m ./test/cri/ -run 'TestCritest' -critest -v -crier-bin $(CURDIR)/$(BIN) -runc $(RUNC) $(CRI_FLAGS)
 
 # Fuzzing (docs/reliability.md, "The socket under a fuzzer"). Not part of
 # `test`: about 5 minutes.

@@ -24,50 +24,111 @@ type ociDescriptor struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
+// Image is what WriteOCIImage writes: an image of gzipped layer tarballs
+// (the first the bottom), with its config's entrypoint, command and
+// environment, under one or more names.
+type Image struct {
+	Refs       []string
+	Layers     []string // paths of .tar.gz files
+	Entrypoint []string
+	Cmd        []string
+	Env        []string
+}
+
 // WriteOCIArchive writes to out the image layout of the rootfs tarball
-// layerGz, named ref.
+// layerGz, named ref, whose command is /bin/sh.
 func WriteOCIArchive(out, layerGz, ref string) error {
-	layer, err := os.ReadFile(layerGz)
-	if err != nil {
-		return err
+	return WriteOCIImage(out, Image{
+		Refs:   []string{ref},
+		Layers: []string{layerGz},
+		Cmd:    []string{"/bin/sh"},
+	})
+}
+
+// WriteOCIImage writes to out the image layout of img: one manifest per
+// name, all the same manifest.
+func WriteOCIImage(out string, img Image) error {
+	env := img.Env
+	if env == nil {
+		env = []string{"PATH=/bin:/sbin:/usr/bin"}
 	}
-	diffID, err := gunzipDigest(layer)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", layerGz, err)
+	var layers [][]byte
+	var diffIDs []string
+	for _, p := range img.Layers {
+		layer, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		diffID, err := gunzipDigest(layer)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", p, err)
+		}
+		layers, diffIDs = append(layers, layer), append(diffIDs, diffID)
+	}
+	imgConfig := map[string]any{"Env": env}
+	if img.Entrypoint != nil {
+		imgConfig["Entrypoint"] = img.Entrypoint
+	}
+	if img.Cmd != nil {
+		imgConfig["Cmd"] = img.Cmd
 	}
 	config, err := json.Marshal(map[string]any{
 		"architecture": "amd64",
 		"os":           "linux",
-		"config": map[string]any{
-			"Env": []string{"PATH=/bin:/sbin:/usr/bin"},
-			"Cmd": []string{"/bin/sh"},
-		},
-		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{diffID}},
+		"config":       imgConfig,
+		"rootfs":       map[string]any{"type": "layers", "diff_ids": diffIDs},
 	})
 	if err != nil {
 		return err
+	}
+	var layerDescs []ociDescriptor
+	for _, l := range layers {
+		layerDescs = append(layerDescs, describe("application/vnd.oci.image.layer.v1.tar+gzip", l))
 	}
 	manifest, err := json.Marshal(map[string]any{
 		"schemaVersion": 2,
 		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
 		"config":        describe("application/vnd.oci.image.config.v1+json", config),
-		"layers":        []ociDescriptor{describe("application/vnd.oci.image.layer.v1.tar+gzip", layer)},
+		"layers":        layerDescs,
 	})
 	if err != nil {
 		return err
 	}
-	m := describe("application/vnd.oci.image.manifest.v1+json", manifest)
-	m.Annotations = map[string]string{
-		"io.containerd.image.name":          ref,
-		"org.opencontainers.image.ref.name": ref,
+	var manifests []ociDescriptor
+	for _, ref := range img.Refs {
+		m := describe("application/vnd.oci.image.manifest.v1+json", manifest)
+		m.Annotations = map[string]string{
+			"io.containerd.image.name":          ref,
+			"org.opencontainers.image.ref.name": ref,
+		}
+		manifests = append(manifests, m)
 	}
 	index, err := json.Marshal(map[string]any{
 		"schemaVersion": 2,
 		"mediaType":     "application/vnd.oci.image.index.v1+json",
-		"manifests":     []ociDescriptor{m},
+		"manifests":     manifests,
 	})
 	if err != nil {
 		return err
+	}
+	files := []struct {
+		name string
+		data []byte
+	}{
+		{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)},
+		{"index.json", index},
+		{blobPath(config), config},
+		{blobPath(manifest), manifest},
+	}
+	seen := map[string]bool{}
+	for _, l := range layers {
+		if p := blobPath(l); !seen[p] {
+			seen[p] = true
+			files = append(files, struct {
+				name string
+				data []byte
+			}{p, l})
+		}
 	}
 	f, err := os.Create(out)
 	if err != nil {
@@ -79,16 +140,6 @@ func WriteOCIArchive(out, layerGz, ref string) error {
 		if err := tw.WriteHeader(&tar.Header{Name: d, Mode: 0o755, ModTime: time.Unix(0, 0), Typeflag: tar.TypeDir}); err != nil {
 			return err
 		}
-	}
-	files := []struct {
-		name string
-		data []byte
-	}{
-		{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)},
-		{"index.json", index},
-		{blobPath(config), config},
-		{blobPath(manifest), manifest},
-		{blobPath(layer), layer},
 	}
 	for _, fl := range files {
 		hdr := &tar.Header{Name: fl.name, Mode: 0o644, Size: int64(len(fl.data)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -117,5 +118,57 @@ func mustJSON(t *testing.T, b []byte, v any) {
 	t.Helper()
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("%v: %s", err, b)
+	}
+}
+
+// TestWriteOCIImageLayersAndNames checks an image of two layers under two
+// names: both names point at one manifest, whose layers are the tarballs
+// in order, and whose config has the entrypoint and one diff ID per layer.
+func TestWriteOCIImageLayersAndNames(t *testing.T) {
+	dir := t.TempDir()
+	var layers []string
+	for i, name := range []string{"bin/true", "www/index.html"} {
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		zw.Write(tarOf(t, name, "x"))
+		zw.Close()
+		p := filepath.Join(dir, fmt.Sprintf("layer%d.tar.gz", i))
+		if err := os.WriteFile(p, gz.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, p)
+	}
+	out := filepath.Join(dir, "image.tar")
+	img := Image{Refs: []string{"localhost/a:1", "localhost/b:2"}, Layers: layers, Entrypoint: []string{"/pause"}}
+	if err := WriteOCIImage(out, img); err != nil {
+		t.Fatal(err)
+	}
+	files := untar(t, out)
+	var index struct{ Manifests []ociDescriptor }
+	mustJSON(t, files["index.json"], &index)
+	if len(index.Manifests) != 2 || index.Manifests[0].Digest != index.Manifests[1].Digest ||
+		index.Manifests[1].Annotations["io.containerd.image.name"] != "localhost/b:2" {
+		t.Fatalf("index.json: %s", files["index.json"])
+	}
+	var manifest struct {
+		Config ociDescriptor
+		Layers []ociDescriptor
+	}
+	mustJSON(t, blob(t, files, index.Manifests[0]), &manifest)
+	for i, l := range manifest.Layers {
+		want, _ := os.ReadFile(layers[i])
+		if !bytes.Equal(blob(t, files, l), want) {
+			t.Errorf("layer %d is not %s", i, layers[i])
+		}
+	}
+	var config struct {
+		Config struct{ Entrypoint []string }
+		Rootfs struct {
+			DiffIDs []string `json:"diff_ids"`
+		}
+	}
+	mustJSON(t, blob(t, files, manifest.Config), &config)
+	if len(manifest.Layers) != 2 || len(config.Rootfs.DiffIDs) != 2 || len(config.Config.Entrypoint) != 1 || config.Config.Entrypoint[0] != "/pause" {
+		t.Errorf("manifest %+v, config %+v", manifest, config)
 	}
 }

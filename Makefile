@@ -39,7 +39,7 @@ unit:
 integration: build
 	$(GO) test -count=1 -timeout 20m ./test/... -crier-bin $(CURDIR)/$(BIN)
 
-test: vet unit integration soak-short test-clients test-clients-runc
+test: vet unit integration soak-short test-clients test-clients-runc test-cri
 
 # Lifecycles under fault injection (docs/reliability.md): SOAK_N lifecycles
 # (default 1000, some 5 minutes here), 4 at a time, with kills of the CLI,
@@ -107,7 +107,7 @@ $(CRI_TOOLS)/critest:
 	cd "$$($(GO) mod download -json sigs.k8s.io/cri-tools@$(CRI_TOOLS_VERSION) | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')" && \
 		$(GO) test -c -o $(CURDIR)/$(CRI_TOOLS)/critest ./cmd/critest
 
-test-cri: build cri-tools
+test-cri: build $(CRI_TOOLS)/crictl
 	./test/clients/install.sh
 	$(GO) test -tags cri -count=1 -timeout 10m ./test/cri/ -run 'TestCrictl' -crier-bin $(CURDIR)/$(BIN) -runc $(RUNC) $(CRI_FLAGS)
 

@@ -102,6 +102,22 @@ func idmappedTree(src string, rbind, recursive bool, ns *os.File) (*os.File, err
 		return nil, &os.PathError{Op: "open_tree", Path: src, Err: err}
 	}
 	tree := os.NewFile(uintptr(fd), src)
+	// The clone is made in the shim's mount namespace, the host's, and a
+	// clone of a shared mount joins its peer group: attached in the
+	// container, it would carry every mount the container makes under it
+	// back to the host, to stay there. A slave receives the host's
+	// mounts and sends none, as the container's other binds do under
+	// its default rslave root; the config's own propagation options
+	// apply once it is attached.
+	slave := unix.MountAttr{Propagation: unix.MS_SLAVE}
+	treeAt := unix.AT_EMPTY_PATH
+	if rbind {
+		treeAt |= unix.AT_RECURSIVE
+	}
+	if err := unix.MountSetattr(fd, "", uint(treeAt), &slave); err != nil {
+		tree.Close()
+		return nil, &os.PathError{Op: "mount_setattr MS_SLAVE", Path: src, Err: err}
+	}
 	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(ns.Fd())}
 	at := unix.AT_EMPTY_PATH
 	if recursive {

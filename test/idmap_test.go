@@ -301,3 +301,84 @@ func TestIdmapMountErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSecurityIdmapMountPropagation: an idmapped bind of a host directory
+// that is a shared mount is cloned in the host's mount namespace, where
+// the clone joined the host mount's peer group: a tmpfs the container
+// mounted under it appeared on the host, and stayed there after the
+// container was gone. Now the container's mount stays in the container,
+// and a mount the host makes under the source still reaches it, as with
+// a plain bind under the default rslave root.
+func TestSecurityIdmapMountPropagation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	src := e.idmapSource("shared", map[string]string{"f": "1000:1000"})
+	for _, d := range []string{"fromctr", "fromhost"} {
+		if err := os.Mkdir(filepath.Join(src, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Mount(src, src, "", unix.MS_BIND, ""); err != nil {
+		t.Fatalf("bind %s: %v", src, err)
+	}
+	// Runs before newEnv's leak check: whatever was mounted under src
+	// goes with it.
+	t.Cleanup(func() {
+		if err := unix.Unmount(src, unix.MNT_DETACH); err != nil {
+			t.Errorf("umount %s: %v", src, err)
+		}
+	})
+	if err := unix.Mount("", src, "", unix.MS_SHARED, ""); err != nil {
+		t.Fatalf("make %s shared: %v", src, err)
+	}
+	script := `mount -t tmpfs attack /mnt/x/fromctr && echo mounted=yes; read go; echo host=$(grep -c hostmnt /proc/self/mountinfo)`
+	b := e.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) {
+		s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_SYS_ADMIN")
+		s.Process.Capabilities.Effective = append(s.Process.Capabilities.Effective, "CAP_SYS_ADMIN")
+		s.Process.Capabilities.Permitted = append(s.Process.Capabilities.Permitted, "CAP_SYS_ADMIN")
+		s.Mounts = append(s.Mounts, specs.Mount{
+			Destination: "/mnt/x", Type: "bind", Source: src, Options: []string{"bind"},
+			UIDMappings: idmap(1000, 2000, 1), GIDMappings: idmap(1000, 2000, 1),
+		})
+	})
+	id := e.id()
+	in, out := e.createPipedIn(id, b)
+	e.cliOK("start", id)
+	if line := out.line(t); line != "mounted=yes" {
+		t.Fatalf("the container printed %q, want mounted=yes", line)
+	}
+	hostSub := filepath.Join(src, "fromhost")
+	if err := unix.Mount("hostmnt", hostSub, "tmpfs", 0, ""); err != nil {
+		t.Fatalf("mount on the host: %v", err)
+	}
+	in.Write([]byte("go\n"))
+	if line := out.line(t); line != "host=1" {
+		t.Errorf("the container printed %q, want host=1: the host's mount under the source should reach it", line)
+	}
+	e.waitStopped(id)
+	e.cliOK("delete", id)
+	mi := readFile(t, "/proc/self/mountinfo")
+	if strings.Contains(mi, filepath.Join(src, "fromctr")) {
+		t.Errorf("the container's tmpfs under its idmapped bind is mounted on the host at %s", filepath.Join(src, "fromctr"))
+	}
+}
+
+// createPipedIn is createPiped with the container's stdin a pipe too,
+// whose write end it returns.
+func (e *env) createPipedIn(id, bundle string) (*os.File, *outPipe) {
+	e.t.Helper()
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { inW.Close(); outR.Close() })
+	p := e.cliStart(func(c *exec.Cmd) { c.Stdin, c.Stdout = inR, outW }, "create", "--bundle", bundle, id)
+	inR.Close()
+	outW.Close()
+	p.waitOK()
+	return inW, newOutPipe(outR)
+}

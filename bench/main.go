@@ -8,6 +8,13 @@
 // prints its tables and writes them to docs/performance.md with the
 // machine, the versions and the date.
 //
+// For issue 14, where crier fell behind crun on a machine where starting
+// a process is slow: the lifecycle section counts the processes and execs
+// of every step with the kernel's process events connector
+// (procevents.go, procsteps.go) and their page faults with taskstats
+// (taskstats.go), and every section ends with the machine's exec floor
+// measured around it (floor.go).
+//
 // The program runs in three roles, chosen by the hidden -phase flag:
 //
 //   - outer (the default): installs what is missing, builds the exit-stamp

@@ -190,19 +190,29 @@ func parseProcEvent(d []byte, tree map[int]bool) (procEvent, bool) {
 // execLabel names what a process just exec'd, from its command line: the
 // program's base name, and its first argument when that is a mode word
 // ("crier-shim init", "crier-shim --serve", "runc init"), not an option of
-// a CLI call. A program exec'd through /proc/self/exe or a file descriptor
-// is named by its executable. "?" when the process was gone before the
-// read (a container's /bin/true may be).
+// a CLI call; then what /proc/PID/exe says when it tells more: "(sealed
+// copy)" for a program exec'd from a memfd or from a read-only bind mount
+// of itself that is already detached (its exe reads "/"): crun 1.8.1 and
+// runc 1.1 re-exec themselves so, against CVE-2019-5736, with execveat,
+// which `strace -e execve` does not show; "[busybox]" when the file is not
+// what argv[0] names. A process whose command line is already gone (a
+// zombie) is named by its comm; "?" when even that was gone before the
+// read (a container's /bin/true may be; tallyProcs then asks taskstats).
 func execLabel(pid int) string {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil || len(raw) == 0 {
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil {
+			return strings.TrimSpace(string(comm))
+		}
 		return "?"
 	}
 	argv := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	exe = strings.TrimSuffix(exe, " (deleted)")
 	name := argv[0]
 	if strings.HasPrefix(name, "/proc/") || strings.HasPrefix(name, "self/fd/") || strings.HasPrefix(name, "/dev/fd/") {
-		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil {
-			name = strings.TrimSuffix(exe, " (deleted)")
+		if exe != "" && exe != "/" && !strings.HasPrefix(exe, "/memfd:") {
+			name = exe
 		}
 	}
 	name = filepath.Base(name)
@@ -211,6 +221,12 @@ func execLabel(pid int) string {
 		case a == "init", a == "--serve", a == "--recover":
 			name += " " + a
 		}
+	}
+	switch {
+	case strings.HasPrefix(exe, "/memfd:") || exe == "/":
+		name += " (sealed copy)"
+	case exe != "" && filepath.Base(exe) != filepath.Base(argv[0]) && !strings.HasPrefix(argv[0], "/proc/"):
+		name += " [" + filepath.Base(exe) + "]"
 	}
 	return name
 }

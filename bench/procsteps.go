@@ -203,6 +203,9 @@ func tallyProcs(wins []procWin, evs []procEvent, faults map[[2]int]taskFaults, r
 			continue
 		}
 		label := e.label
+		if label == "?" {
+			label = exitComm(e, evs, faults)
+		}
 		if in && w != o {
 			label += " (of " + o.op + ")"
 		}
@@ -216,7 +219,7 @@ func tallyProcs(wins []procWin, evs []procEvent, faults map[[2]int]taskFaults, r
 			if !in {
 				where = "after `" + w.op + "` returned, between commands"
 			}
-			later = append(later, procLater{rt: o.rt, label: e.label, from: o.op, where: where})
+			later = append(later, procLater{rt: o.rt, label: strings.TrimSuffix(label, " (of "+o.op+")"), from: o.op, where: where})
 		}
 	}
 	// Faults: each process's, over its whole life, for the step that
@@ -243,6 +246,21 @@ func tallyProcs(wins []procWin, evs []procEvent, faults map[[2]int]taskFaults, r
 	return out, later
 }
 
+// exitComm names a process that was gone before its exec could be read by
+// its name at exit (taskstats), when it exec'd nothing after e: "true²"
+// (marked, since a comm is at most 15 characters and no command line).
+func exitComm(e procEvent, evs []procEvent, faults map[[2]int]taskFaults) string {
+	for _, x := range evs {
+		if x.kind == procEventExec && x.tgid == e.tgid && x.ts > e.ts {
+			return "?"
+		}
+	}
+	if f, ok := faults[[2]int{e.tgid, e.tgid}]; ok && f.comm != "" {
+		return f.comm + "²"
+	}
+	return "?"
+}
+
 // procReport writes the table of processes and execs per step.
 func (b *B) procReport(sec *section, rts []*runtime, bundle string) {
 	iters := 3
@@ -255,7 +273,7 @@ func (b *B) procReport(sec *section, rts []*runtime, bundle string) {
 		return
 	}
 	tallies, later := tallyProcs(wins, evs, faults, os.Getpid())
-	sec.para("**Processes and execs per step**, counted by the kernel: the process events connector (netlink, `PROC_CN_MCAST_LISTEN`) reports every fork, exec and exit on the machine with a CLOCK_MONOTONIC stamp; the benchmark follows its own descendants by their fork events (a shim that daemonizes stays followed) and counts each event for the step during whose window it happened. Processes are forks of new processes, not threads, the CLI's own fork included; execs are every execve, the CLI's own and the container's included. The names are read from /proc/PID/cmdline the moment the exec event arrives; `?` is a process gone before it was read. %d iterations per runtime in a pass of their own after the timed runs; a cell gives the range when the iterations differ, and the list the most common order (with how often when not always).", iters)
+	sec.para("**Processes and execs per step**, counted by the kernel: the process events connector (netlink, `PROC_CN_MCAST_LISTEN`) reports every fork, exec and exit on the machine with a CLOCK_MONOTONIC stamp; the benchmark follows its own descendants by their fork events (a shim that daemonizes stays followed) and counts each event for the step during whose window it happened. Processes are forks of new processes, not threads, the CLI's own fork included; execs are every execve, the CLI's own and the container's included. The names are read from /proc/PID/cmdline and /proc/PID/exe the moment the exec event arrives (a mode word such as `init` or `--serve` kept; \"(sealed copy)\": the program re-exec'd itself from a sealed memfd or a read-only bind mount of its own binary, as crun 1.8.1 does on every call and runc 1.1.5 in `runc init` (with execveat, which `strace -e execve` does not show); \"[busybox]\": the file behind the name); a process gone before the read is named by its comm at exit, marked ², or `?`, so that those names are racy but the counts are not. %d iterations per runtime in a pass of their own after the timed runs; a cell gives the range when the iterations differ, and the list the most common order (with how often when not always).", iters)
 	head := []string{"step", "runtime", "processes", "execs", "what was exec'd, in order"}
 	if faults != nil {
 		head = append(head, "minor faults ¹")

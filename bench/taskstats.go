@@ -36,6 +36,7 @@ type faultWatch struct {
 type taskFaults struct {
 	tgid          int // 0 when the kernel does not say (before Linux 5.19)
 	minflt, major uint64
+	comm          string // the task's name when it exited
 }
 
 // watchFaults registers for the exit accounting of all CPUs.
@@ -142,6 +143,7 @@ func (w *faultWatch) cpumask(op uint16) error {
 // the end.
 var (
 	tsOffPid    = int(unsafe.Offsetof(unix.Taskstats{}.Ac_pid))
+	tsOffComm   = int(unsafe.Offsetof(unix.Taskstats{}.Ac_comm))
 	tsOffMinflt = int(unsafe.Offsetof(unix.Taskstats{}.Ac_minflt))
 	tsOffMajflt = int(unsafe.Offsetof(unix.Taskstats{}.Ac_majflt))
 	tsOffTgid   = int(unsafe.Offsetof(unix.Taskstats{}.Ac_tgid))
@@ -187,7 +189,8 @@ func (w *faultWatch) record(st []byte) {
 		return
 	}
 	ne := binary.NativeEndian
-	f := taskFaults{minflt: ne.Uint64(st[tsOffMinflt:]), major: ne.Uint64(st[tsOffMajflt:])}
+	f := taskFaults{minflt: ne.Uint64(st[tsOffMinflt:]), major: ne.Uint64(st[tsOffMajflt:]),
+		comm: unix.ByteSliceToString(st[tsOffComm : tsOffComm+32])}
 	if len(st) >= tsOffTgid+4 {
 		f.tgid = int(ne.Uint32(st[tsOffTgid:]))
 	}

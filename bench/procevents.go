@@ -194,8 +194,8 @@ func parseProcEvent(d []byte, tree map[int]bool) (procEvent, bool) {
 // copy)" for a program exec'd from a memfd or from a read-only bind mount
 // of itself that is already detached (its exe reads "/"): crun 1.8.1 and
 // runc 1.1 re-exec themselves so, against CVE-2019-5736, with execveat,
-// which `strace -e execve` does not show; "[busybox]" when the file is not
-// what argv[0] names. A process whose command line is already gone (a
+// which `strace -e execve` does not show; "[crier-shim]" when a bare
+// argv[0] is not the file's name. A process whose command line is already gone (a
 // zombie) is named by its comm; "?" when even that was gone before the
 // read (a container's /bin/true may be; tallyProcs then asks taskstats).
 func execLabel(pid int) string {
@@ -225,7 +225,11 @@ func execLabel(pid int) string {
 	switch {
 	case strings.HasPrefix(exe, "/memfd:") || exe == "/":
 		name += " (sealed copy)"
-	case exe != "" && filepath.Base(exe) != filepath.Base(argv[0]) && !strings.HasPrefix(argv[0], "/proc/"):
+	case exe != "" && !strings.Contains(argv[0], "/") && filepath.Base(exe) != argv[0]:
+		// A bare argv[0] that is not the file's name: the shim's init
+		// stage calls itself "crier". (Not for a path such as the
+		// container's /bin/true, a busybox link: whether its exe is read
+		// before it exits is a race, and the name would flicker.)
 		name += " [" + filepath.Base(exe) + "]"
 	}
 	return name

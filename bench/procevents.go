@@ -155,8 +155,8 @@ func parseProcEvent(d []byte, tree map[int]bool) (procEvent, bool) {
 	u := p[procEvOff:]
 	switch ev.kind {
 	case procEventFork:
-		ppid, ptgid, cpid, ctgid := int(ne.Uint32(u[0:])), int(ne.Uint32(u[4:])), int(ne.Uint32(u[8:])), int(ne.Uint32(u[12:]))
-		_ = ppid
+		// u[0:4] is the parent thread; its process is what counts.
+		ptgid, cpid, ctgid := int(ne.Uint32(u[4:])), int(ne.Uint32(u[8:])), int(ne.Uint32(u[12:]))
 		if !tree[ptgid] {
 			return ev, false
 		}

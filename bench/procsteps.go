@@ -222,28 +222,33 @@ func tallyProcs(wins []procWin, evs []procEvent, faults map[[2]int]taskFaults, r
 			later = append(later, procLater{rt: o.rt, label: strings.TrimSuffix(label, " (of "+o.op+")"), from: o.op, where: where})
 		}
 	}
-	// Faults: each process's, over its whole life, for the step that
-	// started it.
 	if faults != nil {
-		for pid, o := range origin {
-			if o == nil {
-				continue
-			}
-			t := get(o)
-			for _, tid := range threads[pid] {
-				f, ok := faults[[2]int{tid, pid}]
-				if !ok {
-					f, ok = faults[[2]int{tid, 0}]
-				}
-				if !ok {
-					t.faultsPart = true
-					continue
-				}
-				t.faults += f.minflt
-			}
-		}
+		addFaults(origin, threads, faults, get)
 	}
 	return out, later
+}
+
+// addFaults gives each step the faults of the processes it started, over
+// their whole lives: the sum over each process's tasks of their exit
+// accounting.
+func addFaults(origin map[int]*procWin, threads map[int][]int, faults map[[2]int]taskFaults, get func(*procWin) *procTally) {
+	for pid, o := range origin {
+		if o == nil {
+			continue
+		}
+		t := get(o)
+		for _, tid := range threads[pid] {
+			f, ok := faults[[2]int{tid, pid}]
+			if !ok {
+				f, ok = faults[[2]int{tid, 0}]
+			}
+			if !ok {
+				t.faultsPart = true
+				continue
+			}
+			t.faults += f.minflt
+		}
+	}
 }
 
 // exitComm names a process that was gone before its exec could be read by

@@ -61,8 +61,11 @@ conformance: build
 	./test/conformance/run.sh $(CONFORMANCE_FLAGS) $(CURDIR)/$(BIN)/crier
 
 # The side-by-side benchmark against runc, crun, conmon and containerd
-# (issue 4), and podman and ctr driving crier and runc (issue 10): writes
-# docs/performance.md. As root; about 8 minutes.
+# (issue 4), and podman and ctr driving crier and runc (issue 10), with
+# runc 1.5.3, the processes and execs of each step and the machine's exec
+# floor (issue 14): writes docs/performance.md. As root; about 10 minutes
+# (a minute more the first time, to go install runc 1.5.3 unless
+# `make runc-suite` has).
 # BENCH_FLAGS=-quick for a short development run that writes nothing;
 # BENCH_FLAGS='-only clients' (or another section) to run one section.
 .PHONY: bench

@@ -78,6 +78,60 @@ func ensurePackages() error {
 	return nil
 }
 
+// runc15Dirs are where a runc 1.5.3 may already be: make runc-suite's
+// (test/runcsuite/run.sh) and the benchmark's own, which outlives a run
+// because building runc takes a minute.
+var runc15Dirs = []string{"/var/tmp/crier-runc-suite/bin", "/var/tmp/crier-bench/bin"}
+
+// ensureRunc15 returns a runc 1.5.3 binary: -runc-1.5.3, or one already
+// built, or else it installs one from the Go module proxy into the
+// benchmark's own directory (with Debian's gcc, pkg-config and
+// libseccomp-dev, which it installs if missing).
+func ensureRunc15() (string, error) {
+	is153 := func(p string) bool {
+		out, err := exec.Command(p, "--version").Output()
+		return err == nil && strings.HasPrefix(string(out), "runc version 1.5.3\n")
+	}
+	if *flagRunc15 != "" {
+		if !is153(*flagRunc15) {
+			return "", fmt.Errorf("%s: not runc 1.5.3", *flagRunc15)
+		}
+		return *flagRunc15, nil
+	}
+	for _, d := range runc15Dirs {
+		if p := filepath.Join(d, "runc"); is153(p) {
+			return p, nil
+		}
+	}
+	var missing []string
+	for _, pkg := range []string{"gcc", "pkg-config", "libseccomp-dev"} {
+		if out, err := exec.Command("dpkg-query", "-W", "-f", "${Status}", pkg).Output(); err != nil || !strings.HasSuffix(string(out), " installed") {
+			missing = append(missing, pkg)
+		}
+	}
+	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	if len(missing) > 0 {
+		fmt.Printf("bench: installing %s to build runc 1.5.3\n", strings.Join(missing, " "))
+		in := exec.Command("apt-get", append([]string{"install", "-y", "-qq", "--no-install-recommends"}, missing...)...)
+		in.Stdout, in.Stderr, in.Env = os.Stdout, os.Stderr, env
+		if err := in.Run(); err != nil {
+			return "", fmt.Errorf("apt-get install %s: %w", strings.Join(missing, " "), err)
+		}
+	}
+	dir := runc15Dirs[len(runc15Dirs)-1]
+	fmt.Printf("bench: go install runc v1.5.3 into %s\n", dir)
+	in := exec.Command("go", "install", "-tags", "seccomp", "github.com/opencontainers/runc@v1.5.3")
+	in.Dir = os.TempDir() // outside any module
+	in.Env = append(os.Environ(), "GOBIN="+dir, "CGO_ENABLED=1")
+	if out, err := in.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go install runc@v1.5.3: %v\n%s", err, out)
+	}
+	if p := filepath.Join(dir, "runc"); is153(p) {
+		return p, nil
+	}
+	return "", fmt.Errorf("%s/runc: go install ran but it is not runc 1.5.3", dir)
+}
+
 // prepare builds the exit-stamp helper, unpacks the busybox rootfs of the
 // runtime-tools module with the helper in it, and writes the spec template
 // every bundle is made from.
@@ -88,6 +142,13 @@ func prepare(repo, work string) error {
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build the exit-stamp helper: %v\n%s", err, out)
+	}
+	// The Go half of the exec floor (floor.go), built as crier is.
+	hello := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(work, "gohello"), "./bench/gohello")
+	hello.Dir = repo
+	hello.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := hello.CombinedOutput(); err != nil {
+		return fmt.Errorf("build the Go hello of the exec floor: %v\n%s", err, out)
 	}
 	dl := exec.Command("go", "mod", "download", "-json", "github.com/opencontainers/runtime-tools@v0.9.0")
 	dl.Dir = repo
@@ -219,6 +280,9 @@ func (b *B) versions() [][2]string {
 	}
 	v := [][2]string{{"crier", first(b.crier.bin, "--version") + " (" + b.crier.bin + ")"}}
 	v = append(v, [2]string{"runc", first("runc", "--version")})
+	if b.runc15 != nil {
+		v = append(v, [2]string{"runc 1.5.3", first(b.runc15.bin, "--version") + " (" + b.runc15.bin + ")"})
+	}
 	v = append(v, [2]string{"crun", first("crun", "--version")})
 	v = append(v, [2]string{"conmon", first("conmon", "--version")})
 	v = append(v, [2]string{"containerd", first("containerd", "--version")})

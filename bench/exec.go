@@ -21,7 +21,7 @@ import (
 
 // A runtime is one OCI runtime binary with its own state root.
 type runtime struct {
-	name string // crier, runc, crun
+	name string // crier, runc, crun, runc 1.5.3
 	bin  string
 	root string
 }
@@ -40,8 +40,10 @@ type B struct {
 	env                []string
 
 	crier, runc, crun *runtime
-	runcConmon        *runtime // runc as conmon drives it, its own root
-	rts               []*runtime
+	runc15            *runtime   // runc 1.5.3 (issue 14), nil when it could not be had
+	runcConmon        *runtime   // runc as conmon drives it, its own root
+	rts               []*runtime // crier, runc, crun: every section's
+	cliRts            []*runtime // rts and runc 1.5.3: the lifecycle's and throughput's
 
 	mu       sync.Mutex
 	live     map[*runtime]map[string]bool // containers to delete at the end

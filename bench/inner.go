@@ -74,6 +74,12 @@ func inner() error {
 	b.crun = &runtime{name: "crun", bin: crunBin, root: filepath.Join(work, "state", "crun")}
 	b.runcConmon = &runtime{name: "runc", bin: runcBin, root: filepath.Join(work, "state", "runc-conmon")}
 	b.rts = []*runtime{b.crier, b.runc, b.crun}
+	b.cliRts = []*runtime{b.crier, b.runc}
+	if *flagRunc15 != "" {
+		b.runc15 = &runtime{name: "runc 1.5.3", bin: *flagRunc15, root: filepath.Join(work, "state", "runc-1.5.3")}
+		b.cliRts = append(b.cliRts, b.runc15)
+	}
+	b.cliRts = append(b.cliRts, b.crun)
 
 	b.rep = &report{quick: b.quick, wait: wait.String(), machine: machine(), versions: b.versions(), key: map[string]float64{}}
 
@@ -108,7 +114,7 @@ func inner() error {
 
 	rep := b.rep
 	sLife := rep.section("1. Lifecycle",
-		"Each CLI step of a `/bin/true` container, the whole create+start+wait-for-exit+delete, `run` and `--version` (the binary's start-up floor).")
+		"Each CLI step of a `/bin/true` container, the whole create+start+wait-for-exit+delete, `run` and `--version` (the binary's start-up floor); then the processes each step forks and the programs it execs, counted by the kernel.")
 	sExit := rep.section("2. Exit notification",
 		"How long after the container's process exits a subscriber that is not its parent learns it, and what waiting costs.")
 	sMem := rep.section("3. Shim memory",
@@ -126,21 +132,32 @@ func inner() error {
 	steps := []struct {
 		name string
 		fn   func()
-		sec  *section
+		secs []*section // the sections it writes, for the exec floor's line
 	}{
-		{"lifecycle", func() { b.lifecycle(sLife) }, sLife},
-		{"exit", func() { b.exitLatency(sExit) }, sExit},
-		{"wait", func() { b.waitCost(sExit) }, sExit},
-		{"oom", func() { b.oomLatency(sOOM) }, sOOM},
-		{"throughput", func() { b.throughput(sTput) }, sTput},
-		{"fanout", func() { b.fanout(sFan) }, sFan},
-		{"memory", func() { b.memory(sMem, sScale) }, sMem},
-		{"clients", func() { b.clients(sClients) }, sClients},
+		{"lifecycle", func() { b.lifecycle(sLife) }, []*section{sLife}},
+		{"exit", func() { b.exitLatency(sExit) }, []*section{sExit}},
+		{"wait", func() { b.waitCost(sExit) }, []*section{sExit}},
+		{"oom", func() { b.oomLatency(sOOM) }, []*section{sOOM}},
+		{"throughput", func() { b.throughput(sTput) }, []*section{sTput}},
+		{"fanout", func() { b.fanout(sFan) }, []*section{sFan}},
+		{"memory", func() { b.memory(sMem, sScale) }, []*section{sMem, sScale}},
+		{"clients", func() { b.clients(sClients) }, []*section{sClients}},
+	}
+	runs := func(name string) bool { return on(name) || (name == "memory" && on("scale")) }
+	nrun := 0
+	for _, st := range steps {
+		if runs(st.name) {
+			nrun++
+		}
 	}
 	t0 := time.Now()
 	load0 := loadavg()
+	// The exec floor in batches around the sections (floor.go).
+	floor := newExecFloor(nrun, b.quick)
+	floor.measure(b)
+	secFloor := map[*section]*floorBatch{}
 	for _, st := range steps {
-		if !on(st.name) && !(st.name == "memory" && on("scale")) {
+		if !runs(st.name) {
 			continue
 		}
 		if b.stopping.Load() {
@@ -148,7 +165,27 @@ func inner() error {
 		}
 		fmt.Printf("bench: %s (at %s)\n", st.name, time.Since(t0).Round(time.Second))
 		st.fn()
+		floor.measure(b)
+		fb := floor.around(len(floor.batches) - 2)
+		for _, sec := range st.secs {
+			if secFloor[sec] == nil {
+				secFloor[sec] = &floorBatch{}
+			}
+			secFloor[sec].trueMs = append(secFloor[sec].trueMs, fb.trueMs...)
+			secFloor[sec].goMs = append(secFloor[sec].goMs, fb.goMs...)
+		}
 	}
+	for _, sec := range rep.sections {
+		if fb := secFloor[sec]; fb != nil && len(sec.parts) > 0 {
+			sec.para("%s", fb.line())
+		}
+	}
+	all := floor.all()
+	ft, fg := summarize(all.trueMs), summarize(all.goMs)
+	rep.machine = append(rep.machine,
+		[2]string{"exec floor: fork+exec+wait of `/bin/true` (ms)", ft.cell() + fmt.Sprintf(", n %d over the whole run", ft.n)},
+		[2]string{"exec floor: fork+exec+wait of a static Go hello (ms)", fg.cell() + fmt.Sprintf(", n %d over the whole run", fg.n)})
+	b.rep.key["floor.true"], b.rep.key["floor.go"] = ft.p50, fg.p50
 	var kept []*section
 	for _, s := range rep.sections {
 		if len(s.parts) > 0 {
@@ -187,7 +224,8 @@ func loadavg() string {
 	return f[0]
 }
 
-// summary compares the headline figures with the targets of issue 4.
+// summary compares the headline figures with the targets of issues 4 and
+// 14.
 func (b *B) summary() *section {
 	k := b.rep.key
 	has := func(names ...string) bool {
@@ -199,6 +237,7 @@ func (b *B) summary() *section {
 		return true
 	}
 	s := &section{title: "Summary: crier against the targets"}
+	b.lifeSummary(s)
 	t := s.table("figure (medians)", "runc", "crun", "others", "crier", "target", "met?")
 	verdict := func(v, target float64, lowerIsBetter bool) string {
 		ok := v <= target
@@ -208,25 +247,7 @@ func (b *B) summary() *section {
 		if ok {
 			return "yes"
 		}
-		d := 100 * (v - target) / target
-		if d > -10 && d < 10 {
-			return fmt.Sprintf("**no**: %+.1f %%", d)
-		}
-		return fmt.Sprintf("**no**: %+.0f %%", d)
-	}
-	for _, op := range []struct{ key, label string }{
-		{"cycle", "create+start+wait+delete (ms)"},
-		{"create", "`create` (ms)"},
-		{"start", "`start` (ms)"},
-		{"delete", "`delete` (ms)"},
-		{"state", "`state` (ms)"},
-		{"version", "`--version` (ms)"},
-	} {
-		c, r, u := "life."+op.key+".crier", "life."+op.key+".runc", "life."+op.key+".crun"
-		if !has(c, r, u) {
-			continue
-		}
-		t.add(op.label, num(k[r]), num(k[u]), "", "**"+num(k[c])+"**", "≤ crun", verdict(k[c], k[u], true))
+		return "**no**: " + pct(v, target)
 	}
 	if has("exit.0.p50", "exit.1.p50") {
 		worst := max(k["exit.0.p50"], k["exit.1.p50"])
@@ -280,8 +301,85 @@ func (b *B) summary() *section {
 		}
 	}
 	if has("tput.crier", "tput.runc", "tput.crun") {
-		t.add("create+start throughput, 2 workers (/s)", num(k["tput.runc"]), num(k["tput.crun"]), "",
+		others := ""
+		if v, ok := k["tput.runc 1.5.3"]; ok {
+			others = "runc 1.5.3: " + num(v)
+		}
+		t.add("create+start throughput, 2 workers (/s)", num(k["tput.runc"]), num(k["tput.crun"]), others,
 			"**"+num(k["tput.crier"])+"**", "≥ crun", verdict(k["tput.crier"], k["tput.crun"], false))
 	}
+	if len(t.rows) == 0 {
+		// A run of a section or two: only the lifecycle table, if any.
+		s.parts = s.parts[:len(s.parts)-1]
+	}
 	return s
+}
+
+// pct is how far v is above (+) or below (-) target, "+6.5 %".
+func pct(v, target float64) string {
+	d := 100 * (v - target) / target
+	if d > -10 && d < 10 {
+		return fmt.Sprintf("%+.1f %%", d)
+	}
+	return fmt.Sprintf("%+.0f %%", d)
+}
+
+// lifeSummary is the summary's first table: the lifecycle steps against
+// crun 1.8.1 measured in the same run, at the median and at p90, with
+// issue 14's targets (at or below 1.0 at both; the moonshot is 0.8).
+func (b *B) lifeSummary(s *section) {
+	k := b.rep.key
+	get := func(op string, rt *runtime) (p50, p90 float64, ok bool) {
+		if rt == nil {
+			return 0, 0, false
+		}
+		p50, ok = k["life."+op+"."+rt.name]
+		p90 = k["life."+op+"."+rt.name+".p90"]
+		return p50, p90, ok && p50 > 0
+	}
+	if _, _, ok := get("cycle", b.crier); !ok {
+		return
+	}
+	t := s.table("lifecycle step (ms, median (p90))", "runc", "runc 1.5.3", "crun", "crier", "crier ÷ crun, median", "crier ÷ crun, p90", "target", "met?")
+	cell := func(op string, rt *runtime) string {
+		p50, p90, ok := get(op, rt)
+		if !ok {
+			return "–"
+		}
+		return num(p50) + " (" + num(p90) + ")"
+	}
+	for _, op := range []struct {
+		key, label string
+		target     bool
+	}{
+		{"cycle", "create+start+wait+delete", true},
+		{"create", "`create`", true},
+		{"start", "`start`", true},
+		{"state", "`state`", true},
+		{"run", "`run` /bin/true", true},
+		{"delete", "`delete`", false},
+		{"version", "`--version`", false},
+	} {
+		c50, c90, ok1 := get(op.key, b.crier)
+		u50, u90, ok2 := get(op.key, b.crun)
+		if !ok1 || !ok2 {
+			continue
+		}
+		r50, r90 := c50/u50, c90/u90
+		target, met := "–", ""
+		if op.target {
+			target = "≤ 1.0 at both (moonshot 0.8)"
+			switch {
+			case r50 <= 0.8 && r90 <= 0.8:
+				met = "yes, and the moonshot"
+			case r50 <= 1 && r90 <= 1:
+				met = "yes"
+			default:
+				met = "**no**: median " + pct(c50, u50) + ", p90 " + pct(c90, u90)
+			}
+		}
+		t.add(op.label, cell(op.key, b.runc), cell(op.key, b.runc15), cell(op.key, b.crun), "**"+cell(op.key, b.crier)+"**",
+			fmt.Sprintf("%.2f", r50), fmt.Sprintf("%.2f", r90), target, met)
+	}
+	s.para("The lifecycle figures of section 1, each step's ratio to crun 1.8.1 in the same run at the median and at p90 (each ratio divides crier's percentile by crun's). runc is Debian's 1.1.5.")
 }

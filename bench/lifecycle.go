@@ -11,8 +11,9 @@ import (
 )
 
 // lifecycle times each CLI step of a /bin/true container, the whole
-// create+start+wait+delete, run and --version, for every runtime in turn,
-// rotating the order each iteration.
+// create+start+wait+delete, run and --version, for every runtime in turn
+// (runc 1.5.3 too), rotating the order each iteration; then counts the
+// processes and execs of each step in a pass of its own (procsteps.go).
 func (b *B) lifecycle(sec *section) {
 	n, warm := 150, 3
 	if b.quick {
@@ -130,8 +131,8 @@ func (b *B) lifecycle(sec *section) {
 	}
 
 	for it := -warm; it < n; it++ {
-		for k := range b.rts {
-			rt := b.rts[(it+warm+k)%len(b.rts)]
+		for k := range b.cliRts {
+			rt := b.cliRts[(it+warm+k)%len(b.cliRts)]
 			if failed[rt] >= 3 {
 				continue
 			}
@@ -163,19 +164,33 @@ func (b *B) lifecycle(sec *section) {
 		} else {
 			sec.para("Wall time in ms, from fork to reaping the CLI:")
 		}
-		t := sec.table("step", "crier", "runc", "crun", "crier ÷ crun", "runc ÷ crun")
+		head := []string{"step"}
+		for _, rt := range b.cliRts {
+			head = append(head, rt.name)
+		}
+		for _, rt := range b.cliRts {
+			if rt != b.crun {
+				head = append(head, rt.name+" ÷ crun")
+			}
+		}
+		t := sec.table(head...)
 		for _, o := range ops {
 			d := map[*runtime]dist{}
-			for _, rt := range b.rts {
+			row := []string{o.label}
+			for _, rt := range b.cliRts {
 				d[rt] = summarize(data[key{rt, o.op}])
+				row = append(row, d[rt].cell())
+				if kind == "wall" {
+					b.rep.key["life."+o.op+"."+rt.name] = d[rt].p50
+					b.rep.key["life."+o.op+"."+rt.name+".p90"] = d[rt].p90
+				}
 			}
-			t.add(o.label, d[b.crier].cell(), d[b.runc].cell(), d[b.crun].cell(),
-				ratio(d[b.crier], d[b.crun]), ratio(d[b.runc], d[b.crun]))
-			if kind == "wall" {
-				b.rep.key["life."+o.op+".crier"] = d[b.crier].p50
-				b.rep.key["life."+o.op+".runc"] = d[b.runc].p50
-				b.rep.key["life."+o.op+".crun"] = d[b.crun].p50
+			for _, rt := range b.cliRts {
+				if rt != b.crun {
+					row = append(row, ratio(d[rt], d[b.crun]))
+				}
 			}
+			t.add(row...)
 		}
 	}
 	cr, cu := summarize(calls[b.runc]), summarize(calls[b.crun])
@@ -187,7 +202,8 @@ func (b *B) lifecycle(sec *section) {
 			num(d.p50), num(d.p10), num(d.p90))
 		b.rep.key["life.shimcpu"] = d.p50
 	}
-	sec.para("%d iterations per runtime after %d warm-up iterations; each iteration runs the steps for crier, runc and crun in a rotating order.", n, warm)
+	sec.para("%d iterations per runtime after %d warm-up iterations; each iteration runs the steps for every runtime in a rotating order. runc is Debian's 1.1.5, runc 1.5.3 the newest release (built with `go install -tags seccomp`), crun Debian's 1.8.1, the anchor of every ratio.", n, warm)
+	b.procReport(sec, b.cliRts, bundle)
 }
 
 // shimPid returns the pid of the crier shim of container id.

@@ -1,11 +1,19 @@
 // Command bench is crier's side-by-side benchmark (`make bench`, issue 4).
 //
 // It runs crier, runc and crun on one busybox bundle, interleaved run by
-// run, and puts conmon and containerd-shim-runc-v2 beside crier's shim for
+// run (and runc 1.5.3, the newest release, beside Debian's runc 1.1.5 in
+// the lifecycle and throughput sections), and puts conmon and containerd-shim-runc-v2 beside crier's shim for
 // memory and exit notification. Its clients section has podman and
 // containerd (ctr) drive crier and runc, as their users do (issue 10). It
 // prints its tables and writes them to docs/performance.md with the
 // machine, the versions and the date.
+//
+// For issue 14, where crier fell behind crun on a machine where starting
+// a process is slow: the lifecycle section counts the processes and execs
+// of every step with the kernel's process events connector
+// (procevents.go, procsteps.go) and their page faults with taskstats
+// (taskstats.go), and every section ends with the machine's exec floor
+// measured around it (floor.go).
 //
 // The program runs in three roles, chosen by the hidden -phase flag:
 //
@@ -40,6 +48,7 @@ var (
 	flagOut      = flag.String("out", "", "markdown report to write (default docs/performance.md; with -quick, none unless given)")
 	flagBin      = flag.String("bin", "", "directory holding crier and crier-shim (default REPO/bin)")
 	flagOnly     = flag.String("only", "", "comma-separated sections to run: "+strings.Join(sectionNames, ",")+" (default all)")
+	flagRunc15   = flag.String("runc-1.5.3", "", "runc 1.5.3 binary, the fourth runtime of the lifecycle and throughput (default: make runc-suite's, else installed with go install)")
 	flagClientsN = flag.Int("clients-n", 20, "runs of each client with each runtime in the clients section (5 at most with -quick)")
 
 	// Internal: the role and the arguments of the helper roles.
@@ -125,6 +134,16 @@ func outer() error {
 	if bin, err = installCopies(bin, filepath.Join(work, "bin"), "crier", "crier-shim"); err != nil {
 		return err
 	}
+	// runc 1.5.3 likewise, from a directory of its own so that it is
+	// still called runc.
+	runc15 := ""
+	if r, err := ensureRunc15(); err != nil {
+		fmt.Printf("bench: no runc 1.5.3, its columns stay empty: %v\n", err)
+	} else if dir, err := installCopies(filepath.Dir(r), filepath.Join(work, "runc-1.5.3"), filepath.Base(r)); err != nil {
+		return err
+	} else {
+		runc15 = filepath.Join(dir, filepath.Base(r))
+	}
 	start := time.Now()
 	fmt.Printf("bench: work directory %s, container IDs %s-*\n", work, prefix)
 	if err := prepare(repo, work); err != nil {
@@ -136,7 +155,7 @@ func outer() error {
 	}
 	args := []string{"--mount", "--propagation", "private", "--", self,
 		"-phase", "inner", "-work", work, "-repo", repo, "-bin", bin, "-id", prefix,
-		"-wait", flagWait.String(), "-out", *flagOut, "-only", *flagOnly, "-clients-n", strconv.Itoa(*flagClientsN)}
+		"-runc-1.5.3", runc15, "-wait", flagWait.String(), "-out", *flagOut, "-only", *flagOnly, "-clients-n", strconv.Itoa(*flagClientsN)}
 	if *flagQuick {
 		args = append(args, "-quick")
 	}

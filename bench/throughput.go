@@ -82,8 +82,8 @@ func (b *B) throughput(sec *section) {
 	up := map[*runtime][]float64{}
 	down := map[*runtime][]float64{}
 	for rep := 0; rep < reps; rep++ {
-		for k := range b.rts {
-			rt := b.rts[(rep+k)%len(b.rts)]
+		for k := range b.cliRts {
+			rt := b.cliRts[(rep+k)%len(b.cliRts)]
 			ids := make([]string, n)
 			for i := range ids {
 				ids[i] = b.newID("t")
@@ -113,13 +113,13 @@ func (b *B) throughput(sec *section) {
 		}
 		return strings.Join(s, ", ")
 	}
-	for _, rt := range b.rts {
+	for _, rt := range b.cliRts {
 		u, d := summarize(up[rt]), summarize(down[rt])
 		t.add(rt.name, "**"+num(u.p50)+"**", list(up[rt]), ratio(u, summarize(up[b.crun])),
 			"**"+num(d.p50)+"**", list(down[rt]), ratio(d, summarize(down[b.crun])))
 		b.rep.key["tput."+rt.name] = u.p50
 	}
-	sec.para("%d containers of `sleep 1000` per run, %d workers each running `create` then `start`; then the same %d removed with `delete --force` by %d workers. %d runs per runtime, the runtimes in a rotating order; the figure is the median run. runc 1.1's `delete --force` of a running container sleeps 100 ms after its SIGKILL, hence its figure.", n, workers, n, workers, reps)
+	sec.para("%d containers of `sleep 1000` per run, %d workers each running `create` then `start`; then the same %d removed with `delete --force` by %d workers. %d runs per runtime, the runtimes in a rotating order; the figure is the median run. runc 1.1's `delete --force` of a running container sleeps 100 ms after its SIGKILL, hence its figure. runc is Debian's 1.1.5, runc 1.5.3 the newest release.", n, workers, n, workers, reps)
 }
 
 // fanout: 1000 Go subscribers on one container, the time from its exit to

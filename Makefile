@@ -34,7 +34,7 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 
 unit:
-	$(GO) test ./container/... ./internal/... ./protocol/... ./shim/... ./statedir/... ./teardown/... ./cmd/...
+	$(GO) test ./container/... ./internal/... ./protocol/... ./shim/... ./statedir/... ./teardown/... ./cmd/... ./bench/
 
 integration: build
 	$(GO) test -count=1 -timeout 20m ./test/... -crier-bin $(CURDIR)/$(BIN)

@@ -38,10 +38,16 @@ func Reparented() (ppid int, ok bool, err error) {
 	if d.errno != 0 {
 		return 0, false, fmt.Errorf("detach: fork: %w", syscall.Errno(d.errno))
 	}
-	if d.parent == 0 {
+	return ReparentedFrom(int(d.parent))
+}
+
+// ReparentedFrom is Reparented for a process that another pre-runtime
+// entry forked off as an orphan (internal/prefork): old is the pid it was
+// forked from, 0 if it was not.
+func ReparentedFrom(old int) (ppid int, ok bool, err error) {
+	if old == 0 {
 		return 0, false, nil
 	}
-	old := int(d.parent)
 	if p := unix.Getppid(); p != old {
 		return p, true, nil
 	}

@@ -60,6 +60,11 @@ func containerExecOps(s *server) execOps {
 			if err := checkExecConfig(files[0]); err != nil {
 				return 0, err
 			}
+			if s.cfg != nil && s.cfg.InitPath != "" {
+				// The create image may be crier's own process
+				// (internal/prefork): the stage is crier-shim's.
+				return s.c.ExecFrom(s.cfg.InitPath, files, ns)
+			}
 			return s.c.Exec(files, ns)
 		},
 		watch: func(pid int, notify func()) {

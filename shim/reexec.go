@@ -68,9 +68,13 @@ func (s *server) reexecNow() error {
 	// heap profiling (its first sample would allocate the bucket table
 	// for good). Hooks, the only programs the shim starts from here on,
 	// get their environment from the config.
-	err = unix.Exec("/proc/self/exe", args, servingEnv())
+	path := "/proc/self/exe"
+	if s.cfg != nil && s.cfg.ReexecPath != "" {
+		path = s.cfg.ReexecPath
+	}
+	err = unix.Exec(path, args, servingEnv())
 	unix.Close(fd)
-	return fmt.Errorf("exec /proc/self/exe: %w", err)
+	return fmt.Errorf("exec %s: %w", path, err)
 }
 
 // servingEnv is the serving image's environment.

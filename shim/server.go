@@ -45,8 +45,10 @@ type Config struct {
 	// Debug adds debug messages to Log.
 	Debug bool
 	// Reexec makes Serve re-execute the shim once the container is
-	// created (see reexec).
-	Reexec bool
+	// created and the shim idle (idle.go), into ReexecPath's serve mode
+	// (default: this executable, /proc/self/exe).
+	Reexec     bool
+	ReexecPath string
 	// Supervised: a supervisor that reaps parents the container
 	// (container.Config.Supervised); the shim watches its pidfd.
 	Supervised bool

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/internal/pidfd"
+	"github.com/crier-runtime/crier/internal/prefork"
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/statedir"
 )
@@ -55,6 +56,9 @@ func (a *app) createCommand() *cobra.Command {
 			// and its fork (docs/supervisors.md).
 			if o.pidFile != "" {
 				o.callerParent = os.Getppid()
+				if prefork.Child() {
+					o.callerParent = prefork.CallerParent()
+				}
 			}
 			_, err := a.create(args[0], &o)
 			return err
@@ -102,6 +106,13 @@ func (a *app) create(id string, o *createOptions) (int, error) {
 	extra, err := passedFDs(o.preserveFDs)
 	if err != nil {
 		return 0, err
+	}
+	if forkedCreate(o) {
+		sa := shimArgs{
+			shim: shimPath, id: id, bundle: bundle, pidFile: pidFile,
+			consoleSocket: consoleSocket, buffer: o.eventBuffer, extra: extra,
+		}
+		return 0, a.serveShim(sa, mode, o.callerParent)
 	}
 	pidfdSock, err := dialPidfdSocket(o.pidfdSocket)
 	if err != nil {

@@ -16,6 +16,8 @@ import (
 	"runtime"
 
 	"github.com/spf13/cobra"
+
+	"github.com/crier-runtime/crier/internal/prefork"
 )
 
 // version and commit are set at link time by the Makefile.
@@ -30,6 +32,9 @@ func main() {
 	if err := root.Execute(); err != nil {
 		a.fail(err)
 	}
+	// The process the caller waits for exits with this, when this one
+	// was forked off for create (internal/prefork).
+	prefork.Report(a.exitCode)
 	os.Exit(a.exitCode)
 }
 

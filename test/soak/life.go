@@ -165,10 +165,14 @@ func (l *life) create() bool {
 	return true
 }
 
-// killShimOf kills the shim of a create in progress (create's child), or
-// the one it left if create has returned.
+// killShimOf kills the shim of a create in progress (create's child, or
+// the fork of create that is the shim, internal/prefork), or the one it
+// left if create has returned.
 func (l *life) killShimOf(p *proc) {
-	pid := childOf(p.cmd.Process.Pid)
+	pid := forkOf(p.cmd.Process.Pid)
+	if pid == 0 {
+		pid = childOf(p.cmd.Process.Pid)
+	}
 	var start uint64
 	if pid == 0 {
 		st, err := shim.ReadState(shim.Dir(l.s.root, l.id))

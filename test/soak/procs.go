@@ -52,6 +52,28 @@ func childOf(ppid int) int {
 	return 0
 }
 
+// forkOf returns a process, other than pid, that runs pid's very command
+// line: the shim of a `crier create` that forked itself before its Go
+// runtime started (internal/prefork), or 0.
+func forkOf(pid int) int {
+	want, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || len(want) == 0 {
+		return 0
+	}
+	for _, p := range pids() {
+		if p == pid {
+			continue
+		}
+		if f := statFields(p); len(f) == 0 || f[0] == "Z" {
+			continue
+		}
+		if b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline"); err == nil && bytes.Equal(b, want) {
+			return p
+		}
+	}
+	return 0
+}
+
 // killProcess SIGKILLs the process pid if it is still the one that started
 // at start (never a pid reused since), through a pidfd, and waits until it
 // has exited. It reports whether it killed it.

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"runtime"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/internal/prefork"
+	"github.com/crier-runtime/crier/shim"
+)
+
+// Create in the forked process (internal/prefork): this process is the
+// shim, and serves the container until it is deleted; the process the
+// caller waits for exits with the code this one reports once the
+// container is created.
+
+// The main goroutine keeps to the main thread in the forked create: the
+// shim re-executes into its serving image from it, and execve from
+// another thread would leave the thread-group leader a zombie for a
+// moment, in which anyone checking whether the shim is alive would see it
+// dead (as in cmd/shim).
+func init() {
+	if prefork.Child() {
+		runtime.LockOSThread()
+	}
+}
+
+// forkedCreate reports whether create serves the container from this
+// process. Not with --pidfd-socket, whose failure deletes the container
+// through its shim, which must then be another process.
+func forkedCreate(o *createOptions) bool {
+	return prefork.Child() && o.pidfdSocket == ""
+}
+
+// serveShim creates the container and serves it (shim.Serve) from this
+// process. It returns once the container is deleted, or with the error
+// that failed create, which it has already printed: the shim detaches
+// this process's stdio as it creates, so the message goes to a copy of
+// stderr made first.
+func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
+	stderr, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return os.NewSyscallError("dup stderr", err)
+	}
+	errOut := os.NewFile(uintptr(stderr), "stderr")
+	defer errOut.Close()
+	cfg := shim.Config{
+		Root: a.root, ID: sa.id, Bundle: sa.bundle, PidFile: sa.pidFile,
+		ConsoleSocket: sa.consoleSocket, Buffer: shim.ParseBuffer(sa.buffer),
+		// The init stage runs from a sealed copy of crier-shim, and the
+		// serving image is crier-shim's.
+		InitPath: sa.shim, Reexec: true, ReexecPath: sa.shim,
+		Stdio:      [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
+		ExtraFiles: sa.extra,
+		Log:        log.New(io.Discard, "", 0),
+		LogPath:    a.logPath, Debug: a.debug,
+	}
+	if a.logPath != "" {
+		if f, err := os.OpenFile(a.logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
+			cfg.Log = log.New(f, "crier-shim["+sa.id+"]: ", log.LstdFlags|log.Lmicroseconds)
+		}
+	}
+	cfg.Supervised = supervised(cfg.Log, a.debug, mode, callerParent)
+	rep := &forkedReport{}
+	cfg.Report = rep
+	// As a crier-shim started by create: what the caller leaked to us
+	// goes nowhere, nor does the caller's environment (the shim's own
+	// runtime, and hooks without an env of their own, get none).
+	unix.CloseRange(uint(3+len(sa.extra)), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	os.Clearenv()
+	// As crier-shim's create image: two Ps (it decodes the config while
+	// it claims the ID and makes the cgroups), no heap profiling.
+	runtime.GOMAXPROCS(2)
+	runtime.MemProfileRate = 0
+	a.debugf("nsexec container setup: crier %d makes container %s", os.Getpid(), sa.id)
+	err = shim.Serve(cfg)
+	if rep.err == "" {
+		return err // served until deleted (nil), or failed after reporting
+	}
+	msg := strings.ReplaceAll(rep.err, "\n", " ")
+	fmt.Fprintln(errOut, "crier:", msg)
+	a.logf("error", msg)
+	return &exitError{code: 1}
+}
+
+// forkedReport takes the shim's report (shim.Report, one JSON line): once
+// the container is created the waiting process exits 0 and create is
+// done for its caller; an error is kept for serveShim.
+type forkedReport struct{ err string }
+
+func (r *forkedReport) Write(b []byte) (int, error) {
+	var rep shim.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		r.err = "shim report: " + err.Error()
+		return len(b), nil
+	}
+	if rep.Error != "" {
+		r.err = rep.Error
+		return len(b), nil
+	}
+	prefork.Report(0)
+	return len(b), nil
+}
+
+func (r *forkedReport) Close() error { return nil }
+
+// supervised decides, as crier-shim does for --detach (docs/supervisors.md),
+// whether the container is to be the child of a reaping supervisor above
+// create: the forked process is an orphan from birth, reparented to the
+// nearest subreaper or to init, and one is there when that is create's
+// caller's parent.
+func supervised(l *log.Logger, debug bool, mode string, callerParent int) bool {
+	if mode == "auto" && callerParent <= 0 {
+		mode = "off"
+	}
+	ppid, detached, err := container.ReparentedFrom(prefork.Parent())
+	if err != nil {
+		l.Printf("warning: supervisor detection: %v", err)
+	}
+	on := mode == "on" || (mode == "auto" && detached && callerParent > 1 && ppid == callerParent)
+	if debug {
+		l.Printf("supervisor %s: detached %v, parent %d, create's parent %d: supervised %v", mode, detached, ppid, callerParent, on)
+	}
+	return on
+}

@@ -1,0 +1,178 @@
+// The pre-runtime entry point of crier (see doc.go). It runs before the Go
+// runtime has started any thread, the only moment a Go program can fork
+// and go on in both processes, and hands the untouched initial stack to
+// the runtime's own entry point.
+
+#include "textflag.h"
+
+#define SYS_read 0
+#define SYS_write 1
+#define SYS_close 3
+#define SYS_getpid 39
+#define SYS_fork 57
+#define SYS_wait4 61
+#define SYS_getppid 110
+#define SYS_setsid 112
+#define SYS_exit_group 231
+#define SYS_pipe2 293
+#define O_CLOEXEC 0x80000
+#define EINTR 4
+
+// func entry()
+TEXT ·entry(SB),NOSPLIT|NOFRAME,$0
+	MOVQ	0(SP), R8			// argc
+	LEAQ	8(SP), R9			// argv
+	MOVQ	$1, R10				// the argument looked at
+
+next:
+	CMPQ	R10, R8
+	JGE	runtime
+	MOVQ	(R9)(R10*8), R11
+	INCQ	R10
+	CMPB	0(R11), $'-'
+	JNE	positional
+	// A flag. Does it take the next argument as its value? (The global
+	// flags that do, written without "="; an argument is followed by at
+	// least 8 readable bytes on the initial stack, so reading 16 from
+	// its start is safe.)
+	MOVQ	0(R11), AX
+	SHLQ	$8, AX				// the first 7 bytes
+	MOVQ	$(0x746f6f722d2d<<8), CX	// "--root\0"
+	CMPQ	AX, CX
+	JEQ	skip
+	MOVQ	$(0x6d6968732d2d<<8), CX	// "--shim\0"
+	CMPQ	AX, CX
+	JEQ	skip
+	MOVQ	0(R11), AX
+	SHLQ	$16, AX				// the first 6 bytes
+	MOVQ	$(0x676f6c2d2d<<16), CX		// "--log\0"
+	CMPQ	AX, CX
+	JEQ	skip
+	MOVQ	0(R11), AX
+	MOVQ	$0x6f662d676f6c2d2d, CX		// "--log-fo"
+	CMPQ	AX, CX
+	JNE	supervisor
+	MOVQ	8(R11), AX
+	SHLQ	$24, AX				// 5 bytes
+	MOVQ	$(0x74616d72<<24), CX		// "rmat\0"
+	CMPQ	AX, CX
+	JEQ	skip
+	JMP	next
+
+supervisor:
+	MOVQ	$0x7672657075732d2d, CX		// "--superv"
+	CMPQ	AX, CX
+	JNE	next
+	MOVQ	8(R11), AX
+	SHLQ	$24, AX
+	MOVQ	$(0x726f7369<<24), CX		// "isor\0"
+	CMPQ	AX, CX
+	JNE	next
+
+skip:
+	INCQ	R10
+	JMP	next
+
+positional:
+	MOVQ	0(R11), AX
+	SHLQ	$8, AX
+	MOVQ	$(0x657461657263<<8), CX	// "create\0"
+	CMPQ	AX, CX
+	JNE	runtime
+
+	// The status pipe, close-on-exec.
+	MOVQ	$SYS_pipe2, AX
+	LEAQ	·pipefds(SB), DI
+	MOVQ	$O_CLOEXEC, SI
+	SYSCALL
+	CMPQ	AX, $-4095
+	JCC	failed				// unsigned: at or above is an errno
+	MOVQ	$SYS_getppid, AX
+	SYSCALL
+	MOVL	AX, ·state+12(SB)		// caller
+	MOVQ	$SYS_fork, AX
+	SYSCALL
+	CMPQ	AX, $0
+	JEQ	middle
+	JGT	waiter
+	// No fork: this process goes on as an ordinary crier.
+	MOVQ	AX, R12
+	MOVQ	$SYS_close, AX
+	MOVL	·pipefds+0(SB), DI
+	SYSCALL
+	MOVQ	$SYS_close, AX
+	MOVL	·pipefds+4(SB), DI
+	SYSCALL
+	MOVQ	R12, AX
+
+failed:
+	NEGQ	AX
+	MOVL	AX, ·state+16(SB)		// errno
+	JMP	runtime
+
+waiter:
+	// W: reap M, then wait for C's exit code.
+	MOVQ	AX, R12				// M
+	MOVQ	$SYS_close, AX
+	MOVL	·pipefds+4(SB), DI
+	SYSCALL
+reap:
+	MOVQ	$SYS_wait4, AX
+	MOVQ	R12, DI
+	XORQ	SI, SI
+	XORQ	DX, DX
+	XORQ	R10, R10
+	SYSCALL
+	CMPQ	AX, $-EINTR
+	JEQ	reap
+status:
+	MOVQ	$SYS_read, AX
+	MOVL	·pipefds+0(SB), DI
+	LEAQ	·statusbuf(SB), SI
+	MOVQ	$1, DX
+	SYSCALL
+	CMPQ	AX, $-EINTR
+	JEQ	status
+	CMPQ	AX, $1
+	JNE	noreport
+	MOVBQZX	·statusbuf(SB), DI
+	MOVQ	$SYS_exit_group, AX
+	SYSCALL
+noreport:
+	MOVQ	$SYS_write, AX
+	MOVQ	$2, DI
+	MOVQ	·noReport+0(SB), SI		// the string's bytes
+	MOVQ	·noReport+8(SB), DX		// and length
+	SYSCALL
+	MOVQ	$SYS_exit_group, AX
+	MOVQ	$1, DI
+	SYSCALL
+
+middle:
+	// M: fork C and exit at once, so that C is an orphan from birth. If
+	// the fork fails, W reads EOF and says so.
+	MOVQ	$SYS_getpid, AX
+	SYSCALL
+	MOVL	AX, ·state+8(SB)		// parent, in C's copy
+	MOVQ	$SYS_fork, AX
+	SYSCALL
+	CMPQ	AX, $0
+	JEQ	child
+	MOVQ	$SYS_exit_group, AX
+	XORQ	DI, DI
+	SYSCALL
+
+child:
+	// C: its own session (it outlives create, and must not get the
+	// terminal's signals), and on into the runtime.
+	MOVQ	$SYS_close, AX
+	MOVL	·pipefds+0(SB), DI
+	SYSCALL
+	MOVQ	$SYS_setsid, AX
+	SYSCALL
+	MOVL	·pipefds+4(SB), AX
+	MOVL	AX, ·state+4(SB)		// fd
+	MOVL	$1, ·state+0(SB)		// forked
+
+runtime:
+	JMP	_rt0_amd64_linux(SB)

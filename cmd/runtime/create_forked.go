@@ -105,7 +105,7 @@ func (r *forkedReport) Write(b []byte) (int, error) {
 		r.err = rep.Error
 		return len(b), nil
 	}
-	prefork.Report(0)
+	prefork.Created()
 	return len(b), nil
 }
 

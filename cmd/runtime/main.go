@@ -34,7 +34,7 @@ func main() {
 	}
 	// The process the caller waits for exits with this, when this one
 	// was forked off for create (internal/prefork).
-	prefork.Report(a.exitCode)
+	prefork.Exit(a.exitCode)
 	os.Exit(a.exitCode)
 }
 

@@ -15,15 +15,18 @@
 //	                   │                 └─ exits at once: C is an orphan
 //	                   │                    from birth (supervisor detection,
 //	                   │                    container.ReparentedFrom)
-//	                   └─ reaps M, reads one byte from a pipe (C's exit code,
-//	                      sent once the container is created or create has
-//	                      failed) and exits with it, without ever starting
-//	                      a Go runtime
+//	                   └─ reaps M, reads C's report from a pipe and exits
+//	                      with its code: at once when the container is
+//	                      created (C lives on), else once C has exited (a
+//	                      pidfd), so that nothing of a failed create is
+//	                      seen alive after it returned; it never starts a
+//	                      Go runtime
 //
 // The entry acts only when the first argument that is not a flag (or a
 // value of one of the global flags that take one) is "create"; every
-// other command goes straight to the runtime. C reports on the pipe with
-// Report: the shim once the container is created, main for any other
-// outcome (an error, --help, a command line that was not create after
-// all). If C dies before it reports, W says so on stderr and exits 1.
+// other command goes straight to the runtime. C reports on the pipe:
+// Created, from the shim once the container is created, or Exit, from
+// main for any other outcome (an error, --help, a command line that was
+// not create after all). If C dies before it reports, W says so on stderr
+// and exits 1.
 package prefork

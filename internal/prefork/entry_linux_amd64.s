@@ -15,6 +15,9 @@
 #define SYS_setsid 112
 #define SYS_exit_group 231
 #define SYS_pipe2 293
+#define SYS_poll 7
+#define SYS_pidfd_open 434
+#define POLLIN 1
 #define O_CLOEXEC 0x80000
 #define EINTR 4
 
@@ -126,16 +129,40 @@ reap:
 	CMPQ	AX, $-EINTR
 	JEQ	reap
 status:
+	// C's report: a kind, an exit code and C's pid (report in prefork.go),
+	// in one write.
 	MOVQ	$SYS_read, AX
 	MOVL	·pipefds+0(SB), DI
 	LEAQ	·statusbuf(SB), SI
-	MOVQ	$1, DX
+	MOVQ	$6, DX
 	SYSCALL
 	CMPQ	AX, $-EINTR
 	JEQ	status
-	CMPQ	AX, $1
+	CMPQ	AX, $6
 	JNE	noreport
-	MOVBQZX	·statusbuf(SB), DI
+	MOVBQZX	·statusbuf+1(SB), R13		// the exit code
+	CMPB	·statusbuf+0(SB), $'L'
+	JEQ	exit				// C lives on as the shim
+	// C is exiting: wait until it has, so that the caller never sees it
+	// alive after create returned.
+	MOVQ	$SYS_pidfd_open, AX
+	MOVL	·statusbuf+2(SB), DI
+	XORQ	SI, SI
+	SYSCALL
+	CMPQ	AX, $-4095
+	JCC	exit				// gone already
+	MOVL	AX, ·pollfd+0(SB)
+	MOVW	$POLLIN, ·pollfd+4(SB)
+poll:
+	MOVQ	$SYS_poll, AX
+	LEAQ	·pollfd(SB), DI
+	MOVQ	$1, SI
+	MOVQ	$-1, DX
+	SYSCALL
+	CMPQ	AX, $-EINTR
+	JEQ	poll
+exit:
+	MOVQ	R13, DI
 	MOVQ	$SYS_exit_group, AX
 	SYSCALL
 noreport:

@@ -12,10 +12,11 @@ var state struct {
 	errno  int32 // the pipe's or the fork's error; then nothing was forked
 }
 
-// pipefds and statusbuf are entry's scratch space.
+// pipefds, statusbuf and pollfd are entry's scratch space.
 var (
 	pipefds   [2]int32
-	statusbuf [1]byte
+	statusbuf [8]byte
+	pollfd    [8]byte
 )
 
 // noReport is what W says when C exits without reporting.
@@ -31,21 +32,32 @@ func Parent() int { return int(state.parent) }
 // os.Getppid() says in a crier that did not fork.
 func CallerParent() int { return int(state.caller) }
 
-// Report sends code to the waiting process, which exits with it; only the
-// first call does anything.
-func Report(code int) {
+// Created tells the waiting process that the container is created: it
+// exits 0 at once, while this process goes on as the shim.
+func Created() { report('L', 0) }
+
+// Exit tells the waiting process to exit with code once this process,
+// which is about to exit, has. Only the first of Created and Exit counts.
+func Exit(code int) { report('X', code) }
+
+// report writes the message W reads: a kind ('L': exit now; 'X': once C
+// has exited), the exit code and C's pid, in one write so that W reads
+// it whole. For 'X' the pipe stays open until the process exits.
+func report(kind byte, code int) {
 	if state.forked != 1 || state.fd < 0 {
 		return
 	}
 	fd := int(state.fd)
 	state.fd = -1
+	pid := unix.Getpid()
+	msg := []byte{kind, byte(code), byte(pid), byte(pid >> 8), byte(pid >> 16), byte(pid >> 24)}
 	for {
-		if _, err := unix.Write(fd, []byte{byte(code)}); err != unix.EINTR {
+		if _, err := unix.Write(fd, msg); err != unix.EINTR {
 			break
 		}
 	}
-	unix.Close(fd)
-	_ = pipefds
-	_ = statusbuf
-	_ = noReport
+	if kind == 'L' {
+		unix.Close(fd)
+	}
+	_, _, _, _ = pipefds, statusbuf, pollfd, noReport
 }

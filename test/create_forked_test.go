@@ -3,6 +3,8 @@ package test
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -65,4 +67,43 @@ func TestCreateShimDiesBeforeReport(t *testing.T) {
 	if strings.Contains(stderr.String(), "panic") {
 		t.Errorf("create panicked: %s", stderr.String())
 	}
+}
+
+// TestCreateStderrClosedAfterCreate: once the container has exited,
+// nothing but it held create's stderr, so a caller reading it to its end
+// (containerd's shim, `$(crier create ... 2>&1)`) gets EOF then, not at
+// delete. The forked create kept a copy for its error message for the
+// shim's life, which cost every `ctr run --rm` some 150 ms.
+func TestCreateStderrClosedAfterCreate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id := e.id()
+	b := e.bundle([]string{"true"}, nil)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p := e.cliStart(func(c *exec.Cmd) { c.Stdout, c.Stderr = w, w }, "create", "--bundle", b, id)
+	w.Close()
+	p.waitOK()
+	// A client connection held open keeps the shim from re-executing
+	// (which closes whatever it holds, close-on-exec) while we look.
+	c := e.dial(id)
+	e.cliOK("start", id)
+	e.waitStopped(id)
+	done := make(chan error, 1)
+	go func() { _, err := io.ReadAll(r); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("reading create's output: %v", err)
+		}
+	// Well below the shim's 30 s limit for a silent connection, after
+	// which it would re-exec and so let go of everything anyway.
+	case <-time.After(5 * time.Second):
+		t.Errorf("create's stdout and stderr still open 5s after the container stopped: the shim holds them")
+	}
+	c.Close()
+	e.cliOK("delete", id)
 }

@@ -68,7 +68,7 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 		}
 	}
 	cfg.Supervised = supervised(cfg.Log, a.debug, mode, callerParent)
-	rep := &forkedReport{}
+	rep := &forkedReport{errOut: errOut}
 	cfg.Report = rep
 	// As a crier-shim started by create: what the caller leaked to us
 	// goes nowhere, nor does the caller's environment (the shim's own
@@ -92,8 +92,14 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 
 // forkedReport takes the shim's report (shim.Report, one JSON line): once
 // the container is created the waiting process exits 0 and create is
-// done for its caller; an error is kept for serveShim.
-type forkedReport struct{ err string }
+// done for its caller, and the copy of create's stderr is closed (a
+// caller that reads it to its end, as containerd's shim and `$(...)` do,
+// must not wait for the container's deletion); an error is kept for
+// serveShim, which prints it there.
+type forkedReport struct {
+	err    string
+	errOut *os.File
+}
 
 func (r *forkedReport) Write(b []byte) (int, error) {
 	var rep shim.Report
@@ -106,6 +112,7 @@ func (r *forkedReport) Write(b []byte) (int, error) {
 		return len(b), nil
 	}
 	prefork.Created()
+	r.errOut.Close()
 	return len(b), nil
 }
 

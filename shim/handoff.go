@@ -61,6 +61,13 @@ func (w *handoffWriter) strs(s []string) {
 	}
 }
 
+func (w *handoffWriter) uints(v []uint64) {
+	w.present(v == nil, len(v))
+	for _, n := range v {
+		w.uint(n)
+	}
+}
+
 func (w *handoffWriter) strMap(m map[string]string) {
 	w.present(m == nil, len(m))
 	for k, v := range m {
@@ -157,6 +164,18 @@ func (r *handoffReader) strMap() map[string]string {
 	return m
 }
 
+func (r *handoffReader) uints() []uint64 {
+	ok, n := r.present()
+	if !ok {
+		return nil
+	}
+	v := make([]uint64, 0, n)
+	for range n {
+		v = append(v, r.uint())
+	}
+	return v
+}
+
 func (r *handoffReader) time() time.Time {
 	sec := r.int()
 	return time.Unix(sec, r.int()).UTC()
@@ -216,10 +235,7 @@ func (h *handoff) marshal() []byte {
 		w.uint(o.Below)
 		w.uint(o.Unkilled)
 		w.strs(o.LevelDirs)
-		w.present(o.LevelHits == nil, len(o.LevelHits))
-		for _, n := range o.LevelHits {
-			w.uint(n)
-		}
+		w.uints(o.LevelHits)
 		w.present(o.LevelFDs == nil, len(o.LevelFDs))
 		for _, fd := range o.LevelFDs {
 			w.int(int64(fd))
@@ -332,12 +348,7 @@ func unmarshalHandoff(b []byte) (*handoff, error) {
 	}
 	if ok, _ := r.present(); ok {
 		o := &cgroup.OOMWatchState{FD: int(r.int()), V1: r.bool(), Dir: r.str(), Kills: r.uint(), Below: r.uint(), Unkilled: r.uint(), LevelDirs: r.strs()}
-		if ok, n := r.present(); ok {
-			o.LevelHits = make([]uint64, 0, n)
-			for range n {
-				o.LevelHits = append(o.LevelHits, r.uint())
-			}
-		}
+		o.LevelHits = r.uints()
 		if ok, n := r.present(); ok {
 			o.LevelFDs = make([]int, 0, n)
 			for range n {

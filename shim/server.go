@@ -393,3 +393,16 @@ func checkPeer(conn *net.UnixConn) error {
 	}
 	return nil
 }
+
+// SupervisedBy is the supervisor-mode rule (docs/supervisors.md): mode is
+// on, off or auto; in auto a supervisor is there when the shim, an orphan
+// since birth (detached), was reparented to the parent of the process
+// that ran create (callerParent). Init adopts every orphan whether or not
+// it waits for them, so a caller that is its pid namespace's init is not
+// taken for one (`--supervisor on` is).
+func SupervisedBy(mode string, detached bool, ppid, callerParent int) bool {
+	if mode == "on" {
+		return true
+	}
+	return mode == "auto" && detached && callerParent > 1 && ppid == callerParent
+}

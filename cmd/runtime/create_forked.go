@@ -124,14 +124,11 @@ func (r *forkedReport) Close() error { return nil }
 // nearest subreaper or to init, and one is there when that is create's
 // caller's parent.
 func supervised(l *log.Logger, debug bool, mode string, callerParent int) bool {
-	if mode == "auto" && callerParent <= 0 {
-		mode = "off"
-	}
 	ppid, detached, err := container.ReparentedFrom(prefork.Parent())
 	if err != nil {
 		l.Printf("warning: supervisor detection: %v", err)
 	}
-	on := mode == "on" || (mode == "auto" && detached && callerParent > 1 && ppid == callerParent)
+	on := shim.SupervisedBy(mode, detached, ppid, callerParent)
 	if debug {
 		l.Printf("supervisor %s: detached %v, parent %d, create's parent %d: supervised %v", mode, detached, ppid, callerParent, on)
 	}

@@ -165,10 +165,7 @@ func (s supervision) decide(l *log.Logger, debug bool) bool {
 			l.Printf("warning: supervisor detection: %v", err)
 		}
 	}
-	on := s.mode == "on"
-	if s.mode == "auto" {
-		on = detached && s.callerParent > 1 && ppid == s.callerParent
-	}
+	on := shim.SupervisedBy(s.mode, detached, ppid, s.callerParent)
 	if debug {
 		l.Printf("supervisor %s: detached %v (reparented after %v), parent %d, create's parent %d: supervised %v", s.mode, detached, time.Since(began), ppid, s.callerParent, on)
 	}

@@ -16,6 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/internal/pidfd"
+
+	"github.com/crier-runtime/crier/internal/clientsandbox"
 )
 
 // This file looks at the host: processes, their parents and namespaces,
@@ -135,39 +137,6 @@ func processesMatching(keys ...string) map[int]string {
 	return found
 }
 
-// mountsUnder lists the mount points below dir, deepest first.
-func mountsUnder(dir string) []string {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	var found []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(unescapeMount(f[4]), dir) {
-			found = append(found, unescapeMount(f[4]))
-		}
-	}
-	sort.Slice(found, func(i, j int) bool { return len(found[i]) > len(found[j]) })
-	return found
-}
-
-// unescapeMount undoes mountinfo's octal escapes of spaces and the like.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // cgroupsNamed lists the cgroup directories, in every hierarchy, whose
 // path below the hierarchy's root starts with /name; deepest first.
 func cgroupsNamed(name string) []string {
@@ -206,7 +175,7 @@ func (tr *trace) leftovers() []string {
 	for pid, cl := range processesMatching(append([]string{tr.dir}, tr.ids...)...) {
 		found = append(found, fmt.Sprintf("process %d %q", pid, cl))
 	}
-	for _, m := range mountsUnder(tr.dir) {
+	for _, m := range clientsandbox.MountsUnder(tr.dir) {
 		found = append(found, "mount "+m)
 	}
 	for _, c := range cgroupsNamed(tr.cgroupParent) {
@@ -254,7 +223,7 @@ func (tr *trace) sweep() {
 			unix.Close(fd)
 		}
 	}
-	for _, m := range mountsUnder(tr.dir) {
+	for _, m := range clientsandbox.MountsUnder(tr.dir) {
 		unix.Unmount(m, unix.MNT_DETACH)
 	}
 	for _, c := range cgroupsNamed(tr.cgroupParent) {

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/crier-runtime/crier/internal/clientsandbox"
 )
 
 // This file runs the clients' commands: each bounded by the step timeout,
@@ -159,7 +159,10 @@ func (c *tool) ok(t *testing.T, args ...string) string {
 // clients' -t modes want one. It returns what the terminal showed.
 func (c *tool) runTTY(t *testing.T, args ...string) result {
 	t.Helper()
-	master, slave := openPty(t)
+	master, slave, err := clientsandbox.OpenPty()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *stepFlag)
 	defer cancel()
 	cmd := c.command(ctx, args...)
@@ -177,7 +180,7 @@ func (c *tool) runTTY(t *testing.T, args ...string) result {
 		b, _ := io.ReadAll(master)
 		screen <- string(b)
 	}()
-	err := cmd.Wait()
+	err = cmd.Wait()
 	r := result{line: line, code: exitCode(err), elapsed: time.Since(begin)}
 	select {
 	case r.stdout = <-screen:
@@ -191,33 +194,6 @@ func (c *tool) runTTY(t *testing.T, args ...string) result {
 		t.Fatalf("%s: no answer after %v (killed); it hung\nterminal: %q", line, *stepFlag, r.stdout)
 	}
 	return r
-}
-
-// openPty opens a new pseudo-terminal pair, 80x24.
-func openPty(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("open /dev/ptmx: %v", err)
-	}
-	master = os.NewFile(uintptr(fd), "/dev/ptmx")
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		master.Close()
-		t.Fatalf("unlock pty: %v", err)
-	}
-	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
-	if err != nil {
-		master.Close()
-		t.Fatalf("pty number: %v", err)
-	}
-	unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 80})
-	name := fmt.Sprintf("/dev/pts/%d", n)
-	slave, err = os.OpenFile(name, os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		master.Close()
-		t.Fatalf("open %s: %v", name, err)
-	}
-	return master, slave
 }
 
 // lines is a command whose stdout is read line by line as it comes: an

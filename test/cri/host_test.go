@@ -19,6 +19,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/internal/pidfd"
+
+	"github.com/crier-runtime/crier/internal/clientsandbox"
 )
 
 // This file tears the sandbox down: it asks containerd to remove every
@@ -169,7 +171,7 @@ func sweepRuntimeState() []string {
 // namespaces the run made (containerd binds them in /run/netns).
 func sweepMounts() []string {
 	var left []string
-	for _, m := range mountsUnder(suite.dir) {
+	for _, m := range clientsandbox.MountsUnder(suite.dir) {
 		left = append(left, "mount "+m)
 		unix.Unmount(m, unix.MNT_DETACH)
 	}
@@ -266,37 +268,4 @@ func processesMatching(key string) map[int]string {
 		}
 	}
 	return found
-}
-
-// mountsUnder lists the mount points below dir, deepest first.
-func mountsUnder(dir string) []string {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	var found []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(unescapeMount(f[4]), dir) {
-			found = append(found, unescapeMount(f[4]))
-		}
-	}
-	sort.Slice(found, func(i, j int) bool { return len(found[i]) > len(found[j]) })
-	return found
-}
-
-// unescapeMount undoes mountinfo's octal escapes of spaces and the like.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/crier-runtime/crier/internal/clientsandbox"
 )
 
 // This file runs crictl, each command bounded by the step timeout, and
@@ -98,7 +98,10 @@ func inspectJSON(t *testing.T, v any, args ...string) {
 // the terminal showed.
 func crictlTTY(t *testing.T, args ...string) result {
 	t.Helper()
-	master, slave := openPty(t)
+	master, slave, err := clientsandbox.OpenPty()
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer master.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), *stepFlag)
 	defer cancel()
@@ -115,7 +118,7 @@ func crictlTTY(t *testing.T, args ...string) result {
 		b, _ := io.ReadAll(master)
 		screen <- string(b)
 	}()
-	err := cmd.Wait()
+	err = cmd.Wait()
 	r := result{line: "crictl " + strings.Join(args, " "), code: exitCode(err)}
 	select {
 	case r.stdout = <-screen:
@@ -127,33 +130,6 @@ func crictlTTY(t *testing.T, args ...string) result {
 		t.Fatalf("%s: no answer after %v (killed)\nterminal: %q", r.line, *stepFlag, r.stdout)
 	}
 	return r
-}
-
-// openPty opens a new pseudo-terminal pair, 80x24.
-func openPty(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("open /dev/ptmx: %v", err)
-	}
-	master = os.NewFile(uintptr(fd), "/dev/ptmx")
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		master.Close()
-		t.Fatalf("unlock pty: %v", err)
-	}
-	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
-	if err != nil {
-		master.Close()
-		t.Fatalf("pty number: %v", err)
-	}
-	unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 80})
-	name := fmt.Sprintf("/dev/pts/%d", n)
-	slave, err = os.OpenFile(name, os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		master.Close()
-		t.Fatalf("open %s: %v", name, err)
-	}
-	return master, slave
 }
 
 // exitCode is the exit status of a finished command's error: -1 when it

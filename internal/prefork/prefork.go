@@ -12,7 +12,8 @@ var state struct {
 	errno  int32 // the pipe's or the fork's error; then nothing was forked
 }
 
-// pipefds, statusbuf and pollfd are entry's scratch space.
+// pipefds, statusbuf and pollfd are entry's scratch space; only the
+// assembly uses them (and noReport), which keeps them linked.
 var (
 	pipefds   [2]int32
 	statusbuf [8]byte
@@ -59,5 +60,4 @@ func report(kind byte, code int) {
 	if kind == 'L' {
 		unix.Close(fd)
 	}
-	_, _, _, _ = pipefds, statusbuf, pollfd, noReport
 }

@@ -7,13 +7,13 @@ import specs "github.com/opencontainers/runtime-spec/specs-go"
 // returns a new slice. features_linux_test.go checks every list against
 // the compiler, so that they cannot drift apart.
 
-// Actions returns the linux.seccomp actions Compile implements.
-// SCMP_ACT_NOTIFY is not one: there is no notify listener.
+// Actions returns the linux.seccomp actions Compile implements: all of
+// the spec's (SCMP_ACT_NOTIFY with a listenerPath, not as the default).
 func Actions() []string {
 	return []string{
 		string(specs.ActAllow), string(specs.ActErrno), string(specs.ActKill),
 		string(specs.ActKillProcess), string(specs.ActKillThread), string(specs.ActLog),
-		string(specs.ActTrace), string(specs.ActTrap),
+		string(specs.ActNotify), string(specs.ActTrace), string(specs.ActTrap),
 	}
 }
 
@@ -43,9 +43,11 @@ func Archs() []string {
 	}
 }
 
-// Flags returns the linux.seccomp flags Compile accepts. TSYNC and
-// WAIT_KILLABLE_RECV are accepted and have nothing to do: the filter goes
-// on the thread that execs, and there is no notify listener.
+// Flags returns the linux.seccomp flags Compile accepts. TSYNC is
+// accepted and has nothing to do: the filter goes on the thread that
+// execs. WAIT_KILLABLE_RECV applies to a profile that notifies and is
+// ignored by one that does not (the kernel refuses it without a
+// listener).
 func Flags() []string {
 	return []string{
 		string(specs.LinuxSeccompFlagLog),

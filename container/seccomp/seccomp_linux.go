@@ -153,7 +153,7 @@ func retAction(act specs.LinuxSeccompAction, errnoRet *uint) (uint32, error) {
 	case specs.ActLog:
 		return unix.SECCOMP_RET_LOG, nil
 	case specs.ActNotify:
-		return 0, fmt.Errorf("%s is not supported (crier has no seccomp notify listener)", act)
+		return unix.SECCOMP_RET_USER_NOTIF, nil
 	case "":
 		return 0, errors.New("action is missing")
 	}
@@ -174,10 +174,12 @@ func filterFlag(f specs.LinuxSeccompFlag) (uintptr, error) {
 	case specs.LinuxSeccompFlagSpecAllow:
 		return unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW, nil
 	case specs.LinuxSeccompFlagWaitKillableRecv:
-		// Only changes how a notify listener waits; without
-		// SCMP_ACT_NOTIFY (refused) there is none, and the kernel
-		// refuses the flag without one.
-		return 0, nil
+		// Only changes how a notified call waits once the agent has
+		// it (only a fatal signal ends the wait, Linux 5.19). The
+		// kernel refuses it without a listener: compile passes it
+		// only with SECCOMP_FILTER_FLAG_NEW_LISTENER, and a profile
+		// without SCMP_ACT_NOTIFY has nothing for it to do.
+		return unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, nil
 	}
 	return 0, fmt.Errorf("unknown flag %q", f)
 }
@@ -196,6 +198,28 @@ func validOp(op specs.LinuxSeccompOperator) bool {
 type Program struct {
 	filter []unix.SockFilter
 	flags  uintptr // for seccomp(2)
+	// listener is the profile's listenerPath when a rule notifies: the
+	// filter is then loaded with SECCOMP_FILTER_FLAG_NEW_LISTENER, and
+	// Install hands the listener on.
+	listener string
+}
+
+// Flags returns the flags the program is loaded with, as seccomp(2)
+// takes them.
+func (p *Program) Flags() uint {
+	if p == nil {
+		return 0
+	}
+	return uint(p.flags)
+}
+
+// Listener returns the profile's listenerPath if the program notifies
+// (has an SCMP_ACT_NOTIFY rule), else "".
+func (p *Program) Listener() string {
+	if p == nil {
+		return ""
+	}
+	return p.listener
 }
 
 // syscallRule is one config rule as it applies to one syscall number.
@@ -258,11 +282,51 @@ func compile(s *specs.LinuxSeccomp) (*Program, error) {
 	if err != nil {
 		return nil, err
 	}
+	notifies, err := checkNotify(s)
+	if err != nil {
+		return nil, err
+	}
+	if notifies {
+		flags |= unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
+	} else {
+		flags &^= unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+	}
 	filter, err := emitFilter(covered, rules, defAction, wantsENOSYS(s))
 	if err != nil {
 		return nil, err
 	}
-	return &Program{filter: filter, flags: flags}, nil
+	p := &Program{filter: filter, flags: flags}
+	if notifies {
+		p.listener = s.ListenerPath
+	}
+	return p, nil
+}
+
+// checkNotify reports whether a rule notifies, and refuses what runc
+// refuses of SCMP_ACT_NOTIFY: as the default action, on write, and
+// without a listenerPath to send the listener to. write is the call the
+// process makes, once the filter is on, to tell its parent which
+// descriptor the listener is (Install): notified, it would wait for an
+// agent that can only learn of the listener through it. (A listenerPath
+// without a notify rule is ignored, as in runc.)
+func checkNotify(s *specs.LinuxSeccomp) (bool, error) {
+	if s.DefaultAction == specs.ActNotify {
+		return false, fmt.Errorf("defaultAction: %s cannot be used as default action", specs.ActNotify)
+	}
+	notifies := false
+	for i, sc := range s.Syscalls {
+		if sc.Action != specs.ActNotify {
+			continue
+		}
+		notifies = true
+		if slices.Contains(sc.Names, "write") {
+			return false, fmt.Errorf("syscalls[%d]: %s cannot be used for the write syscall", i, specs.ActNotify)
+		}
+	}
+	if notifies && s.ListenerPath == "" {
+		return false, fmt.Errorf("%s needs a listenerPath (the seccomp agent's socket)", specs.ActNotify)
+	}
+	return notifies, nil
 }
 
 // filterFlags returns the seccomp(2) flags for the profile's flags.
@@ -512,24 +576,50 @@ func (b *cbpfBuilder) arg(a specs.LinuxSeccompArg, wide bool, fail int) {
 	b.bind(ok)
 }
 
+// Handoff is given the descriptor of a notifying program's listener,
+// right after Install has loaded the filter on the calling thread, and
+// must get it to the seccomp agent. Until the agent has it, any call the
+// filter notifies waits for good: handoff may only write (which a
+// profile cannot notify, see checkNotify) until someone outside the
+// filter has taken the listener.
+type Handoff func(listener int) error
+
 // Install loads the program into the calling thread with seccomp(2)
 // SECCOMP_SET_MODE_FILTER and the profile's flags, without TSYNC: the
 // caller execs from this same locked thread right after, and execve
 // carries this thread's filter into the new program. The thread needs
 // no_new_privs or CAP_SYS_ADMIN in its effective set. Installing a nil
 // program does nothing.
-func (p *Program) Install() error {
+//
+// A program that notifies is loaded with SECCOMP_FILTER_FLAG_NEW_LISTENER;
+// Install calls handoff with the listener, then closes it: the process
+// must not keep it (it could answer its own calls), and once the agent
+// has closed its copy, the kernel fails the notified calls with ENOSYS.
+func (p *Program) Install(handoff Handoff) error {
 	if p == nil {
 		return nil
 	}
+	if p.listener != "" && handoff == nil {
+		return errors.New("seccomp: the profile notifies, and nothing takes the listener")
+	}
 	prog := unix.SockFprog{Len: uint16(len(p.filter)), Filter: &p.filter[0]}
-	_, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, p.flags, uintptr(unsafe.Pointer(&prog)))
+	r, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, p.flags, uintptr(unsafe.Pointer(&prog)))
 	runtime.KeepAlive(p)
 	if e == unix.EACCES {
 		return fmt.Errorf("seccomp: %w (needs no_new_privs or CAP_SYS_ADMIN)", e)
 	}
 	if e != 0 {
 		return os.NewSyscallError("seccomp", e)
+	}
+	if p.listener == "" {
+		return nil
+	}
+	// The kernel made the listener close-on-exec.
+	fd := int(r)
+	err := handoff(fd)
+	unix.Close(fd)
+	if err != nil {
+		return fmt.Errorf("seccomp: hand the listener to the agent: %w", err)
 	}
 	return nil
 }

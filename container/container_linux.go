@@ -480,7 +480,19 @@ func (c *Container) Start() error {
 		return errors.New("container init is gone")
 	}
 	defer func() { c.sync.Close(); c.sync = nil }()
-	return c.initError(c.sync.startInit(c.pty))
+	return c.initError(c.sync.startInit(c.pty, c.initListener))
+}
+
+// initListener sends the init's seccomp listener, its descriptor fd, to
+// the agent (seccomp_agent_linux.go). If that fails, init is killed: it
+// waits for the listener to be taken, and a call of its that the filter
+// notifies would wait for good, the listener being its own.
+func (c *Container) initListener(fd int) error {
+	err := c.handListener(c.Pid, c.PidFD, fd, seccompStatusInit)
+	if err != nil {
+		c.Signal(unix.SIGKILL, false)
+	}
+	return err
 }
 
 // Signal sends sig to the container's init process, or with all to every

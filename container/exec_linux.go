@@ -42,6 +42,9 @@ import (
 //	shim     reads the report pipe to its end: "error MSG" from either
 //	         stage, or nothing more once stage two has exec'd (the pipe
 //	         is close-on-exec); it reaps stage two, its child, by pid.
+//	         A "seccomp FD" line is the listener of a filter that
+//	         notifies: the shim sends it to the agent and writes a byte
+//	         back, which stage two waits for (seccomp_agent_linux.go).
 //
 // Stage two is exec'd as "self/fd/N" from the host's /proc (the thread's
 // working directory, opened before the mount namespace was joined): the
@@ -166,7 +169,7 @@ func (c *Container) ExecFrom(shim string, files []*os.File, ns *ExecNamespaces) 
 	if _, err := report.Write([]byte{'\n'}); err != nil {
 		unix.Kill(pid, unix.SIGKILL)
 	}
-	return readExecReport(report, pid)
+	return c.readExecReport(report, pid)
 }
 
 // forkExecStage forks stage one into the container's cgroups, from a
@@ -194,11 +197,16 @@ func (c *Container) forkExecStage(sys *syscall.SysProcAttr, path string, args, e
 }
 
 // readExecReport reads what the stages report until both are gone, reaps
-// stage one and, if the exec failed, stage two.
-func readExecReport(report *os.File, stage1 int) (int, error) {
+// stage one and, if the exec failed, stage two. A "seccomp FD" line is
+// stage two's seccomp listener (seccomp_agent_linux.go): once stage one
+// has said stage two's pid, it goes to the agent and stage two gets a
+// byte back; if it cannot, stage two is killed (it waits for the byte,
+// and its notified calls would wait for good) and that is the error.
+func (c *Container) readExecReport(report *os.File, stage1 int) (int, error) {
 	var (
-		pid  int
-		msgs []string
+		pid      int
+		msgs     []string
+		listener = -1
 	)
 	sc := bufio.NewScanner(report)
 	for sc.Scan() {
@@ -207,6 +215,19 @@ func readExecReport(report *os.File, stage1 int) (int, error) {
 			pid, _ = strconv.Atoi(v)
 		} else if v, ok := strings.CutPrefix(line, "error "); ok {
 			msgs = append(msgs, v)
+		} else if v, ok := strings.CutPrefix(line, "seccomp "); ok && listener == -1 {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				n = -2
+			}
+			listener = n
+		}
+		if listener >= 0 && pid > 0 {
+			if err := c.execListener(report, pid, listener); err != nil {
+				msgs = append([]string{err.Error()}, msgs...)
+				unix.Kill(pid, unix.SIGKILL)
+			}
+			listener = -2 // once
 		}
 	}
 	var ws unix.WaitStatus
@@ -229,6 +250,19 @@ func readExecReport(report *os.File, stage1 int) (int, error) {
 		return 0, fmt.Errorf("exec: the exec stage exited (%s) without a report", exitText(ws))
 	}
 	return 0, errors.New(msgs[0])
+}
+
+// execListener sends stage two's listener, its descriptor fd, to the
+// agent and lets stage two go on. Stage two is the caller's child, not
+// yet reaped: its pid is certainly its own.
+func (c *Container) execListener(report *os.File, pid, fd int) error {
+	if err := c.handListener(pid, -1, fd, seccompStatusExec); err != nil {
+		return err
+	}
+	if _, err := report.Write([]byte{'\n'}); err != nil {
+		return fmt.Errorf("exec: let the process go on: %w", err)
+	}
+	return nil
 }
 
 func exitText(ws unix.WaitStatus) string {

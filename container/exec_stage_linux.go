@@ -225,7 +225,30 @@ func execStageTwo(e execStageEnv) error {
 	if err := execFinalAffinity(p); err != nil {
 		return err
 	}
-	return execProcess(p, filter, nil)
+	return execProcess(p, filter, func(listener int) error { return execHandListener(e.report, listener) }, nil)
+}
+
+// execHandListener is stage two's seccomp.Handoff: "seccomp FD" on the
+// report socket, to whoever forked the stage (readExecReport), which
+// takes the listener, sends it to the agent and replies with one byte.
+func execHandListener(report, listener int) error {
+	if err := writeListenerFD(report, "seccomp ", "", listener); err != nil {
+		return fmt.Errorf("exec: report the seccomp listener: %w", err)
+	}
+	var b [1]byte
+	for {
+		n, err := unix.Read(report, b[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("exec: wait for the seccomp agent: %w", os.NewSyscallError("read", err))
+		}
+		if n == 0 {
+			return errors.New("exec: wait for the seccomp agent: the report socket closed")
+		}
+		return nil
+	}
 }
 
 // readExecConfig reads the config from f, which must be a regular file

@@ -196,7 +196,8 @@ func startProcess(conn *syncConn, cfg *initConfig, syncFD int, filter *seccomp.P
 	if err := conn.send(message{Type: msgExec}); err != nil {
 		return err
 	}
-	return execProcess(spec.Process, filter, nil)
+	handoff := func(listener int) error { return conn.handListener(syncFD, listener) }
+	return execProcess(spec.Process, filter, handoff, nil)
 }
 
 func setupNamespaces(cfg *initConfig) error {

@@ -141,13 +141,14 @@ func writeOOMScoreAdj(v int) error {
 // capabilities and no_new_privs are per thread, so every change here is
 // made with raw syscalls on the calling thread, which the caller keeps
 // locked; execve from it then replaces the whole process with this
-// thread's state.
-func execProcess(p *specs.Process, filter *seccomp.Program, beforeExec func() error) error {
+// thread's state. handoff takes the listener of a filter that notifies
+// (seccomp.Handoff).
+func execProcess(p *specs.Process, filter *seccomp.Program, handoff seccomp.Handoff, beforeExec func() error) error {
 	path, caps, err := prepareExec(p)
 	if err != nil {
 		return err
 	}
-	if err := takeIdentity(p, caps, filter); err != nil {
+	if err := takeIdentity(p, caps, filter, handoff); err != nil {
 		return err
 	}
 	if beforeExec != nil {
@@ -185,7 +186,7 @@ func prepareExec(p *specs.Process) (string, processCaps, error) {
 // takeIdentity gives the thread the process's LSM labels, user,
 // capabilities, no_new_privs and seccomp filter, each at the point where
 // what comes before and after allows it.
-func takeIdentity(p *specs.Process, caps processCaps, filter *seccomp.Program) error {
+func takeIdentity(p *specs.Process, caps processCaps, filter *seccomp.Program, handoff seccomp.Handoff) error {
 	lastCap, err := kernelLastCap()
 	if err != nil {
 		return err
@@ -198,7 +199,7 @@ func takeIdentity(p *specs.Process, caps processCaps, filter *seccomp.Program) e
 	// Without no_new_privs, loading a seccomp filter needs CAP_SYS_ADMIN,
 	// which the switch below may drop: load it while we still have it.
 	if !p.NoNewPrivileges {
-		if err := filter.Install(); err != nil {
+		if err := filter.Install(handoff); err != nil {
 			return err
 		}
 	}
@@ -213,13 +214,13 @@ func takeIdentity(p *specs.Process, caps processCaps, filter *seccomp.Program) e
 	if err := applyCaps(caps, lastCap); err != nil {
 		return err
 	}
-	return lockPrivileges(p.NoNewPrivileges, filter)
+	return lockPrivileges(p.NoNewPrivileges, filter, handoff)
 }
 
 // lockPrivileges ends the keeping of capabilities across the user switch
 // and, with no_new_privs, sets it and loads the filter, as late as
 // possible so that it sees only the user's program and not our set-up.
-func lockPrivileges(noNewPrivs bool, filter *seccomp.Program) error {
+func lockPrivileges(noNewPrivs bool, filter *seccomp.Program, handoff seccomp.Handoff) error {
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
 		return os.NewSyscallError("prctl PR_SET_KEEPCAPS 0", err)
 	}
@@ -229,7 +230,7 @@ func lockPrivileges(noNewPrivs bool, filter *seccomp.Program) error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return os.NewSyscallError("prctl PR_SET_NO_NEW_PRIVS", err)
 	}
-	return filter.Install()
+	return filter.Install(handoff)
 }
 
 // switchUser sets the thread's groups and ids. PR_SET_KEEPCAPS keeps the

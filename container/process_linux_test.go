@@ -322,7 +322,7 @@ func TestHelperExecProcess(t *testing.T) {
 	}
 	err := setupProcessEarly(&sc.process)
 	if err == nil {
-		err = execProcess(&sc.process, nil, sc.beforeExec)
+		err = execProcess(&sc.process, nil, nil, sc.beforeExec)
 	}
 	fmt.Printf("error=%v\n", err)
 	os.Exit(0)

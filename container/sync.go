@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -30,7 +31,12 @@ import (
 //	                             <----   msgReady: the container is created
 //	msgStart (at `start`)        ---->
 //	                                     startContainer hooks
-//	                             <----   msgExec, then execve closes the socket
+//	                             <----   msgExec
+//	                                     (a filter that notifies:)
+//	                             <----   msgSeccomp: the listener's fd
+//	listener to the agent,
+//	msgSeccompDone               ---->
+//	                                     execve closes the socket
 //
 // At any point init may send msgError and exit; EOF from the parent tells
 // init to give up. msgConfig may carry descriptors (SCM_RIGHTS): the
@@ -44,6 +50,11 @@ const (
 	msgStart    = "start"
 	msgExec     = "exec"
 	msgError    = "error"
+	// msgSeccomp's Message is the descriptor number of the listener in
+	// init (seccomp_agent_linux.go); msgSeccompDone says it reached the
+	// agent.
+	msgSeccomp     = "seccomp"
+	msgSeccompDone = "seccompDone"
 )
 
 // message is one line on the sync socket.
@@ -285,8 +296,9 @@ func (c *syncConn) Close() error {
 // that execve makes, or msgError) written and read without encoding/json.
 // The serving shim calls Container.Start, and the caches encoding/json
 // keeps for message, whose Config reaches the whole runtime-spec type
-// tree, would stay resident there for the container's life.
-func (c *syncConn) startInit(pty string) error {
+// tree, would stay resident there for the container's life. listener,
+// if set, takes init's seccomp listener when init sends msgSeccomp.
+func (c *syncConn) startInit(pty string, listener func(fd int) error) error {
 	o := flatjson.Begin(nil)
 	o.String("type", msgStart)
 	if pty != "" {
@@ -308,15 +320,47 @@ func (c *syncConn) startInit(pty string) error {
 		return fmt.Errorf("sync: got %q, want %q", m.Type, msgExec)
 	}
 	// execve closes init's end (close-on-exec); anything else is an error
-	// sent after msgExec because execve itself failed.
-	m, err = recvFlat(lines)
-	if errors.Is(err, errSyncEOF) {
-		return nil
+	// sent after msgExec because execve itself failed, or the listener of
+	// a filter that notifies, once.
+	for {
+		m, err = recvFlat(lines)
+		if errors.Is(err, errSyncEOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if m.Type != msgSeccomp || listener == nil {
+			return errors.New(m.Message)
+		}
+		fd, err := strconv.Atoi(m.Message)
+		if err != nil {
+			return fmt.Errorf("sync: %s: bad descriptor %q", msgSeccomp, m.Message)
+		}
+		if err := listener(fd); err != nil {
+			return err
+		}
+		listener = nil
+		done := flatjson.Begin(nil)
+		done.String("type", msgSeccompDone)
+		if _, err := c.f.Write(append(done.End(), '\n')); err != nil {
+			return fmt.Errorf("sync: send %s: %w", msgSeccompDone, err)
+		}
 	}
-	if err != nil {
-		return err
+}
+
+// handListener is init's seccomp.Handoff: it tells the parent which
+// descriptor the listener is and waits until the parent has sent it to
+// the agent (seccomp_agent_linux.go). fd is the socket's descriptor,
+// known beforehand: os.File.Fd may make a call (fcntl) that the filter
+// notifies.
+func (c *syncConn) handListener(fd, listener int) error {
+	prefix := `{"type":"` + msgSeccomp + `","message":"`
+	if err := writeListenerFD(fd, prefix, `"}`, listener); err != nil {
+		return fmt.Errorf("sync: send %s: %w", msgSeccomp, err)
 	}
-	return errors.New(m.Message)
+	_, err := c.expect(msgSeccompDone)
+	return err
 }
 
 // flatMessage is what startInit reads of init's messages.

@@ -304,6 +304,12 @@ func (w *handoffWriter) spec(s *specs.Spec) {
 		w.hooks(s.Hooks.Poststart)
 		w.hooks(s.Hooks.Poststop)
 	}
+	var sc specs.LinuxSeccomp
+	if s.Linux != nil && s.Linux.Seccomp != nil {
+		sc = *s.Linux.Seccomp
+	}
+	w.str(sc.ListenerPath)
+	w.str(sc.ListenerMetadata)
 }
 
 func (w *handoffWriter) hooks(hs []specs.Hook) {
@@ -420,6 +426,9 @@ func (r *handoffReader) spec() *specs.Spec {
 	}
 	if ok, _ := r.present(); ok {
 		s.Hooks = &specs.Hooks{Poststart: r.hooks(), Poststop: r.hooks()}
+	}
+	if path, meta := r.str(), r.str(); path != "" {
+		s.Linux = &specs.Linux{Seccomp: &specs.LinuxSeccomp{ListenerPath: path, ListenerMetadata: meta}}
 	}
 	return s
 }

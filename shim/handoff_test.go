@@ -60,7 +60,13 @@ func TestServingSpecKeepsWhatServingNeeds(t *testing.T) {
 		!reflect.DeepEqual(got.Hooks.Poststart, full.Hooks.Poststart) || !reflect.DeepEqual(got.Hooks.Poststop, full.Hooks.Poststop) {
 		t.Errorf("servingSpec lost something serving uses: %+v", got)
 	}
-	if got.Hooks.Prestart != nil || got.Linux != nil || got.Mounts != nil { //nolint:staticcheck // prestart is deprecated, still carried
+	// Of linux, the seccomp listener only, to which start and exec send
+	// a notifying filter's listener.
+	if got.Linux == nil || got.Linux.Seccomp == nil || got.Linux.Seccomp.ListenerPath != full.Linux.Seccomp.ListenerPath ||
+		got.Linux.Seccomp.ListenerMetadata != full.Linux.Seccomp.ListenerMetadata {
+		t.Errorf("servingSpec lost the seccomp listener: %+v", got.Linux)
+	}
+	if got.Hooks.Prestart != nil || got.Mounts != nil || got.Linux.Seccomp.Syscalls != nil || got.Linux.Namespaces != nil { //nolint:staticcheck // prestart is deprecated, still carried
 		t.Errorf("servingSpec kept more than serving uses: %+v", got)
 	}
 }

@@ -168,6 +168,13 @@ func servingSpec(spec *specs.Spec) *specs.Spec {
 	if h := spec.Hooks; h != nil && (len(h.Poststart) > 0 || len(h.Poststop) > 0) {
 		out.Hooks = &specs.Hooks{Poststart: h.Poststart, Poststop: h.Poststop}
 	}
+	// Start sends a notifying filter's listener there (and exec, of a
+	// process the shim forks).
+	if l := spec.Linux; l != nil && l.Seccomp != nil && l.Seccomp.ListenerPath != "" {
+		out.Linux = &specs.Linux{Seccomp: &specs.LinuxSeccomp{
+			ListenerPath: l.Seccomp.ListenerPath, ListenerMetadata: l.Seccomp.ListenerMetadata,
+		}}
+	}
 	return out
 }
 

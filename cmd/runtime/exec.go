@@ -152,7 +152,7 @@ func (a *app) execProcess(cmd *cobra.Command, id string, args []string, o *execO
 		defer signal.Stop(sigs)
 	}
 	if forks {
-		return a.forkExec(id, st, e, o, sigs)
+		return a.forkExec(id, st, spec, e, o, sigs)
 	}
 	return a.runExec(id, e, o, sigs)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container"
@@ -40,7 +41,7 @@ func (a *app) execForks(st *statedir.State) (bool, error) {
 
 // forkExec runs the process as crier's child, has the shim adopt it, and,
 // in the foreground, waits for it as its parent.
-func (a *app) forkExec(id string, st *statedir.State, e *execFiles, o *execOptions, sigs chan os.Signal) (int, error) {
+func (a *app) forkExec(id string, st *statedir.State, spec *specs.Spec, e *execFiles, o *execOptions, sigs chan os.Signal) (int, error) {
 	shim, err := a.findShim()
 	if err != nil {
 		return 0, err
@@ -54,7 +55,9 @@ func (a *app) forkExec(id string, st *statedir.State, e *execFiles, o *execOptio
 	if err != nil {
 		return 0, err
 	}
-	c := &container.Container{Cgroup: st.Cgroup}
+	// The config and the state tell a seccomp agent about the process,
+	// if the container's filter notifies (ExecFrom).
+	c := &container.Container{ID: id, Bundle: st.Bundle, Spec: spec, Pid: st.Pid, PidFD: -1, Cgroup: st.Cgroup}
 	pid, err := c.ExecFrom(shim, e.send, ns)
 	ns.Close()
 	e.closeSent()

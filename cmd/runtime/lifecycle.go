@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/container/cgroup"
+	"github.com/crier-runtime/crier/container/seccomp"
 	"github.com/crier-runtime/crier/internal/pidfd"
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/statedir"
@@ -47,7 +49,34 @@ func (a *app) start(id string) error {
 		return err
 	}
 	a.debugf("init: closing the pipe to signal completion: %s started", id)
+	a.debugSeccompFlags(id)
 	return nil
+}
+
+// debugSeccompFlags says, with --debug, which flags the container's
+// seccomp filter was loaded with, in runc's words (seccomp-notify.bats
+// reads "seccomp filter flags: 40"). Only with --debug: it reads and
+// compiles the config the container was created from.
+func (a *app) debugSeccompFlags(id string) {
+	if !a.debug {
+		return
+	}
+	d, err := a.openDir(id)
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	b, err := d.ReadConfig()
+	if err != nil {
+		return
+	}
+	spec, err := container.ParseSpec(b, filepath.Join(d.Path(), statedir.ConfigFile))
+	if err != nil || spec.Linux == nil || spec.Linux.Seccomp == nil {
+		return
+	}
+	if p, err := seccomp.Compile(spec.Linux.Seccomp); err == nil {
+		a.debugf("seccomp filter flags: %d", p.Flags())
+	}
 }
 
 func (a *app) stateCommand() *cobra.Command {

@@ -202,4 +202,46 @@ child:
 	MOVL	$1, ·state+0(SB)		// forked
 
 runtime:
+	// One P to start with, unless the caller chose (see maxprocs in
+	// prefork.go): "GOMAXPROCS=1" goes in front of the environment. The
+	// words below envp (argc, argv and its NULL) move one word down the
+	// stack, which leaves a free slot just below the first env pointer;
+	// the strings and the auxiliary vector above stay where they are.
+	MOVQ	0(SP), R8			// argc
+	LEAQ	16(SP)(R8*8), R9		// envp
+	MOVQ	R9, R10
+scan:
+	MOVQ	0(R10), R11
+	TESTQ	R11, R11
+	JZ	insert
+	ADDQ	$8, R10
+	// Every string on the initial stack is followed by at least 12
+	// readable bytes (the program's path and the stack's end marker
+	// come after the environment's strings).
+	MOVQ	0(R11), AX
+	MOVQ	$0x4f525058414d4f47, CX		// "GOMAXPRO"
+	CMPQ	AX, CX
+	JNE	scan
+	MOVL	8(R11), AX
+	ANDL	$0xffffff, AX
+	CMPL	AX, $0x3d5343			// "CS="
+	JNE	scan
+	JMP	start				// the caller's choice stands
+insert:
+	MOVQ	SP, SI
+	SUBQ	$8, SP
+	MOVQ	SP, DI
+move:
+	CMPQ	SI, R9
+	JGE	moved
+	MOVQ	0(SI), AX
+	MOVQ	AX, 0(DI)
+	ADDQ	$8, SI
+	ADDQ	$8, DI
+	JMP	move
+moved:
+	MOVQ	·maxprocsEnv+0(SB), AX		// the string's bytes, NUL-terminated
+	MOVQ	AX, 0(DI)
+	MOVL	$1, ·state+20(SB)		// maxprocs
+start:
 	JMP	_rt0_amd64_linux(SB)

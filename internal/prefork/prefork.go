@@ -1,6 +1,10 @@
 package prefork
 
-import "golang.org/x/sys/unix"
+import (
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
 
 // state is where entry records what it did, before the Go runtime starts
 // (so not ordinary package state: nothing in Go writes it but Report).
@@ -10,6 +14,9 @@ var state struct {
 	parent int32 // C: the pid of M, which it was forked from
 	caller int32 // the parent of the process that ran crier
 	errno  int32 // the pipe's or the fork's error; then nothing was forked
+	// 1 when entry put maxprocsEnv in the environment (every process but
+	// W, unless the caller set GOMAXPROCS)
+	maxprocs int32
 }
 
 // pipefds, statusbuf and pollfd are entry's scratch space; only the
@@ -19,6 +26,23 @@ var (
 	statusbuf [8]byte
 	pollfd    [8]byte
 )
+
+// maxprocsEnv is what entry puts in front of the environment: crier's
+// commands start with one P. Go sizes GOMAXPROCS from the CPUs before main
+// runs, and with two Ps the runtime wakes a second thread (and its stack,
+// and its page faults) for the first goroutines it readies; on a machine
+// where page faults are dear that costs a short command like state or
+// start about 1.5 ms of its 10 (issue 14). A command that has parallel
+// work to do raises it (the forked create's shim does).
+var maxprocsEnv = "GOMAXPROCS=1\x00"
+
+// The variable is the runtime's business only: nothing crier starts
+// (ps, the shim, hooks) inherits it.
+func init() {
+	if state.maxprocs == 1 {
+		syscall.Unsetenv("GOMAXPROCS")
+	}
+}
 
 // noReport is what W says when C exits without reporting.
 var noReport = "crier: create: exited before reporting its outcome\n"

@@ -34,7 +34,7 @@ const (
 
 // termScript exits 42 on SIGTERM, so that a stopped event tells a kill
 // delivered by the shim from anything else.
-const termScript = "trap 'exit 42' TERM; sleep 1000 & wait"
+const termScript = "trap 'exit 42' TERM; echo ready; sleep 1000 & wait"
 
 // rawConn is one client connection to a shim, spoken to line by line.
 type rawConn struct {
@@ -143,7 +143,7 @@ func fileSize(t *testing.T, path string) int64 {
 func (e *env) startRunning(id string) (*protocol.Client, string) {
 	e.t.Helper()
 	logf := filepath.Join(e.dir, "shim.log")
-	e.cliOK("--log", logf, "create", "--bundle", e.bundle([]string{"sh", "-c", termScript}, nil), id)
+	out := e.createPiped(id, e.bundle([]string{"sh", "-c", termScript}, nil), "--log", logf)
 	sub := e.subscribe(id, true)
 	c := e.rawDial(id)
 	if err := c.send(`{"op":"start"}`); err != nil {
@@ -154,6 +154,12 @@ func (e *env) startRunning(id string) (*protocol.Client, string) {
 	}
 	c.hangUp(e.t)
 	next(e.t, sub, protocol.EventStarted)
+	// The trap must be set before anyone sends TERM: pid 1 of a pid
+	// namespace ignores a signal it has no handler for, and a loaded
+	// machine can take long to get the shell there.
+	if line := out.line(e.t); line != "ready" {
+		e.t.Fatalf("container said %q, want ready", line)
+	}
 	return sub, logf
 }
 

@@ -253,8 +253,17 @@ func devCases(t testing.TB) []devCase {
 			name:  "crier defaults after a deny-all config",
 			rules: defaults,
 			allow: []string{"c 1:3 rw", "c 1:5 rw", "c 1:9 r", "c 5:0 rw", "c 136:7 rw", "c 10:200 rw",
-				"c 10:229 rw", "b 7:5 rw", "c 4:1 m", "b 8:0 m"},
-			deny: []string{"c 4:1 rw", "c 4:1 r", "b 8:0 r", "b 7:6 r", "c 10:230 r", "c 1:4 r"},
+				"c 4:1 m", "b 8:0 m"},
+			// linux.devices get no rule of their own, as in runc.
+			deny: []string{"c 4:1 rw", "c 4:1 r", "b 8:0 r", "b 7:6 r", "c 10:230 r", "c 1:4 r",
+				"c 10:229 rw", "b 7:5 r"},
+		},
+		{
+			// runc reads an access as the set of r, w and m it names.
+			name:  "unknown access letters are ignored",
+			rules: devRules(t, "deny a", "allow c 1:3 rwa", "allow c 1:5 a", "allow c 1:11 rwm", "deny c 1:11 rwa"),
+			allow: []string{"c 1:3 rw", "c 1:11 m"},
+			deny:  []string{"c 1:3 m", "c 1:5 r", "c 1:11 r", "c 1:11 w"},
 		},
 	}
 }

@@ -218,6 +218,10 @@ func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 	// config, which it gets once they are all in place, so neither its
 	// own work (device nodes, mounts) nor the user's process ever runs
 	// unconstrained; but for the pids limit (splitPids).
+	if err := c.Cgroup.RefuseNotEmpty(); err != nil {
+		exe.drop()
+		return nil, nil, err
+	}
 	if err := c.Cgroup.RefuseFrozen(); err != nil {
 		exe.drop()
 		return nil, nil, err

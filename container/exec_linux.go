@@ -12,6 +12,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/container/cgroup"
 )
 
 // crier exec: a process started in a running container by its shim.
@@ -112,16 +114,28 @@ var execNamespaces = []string{"time", "ipc", "uts", "net", "cgroup"}
 // Exec runs the process configured by the first of files (an ExecConfig),
 // with the rest as its descriptors, in the container, as a child of the
 // caller. It returns its pid once it has exec'd; the caller must reap it.
-// ns are the init's namespaces (OpenExecNamespaces). The exec stage is the
-// running binary, which must be crier-shim.
-func (c *Container) Exec(files []*os.File, ns *ExecNamespaces) (int, error) {
-	return c.ExecFrom("/proc/self/exe", files, ns)
+// ns are the init's namespaces (OpenExecNamespaces). sub, when not nil,
+// puts the process in sub-cgroups of the container's (exec --cgroup,
+// cgroup.ParseSubCgroups). The exec stage is the running binary, which
+// must be crier-shim.
+func (c *Container) Exec(files []*os.File, ns *ExecNamespaces, sub map[string]string) (int, error) {
+	return c.ExecFrom("/proc/self/exe", files, ns, sub)
 }
 
 // ExecFrom is Exec with the exec stage taken from the crier-shim binary at
 // shim: crier exec under a supervisor runs it itself, so that the process
 // is its own child (docs/supervisors.md).
-func (c *Container) ExecFrom(shim string, files []*os.File, ns *ExecNamespaces) (int, error) {
+func (c *Container) ExecFrom(shim string, files []*os.File, ns *ExecNamespaces, sub map[string]string) (int, error) {
+	cg := c.Cgroup
+	if len(sub) > 0 {
+		if cg == nil {
+			return 0, errors.New("exec --cgroup: the container has no cgroup")
+		}
+		var err error
+		if cg, err = cg.Sub(sub); err != nil {
+			return 0, err
+		}
+	}
 	exe, err := sealedExe(shim)
 	if err != nil {
 		return 0, err
@@ -159,7 +173,7 @@ func (c *Container) ExecFrom(shim string, files []*os.File, ns *ExecNamespaces) 
 	list = append(list, exe.Fd())
 	sys := &syscall.SysProcAttr{}
 	env := []string{fmt.Sprintf("%s=1:%d:%s:%s:%d:%d:%d", ExecEnv, n, ns.mountKind, strings.Join(ns.names, ","), pidIndex, userIndex, len(list)-1), "GOMAXPROCS=1"}
-	pid, err := c.forkExecStage(sys, execPathFor(len(list)-1), args, env, list)
+	pid, err := forkExecStage(cg, sys, execPathFor(len(list)-1), args, env, list)
 	child.Close()
 	if err != nil {
 		return 0, fmt.Errorf("exec: start the exec stage: %w", err)
@@ -172,9 +186,9 @@ func (c *Container) ExecFrom(shim string, files []*os.File, ns *ExecNamespaces) 
 	return c.readExecReport(report, pid)
 }
 
-// forkExecStage forks stage one into the container's cgroups, from a
-// throwaway thread (Cgroup.ForkInto).
-func (c *Container) forkExecStage(sys *syscall.SysProcAttr, path string, args, env []string, files []uintptr) (int, error) {
+// forkExecStage forks stage one into the cgroups cg (the container's, or
+// sub-cgroups of them), from a throwaway thread (Cgroup.ForkInto).
+func forkExecStage(cg *cgroup.Cgroup, sys *syscall.SysProcAttr, path string, args, env []string, files []uintptr) (int, error) {
 	type result struct {
 		pid int
 		err error
@@ -184,12 +198,12 @@ func (c *Container) forkExecStage(sys *syscall.SysProcAttr, path string, args, e
 		runtime.LockOSThread()
 		attr := &syscall.ProcAttr{Env: env, Files: files, Sys: sys}
 		fork := func() (int, error) { return syscall.ForkExec(path, args, attr) }
-		if c.Cgroup == nil {
+		if cg == nil {
 			pid, err := fork()
 			done <- result{pid, err}
 			return
 		}
-		pid, err := c.Cgroup.ForkInto(sys, fork)
+		pid, err := cg.ForkInto(sys, fork)
 		done <- result{pid, err}
 	}()
 	r := <-done

@@ -68,7 +68,7 @@ func mountEntryIn(root *rootDir, m specs.Mount, tree *os.File, xattrLabel string
 		}
 		dst, err = mountBind(m.Source, t, flags|unix.MS_BIND)
 	case m.Type == "cgroup" || m.Type == "cgroup2":
-		dst, err = mountCgroup(m.Type, t, flags)
+		dst, err = mountCgroup(m.Type, t, flags, root.cgroupNS)
 	case m.Type == "sysfs":
 		dst, err = mountSysfs(m.Source, t, flags, data)
 	default:
@@ -349,18 +349,30 @@ type cgroupHierarchy struct {
 	fstype string // "cgroup" or "cgroup2"
 	data   string // mount data selecting the same hierarchy
 	ownDir string // host path of this process's cgroup in it, if known
+	// bindOwn: bind ownDir rather than mount the hierarchy.
+	bindOwn bool
 }
 
 // mountCgroup mounts the cgroup hierarchies at t: cgroup2 itself when the
 // host is cgroup v2 or it was asked for by type, otherwise a tmpfs with one
-// directory per v1 hierarchy. In a cgroup namespace each shows the
-// container's own cgroup as its root.
-func mountCgroup(fstype string, t *target, flags uintptr) (int, error) {
+// directory per v1 hierarchy. In a cgroup namespace (cgroupNS) each shows
+// the container's own cgroup as its root. Without one, the v1 layout binds
+// the container's own cgroup directories instead, as runc does: a
+// hierarchy mounted whole would show (and, mounted writable, let the
+// container change) every cgroup of the host, and the sub-cgroups the
+// container makes belong below its own (delete.bats "runc delete --force
+// in cgroupv1 with subcgroups").
+func mountCgroup(fstype string, t *target, flags uintptr, cgroupNS bool) (int, error) {
 	hs, unified, err := hostCgroupHierarchies()
 	if err != nil {
 		return -1, err
 	}
 	if !unified && fstype == "cgroup" {
+		if !cgroupNS {
+			for i := range hs {
+				hs[i].bindOwn = hs[i].ownDir != ""
+			}
+		}
 		return mountCgroupV1(hs, t, flags)
 	}
 	h := cgroupHierarchy{fstype: "cgroup2"}
@@ -428,6 +440,9 @@ func mountCgroupIn(h cgroupHierarchy, dir int, flags uintptr) error {
 // filesystems; binding its own cgroup from the host gives the view a
 // namespace would have.
 func mountCgroupHierarchy(h cgroupHierarchy, t *target, flags uintptr) (int, error) {
+	if h.bindOwn {
+		return mountBind(h.ownDir, t, flags|unix.MS_BIND)
+	}
 	dst, err := mountFilesystem(h.fstype, t, h.fstype, flags, h.data)
 	if errors.Is(err, unix.EPERM) && h.ownDir != "" {
 		return mountBind(h.ownDir, t, flags|unix.MS_BIND)

@@ -273,6 +273,10 @@ func landed(t *target, before uint64) (int, error) {
 type rootDir struct {
 	fd   int
 	path string
+	// cgroupNS: the container has a cgroup namespace of its own (new or
+	// joined), so a cgroup filesystem mounted for it shows its cgroups
+	// as the roots (mountCgroup).
+	cgroupNS bool
 }
 
 // openRootDir opens the rootfs at path before pivot_root. It also checks

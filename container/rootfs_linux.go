@@ -43,6 +43,7 @@ func prepareRootfs(spec *specs.Spec, rootfs string, trees []*os.File) error {
 		return err
 	}
 	defer root.close()
+	root.cgroupNS = hasNamespaceIn(linux, specs.CgroupNamespace)
 	for i, m := range spec.Mounts {
 		if err := mountLabeled(root, m, linux.MountLabel, trees[i]); err != nil {
 			return err

@@ -273,6 +273,9 @@ type ExecOptions struct {
 	// ExecID names the process in its events; empty, the shim makes
 	// one up.
 	ExecID string
+	// Cgroup are exec's --cgroup arguments: the process runs in those
+	// sub-cgroups of the container's.
+	Cgroup []string
 }
 
 // Exec asks the shim to run a process in the container. files go with the
@@ -283,7 +286,7 @@ func (c *Client) Exec(ctx context.Context, files []*os.File, o ExecOptions) (int
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.watch(ctx)()
-	line, err := Marshal(Request{Op: OpExec, Files: len(files), Wait: o.Wait, IgnorePaused: o.IgnorePaused, ExecID: o.ExecID})
+	line, err := Marshal(Request{Op: OpExec, Files: len(files), Wait: o.Wait, IgnorePaused: o.IgnorePaused, ExecID: o.ExecID, Cgroup: JoinArgs(o.Cgroup)})
 	if err != nil {
 		return 0, err
 	}

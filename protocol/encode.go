@@ -215,6 +215,14 @@ func scanRequest(line []byte) (Request, bool) {
 			default:
 				return false
 			}
+		case foldEqual(key, "cgroup"):
+			switch v.Kind {
+			case flatjson.String:
+				req.Cgroup = v.Str()
+			case flatjson.Null:
+			default:
+				return false
+			}
 		case foldEqual(key, "ignorepaused"):
 			return scanBool(v, &req.IgnorePaused)
 		case foldEqual(key, "files"):

@@ -126,6 +126,10 @@ type Request struct {
 	// IgnorePaused, for exec: run the process in a paused container too
 	// (it starts once the container is resumed).
 	IgnorePaused bool `json:"ignorePaused,omitempty"`
+	// Cgroup, for exec: the sub-cgroups of the container's to run the
+	// process in, as exec's --cgroup arguments ("memory:sub", or one
+	// path for every hierarchy), packed by JoinArgs.
+	Cgroup string `json:"cgroup,omitempty"`
 }
 
 // Reply is the shim's answer to one request. Exactly one Reply follows each

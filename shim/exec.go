@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/container/cgroup"
 	"github.com/crier-runtime/crier/internal/pidfd"
 	"github.com/crier-runtime/crier/protocol"
 )
@@ -39,7 +40,9 @@ type execOps struct {
 	namespaces func() (*container.ExecNamespaces, error)
 	// run forks the exec stage and returns the process's pid once it
 	// has exec'd (blocking: off the loop).
-	run func(files []*os.File, ns *container.ExecNamespaces) (int, error)
+	// sub are the sub-cgroups the process goes to (exec --cgroup), nil
+	// for the container's own.
+	run func(files []*os.File, ns *container.ExecNamespaces, sub map[string]string) (int, error)
 	// watch calls notify, on another goroutine, once pid has exited.
 	watch func(pid int, notify func())
 	// wait reaps pid without blocking: ok is false while it runs.
@@ -56,16 +59,16 @@ type execOps struct {
 func containerExecOps(s *server) execOps {
 	return execOps{
 		namespaces: func() (*container.ExecNamespaces, error) { return container.OpenExecNamespaces(s.c.Pid) },
-		run: func(files []*os.File, ns *container.ExecNamespaces) (int, error) {
+		run: func(files []*os.File, ns *container.ExecNamespaces, sub map[string]string) (int, error) {
 			if err := checkExecConfig(files[0]); err != nil {
 				return 0, err
 			}
 			if s.cfg != nil && s.cfg.InitPath != "" {
 				// The create image may be crier's own process
 				// (internal/prefork): the stage is crier-shim's.
-				return s.c.ExecFrom(s.cfg.InitPath, files, ns)
+				return s.c.ExecFrom(s.cfg.InitPath, files, ns, sub)
 			}
-			return s.c.Exec(files, ns)
+			return s.c.Exec(files, ns, sub)
 		},
 		watch: func(pid int, notify func()) {
 			fd, err := unix.PidfdOpen(pid, 0)
@@ -169,6 +172,12 @@ func (s *server) exec(r *request) {
 		closeFiles(files)
 		return
 	}
+	sub, err := execSubCgroups(r.req.Cgroup)
+	if err != nil {
+		closeFiles(files)
+		r.reply <- protocol.ErrorReply(err)
+		return
+	}
 	if !s.claimExecID(r) {
 		closeFiles(files)
 		return
@@ -182,11 +191,25 @@ func (s *server) exec(r *request) {
 	}
 	s.busy++
 	go func() {
-		pid, err := s.ops.exec.run(files, ns)
+		pid, err := s.ops.exec.run(files, ns, sub)
 		ns.Close()
 		closeFiles(files)
 		s.post(execDone{req: r, pid: pid, err: err})
 	}()
+}
+
+// execSubCgroups parses an exec request's Cgroup (exec --cgroup); the
+// container's cgroups check the paths when the stage is forked (Sub).
+func execSubCgroups(packed string) (map[string]string, error) {
+	args, err := protocol.SplitArgs(packed)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := cgroup.ParseSubCgroups(args)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.ErrBadRequest, "%v", err)
+	}
+	return sub, nil
 }
 
 func (s *server) execDone(m execDone) {

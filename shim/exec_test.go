@@ -63,7 +63,7 @@ func TestExecWaitGetsExit(t *testing.T) {
 func TestExecFailureAndBadFiles(t *testing.T) {
 	k := newFakeOps()
 	s, _ := cellServer(t, phaseRunning, k)
-	s.ops.exec.run = func([]*os.File, *container.ExecNamespaces) (int, error) {
+	s.ops.exec.run = func([]*os.File, *container.ExecNamespaces, map[string]string) (int, error) {
 		return 0, errors.New("exec /x: no such file or directory")
 	}
 	r := execReq(false)

@@ -162,7 +162,7 @@ func (k *fakeOps) ops(s *server) ops {
 		poststart:   func(*specs.State) error { return k.poststart.run() },
 		exec: execOps{
 			namespaces: func() (*container.ExecNamespaces, error) { return nil, nil },
-			run:        func([]*os.File, *container.ExecNamespaces) (int, error) { return 4242, nil },
+			run:        func([]*os.File, *container.ExecNamespaces, map[string]string) (int, error) { return 4242, nil },
 			watch:      func(int, func()) {},
 			wait:       func(int) (unix.WaitStatus, bool) { return 0, false },
 			pid:        func(int) (int, error) { return 4343, nil },

@@ -39,6 +39,10 @@ if echo x > /dev/null; then echo null=writable; fi`
 			e := newEnv(t)
 			id := e.id()
 			b := e.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) {
+				// crier spec, run on this hybrid host, has no cgroup
+				// namespace (as runc's); the one it writes on a v2
+				// host has.
+				s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs"})
 				caps := s.Process.Capabilities
 				caps.Bounding = append(caps.Bounding, "CAP_MKNOD")

@@ -301,9 +301,10 @@ func TestSpecFeatureJoinCgroup(t *testing.T) {
 // Devices.
 
 // TestSpecFeatureDevices: linux.devices entries appear with their type,
-// numbers, mode and owner, are allowed in the device cgroup even when the
-// config denies everything, and their mode is what decides who may open
-// them.
+// numbers, mode and owner; the config's rules decide whether they may be
+// used (as in runc, a linux.devices entry adds no rule: here the config
+// allows 10:229, and 1:3 is among the default rules), and their mode is
+// what decides who may open them.
 func TestSpecFeatureDevices(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -320,6 +321,9 @@ echo null_write=$(echo x >/dev/null && echo ok)`
 			{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229, FileMode: mode(0o666), UID: u32(0), GID: u32(0)},
 			{Path: "/dev/crier/null2", Type: "c", Major: 1, Minor: 3, FileMode: mode(0o640), UID: u32(12), GID: u32(34)},
 		}
+		ten, fuse := int64(10), int64(229)
+		s.Linux.Resources.Devices = append(s.Linux.Resources.Devices,
+			specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: &ten, Minor: &fuse, Access: "rwm"})
 	})
 	if s := e.specFor(t.TempDir()); len(s.Linux.Resources.Devices) != 1 || s.Linux.Resources.Devices[0].Allow {
 		t.Fatalf("crier spec's device rules are %+v, want deny all", s.Linux.Resources.Devices)

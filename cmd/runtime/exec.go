@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/container/cgroup"
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/statedir"
 )
@@ -41,6 +42,9 @@ type execOptions struct {
 	ignorePaused  bool
 	execID        string
 	pidfdSocket   string
+	cgroups       []string
+	// subCgroups is cgroups parsed (cgroup.ParseSubCgroups).
+	subCgroups map[string]string
 	// pidfd is the connection to pidfdSocket, once dialled.
 	pidfd *pidfdSocket
 }
@@ -75,6 +79,7 @@ func (a *app) execCommand() *cobra.Command {
 	f.BoolVar(&o.ignorePaused, "ignore-paused", false, "run the process in a paused container too (it starts once the container is resumed)")
 	f.StringVar(&o.pidfdSocket, "pidfd-socket", "", "AF_UNIX socket that receives a pidfd of the process")
 	f.StringVar(&o.execID, "exec-id", "", "name the process in its exec-started and exec-stopped events (default: the shim makes one up)")
+	f.StringArrayVar(&o.cgroups, "cgroup", nil, "run the process in a sub-cgroup of the container's: CONTROLLER[,CONTROLLER...]:PATH (repeatable), or PATH for every hierarchy")
 	return cmd
 }
 
@@ -102,6 +107,11 @@ func (a *app) execProcess(cmd *cobra.Command, id string, args []string, o *execO
 			return 0, fmt.Errorf("--exec-id: %w", err)
 		}
 	}
+	sub, err := cgroup.ParseSubCgroups(o.cgroups)
+	if err != nil {
+		return 0, err
+	}
+	o.subCgroups = sub
 	st, spec, err := a.execState(id)
 	if err != nil {
 		return 0, err
@@ -224,7 +234,7 @@ func (a *app) runExec(id string, e *execFiles, o *execOptions, sigs chan os.Sign
 		return 0, err
 	}
 	defer c.Close()
-	pid, err := c.Exec(ctx, e.send, protocol.ExecOptions{Wait: !o.detach, IgnorePaused: o.ignorePaused, ExecID: o.execID})
+	pid, err := c.Exec(ctx, e.send, protocol.ExecOptions{Wait: !o.detach, IgnorePaused: o.ignorePaused, ExecID: o.execID, Cgroup: o.cgroups})
 	e.closeSent()
 	if err != nil {
 		return 0, requestError(err)

@@ -58,7 +58,7 @@ func (a *app) forkExec(id string, st *statedir.State, spec *specs.Spec, e *execF
 	// The config and the state tell a seccomp agent about the process,
 	// if the container's filter notifies (ExecFrom).
 	c := &container.Container{ID: id, Bundle: st.Bundle, Spec: spec, Pid: st.Pid, PidFD: -1, Cgroup: st.Cgroup}
-	pid, err := c.ExecFrom(shim, e.send, ns)
+	pid, err := c.ExecFrom(shim, e.send, ns, o.subCgroups)
 	ns.Close()
 	e.closeSent()
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 )
 
 func (a *app) specCommand() *cobra.Command {
@@ -36,8 +37,21 @@ func (a *app) specCommand() *cobra.Command {
 }
 
 // DefaultSpec is the configuration `crier spec` writes: a shell in a busybox-
-// style rootfs, the same defaults as runc's.
+// style rootfs, the same defaults as runc's. As runc's, it has a cgroup
+// namespace only on a cgroup v2 host: on v1 and hybrid hosts the container
+// sees its cgroups through binds of its own directories instead, and
+// tools (and runc's suite) expect /proc/self/cgroup to show the host's
+// paths there.
 func DefaultSpec() *specs.Spec {
+	s := defaultSpec()
+	var fs unix.Statfs_t
+	if unix.Statfs("/sys/fs/cgroup", &fs) == nil && fs.Type == unix.CGROUP2_SUPER_MAGIC {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	}
+	return s
+}
+
+func defaultSpec() *specs.Spec {
 	caps := []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
 	return &specs.Spec{
 		Version: specs.Version,
@@ -70,7 +84,7 @@ func DefaultSpec() *specs.Spec {
 			},
 			Namespaces: []specs.LinuxNamespace{
 				{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace}, {Type: specs.IPCNamespace},
-				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace}, {Type: specs.CgroupNamespace},
+				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
 			},
 			MaskedPaths: []string{
 				"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",

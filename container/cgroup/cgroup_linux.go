@@ -226,6 +226,44 @@ func (c *Cgroup) Pids() ([]int, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("cgroup: no directory of the container is left: %w", fs.ErrNotExist)
 	}
+	return procsBelow(dir)
+}
+
+// ErrNotEmpty is the error for a container whose cgroup has processes
+// before the container exists, in runc's words.
+var ErrNotEmpty = errors.New("container's cgroup is not empty")
+
+// RefuseNotEmpty returns ErrNotEmpty, naming the directory and how many
+// processes it has, when the container's cgroup exists already with
+// processes in it or below it: they would share the container's limits,
+// and be killed with it. As runc, it reads one hierarchy (the one Pids
+// prefers), so the common case, a cgroup that does not exist yet, costs
+// one stat.
+func (c *Cgroup) RefuseNotEmpty() error {
+	for _, k := range []string{"", "pids", "memory", "freezer", "devices"} {
+		dir, ok := c.Paths[k]
+		if !ok {
+			continue
+		}
+		if !dirExists(dir) {
+			return nil
+		}
+		pids, err := procsBelow(dir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, unix.ENODEV) {
+			return err
+		}
+		if len(pids) > 0 {
+			return fmt.Errorf("%w: %d process(es) found in %s", ErrNotEmpty, len(pids), dir)
+		}
+		return nil
+	}
+	return nil
+}
+
+// procsBelow lists the processes in the cgroup dir and the cgroups below
+// it. A sub-cgroup that vanishes while it walks is skipped; dir itself
+// gone is an error wrapping fs.ErrNotExist.
+func procsBelow(dir string) ([]int, error) {
 	var pids []int
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() {

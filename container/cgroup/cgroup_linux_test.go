@@ -336,9 +336,15 @@ func TestCgroupDeviceRule(t *testing.T) {
 		{specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "rwm"}, "devices.allow", "c 1:3 rwm"},
 		{specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(136), Minor: i64(-1), Access: "rw"}, "devices.allow", "c 136:* rw"},
 		{specs.LinuxDeviceCgroup{Allow: true, Type: "b", Major: i64(-1), Access: "m"}, "devices.allow", "b *:* m"},
+		// Access as runc reads it: a set of r, w and m, other letters ignored.
+		{specs.LinuxDeviceCgroup{Allow: false, Type: "c", Major: i64(1), Minor: i64(11), Access: "rwa"}, "devices.deny", "c 1:11 rw"},
+		{specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "mwrw"}, "devices.allow", "c 1:3 rwm"},
+		{specs.LinuxDeviceCgroup{Allow: false, Type: "a", Access: "x"}, "devices.deny", "a *:* rwm"},
+		// Nothing left of the access: no rule at all.
+		{specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "a"}, "", ""},
 	}
 	for _, tt := range tests {
-		file, rule := deviceRule(tt.dev)
+		file, rule, _ := deviceRule(tt.dev)
 		if file != tt.file || rule != tt.rule {
 			t.Errorf("deviceRule(%+v) = %s %q, want %s %q", tt.dev, file, rule, tt.file, tt.rule)
 		}

@@ -1,6 +1,10 @@
 package cgroup
 
-import specs "github.com/opencontainers/runtime-spec/specs-go"
+import (
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
 
 // defaultDeviceRules are allowed after the config's own cgroup device
 // rules, so that a config that denies everything (as `crier spec` writes)
@@ -28,25 +32,32 @@ func defaultDeviceRules() []specs.LinuxDeviceCgroup {
 }
 
 // Resources returns the resources to apply: the config's, with the
-// default device rules and one rule per linux.devices entry appended.
+// default device rules appended. linux.devices get no rule of their own,
+// as in runc: a node listed there is made in the container's /dev, and
+// the config's rules decide whether it may be used (runc's dev.bats
+// "device cgroup deny" denies /dev/kmsg that way).
 func Resources(l *specs.Linux) *specs.LinuxResources {
 	var r specs.LinuxResources
 	if l.Resources != nil {
 		r = *l.Resources
 	}
 	rules := append([]specs.LinuxDeviceCgroup(nil), r.Devices...)
-	rules = append(rules, defaultDeviceRules()...)
-	for _, d := range l.Devices {
-		typ := d.Type
-		switch typ {
-		case "p":
-			continue // a fifo is not a device the cgroup controls
-		case "u":
-			typ = "c" // unbuffered is still a character device
-		}
-		major, minor := d.Major, d.Minor
-		rules = append(rules, specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: &major, Minor: &minor, Access: "rwm"})
-	}
-	r.Devices = rules
+	r.Devices = append(rules, defaultDeviceRules()...)
 	return &r
+}
+
+// deviceAccess reads a rule's access as runc does: the set of r, w and m
+// it names, in that order, any other letter ignored ("rwa" is "rw"). crier
+// reads an empty access as all three.
+func deviceAccess(access string) string {
+	if access == "" {
+		return "rwm"
+	}
+	var b []byte
+	for _, c := range []byte("rwm") {
+		if strings.IndexByte(access, c) >= 0 {
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }

@@ -135,10 +135,9 @@ func devParse(r specs.LinuxDeviceCgroup) (ex devException, all bool, err error) 
 	if ex.minor, err = num("minor", r.Minor); err != nil {
 		return ex, false, err
 	}
-	if r.Access == "" {
-		ex.access = devAccessAll
-	}
-	for _, c := range r.Access {
+	// As on v1 (deviceAccess): other letters are ignored, and a rule
+	// left with no access changes nothing (add and remove skip it).
+	for _, c := range deviceAccess(r.Access) {
 		switch c {
 		case 'r':
 			ex.access |= unix.BPF_DEVCG_ACC_READ
@@ -146,8 +145,6 @@ func devParse(r specs.LinuxDeviceCgroup) (ex devException, all bool, err error) 
 			ex.access |= unix.BPF_DEVCG_ACC_WRITE
 		case 'm':
 			ex.access |= unix.BPF_DEVCG_ACC_MKNOD
-		default:
-			return ex, false, fmt.Errorf("invalid device access %q", r.Access)
 		}
 	}
 	return ex, false, nil
@@ -159,6 +156,9 @@ func (e devException) same(o devException) bool {
 }
 
 func (s *devState) add(ex devException) {
+	if ex.access == 0 {
+		return
+	}
 	for i := range s.exceptions {
 		if s.exceptions[i].same(ex) {
 			s.exceptions[i].access |= ex.access

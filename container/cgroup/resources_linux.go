@@ -1,6 +1,7 @@
 package cgroup
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // requiredControllers lists the controllers the resources r need,
@@ -62,9 +64,13 @@ type fileWrite struct {
 	optional bool // skip silently when the kernel lacks the file
 }
 
-// writeAll performs ws in order in dir.
+// writeAll performs ws in order in dir. A write the kernel refuses with
+// EINVAL is retried once after its partner's (retryAfter) when ws has
+// that one later, as runc does: the two are bound together and the old
+// value of the partner may be what the kernel refused the first against.
 func writeAll(dir string, ws []fileWrite) error {
-	for _, w := range ws {
+	var later []fileWrite
+	for i, w := range ws {
 		if w.file == "" || w.file == "." || w.file == ".." || strings.Contains(w.file, "/") {
 			return fmt.Errorf("cgroup: invalid cgroup file name %q", w.file)
 		}
@@ -73,10 +79,40 @@ func writeAll(dir string, ws []fileWrite) error {
 			continue
 		}
 		if err := writeFile(p, w.value); err != nil {
-			return err
+			partner := retryAfter(w.file)
+			if partner == "" || !errors.Is(err, unix.EINVAL) ||
+				!slices.ContainsFunc(ws[i+1:], func(o fileWrite) bool { return o.file == partner }) {
+				return err
+			}
+			later = append(later, w)
+			continue
 		}
+		for _, d := range later {
+			if retryAfter(d.file) != w.file {
+				continue
+			}
+			if err := writeFile(filepath.Join(dir, d.file), d.value); err != nil {
+				return err
+			}
+		}
+		later = slices.DeleteFunc(later, func(d fileWrite) bool { return retryAfter(d.file) == w.file })
 	}
 	return nil
+}
+
+// retryAfter names the file whose new value may be what a write of file
+// needs first: a CFS period or burst shorter than the old quota allows
+// within the parent's limit (update.bats "update cpu period in a pod
+// cgroup with pod limit set"), a real-time period shorter than the old
+// runtime.
+func retryAfter(file string) string {
+	switch file {
+	case "cpu.cfs_period_us", "cpu.cfs_burst_us":
+		return "cpu.cfs_quota_us"
+	case "cpu.rt_period_us":
+		return "cpu.rt_runtime_us"
+	}
+	return ""
 }
 
 // cpusetWrites converts the cpuset part of c; the files are the same

@@ -379,26 +379,30 @@ func netPrioWrites(n *specs.LinuxNetwork) []fileWrite {
 func deviceWrites(devs []specs.LinuxDeviceCgroup) []fileWrite {
 	var ws []fileWrite
 	for _, d := range devs {
-		file, rule := deviceRule(d)
-		ws = append(ws, fileWrite{file, rule, false})
+		if file, rule, ok := deviceRule(d); ok {
+			ws = append(ws, fileWrite{file, rule, false})
+		}
 	}
 	return ws
 }
 
 // deviceRule formats d as a v1 rule such as "c 1:3 rwm" and names the
 // file it goes to. A missing type means all devices ("a") and a missing or
-// negative major or minor means any ("*").
-func deviceRule(d specs.LinuxDeviceCgroup) (file, rule string) {
+// negative major or minor means any ("*"). The access is read as runc
+// reads it (deviceAccess); ok is false for a "b" or "c" rule left with
+// none, which changes nothing (the kernel would refuse it). The kernel
+// ignores the access of an "a" rule.
+func deviceRule(d specs.LinuxDeviceCgroup) (file, rule string, ok bool) {
 	file = "devices.deny"
 	if d.Allow {
 		file = "devices.allow"
 	}
-	typ, access := d.Type, d.Access
-	if typ == "" {
-		typ = "a"
+	typ, access := d.Type, deviceAccess(d.Access)
+	if typ == "" || typ == "a" {
+		typ, access = "a", "rwm"
 	}
 	if access == "" {
-		access = "rwm"
+		return "", "", false
 	}
 	num := func(n *int64) string {
 		if n == nil || *n < 0 {
@@ -406,5 +410,5 @@ func deviceRule(d specs.LinuxDeviceCgroup) (file, rule string) {
 		}
 		return strconv.FormatInt(*n, 10)
 	}
-	return file, fmt.Sprintf("%s %s:%s %s", typ, num(d.Major), num(d.Minor), access)
+	return file, fmt.Sprintf("%s %s:%s %s", typ, num(d.Major), num(d.Minor), access), true
 }

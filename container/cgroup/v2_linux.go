@@ -80,7 +80,11 @@ func checkUnified(dir string, unified map[string]string, v1paths map[string]stri
 			v1name = "blkio"
 		}
 		if _, ok := v1paths[v1name]; ok {
-			return fmt.Errorf("cgroup: unified key %q is for the %s controller, which this hybrid host has in cgroup v1, not in the v2 hierarchy (%s)", k, ctl, dir)
+			// runc refuses unified keys on any v1 host with "invalid
+			// configuration" (cgroups.bats reads it); crier takes those
+			// of controllers the v2 hierarchy has, and says the same
+			// words for the others.
+			return fmt.Errorf("cgroup: invalid configuration: unified key %q is for the %s controller, which this hybrid host has in cgroup v1, not in the v2 hierarchy (%s)", k, ctl, dir)
 		}
 		return fmt.Errorf("cgroup: unified key %q: no such file in %s (is the %s controller available in cgroup v2?)", k, dir, ctl)
 	}

@@ -124,7 +124,9 @@ func buildRootfs(conn *syncConn, cfg *initConfig, trees []*os.File) error {
 		return err
 	}
 	if cfg.NewMountNS {
-		if err := prepareRootfs(spec, cfg.Rootfs, trees); err != nil {
+		idmap := func(i int, tree *os.File) error { return requestIDMap(conn, i, tree) }
+		destinationsInRootfs(spec.Mounts, cfg.Rootfs)
+		if err := prepareRootfs(spec, cfg.Rootfs, initMountSources(cfg, trees, idmap)); err != nil {
 			return fmt.Errorf("rootfs: %w", err)
 		}
 	}
@@ -224,7 +226,7 @@ func setupNamespaces(cfg *initConfig) error {
 // pivot away from that would not be the host's).
 func enterRootfs(cfg *initConfig) error {
 	if cfg.NewMountNS {
-		return pivotRootfs(cfg.Spec, cfg.Rootfs)
+		return pivotRootfs(cfg.Spec, cfg.Rootfs, cfg.NoPivot)
 	}
 	if err := unix.Chroot(cfg.Rootfs); err != nil {
 		return &os.PathError{Op: "chroot", Path: cfg.Rootfs, Err: err}

@@ -18,9 +18,9 @@ import (
 // so that nothing done here reaches the host), binds rootfs onto itself,
 // performs spec.Mounts in order with destinations resolved inside rootfs
 // by descriptor (resolve_linux.go), and, unless /dev is bound from the
-// host, populates /dev the same way. trees holds, by index in
-// spec.Mounts, the detached trees the parent made (mountEntry).
-func prepareRootfs(spec *specs.Spec, rootfs string, trees []*os.File) error {
+// host, populates /dev the same way. srcs holds, by index in
+// spec.Mounts, the sources that do not come by path (mountEntry).
+func prepareRootfs(spec *specs.Spec, rootfs string, srcs []*mountSource) error {
 	linux := spec.Linux
 	if linux == nil {
 		linux = &specs.Linux{}
@@ -44,7 +44,7 @@ func prepareRootfs(spec *specs.Spec, rootfs string, trees []*os.File) error {
 	}
 	defer root.close()
 	for i, m := range spec.Mounts {
-		if err := mountLabeled(root, m, linux.MountLabel, trees[i]); err != nil {
+		if err := mountLabeled(root, m, linux.MountLabel, srcs[i]); err != nil {
 			return err
 		}
 	}
@@ -64,7 +64,7 @@ func prepareRootfs(spec *specs.Spec, rootfs string, trees []*os.File) error {
 // rootfs is absolute: a lookup by path crosses the bind mount that
 // prepareRootfs put on it, where the working directory (taken before the
 // mount) would not, as when root.path is ".".
-func pivotRootfs(spec *specs.Spec, rootfs string) error {
+func pivotRootfs(spec *specs.Spec, rootfs string, noPivot bool) error {
 	linux := spec.Linux
 	if linux == nil {
 		linux = &specs.Linux{}
@@ -73,7 +73,11 @@ func pivotRootfs(spec *specs.Spec, rootfs string) error {
 	if err != nil {
 		return err
 	}
-	if err := pivotInto(rootfs); err != nil {
+	enter := pivotInto
+	if noPivot {
+		enter = moveRootInto
+	}
+	if err := enter(rootfs); err != nil {
 		return err
 	}
 	if err := checkProcMounted(spec.Mounts); err != nil {

@@ -31,10 +31,6 @@ func (c *Container) sendConfig() error {
 	if err != nil {
 		return err
 	}
-	if !ic.NewMountNS {
-		// Init performs no mounts at all.
-		return c.sync.send(message{Type: msgConfig, Config: ic})
-	}
 	idx, trees, err := c.prepareMountTrees()
 	if err != nil {
 		return err

@@ -31,7 +31,7 @@ import (
 // spec.Mounts of each: the idmapped mounts' and, with a user namespace,
 // the bind mounts'.
 func (c *Container) prepareMountTrees() (idx []int, trees []*os.File, err error) {
-	idx, trees, err = prepareIDMappedMounts(c.Spec, c.Bundle, c.Pid, c.exe)
+	idx, trees, err = prepareIDMappedMounts(c.Spec, c.Bundle, c.Rootfs, c.Pid, c.exe)
 	if err != nil || !HasNamespace(c.Spec, specs.UserNamespace) {
 		return idx, trees, err
 	}
@@ -54,8 +54,10 @@ func (c *Container) prepareMountTrees() (idx []int, trees []*os.File, err error)
 func (c *Container) bindSourceTrees() (idx []int, trees []*os.File, err error) {
 	for i, m := range c.Spec.Mounts {
 		flags, _, _, err := parseMountOptions(m.Options)
-		// A malformed entry is init's to report, in its turn.
-		if err == nil && isBindMount(m.Type, flags) && !wantsIDMap(m) {
+		_, inRoot := bindSourceInRootfs(m, c.Bundle, c.Rootfs)
+		// A malformed entry is init's to report, in its turn; one in
+		// the rootfs init resolves there (rootfssrc_linux.go).
+		if err == nil && isBindMount(m.Type, flags) && !wantsIDMap(m) && !inRoot {
 			idx = append(idx, i)
 		}
 	}

@@ -36,6 +36,10 @@ type Config struct {
 	ExtraFiles []*os.File
 	// ConsoleSocket receives the pty master when process.terminal is set.
 	ConsoleSocket string
+	// NoPivot makes init enter the rootfs with MS_MOVE and chroot rather
+	// than pivot_root (runc's --no-pivot, for a rootfs that pivot_root
+	// refuses, as on an initramfs); see moveRootInto.
+	NoPivot bool
 	// Supervised forks init with CLONE_PARENT: its parent is then the
 	// shim's, a supervisor that reaps it (docs/supervisors.md); the shim
 	// learns its exit from the pidfd. A two-stage init's stage two is
@@ -65,6 +69,7 @@ type Container struct {
 	pty  string // the pty slave's path in the container, with a terminal
 	// unshareCgroup tells init to make its cgroup namespace itself.
 	unshareCgroup bool
+	noPivot       bool
 	// specJSON is Config.SpecJSON.
 	specJSON []byte
 	// twoStage: init joins a user or time namespace and hands over to a
@@ -166,10 +171,30 @@ func (c *Container) mountRootfs() error {
 	if err := c.sendConfig(); err != nil {
 		return err
 	}
-	if _, err := c.sync.expect(msgMounted); err != nil {
-		return c.initError(err)
+	return c.waitMounted()
+}
+
+// waitMounted waits until init has built the root filesystem, mapping on
+// the way the trees init asks for (msgIDMap).
+func (c *Container) waitMounted() error {
+	nss := usernsSource{initPid: c.Pid, label: c.Bundle, exe: c.exe}
+	defer nss.close()
+	for {
+		m, err := c.sync.recv()
+		switch {
+		case err != nil:
+			return c.initError(err)
+		case m.Type == msgError:
+			return errors.New(m.Message)
+		case m.Type == msgMounted:
+			return nil
+		case m.Type != msgIDMap:
+			return fmt.Errorf("sync: got %q, want %q", m.Type, msgMounted)
+		}
+		if err := c.idmapInitTree(m, &nss); err != nil {
+			return err
+		}
 	}
-	return nil
 }
 
 // runCreateHooks runs the prestart and createRuntime hooks with the rootfs
@@ -201,7 +226,7 @@ func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 		// As runc: a socket that would never get a pty is a mistake.
 		return nil, nil, errors.New("--console-socket was given but process.terminal is false")
 	}
-	c := &Container{ID: cfg.ID, Bundle: cfg.Bundle, Spec: spec, Rootfs: RootfsPath(cfg.Bundle, spec), PidFD: -1, specJSON: cfg.SpecJSON}
+	c := &Container{ID: cfg.ID, Bundle: cfg.Bundle, Spec: spec, Rootfs: RootfsPath(cfg.Bundle, spec), PidFD: -1, specJSON: cfg.SpecJSON, noPivot: cfg.NoPivot}
 	var netns *netNSAhead
 	if cfg.Load != nil {
 		netns = cfg.Load.takeNetNS()
@@ -283,6 +308,7 @@ func (c *Container) initConfig() (*initConfig, error) {
 		NewMountNS:  HasNamespace(c.Spec, specs.MountNamespace),
 		NewCgroupNS: c.unshareCgroup,
 		NewUTSNS:    HasNamespace(c.Spec, specs.UTSNamespace),
+		NoPivot:     c.noPivot,
 	}, nil
 }
 

@@ -31,10 +31,6 @@ func (c *Container) sendConfig() error {
 	if err != nil {
 		return err
 	}
-	if !ic.NewMountNS {
-		// Init performs no mounts at all.
-		return c.sync.send(message{Type: msgConfig, Config: ic})
-	}
 	idx, trees, err := c.prepareMountTrees()
 	if err != nil {
 		return err
@@ -44,12 +40,13 @@ func (c *Container) sendConfig() error {
 	return c.sync.sendFiles(message{Type: msgConfig, Config: ic}, trees)
 }
 
-// prepareIDMappedMounts returns, for each idmapped mount of spec in order,
-// its index in spec.Mounts and its detached, idmapped tree. initPid is
+// prepareIDMappedMounts returns, for each idmapped mount of spec in order
+// whose source is not in rootfs, its index in spec.Mounts and its
+// detached, idmapped tree. initPid is
 // init's pid, whose user namespace is the container's; exe is the sealed
 // init binary (usernsWithMappings). The caller closes the trees; a tree
 // closed before it is attached is simply dissolved.
-func prepareIDMappedMounts(spec *specs.Spec, bundle string, initPid int, exe *os.File) (idx []int, trees []*os.File, err error) {
+func prepareIDMappedMounts(spec *specs.Spec, bundle, rootfs string, initPid int, exe *os.File) (idx []int, trees []*os.File, err error) {
 	userns := HasNamespace(spec, specs.UserNamespace)
 	nss := usernsSource{initPid: initPid, label: bundle, exe: exe}
 	defer nss.close()
@@ -64,7 +61,9 @@ func prepareIDMappedMounts(spec *specs.Spec, bundle string, initPid int, exe *os
 		if err != nil {
 			return idx, trees, mountErr(m, err)
 		}
-		if im == nil {
+		if _, inRoot := bindSourceInRootfs(m, bundle, rootfs); im == nil || inRoot {
+			// One in the rootfs is cloned by init at its turn
+			// (rootfssrc_linux.go).
 			continue
 		}
 		if len(trees) == maxSyncFiles {
@@ -118,16 +117,25 @@ func idmappedTree(src string, rbind, recursive bool, ns *os.File) (*os.File, err
 		tree.Close()
 		return nil, &os.PathError{Op: "mount_setattr MS_SLAVE", Path: src, Err: err}
 	}
+	if err := idmapTree(tree, src, recursive, ns); err != nil {
+		tree.Close()
+		return nil, err
+	}
+	return tree, nil
+}
+
+// idmapTree maps the IDs of the detached tree (a clone of src) as the user
+// namespace ns maps them; recursive maps the mounts below its top too.
+func idmapTree(tree *os.File, src string, recursive bool, ns *os.File) error {
 	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(ns.Fd())}
 	at := unix.AT_EMPTY_PATH
 	if recursive {
 		at |= unix.AT_RECURSIVE
 	}
-	if err := unix.MountSetattr(fd, "", uint(at), &attr); err != nil {
-		tree.Close()
-		return nil, idmapError(src, recursive, err)
+	if err := unix.MountSetattr(int(tree.Fd()), "", uint(at), &attr); err != nil {
+		return idmapError(src, recursive, err)
 	}
-	return tree, nil
+	return nil
 }
 
 // idmapError says why the kernel refused to idmap src (and the mounts

@@ -123,10 +123,10 @@ func buildRootfs(conn *syncConn, cfg *initConfig, trees []*os.File) error {
 	if err := setupNamespaces(cfg); err != nil {
 		return err
 	}
-	if cfg.NewMountNS {
-		if err := prepareRootfs(spec, cfg.Rootfs, trees); err != nil {
-			return fmt.Errorf("rootfs: %w", err)
-		}
+	idmap := func(i int, tree *os.File) error { return requestIDMap(conn, i, tree) }
+	destinationsInRootfs(spec.Mounts, cfg.Rootfs)
+	if err := prepareRootfs(spec, cfg.Rootfs, initMountSources(cfg, trees, idmap), !cfg.NewMountNS); err != nil {
+		return fmt.Errorf("rootfs: %w", err)
 	}
 	if err := applySysctls(spec.Linux.Sysctl); err != nil {
 		return err
@@ -221,15 +221,18 @@ func setupNamespaces(cfg *initConfig) error {
 
 // enterRootfs makes the container's root the process's root: pivot_root in
 // a new mount namespace, a plain chroot without one (there is nothing to
-// pivot away from that would not be the host's).
+// pivot away from that would not be the host's), as runc.
 func enterRootfs(cfg *initConfig) error {
 	if cfg.NewMountNS {
-		return pivotRootfs(cfg.Spec, cfg.Rootfs)
+		return pivotRootfs(cfg.Spec, cfg.Rootfs, cfg.NoPivot)
 	}
 	if err := unix.Chroot(cfg.Rootfs); err != nil {
 		return &os.PathError{Op: "chroot", Path: cfg.Rootfs, Err: err}
 	}
-	return os.Chdir("/")
+	if err := os.Chdir("/"); err != nil {
+		return err
+	}
+	return finishRootfs(cfg.Spec)
 }
 
 func initHookState(cfg *initConfig, status protocol.Status) *specs.State {

@@ -211,7 +211,7 @@ func contextOption(label string) (string, error) {
 // mountLabeled performs m inside root with label (linux.mountLabel, ""
 // when there is none or SELinux is off) applied as mountLabelHow says.
 // tree is as for mountEntry.
-func mountLabeled(root *rootDir, m specs.Mount, label string, tree *os.File) error {
+func mountLabeled(root *rootDir, m specs.Mount, label string, tree *mountSource) error {
 	if label == "" {
 		return mountEntry(root, m, tree, "")
 	}

@@ -3,6 +3,7 @@ package container
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -86,6 +87,11 @@ var unsupportedMountOptions = map[string]bool{
 // are for crier, never for mount(2). A constant lookup table.
 var idmapMountOptions = map[string]bool{"idmap": false, "ridmap": true}
 
+// tmpcopyupOption asks that a tmpfs start with a copy of what the
+// directory it covers holds (runc's extension, tmpcopyup_linux.go). It is
+// for crier, never for mount(2), and means nothing on other types.
+const tmpcopyupOption = "tmpcopyup"
+
 // parseMountOptions splits fstab-style options into mount(2) flags,
 // propagation changes (each needs its own mount(2) call, in order) and the
 // filesystem-specific data string. The idmap options are left to
@@ -93,7 +99,7 @@ var idmapMountOptions = map[string]bool{"idmap": false, "ridmap": true}
 func parseMountOptions(opts []string) (flags uintptr, propagation []uintptr, data string, err error) {
 	var extra []string
 	for _, o := range opts {
-		if _, ok := idmapMountOptions[o]; ok {
+		if _, ok := idmapMountOptions[o]; ok || o == tmpcopyupOption {
 			continue
 		}
 		if f, ok := mountFlagOptions[o]; ok {
@@ -116,6 +122,12 @@ func parseMountOptions(opts []string) (flags uintptr, propagation []uintptr, dat
 		}
 	}
 	return flags, propagation, strings.Join(extra, ","), nil
+}
+
+// wantsTmpcopyup reports whether m is a tmpfs that starts with a copy of
+// the directory it covers.
+func wantsTmpcopyup(m specs.Mount) bool {
+	return m.Type == "tmpfs" && slices.Contains(m.Options, tmpcopyupOption)
 }
 
 // wantsIDMap reports whether m asks to be idmapped, rightly or not.

@@ -12,29 +12,43 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mountEntry performs one of spec.Mounts inside root. tree is the mount's
-// detached tree when the parent made one (an idmapped mount; a bind mount
-// in a user namespace, whose source init may not reach), nil otherwise;
-// xattrLabel,
-// when set, labels the new mount's root (linux.mountLabel on filesystems
-// that take no context= option). Its errors are *MountError.
-func mountEntry(root *rootDir, m specs.Mount, tree *os.File, xattrLabel string) error {
-	if err := mountEntryIn(root, m, tree, xattrLabel); err != nil {
+// mountEntry performs one of spec.Mounts inside root. src, when not nil,
+// says where its source comes from other than its path on the host
+// (mountSource): a detached tree the parent made (an idmapped mount; a
+// bind mount in a user namespace, whose source init may not reach), or a
+// source in the rootfs; xattrLabel, when set, labels the new mount's root
+// (linux.mountLabel on filesystems that take no context= option). Its
+// errors are *MountError.
+func mountEntry(root *rootDir, m specs.Mount, src *mountSource, xattrLabel string) error {
+	if err := mountEntryIn(root, m, src, xattrLabel); err != nil {
 		return mountErr(m, err)
 	}
 	return nil
 }
 
-func mountEntryIn(root *rootDir, m specs.Mount, tree *os.File, xattrLabel string) error {
+func mountEntryIn(root *rootDir, m specs.Mount, src *mountSource, xattrLabel string) error {
 	flags, prop, data, err := parseMountOptions(m.Options)
 	if err != nil {
 		return err
+	}
+	bind := isBindMount(m.Type, flags)
+	source := m.Source
+	var tree *os.File
+	if src != nil {
+		tree = src.tree
+		if src.inRoot != "" && bind {
+			rbind := m.Type == "rbind" || flags&unix.MS_REC != 0
+			var done func()
+			if source, tree, done, err = openInRootSource(root, src, rbind); err != nil {
+				return err
+			}
+			defer done()
+		}
 	}
 	if tree == nil && wantsIDMap(m) {
 		// Mounting it unmapped would hand the container the wrong owners.
 		return errors.New("idmapped, but no idmapped tree was made for it")
 	}
-	bind := isBindMount(m.Type, flags)
 	if m.Type == "tmpfs" && !bind {
 		data = tmpfsModeData(root, m.Destination, data)
 	}
@@ -43,7 +57,7 @@ func mountEntryIn(root *rootDir, m specs.Mount, tree *os.File, xattrLabel string
 		// made: finishReadonly applies the flag after pivot_root.
 		flags &^= unix.MS_RDONLY
 	}
-	kind, err := mountTargetKind(m, bind, tree)
+	kind, err := mountTargetKind(source, bind, tree)
 	if err != nil {
 		return err
 	}
@@ -55,8 +69,15 @@ func mountEntryIn(root *rootDir, m specs.Mount, tree *os.File, xattrLabel string
 		return err
 	}
 	defer t.close()
-	if err := checkProcDestination(root, t, m, bind); err != nil {
+	if err := checkProcDestination(root, t, m, source, bind); err != nil {
 		return err
+	}
+	var covered *os.File
+	if wantsTmpcopyup(m) {
+		if covered, err = openCoveredDir(t); err != nil {
+			return err
+		}
+		defer covered.Close()
 	}
 	var dst int
 	switch {
@@ -66,7 +87,7 @@ func mountEntryIn(root *rootDir, m specs.Mount, tree *os.File, xattrLabel string
 		if m.Type == "rbind" {
 			flags |= unix.MS_REC
 		}
-		dst, err = mountBind(m.Source, t, flags|unix.MS_BIND)
+		dst, err = mountBind(source, t, flags|unix.MS_BIND)
 	case m.Type == "cgroup" || m.Type == "cgroup2":
 		dst, err = mountCgroup(m.Type, t, flags, root.cgroupNS)
 	case m.Type == "sysfs":
@@ -78,6 +99,11 @@ func mountEntryIn(root *rootDir, m specs.Mount, tree *os.File, xattrLabel string
 		return err
 	}
 	defer unix.Close(dst)
+	if covered != nil {
+		if err := copyUp(covered, dst); err != nil {
+			return err
+		}
+	}
 	for _, p := range prop {
 		if err := setMountPropagation(procFD(dst), p); err != nil {
 			return err
@@ -123,8 +149,8 @@ var specialFilesystems = map[string]bool{
 }
 
 // mountTargetKind is what the mount's target must be: a directory, or a
-// file for a bind or detached tree of a non-directory.
-func mountTargetKind(m specs.Mount, bind bool, tree *os.File) (targetKind, error) {
+// file for a bind (of source) or detached tree of a non-directory.
+func mountTargetKind(source string, bind bool, tree *os.File) (targetKind, error) {
 	switch {
 	case tree != nil:
 		var st unix.Stat_t
@@ -135,7 +161,7 @@ func mountTargetKind(m specs.Mount, bind bool, tree *os.File) (targetKind, error
 			return kindFile, nil
 		}
 	case bind:
-		fi, err := os.Stat(m.Source)
+		fi, err := os.Stat(source)
 		if err != nil {
 			return 0, err
 		}
@@ -163,7 +189,7 @@ func procFiles() [11]string {
 // or /proc/self/attr would lie to the runtime itself. /proc itself may
 // take a procfs (a new one, or a bind of a procfs root); the lxcfs files
 // may take a bind.
-func checkProcDestination(root *rootDir, t *target, m specs.Mount, bind bool) error {
+func checkProcDestination(root *rootDir, t *target, m specs.Mount, source string, bind bool) error {
 	rel, err := root.relPath(t.fd)
 	if err != nil {
 		return err
@@ -176,7 +202,7 @@ func checkProcDestination(root *rootDir, t *target, m specs.Mount, bind bool) er
 		return nil
 	}
 	if rel == "/proc" {
-		if m.Type == "proc" || bind && checkProcfs(m.Source, true) == nil {
+		if m.Type == "proc" || bind && checkProcfs(source, true) == nil {
 			return nil
 		}
 		return errors.New("only a procfs may be mounted on /proc")

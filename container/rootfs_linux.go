@@ -18,13 +18,51 @@ import (
 // so that nothing done here reaches the host), binds rootfs onto itself,
 // performs spec.Mounts in order with destinations resolved inside rootfs
 // by descriptor (resolve_linux.go), and, unless /dev is bound from the
-// host, populates /dev the same way. trees holds, by index in
-// spec.Mounts, the detached trees the parent made (mountEntry).
-func prepareRootfs(spec *specs.Spec, rootfs string, trees []*os.File) error {
+// host, populates /dev the same way. srcs holds, by index in
+// spec.Mounts, the sources that do not come by path (mountEntry).
+//
+// hostNS says the container has no mount namespace of its own: the
+// mounts are then made in the host's, as runc makes them, below a bind of
+// the rootfs that is made a slave (nothing made below it reaches the
+// host's other mounts), and the host's own mounts keep their propagation.
+// They stay there after the container is gone, as with runc.
+func prepareRootfs(spec *specs.Spec, rootfs string, srcs []*mountSource, hostNS bool) error {
 	linux := spec.Linux
 	if linux == nil {
 		linux = &specs.Linux{}
 	}
+	var err error
+	if hostNS {
+		err = bindRootfsInHostNS(rootfs)
+	} else {
+		err = bindRootfs(linux, rootfs)
+	}
+	if err != nil {
+		return err
+	}
+	root, err := openRootDir(rootfs)
+	if err != nil {
+		return err
+	}
+	defer root.close()
+	root.cgroupNS = hasNamespaceIn(linux, specs.CgroupNamespace)
+	for i, m := range spec.Mounts {
+		if err := mountLabeled(root, m, linux.MountLabel, srcs[i]); err != nil {
+			return err
+		}
+	}
+	if devBoundFromHost(spec.Mounts) {
+		return nil
+	}
+	if err := createDevices(root, linux.Devices); err != nil {
+		return err
+	}
+	return createDevSymlinks(root)
+}
+
+// bindRootfs, in the container's new mount namespace, sets the
+// propagation of / and binds rootfs onto itself.
+func bindRootfs(linux *specs.Linux, rootfs string) error {
 	prop, err := rootfsPropagationFlags(linux.RootfsPropagation)
 	if err != nil {
 		return err
@@ -38,24 +76,20 @@ func prepareRootfs(spec *specs.Spec, rootfs string, trees []*os.File) error {
 	if err := unix.Mount(rootfs, rootfs, "bind", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return &MountError{Source: rootfs, Target: rootfs, Type: "bind", Flags: unix.MS_BIND | unix.MS_REC, Err: err}
 	}
-	root, err := openRootDir(rootfs)
-	if err != nil {
-		return err
+	return nil
+}
+
+// bindRootfsInHostNS binds rootfs onto itself in the host's mount
+// namespace and makes the bind (and what it holds) a slave, touching no
+// other mount's propagation.
+func bindRootfsInHostNS(rootfs string) error {
+	if err := unix.Mount(rootfs, rootfs, "bind", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return &MountError{Source: rootfs, Target: rootfs, Type: "bind", Flags: unix.MS_BIND | unix.MS_REC, Err: err}
 	}
-	defer root.close()
-	root.cgroupNS = hasNamespaceIn(linux, specs.CgroupNamespace)
-	for i, m := range spec.Mounts {
-		if err := mountLabeled(root, m, linux.MountLabel, trees[i]); err != nil {
-			return err
-		}
+	if err := setMountPropagation(rootfs, unix.MS_SLAVE|unix.MS_REC); err != nil {
+		return &MountError{Target: rootfs, Flags: unix.MS_SLAVE | unix.MS_REC, Err: err}
 	}
-	if devBoundFromHost(spec.Mounts) {
-		return nil
-	}
-	if err := createDevices(root, linux.Devices); err != nil {
-		return err
-	}
-	return createDevSymlinks(root)
+	return nil
 }
 
 // pivotRootfs makes the rootfs prepared by prepareRootfs the process's root
@@ -65,16 +99,27 @@ func prepareRootfs(spec *specs.Spec, rootfs string, trees []*os.File) error {
 // rootfs is absolute: a lookup by path crosses the bind mount that
 // prepareRootfs put on it, where the working directory (taken before the
 // mount) would not, as when root.path is ".".
-func pivotRootfs(spec *specs.Spec, rootfs string) error {
+func pivotRootfs(spec *specs.Spec, rootfs string, noPivot bool) error {
+	enter := pivotInto
+	if noPivot {
+		enter = moveRootInto
+	}
+	if err := enter(rootfs); err != nil {
+		return err
+	}
+	return finishRootfs(spec)
+}
+
+// finishRootfs applies, from inside the container's root, what waits for
+// the rest to be in place: read-only mounts, read-only and masked paths,
+// a read-only root and the final propagation of /.
+func finishRootfs(spec *specs.Spec) error {
 	linux := spec.Linux
 	if linux == nil {
 		linux = &specs.Linux{}
 	}
 	prop, err := rootfsPropagationFlags(linux.RootfsPropagation)
 	if err != nil {
-		return err
-	}
-	if err := pivotInto(rootfs); err != nil {
 		return err
 	}
 	if err := checkProcMounted(spec.Mounts); err != nil {

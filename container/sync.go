@@ -24,6 +24,10 @@ import (
 //	fork into new namespaces,
 //	born in its cgroups          ---->   (reads its config)
 //	cgroup limits set; msgConfig ---->
+//	                             <----   (for an idmapped bind whose source
+//	                                     is in the rootfs, at its turn:)
+//	                             <----   msgIDMap: its clone, to be mapped
+//	msgIDMapDone                 ---->
 //	                             <----   msgMounted: rootfs prepared
 //	prestart, createRuntime hooks
 //	msgContinue                  ---->
@@ -55,6 +59,11 @@ const (
 	// agent.
 	msgSeccomp     = "seccomp"
 	msgSeccompDone = "seccompDone"
+	// msgIDMap's Message is the index in spec.Mounts of the mount whose
+	// tree comes with it (rootfssrc_linux.go); msgIDMapDone says the
+	// parent has mapped it.
+	msgIDMap     = "idmap"
+	msgIDMapDone = "idmapDone"
 )
 
 // message is one line on the sync socket.
@@ -84,6 +93,8 @@ type initConfig struct {
 	NewMountNS  bool `json:"newMountNS"`
 	NewCgroupNS bool `json:"newCgroupNS"`
 	NewUTSNS    bool `json:"newUTSNS"`
+	// NoPivot: enter the rootfs with MS_MOVE and chroot (moveRootInto).
+	NoPivot bool `json:"noPivot,omitempty"`
 	// Trees lists, in order, the index in Spec.Mounts of each detached
 	// mount tree that came with the config: the idmapped mounts
 	// (idmap_linux.go) and, with a user namespace, the bind mounts

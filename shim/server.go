@@ -29,6 +29,9 @@ type Config struct {
 	PidFile  string // absolute, or empty
 	// ConsoleSocket receives the pty master when process.terminal is set.
 	ConsoleSocket string
+	// NoPivot: init enters the rootfs with MS_MOVE and chroot
+	// (container.Config.NoPivot).
+	NoPivot bool
 	// Buffer says which event types the shim replays to new subscribers;
 	// nil keeps every type.
 	Buffer map[string]bool
@@ -102,6 +105,7 @@ func (s *server) create(load *container.SpecLoad) error {
 		Stdio:         s.cfg.Stdio,
 		ExtraFiles:    s.cfg.ExtraFiles,
 		ConsoleSocket: s.cfg.ConsoleSocket,
+		NoPivot:       s.cfg.NoPivot,
 		Supervised:    s.cfg.Supervised,
 	})
 	// The container has its copies of stdio; the shim must not keep

@@ -415,7 +415,9 @@ func TestExecConcurrent(t *testing.T) {
 }
 
 // TestExecWithoutMountNamespace: a container that shares the host's mount
-// namespace is chrooted into its rootfs; so is an exec'd process.
+// namespace is chrooted into its rootfs; so is an exec'd process. Its
+// rootfs is bound in the host's mount namespace and stays so, as with runc
+// (TestParityHostMountNamespace): the test unmounts it.
 func TestExecWithoutMountNamespace(t *testing.T) {
 	e := newEnv(t)
 	id := e.id()
@@ -432,6 +434,7 @@ func TestExecWithoutMountNamespace(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(b, "rootfs", "only-here"), []byte("rootfs-marker\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { exec.Command("umount", "-R", "-l", filepath.Join(b, "rootfs")).Run() })
 	e.create(id, b)
 	e.cliOK("start", id)
 	r := e.cliRun("exec", id, "sh", "-c", "cat /only-here; exit 6")

@@ -28,6 +28,8 @@ type createOptions struct {
 	preserveFDs   int
 	eventBuffer   string
 	pidfdSocket   string
+	// noPivot enters the rootfs with MS_MOVE and chroot, not pivot_root.
+	noPivot bool
 	// callerParent is the parent of the process that ran create, for the
 	// supervisor detection (supervisor.go); run leaves it 0.
 	callerParent int
@@ -41,6 +43,7 @@ func (o *createOptions) flags(cmd *cobra.Command) {
 	f.IntVar(&o.preserveFDs, "preserve-fds", 0, "pass this many descriptors after stdio through to the container")
 	f.StringVar(&o.pidfdSocket, "pidfd-socket", "", "AF_UNIX socket that receives a pidfd of the container's process")
 	f.StringVar(&o.eventBuffer, "event-buffer", "all", "event types the shim keeps for late subscribers: a comma-separated list, all or none")
+	f.BoolVar(&o.noPivot, "no-pivot", false, "enter the root filesystem with MS_MOVE and chroot rather than pivot_root (for a rootfs on a ramdisk), as runc's --no-pivot")
 }
 
 func (a *app) createCommand() *cobra.Command {
@@ -111,6 +114,7 @@ func (a *app) create(id string, o *createOptions) (int, error) {
 		sa := shimArgs{
 			shim: shimPath, id: id, bundle: bundle, pidFile: pidFile,
 			consoleSocket: consoleSocket, buffer: o.eventBuffer, extra: extra,
+			noPivot: o.noPivot,
 		}
 		return 0, a.serveShim(sa, mode, o.callerParent)
 	}
@@ -122,7 +126,7 @@ func (a *app) create(id string, o *createOptions) (int, error) {
 	pid, err := a.startShim(shimArgs{
 		shim: shimPath, id: id, bundle: bundle, pidFile: pidFile,
 		consoleSocket: consoleSocket, buffer: o.eventBuffer, extra: extra,
-		supervisor: supervisorArgs(mode, o.callerParent),
+		noPivot: o.noPivot, supervisor: supervisorArgs(mode, o.callerParent),
 	})
 	if err == nil {
 		if err = pidfdSock.send(pid); err != nil {
@@ -240,6 +244,7 @@ func (a *app) findShim() (string, error) {
 type shimArgs struct {
 	shim, id, bundle, pidFile, consoleSocket, buffer string
 	extra                                            []*os.File
+	noPivot                                          bool
 	// supervisor are the shim's supervisor arguments (supervisorArgs),
 	// "--detach" first when it has them.
 	supervisor []string
@@ -294,6 +299,9 @@ func (a *app) shimFlags(sa shimArgs) []string {
 	}
 	if sa.consoleSocket != "" {
 		args = append(args, "--console-socket", sa.consoleSocket)
+	}
+	if sa.noPivot {
+		args = append(args, "--no-pivot")
 	}
 	if a.debug {
 		args = append(args, "--debug")

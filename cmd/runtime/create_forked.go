@@ -54,6 +54,7 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 	cfg := shim.Config{
 		Root: a.root, ID: sa.id, Bundle: sa.bundle, PidFile: sa.pidFile,
 		ConsoleSocket: sa.consoleSocket, Buffer: shim.ParseBuffer(sa.buffer),
+		NoPivot: sa.noPivot,
 		// The init stage runs from a sealed copy of crier-shim, and the
 		// serving image is crier-shim's.
 		InitPath: sa.shim, Reexec: true, ReexecPath: sa.shim,

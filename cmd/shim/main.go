@@ -109,6 +109,7 @@ func run(args []string) error {
 	fs.StringVar(&buffer, "event-buffer", "", "event types to buffer (comma-separated, all, none)")
 	fs.StringVar(&logPath, "log", "", "log file")
 	fs.BoolVar(&cfg.Debug, "debug", false, "log debug messages")
+	fs.BoolVar(&cfg.NoPivot, "no-pivot", false, "enter the rootfs with MS_MOVE and chroot, not pivot_root")
 	fs.IntVar(&preserve, "preserve-fds", 0, "descriptors after stdio to pass to the container")
 	fs.BoolVar(&sup.detach, "detach", false, "first argument only: detached at birth (container.Reparented)")
 	fs.StringVar(&sup.mode, "supervisor", "off", "supervisor mode: auto, on or off")

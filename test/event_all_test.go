@@ -93,6 +93,21 @@ func (p *allProc) untilEvent(id, typ string) {
 	})
 }
 
+// untilNth waits until the stream has given n events of type typ for id:
+// an ID used again must not be taken for done by its last use's event.
+func (p *allProc) untilNth(id, typ string, n int) {
+	p.t.Helper()
+	p.until(hangDeadline, fmt.Sprintf("%s #%d of %s", typ, n, id), func(evs []protocol.Event) bool {
+		seen := 0
+		for _, ev := range evs {
+			if ev.ID == id && ev.Type == typ {
+				seen++
+			}
+		}
+		return seen >= n
+	})
+}
+
 // stop ends a --monitor stream as a person would, with SIGINT, and reads
 // what it printed before.
 func (p *allProc) stop() {
@@ -277,7 +292,7 @@ func TestEventAllIDReused(t *testing.T) {
 		if err := e.cycle(id, bundle); err != nil {
 			t.Fatal(err)
 		}
-		all.untilEvent(id, protocol.EventDeleted)
+		all.untilNth(id, protocol.EventDeleted, i+1)
 	}
 	all.stop()
 	evs := byID(all.got)[id]

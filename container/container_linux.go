@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container/cgroup"
+	"github.com/crier-runtime/crier/container/seccomp"
 	"github.com/crier-runtime/crier/internal/pidfd"
 	"github.com/crier-runtime/crier/protocol"
 )
@@ -244,6 +245,9 @@ func (c *Container) setupConsole(socket string) error {
 		return fmt.Errorf("terminal: %w", err)
 	}
 	defer master.Close()
+	if err := setConsoleSize(master, c.Spec.Process.ConsoleSize); err != nil {
+		return fmt.Errorf("terminal: %w", err)
+	}
 	c.pty = name
 	return sendConsole(socket, master)
 }
@@ -270,15 +274,16 @@ func (c *Container) initConfig() (*initConfig, error) {
 		}
 	}
 	return &initConfig{
-		ID:          c.ID,
-		Pid:         c.Pid,
-		Bundle:      c.Bundle,
-		Rootfs:      c.Rootfs,
-		Spec:        spec,
-		SpecJSON:    specJSON,
-		NewMountNS:  HasNamespace(c.Spec, specs.MountNamespace),
-		NewCgroupNS: c.unshareCgroup,
-		NewUTSNS:    HasNamespace(c.Spec, specs.UTSNamespace),
+		ID:             c.ID,
+		Pid:            c.Pid,
+		Bundle:         c.Bundle,
+		Rootfs:         c.Rootfs,
+		Spec:           spec,
+		SpecJSON:       specJSON,
+		NewMountNS:     HasNamespace(c.Spec, specs.MountNamespace),
+		NewCgroupNS:    c.unshareCgroup,
+		NewUTSNS:       HasNamespace(c.Spec, specs.UTSNamespace),
+		SeccompNoFlags: seccomp.NoFlags(c.Spec.Linux.Seccomp),
 	}, nil
 }
 

@@ -71,7 +71,11 @@ func Init() error {
 		// start): nothing to report to.
 		return err
 	}
-	conn.send(message{Type: msgError, Message: err.Error()})
+	typ := msgError
+	if _, ok := errors.AsType[*execveError](err); ok {
+		typ = msgExecFailed
+	}
+	conn.send(message{Type: typ, Message: err.Error()})
 	return err
 }
 

@@ -14,7 +14,9 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/crier-runtime/crier/container/seccomp"
 	"github.com/crier-runtime/crier/internal/flatjson"
+	"github.com/crier-runtime/crier/protocol"
 )
 
 // The parent and the init stage talk over a socketpair, one JSON message per
@@ -50,6 +52,10 @@ const (
 	msgStart    = "start"
 	msgExec     = "exec"
 	msgError    = "error"
+	// msgExecFailed is msgError for the execve of the process itself,
+	// whose message the parent passes on as the process's own
+	// (protocol.ErrExecFailed).
+	msgExecFailed = "execFailed"
 	// msgSeccomp's Message is the descriptor number of the listener in
 	// init (seccomp_agent_linux.go); msgSeccompDone says it reached the
 	// agent.
@@ -89,6 +95,9 @@ type initConfig struct {
 	// (idmap_linux.go) and, with a user namespace, the bind mounts
 	// (bindsrc_linux.go).
 	Trees []int `json:"trees,omitempty"`
+	// SeccompNoFlags: linux.seccomp.flags is an empty list, which
+	// SpecJSON loses when the parent encoded the spec (seccomp.NoFlags).
+	SeccompNoFlags bool `json:"seccompNoFlags,omitempty"`
 }
 
 // wireSpec is the config as init decodes it: linuxSpec, and without
@@ -113,6 +122,7 @@ func (ic *initConfig) decodeSpec() error {
 	ic.Spec = &ws.Spec
 	if ws.Linux != nil {
 		ic.Spec.Linux = &ws.Linux.Linux
+		seccomp.KeepNoFlags(ic.Spec.Linux.Seccomp, ic.SeccompNoFlags)
 	}
 	return nil
 }
@@ -329,6 +339,9 @@ func (c *syncConn) startInit(pty string, listener func(fd int) error) error {
 		}
 		if err != nil {
 			return err
+		}
+		if m.Type == msgExecFailed {
+			return protocol.Errorf(protocol.ErrExecFailed, "%s", m.Message)
 		}
 		if m.Type != msgSeccomp || listener == nil {
 			return errors.New(m.Message)

@@ -417,7 +417,13 @@ func (s *server) started(m startDone) {
 			// sit in created for good.
 			s.ops.signal(unix.SIGKILL, false)
 		}
-		m.req.reply <- protocol.ErrorReply(fmt.Errorf("start: %w", m.err))
+		err := m.err
+		if !errors.Is(err, protocol.ErrExecFailed) {
+			// An execve failure is the process's own error, in
+			// the words runc's init gives it (`exec PATH: ...`).
+			err = fmt.Errorf("start: %w", err)
+		}
+		m.req.reply <- protocol.ErrorReply(err)
 	case s.spec.Hooks == nil || len(s.spec.Hooks.Poststart) == 0:
 		// Nothing to wait for: answer now, before an exit held
 		// back during start is written out below.
@@ -436,11 +442,22 @@ func (s *server) started(m startDone) {
 }
 
 func (s *server) kill(r *request) {
-	if _, ok := s.step(inKill, r); !ok {
+	sig := unix.Signal(r.req.Signal)
+	in := inKill
+	if sig == unix.SIGKILL && s.rec.SharedPidNS {
+		in = inKillCgroup
+	}
+	frozen := s.phase.frozen()
+	if _, ok := s.step(in, r); !ok {
 		return
 	}
-	sig := unix.Signal(r.req.Signal)
-	if err := s.ops.signal(sig, r.req.All); err != nil {
+	var err error
+	if in == inKillCgroup {
+		err = s.killCgroup(frozen)
+	} else {
+		err = s.ops.signal(sig, r.req.All)
+	}
+	if err != nil {
 		r.reply <- protocol.ErrorReply(fmt.Errorf("kill: %w", err))
 		return
 	}
@@ -453,6 +470,26 @@ func (s *server) kill(r *request) {
 		s.step(inThawed, nil)
 	}
 	r.reply <- protocol.Reply{OK: true}
+}
+
+// killCgroup sends SIGKILL to every process of the container's cgroup,
+// the init or not. As runc does, the cgroup is frozen meanwhile (unless
+// paused already; the caller thaws it then), so that no process forks a
+// child past the list, nor exits and has its pid reused before it is
+// signalled; a freeze that fails is logged and the kill goes on.
+func (s *server) killCgroup(frozen bool) error {
+	if !frozen {
+		if err := s.ops.freeze(true); err != nil {
+			s.log.Printf("kill: %v; killing unfrozen", err)
+		} else {
+			defer func() {
+				if err := s.ops.freeze(false); err != nil {
+					s.log.Printf("kill: %v", err)
+				}
+			}()
+		}
+	}
+	return s.ops.signal(unix.SIGKILL, true)
 }
 
 // pause freezes the container, and moves it to paused once every process

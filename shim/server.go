@@ -127,6 +127,7 @@ func (s *server) create(load *container.SpecLoad) error {
 	// are its to collect, as with runc.
 	s.rec.Supervised = s.cfg.Supervised
 	s.rec.Subreaper = !s.rec.Supervised && !container.HasNamespace(s.spec, specs.PIDNamespace)
+	s.rec.SharedPidNS = !container.OwnPidNamespace(s.spec)
 	if s.rec.Subreaper {
 		// Without a pid namespace the container's orphans would go to
 		// the host's init; keep them so their exits are collected here.

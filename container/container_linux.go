@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -63,7 +64,6 @@ type Container struct {
 	Cgroup *cgroup.Cgroup
 
 	sync *syncConn
-	pty  string // the pty slave's path in the container, with a terminal
 	// unshareCgroup tells init to make its cgroup namespace itself.
 	unshareCgroup bool
 	// specJSON is Config.SpecJSON.
@@ -236,6 +236,10 @@ func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 	return c, res, nil
 }
 
+// setupConsole opens the pty, sends its master to the console socket and
+// has init make the slave its terminal and stdio: a created container's
+// init holds its terminal, as runc's does, and nothing of crier's (the
+// /dev/null of initStdio) is left in its descriptors.
 func (c *Container) setupConsole(socket string) error {
 	if socket == "" {
 		return errors.New("process.terminal is true but no console socket was given (--console-socket)")
@@ -248,8 +252,16 @@ func (c *Container) setupConsole(socket string) error {
 	if err := setConsoleSize(master, c.Spec.Process.ConsoleSize); err != nil {
 		return fmt.Errorf("terminal: %w", err)
 	}
-	c.pty = name
-	return sendConsole(socket, master)
+	if err := sendConsole(socket, master); err != nil {
+		return err
+	}
+	if err := c.sync.send(message{Type: msgTerminal, Pty: name}); err != nil {
+		return err
+	}
+	if _, err := c.sync.expect(msgAttached); err != nil {
+		return c.initError(err)
+	}
+	return nil
 }
 
 // HookState is the OCI state given to hooks.
@@ -349,7 +361,7 @@ func (c *Container) fork(cfg *Config, netns *netNSAhead, exe exeAhead) error {
 	attr := &syscall.ProcAttr{
 		// Relative paths in the config are relative to the bundle.
 		Dir:   cfg.Bundle,
-		Env:   initEnv(len(cfg.ExtraFiles) + 3),
+		Env:   append(initEnv(len(cfg.ExtraFiles)+3), initExeEnv+"="+strconv.Itoa(len(files)-1)),
 		Files: files,
 		Sys:   plan.sys,
 	}
@@ -485,7 +497,7 @@ func (c *Container) Start() error {
 		return errors.New("container init is gone")
 	}
 	defer func() { c.sync.Close(); c.sync = nil }()
-	return c.initError(c.sync.startInit(c.pty, c.initListener))
+	return c.initError(c.sync.startInit(c.initListener))
 }
 
 // initListener sends the init's seccomp listener, its descriptor fd, to

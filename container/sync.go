@@ -31,6 +31,12 @@ import (
 //	msgContinue                  ---->
 //	                                     createContainer hooks, pivot_root
 //	                             <----   msgReady: the container is created
+//	(with a terminal: the master
+//	to the console socket)
+//	msgTerminal                  ---->
+//	                                     the slave becomes init's
+//	                                     terminal and stdio
+//	                             <----   msgAttached
 //	msgStart (at `start`)        ---->
 //	                                     startContainer hooks
 //	                             <----   msgExec
@@ -50,6 +56,10 @@ const (
 	msgContinue = "continue"
 	msgReady    = "ready"
 	msgStart    = "start"
+	// msgTerminal's Pty is the pty slave init makes its terminal and
+	// stdio while created, as runc's init has them; msgAttached says done.
+	msgTerminal = "terminal"
+	msgAttached = "attached"
 	msgExec     = "exec"
 	msgError    = "error"
 	// msgExecFailed is msgError for the execve of the process itself,
@@ -68,7 +78,7 @@ type message struct {
 	Type    string      `json:"type"`
 	Message string      `json:"message,omitempty"`
 	Config  *initConfig `json:"config,omitempty"`
-	// Pty, on msgStart, is the terminal init attaches to before exec.
+	// Pty, on msgTerminal, is the terminal init attaches to.
 	Pty string `json:"pty,omitempty"`
 }
 
@@ -308,12 +318,9 @@ func (c *syncConn) Close() error {
 // keeps for message, whose Config reaches the whole runtime-spec type
 // tree, would stay resident there for the container's life. listener,
 // if set, takes init's seccomp listener when init sends msgSeccomp.
-func (c *syncConn) startInit(pty string, listener func(fd int) error) error {
+func (c *syncConn) startInit(listener func(fd int) error) error {
 	o := flatjson.Begin(nil)
 	o.String("type", msgStart)
-	if pty != "" {
-		o.String("pty", pty)
-	}
 	if _, err := c.f.Write(append(o.End(), '\n')); err != nil {
 		return fmt.Errorf("sync: send %s: %w", msgStart, err)
 	}

@@ -202,7 +202,6 @@ func (h *handoff) marshal() []byte {
 		w.int(int64(c.Pid))
 		w.int(int64(c.PidFD))
 		w.int(int64(c.SyncFD))
-		w.str(c.Pty)
 		w.present(c.Cgroup == nil, 0)
 		if cg := c.Cgroup; cg != nil {
 			w.strMap(cg.Paths)
@@ -335,7 +334,6 @@ func unmarshalHandoff(b []byte) (*handoff, error) {
 		c.Pid = int(r.int())
 		c.PidFD = int(r.int())
 		c.SyncFD = int(r.int())
-		c.Pty = r.str()
 		if ok, _ := r.present(); ok {
 			c.Cgroup = &cgroup.Cgroup{Paths: r.strMap(), Created: r.strs(), SharedParent: r.bool()}
 		}

@@ -380,3 +380,34 @@ func TestParityKillHostPidns(t *testing.T) {
 		e.assertGone(id)
 	})
 }
+
+// TestParityEventsOOM: runc's `events` stream tells of an OOM kill in the
+// container with {"type":"oom","id":ID} between its stats lines, and ends
+// once the container is deleted (events.bats "events oom").
+func TestParityEventsOOM(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	e.cliOK("run", "-d", "--bundle", e.oomBundle([]string{"sleep", "1000"}), id)
+	p, out := e.cliStartPiped("events", "--interval", "100ms", id)
+	// A stats line: events has subscribed to the shim before its first.
+	if line := out.line(t); !strings.HasPrefix(line, `{"type":"stats","id":"`+id+`"`) {
+		t.Fatalf("events printed %q, want a stats line first", line)
+	}
+	if r := e.cliRun("exec", id, "sh", "-c", oomAlloc); r.code != 137 {
+		t.Errorf("exec of the hog: exit %d, want 137: %s", r.code, r.stderr)
+	}
+	want := `{"type":"oom","id":"` + id + `"}`
+	for {
+		line := out.line(t)
+		if line == want {
+			break
+		}
+		if !strings.HasPrefix(line, `{"type":"stats"`) {
+			t.Fatalf("events printed %q, want stats lines, then %s", line, want)
+		}
+	}
+	e.cliOK("delete", "--force", id)
+	if r := p.wait(); r.code != 0 {
+		t.Errorf("events: exit %d once the container was deleted: %s", r.code, r.stderr)
+	}
+}

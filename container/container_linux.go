@@ -62,6 +62,9 @@ type Container struct {
 	// so signals never reach a recycled pid.
 	PidFD  int
 	Cgroup *cgroup.Cgroup
+	// ExeSeal says how the copy of the init binary that init runs from
+	// is sealed: "overlayfs" or "memfd" (sealedexe_linux.go).
+	ExeSeal string
 
 	sync *syncConn
 	// unshareCgroup tells init to make its cgroup namespace itself.
@@ -317,6 +320,7 @@ func (c *Container) fork(cfg *Config, netns *netNSAhead, exe exeAhead) error {
 	if c.exe, err = exe.wait(); err != nil {
 		return err
 	}
+	c.ExeSeal = exeSealKind(c.exe)
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return os.NewSyscallError("socketpair", err)

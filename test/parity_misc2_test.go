@@ -411,3 +411,24 @@ func TestParityEventsOOM(t *testing.T) {
 		t.Errorf("events: exit %d once the container was deleted: %s", r.code, r.stderr)
 	}
 }
+
+// TestParityDebugExeSeal: `--debug run` says how the binary init runs
+// from was sealed, in the words of runc's exeseal lines (run.bats
+// "[/proc/self/exe clone]"): a copy, and on a private overlayfs where the
+// kernel allows (Linux 6.13), else in a sealed memfd.
+func TestParityDebugExeSeal(t *testing.T) {
+	e := newEnv(t)
+	b := e.bundle([]string{"echo", "Hello World"}, nil)
+	r := e.cliOK("--debug", "run", "--bundle", b, e.id())
+	if !strings.Contains(r.stdout, "Hello World") {
+		t.Errorf("run: stdout %q, want Hello World", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "runc exeseal: using /proc/self/exe clone") {
+		t.Errorf("--debug run: stderr %q lacks the exeseal line", r.stderr)
+	}
+	overlay := strings.Contains(r.stderr, "runc exeseal: using overlayfs for sealed /proc/self/exe")
+	memfd := strings.Contains(r.stderr, "the copy is a sealed memfd")
+	if overlay == memfd {
+		t.Errorf("--debug run: stderr %q, want one line saying overlayfs or memfd", r.stderr)
+	}
+}

@@ -137,10 +137,13 @@ type (
 		req *request
 		err error
 	}
-	poststartDone struct{ req *request }
-	tornDown      struct{ err error }
-	unsubscribe   struct{ sub *subscriber }
-	trimDue       struct{}
+	poststartDone struct {
+		req *request
+		err error
+	}
+	tornDown    struct{ err error }
+	unsubscribe struct{ sub *subscriber }
+	trimDue     struct{}
 )
 
 // loop serves the created container until it is deleted.
@@ -191,7 +194,7 @@ func (s *server) handle(m any) {
 		s.started(m)
 	case poststartDone:
 		s.busy--
-		m.req.reply <- protocol.Reply{OK: true}
+		s.poststartDone(m)
 		s.reap()
 	case tornDown:
 		s.busy--
@@ -431,12 +434,7 @@ func (s *server) started(m startDone) {
 	default:
 		s.busy++
 		st := s.c.HookState(protocol.StatusRunning)
-		go func() {
-			if err := s.ops.poststart(st); err != nil {
-				s.log.Printf("warning: %v", err)
-			}
-			s.post(poststartDone{req: m.req})
-		}()
+		go func() { s.post(poststartDone{req: m.req, err: s.ops.poststart(st)}) }()
 	}
 	s.then(c)
 }
@@ -470,6 +468,23 @@ func (s *server) kill(r *request) {
 		s.step(inThawed, nil)
 	}
 	r.reply <- protocol.Reply{OK: true}
+}
+
+// poststartDone answers start once its poststart hooks have run. One that
+// failed fails start, and the container is killed: runtime-spec 1.3
+// (runtime.md, lifecycle step 9) has the runtime generate an error and
+// stop the container, as runc does; the rest of the hooks do not run.
+// The kill goes to every process of the cgroup, as a forced delete's, and
+// the init's exit then moves the container to stopped.
+func (s *server) poststartDone(m poststartDone) {
+	if m.err == nil {
+		m.req.reply <- protocol.Reply{OK: true}
+		return
+	}
+	s.log.Printf("start: %v; killing the container", m.err)
+	s.ops.signal(unix.SIGKILL, true)
+	s.ops.signal(unix.SIGKILL, false)
+	m.req.reply <- protocol.ErrorReply(m.err)
 }
 
 // killCgroup sends SIGKILL to every process of the container's cgroup,

@@ -23,7 +23,7 @@ import (
 // length (or 1) plus one, because nil and empty mean different things here:
 // a nil Buffer keeps every event type, an empty one none.
 
-const handoffMagic = "crier-handoff-2\n"
+const handoffMagic = "crier-handoff-3\n"
 
 var errHandoffShort = errors.New("truncated or corrupt")
 

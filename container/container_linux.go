@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container/cgroup"
+	"github.com/crier-runtime/crier/container/seccomp"
 	"github.com/crier-runtime/crier/internal/pidfd"
 	"github.com/crier-runtime/crier/protocol"
 )
@@ -64,9 +66,11 @@ type Container struct {
 	// so signals never reach a recycled pid.
 	PidFD  int
 	Cgroup *cgroup.Cgroup
+	// ExeSeal says how the copy of the init binary that init runs from
+	// is sealed: "overlayfs" or "memfd" (sealedexe_linux.go).
+	ExeSeal string
 
 	sync *syncConn
-	pty  string // the pty slave's path in the container, with a terminal
 	// unshareCgroup tells init to make its cgroup namespace itself.
 	unshareCgroup bool
 	noPivot       bool
@@ -264,6 +268,10 @@ func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 	return c, res, nil
 }
 
+// setupConsole opens the pty, sends its master to the console socket and
+// has init make the slave its terminal and stdio: a created container's
+// init holds its terminal, as runc's does, and nothing of crier's (the
+// /dev/null of initStdio) is left in its descriptors.
 func (c *Container) setupConsole(socket string) error {
 	if socket == "" {
 		return errors.New("process.terminal is true but no console socket was given (--console-socket)")
@@ -273,8 +281,19 @@ func (c *Container) setupConsole(socket string) error {
 		return fmt.Errorf("terminal: %w", err)
 	}
 	defer master.Close()
-	c.pty = name
-	return sendConsole(socket, master)
+	if err := setConsoleSize(master, c.Spec.Process.ConsoleSize); err != nil {
+		return fmt.Errorf("terminal: %w", err)
+	}
+	if err := sendConsole(socket, master); err != nil {
+		return err
+	}
+	if err := c.sync.send(message{Type: msgTerminal, Pty: name}); err != nil {
+		return err
+	}
+	if _, err := c.sync.expect(msgAttached); err != nil {
+		return c.initError(err)
+	}
+	return nil
 }
 
 // HookState is the OCI state given to hooks.
@@ -299,16 +318,17 @@ func (c *Container) initConfig() (*initConfig, error) {
 		}
 	}
 	return &initConfig{
-		ID:          c.ID,
-		Pid:         c.Pid,
-		Bundle:      c.Bundle,
-		Rootfs:      c.Rootfs,
-		Spec:        spec,
-		SpecJSON:    specJSON,
-		NewMountNS:  HasNamespace(c.Spec, specs.MountNamespace),
-		NewCgroupNS: c.unshareCgroup,
-		NewUTSNS:    HasNamespace(c.Spec, specs.UTSNamespace),
-		NoPivot:     c.noPivot,
+		ID:             c.ID,
+		Pid:            c.Pid,
+		Bundle:         c.Bundle,
+		Rootfs:         c.Rootfs,
+		Spec:           spec,
+		SpecJSON:       specJSON,
+		NewMountNS:     HasNamespace(c.Spec, specs.MountNamespace),
+		NewCgroupNS:    c.unshareCgroup,
+		NewUTSNS:       HasNamespace(c.Spec, specs.UTSNamespace),
+		NoPivot:        c.noPivot,
+		SeccompNoFlags: seccomp.NoFlags(c.Spec.Linux.Seccomp),
 	}, nil
 }
 
@@ -330,6 +350,7 @@ func (c *Container) fork(cfg *Config, netns *netNSAhead, exe exeAhead) error {
 	if c.exe, err = exe.wait(); err != nil {
 		return err
 	}
+	c.ExeSeal = exeSealKind(c.exe)
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return os.NewSyscallError("socketpair", err)
@@ -374,7 +395,7 @@ func (c *Container) fork(cfg *Config, netns *netNSAhead, exe exeAhead) error {
 	attr := &syscall.ProcAttr{
 		// Relative paths in the config are relative to the bundle.
 		Dir:   cfg.Bundle,
-		Env:   initEnv(len(cfg.ExtraFiles) + 3),
+		Env:   append(initEnv(len(cfg.ExtraFiles)+3), initExeEnv+"="+strconv.Itoa(len(files)-1)),
 		Files: files,
 		Sys:   plan.sys,
 	}
@@ -510,7 +531,7 @@ func (c *Container) Start() error {
 		return errors.New("container init is gone")
 	}
 	defer func() { c.sync.Close(); c.sync = nil }()
-	return c.initError(c.sync.startInit(c.pty, c.initListener))
+	return c.initError(c.sync.startInit(c.initListener))
 }
 
 // initListener sends the init's seccomp listener, its descriptor fd, to

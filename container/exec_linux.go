@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container/cgroup"
+	"github.com/crier-runtime/crier/container/seccomp"
 )
 
 // crier exec: a process started in a running container by its shim.
@@ -71,6 +72,8 @@ type ExecConfig struct {
 	Process *specs.Process `json:"process"`
 	// Seccomp is the container's linux.seccomp, compiled by stage two.
 	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+	// SeccompNoFlags: Seccomp's flags are an empty list (seccomp.NoFlags).
+	SeccompNoFlags bool `json:"seccompNoFlags,omitempty"`
 	// Personality is the container's linux.personality.
 	Personality *specs.LinuxPersonality `json:"personality,omitempty"`
 	// MemoryPolicy is the container's linux.memoryPolicy.
@@ -99,6 +102,7 @@ func NewExecConfig(spec *specs.Spec, p *specs.Process, preserve int) (*ExecConfi
 	cfg := &ExecConfig{Process: p, Files: 3 + preserve, Console: p.Terminal}
 	if spec.Linux != nil {
 		cfg.Seccomp, cfg.Personality = spec.Linux.Seccomp, spec.Linux.Personality
+		cfg.SeccompNoFlags = seccomp.NoFlags(spec.Linux.Seccomp)
 		cfg.MemoryPolicy = spec.Linux.MemoryPolicy
 	}
 	if err := validateProcessExtras(cfg.extrasSpec()); err != nil {

@@ -270,6 +270,7 @@ func readExecConfig(f *os.File) (*ExecConfig, error) {
 	if cfg.Process == nil {
 		return nil, errors.New("exec: the process config has no process")
 	}
+	seccomp.KeepNoFlags(cfg.Seccomp, cfg.SeccompNoFlags)
 	return &cfg, nil
 }
 
@@ -307,6 +308,9 @@ func execTerminal(cfg *ExecConfig) error {
 		if err := ClearONLCR(master); err != nil {
 			return fmt.Errorf("terminal: %w", err)
 		}
+	}
+	if err := setConsoleSize(master, cfg.Process.ConsoleSize); err != nil {
+		return fmt.Errorf("terminal: %w", err)
 	}
 	rights := unix.UnixRights(int(master.Fd()))
 	if err := unix.Sendmsg(sock, []byte(master.Name()), rights, nil, 0); err != nil {

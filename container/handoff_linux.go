@@ -20,7 +20,6 @@ type Handoff struct {
 	Pid    int            `json:"pid"`
 	PidFD  int            `json:"pidfd"`
 	SyncFD int            `json:"syncfd"`
-	Pty    string         `json:"pty,omitempty"`
 	Cgroup *cgroup.Cgroup `json:"cgroup,omitempty"`
 }
 
@@ -29,7 +28,7 @@ type Handoff struct {
 func (c *Container) Handoff() (*Handoff, error) {
 	h := &Handoff{
 		ID: c.ID, Bundle: c.Bundle, Rootfs: c.Rootfs, Spec: c.Spec,
-		Pid: c.Pid, PidFD: c.PidFD, SyncFD: -1, Pty: c.pty, Cgroup: c.Cgroup,
+		Pid: c.Pid, PidFD: c.PidFD, SyncFD: -1, Cgroup: c.Cgroup,
 	}
 	if c.sync != nil {
 		h.SyncFD = int(c.sync.f.Fd())
@@ -50,7 +49,7 @@ func (c *Container) Handoff() (*Handoff, error) {
 func Resume(h *Handoff) *Container {
 	c := &Container{
 		ID: h.ID, Bundle: h.Bundle, Rootfs: h.Rootfs, Spec: h.Spec,
-		Pid: h.Pid, PidFD: h.PidFD, Cgroup: h.Cgroup, pty: h.Pty,
+		Pid: h.Pid, PidFD: h.PidFD, Cgroup: h.Cgroup,
 	}
 	if h.PidFD >= 0 {
 		unix.CloseOnExec(h.PidFD)

@@ -70,7 +70,10 @@ func RunHooks(spec *specs.Spec, kind string, state *specs.State) error {
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return fmt.Errorf("%s hooks: close_range: %w", kind, err)
 	}
-	keepGoing := kind == HookPoststart || kind == HookPoststop
+	// A failed poststop hook is a warning and the others run; any other
+	// failure stops the hooks of its kind (runtime-spec 1.3, runtime.md's
+	// lifecycle; a failed poststart fails start, as in runc).
+	keepGoing := kind == HookPoststop
 	var errs []error
 	for i, h := range hooks {
 		if kind == HookStartContainer && len(h.Env) == 0 && spec.Process != nil {

@@ -24,6 +24,13 @@ func initEnv(syncFD int) []string {
 	return []string{InitFDEnv + "=" + strconv.Itoa(syncFD), "GOMAXPROCS=1"}
 }
 
+// initExeEnv names the descriptor of the sealed binary init was exec'd
+// from (sealedexe_linux.go), which init closes at once: a created
+// container's init holds no more than runc's does (create.bats reads its
+// descriptors), and nothing in init needs it again (stage two of a
+// two-stage init is exec'd as /proc/self/exe).
+const initExeEnv = "_CRIER_INIT_EXE"
+
 // ErrNotInit is returned by Init when it was not started by Create.
 var ErrNotInit = errors.New("crier-shim init is started by crier create, not by hand")
 
@@ -51,6 +58,10 @@ func Init() error {
 		return ErrNotInit
 	}
 	os.Unsetenv(InitFDEnv)
+	if exe, err := strconv.Atoi(os.Getenv(initExeEnv)); err == nil && exe > fd {
+		unix.Close(exe)
+	}
+	os.Unsetenv(initExeEnv)
 	// The parent learns that execve succeeded when this socket closes,
 	// so the user's process must not inherit it.
 	unix.CloseOnExec(fd)
@@ -71,7 +82,11 @@ func Init() error {
 		// start): nothing to report to.
 		return err
 	}
-	conn.send(message{Type: msgError, Message: err.Error()})
+	typ := msgError
+	if _, ok := errors.AsType[*execveError](err); ok {
+		typ = msgExecFailed
+	}
+	conn.send(message{Type: typ, Message: err.Error()})
 	return err
 }
 
@@ -174,14 +189,21 @@ func finishCreate(conn *syncConn, cfg *initConfig) error {
 // the user's process.
 func startProcess(conn *syncConn, cfg *initConfig, syncFD int, filter *seccomp.Program) error {
 	spec := cfg.Spec
-	start, err := conn.expect(msgStart)
-	if err != nil {
-		return err
-	}
-	if start.Pty != "" {
+	start, err := conn.recv()
+	if err == nil && start.Type == msgTerminal {
 		if err := attachTerminal(start.Pty); err != nil {
 			return fmt.Errorf("terminal: %w", err)
 		}
+		if err := conn.send(message{Type: msgAttached}); err != nil {
+			return err
+		}
+		start, err = conn.recv()
+	}
+	if err == nil && start.Type != msgStart {
+		err = fmt.Errorf("sync: got %q, want %q", start.Type, msgStart)
+	}
+	if err != nil {
+		return err
 	}
 	if err := RunHooks(spec, HookStartContainer, initHookState(cfg, protocol.StatusCreated)); err != nil {
 		return err

@@ -156,8 +156,18 @@ func execProcess(p *specs.Process, filter *seccomp.Program, handoff seccomp.Hand
 			return fmt.Errorf("before exec: %w", err)
 		}
 	}
-	return fmt.Errorf("exec %s: %w", path, unix.Exec(path, p.Args, p.Env))
+	return &execveError{path: path, err: unix.Exec(path, p.Args, p.Env)}
 }
+
+// execveError is the failure of the execve that would have made the
+// process: `exec PATH: REASON`, as runc words it.
+type execveError struct {
+	path string
+	err  error
+}
+
+func (e *execveError) Error() string { return "exec " + e.path + ": " + e.err.Error() }
+func (e *execveError) Unwrap() error { return e.err }
 
 // prepareExec checks the process's arguments and capabilities, moves to
 // its cwd, finds its program and sets its umask.

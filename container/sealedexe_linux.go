@@ -69,6 +69,16 @@ func (a exeAhead) drop() {
 	}
 }
 
+// exeSealKind says which of sealedExe's ways made f: "overlayfs" or
+// "memfd".
+func exeSealKind(f *os.File) string {
+	var fs unix.Statfs_t
+	if unix.Fstatfs(int(f.Fd()), &fs) == nil && fs.Type == unix.OVERLAYFS_SUPER_MAGIC {
+		return "overlayfs"
+	}
+	return "memfd"
+}
+
 // sealedExe returns a descriptor of an unwritable copy of the executable
 // at path.
 func sealedExe(path string) (*os.File, error) {

@@ -193,6 +193,22 @@ func HasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
 	return hasNamespaceIn(spec.Linux, t)
 }
 
+// OwnPidNamespace reports whether the container gets a new pid namespace
+// (listed without a path), whose init takes every other process of it
+// along when it dies; otherwise (the host's, or one it joins) its processes
+// outlive the init, and only the cgroup finds them all.
+func OwnPidNamespace(spec *specs.Spec) bool {
+	if spec.Linux == nil {
+		return false
+	}
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.PIDNamespace {
+			return ns.Path == ""
+		}
+	}
+	return false
+}
+
 // RootfsPath returns the absolute root filesystem path of a bundle.
 func RootfsPath(bundle string, spec *specs.Spec) string {
 	if filepath.IsAbs(spec.Root.Path) {

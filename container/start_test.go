@@ -3,11 +3,14 @@ package container
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"os"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/protocol"
 )
 
 // TestStartExchange plays the init stage's side of the start exchange over
@@ -16,14 +19,16 @@ import (
 func TestStartExchange(t *testing.T) {
 	tests := []struct {
 		name    string
-		pty     string
 		replies string // what init writes before closing its end
 		wantErr string // "" for success
+		// execFailed: the error is protocol.ErrExecFailed.
+		execFailed bool
 	}{
 		{name: "exec", replies: `{"type":"exec"}` + "\n"},
-		{name: "exec with a pty", pty: "/dev/pts/3", replies: `{"type":"exec"}` + "\n"},
-		{name: "exec, then exec failed", replies: `{"type":"exec"}` + "\n" + `{"type":"error","message":"exec /bin/nope: no such file or directory"}` + "\n",
-			wantErr: "exec /bin/nope: no such file or directory"},
+		{name: "exec, then an error", replies: `{"type":"exec"}` + "\n" + `{"type":"error","message":"before exec: x"}` + "\n",
+			wantErr: "before exec: x"},
+		{name: "exec, then exec failed", replies: `{"type":"exec"}` + "\n" + `{"type":"execFailed","message":"exec /bin/nope: no such file or directory"}` + "\n",
+			wantErr: "exec /bin/nope: no such file or directory", execFailed: true},
 		{name: "escaped error", replies: `{"type":"error","message":"startContainer hook #0: \"x\" \u003cy\u003e\n"}` + "\n",
 			wantErr: "startContainer hook #0: \"x\" <y>\n"},
 		{name: "error with odd members", replies: `{"message":"late","type":"error","pty":null,"extra":[1]}` + "\n", wantErr: "late"},
@@ -44,7 +49,6 @@ func TestStartExchange(t *testing.T) {
 				Spec:  &specs.Spec{Process: &specs.Process{}},
 				PidFD: -1,
 				sync:  newSyncConn(os.NewFile(uintptr(fds[0]), "sync-parent")),
-				pty:   tc.pty,
 			}
 			initEnd := os.NewFile(uintptr(fds[1]), "sync-child")
 			got := make(chan string, 1)
@@ -60,12 +64,13 @@ func TestStartExchange(t *testing.T) {
 				t.Errorf("start: %v, want success", err)
 			case tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr):
 				t.Errorf("start: %v, want %q", err, tc.wantErr)
+			case errors.Is(err, protocol.ErrExecFailed) != tc.execFailed:
+				t.Errorf("start: %v: ErrExecFailed is %v, want %v", err, !tc.execFailed, tc.execFailed)
 			}
 			// What init reads is what container's own start sends.
 			want, _ := json.Marshal(struct {
 				Type string `json:"type"`
-				Pty  string `json:"pty,omitempty"`
-			}{"start", tc.pty})
+			}{"start"})
 			if line := <-got; line != string(want)+"\n" {
 				t.Errorf("init read %q, want %q", line, want)
 			}

@@ -14,7 +14,9 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/crier-runtime/crier/container/seccomp"
 	"github.com/crier-runtime/crier/internal/flatjson"
+	"github.com/crier-runtime/crier/protocol"
 )
 
 // The parent and the init stage talk over a socketpair, one JSON message per
@@ -33,6 +35,12 @@ import (
 //	msgContinue                  ---->
 //	                                     createContainer hooks, pivot_root
 //	                             <----   msgReady: the container is created
+//	(with a terminal: the master
+//	to the console socket)
+//	msgTerminal                  ---->
+//	                                     the slave becomes init's
+//	                                     terminal and stdio
+//	                             <----   msgAttached
 //	msgStart (at `start`)        ---->
 //	                                     startContainer hooks
 //	                             <----   msgExec
@@ -52,8 +60,16 @@ const (
 	msgContinue = "continue"
 	msgReady    = "ready"
 	msgStart    = "start"
+	// msgTerminal's Pty is the pty slave init makes its terminal and
+	// stdio while created, as runc's init has them; msgAttached says done.
+	msgTerminal = "terminal"
+	msgAttached = "attached"
 	msgExec     = "exec"
 	msgError    = "error"
+	// msgExecFailed is msgError for the execve of the process itself,
+	// whose message the parent passes on as the process's own
+	// (protocol.ErrExecFailed).
+	msgExecFailed = "execFailed"
 	// msgSeccomp's Message is the descriptor number of the listener in
 	// init (seccomp_agent_linux.go); msgSeccompDone says it reached the
 	// agent.
@@ -71,7 +87,7 @@ type message struct {
 	Type    string      `json:"type"`
 	Message string      `json:"message,omitempty"`
 	Config  *initConfig `json:"config,omitempty"`
-	// Pty, on msgStart, is the terminal init attaches to before exec.
+	// Pty, on msgTerminal, is the terminal init attaches to.
 	Pty string `json:"pty,omitempty"`
 }
 
@@ -100,6 +116,9 @@ type initConfig struct {
 	// (idmap_linux.go) and, with a user namespace, the bind mounts
 	// (bindsrc_linux.go).
 	Trees []int `json:"trees,omitempty"`
+	// SeccompNoFlags: linux.seccomp.flags is an empty list, which
+	// SpecJSON loses when the parent encoded the spec (seccomp.NoFlags).
+	SeccompNoFlags bool `json:"seccompNoFlags,omitempty"`
 }
 
 // wireSpec is the config as init decodes it: linuxSpec, and without
@@ -124,6 +143,7 @@ func (ic *initConfig) decodeSpec() error {
 	ic.Spec = &ws.Spec
 	if ws.Linux != nil {
 		ic.Spec.Linux = &ws.Linux.Linux
+		seccomp.KeepNoFlags(ic.Spec.Linux.Seccomp, ic.SeccompNoFlags)
 	}
 	return nil
 }
@@ -309,12 +329,9 @@ func (c *syncConn) Close() error {
 // keeps for message, whose Config reaches the whole runtime-spec type
 // tree, would stay resident there for the container's life. listener,
 // if set, takes init's seccomp listener when init sends msgSeccomp.
-func (c *syncConn) startInit(pty string, listener func(fd int) error) error {
+func (c *syncConn) startInit(listener func(fd int) error) error {
 	o := flatjson.Begin(nil)
 	o.String("type", msgStart)
-	if pty != "" {
-		o.String("pty", pty)
-	}
 	if _, err := c.f.Write(append(o.End(), '\n')); err != nil {
 		return fmt.Errorf("sync: send %s: %w", msgStart, err)
 	}
@@ -340,6 +357,9 @@ func (c *syncConn) startInit(pty string, listener func(fd int) error) error {
 		}
 		if err != nil {
 			return err
+		}
+		if m.Type == msgExecFailed {
+			return protocol.Errorf(protocol.ErrExecFailed, "%s", m.Message)
 		}
 		if m.Type != msgSeccomp || listener == nil {
 			return errors.New(m.Message)

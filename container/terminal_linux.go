@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -235,6 +236,20 @@ func attachTerminal(path string) error {
 		if err := unix.Dup3(fd, i, 0); err != nil {
 			return os.NewSyscallError("dup3", err)
 		}
+	}
+	return nil
+}
+
+// setConsoleSize gives the pty of master the process's consoleSize, as
+// runc does before the process starts; without one the size is the
+// kernel's (0x0) until the console socket's holder sets it.
+func setConsoleSize(master *os.File, size *specs.Box) error {
+	if size == nil || size.Height == 0 || size.Width == 0 {
+		return nil
+	}
+	ws := &unix.Winsize{Row: uint16(min(size.Height, 0xffff)), Col: uint16(min(size.Width, 0xffff))}
+	if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws); err != nil {
+		return os.NewSyscallError("ioctl TIOCSWINSZ", err)
 	}
 	return nil
 }

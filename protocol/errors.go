@@ -24,6 +24,10 @@ var (
 	ErrOverflow   = errors.New("subscriber overflow")
 	ErrPermission = errors.New("permission denied")
 	ErrBusy       = errors.New("busy")
+	// ErrExecFailed is a start whose last step, the execve of the
+	// container's program, failed; the message is the execve's error
+	// alone, `exec PATH: REASON`, as runc's init writes it.
+	ErrExecFailed = errors.New("exec failed")
 )
 
 // Error codes carried in Reply.Code. CodeInternal is every failure of no
@@ -35,6 +39,7 @@ const (
 	CodeOverflow     = "overflow"
 	CodePermission   = "permission_denied"
 	CodeBusy         = "busy"
+	CodeExecFailed   = "exec_failed"
 	CodeInternal     = "internal"
 )
 
@@ -49,7 +54,7 @@ type errorCode struct {
 // function returning an array, so that nobody can change the table.
 // ErrExist has no code: a shim serves one container, which exists before
 // the shim listens, so no reply ever says that something already exists.
-func codes() [6]errorCode {
+func codes() [7]errorCode {
 	return [...]errorCode{
 		{ErrBadRequest, CodeBadRequest},
 		{ErrInvalidState, CodeInvalidState},
@@ -57,6 +62,7 @@ func codes() [6]errorCode {
 		{ErrOverflow, CodeOverflow},
 		{ErrPermission, CodePermission},
 		{ErrBusy, CodeBusy},
+		{ErrExecFailed, CodeExecFailed},
 	}
 }
 

@@ -23,7 +23,7 @@ import (
 // length (or 1) plus one, because nil and empty mean different things here:
 // a nil Buffer keeps every event type, an empty one none.
 
-const handoffMagic = "crier-handoff-2\n"
+const handoffMagic = "crier-handoff-3\n"
 
 var errHandoffShort = errors.New("truncated or corrupt")
 
@@ -202,7 +202,6 @@ func (h *handoff) marshal() []byte {
 		w.int(int64(c.Pid))
 		w.int(int64(c.PidFD))
 		w.int(int64(c.SyncFD))
-		w.str(c.Pty)
 		w.present(c.Cgroup == nil, 0)
 		if cg := c.Cgroup; cg != nil {
 			w.strMap(cg.Paths)
@@ -261,6 +260,7 @@ func (w *handoffWriter) record(rec *record) {
 	w.str(rec.Owner)
 	w.uint(rec.PidStart)
 	w.bool(rec.Subreaper)
+	w.bool(rec.SharedPidNS)
 	w.bool(rec.Supervised)
 	w.bool(rec.Adopted)
 	w.uint(rec.Seq)
@@ -334,7 +334,6 @@ func unmarshalHandoff(b []byte) (*handoff, error) {
 		c.Pid = int(r.int())
 		c.PidFD = int(r.int())
 		c.SyncFD = int(r.int())
-		c.Pty = r.str()
 		if ok, _ := r.present(); ok {
 			c.Cgroup = &cgroup.Cgroup{Paths: r.strMap(), Created: r.strs(), SharedParent: r.bool()}
 		}
@@ -388,6 +387,7 @@ func (r *handoffReader) record() record {
 	rec.Owner = r.str()
 	rec.PidStart = r.uint()
 	rec.Subreaper = r.bool()
+	rec.SharedPidNS = r.bool()
 	rec.Supervised = r.bool()
 	rec.Adopted = r.bool()
 	rec.Seq = r.uint()

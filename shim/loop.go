@@ -137,10 +137,13 @@ type (
 		req *request
 		err error
 	}
-	poststartDone struct{ req *request }
-	tornDown      struct{ err error }
-	unsubscribe   struct{ sub *subscriber }
-	trimDue       struct{}
+	poststartDone struct {
+		req *request
+		err error
+	}
+	tornDown    struct{ err error }
+	unsubscribe struct{ sub *subscriber }
+	trimDue     struct{}
 )
 
 // loop serves the created container until it is deleted.
@@ -191,7 +194,7 @@ func (s *server) handle(m any) {
 		s.started(m)
 	case poststartDone:
 		s.busy--
-		m.req.reply <- protocol.Reply{OK: true}
+		s.poststartDone(m)
 		s.reap()
 	case tornDown:
 		s.busy--
@@ -417,7 +420,13 @@ func (s *server) started(m startDone) {
 			// sit in created for good.
 			s.ops.signal(unix.SIGKILL, false)
 		}
-		m.req.reply <- protocol.ErrorReply(fmt.Errorf("start: %w", m.err))
+		err := m.err
+		if !errors.Is(err, protocol.ErrExecFailed) {
+			// An execve failure is the process's own error, in
+			// the words runc's init gives it (`exec PATH: ...`).
+			err = fmt.Errorf("start: %w", err)
+		}
+		m.req.reply <- protocol.ErrorReply(err)
 	case s.spec.Hooks == nil || len(s.spec.Hooks.Poststart) == 0:
 		// Nothing to wait for: answer now, before an exit held
 		// back during start is written out below.
@@ -425,22 +434,28 @@ func (s *server) started(m startDone) {
 	default:
 		s.busy++
 		st := s.c.HookState(protocol.StatusRunning)
-		go func() {
-			if err := s.ops.poststart(st); err != nil {
-				s.log.Printf("warning: %v", err)
-			}
-			s.post(poststartDone{req: m.req})
-		}()
+		go func() { s.post(poststartDone{req: m.req, err: s.ops.poststart(st)}) }()
 	}
 	s.then(c)
 }
 
 func (s *server) kill(r *request) {
-	if _, ok := s.step(inKill, r); !ok {
+	sig := unix.Signal(r.req.Signal)
+	in := inKill
+	if sig == unix.SIGKILL && s.rec.SharedPidNS {
+		in = inKillCgroup
+	}
+	frozen := s.phase.frozen()
+	if _, ok := s.step(in, r); !ok {
 		return
 	}
-	sig := unix.Signal(r.req.Signal)
-	if err := s.ops.signal(sig, r.req.All); err != nil {
+	var err error
+	if in == inKillCgroup {
+		err = s.killCgroup(frozen)
+	} else {
+		err = s.ops.signal(sig, r.req.All)
+	}
+	if err != nil {
 		r.reply <- protocol.ErrorReply(fmt.Errorf("kill: %w", err))
 		return
 	}
@@ -453,6 +468,43 @@ func (s *server) kill(r *request) {
 		s.step(inThawed, nil)
 	}
 	r.reply <- protocol.Reply{OK: true}
+}
+
+// poststartDone answers start once its poststart hooks have run. One that
+// failed fails start, and the container is killed: runtime-spec 1.3
+// (runtime.md, lifecycle step 9) has the runtime generate an error and
+// stop the container, as runc does; the rest of the hooks do not run.
+// The kill goes to every process of the cgroup, as a forced delete's, and
+// the init's exit then moves the container to stopped.
+func (s *server) poststartDone(m poststartDone) {
+	if m.err == nil {
+		m.req.reply <- protocol.Reply{OK: true}
+		return
+	}
+	s.log.Printf("start: %v; killing the container", m.err)
+	s.ops.signal(unix.SIGKILL, true)
+	s.ops.signal(unix.SIGKILL, false)
+	m.req.reply <- protocol.ErrorReply(m.err)
+}
+
+// killCgroup sends SIGKILL to every process of the container's cgroup,
+// the init or not. As runc does, the cgroup is frozen meanwhile (unless
+// paused already; the caller thaws it then), so that no process forks a
+// child past the list, nor exits and has its pid reused before it is
+// signalled; a freeze that fails is logged and the kill goes on.
+func (s *server) killCgroup(frozen bool) error {
+	if !frozen {
+		if err := s.ops.freeze(true); err != nil {
+			s.log.Printf("kill: %v; killing unfrozen", err)
+		} else {
+			defer func() {
+				if err := s.ops.freeze(false); err != nil {
+					s.log.Printf("kill: %v", err)
+				}
+			}()
+		}
+	}
+	return s.ops.signal(unix.SIGKILL, true)
 }
 
 // pause freezes the container, and moves it to paused once every process

@@ -131,11 +131,11 @@ func TestLoopExitDuringPoststart(t *testing.T) {
 	default:
 	}
 	h.k.poststart.open(errors.New("hook failed"))
-	if err := waitErr(t, "start", started); err != nil {
-		t.Errorf("start: %v; a failed poststart hook is only a warning", err)
+	if err := waitErr(t, "start", started); err == nil || err.Error() != "hook failed" {
+		t.Errorf("start: %v; a failed poststart hook fails start (runtime-spec 1.3)", err)
 	}
-	if !strings.Contains(h.log.String(), "warning: hook failed") {
-		t.Errorf("log %q lacks the hook's warning", h.log)
+	if !strings.Contains(h.log.String(), "start: hook failed; killing the container") {
+		t.Errorf("log %q lacks the kill", h.log)
 	}
 	h.k.teardown.open(nil)
 	if err := h.dial().Delete(ctx(t), true); err != nil {

@@ -123,6 +123,11 @@ const (
 	// Requests.
 	inStart
 	inKill
+	// inKillCgroup is a SIGKILL to a container without a pid namespace
+	// of its own: its processes outlive the init, so the kill goes to
+	// every process of its cgroup, as runc's does, and is taken in a
+	// stopped container too (the init gone, the rest maybe not).
+	inKillCgroup
 	inDelete
 	inForceDelete
 	inExec             // runs a process beside the init; moves nothing
@@ -145,6 +150,7 @@ var inputNames = [numInputs]string{
 	inNone:             "none",
 	inStart:            "start",
 	inKill:             "kill",
+	inKillCgroup:       "kill SIGKILL, shared pid namespace",
 	inDelete:           "delete",
 	inForceDelete:      "delete --force",
 	inExec:             "exec",
@@ -251,6 +257,7 @@ var transitions = [numPhases][numInputs]cell{
 	phaseCreating: {
 		inStart:            {refuse: whyCreatingNotCreated},
 		inKill:             {refuse: whyCreatingNotRunning},
+		inKillCgroup:       {refuse: whyCreatingNotRunning},
 		inDelete:           {refuse: whyStillCreating},
 		inForceDelete:      {refuse: whyStillCreating},
 		inExec:             {refuse: whyStillCreating},
@@ -262,6 +269,7 @@ var transitions = [numPhases][numInputs]cell{
 	phaseCreated: {
 		inStart:            {to: phaseStarting},
 		inKill:             {to: phaseCreated},
+		inKillCgroup:       {to: phaseCreated},
 		inDelete:           {refuse: whyCreatedStopFirst},
 		inForceDelete:      {to: phaseKillCreated},
 		inExec:             {to: phaseCreated},
@@ -273,6 +281,7 @@ var transitions = [numPhases][numInputs]cell{
 	phaseStarting: {
 		inStart:            {refuse: whyStartingAlready},
 		inKill:             {to: phaseStarting},
+		inKillCgroup:       {to: phaseStarting},
 		inDelete:           {refuse: whyCreatedStopFirst},
 		inForceDelete:      {to: phaseKillStarting},
 		inExec:             {to: phaseStarting},
@@ -287,6 +296,7 @@ var transitions = [numPhases][numInputs]cell{
 	phaseStartExited: {
 		inStart:            {refuse: whyStartingAlready},
 		inKill:             {refuse: whyStopped},
+		inKillCgroup:       {to: phaseStartExited},
 		inDelete:           {refuse: whyCreatedStopFirst},
 		inForceDelete:      {to: phaseKillStartExited},
 		inExec:             {refuse: whyExecStopped},
@@ -299,6 +309,7 @@ var transitions = [numPhases][numInputs]cell{
 	phaseRunning: {
 		inStart:            {refuse: whyRunningNotCreated},
 		inKill:             {to: phaseRunning},
+		inKillCgroup:       {to: phaseRunning},
 		inDelete:           {refuse: whyRunningStopFirst},
 		inForceDelete:      {to: phaseKillRunning},
 		inExec:             {to: phaseRunning},
@@ -312,6 +323,7 @@ var transitions = [numPhases][numInputs]cell{
 	phasePausedCreated: {
 		inStart:            {refuse: whyPausedNotCreated},
 		inKill:             {to: phasePausedCreated},
+		inKillCgroup:       {to: phasePausedCreated},
 		inDelete:           {refuse: whyPausedStopFirst},
 		inForceDelete:      {to: phaseKillPaused},
 		inExec:             {refuse: whyExecPaused},
@@ -324,6 +336,7 @@ var transitions = [numPhases][numInputs]cell{
 	phasePaused: {
 		inStart:            {refuse: whyPausedNotCreated},
 		inKill:             {to: phasePaused},
+		inKillCgroup:       {to: phasePaused},
 		inDelete:           {refuse: whyPausedStopFirst},
 		inForceDelete:      {to: phaseKillPaused},
 		inExec:             {refuse: whyExecPaused},
@@ -336,6 +349,7 @@ var transitions = [numPhases][numInputs]cell{
 	phaseStopped: {
 		inStart:            {refuse: whyStoppedNotCreated},
 		inKill:             {refuse: whyStoppedNotRunning},
+		inKillCgroup:       {to: phaseStopped},
 		inDelete:           {to: phaseDeleting},
 		inForceDelete:      {to: phaseDeleting},
 		inExec:             {refuse: whyExecStopped},
@@ -346,6 +360,7 @@ var transitions = [numPhases][numInputs]cell{
 	phaseKillCreated: {
 		inStart:            {refuse: whyDeletingNotCreated},
 		inKill:             {to: phaseKillCreated},
+		inKillCgroup:       {to: phaseKillCreated},
 		inDelete:           {refuse: whyDeletingAlready},
 		inForceDelete:      {refuse: whyDeletingAlready},
 		inExec:             {refuse: whyExecDeleting},
@@ -357,6 +372,7 @@ var transitions = [numPhases][numInputs]cell{
 	phaseKillStarting: {
 		inStart:            {refuse: whyStartingAlready},
 		inKill:             {to: phaseKillStarting},
+		inKillCgroup:       {to: phaseKillStarting},
 		inDelete:           {refuse: whyDeletingAlready},
 		inForceDelete:      {refuse: whyDeletingAlready},
 		inExec:             {refuse: whyExecDeleting},
@@ -370,6 +386,7 @@ var transitions = [numPhases][numInputs]cell{
 	phaseKillStartExited: {
 		inStart:            {refuse: whyStartingAlready},
 		inKill:             {refuse: whyStopped},
+		inKillCgroup:       {to: phaseKillStartExited},
 		inDelete:           {refuse: whyDeletingAlready},
 		inForceDelete:      {refuse: whyDeletingAlready},
 		inExec:             {refuse: whyExecDeleting},
@@ -382,6 +399,7 @@ var transitions = [numPhases][numInputs]cell{
 	phaseKillRunning: {
 		inStart:            {refuse: whyDeletingNotCreated},
 		inKill:             {to: phaseKillRunning},
+		inKillCgroup:       {to: phaseKillRunning},
 		inDelete:           {refuse: whyDeletingAlready},
 		inForceDelete:      {refuse: whyDeletingAlready},
 		inExec:             {refuse: whyExecDeleting},
@@ -394,6 +412,7 @@ var transitions = [numPhases][numInputs]cell{
 	phaseKillPaused: {
 		inStart:            {refuse: whyDeletingNotCreated},
 		inKill:             {to: phaseKillPaused},
+		inKillCgroup:       {to: phaseKillPaused},
 		inDelete:           {refuse: whyDeletingAlready},
 		inForceDelete:      {refuse: whyDeletingAlready},
 		inExec:             {refuse: whyExecDeleting},
@@ -405,6 +424,7 @@ var transitions = [numPhases][numInputs]cell{
 	phaseDeleting: {
 		inStart:            {refuse: whyStoppedNotCreated},
 		inKill:             {refuse: whyStoppedNotRunning},
+		inKillCgroup:       {refuse: whyStoppedNotRunning},
 		inDelete:           {refuse: whyDeletingAlready},
 		inForceDelete:      {refuse: whyDeletingAlready},
 		inExec:             {refuse: whyExecStopped},
@@ -417,6 +437,7 @@ var transitions = [numPhases][numInputs]cell{
 	phaseDeleted: {
 		inStart:            {refuse: whyDeletedNotCreated},
 		inKill:             {refuse: whyDeletedNotRunning},
+		inKillCgroup:       {refuse: whyDeletedNotRunning},
 		inDelete:           {refuse: whyDeletingAlready},
 		inForceDelete:      {refuse: whyDeletingAlready},
 		inExec:             {refuse: whyExecStopped},

@@ -32,11 +32,14 @@ type cellWant struct {
 }
 
 var (
-	sigTerm   = sent{sig: 15}
-	killAll   = []sent{{sig: 9, all: true}, {sig: 9}}
-	bootFails = "start: boom"
-	freeze    = []bool{true}
-	thaw      = []bool{false}
+	sigTerm = sent{sig: 15}
+	killAll = []sent{{sig: 9, all: true}, {sig: 9}}
+	// A SIGKILL to a container without a pid namespace of its own.
+	killCgroup = []sent{{sig: 9, all: true}}
+	freezeThaw = []bool{true, false}
+	bootFails  = "start: boom"
+	freeze     = []bool{true}
+	thaw       = []bool{false}
 )
 
 // The OCI status each phase shows.
@@ -53,6 +56,7 @@ var cellWants = map[phase]map[input]cellWant{
 	phaseCreating: {
 		inStart:            {refused: "is creating, not created"},
 		inKill:             {refused: "is creating, not running"},
+		inKillCgroup:       {refused: "is creating, not running"},
 		inDelete:           {refused: "is still being created"},
 		inForceDelete:      {refused: "is still being created"},
 		inExec:             {refused: "is still being created"},
@@ -64,6 +68,7 @@ var cellWants = map[phase]map[input]cellWant{
 	phaseCreated: {
 		inStart:            {to: phaseStarting, start: true},
 		inKill:             {to: phaseCreated, reply: "ok", signals: []sent{sigTerm}},
+		inKillCgroup:       {to: phaseCreated, reply: "ok", signals: killCgroup, freezes: freezeThaw},
 		inDelete:           {refused: "is created: stop it first or use --force"},
 		inForceDelete:      {to: phaseKillCreated, signals: killAll},
 		inExec:             {to: phaseCreated, reply: "ok", events: []string{"exec-started"}},
@@ -75,6 +80,7 @@ var cellWants = map[phase]map[input]cellWant{
 	phaseStarting: {
 		inStart:            {refused: "is already starting"},
 		inKill:             {to: phaseStarting, reply: "ok", signals: []sent{sigTerm}},
+		inKillCgroup:       {to: phaseStarting, reply: "ok", signals: killCgroup, freezes: freezeThaw},
 		inDelete:           {refused: "is created: stop it first or use --force"},
 		inForceDelete:      {to: phaseKillStarting, signals: killAll},
 		inExec:             {to: phaseStarting, reply: "ok", events: []string{"exec-started"}},
@@ -88,6 +94,7 @@ var cellWants = map[phase]map[input]cellWant{
 	phaseStartExited: {
 		inStart:            {refused: "is already starting"},
 		inKill:             {refused: "is stopped: container not running"},
+		inKillCgroup:       {to: phaseStartExited, reply: "ok", signals: killCgroup, freezes: freezeThaw},
 		inDelete:           {refused: "is created: stop it first or use --force"},
 		inForceDelete:      {to: phaseKillStartExited, signals: killAll},
 		inExec:             {refused: "is stopped: cannot exec in a stopped container"},
@@ -100,6 +107,7 @@ var cellWants = map[phase]map[input]cellWant{
 	phaseRunning: {
 		inStart:            {refused: "is running, not created"},
 		inKill:             {to: phaseRunning, reply: "ok", signals: []sent{sigTerm}},
+		inKillCgroup:       {to: phaseRunning, reply: "ok", signals: killCgroup, freezes: freezeThaw},
 		inDelete:           {refused: "is running: stop it first or use --force"},
 		inForceDelete:      {to: phaseKillRunning, signals: killAll},
 		inExec:             {to: phaseRunning, reply: "ok", events: []string{"exec-started"}},
@@ -111,6 +119,7 @@ var cellWants = map[phase]map[input]cellWant{
 	phasePausedCreated: {
 		inStart:            {refused: "is paused, not created"},
 		inKill:             {to: phasePausedCreated, reply: "ok", signals: []sent{sigTerm}},
+		inKillCgroup:       {to: phaseCreated, reply: "ok", events: []string{"resumed"}, signals: killCgroup, freezes: thaw},
 		inDelete:           {refused: "is paused: stop it first or use --force"},
 		inForceDelete:      {to: phaseKillPaused, signals: killAll, freezes: thaw},
 		inExec:             {refused: "is paused: cannot exec in a paused container"},
@@ -123,6 +132,7 @@ var cellWants = map[phase]map[input]cellWant{
 	phasePaused: {
 		inStart:            {refused: "is paused, not created"},
 		inKill:             {to: phasePaused, reply: "ok", signals: []sent{sigTerm}},
+		inKillCgroup:       {to: phaseRunning, reply: "ok", events: []string{"resumed"}, signals: killCgroup, freezes: thaw},
 		inDelete:           {refused: "is paused: stop it first or use --force"},
 		inForceDelete:      {to: phaseKillPaused, signals: killAll, freezes: thaw},
 		inExec:             {refused: "is paused: cannot exec in a paused container"},
@@ -135,6 +145,7 @@ var cellWants = map[phase]map[input]cellWant{
 	phaseStopped: {
 		inStart:            {refused: "is stopped, not created"},
 		inKill:             {refused: "is stopped: container not running"},
+		inKillCgroup:       {to: phaseStopped, reply: "ok", signals: killCgroup, freezes: freezeThaw},
 		inDelete:           {to: phaseDeleting, teardown: true},
 		inForceDelete:      {to: phaseDeleting, teardown: true},
 		inExec:             {refused: "is stopped: cannot exec in a stopped container"},
@@ -145,6 +156,7 @@ var cellWants = map[phase]map[input]cellWant{
 	phaseKillCreated: {
 		inStart:            {refused: "is being deleted, not created"},
 		inKill:             {to: phaseKillCreated, reply: "ok", signals: []sent{sigTerm}},
+		inKillCgroup:       {to: phaseKillCreated, reply: "ok", signals: killCgroup, freezes: freezeThaw},
 		inDelete:           {refused: "is already being deleted"},
 		inForceDelete:      {refused: "is already being deleted"},
 		inExec:             {refused: "is being deleted: cannot exec in a stopped container"},
@@ -156,6 +168,7 @@ var cellWants = map[phase]map[input]cellWant{
 	phaseKillStarting: {
 		inStart:            {refused: "is already starting"},
 		inKill:             {to: phaseKillStarting, reply: "ok", signals: []sent{sigTerm}},
+		inKillCgroup:       {to: phaseKillStarting, reply: "ok", signals: killCgroup, freezes: freezeThaw},
 		inDelete:           {refused: "is already being deleted"},
 		inForceDelete:      {refused: "is already being deleted"},
 		inExec:             {refused: "is being deleted: cannot exec in a stopped container"},
@@ -169,6 +182,7 @@ var cellWants = map[phase]map[input]cellWant{
 	phaseKillStartExited: {
 		inStart:            {refused: "is already starting"},
 		inKill:             {refused: "is stopped: container not running"},
+		inKillCgroup:       {to: phaseKillStartExited, reply: "ok", signals: killCgroup, freezes: freezeThaw},
 		inDelete:           {refused: "is already being deleted"},
 		inForceDelete:      {refused: "is already being deleted"},
 		inExec:             {refused: "is being deleted: cannot exec in a stopped container"},
@@ -181,6 +195,7 @@ var cellWants = map[phase]map[input]cellWant{
 	phaseKillRunning: {
 		inStart:            {refused: "is being deleted, not created"},
 		inKill:             {to: phaseKillRunning, reply: "ok", signals: []sent{sigTerm}},
+		inKillCgroup:       {to: phaseKillRunning, reply: "ok", signals: killCgroup, freezes: freezeThaw},
 		inDelete:           {refused: "is already being deleted"},
 		inForceDelete:      {refused: "is already being deleted"},
 		inExec:             {refused: "is being deleted: cannot exec in a stopped container"},
@@ -192,6 +207,7 @@ var cellWants = map[phase]map[input]cellWant{
 	phaseKillPaused: {
 		inStart:            {refused: "is being deleted, not created"},
 		inKill:             {to: phaseKillPaused, reply: "ok", signals: []sent{sigTerm}},
+		inKillCgroup:       {to: phaseKillPaused, reply: "ok", signals: killCgroup, freezes: freezeThaw},
 		inDelete:           {refused: "is already being deleted"},
 		inForceDelete:      {refused: "is already being deleted"},
 		inExec:             {refused: "is being deleted: cannot exec in a stopped container"},
@@ -203,6 +219,7 @@ var cellWants = map[phase]map[input]cellWant{
 	phaseDeleting: {
 		inStart:            {refused: "is stopped, not created"},
 		inKill:             {refused: "is stopped: container not running"},
+		inKillCgroup:       {refused: "is stopped: container not running"},
 		inDelete:           {refused: "is already being deleted"},
 		inForceDelete:      {refused: "is already being deleted"},
 		inExec:             {refused: "is stopped: cannot exec in a stopped container"},
@@ -214,6 +231,7 @@ var cellWants = map[phase]map[input]cellWant{
 	phaseDeleted: {
 		inStart:            {refused: "is deleted, not created"},
 		inKill:             {refused: "is deleted: container not running"},
+		inKillCgroup:       {refused: "is deleted: container not running"},
 		inDelete:           {refused: "is already being deleted"},
 		inForceDelete:      {refused: "is already being deleted"},
 		inExec:             {refused: "is stopped: cannot exec in a stopped container"},
@@ -257,6 +275,12 @@ func newReq(op string) *request {
 // carries its reply, if any.
 func apply(s *server, in input) *request {
 	switch in {
+	case inKillCgroup:
+		s.rec.SharedPidNS = true
+		r := newReq(protocol.OpKill)
+		r.req.Signal = 9
+		s.handle(r)
+		return r
 	case inStart, inKill, inDelete, inForceDelete:
 		r := newReq(map[input]string{inStart: protocol.OpStart, inKill: protocol.OpKill, inDelete: protocol.OpDelete, inForceDelete: protocol.OpDelete}[in])
 		r.req.Signal, r.req.Force = 15, in == inForceDelete
@@ -405,7 +429,7 @@ func drainEvents(t *testing.T, sub *subscriber) []string {
 // phase, so that no request ever goes unanswered.
 func TestTableRequestsAlwaysAnswered(t *testing.T) {
 	for p := phaseCreating; p < numPhases; p++ {
-		for _, in := range []input{inStart, inKill, inDelete, inForceDelete, inExec, inExecIgnorePaused, inPause, inResume} {
+		for _, in := range []input{inStart, inKill, inKillCgroup, inDelete, inForceDelete, inExec, inExecIgnorePaused, inPause, inResume} {
 			if c := transitions[p][in]; c.to == noPhase && c.refuse == allowed {
 				t.Errorf("%v in phase %v has no cell", in, p)
 			}

@@ -30,6 +30,10 @@ type record struct {
 	// Subreaper: the container has no pid namespace of its own, so the
 	// shim collects its orphans' exits.
 	Subreaper bool
+	// SharedPidNS: the container has no pid namespace of its own (the
+	// host's, or one it joined), so its processes outlive the init, and
+	// a SIGKILL goes to all of them, as runc's (container.OwnPidNamespace).
+	SharedPidNS bool
 	// Supervised: a supervisor parents the container and reaps it; the
 	// shim reads the exit from the pidfd (supervisedExit).
 	Supervised bool

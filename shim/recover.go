@@ -148,7 +148,7 @@ func recoveredHandoff(d *statedir.Dir, st *statedir.State) (*handoff, error) {
 	rec := record{
 		Root: d.Root(), ID: st.ID, Bundle: st.Bundle, LogPath: st.Log,
 		Buffer: ParseBuffer(st.EventBuffer), Owner: st.Owner, PidStart: st.PidStart,
-		Supervised: st.Supervised, Adopted: true,
+		Supervised: st.Supervised, Adopted: true, SharedPidNS: !container.OwnPidNamespace(spec),
 	}
 	if rec.CreatedAt, err = time.Parse(time.RFC3339Nano, st.Created); err != nil {
 		return nil, fmt.Errorf("state file: created %q: %w", st.Created, err)

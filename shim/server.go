@@ -64,6 +64,9 @@ type Report struct {
 	// Shim is the shim's pid, which is not the one its starter forked
 	// when the shim detached itself (crier-shim --detach).
 	Shim int `json:"shim,omitempty"`
+	// Seal, with --debug, is how init's binary was sealed
+	// (container.Container.ExeSeal), for create's debug lines.
+	Seal string `json:"seal,omitempty"`
 }
 
 // Serve creates the container and serves it until it is deleted. It
@@ -131,6 +134,7 @@ func (s *server) create(load *container.SpecLoad) error {
 	// are its to collect, as with runc.
 	s.rec.Supervised = s.cfg.Supervised
 	s.rec.Subreaper = !s.rec.Supervised && !container.HasNamespace(s.spec, specs.PIDNamespace)
+	s.rec.SharedPidNS = !container.OwnPidNamespace(s.spec)
 	if s.rec.Subreaper {
 		// Without a pid namespace the container's orphans would go to
 		// the host's init; keep them so their exits are collected here.
@@ -138,7 +142,11 @@ func (s *server) create(load *container.SpecLoad) error {
 	}
 	s.rec.PidStart, _ = container.StartTime(c.Pid)
 	s.step(inCreated, nil)
-	report(s.cfg.Report, Report{Pid: c.Pid})
+	rep := Report{Pid: c.Pid}
+	if s.cfg.Debug {
+		rep.Seal = c.ExeSeal
+	}
+	report(s.cfg.Report, rep)
 	return nil
 }
 

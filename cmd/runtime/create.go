@@ -281,11 +281,29 @@ func (a *app) startShim(sa shimArgs) (int, error) {
 	// The debug lines of create and start carry the words of runc's that
 	// its suite and scripts look for, at the step of crier's that matches.
 	a.debugf("nsexec container setup: crier-shim %d makes container %s", pid, sa.id)
-	cpid, err := awaitReport(pid, r)
+	cpid, seal, err := awaitReport(pid, r)
 	if err == nil {
+		a.debugExeSeal(seal)
 		a.debugf("child process in init(): the init of %s is pid %d, created", sa.id, cpid)
 	}
 	return cpid, err
+}
+
+// debugExeSeal says how the binary init runs from was sealed against
+// being overwritten from the container (CVE-2019-5736), in the words of
+// runc's exeseal lines that run.bats reads: crier's counterpart of runc's
+// /proc/self/exe clone is its sealed copy of crier-shim.
+func (a *app) debugExeSeal(seal string) {
+	if seal == "" {
+		return
+	}
+	a.debugf("sealed init binary (as runc exeseal: using /proc/self/exe clone): init runs from a copy of crier-shim")
+	switch seal {
+	case "overlayfs":
+		a.debugf("sealed init binary (as runc exeseal: using overlayfs for sealed /proc/self/exe): the copy is a file of a private read-only overlayfs")
+	default:
+		a.debugf("sealed init binary: the copy is a sealed %s", seal)
+	}
 }
 
 // shimFlags is the shim's command line for sa.
@@ -312,16 +330,18 @@ func (a *app) shimFlags(sa shimArgs) []string {
 	return args
 }
 
-// awaitReport reads the shim's one line from r, {"pid":N,"shim":S} or
-// {"error":"...","shim":S}, and returns the container's pid or the error.
+// awaitReport reads the shim's one line from r, {"pid":N,"shim":S} (with
+// "seal" under --debug) or {"error":"...","shim":S}, and returns the
+// container's pid and how its init's binary was sealed, or the error.
 // child is the shim process create started. On error it returns only once
 // the shim has exited, so that nothing of the failed create outlives
 // create.
-func awaitReport(child int, r io.Reader) (int, error) {
+func awaitReport(child int, r io.Reader) (pid int, seal string, err error) {
 	var rep struct {
 		Pid   int    `json:"pid"`
 		Error string `json:"error"`
 		Shim  int    `json:"shim"`
+		Seal  string `json:"seal"`
 	}
 	reap := func() {
 		var ws unix.WaitStatus
@@ -333,7 +353,7 @@ func awaitReport(child int, r io.Reader) (int, error) {
 	}
 	if err := json.NewDecoder(r).Decode(&rep); err != nil {
 		reap()
-		return 0, fmt.Errorf("shim %d exited without reporting the outcome of create", child)
+		return 0, "", fmt.Errorf("shim %d exited without reporting the outcome of create", child)
 	}
 	// A shim that detached itself (--detach) is the child of the process
 	// we started, which has exited: reap that one, and it is the shim no
@@ -348,9 +368,9 @@ func awaitReport(child int, r io.Reader) (int, error) {
 		} else {
 			reap()
 		}
-		return 0, errors.New(rep.Error)
+		return 0, "", errors.New(rep.Error)
 	}
-	return rep.Pid, nil
+	return rep.Pid, rep.Seal, nil
 }
 
 // waitExit waits for process pid, which is not our child, to exit. The

@@ -32,7 +32,8 @@ func (a *app) eventsCommand() *cobra.Command {
 		Long: `events prints {"type":"stats","id":ID,"data":{...}} lines: CPU, memory,
 pids and block I/O usage read from the container's cgroups, in runc's shape.
 With --stats it prints one and exits; otherwise one every --interval until
-the container stops or is deleted. For lifecycle events (created, started,
+the container stops or is deleted, and {"type":"oom","id":ID} when the
+kernel's OOM killer kills a process of the container. For lifecycle events (created, started,
 stopped with the exit status, deleted), see "crier event".`,
 		Args: exactID,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -71,13 +72,19 @@ func (a *app) events(id string, once bool, interval time.Duration, out io.Writer
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ended := a.watchEnd(ctx, id)
+	ended, ooms := a.watchEnd(ctx, id)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ended:
 			return nil
+		case <-ooms:
+			// runc's line for an OOM kill in the container: no data.
+			if err := enc.Encode(statsEvent{Type: "oom", ID: id}); err != nil {
+				return fmt.Errorf("events %s: %w", id, err)
+			}
+			continue
 		case <-tick.C:
 		}
 		// The shim's stream may be gone (a dead shim): the state decides.
@@ -97,17 +104,20 @@ func (a *app) events(id string, once bool, interval time.Duration, out io.Writer
 }
 
 // watchEnd returns a channel closed when the shim reports the container
-// stopped or deleted, or its stream ends. It never closes when the shim
-// cannot be reached; events then ends on the state file.
-func (a *app) watchEnd(ctx context.Context, id string) <-chan struct{} {
-	ended := make(chan struct{})
+// stopped or deleted, or its stream ends, and one that receives for each
+// oom event the shim reports from now on. The first never closes when the
+// shim cannot be reached; events then ends on the state file. (Without
+// the history, a stop that came before the subscription is found there
+// too.)
+func (a *app) watchEnd(ctx context.Context, id string) (<-chan struct{}, <-chan struct{}) {
+	ended, ooms := make(chan struct{}), make(chan struct{}, 1)
 	c, err := a.dialRecovering(ctx, id)
 	if err != nil {
-		return ended
+		return ended, ooms
 	}
-	if err := c.Subscribe(ctx, protocol.SubscribeOptions{}); err != nil {
+	if err := c.Subscribe(ctx, protocol.SubscribeOptions{NoHistory: true}); err != nil {
 		c.Close()
-		return ended
+		return ended, ooms
 	}
 	go func() {
 		defer c.Close()
@@ -117,7 +127,14 @@ func (a *app) watchEnd(ctx context.Context, id string) <-chan struct{} {
 				close(ended)
 				return
 			}
+			if ev.Type == protocol.EventOOM {
+				select {
+				case ooms <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			}
 		}
 	}()
-	return ended
+	return ended, ooms
 }

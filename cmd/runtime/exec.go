@@ -200,6 +200,18 @@ func (a *app) debugExecAffinity(p *specs.Process) {
 	}
 }
 
+// debugExeced logs, in the words of runc's setns init that exec.bats
+// reads, that the exec stage has joined the container and exec'd the
+// process. The lines come once the shim (or ExecFrom) reports the execve
+// done, which is when crier learns of it.
+func (a *app) debugExeced(id string, e *execFiles, pid int) {
+	if !a.debug {
+		return
+	}
+	a.debugf("child process in init(): the exec stage joined the namespaces and cgroups of container %s", id)
+	a.debugf("setns_init: about to exec %q: exec'd, pid %d", e.prog, pid)
+}
+
 // execState returns the state of container id and the config it was
 // created from, as the shim recorded it: never the bundle's config.json,
 // which may have been changed since (a looser seccomp filter, more
@@ -234,11 +246,13 @@ func (a *app) runExec(id string, e *execFiles, o *execOptions, sigs chan os.Sign
 		return 0, err
 	}
 	defer c.Close()
+	a.debugf("nsexec container setup: the shim of container %s forks the exec stage", id)
 	pid, err := c.Exec(ctx, e.send, protocol.ExecOptions{Wait: !o.detach, IgnorePaused: o.ignorePaused, ExecID: o.execID, Cgroup: o.cgroups})
 	e.closeSent()
 	if err != nil {
 		return 0, requestError(err)
 	}
+	a.debugExeced(id, e, pid)
 	if err := o.announce(pid); err != nil {
 		// Nobody could find it to wait for it: it must not run.
 		// The shim is its parent and reaps it.
@@ -423,10 +437,11 @@ type execFiles struct {
 	send    []*os.File // the config, stdio, the preserved, the console
 	owned   []*os.File // those of send that are ours to close
 	console *net.UnixConn
+	prog    string // the process's args[0], for --debug
 }
 
 func newExecFiles(cfg *container.ExecConfig, extra []*os.File, o *execOptions) (*execFiles, error) {
-	e := &execFiles{}
+	e := &execFiles{prog: cfg.Process.Args[0]}
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err

@@ -58,6 +58,7 @@ func (a *app) forkExec(id string, st *statedir.State, spec *specs.Spec, e *execF
 	// The config and the state tell a seccomp agent about the process,
 	// if the container's filter notifies (ExecFrom).
 	c := &container.Container{ID: id, Bundle: st.Bundle, Spec: spec, Pid: st.Pid, PidFD: -1, Cgroup: st.Cgroup}
+	a.debugf("nsexec container setup: crier %d forks the exec stage into container %s", os.Getpid(), id)
 	pid, err := c.ExecFrom(shim, e.send, ns, o.subCgroups)
 	ns.Close()
 	e.closeSent()
@@ -77,6 +78,7 @@ func (a *app) forkExec(id string, st *statedir.State, spec *specs.Spec, e *execF
 		reapChild(pid)
 		return 0, err
 	}
+	a.debugExeced(id, e, pid)
 	if err := o.announceFD(pid, fd); err != nil {
 		// Nobody could find it to wait for it: it must not run.
 		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)

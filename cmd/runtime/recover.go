@@ -43,7 +43,7 @@ func (a *app) recoverShim(id string) error {
 	}
 	w.Close()
 	a.debugf("shim %d started to take %s over", cmd.Process.Pid, id)
-	_, err = awaitReport(cmd.Process.Pid, r)
+	_, _, err = awaitReport(cmd.Process.Pid, r)
 	if err != nil && strings.Contains(err.Error(), shim.ErrShimAlive.Error()) {
 		return nil // another command's came back first
 	}

@@ -133,6 +133,14 @@ func (a *app) runForeground(id string, console *consoleListener, sigs <-chan os.
 		}
 	}
 	if err := a.startOrDelete(id); err != nil {
+		if errors.Is(err, protocol.ErrExecFailed) {
+			// The process itself failed, in its first step: as
+			// runc's init, its error alone on stderr and status
+			// 255, rather than a failure of crier's (run.bats
+			// "[execve error]" wants that one line).
+			fmt.Fprintln(os.Stderr, err)
+			return &exitError{code: 255}
+		}
 		return err
 	}
 	go func() {

@@ -274,6 +274,13 @@ func compile(s *specs.LinuxSeccomp) (*Program, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.Flags == nil {
+		// As runc: a profile that gives no flags at all (not even an
+		// empty list) is loaded with SPEC_ALLOW, so that the filter
+		// does not also turn on the speculative store bypass
+		// mitigation for the process, which costs it speed.
+		flags = unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW
+	}
 	covered, err := coveredABIs(s.Architectures)
 	if err != nil {
 		return nil, err
@@ -327,6 +334,21 @@ func checkNotify(s *specs.LinuxSeccomp) (bool, error) {
 		return false, fmt.Errorf("%s needs a listenerPath (the seccomp agent's socket)", specs.ActNotify)
 	}
 	return notifies, nil
+}
+
+// NoFlags reports whether s lists its flags as none, `"flags": []`,
+// which Compile tells apart from no flags field (SPEC_ALLOW, as runc):
+// runtime-spec's Go type drops an empty list when encoded (omitempty), so
+// whoever passes s on encoded says so beside it and the receiver calls
+// KeepNoFlags.
+func NoFlags(s *specs.LinuxSeccomp) bool { return s != nil && s.Flags != nil && len(s.Flags) == 0 }
+
+// KeepNoFlags gives s back the empty flags list that NoFlags saw before s
+// was encoded.
+func KeepNoFlags(s *specs.LinuxSeccomp, none bool) {
+	if none && s != nil && s.Flags == nil {
+		s.Flags = []specs.LinuxSeccompFlag{}
+	}
 }
 
 // filterFlags returns the seccomp(2) flags for the profile's flags.
@@ -384,12 +406,35 @@ func rulesByNumber(syscalls []specs.LinuxSyscall, covered [numABIs]bool) ([numAB
 				// A name that the ABI lacks (socketcall on x86_64, an
 				// ARM-only call anywhere) has nothing to filter there.
 				if nr := abi.number(call); covered[abi] && nr >= 0 {
-					rules[abi][nr] = append(rules[abi][nr], syscallRule{action, sc.Args})
+					rules[abi][nr] = append(rules[abi][nr], splitRule(action, sc.Args)...)
 				}
 			}
 		}
 	}
 	return rules, nil
+}
+
+// splitRule is the rule of one entry of syscalls: its conditions all
+// hold (AND), unless two of them compare the same argument. Then, as in
+// runc, each condition is a rule of its own (OR): profiles written for
+// runc list the values one argument may take that way
+// (`{"index": 0, "value": 100}, {"index": 0, "value": 9001}`), which
+// ANDed could never match.
+func splitRule(action uint32, args []specs.LinuxSeccompArg) []syscallRule {
+	var seen [6]bool
+	repeated := false
+	for _, a := range args {
+		repeated = repeated || seen[a.Index]
+		seen[a.Index] = true
+	}
+	if !repeated {
+		return []syscallRule{{action, args}}
+	}
+	rules := make([]syscallRule, len(args))
+	for i := range args {
+		rules[i] = syscallRule{action, args[i : i+1]}
+	}
+	return rules
 }
 
 // checkSyscall checks syscalls[i] but its names, which rulesByNumber

@@ -1,24 +1,35 @@
-// Command sysno makes the raw system calls whose numbers it is given, all
-// arguments 0, and prints "NR=ERRNO" for each (ERRNO is "0" on success):
-// parity_seccomp_enosys_test.go runs it under a seccomp profile to see
-// what the filter answers, before the kernel would look at the arguments.
+// Command sysno makes the raw system calls it is given and prints
+// "CALL=ERRNO" for each (ERRNO is "0" on success). A call is its number,
+// then optionally its first arguments, separated by colons ("121:1337" is
+// getpgid(1337)); the arguments not given are 0. The parity tests run it
+// under a seccomp profile to see what the filter answers.
 package main
 
 import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
 func main() {
 	for _, a := range os.Args[1:] {
-		nr, err := strconv.ParseUint(a, 10, 32)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
+		var v [7]uintptr
+		fields := strings.Split(a, ":")
+		if len(fields) > len(v) {
+			fmt.Fprintf(os.Stderr, "%s: more than 6 arguments\n", a)
 			os.Exit(2)
 		}
-		_, _, e := syscall.RawSyscall6(uintptr(nr), 0, 0, 0, 0, 0, 0)
-		fmt.Printf("%d=%d\n", nr, int(e))
+		for i, f := range fields {
+			n, err := strconv.ParseUint(f, 10, 64)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+			v[i] = uintptr(n)
+		}
+		_, _, e := syscall.RawSyscall6(v[0], v[1], v[2], v[3], v[4], v[5], v[6])
+		fmt.Printf("%s=%d\n", a, int(e))
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/crier-runtime/crier/internal/prefork"
 	"github.com/crier-runtime/crier/protocol"
 )
 
@@ -40,6 +41,9 @@ func (a *app) runCommand() *cobra.Command {
 // (unless keep). Signals that would stop crier itself are forwarded to the
 // container.
 func (a *app) run(id string, o *createOptions, detach, keep bool) error {
+	if prefork.RunChild() {
+		return a.runChild(id, o)
+	}
 	console, err := runConsole(o, detach)
 	if err != nil {
 		return err
@@ -56,7 +60,12 @@ func (a *app) run(id string, o *createOptions, detach, keep bool) error {
 		sigs = catchSignals(console != nil)
 		defer signal.Stop(sigs)
 	}
-	if _, err := a.create(id, o); err != nil {
+	if prefork.RunWaiter() {
+		err = a.createForked(id, o)
+	} else {
+		_, err = a.create(id, o)
+	}
+	if err != nil {
 		return err
 	}
 	if detach {

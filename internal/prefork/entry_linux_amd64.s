@@ -143,6 +143,8 @@ waiter:
 	MOVQ	$SYS_close, AX
 	MOVL	·pipefds+4(SB), DI
 	SYSCALL
+	CMPL	·state+20(SB), $0
+	JNE	runwaiter
 reap:
 	MOVQ	$SYS_wait4, AX
 	MOVQ	R12, DI
@@ -152,8 +154,6 @@ reap:
 	SYSCALL
 	CMPQ	AX, $-EINTR
 	JEQ	reap
-	CMPL	·state+20(SB), $0
-	JNE	runwaiter
 status:
 	// C's report: a kind, an exit code and C's pid (report in prefork.go),
 	// in one write.
@@ -202,7 +202,9 @@ noreport:
 	SYSCALL
 
 runwaiter:
-	// W of a run: on into the runtime with its end of the socket pair.
+	// W of a run: on into the runtime with its end of the socket pair at
+	// once, while M forks C; W reaps M before its go-ahead (GoAhead).
+	MOVL	R12, ·state+8(SB)		// parent: here M
 	MOVL	·pipefds+0(SB), AX
 	MOVL	AX, ·state+4(SB)		// fd
 	MOVL	$2, ·state+0(SB)		// forked: the waiter

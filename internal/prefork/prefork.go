@@ -12,7 +12,7 @@ import (
 var state struct {
 	forked int32 // 1 in C; 2 in W of a run, which goes on as run's CLI
 	fd     int32 // C: the pipe's (socket's) write end; W of a run: its end
-	parent int32 // C: the pid of M, which it was forked from
+	parent int32 // C: the pid of M, which it was forked from; W of a run: M
 	caller int32 // the parent of the process that ran crier
 	errno  int32 // the pipe's or the fork's error; then nothing was forked
 	run    int32 // 1 when the command forked for is run (W and C)
@@ -98,6 +98,15 @@ var ErrNoReport = errors.New("exited before reporting its outcome")
 func GoAhead(consoleSocket string) error {
 	if state.forked != 2 {
 		return nil
+	}
+	// M is gone by now (it only forks C and tells W its pid): reaping it
+	// here keeps the wait off W's start, and orders M's message before
+	// anything C writes, which comes only after the go-ahead.
+	var ws unix.WaitStatus
+	for {
+		if _, err := unix.Wait4(int(state.parent), &ws, 0, nil); err != unix.EINTR {
+			break
+		}
 	}
 	msg := append([]byte{'G'}, consoleSocket...)
 	for {

@@ -103,7 +103,7 @@ func GoAhead(consoleSocket string) error {
 	// here keeps the wait off W's start, and orders M's message before
 	// anything C writes, which comes only after the go-ahead.
 	var ws unix.WaitStatus
-	for {
+	for state.parent > 0 {
 		if _, err := unix.Wait4(int(state.parent), &ws, 0, nil); err != unix.EINTR {
 			break
 		}

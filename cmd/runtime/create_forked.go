@@ -35,7 +35,7 @@ func init() {
 // forkedCreate reports whether create serves the container from this
 // process. Not with --pidfd-socket, whose failure deletes the container
 // through its shim, which must then be another process (a forked run's W
-// is that other process: runChild clears it here).
+// is that other process, and sends it: run_forked.go).
 func forkedCreate(o *createOptions) bool {
 	return prefork.Child() && o.pidfdSocket == ""
 }

@@ -12,7 +12,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 
@@ -28,18 +27,13 @@ var (
 )
 
 func main() {
+	if prefork.RunChild() {
+		// The fork of a run: a shim that run's CLI feeds (run_forked.go).
+		os.Exit(runChild())
+	}
 	a := &app{}
 	root := a.command()
-	if prefork.RunChild() {
-		// The fork of a run (run_forked.go): run's CLI, which parses the
-		// same command line, prints the help or what is wrong with it.
-		root.SetOut(io.Discard)
-		root.SetErr(io.Discard)
-	}
 	if err := root.Execute(); err != nil {
-		if prefork.RunChild() && !a.runChildGo {
-			os.Exit(1)
-		}
 		a.fail(err)
 	}
 	// The process the caller waits for exits with this, when this one
@@ -60,9 +54,6 @@ type app struct {
 	systemdCgroup bool
 	// supervisor is --supervisor (supervisor.go).
 	supervisor string
-	// runChildGo: this forked run's fork had its CLI's go-ahead
-	// (run_forked.go), and reports its errors itself.
-	runChildGo bool
 }
 
 func (a *app) command() *cobra.Command {

@@ -41,9 +41,6 @@ func (a *app) runCommand() *cobra.Command {
 // (unless keep). Signals that would stop crier itself are forwarded to the
 // container.
 func (a *app) run(id string, o *createOptions, detach, keep bool) error {
-	if prefork.RunChild() {
-		return a.runChild(id, o)
-	}
 	console, err := runConsole(o, detach)
 	if err != nil {
 		return err

@@ -3,6 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 
 	"github.com/crier-runtime/crier/internal/prefork"
 )
@@ -12,15 +15,22 @@ import (
 // goes on as run's CLI, while the fork (C) creates and serves the
 // container, as a forked create does. Both runtimes start at once, on
 // two cores, where run would otherwise start crier, then crier-shim, one
-// after the other. W parses the command line and says what is wrong with
-// it; C keeps quiet until W's go-ahead, then reports the create's
-// outcome to W instead of to a waiting process in assembly.
+// after the other. W parses and checks the command line, and says what
+// is wrong with it; C waits meanwhile, and once W gives the go-ahead,
+// with what the shim is to be given, C serves it (serveShim) and reports
+// the create's outcome to W. C never builds the command tree: it is a
+// shim fed by W, which saves it the CLI's start-up.
 
-// createForked is the create of a forked run, in W: it gives C the
-// go-ahead once W is ready to forward signals and listens on the console
-// socket (o.consoleSocket), and returns once C has created the container,
-// or once C has exited with the create's error, which C has printed.
+// createForked is the create of a forked run, in W: it checks what create
+// was given, gives C the go-ahead once W is ready to forward signals and
+// listens on the console socket (o.consoleSocket), and returns once C has
+// created the container, or once C has exited with the create's error,
+// which C has printed.
 func (a *app) createForked(id string, o *createOptions) error {
+	sa, mode, err := a.createArgs(id, o)
+	if err != nil {
+		return err
+	}
 	// Before the go-ahead, as create dials it before it starts the shim:
 	// a wrong path fails before anything is made.
 	pidfdSock, err := dialPidfdSocket(o.pidfdSocket)
@@ -28,7 +38,7 @@ func (a *app) createForked(id string, o *createOptions) error {
 		return err
 	}
 	defer pidfdSock.Close()
-	err = prefork.GoAhead(o.consoleSocket)
+	err = prefork.GoAhead(a.childArgs(sa, mode))
 	var res prefork.Result
 	if err == nil || errors.Is(err, prefork.ErrNoReport) {
 		res, err = prefork.Outcome()
@@ -54,23 +64,6 @@ func (a *app) createForked(id string, o *createOptions) error {
 	return nil
 }
 
-// runChild is a forked run in C: once W gives the go-ahead, the create
-// of a forked create (serveShim), with W's console socket; W sends the
-// pidfd to --pidfd-socket, which is why C serves the container itself
-// even with one (forkedCreate). Without a go-ahead W has exited, having
-// said why, and C goes without a word.
-func (a *app) runChild(id string, o *createOptions) error {
-	console, ok := prefork.AwaitGoAhead()
-	if !ok {
-		return &exitError{code: 1}
-	}
-	a.runChildGo = true
-	o.consoleSocket = console
-	o.pidfdSocket = ""
-	_, err := a.create(id, o)
-	return err
-}
-
 // removeForked removes what C, dead before it reported, left of the
 // container: its state when it had claimed the ID (the state names it as
 // the shim), else the half-made state directory of a claim cut short.
@@ -90,4 +83,60 @@ func (a *app) removeForked(id string, child int) {
 		return
 	}
 	a.sweepAbandoned()
+}
+
+// The go-ahead's payload: the global flags serveShim uses and the shim's
+// arguments, NUL-separated (none of them can hold a NUL: they come from
+// the command line and the environment). The passed descriptors are C's
+// already, at the same numbers: only their count goes.
+const childFields = 11
+
+func (a *app) childArgs(sa shimArgs, mode string) string {
+	debug := "0"
+	if a.debug {
+		debug = "1"
+	}
+	return strings.Join([]string{
+		a.root, a.logPath, a.logFormat, debug, mode,
+		sa.shim, sa.id, sa.bundle, sa.pidFile, sa.consoleSocket, sa.buffer,
+	}, "\x00") + "\x00" + strconv.Itoa(len(sa.extra))
+}
+
+// runChild is C of a forked run, from main: it waits for W's go-ahead
+// and serves the container it describes, and returns the exit code. If W
+// exits without one, having said why, C goes without a word.
+func runChild() int {
+	msg, ok := prefork.AwaitGoAhead()
+	if !ok {
+		return 1
+	}
+	a, sa, mode, err := childFromArgs(msg)
+	if err != nil {
+		// W and C are the same binary: only a bug gets here.
+		fmt.Fprintln(os.Stderr, "crier: run:", err)
+		prefork.Exit(1)
+		return 1
+	}
+	if err := a.serveShim(sa, mode, 0); err != nil {
+		a.fail(err) // printed already, or an exit code
+	}
+	prefork.Exit(a.exitCode)
+	return a.exitCode
+}
+
+func childFromArgs(msg string) (*app, shimArgs, string, error) {
+	f := strings.Split(msg, "\x00")
+	if len(f) != childFields+1 {
+		return nil, shimArgs{}, "", fmt.Errorf("go-ahead of %d fields, want %d", len(f), childFields+1)
+	}
+	n, err := strconv.Atoi(f[childFields])
+	if err != nil || n < 0 {
+		return nil, shimArgs{}, "", fmt.Errorf("go-ahead: descriptor count %q", f[childFields])
+	}
+	a := &app{root: f[0], logPath: f[1], logFormat: f[2], debug: f[3] == "1"}
+	sa := shimArgs{shim: f[5], id: f[6], bundle: f[7], pidFile: f[8], consoleSocket: f[9], buffer: f[10]}
+	for i := 0; i < n; i++ {
+		sa.extra = append(sa.extra, os.NewFile(uintptr(3+i), "fd"+strconv.Itoa(3+i)))
+	}
+	return a, sa, f[4], nil
 }

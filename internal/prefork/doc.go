@@ -38,15 +38,17 @@
 // packets, used both ways:
 //
 //	M ──▶ W   C's pid, once M has forked it
-//	W ──▶ C   the go-ahead (GoAhead): W catches the signals it forwards
-//	          and listens on its console socket, whose path it carries
+//	W ──▶ C   the go-ahead (GoAhead), with what the shim is to be given:
+//	          W has checked the command line, catches the signals it
+//	          forwards and listens on its console socket
 //	C ──▶ W   Created, with the container's pid, or Exit
 //
-// C creates nothing before the go-ahead, and prints nothing either: W
-// parses the same command line and says what is wrong with it; if W
-// exits without a go-ahead, C exits too. Once it has the go-ahead, C
-// reports as a forked create's does and prints its own errors, and W
-// waits for C to exit before it exits with C's code. If C dies before it
-// reports, W says so, exits 1 and removes what C left of the container
-// (only if the state names C as its shim: the ID may be another's).
+// C never runs the CLI: its main waits for the go-ahead and serves the
+// container it describes, and creates nothing and prints nothing before
+// it; if W exits without a go-ahead, having said what was wrong, C exits
+// too. Once it has the go-ahead, C reports as a forked create's does and
+// prints its own errors, and W waits for C to exit before it exits with
+// C's code. If C dies before it reports, W says so, exits 1 and removes
+// what C left of the container (only if the state names C as its shim:
+// the ID may be another's).
 package prefork

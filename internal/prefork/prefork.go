@@ -90,12 +90,13 @@ func report(kind byte, code, pid int) {
 // reported.
 var ErrNoReport = errors.New("exited before reporting its outcome")
 
-// GoAhead, in W of a run, tells C to create the container: W has taken
-// the signals it forwards, so none that comes from now on ends run with
-// the container left behind, and W listens on consoleSocket, if not "",
-// for the pty master. Until it comes, C does nothing it would have to
-// undo; if W exits first, C exits without a word.
-func GoAhead(consoleSocket string) error {
+// GoAhead, in W of a run, tells C to create the container that payload
+// describes (at most 64 kB): W has checked the command line, taken the
+// signals it forwards, so that none that comes from now on ends run with
+// the container left behind, and listens on its console socket if the
+// container needs one. Until it comes, C does nothing it would have to
+// undo, and says nothing; if W exits first, C exits too.
+func GoAhead(payload string) error {
 	if state.forked != 2 {
 		return nil
 	}
@@ -108,7 +109,7 @@ func GoAhead(consoleSocket string) error {
 			break
 		}
 	}
-	msg := append([]byte{'G'}, consoleSocket...)
+	msg := append([]byte{'G'}, payload...)
 	for {
 		_, err := unix.Write(int(state.fd), msg)
 		if err == unix.EPIPE || err == unix.ECONNRESET {
@@ -121,10 +122,10 @@ func GoAhead(consoleSocket string) error {
 }
 
 // AwaitGoAhead, in C of a run, waits for W's go-ahead (GoAhead) and
-// returns the console socket it names. ok is false when W exited
-// without one, having said what was wrong.
-func AwaitGoAhead() (consoleSocket string, ok bool) {
-	buf := make([]byte, 4096)
+// returns its payload. ok is false when W exited without one, having
+// said what was wrong.
+func AwaitGoAhead() (payload string, ok bool) {
+	buf := make([]byte, 64<<10)
 	for {
 		n, err := unix.Read(int(state.fd), buf)
 		if err == unix.EINTR {

@@ -25,7 +25,7 @@ func as(forked, fd int, f func()) {
 	f()
 }
 
-// TestRunExchange: the go-ahead carries the console socket to C, and C's
+// TestRunExchange: the go-ahead carries its payload to C, and C's
 // report of a created container its pid and the container's to W, after
 // M's message naming C.
 func TestRunExchange(t *testing.T) {
@@ -45,7 +45,7 @@ func TestRunExchange(t *testing.T) {
 	as(1, c, func() {
 		console, ok = AwaitGoAhead()
 		if !ok || console != "/run/x/console.sock" {
-			t.Errorf("AwaitGoAhead: %q %v, want the console socket", console, ok)
+			t.Errorf("AwaitGoAhead: %q %v, want the payload", console, ok)
 		}
 		Created(4242) // closes c
 	})

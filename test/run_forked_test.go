@@ -143,8 +143,9 @@ func TestRunSignalWhileCreating(t *testing.T) {
 }
 
 // TestRunCommandLineSaidOnce: what is wrong with run's command line, and
-// its help, are printed once, though two processes parse it, and nothing
-// is made.
+// its help, are printed once, and nothing is made: no process of the run
+// is left once it has returned (the fork, waiting for a go-ahead that
+// never comes, is gone too).
 func TestRunCommandLineSaidOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -167,11 +168,17 @@ func TestRunCommandLineSaidOnce(t *testing.T) {
 			t.Errorf("%s: run succeeded", c.name)
 		}
 		wantOneLine(t, c.name, r.stderr, c.wants...)
+		if leaks := e.leaks(); len(leaks) > 0 {
+			t.Errorf("%s: left behind:\n  %s", c.name, strings.Join(leaks, "\n  "))
+		}
 		e.assertGone(id)
 	}
 	r := e.cliRun("run", "--help")
 	if n := strings.Count(r.stdout+r.stderr, "Usage:"); r.code != 0 || n != 1 {
 		t.Errorf("run --help: exit %d, %d usages, want 0 and 1:\n%s%s", r.code, n, r.stdout, r.stderr)
+	}
+	if leaks := e.leaks(); len(leaks) > 0 {
+		t.Errorf("run --help: left behind:\n  %s", strings.Join(leaks, "\n  "))
 	}
 }
 

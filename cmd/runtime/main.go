@@ -39,6 +39,8 @@ func main() {
 	// The process the caller waits for exits with this, when this one
 	// was forked off for create (internal/prefork).
 	prefork.Exit(a.exitCode)
+	// And a run's CLI that gave its fork no go-ahead waits for it to go.
+	prefork.Release()
 	os.Exit(a.exitCode)
 }
 

@@ -10,12 +10,13 @@ import (
 // (so not ordinary package state: nothing in Go writes it but report and
 // the run's exchanges, which consume fd).
 var state struct {
-	forked int32 // 1 in C; 2 in W of a run, which goes on as run's CLI
-	fd     int32 // C: the pipe's (socket's) write end; W of a run: its end
-	parent int32 // C: the pid of M, which it was forked from; W of a run: M
-	caller int32 // the parent of the process that ran crier
-	errno  int32 // the pipe's or the fork's error; then nothing was forked
-	run    int32 // 1 when the command forked for is run (W and C)
+	forked  int32 // 1 in C; 2 in W of a run, which goes on as run's CLI
+	fd      int32 // C: the pipe's (socket's) write end; W of a run: its end
+	parent  int32 // C: the pid of M, which it was forked from; W of a run: M
+	caller  int32 // the parent of the process that ran crier
+	errno   int32 // the pipe's or the fork's error; then nothing was forked
+	run     int32 // 1 when the command forked for is run (W and C)
+	goAhead int32 // W of a run: 1 once it has given C the go-ahead
 }
 
 // pipefds, statusbuf and pollfd are entry's scratch space; only the
@@ -110,6 +111,7 @@ func GoAhead(payload string) error {
 		}
 	}
 	msg := append([]byte{'G'}, payload...)
+	state.goAhead = 1
 	for {
 		_, err := unix.Write(int(state.fd), msg)
 		if err == unix.EPIPE || err == unix.ECONNRESET {
@@ -135,6 +137,45 @@ func AwaitGoAhead() (payload string, ok bool) {
 			return "", false
 		}
 		return string(buf[1:n]), true
+	}
+}
+
+// Release, in W of a run that ends without having given C the go-ahead
+// (a bad command line, --help), lets C go and waits until it has exited,
+// so that nothing of the run is seen alive once run has returned.
+func Release() {
+	if state.forked != 2 || state.goAhead == 1 || state.fd < 0 {
+		return
+	}
+	fd := int(state.fd)
+	state.fd = -1
+	var ws unix.WaitStatus
+	for state.parent > 0 {
+		if _, err := unix.Wait4(int(state.parent), &ws, 0, nil); err != unix.EINTR {
+			break
+		}
+	}
+	// M has exited: its message, C's pid, is there, or C was never
+	// forked and the socket is at its end. C writes nothing before the
+	// go-ahead.
+	buf := make([]byte, 16)
+	n := readPacket(fd, buf)
+	var pidfd int
+	var err error = unix.ESRCH
+	if n == 4 {
+		// While the socket is open C waits on it, alive: the pid is C's.
+		pidfd, err = unix.PidfdOpen(le32(buf), 0)
+	}
+	unix.Close(fd)
+	if err != nil {
+		return // never forked, or gone already
+	}
+	defer unix.Close(pidfd)
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		if _, err := unix.Poll(fds, -1); err != unix.EINTR {
+			return
+		}
 	}
 }
 

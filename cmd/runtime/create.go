@@ -82,40 +82,11 @@ func exactID(cmd *cobra.Command, args []string) error {
 // create starts a shim for the container and returns once the shim reports
 // the container created, with its pid.
 func (a *app) create(id string, o *createOptions) (int, error) {
-	bundle, pidFile, err := o.paths()
-	if err != nil {
-		return 0, err
-	}
-	if err := checkEventBuffer(o.eventBuffer); err != nil {
-		return 0, err
-	}
-	mode, err := a.supervisorMode()
-	if err != nil {
-		return 0, err
-	}
-	consoleSocket := o.consoleSocket
-	if consoleSocket != "" {
-		if consoleSocket, err = filepath.Abs(consoleSocket); err != nil {
-			return 0, fmt.Errorf("--console-socket: %w", err)
-		}
-	}
-	if err := a.checkNew(id); err != nil {
-		return 0, err
-	}
-	shimPath, err := a.findShim()
-	if err != nil {
-		return 0, err
-	}
-	extra, err := passedFDs(o.preserveFDs)
+	sa, mode, err := a.createArgs(id, o)
 	if err != nil {
 		return 0, err
 	}
 	if forkedCreate(o) {
-		sa := shimArgs{
-			shim: shimPath, id: id, bundle: bundle, pidFile: pidFile,
-			consoleSocket: consoleSocket, buffer: o.eventBuffer, extra: extra,
-			noPivot: o.noPivot,
-		}
 		return 0, a.serveShim(sa, mode, o.callerParent)
 	}
 	pidfdSock, err := dialPidfdSocket(o.pidfdSocket)
@@ -123,17 +94,52 @@ func (a *app) create(id string, o *createOptions) (int, error) {
 		return 0, err
 	}
 	defer pidfdSock.Close()
-	pid, err := a.startShim(shimArgs{
-		shim: shimPath, id: id, bundle: bundle, pidFile: pidFile,
-		consoleSocket: consoleSocket, buffer: o.eventBuffer, extra: extra,
-		noPivot: o.noPivot, supervisor: supervisorArgs(mode, o.callerParent),
-	})
+	sa.supervisor = supervisorArgs(mode, o.callerParent)
+	pid, err := a.startShim(sa)
 	if err == nil {
 		if err = pidfdSock.send(pid); err != nil {
 			a.delete(id, true)
 		}
 	}
 	return pid, err
+}
+
+// createArgs checks what create was given and returns what the shim is
+// to be given, and the supervisor mode.
+func (a *app) createArgs(id string, o *createOptions) (shimArgs, string, error) {
+	bundle, pidFile, err := o.paths()
+	if err != nil {
+		return shimArgs{}, "", err
+	}
+	if err := checkEventBuffer(o.eventBuffer); err != nil {
+		return shimArgs{}, "", err
+	}
+	mode, err := a.supervisorMode()
+	if err != nil {
+		return shimArgs{}, "", err
+	}
+	consoleSocket := o.consoleSocket
+	if consoleSocket != "" {
+		if consoleSocket, err = filepath.Abs(consoleSocket); err != nil {
+			return shimArgs{}, "", fmt.Errorf("--console-socket: %w", err)
+		}
+	}
+	if err := a.checkNew(id); err != nil {
+		return shimArgs{}, "", err
+	}
+	shimPath, err := a.findShim()
+	if err != nil {
+		return shimArgs{}, "", err
+	}
+	extra, err := passedFDs(o.preserveFDs)
+	if err != nil {
+		return shimArgs{}, "", err
+	}
+	return shimArgs{
+		shim: shimPath, id: id, bundle: bundle, pidFile: pidFile,
+		consoleSocket: consoleSocket, buffer: o.eventBuffer, extra: extra,
+		noPivot: o.noPivot,
+	}, mode, nil
 }
 
 // checkNew refuses early an ID that is taken or a state root that is not

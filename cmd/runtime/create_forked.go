@@ -34,7 +34,8 @@ func init() {
 
 // forkedCreate reports whether create serves the container from this
 // process. Not with --pidfd-socket, whose failure deletes the container
-// through its shim, which must then be another process.
+// through its shim, which must then be another process (a forked run's W
+// is that other process, and sends it: run_forked.go).
 func forkedCreate(o *createOptions) bool {
 	return prefork.Child() && o.pidfdSocket == ""
 }
@@ -112,7 +113,7 @@ func (r *forkedReport) Write(b []byte) (int, error) {
 		r.err = rep.Error
 		return len(b), nil
 	}
-	prefork.Created()
+	prefork.Created(rep.Pid)
 	r.errOut.Close()
 	return len(b), nil
 }

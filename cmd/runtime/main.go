@@ -27,6 +27,10 @@ var (
 )
 
 func main() {
+	if prefork.RunChild() {
+		// The fork of a run: a shim that run's CLI feeds (run_forked.go).
+		os.Exit(runChild())
+	}
 	a := &app{}
 	root := a.command()
 	if err := root.Execute(); err != nil {
@@ -35,6 +39,8 @@ func main() {
 	// The process the caller waits for exits with this, when this one
 	// was forked off for create (internal/prefork).
 	prefork.Exit(a.exitCode)
+	// And a run's CLI that gave its fork no go-ahead waits for it to go.
+	prefork.Release()
 	os.Exit(a.exitCode)
 }
 

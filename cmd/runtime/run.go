@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/crier-runtime/crier/internal/prefork"
 	"github.com/crier-runtime/crier/protocol"
 )
 
@@ -56,7 +57,12 @@ func (a *app) run(id string, o *createOptions, detach, keep bool) error {
 		sigs = catchSignals(console != nil)
 		defer signal.Stop(sigs)
 	}
-	if _, err := a.create(id, o); err != nil {
+	if prefork.RunWaiter() {
+		err = a.createForked(id, o)
+	} else {
+		_, err = a.create(id, o)
+	}
+	if err != nil {
 		return err
 	}
 	if detach {

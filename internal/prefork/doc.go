@@ -23,12 +23,34 @@
 //	                      Go runtime
 //
 // The entry acts only when the first argument that is not a flag (or a
-// value of one of the global flags that take one) is "create"; every
-// other command goes straight to the runtime. C reports on the pipe:
+// value of one of the global flags that take one) is "create" or "run";
+// every other command goes straight to the runtime. C reports on the pipe:
 // Created, from the shim once the container is created, or Exit, from
 // main for any other outcome (an error, --help, a command line that was
 // not create after all). If C dies before it reports, W says so on stderr
 // and exits 1.
+//
+// For `crier run` W does not wait in assembly: it goes on into its own
+// Go runtime as run's CLI (forwarding signals, proxying a terminal,
+// starting the container, waiting for it to stop, deleting it), so that
+// its runtime and C's start at the same time instead of one after the
+// other (crier, then crier-shim). The pipe is then a socket pair of
+// packets, used both ways:
+//
+//	M ──▶ W   C's pid, once M has forked it
+//	W ──▶ C   the go-ahead (GoAhead), with what the shim is to be given:
+//	          W has checked the command line, catches the signals it
+//	          forwards and listens on its console socket
+//	C ──▶ W   Created, with the container's pid, or Exit
+//
+// C never runs the CLI: its main waits for the go-ahead and serves the
+// container it describes, and creates nothing and prints nothing before
+// it; if W exits without a go-ahead, having said what was wrong, C exits
+// too. Once it has the go-ahead, C reports as a forked create's does and
+// prints its own errors, and W waits for C to exit before it exits with
+// C's code. If C dies before it reports, W says so, exits 1 and removes
+// what C left of the container (only if the state names C as its shim:
+// the ID may be another's).
 //
 // The entry also gives every crier process but W one P to start with:
 // unless the caller set GOMAXPROCS, it puts "GOMAXPROCS=1" in front of the

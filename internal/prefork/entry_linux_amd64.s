@@ -17,6 +17,9 @@
 #define SYS_pipe2 293
 #define SYS_poll 7
 #define SYS_pidfd_open 434
+#define SYS_socketpair 53
+#define AF_UNIX 1
+#define SOCK_SEQPACKET 5
 #define POLLIN 1
 #define O_CLOEXEC 0x80000
 #define EINTR 4
@@ -81,8 +84,26 @@ positional:
 	SHLQ	$8, AX
 	MOVQ	$(0x657461657263<<8), CX	// "create\0"
 	CMPQ	AX, CX
+	JEQ	create
+	MOVL	0(R11), AX
+	CMPL	AX, $0x006e7572			// "run\0"
 	JNE	runtime
 
+	// run: W goes on into the Go runtime as run's CLI, and talks with C
+	// both ways (prefork.go), so a socket pair in place of the pipe;
+	// close-on-exec, and packets, so that each message is read whole.
+	MOVQ	$SYS_socketpair, AX
+	MOVQ	$AF_UNIX, DI
+	MOVQ	$(SOCK_SEQPACKET|O_CLOEXEC), SI	// SOCK_CLOEXEC is O_CLOEXEC
+	XORQ	DX, DX
+	LEAQ	·pipefds(SB), R10
+	SYSCALL
+	CMPQ	AX, $-4095
+	JCC	failed
+	MOVL	$1, ·state+20(SB)		// run, in W and C
+	JMP	fork
+
+create:
 	// The status pipe, close-on-exec.
 	MOVQ	$SYS_pipe2, AX
 	LEAQ	·pipefds(SB), DI
@@ -90,6 +111,8 @@ positional:
 	SYSCALL
 	CMPQ	AX, $-4095
 	JCC	failed				// unsigned: at or above is an errno
+
+fork:
 	MOVQ	$SYS_getppid, AX
 	SYSCALL
 	MOVL	AX, ·state+12(SB)		// caller
@@ -111,6 +134,7 @@ positional:
 failed:
 	NEGQ	AX
 	MOVL	AX, ·state+16(SB)		// errno
+	MOVL	$0, ·state+20(SB)		// not a forked run either
 	JMP	runtime
 
 waiter:
@@ -119,6 +143,8 @@ waiter:
 	MOVQ	$SYS_close, AX
 	MOVL	·pipefds+4(SB), DI
 	SYSCALL
+	CMPL	·state+20(SB), $0
+	JNE	runwaiter
 reap:
 	MOVQ	$SYS_wait4, AX
 	MOVQ	R12, DI
@@ -175,6 +201,15 @@ noreport:
 	MOVQ	$1, DI
 	SYSCALL
 
+runwaiter:
+	// W of a run: on into the runtime with its end of the socket pair at
+	// once, while M forks C; W reaps M before its go-ahead (GoAhead).
+	MOVL	R12, ·state+8(SB)		// parent: here M
+	MOVL	·pipefds+0(SB), AX
+	MOVL	AX, ·state+4(SB)		// fd
+	MOVL	$2, ·state+0(SB)		// forked: the waiter
+	JMP	runtime
+
 middle:
 	// M: fork C and exit at once, so that C is an orphan from birth. If
 	// the fork fails, W reads EOF and says so.
@@ -185,6 +220,19 @@ middle:
 	SYSCALL
 	CMPQ	AX, $0
 	JEQ	child
+	JLT	mexit
+	// For a run, C's pid to W, which reads it before anything C writes
+	// (C writes only after W's go-ahead, which W gives once it has reaped
+	// M): W then knows whose state to remove if C dies before reporting.
+	CMPL	·state+20(SB), $0
+	JEQ	mexit
+	MOVL	AX, ·statusbuf+0(SB)
+	MOVQ	$SYS_write, AX
+	MOVL	·pipefds+4(SB), DI
+	LEAQ	·statusbuf(SB), SI
+	MOVQ	$4, DX
+	SYSCALL
+mexit:
 	MOVQ	$SYS_exit_group, AX
 	XORQ	DI, DI
 	SYSCALL
@@ -242,6 +290,6 @@ move:
 moved:
 	MOVQ	·maxprocsEnv+0(SB), AX		// the string's bytes, NUL-terminated
 	MOVQ	AX, 0(DI)
-	MOVL	$1, ·state+20(SB)		// maxprocs
+	MOVL	$1, ·state+28(SB)		// maxprocs
 start:
 	JMP	_rt0_amd64_linux(SB)

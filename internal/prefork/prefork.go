@@ -1,21 +1,25 @@
 package prefork
 
 import (
+	"errors"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
 // state is where entry records what it did, before the Go runtime starts
-// (so not ordinary package state: nothing in Go writes it but Report).
+// (so not ordinary package state: nothing in Go writes it but report and
+// the run's exchanges, which consume fd).
 var state struct {
-	forked int32 // 1 in C
-	fd     int32 // C: the pipe's write end
-	parent int32 // C: the pid of M, which it was forked from
-	caller int32 // the parent of the process that ran crier
-	errno  int32 // the pipe's or the fork's error; then nothing was forked
+	forked  int32 // 1 in C; 2 in W of a run, which goes on as run's CLI
+	fd      int32 // C: the pipe's (socket's) write end; W of a run: its end
+	parent  int32 // C: the pid of M, which it was forked from; W of a run: M
+	caller  int32 // the parent of the process that ran crier
+	errno   int32 // the pipe's or the fork's error; then nothing was forked
+	run     int32 // 1 when the command forked for is run (W and C)
+	goAhead int32 // W of a run: 1 once it has given C the go-ahead
 	// 1 when entry put maxprocsEnv in the environment (every process but
-	// W, unless the caller set GOMAXPROCS)
+	// W of a create, unless the caller set GOMAXPROCS)
 	maxprocs int32
 }
 
@@ -47,8 +51,19 @@ func init() {
 // noReport is what W says when C exits without reporting.
 var noReport = "crier: create: exited before reporting its outcome\n"
 
-// Child reports whether this process is C, the create forked off at entry.
+// Child reports whether this process is C, the create forked off at entry
+// (for `crier create`, or for `crier run`: RunChild).
 func Child() bool { return state.forked == 1 }
+
+// RunChild reports whether this process is C of a `crier run`: its waiter
+// W is run's CLI, a Go program parsing the same command line, which says
+// what is wrong with it; C only creates, after W's go-ahead (GoAhead).
+func RunChild() bool { return state.forked == 1 && state.run == 1 }
+
+// RunWaiter reports whether this process is W of a `crier run`: C creates
+// and serves the container meanwhile, and W learns the outcome (Outcome)
+// instead of starting a shim.
+func RunWaiter() bool { return state.forked == 2 }
 
 // Parent is the pid C was forked from (M), for container.ReparentedFrom.
 func Parent() int { return int(state.parent) }
@@ -57,25 +72,32 @@ func Parent() int { return int(state.parent) }
 // os.Getppid() says in a crier that did not fork.
 func CallerParent() int { return int(state.caller) }
 
-// Created tells the waiting process that the container is created: it
-// exits 0 at once, while this process goes on as the shim.
-func Created() { report('L', 0) }
+// Created tells the waiting process that the container, whose process is
+// pid, is created: create's exits 0 at once, run's goes on to start it,
+// while this process goes on as the shim.
+func Created(pid int) { report('L', 0, pid) }
 
 // Exit tells the waiting process to exit with code once this process,
 // which is about to exit, has. Only the first of Created and Exit counts.
-func Exit(code int) { report('X', code) }
+func Exit(code int) { report('X', code, 0) }
 
-// report writes the message W reads: a kind ('L': exit now; 'X': once C
-// has exited), the exit code and C's pid, in one write so that W reads
-// it whole. For 'X' the pipe stays open until the process exits.
-func report(kind byte, code int) {
+// report writes the message W reads: a kind ('L': created; 'X': exit once
+// C has exited), the exit code and C's pid, and for a run the container's
+// pid, in one write so that W reads it whole. For 'X' the pipe stays open
+// until the process exits. A W that is gone is no error: for a run it
+// went after its go-ahead, so only by SIGKILL, as a crier run that is
+// killed while its shim creates.
+func report(kind byte, code, pid int) {
 	if state.forked != 1 || state.fd < 0 {
 		return
 	}
 	fd := int(state.fd)
 	state.fd = -1
-	pid := unix.Getpid()
-	msg := []byte{kind, byte(code), byte(pid), byte(pid >> 8), byte(pid >> 16), byte(pid >> 24)}
+	self := unix.Getpid()
+	msg := []byte{kind, byte(code), byte(self), byte(self >> 8), byte(self >> 16), byte(self >> 24)}
+	if state.run == 1 {
+		msg = append(msg, byte(pid), byte(pid>>8), byte(pid>>16), byte(pid>>24))
+	}
 	for {
 		if _, err := unix.Write(fd, msg); err != unix.EINTR {
 			break
@@ -85,3 +107,142 @@ func report(kind byte, code int) {
 		unix.Close(fd)
 	}
 }
+
+// ErrNoReport is Outcome's error when C exited, or was killed, before it
+// reported.
+var ErrNoReport = errors.New("exited before reporting its outcome")
+
+// GoAhead, in W of a run, tells C to create the container that payload
+// describes (at most 64 kB): W has checked the command line, taken the
+// signals it forwards, so that none that comes from now on ends run with
+// the container left behind, and listens on its console socket if the
+// container needs one. Until it comes, C does nothing it would have to
+// undo, and says nothing; if W exits first, C exits too.
+func GoAhead(payload string) error {
+	if state.forked != 2 {
+		return nil
+	}
+	// M is gone by now (it only forks C and tells W its pid): reaping it
+	// here keeps the wait off W's start, and orders M's message before
+	// anything C writes, which comes only after the go-ahead.
+	var ws unix.WaitStatus
+	for state.parent > 0 {
+		if _, err := unix.Wait4(int(state.parent), &ws, 0, nil); err != unix.EINTR {
+			break
+		}
+	}
+	msg := append([]byte{'G'}, payload...)
+	state.goAhead = 1
+	for {
+		_, err := unix.Write(int(state.fd), msg)
+		if err == unix.EPIPE || err == unix.ECONNRESET {
+			return ErrNoReport // C is gone: Outcome tells
+		}
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// AwaitGoAhead, in C of a run, waits for W's go-ahead (GoAhead) and
+// returns its payload. ok is false when W exited without one, having
+// said what was wrong.
+func AwaitGoAhead() (payload string, ok bool) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Read(int(state.fd), buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n < 1 || buf[0] != 'G' {
+			return "", false
+		}
+		return string(buf[1:n]), true
+	}
+}
+
+// Release, in W of a run that ends without having given C the go-ahead
+// (a bad command line, --help), lets C go and waits until it has exited,
+// so that nothing of the run is seen alive once run has returned.
+func Release() {
+	if state.forked != 2 || state.goAhead == 1 || state.fd < 0 {
+		return
+	}
+	fd := int(state.fd)
+	state.fd = -1
+	var ws unix.WaitStatus
+	for state.parent > 0 {
+		if _, err := unix.Wait4(int(state.parent), &ws, 0, nil); err != unix.EINTR {
+			break
+		}
+	}
+	// M has exited: its message, C's pid, is there, or C was never
+	// forked and the socket is at its end. C writes nothing before the
+	// go-ahead.
+	buf := make([]byte, 16)
+	n := readPacket(fd, buf)
+	var pidfd int
+	var err error = unix.ESRCH
+	if n == 4 {
+		// While the socket is open C waits on it, alive: the pid is C's.
+		pidfd, err = unix.PidfdOpen(le32(buf), 0)
+	}
+	unix.Close(fd)
+	if err != nil {
+		return // never forked, or gone already
+	}
+	defer unix.Close(pidfd)
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		if _, err := unix.Poll(fds, -1); err != unix.EINTR {
+			return
+		}
+	}
+}
+
+// Result is what C of a run reported to W.
+type Result struct {
+	Created bool // else C exits with Code, or has
+	Code    int
+	Child   int // C
+	Pid     int // the container's process, when created
+}
+
+// Outcome, in W of a run, waits for C's report. The first message is
+// M's, C's pid (entry), so that Child is C even when C died before it
+// reported; 0 if M could not fork C.
+func Outcome() (Result, error) {
+	fd := int(state.fd)
+	defer func() {
+		unix.Close(fd)
+		state.fd = -1
+	}()
+	var res Result
+	buf := make([]byte, 16)
+	if n := readPacket(fd, buf); n != 4 {
+		return res, ErrNoReport
+	}
+	res.Child = le32(buf)
+	if n := readPacket(fd, buf); n != 10 {
+		return res, ErrNoReport
+	}
+	res.Created, res.Code, res.Pid = buf[0] == 'L', int(buf[1]), le32(buf[6:])
+	return res, nil
+}
+
+// readPacket reads one packet into buf and returns its length, 0 at the
+// end or on an error.
+func readPacket(fd int, buf []byte) int {
+	for {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0
+		}
+		return n
+	}
+}
+
+func le32(b []byte) int { return int(b[0]) | int(b[1])<<8 | int(b[2])<<16 | int(b[3])<<24 }

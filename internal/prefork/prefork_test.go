@@ -1,0 +1,91 @@
+package prefork
+
+import (
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// pair makes the socket pair entry makes for a run, W's end and C's.
+func pair(t *testing.T) (w, c int) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fds[0], fds[1]
+}
+
+// as runs f with state set as entry sets it in one process of a run,
+// and restores it.
+func as(forked, fd int, f func()) {
+	saved := state
+	defer func() { state = saved }()
+	state.forked, state.fd, state.run = int32(forked), int32(fd), 1
+	f()
+}
+
+// TestRunExchange: the go-ahead carries its payload to C, and C's
+// report of a created container its pid and the container's to W, after
+// M's message naming C.
+func TestRunExchange(t *testing.T) {
+	w, c := pair(t)
+	// M's message: C's pid, 4 bytes.
+	if _, err := unix.Write(c, []byte{0x39, 0x30, 0, 0}); err != nil { // 12345
+		t.Fatal(err)
+	}
+	as(2, w, func() {
+		state.parent = 0 // no M to reap in this test
+		if err := GoAhead("/run/x/console.sock"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	var console string
+	var ok bool
+	as(1, c, func() {
+		console, ok = AwaitGoAhead()
+		if !ok || console != "/run/x/console.sock" {
+			t.Errorf("AwaitGoAhead: %q %v, want the payload", console, ok)
+		}
+		Created(4242) // closes c
+	})
+	as(2, w, func() {
+		res, err := Outcome()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Created || res.Child != 12345 || res.Pid != 4242 {
+			t.Errorf("Outcome: %+v, want created, child 12345, pid 4242", res)
+		}
+	})
+}
+
+// TestRunNoReport: C gone before it reports, after M's message or with
+// none (M could not fork C), is ErrNoReport, with C's pid when M gave it;
+// and a W gone before its go-ahead is no go-ahead for C.
+func TestRunNoReport(t *testing.T) {
+	w, c := pair(t)
+	unix.Write(c, []byte{7, 0, 0, 0})
+	unix.Close(c)
+	as(2, w, func() {
+		res, err := Outcome()
+		if err != ErrNoReport || res.Child != 7 {
+			t.Errorf("Outcome after C's end closed: %+v %v, want child 7 and ErrNoReport", res, err)
+		}
+	})
+	w, c = pair(t)
+	unix.Close(c)
+	as(2, w, func() {
+		if res, err := Outcome(); err != ErrNoReport || res.Child != 0 {
+			t.Errorf("Outcome with no message at all: %+v %v, want ErrNoReport", res, err)
+		}
+	})
+	w, c = pair(t)
+	unix.Close(w)
+	as(1, c, func() {
+		if _, ok := AwaitGoAhead(); ok {
+			t.Errorf("AwaitGoAhead after W's end closed: ok")
+		}
+	})
+	unix.Close(c)
+}

@@ -224,29 +224,42 @@ func (c *Container) runCreateHooks() error {
 // Config.Spec has of the config (which may be only its Early part). It
 // returns the resources to limit the cgroups to. On error it leaves
 // nothing behind.
+//
+// Init does nothing for the container before it has its config, which it
+// gets once the cgroups are made, it is in them and the limits are all
+// in place (but for the pids limit: splitPids); so neither its own work
+// (device nodes, mounts) nor the user's process ever runs outside them or
+// unconstrained. Where the cgroups take long to make (Cgroup.Staged) init
+// is forked first, and its Go runtime starts up while they are made; else
+// it is born in them (Cgroup.ForkInto).
 func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 	spec := cfg.Spec
-	if cfg.ConsoleSocket != "" && (spec.Process == nil || !spec.Process.Terminal) {
-		// As runc: a socket that would never get a pty is a mistake.
-		return nil, nil, errors.New("--console-socket was given but process.terminal is false")
-	}
-	c := &Container{ID: cfg.ID, Bundle: cfg.Bundle, Spec: spec, Rootfs: RootfsPath(cfg.Bundle, spec), PidFD: -1, specJSON: cfg.SpecJSON, noPivot: cfg.NoPivot}
 	var netns *netNSAhead
+	var exe exeAhead
 	if cfg.Load != nil {
 		netns = cfg.Load.takeNetNS()
 		defer netns.close()
+		exe = cfg.Load.takeExe()
 	}
-	exe := sealExeAhead(cfg.InitPath)
+	if cfg.ConsoleSocket != "" && (spec.Process == nil || !spec.Process.Terminal) {
+		if exe != nil {
+			exe.drop()
+		}
+		// As runc: a socket that would never get a pty is a mistake.
+		return nil, nil, errors.New("--console-socket was given but process.terminal is false")
+	}
+	if exe == nil {
+		exe = sealExeAhead(cfg.InitPath)
+	}
+	c := &Container{ID: cfg.ID, Bundle: cfg.Bundle, Spec: spec, Rootfs: RootfsPath(cfg.Bundle, spec), PidFD: -1, specJSON: cfg.SpecJSON, noPivot: cfg.NoPivot}
 	var err error
 	if c.Cgroup, err = cgroup.New(cfg.ID, spec.Linux.CgroupsPath); err != nil {
 		exe.drop()
 		return nil, nil, err
 	}
-	// Init is born in the cgroups (Cgroup.ForkInto). The limits are
-	// written while it starts up: it does nothing before it has its
-	// config, which it gets once they are all in place, so neither its
-	// own work (device nodes, mounts) nor the user's process ever runs
-	// unconstrained; but for the pids limit (splitPids).
+	// Before anything of the container's is in the cgroup: a cgroup with
+	// processes of others is refused, as runc refuses it, and init in a
+	// frozen one would never run, and create would wait for it for good.
 	if err := c.Cgroup.RefuseNotEmpty(); err != nil {
 		exe.drop()
 		return nil, nil, err
@@ -256,16 +269,56 @@ func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 		return nil, nil, err
 	}
 	res := cgroup.Resources(spec.Linux)
+	if c.Cgroup.Staged() {
+		if err := c.forkStaged(cfg, netns, exe, res); err != nil {
+			return nil, nil, err
+		}
+		return c, res, nil
+	}
 	if err := c.Cgroup.Prepare(res); err != nil {
 		exe.drop()
 		return nil, nil, err
 	}
-	if err := c.fork(cfg, netns, exe); err != nil {
+	if err := c.fork(cfg, netns, exe, true); err != nil {
 		c.dropExe()
 		c.Cgroup.Destroy()
 		return nil, nil, err
 	}
 	return c, res, nil
+}
+
+// forkStaged forks init, then makes the cgroups and moves it into them
+// (Cgroup.Staged). On error it leaves nothing behind.
+func (c *Container) forkStaged(cfg *Config, netns *netNSAhead, exe exeAhead, res *specs.LinuxResources) error {
+	// A controller the host lacks fails create before anything is forked.
+	if err := c.Cgroup.Check(res); err != nil {
+		exe.drop()
+		return err
+	}
+	if err := c.fork(cfg, netns, exe, false); err != nil {
+		c.dropExe()
+		return err
+	}
+	if err := c.Cgroup.Prepare(res); err != nil {
+		// Prepare has removed what it made; a cgroup that was there
+		// before is not create's to remove.
+		c.abortOutside()
+		return err
+	}
+	if err := c.Cgroup.Adopt(c.Pid); err != nil {
+		c.Abort()
+		return err
+	}
+	return nil
+}
+
+// abortOutside kills and reaps an init that is in none of the container's
+// cgroups, and leaves the cgroups alone.
+func (c *Container) abortOutside() {
+	cg := c.Cgroup
+	c.Cgroup = nil
+	c.Abort()
+	c.Cgroup = cg
 }
 
 // setupConsole opens the pty, sends its master to the console socket and
@@ -341,9 +394,10 @@ func (c *Container) initError(err error) error {
 	return err
 }
 
-// fork forks init from the sealed binary exe. With netns, init joins that
-// network namespace rather than have the clone make one.
-func (c *Container) fork(cfg *Config, netns *netNSAhead, exe exeAhead) error {
+// fork forks init from the sealed binary exe: into the cgroups with
+// intoCgroup (Cgroup.ForkInto), else where this process is. With netns,
+// init joins that network namespace rather than have the clone make one.
+func (c *Container) fork(cfg *Config, netns *netNSAhead, exe exeAhead, intoCgroup bool) error {
 	// Init runs from a copy of InitPath that it cannot write, and
 	// neither can anyone who reaches it through /proc (sealedexe_linux.go).
 	var err error
@@ -401,6 +455,10 @@ func (c *Container) fork(cfg *Config, netns *netNSAhead, exe exeAhead) error {
 	}
 	var pid int
 	fork := func() (err error) {
+		if !intoCgroup {
+			pid, err = syscall.ForkExec(initPath, args, attr)
+			return err
+		}
 		pid, err = c.Cgroup.ForkInto(plan.sys, func() (int, error) {
 			return syscall.ForkExec(initPath, args, attr)
 		})

@@ -77,11 +77,14 @@ func planNamespaces(l *specs.Linux) (*nsPlan, error) {
 		// drop the capabilities init needs to build the container.
 		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
-	if p.unshareCgroup && (newUser || len(p.preRuntime) > 0) {
-		// Init's capabilities are in the new or joined user namespace,
-		// not the one that owns its cgroup namespace, so it could not
-		// unshare later: create it with the rest. (Stage two is forked
-		// after the cgroups are applied, so it is rooted right too.)
+	if p.unshareCgroup && len(p.preRuntime) > 0 {
+		// Stage two is forked once stage one is in the cgroups: its
+		// namespace, made with the rest, is rooted there. Any other
+		// init unshares it itself (initConfig.NewCgroupNS), as it may be
+		// forked before it is in its cgroups (Cgroup.Staged): a
+		// namespace made by the clone would be rooted in the shim's.
+		// In a new user namespace init is root of it, with the
+		// CAP_SYS_ADMIN there that unshare asks for.
 		attr.Cloneflags |= unix.CLONE_NEWCGROUP
 		p.unshareCgroup = false
 	}

@@ -37,9 +37,10 @@ import (
 // init and the idmap helper exec the same copy (nsenter_linux.go,
 // idmap_linux.go).
 
-// exeAhead is sealedExe running in the background: Create overlaps it
-// with making the cgroups, so that it costs a create no time when the
-// second P is free.
+// exeAhead is sealedExe running in the background: the shim starts it as
+// it starts to decode the config (SpecLoad.SealAhead), and it overlaps
+// claiming the ID, so that it costs a create no time when the second P is
+// free.
 type exeAhead chan exeResult
 
 type exeResult struct {

@@ -235,6 +235,23 @@ type SpecLoad struct {
 	err  error
 	// netns is a network namespace being made for init (netNSAhead).
 	netns *netNSAhead
+	// exe is the sealed init binary being made (SealAhead), or nil.
+	exe exeAhead
+}
+
+// SealAhead starts making the sealed copy of the init binary at initPath
+// (sealedexe_linux.go), which Create would otherwise wait for just before
+// it forks init: the caller claims the ID meanwhile.
+func (l *SpecLoad) SealAhead(initPath string) {
+	l.exe = sealExeAhead(initPath)
+}
+
+// takeExe hands the sealed init binary started by SealAhead, if any, to
+// the caller, who waits for it or drops it.
+func (l *SpecLoad) takeExe() exeAhead {
+	a := l.exe
+	l.exe = nil
+	return a
 }
 
 // StartLoadSpec reads bundle/config.json and starts decoding and
@@ -274,6 +291,9 @@ func StartLoadSpec(bundle string) (*SpecLoad, error) {
 // called.
 func (l *SpecLoad) Release() {
 	l.takeNetNS().close()
+	if a := l.takeExe(); a != nil {
+		a.drop()
+	}
 }
 
 // takeNetNS hands the network namespace made ahead, if any, to the

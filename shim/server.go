@@ -196,6 +196,7 @@ func newServer(cfg *Config, newOps func(*server) ops) (*server, *container.SpecL
 	if err != nil {
 		return nil, nil, err
 	}
+	load.SealAhead(cfg.InitPath)
 	// A bad config's error is the one to give, as when the config was
 	// loaded before anything else.
 	fail := func(err error) (*server, *container.SpecLoad, error) {

@@ -131,6 +131,41 @@ func (c *Cgroup) Limit(r *specs.LinuxResources) error {
 	return setV1(c.Paths, r)
 }
 
+// Staged reports whether Create forks init before the directories are
+// made and moves it into them afterwards (Adopt), rather than fork it
+// straight into them: on a host with cgroup v1 controllers, where making a
+// directory in every hierarchy (and filling a cpuset) takes milliseconds
+// that the start of init's Go runtime can overlap. On a v2 host the one
+// directory is made at once and init is born in it (ForkInto), which
+// costs less than moving it.
+func (c *Cgroup) Staged() bool {
+	return !unifiedMode(c.Paths)
+}
+
+// Check fails, before anything is made or forked, if the host lacks a v1
+// controller that r needs. Prepare checks again.
+func (c *Cgroup) Check(r *specs.LinuxResources) error {
+	if unifiedMode(c.Paths) {
+		return nil
+	}
+	return checkV1(c.Paths, requiredControllers(withZeroAsUnset(r), false))
+}
+
+// Adopt moves the process pid, forked before Prepare (Staged), into
+// every directory, as runc moves its init: by writing its pid to each
+// cgroup.procs, which moves all its threads. The first move after a quiet
+// spell waits for the kernel's threadgroup lock (see ForkInto); the
+// process is starting up meanwhile and has done nothing for the
+// container yet.
+func (c *Cgroup) Adopt(pid int) error {
+	for _, dir := range uniqueDirs(c.Paths) {
+		if err := writeFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ForkInto runs fork so that the process it forks is born in the cgroups
 // Prepare made: no process ever has to be moved into them (but one forked
 // with CLONE_PARENT, for a supervisor: see inside).

@@ -11,8 +11,10 @@
 //     container gets, and those for its linux.devices, appended;
 //   - Prepare checks that the host has the controllers those need and
 //     creates the directories; ForkInto then forks init straight into
-//     them, and Limit writes the limits while init starts up (init does
-//     nothing before it has its config, sent once they are all in place);
+//     them, or, on a host with v1 controllers (Staged), init is forked
+//     first and Adopt moves it into them once Prepare has made them; and
+//     Limit writes the limits while init starts up (init does nothing
+//     before it has its config, sent once they are all in place);
 //   - Pids lists the container's processes, for kill --all and delete;
 //   - Destroy removes the directories, possibly from another process than
 //     the one that made them (the CLI, when the shim is dead).
@@ -31,11 +33,16 @@
 //   - the real-time budget of the parents crier creates, which v1 RT
 //     group scheduling starts at zero (rt_linux.go).
 //
-// Init is born in its cgroups rather than moved there. Moving a process
-// (writing its pid to cgroup.procs) takes the kernel's global threadgroup
-// write lock, which after a quiet spell waits for an RCU grace period:
-// milliseconds, the largest single cost of a create. clone3 with
-// CLONE_INTO_CGROUP places the child in its v2 cgroup at birth, and a
-// thread that writes 0 to a v1 hierarchy's "tasks" file moves itself
-// alone, without that lock, so that the child it forks starts there.
+// On a v2 host init is born in its cgroup rather than moved there, and
+// `crier exec`'s process always is. Moving a process (writing its pid to
+// cgroup.procs) takes the kernel's global threadgroup write lock, which
+// after a quiet spell waits for an RCU grace period: milliseconds, the
+// largest single cost of a create. clone3 with CLONE_INTO_CGROUP places
+// the child in its v2 cgroup at birth, and a thread that writes 0 to a v1
+// hierarchy's "tasks" file moves itself alone, without that lock, so that
+// the child it forks starts there. On a host with v1 controllers, though,
+// making the directories (one per hierarchy, and the cpuset's values)
+// takes milliseconds too, and so does init's Go runtime to start: create
+// forks init first and moves it (Adopt) while it starts up, so that both
+// the directories and the lock's wait overlap that start.
 package cgroup

@@ -1,0 +1,208 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// On a host with cgroup v1 controllers, create forks init before it makes
+// the container's cgroups, and moves init into them while its Go runtime
+// starts (container.forkStaged): init must be in every one of them before
+// it does anything for the container, and make its cgroup namespace only
+// then. A failure to make or enter the cgroups after init is forked kills
+// and reaps it and leaves nothing.
+
+// hostHasV1Controllers reports whether a v1 hierarchy with a controller is
+// mounted, where init is forked before its cgroups are made.
+func hostHasV1Controllers() bool {
+	for _, ctl := range []string{"cpu", "memory", "pids", "devices", "freezer"} {
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", ctl, "tasks")); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// cgroupLines returns the hierarchy:path lines of /proc/PID/cgroup (or of
+// a copy of it in s), without the hierarchy IDs.
+func cgroupLines(s string) []string {
+	var out []string
+	for line := range strings.SplitSeq(strings.TrimSpace(s), "\n") {
+		if _, rest, ok := strings.Cut(line, ":"); ok {
+			out = append(out, rest)
+		}
+	}
+	return out
+}
+
+// TestInitInCgroupsBeforeConfig: once create has returned, init is in the
+// container's cgroup in every hierarchy (the host's view of its
+// /proc/PID/cgroup), and with a cgroup namespace the container sees each
+// of its cgroups as a root: init made the namespace once it was in them,
+// also in a new user namespace (where the clone used to make it) and as
+// stage two of a joined one. Without a cgroup namespace the container
+// sees the host's paths.
+func TestInitInCgroupsBeforeConfig(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name          string
+		cgroupns      bool
+		newUser, join bool
+	}{
+		{name: "no cgroupns"},
+		{name: "cgroupns", cgroupns: true},
+		{name: "userns+cgroupns", cgroupns: true, newUser: true},
+		{name: "joined userns+cgroupns", cgroupns: true, join: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			var userns string
+			if tc.join {
+				userns = fmt.Sprintf("/proc/%d/ns/user", joinHolder(t, e))
+			}
+			b := e.bundle([]string{"cat", "/proc/self/cgroup"}, func(s *specs.Spec) {
+				var nss []specs.LinuxNamespace
+				for _, ns := range s.Linux.Namespaces {
+					if ns.Type != specs.CgroupNamespace || tc.cgroupns {
+						nss = append(nss, ns)
+					}
+				}
+				s.Linux.Namespaces = nss
+				if tc.newUser {
+					mapUser(s)
+				}
+				if tc.join {
+					sfJoin(s, specs.UserNamespace, userns)
+				}
+			})
+			if tc.newUser || tc.join {
+				chownRootfs(t, b)
+			}
+			id := e.id()
+			outPath := e.create(id, b)
+			suffix := "/crier/" + id
+			host := cgroupLines(readFile(t, fmt.Sprintf("/proc/%d/cgroup", e.state(id).Pid)))
+			for _, line := range host {
+				if !strings.HasSuffix(line, suffix) {
+					t.Errorf("init before start, host view: %q, want it in %s", line, suffix)
+				}
+			}
+			e.cliOK("start", id)
+			e.waitStopped(id)
+			e.cliOK("delete", id)
+			inside := cgroupLines(readFile(t, outPath))
+			if len(inside) != len(host) {
+				t.Errorf("the container sees %d hierarchies, the host %d: %q", len(inside), len(host), inside)
+			}
+			for _, line := range inside {
+				_, p, _ := strings.Cut(line, ":")
+				if tc.cgroupns && p != "/" {
+					t.Errorf("inside a cgroup namespace: %q, want the root /", line)
+				}
+				if !tc.cgroupns && !strings.HasSuffix(p, suffix) {
+					t.Errorf("without a cgroup namespace: %q, want the host path in %s", line, suffix)
+				}
+			}
+		})
+	}
+}
+
+// processesWithCwd lists the live processes whose working directory is
+// dir or below: init's is the bundle until it enters the rootfs.
+func processesWithCwd(dir string) []string {
+	var found []string
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || procState(pid) == 'Z' {
+			continue
+		}
+		if cwd, err := os.Readlink(filepath.Join("/proc", p.Name(), "cwd")); err == nil && strings.HasPrefix(cwd, dir) {
+			found = append(found, fmt.Sprintf("process %d (cwd %s)", pid, cwd))
+		}
+	}
+	return found
+}
+
+// wantNoCgroupNamed checks that no hierarchy has a directory named name
+// at its top.
+func wantNoCgroupNamed(t *testing.T, name string) {
+	t.Helper()
+	if dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", name)); len(dirs) > 0 {
+		t.Errorf("cgroups left: %v", dirs)
+	}
+	if dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", name)); len(dirs) > 0 {
+		t.Errorf("cgroups left: %v", dirs)
+	}
+}
+
+// TestInitCgroupFailsAfterFork: the container's cgroups cannot be made, or
+// init cannot be moved into them, after init is forked. Create fails with
+// one line naming the cgroup file, with and without a supervisor (init is
+// then the supervisor's child, and the shim only waits for its death), and
+// leaves no init, no state and no cgroup.
+//
+// A cgroupsPath through "tasks", a file in every v1 hierarchy but not in
+// v2, cannot be made in v1 alone. And a real-time process cannot join a
+// v1 cpu cgroup that has no real-time budget (RT group scheduling):
+// create run under SCHED_FIFO forks init with that policy, and its move
+// into the new cpu cgroup fails.
+func TestInitCgroupFailsAfterFork(t *testing.T) {
+	t.Parallel()
+	if !hostHasV1Controllers() {
+		t.Skip("no cgroup v1 controllers: init is born in its cgroup")
+	}
+	_, rtErr := os.Stat("/sys/fs/cgroup/cpu/cpu.rt_runtime_us")
+	for _, tc := range []struct {
+		name       string
+		supervisor string
+		rt         bool
+		want       []string
+	}{
+		{name: "mkdir", supervisor: "off", want: []string{"tasks/leaf", "not a directory"}},
+		{name: "mkdir supervised", supervisor: "on", want: []string{"tasks/leaf", "not a directory"}},
+		{name: "move", supervisor: "off", rt: true, want: []string{"/cpu/crier/", "cgroup.procs", "invalid argument"}},
+		{name: "move supervised", supervisor: "on", rt: true, want: []string{"/cpu/crier/", "cgroup.procs", "invalid argument"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if tc.rt && rtErr != nil {
+				t.Skip("no v1 real-time group scheduling (cpu.rt_runtime_us)")
+			}
+			e := newEnv(t)
+			id := e.id()
+			top := id + "-cg"
+			b := e.bundle([]string{"true"}, func(s *specs.Spec) {
+				if !tc.rt {
+					s.Linux.CgroupsPath = "/" + top + "/tasks/leaf"
+				}
+			})
+			cmd := e.cliCommand("--supervisor", tc.supervisor, "create", "--bundle", b, id)
+			if tc.rt {
+				chrt, err := exec.LookPath("chrt")
+				if err != nil {
+					t.Skip("no chrt")
+				}
+				cmd.Path, cmd.Args = chrt, append([]string{"chrt", "-f", "1"}, cmd.Args...)
+			}
+			out, err := cmd.CombinedOutput()
+			if exitCode(err) != 1 {
+				t.Errorf("create: %v, want exit 1; output %q", err, out)
+			}
+			wantOneLine(t, "create", string(out), tc.want...)
+			if left := processesWithCwd(b); len(left) > 0 {
+				t.Errorf("init left after the failed create: %v", left)
+			}
+			e.assertGone(id)
+			wantNoCgroupNamed(t, top)
+		})
+	}
+}

@@ -78,6 +78,9 @@ func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code
 // stderr as fail's one plain line.)
 func (a *app) logf(level, msg string) {
 	f := os.Stderr
+	if a.stderr != nil {
+		f = a.stderr
+	}
 	switch {
 	case a.logPath != "":
 		var err error

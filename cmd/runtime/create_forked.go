@@ -70,7 +70,9 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 		}
 	}
 	cfg.Supervised = supervised(cfg.Log, a.debug, mode, callerParent)
-	rep := &forkedReport{errOut: errOut}
+	a.stderr = errOut
+	defer func() { a.stderr = nil }()
+	rep := &forkedReport{errOut: errOut, seal: a.debugExeSeal}
 	cfg.Report = rep
 	// As a crier-shim started by create: what the caller leaked to us
 	// goes nowhere, nor does the caller's environment (the shim's own
@@ -101,6 +103,7 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 type forkedReport struct {
 	err    string
 	errOut *os.File
+	seal   func(string) // --debug's lines of how init's binary was sealed
 }
 
 func (r *forkedReport) Write(b []byte) (int, error) {
@@ -113,6 +116,7 @@ func (r *forkedReport) Write(b []byte) (int, error) {
 		r.err = rep.Error
 		return len(b), nil
 	}
+	r.seal(rep.Seal)
 	prefork.Created(rep.Pid)
 	r.errOut.Close()
 	return len(b), nil

@@ -56,6 +56,9 @@ type app struct {
 	systemdCgroup bool
 	// supervisor is --supervisor (supervisor.go).
 	supervisor string
+	// stderr, when set, is where log lines go without --log: the forked
+	// create's copy of stderr, once its own stdio is the container's.
+	stderr *os.File
 }
 
 func (a *app) command() *cobra.Command {

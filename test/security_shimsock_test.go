@@ -350,8 +350,12 @@ func TestShimConnectionLimit(t *testing.T) {
 	if grew := rssFull - rssBefore; grew > 16<<10 {
 		t.Errorf("the shim's RSS grew %d kB with %d connections, want at most 16 MB", grew, shimMaxConns)
 	}
-	if grew := rssHeld - rssFull; grew > 2<<10 {
-		t.Errorf("the shim's RSS grew %d kB more with %d connections past the limit tried, want at most 2 MB", grew, extra)
+	// Served, the 3000 would cost about 20 MB (7 kB each, as the held ones
+	// show). Refused, they leave garbage for the GC, which may not have run
+	// yet: the create image's heap may grow to its goal, about twice its
+	// live heap, before it does (seen: 2.2 MB).
+	if grew := rssHeld - rssFull; grew > 4<<10 {
+		t.Errorf("the shim's RSS grew %d kB more with %d connections past the limit tried, want at most 4 MB", grew, extra)
 	}
 	// start dials the shim (state reads the state file): refused, it
 	// says why rather than that the container is running.

@@ -599,6 +599,19 @@ func cgroupLineMatches(id, controllers, fstype string, superOpts []string) bool 
 	return true
 }
 
+// mountsAround returns rootfs as mountinfo shows it (its symlinks
+// resolved: the kernel lists the paths it resolved) and this process's
+// mounts, for the work done on the mounts outside or above it.
+func mountsAround(rootfs string) (string, []mountinfoEntry, error) {
+	resolved, err := filepath.EvalSymlinks(rootfs)
+	if err != nil {
+		return "", nil, err
+	}
+	mounts, err := readMountinfo()
+	return resolved, mounts, err
+}
+
+// readMountinfo returns this process's mounts, from /proc/self/mountinfo.
 func readMountinfo() ([]mountinfoEntry, error) {
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {

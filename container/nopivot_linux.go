@@ -3,7 +3,6 @@ package container
 import (
 	"errors"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,12 +42,7 @@ func moveRootInto(rootfs string) error {
 // sysfs mount outside rootfs. Paths come from mountinfo, the host's
 // layout outside the rootfs: nothing there is the image's.
 func hideHostKernelFilesystems(rootfs string) error {
-	// mountinfo shows the path the kernel resolved.
-	resolved, err := filepath.EvalSymlinks(rootfs)
-	if err != nil {
-		return err
-	}
-	mounts, err := readMountinfo()
+	resolved, mounts, err := mountsAround(rootfs)
 	if err != nil {
 		return err
 	}

@@ -253,11 +253,7 @@ func rootfsPropagationFlags(s string) (uintptr, error) {
 // and an unbindable one cannot be the source of the rootfs bind. Only the
 // mount holding rootfs changes, and only in this mount namespace.
 func makeRootfsParentPrivate(rootfs string) error {
-	resolved, err := filepath.EvalSymlinks(rootfs)
-	if err != nil {
-		return err
-	}
-	mounts, err := readMountinfo()
+	resolved, mounts, err := mountsAround(rootfs)
 	if err != nil {
 		return err
 	}

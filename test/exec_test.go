@@ -311,13 +311,7 @@ func TestExecTTYForeground(t *testing.T) {
 func TestExecWithoutPidNamespace(t *testing.T) {
 	e := newEnv(t)
 	id := execTarget(t, e, func(s *specs.Spec) {
-		var nss []specs.LinuxNamespace
-		for _, ns := range s.Linux.Namespaces {
-			if ns.Type != specs.PIDNamespace {
-				nss = append(nss, ns)
-			}
-		}
-		s.Linux.Namespaces = nss
+		dropNamespace(s, specs.PIDNamespace)
 	})
 	for i := 0; i < 3; i++ {
 		r := e.cliRun("exec", id, "sh", "-c", "cat /only-here; sh -c 'sleep 0 &'; exit 4")
@@ -389,13 +383,7 @@ func TestExecConcurrent(t *testing.T) {
 			e := newEnv(t)
 			id := execTarget(t, e, func(s *specs.Spec) {
 				if !pidns {
-					var nss []specs.LinuxNamespace
-					for _, ns := range s.Linux.Namespaces {
-						if ns.Type != specs.PIDNamespace {
-							nss = append(nss, ns)
-						}
-					}
-					s.Linux.Namespaces = nss
+					dropNamespace(s, specs.PIDNamespace)
 				}
 			})
 			var procs []*cliProc
@@ -422,13 +410,8 @@ func TestExecWithoutMountNamespace(t *testing.T) {
 	e := newEnv(t)
 	id := e.id()
 	b := e.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
-		var nss []specs.LinuxNamespace
-		for _, ns := range s.Linux.Namespaces {
-			if ns.Type != specs.MountNamespace {
-				nss = append(nss, ns)
-			}
-		}
-		s.Linux.Namespaces, s.Mounts = nss, nil
+		dropNamespace(s, specs.MountNamespace)
+		s.Mounts = nil
 		s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
 	})
 	if err := os.WriteFile(filepath.Join(b, "rootfs", "only-here"), []byte("rootfs-marker\n"), 0o644); err != nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -285,6 +286,12 @@ func editBundle(t *testing.T, bundle string, edit func(*specs.Spec)) {
 	spec := readSpec(t, bundle)
 	edit(spec)
 	writeSpec(t, bundle, spec)
+}
+
+// dropNamespace takes the namespace of type typ out of the spec: the
+// container shares the host's (or crier's) instead.
+func dropNamespace(s *specs.Spec, typ specs.LinuxNamespaceType) {
+	s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == typ })
 }
 
 // ---------------------------------------------------------------------------

@@ -2,7 +2,6 @@ package test
 
 import (
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -166,39 +165,6 @@ func TestParityExecDebug(t *testing.T) {
 		}
 	}
 	e.cliOK("delete", "--force", id)
-}
-
-// consoleSocketAt is env.consoleSocket at a path of the caller's: a test
-// that takes more than one master needs more than one socket.
-func consoleSocketAt(t *testing.T, path string) <-chan *os.File {
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	l.SetDeadline(time.Now().Add(hangDeadline))
-	got := make(chan *os.File, 1)
-	go func() {
-		defer close(got)
-		c, err := l.AcceptUnix()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		buf, oob := make([]byte, 4096), make([]byte, unix.CmsgSpace(4))
-		_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
-		if err != nil {
-			return
-		}
-		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
-		if len(msgs) != 1 {
-			return
-		}
-		if fds, _ := unix.ParseUnixRights(&msgs[0]); len(fds) == 1 {
-			got <- os.NewFile(uintptr(fds[0]), "pty-master")
-		}
-	}()
-	return got
 }
 
 func wantWinsize(t *testing.T, what string, master *os.File, rows, cols uint16) {

@@ -263,13 +263,7 @@ func TestParityHostMountNamespace(t *testing.T) {
 	e := newEnv(t)
 	id := e.id()
 	b := e.bundle([]string{"sh", "-c", "tty; grep -c ' - proc ' /proc/self/mountinfo >/dev/null && echo hello"}, func(s *specs.Spec) {
-		var nss []specs.LinuxNamespace
-		for _, ns := range s.Linux.Namespaces {
-			if ns.Type != specs.MountNamespace {
-				nss = append(nss, ns)
-			}
-		}
-		s.Linux.Namespaces = nss
+		dropNamespace(s, specs.MountNamespace)
 		s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
 		s.Process.Terminal = true
 	})

@@ -9,11 +9,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/crier-runtime/crier/container/seccomp"
 	"github.com/crier-runtime/crier/protocol"
 )
 
@@ -121,25 +121,6 @@ func listenerOf(oob []byte) (int, error) {
 	return fds[0], nil
 }
 
-// seccompNotif and seccompNotifResp are the kernel's struct seccomp_notif
-// and seccomp_notif_resp.
-type seccompNotif struct {
-	id    uint64
-	pid   uint32
-	flags uint32
-	nr    int32
-	arch  uint32
-	ip    uint64
-	args  [6]uint64
-}
-
-type seccompNotifResp struct {
-	id    uint64
-	val   int64
-	error int32
-	flags uint32
-}
-
 // answer serves one listener until stop, or until no process uses its
 // filter any more (POLLHUP).
 func (a *notifyAgent) answer(listener int) {
@@ -152,20 +133,20 @@ func (a *notifyAgent) answer(listener int) {
 		} else if err != nil || fds[1].Revents != 0 || fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {
 			return
 		}
-		var n seccompNotif
-		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(listener), unix.SECCOMP_IOCTL_NOTIF_RECV, uintptr(unsafe.Pointer(&n))); e != 0 {
+		n, err := seccomp.Receive(listener)
+		if err != nil {
 			continue // ENOENT: the caller died meanwhile
 		}
-		r := seccompNotifResp{id: n.id}
-		switch n.nr {
+		r := seccomp.NotifResp{ID: n.ID}
+		switch n.Nr {
 		case unix.SYS_MKDIR, unix.SYS_MKDIRAT:
 			// Success, and nothing made.
 		case unix.SYS_CHMOD, unix.SYS_FCHMOD, unix.SYS_FCHMODAT:
-			r.val, r.error = -1, -int32(unix.ENOMEDIUM)
+			r.Val, r.Error = -1, -int32(unix.ENOMEDIUM)
 		default:
-			r.flags = unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE
+			r.Flags = unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE
 		}
-		unix.Syscall(unix.SYS_IOCTL, uintptr(listener), unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(&r)))
+		seccomp.Respond(listener, r)
 	}
 }
 

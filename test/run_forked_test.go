@@ -3,12 +3,10 @@ package test
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -20,29 +18,6 @@ import (
 // (internal/prefork), but the process the caller waits for goes on as
 // run's CLI while the fork creates and serves the container; the fork
 // waits for the CLI's go-ahead and reports to it.
-
-// hookUntil returns a createRuntime hook that runs the rootfs's sh until
-// fifo is written to, so that a test can act while create is under way.
-// Its command line names the bundle, which the leak check looks for.
-func hookUntil(t *testing.T, b, fifo string) specs.Hook {
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	timeout := 60
-	return specs.Hook{Path: filepath.Join(b, "rootfs", "bin", "sh"), Args: []string{"sh", "-c", "read x < " + fifo}, Timeout: &timeout}
-}
-
-// waitHook waits until a process whose command line holds marker runs.
-func waitHook(t *testing.T, marker string) {
-	t.Helper()
-	deadline := time.Now().Add(hangDeadline)
-	for len(processesMatching(marker)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the createRuntime hook never ran")
-		}
-		time.Sleep(10 * time.Millisecond) // nothing to wait on: the hook is the shim's child
-	}
-}
 
 // waitGone waits until no process whose command line holds marker is
 // left, for the leak check.
@@ -72,12 +47,11 @@ func TestRunShimDiesBeforeReport(t *testing.T) {
 	e := newEnv(t)
 	id := e.id()
 	b := e.bundle([]string{"true"}, nil)
-	fifo := filepath.Join(b, "hook.fifo")
-	hook := hookUntil(t, b, fifo)
-	editBundle(t, b, func(s *specs.Spec) { s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{hook}} })
+	gate := e.gate("createRuntime")
+	editBundle(t, b, func(s *specs.Spec) { s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{gate.hook()}} })
 	var stderr bytes.Buffer
 	p := e.cliStart(func(c *exec.Cmd) { c.Stderr = &stderr }, "run", "--bundle", b, id)
-	waitHook(t, fifo)
+	gate.waitHeld(t)
 	st, err := shim.ReadState(shim.Dir(e.root, id))
 	if err != nil {
 		t.Fatalf("the hook runs, but the state is unreadable: %v", err)
@@ -90,13 +64,8 @@ func TestRunShimDiesBeforeReport(t *testing.T) {
 	wantOneLine(t, "run", stderr.String(), "report")
 	e.assertGone(id)
 	// The hook outlives the shim that ran it; it is no container's.
-	f, err := os.OpenFile(fifo, os.O_WRONLY|unix.O_NONBLOCK, 0)
-	if err != nil {
-		t.Fatalf("the hook no longer reads its fifo: %v", err)
-	}
-	f.Write([]byte("go\n"))
-	f.Close()
-	waitGone(t, fifo)
+	gate.release()
+	waitGone(t, filepath.Join(gate.dir, gate.name))
 	if strings.Contains(stderr.String(), "panic") {
 		t.Errorf("run panicked: %s", stderr.String())
 	}
@@ -113,28 +82,16 @@ func TestRunSignalWhileCreating(t *testing.T) {
 	// No pid namespace: its init would ignore a signal it has no
 	// handler for, and the signal may come before any handler is set.
 	b := e.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
-		var ns []specs.LinuxNamespace
-		for _, n := range s.Linux.Namespaces {
-			if n.Type != specs.PIDNamespace {
-				ns = append(ns, n)
-			}
-		}
-		s.Linux.Namespaces = ns
+		dropNamespace(s, specs.PIDNamespace)
 	})
-	fifo := filepath.Join(b, "hook.fifo")
-	hook := hookUntil(t, b, fifo)
-	editBundle(t, b, func(s *specs.Spec) { s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{hook}} })
+	gate := e.gate("createRuntime")
+	editBundle(t, b, func(s *specs.Spec) { s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{gate.hook()}} })
 	p := e.cliStart(nil, "run", "--bundle", b, id)
-	waitHook(t, fifo)
+	gate.waitHeld(t)
 	if err := p.cmd.Process.Signal(unix.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Write([]byte("go\n"))
-	f.Close()
+	gate.release()
 	r := p.wait()
 	if r.code != 128+int(unix.SIGTERM) {
 		t.Errorf("run exited %d, want %d: the container killed by the forwarded SIGTERM (stderr %q)", r.code, 128+int(unix.SIGTERM), r.stderr)

@@ -71,16 +71,10 @@ func TestInitInCgroupsBeforeConfig(t *testing.T) {
 			b := e.bundle([]string{"cat", "/proc/self/cgroup"}, func(s *specs.Spec) {
 				// crier spec has a cgroup namespace only on a v2 host,
 				// as runc's: add or drop it.
-				var nss []specs.LinuxNamespace
-				for _, ns := range s.Linux.Namespaces {
-					if ns.Type != specs.CgroupNamespace {
-						nss = append(nss, ns)
-					}
-				}
+				dropNamespace(s, specs.CgroupNamespace)
 				if tc.cgroupns {
-					nss = append(nss, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+					s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 				}
-				s.Linux.Namespaces = nss
 				if tc.newUser {
 					mapUser(s)
 				}

@@ -392,15 +392,22 @@ func openFifo(t *testing.T, path string) *os.File {
 
 // consoleSocket listens on a Unix socket in the test's directory and
 // returns its path and a channel that yields the pty master that arrives on
-// it, or fails the test.
+// it, or is closed without one.
 func (e *env) consoleSocket() (string, <-chan *os.File) {
 	e.t.Helper()
 	path := filepath.Join(e.dir, "console.sock")
+	return path, consoleSocketAt(e.t, path)
+}
+
+// consoleSocketAt is env.consoleSocket at a path of the caller's: a test
+// that takes more than one master needs more than one socket.
+func consoleSocketAt(t *testing.T, path string) <-chan *os.File {
+	t.Helper()
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	e.t.Cleanup(func() { l.Close() })
+	t.Cleanup(func() { l.Close() })
 	l.SetDeadline(time.Now().Add(hangDeadline))
 	got := make(chan *os.File, 1)
 	go func() {
@@ -431,7 +438,7 @@ func (e *env) consoleSocket() (string, <-chan *os.File) {
 		unix.SetNonblock(fds[0], true)
 		got <- os.NewFile(uintptr(fds[0]), "pty-master")
 	}()
-	return path, got
+	return got
 }
 
 // TestTerminalRunDetachedConsoleSocket: `run -d` with process.terminal

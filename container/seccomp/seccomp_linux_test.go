@@ -658,38 +658,18 @@ type seccompScenario struct {
 	handoff Handoff
 }
 
-// seccompNotif and seccompNotifResp are the kernel's struct seccomp_notif
-// and seccomp_notif_resp (x/sys has the ioctls, not the structs).
-type seccompNotif struct {
-	id    uint64
-	pid   uint32
-	flags uint32
-	nr    int32
-	arch  uint32
-	ip    uint64
-	args  [6]uint64
-}
-
-type seccompNotifResp struct {
-	id    uint64
-	val   int64
-	error int32
-	flags uint32
-}
-
 // fakeAgent answers every notification on listener with success, without
 // making the call: a notified mkdir returns 0 and makes nothing.
 func fakeAgent(listener int) {
 	for {
-		var n seccompNotif
-		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(listener), unix.SECCOMP_IOCTL_NOTIF_RECV, uintptr(unsafe.Pointer(&n))); e != 0 {
-			if e == unix.EINTR {
-				continue
-			}
+		n, err := Receive(listener)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
 			return
 		}
-		r := seccompNotifResp{id: n.id}
-		unix.Syscall(unix.SYS_IOCTL, uintptr(listener), unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(&r)))
+		Respond(listener, NotifResp{ID: n.ID})
 	}
 }
 

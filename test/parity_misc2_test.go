@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -372,8 +373,18 @@ func TestParityEventsOOM(t *testing.T) {
 			t.Fatalf("events printed %q, want stats lines, then %s", line, want)
 		}
 	}
+	// events prints a stats line (1.4 kB) every 100 ms until it sees the
+	// container gone: read them, or a delete slow enough to fill the pipe
+	// (seen under load in CI) blocks its write, and it never gets there.
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		io.Copy(io.Discard, out.br)
+	}()
 	e.cliOK("delete", "--force", id)
-	if r := p.wait(); r.code != 0 {
+	r := p.wait()
+	<-drained
+	if r.code != 0 {
 		t.Errorf("events: exit %d once the container was deleted: %s", r.code, r.stderr)
 	}
 }

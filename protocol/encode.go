@@ -87,6 +87,15 @@ func (st *State) appendJSON(b []byte) []byte {
 	return o.End()
 }
 
+// AppendIndented appends st as `crier state` prints it: what
+// json.MarshalIndent(st, "", "  ") writes, and a newline. The shim prints
+// it for a relayed `state` (shim/relay.go), where encoding/json is not
+// linked, and the CLI with it, so that the two cannot differ.
+func (st *State) AppendIndented(b []byte) []byte {
+	b = flatjson.Indent(b, st.appendJSON(nil), "  ")
+	return append(b, '\n')
+}
+
 // WriteMembers writes st's members to o, as json.Marshal would write them
 // in a struct that embeds State; the shim's state file is one.
 func (st *State) WriteMembers(o *flatjson.Object) {

@@ -123,3 +123,24 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// AppendIndented is `crier state`'s output: json.MarshalIndent's, and a
+// newline.
+func TestAppendIndentedMatchesMarshalIndent(t *testing.T) {
+	killed := 137
+	for _, st := range []*State{
+		{},
+		{OCIVersion: "1.3.0", ID: "c1", Pid: 42, Status: StatusRunning, Bundle: "/b", Rootfs: "/b/rootfs", Created: "t", Owner: "root"},
+		{ID: "c<1>", Status: StatusStopped, Bundle: `/b "q" {x}:[y],`, Annotations: map[string]string{"z": "1", "a": "\u2028&", "e": ""},
+			ExitStatus: &killed, Signal: "SIGKILL", OOMKilled: true, ExitUnknown: true, ExitedAt: "t"},
+		{ID: "c1", Annotations: map[string]string{}},
+	} {
+		want, err := json.MarshalIndent(st, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.AppendIndented(nil); string(got) != string(want)+"\n" {
+			t.Errorf("AppendIndented(%+v)\n got %s\nwant %s", st, got, want)
+		}
+	}
+}

@@ -208,6 +208,20 @@ func (s *server) drop(sub *subscriber) {
 // sub is set for a subscriber handed over by the create image (idle.go),
 // whose connection carries only events already.
 func (s *server) serveConn(conn *net.UnixConn, release func(), sub *subscriber) {
+	if sub == nil {
+		conn.SetReadDeadline(time.Now().Add(idleLimit))
+		relayed, err := peekRelay(conn)
+		if err != nil {
+			s.readFailed(conn, err)
+			release()
+			conn.Close()
+			return
+		}
+		if relayed {
+			s.serveRelay(conn, release)
+			return
+		}
+	}
 	fc := &fdConn{conn: conn, budget: &s.heldFiles}
 	dec := protocol.NewDecoder(fc)
 	for {

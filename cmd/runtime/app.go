@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container"
+	"github.com/crier-runtime/crier/internal/verb"
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/statedir"
 )
@@ -47,9 +47,8 @@ func (a *app) fail(err error) {
 		a.exitCode = ee.code
 		return
 	}
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
-	fmt.Fprintln(os.Stderr, "crier:", msg)
-	a.logf("error", msg)
+	os.Stderr.WriteString(verb.ErrorLine(err))
+	a.logf("error", verb.ErrorText(err))
 	a.exitCode = 1
 	var ce *codedError
 	if errors.As(err, &ce) {
@@ -91,13 +90,7 @@ func (a *app) logf(level, msg string) {
 	case level != "debug":
 		return
 	}
-	now := time.Now().UTC().Format(time.RFC3339Nano)
-	if a.logFormat == "json" {
-		b, _ := json.Marshal(map[string]string{"level": level, "msg": msg, "time": now})
-		f.Write(append(b, '\n'))
-		return
-	}
-	fmt.Fprintf(f, "time=%q level=%s msg=%q\n", now, level, msg)
+	f.Write(verb.LogLine(a.logFormat, level, msg, time.Now()))
 }
 
 func (a *app) debugf(format string, args ...any) {

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -18,6 +16,7 @@ import (
 	"github.com/crier-runtime/crier/container/cgroup"
 	"github.com/crier-runtime/crier/container/seccomp"
 	"github.com/crier-runtime/crier/internal/pidfd"
+	"github.com/crier-runtime/crier/internal/verb"
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/statedir"
 	"github.com/crier-runtime/crier/teardown"
@@ -89,7 +88,8 @@ func (a *app) stateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return writeJSON(os.Stdout, st)
+			_, err = os.Stdout.Write(st.AppendIndented(nil))
+			return err
 		},
 	}
 }
@@ -154,7 +154,7 @@ func (a *app) killCommand() *cobra.Command {
 				}
 				signal = args[1]
 			}
-			sig, err := parseKillSignal(signal)
+			sig, err := verb.ParseKillSignal(signal)
 			if err != nil {
 				return fmt.Errorf("kill: %w", err)
 			}
@@ -169,19 +169,6 @@ func (a *app) killCommand() *cobra.Command {
 	return cmd
 }
 
-// errNotRunning is runc's "container not running", which tools match on:
-// what kill says of a stopped container.
-var errNotRunning = errors.New("container not running")
-
-// parseKillSignal is protocol.ParseSignal plus signal 0, which kill takes
-// as runc does: a check that the container runs, sending nothing.
-func parseKillSignal(s string) (unix.Signal, error) {
-	if n, err := strconv.Atoi(s); err == nil && n == 0 {
-		return 0, nil
-	}
-	return protocol.ParseSignal(s)
-}
-
 func (a *app) kill(id string, sig unix.Signal, all bool) error {
 	ctx, cancel := requestContext()
 	defer cancel()
@@ -193,29 +180,7 @@ func (a *app) kill(id string, sig unix.Signal, all bool) error {
 		return err
 	}
 	defer c.Close()
-	if sig == 0 {
-		return checkRunning(ctx, c, id)
-	}
-	err = requestError(c.Kill(ctx, sig, all))
-	if err != nil && errors.Is(err, protocol.ErrInvalidState) {
-		if st, serr := c.State(ctx); serr == nil && st.Status == protocol.StatusStopped {
-			return fmt.Errorf("container %q is stopped: %w", id, errNotRunning)
-		}
-	}
-	return err
-}
-
-// checkRunning is kill with signal 0: the container's process exists
-// (created, running or paused) or kill fails with runc's words.
-func checkRunning(ctx context.Context, c *protocol.Client, id string) error {
-	st, err := c.State(ctx)
-	if err != nil {
-		return requestError(err)
-	}
-	if st.Status == protocol.StatusStopped {
-		return fmt.Errorf("container %q is stopped: %w", id, errNotRunning)
-	}
-	return nil
+	return requestError(verb.Kill(ctx, c, id, sig, all))
 }
 
 // killDirect signals a container whose shim is dead, through pidfds, and
@@ -226,8 +191,7 @@ func (a *app) killDirect(id string, sig unix.Signal, all bool) error {
 		return err
 	}
 	if st.Status == protocol.StatusStopped || st.Pid == 0 {
-		// runc's wording, which containerd and podman match on.
-		return fmt.Errorf("container %q is stopped: %w", id, errNotRunning)
+		return verb.Stopped(id)
 	}
 	if all && st.Cgroup != nil {
 		err = teardown.SignalCgroup(st.Cgroup, sig)
@@ -235,7 +199,7 @@ func (a *app) killDirect(id string, sig unix.Signal, all bool) error {
 		err = signalChecked(st.Pid, st.PidStart, sig)
 	}
 	if errors.Is(err, errGone) {
-		return fmt.Errorf("container %q is stopped: %w (its process %d is gone)", id, errNotRunning, st.Pid)
+		return fmt.Errorf("%w (its process %d is gone)", verb.Stopped(id), st.Pid)
 	}
 	if err != nil {
 		return err

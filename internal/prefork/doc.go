@@ -52,6 +52,12 @@
 // what C left of the container (only if the state names C as its shim:
 // the ID may be another's).
 //
+// For state, start, kill, delete, pause and resume the entry first tries
+// the relay (relay_linux_amd64.s, internal/relay): it hands the command
+// line to the container's shim and exits with what the shim says, without
+// starting a Go runtime at all; when the shim declines, or cannot be
+// reached, the command goes on into the runtime as any other.
+//
 // The entry also gives every crier process but W one P to start with:
 // unless the caller set GOMAXPROCS, it puts "GOMAXPROCS=1" in front of the
 // environment the runtime reads, and this package's init takes it out

@@ -87,7 +87,7 @@ positional:
 	JEQ	create
 	MOVL	0(R11), AX
 	CMPL	AX, $0x006e7572			// "run\0"
-	JNE	runtime
+	JNE	relayverbs
 
 	// run: W goes on into the Go runtime as run's CLI, and talks with C
 	// both ways (prefork.go), so a socket pair in place of the pipe;
@@ -102,6 +102,35 @@ positional:
 	JCC	failed
 	MOVL	$1, ·state+20(SB)		// run, in W and C
 	JMP	fork
+
+relayverbs:
+	// The verbs the container's shim can run in the CLI's place
+	// (internal/relay): relayEntry returns only if it is not to.
+	MOVQ	0(R11), AX
+	SHLQ	$8, AX				// 7 bytes
+	MOVQ	$(0x6574656c6564<<8), CX	// "delete\0"
+	CMPQ	AX, CX
+	JEQ	relay
+	MOVQ	$(0x656d75736572<<8), CX	// "resume\0"
+	CMPQ	AX, CX
+	JEQ	relay
+	SHLQ	$8, AX				// 6 bytes
+	MOVQ	$(0x6574617473<<16), CX		// "state\0"
+	CMPQ	AX, CX
+	JEQ	relay
+	MOVQ	$(0x7472617473<<16), CX		// "start\0"
+	CMPQ	AX, CX
+	JEQ	relay
+	MOVQ	$(0x6573756170<<16), CX		// "pause\0"
+	CMPQ	AX, CX
+	JEQ	relay
+	SHLQ	$8, AX				// 5 bytes
+	MOVQ	$(0x6c6c696b<<24), CX		// "kill\0"
+	CMPQ	AX, CX
+	JNE	runtime
+relay:
+	CALL	·relayEntry(SB)			// argc in R8, argv in R9
+	JMP	runtime
 
 create:
 	// The status pipe, close-on-exec.

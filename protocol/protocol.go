@@ -65,6 +65,16 @@ func EventTypes() []string {
 	return []string{EventCreated, EventStarted, EventPaused, EventResumed, EventStopped, EventDeleted, EventExecStarted, EventExecStopped, EventOOM}
 }
 
+// KnownEventType reports whether t is one of EventTypes.
+func KnownEventType(t string) bool {
+	for _, k := range EventTypes() {
+		if t == k {
+			return true
+		}
+	}
+	return false
+}
+
 // LifecycleEventTypes lists the container's own lifecycle events, each of
 // which happens at most once, in the order they happen.
 func LifecycleEventTypes() []string {

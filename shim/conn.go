@@ -49,6 +49,10 @@ type subscriber struct {
 	// pending counts the lines queued and not yet written, so that the
 	// loop can tell a subscriber with nothing in flight (idle.go).
 	pending atomic.Int32
+	// watch is set for a relayed `crier event` (relay_event.go): the
+	// writer frames and filters the lines, and ends the connection once
+	// the command is over.
+	watch *relayWatch
 }
 
 func newSubscriber(conn *net.UnixConn) *subscriber {
@@ -91,17 +95,26 @@ func (s *server) write(sub *subscriber) {
 		sub.release()
 		sub.conn.Close()
 	}()
+	over := false // a relayed event's command is
 	for {
 		select {
 		case line, ok := <-sub.ch:
 			if !ok {
+				if sub.watch != nil && !over {
+					sub.watch.end(sub.conn)
+				}
 				return
 			}
 			// No deadline: a slow reader is caught up, not dropped;
 			// one that has gone makes the write fail.
-			_, err := sub.conn.Write(line)
+			var err error
+			if sub.watch != nil {
+				over, err = sub.watch.emit(sub.conn, line)
+			} else {
+				_, err = sub.conn.Write(line)
+			}
 			sub.pending.Add(-1)
-			if err != nil {
+			if err != nil || over {
 				s.post(unsubscribe{sub})
 				for range sub.ch {
 				}
@@ -136,6 +149,7 @@ func (s *server) post(m any) {
 
 func (s *server) subscribe(r *request) {
 	sub := newSubscriber(r.conn)
+	sub.watch = r.watch
 	line, _ := protocol.Marshal(protocol.Reply{OK: true, Protocol: protocol.Version})
 	sub.send(0, line)
 	s.replay(sub, r.req)

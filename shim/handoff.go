@@ -10,6 +10,7 @@ import (
 
 	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/container/cgroup"
+	"github.com/crier-runtime/crier/internal/verb"
 	"github.com/crier-runtime/crier/protocol"
 )
 
@@ -224,6 +225,14 @@ func (h *handoff) marshal() []byte {
 	for _, sub := range h.Subs {
 		w.int(int64(sub.FD))
 		w.uint(sub.Queued)
+		w.present(sub.Watch == nil, 0)
+		if rw := sub.Watch; rw != nil {
+			w.str(rw.ID)
+			w.strs(rw.Types)
+			w.bool(rw.Monitor)
+			w.str(rw.LogPath)
+			w.str(rw.LogFormat)
+		}
 	}
 	w.present(h.OOM == nil, 0)
 	if o := h.OOM; o != nil {
@@ -348,7 +357,11 @@ func unmarshalHandoff(b []byte) (*handoff, error) {
 	if ok, n := r.present(); ok {
 		h.Subs = make([]handedSub, 0, n)
 		for range n {
-			h.Subs = append(h.Subs, handedSub{FD: int(r.int()), Queued: r.uint()})
+			hs := handedSub{FD: int(r.int()), Queued: r.uint()}
+			if ok, _ := r.present(); ok {
+				hs.Watch = &relayWatch{Watcher: verb.Watcher{ID: r.str(), Types: r.strs(), Monitor: r.bool()}, LogPath: r.str(), LogFormat: r.str()}
+			}
+			h.Subs = append(h.Subs, hs)
 		}
 	}
 	if ok, _ := r.present(); ok {

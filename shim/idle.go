@@ -36,10 +36,13 @@ type (
 )
 
 // handedSub is a subscriber the create image hands over: its connection's
-// descriptor, and the seq of the last event it was given.
+// descriptor, the seq of the last event it was given, and for a relayed
+// event its watch.
 type handedSub struct {
 	FD     int
 	Queued uint64
+	// Watch is a relayed event's (relay_event.go).
+	Watch *relayWatch
 }
 
 // reexecSoon (re)arms the re-exec timer after m, which the loop has just
@@ -159,7 +162,7 @@ func (s *server) takeHanded() {
 			continue
 		}
 		sub := newSubscriber(conn)
-		sub.queued, sub.release = hs.Queued, release
+		sub.queued, sub.release, sub.watch = hs.Queued, release, hs.Watch
 		s.subs[sub] = true
 		s.writers.Add(1)
 		go s.write(sub)

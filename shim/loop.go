@@ -128,6 +128,8 @@ type (
 		// shim does not exit under the answer to the final delete.
 		written chan struct{}
 		sub     *subscriber // set by the loop for a successful subscribe
+		// watch makes the subscriber a relayed event's (relay_event.go).
+		watch *relayWatch
 		// files came with an exec request; exit, set by the loop for
 		// an exec with wait, carries its second reply (exec.go).
 		files []*os.File

@@ -131,7 +131,7 @@ func (s *server) writeHandoff() (fd int, undo func(), err error) {
 		if err != nil {
 			return fail(err)
 		}
-		h.Subs = append(h.Subs, handedSub{FD: fd, Queued: sub.queued})
+		h.Subs = append(h.Subs, handedSub{FD: fd, Queued: sub.queued, Watch: sub.watch})
 	}
 	switch {
 	case s.oom.on && s.ops.oom.handoff != nil:

@@ -82,6 +82,10 @@ func (s *server) serveRelay(conn *net.UnixConn, release func()) {
 		conn.Close()
 		return
 	}
+	if c.Verb == "event" {
+		s.serveRelayedEvent(conn, release, c)
+		return
+	}
 	d := &loopDoer{s: s, conn: conn}
 	stdout, err := runRelayed(d, c)
 	out := relay.AppendFrame(nil, relay.Stdout, stdout)

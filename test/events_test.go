@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -82,6 +83,14 @@ func (e *env) tap(id string) *eventTap {
 		io.Copy(client, r)
 	}()
 	return tp
+}
+
+// cli starts the CLI on the tap's root. It speaks the shim protocol
+// itself (CRIER_RELAY=0): relayed, its command line would name the tap's
+// root, which the shim at the other end declines (internal/relay).
+func (tp *eventTap) cli(e *env, args ...string) *cliProc {
+	e.t.Helper()
+	return e.cliStart(func(c *exec.Cmd) { c.Env = append(os.Environ(), "CRIER_RELAY=0") }, append([]string{"--root", tp.root}, args...)...)
 }
 
 // waitSubscribed returns once the tapped client is subscribed.
@@ -245,8 +254,8 @@ func TestEventHistory(t *testing.T) {
 	// Live subscribers, known to be attached before start.
 	goLive := e.subscribe(id, false)
 	tapLive, tapHist := e.tap(id), e.tap(id)
-	cliLive := e.cliStart(nil, "--root", tapLive.root, "event", "--no-history", "-m", id)
-	cliHist := e.cliStart(nil, "--root", tapHist.root, "event", "-H", "-m", id)
+	cliLive := tapLive.cli(e, "event", "--no-history", "-m", id)
+	cliHist := tapHist.cli(e, "event", "-H", "-m", id)
 	tapLive.waitSubscribed(t)
 	tapHist.waitSubscribed(t)
 
@@ -321,7 +330,7 @@ func TestEventDeletedFirst(t *testing.T) {
 	id := e.id()
 	e.create(id, e.bundle([]string{"sleep", "100"}, nil))
 	tp := e.tap(id)
-	waiter := e.cliStart(nil, "--root", tp.root, "event", "--event", "started", id)
+	waiter := tp.cli(e, "event", "--event", "started", id)
 	tp.waitSubscribed(t)
 	e.cliOK("delete", "--force", id)
 	wantCLIError(t, "event --event started on a container deleted first", waiter.wait(), "deleted")

@@ -301,3 +301,119 @@ func TestRelayShimDiesUnderCommand(t *testing.T) {
 		t.Errorf("exit %d, want 1", r.code)
 	}
 }
+
+// startEvent starts `crier event` relayed (or with CRIER_RELAY=0) and
+// returns it running.
+func (e *env) startEvent(relayed bool, args ...string) *cliProc {
+	e.t.Helper()
+	return e.cliStart(func(c *exec.Cmd) {
+		if relayed {
+			c.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+		} else {
+			c.Env = append(os.Environ(), "CRIER_RELAY=0")
+		}
+	}, append([]string{"event"}, args...)...)
+}
+
+// TestRelayEventMatchesCLI: relayed and not, `crier event` prints the
+// same lines and ends the same way, from the history and live, with and
+// without --monitor, and when the container is deleted before the event
+// it waits for.
+func TestRelayEventMatchesCLI(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	e.create(id, e.bundle([]string{"sh", "-c", termScript}, nil))
+	e.sameBothWays(0, "event", "--event", "created", id)
+	e.sameBothWays(0, "event", id)
+
+	type pair struct{ relayed, cli *cliProc }
+	both := func(args ...string) pair {
+		return pair{e.startEvent(true, args...), e.startEvent(false, args...)}
+	}
+	// Each waiter holds one connection to the shim once subscribed.
+	sockets := e.shimSockets(id)
+	waits := map[string]pair{
+		"stopped":        both("-e", "stopped", id),
+		"started or oom": both("--event", "oom", "--event=started", id),
+		"monitor":        both("--monitor", id),
+		"never paused":   both("-e", "paused", "--no-history", id),
+		"live only":      both("-m", "--no-history", "-e", "stopped", "-e", "deleted", id),
+	}
+	if !e.waitSockets(id, sockets+len(waits)*2) {
+		for name, p := range waits {
+			p.relayed.cmd.Process.Kill()
+			p.cli.cmd.Process.Kill()
+			r, c := p.relayed.wait(), p.cli.wait()
+			t.Logf("%s: relayed %d %q %q; CLI %d %q %q", name, r.code, r.stdout, r.stderr, c.code, c.stdout, c.stderr)
+		}
+		t.FailNow()
+	}
+	e.cliOK("start", id)
+	e.waitReady(id)
+	e.cliOK("kill", id, "TERM")
+	wantExit(t, e.waitStopped(id), 42, "")
+	e.sameBothWays(0, "event", "--event", "stopped", id)
+	e.cliOK("delete", id)
+	for name, p := range waits {
+		r, c := p.relayed.wait(), p.cli.wait()
+		if strings.Contains(r.stderr, "init runtime") {
+			t.Errorf("%s: the relayed event ran in its own Go runtime", name)
+		}
+		if r.code != c.code || r.stdout != c.stdout || r.stderr != c.stderr {
+			t.Errorf("event %s:\nrelayed: exit %d, stdout %q, stderr %q\nCLI:     exit %d, stdout %q, stderr %q",
+				name, r.code, r.stdout, r.stderr, c.code, c.stdout, c.stderr)
+		}
+	}
+}
+
+// TestRelayEventAcrossReexec: a relayed event waiting since before the
+// shim went idle is handed to the serving image with its filter, and
+// still gets its event, once.
+func TestRelayEventAcrossReexec(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	e.create(id, e.bundle([]string{"sleep", "100"}, nil))
+	waiting := e.startEvent(true, "--event", "stopped", "-e", "paused", id)
+	e.cliOK("start", id)
+	waitServing(t, e.shimState(id).ShimPid)
+	e.cliOK("kill", id, "KILL")
+	r := waiting.wait()
+	if r.code != 0 || strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stdout, `"type":"stopped"`) || r.stderr != "" {
+		t.Errorf("event across the re-exec: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	e.cliOK("delete", id)
+}
+
+// shimSockets counts the sockets among the descriptors of id's shim.
+func (e *env) shimSockets(id string) int {
+	e.t.Helper()
+	pid := e.shimState(id).ShimPid
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	n := 0
+	for _, fd := range fds {
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); strings.HasPrefix(l, "socket:") {
+			n++
+		}
+	}
+	return n
+}
+
+// waitSockets waits until id's shim holds at least n sockets, and
+// reports whether it came to.
+func (e *env) waitSockets(id string, n int) bool {
+	e.t.Helper()
+	deadline := time.Now().Add(hangDeadline)
+	for {
+		got := e.shimSockets(id)
+		if got >= n {
+			return true
+		}
+		if time.Now().After(deadline) {
+			e.t.Errorf("the shim of %s holds %d sockets, want %d", id, got, n)
+			return false
+		}
+		// Nothing tells when a client's subscription is in place
+		// but its socket in the shim.
+		time.Sleep(5 * time.Millisecond)
+	}
+}

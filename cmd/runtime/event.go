@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/crier-runtime/crier/internal/verb"
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/statedir"
 )
@@ -69,7 +70,7 @@ until --timeout, and then exits 0.`,
 				return fmt.Errorf("event: --timeout %v is negative", o.timeout)
 			}
 			for _, t := range o.types {
-				if !knownEvent(t) {
+				if !protocol.KnownEventType(t) {
 					return fmt.Errorf("event: unknown event type %q (want %s)", t, strings.Join(protocol.EventTypes(), ", "))
 				}
 			}
@@ -91,15 +92,6 @@ until --timeout, and then exits 0.`,
 	f.DurationVar(&o.timeout, "timeout", 0, "give up after this long (e.g. 30s; default: never); with --all --monitor, stop then")
 	f.BoolVarP(&o.all, "all", "a", false, "every container under --root, those made later included, in one stream")
 	return cmd
-}
-
-func knownEvent(t string) bool {
-	for _, k := range protocol.EventTypes() {
-		if t == k {
-			return true
-		}
-	}
-	return false
 }
 
 func (a *app) event(id string, o *eventOptions) error {
@@ -167,23 +159,17 @@ func (a *app) watch(ctx context.Context, id string, o *eventOptions) error {
 		return err
 	}
 	defer c.Close()
-	want := map[string]bool{}
-	for _, t := range o.types {
-		want[t] = true
-	}
+	w := &verb.Watcher{ID: id, Types: o.types, Monitor: o.monitor}
 	for {
 		ev, err := c.Next(ctx)
 		if err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return fmt.Errorf("container %q: the shim exited before the container was deleted", id)
+				return w.ShimGone()
 			}
 			return requestError(err)
 		}
-		match := len(want) == 0 || want[ev.Type]
-		// A missed line is printed whatever the filter (the
-		// subscriber must know), and matches nothing.
-		missed := ev.Type == protocol.EventMissed
-		if match || missed {
+		print, done, err := w.See(ev.Type)
+		if print {
 			line, err := protocol.Marshal(ev)
 			if err != nil {
 				return err
@@ -192,14 +178,8 @@ func (a *app) watch(ctx context.Context, id string, o *eventOptions) error {
 				return err
 			}
 		}
-		switch {
-		case missed:
-		case match && !o.monitor:
-			return nil
-		case ev.Type == protocol.EventDeleted && o.monitor:
-			return nil
-		case ev.Type == protocol.EventDeleted:
-			return fmt.Errorf("container %q was deleted before any %s event", id, strings.Join(o.types, " or "))
+		if done {
+			return err
 		}
 	}
 }

@@ -36,6 +36,16 @@ func cobraReading(t *testing.T, args []string) *relay.Command {
 	switch c.Verb {
 	case "delete":
 		c.Force, _ = cmd.Flags().GetBool("force")
+	case "event":
+		types, _ := cmd.Flags().GetStringArray("event")
+		c.Events = strings.Join(types, ",")
+		c.Monitor, _ = cmd.Flags().GetBool("monitor")
+		c.NoHistory, _ = cmd.Flags().GetBool("no-history")
+		for _, f := range []string{"since", "timeout", "all", "historic"} {
+			if cmd.Flags().Changed(f) {
+				return nil
+			}
+		}
 	case "kill":
 		c.All, _ = cmd.Flags().GetBool("all")
 		c.Signal, _ = cmd.Flags().GetString("signal")
@@ -129,7 +139,28 @@ func TestRelayParseAgreesWithCobra(t *testing.T) {
 		{"exec c1 ls", false},
 		{"ps c1", false},
 		{"events c1", false},
-		{"event c1", false},
+		{"event c1", true},
+		{"event --event stopped c1", true},
+		{"event -e stopped c1", true},
+		{"event --event=started -e stopped c1", true},
+		{"event -m c1", true},
+		{"event --monitor --no-history c1", true},
+		{"--root /r event c1 --event oom", true},
+		{"--root /r --log /l --log-format json event -e deleted c1", true},
+		{"event --event nosuch c1", false},
+		{"event --since 3 c1", false},
+		{"event --timeout 5s c1", false},
+		{"event --all", false},
+		{"event -a c1", false},
+		{"event --historic c1", false},
+		{"event -H c1", false},
+		{"event --historic --no-history c1", false},
+		{"event c1 c2", false},
+		{"event -e=stopped c1", false},
+		{"event --monitor=true c1", false},
+		{"-e stopped event c1", false},
+		{"state -e stopped c1", false},
+		{"kill -m c1", false},
 		{"create c1", false},
 		{"--root", false},
 		{"kill -s", false},

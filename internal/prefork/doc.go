@@ -52,7 +52,7 @@
 // what C left of the container (only if the state names C as its shim:
 // the ID may be another's).
 //
-// For state, start, kill, delete, pause and resume the entry first tries
+// For state, start, kill, delete, pause, resume and event the entry first tries
 // the relay (relay_linux_amd64.s, internal/relay): it hands the command
 // line to the container's shim and exits with what the shim says, without
 // starting a Go runtime at all; when the shim declines, or cannot be

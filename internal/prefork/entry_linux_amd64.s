@@ -124,12 +124,20 @@ relayverbs:
 	MOVQ	$(0x6573756170<<16), CX		// "pause\0"
 	CMPQ	AX, CX
 	JEQ	relay
+	MOVQ	$(0x746e657665<<16), CX		// "event\0"
+	CMPQ	AX, CX
+	JEQ	relayevent
 	SHLQ	$8, AX				// 5 bytes
 	MOVQ	$(0x6c6c696b<<24), CX		// "kill\0"
 	CMPQ	AX, CX
 	JNE	runtime
 relay:
+	XORQ	R10, R10			// each answer within a minute
 	CALL	·relayEntry(SB)			// argc in R8, argv in R9
+	JMP	runtime
+relayevent:
+	MOVQ	$1, R10				// an event may take forever
+	CALL	·relayEntry(SB)
 	JMP	runtime
 
 create:

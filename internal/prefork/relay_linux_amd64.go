@@ -19,6 +19,7 @@ var (
 	relayCred    [12]byte // struct ucred
 	relayCredLen uint32
 	relayTimeout [16]byte // struct timeval
+	relayForever uint64   // no timeout: an event
 )
 
 // What relayEntry sends, compares and says.

@@ -1,8 +1,8 @@
 // The relay of internal/relay, crier's side: before the Go runtime starts,
-// hand the command line of state, start, kill, delete, pause or resume to
-// the container's shim, and print what it sends back. relay returns only
-// when the CLI is to run the command after all (nothing has been done);
-// otherwise it exits with the command's code.
+// hand the command line of state, start, kill, delete, pause, resume or
+// event to the container's shim, and print what it sends back. relayEntry
+// returns only when the CLI is to run the command after all (nothing has
+// been done); otherwise it exits with the command's code.
 
 #include "textflag.h"
 
@@ -35,8 +35,11 @@
 #define MAX_PAYLOAD $65536
 #define PATH_END (4096-2)
 
-// func relayEntry(), with argc in R8 and argv in R9.
+// func relayEntry(), with argc in R8, argv in R9, and R10 1 for a command
+// that may wait for good (event), 0 for one the shim answers within a
+// minute.
 TEXT ·relayEntry(SB),NOSPLIT|NOFRAME,$0
+	MOVQ	R10, ·relayForever(SB)
 	// CRIER_RELAY=0 in the environment turns it off. Each string on the
 	// initial stack is followed by at least 12 readable bytes, so the
 	// second word is read only once the first has matched 8 bytes.
@@ -93,6 +96,22 @@ next:
 	ANDL	$0xffffff, AX
 	CMPL	AX, $0x732d			// "-s\0"
 	JEQ	skip
+	CMPL	AX, $0x652d			// "-e\0"
+	JEQ	skip
+	MOVQ	0(R11), AX
+	MOVQ	$0x746e6576652d2d, CX		// "--event\0"
+	CMPQ	AX, CX
+	JEQ	skip
+	MOVQ	$0x65636e69732d2d, CX		// "--since\0"
+	CMPQ	AX, CX
+	JEQ	skip
+	MOVQ	$0x756f656d69742d2d, CX		// "--timeou"
+	CMPQ	AX, CX
+	JNE	signal
+	CMPW	8(R11), $0x74			// "t\0"
+	JEQ	skip
+	JMP	next
+signal:
 	MOVQ	0(R11), AX
 	MOVQ	$0x6c616e6769732d2d, CX		// "--signal"
 	CMPQ	AX, CX
@@ -323,6 +342,8 @@ send:
 	JNZ	send
 
 	// As the CLI's requests, a minute at most for each answer.
+	CMPQ	·relayForever(SB), $0
+	JNE	answer
 	LEAQ	·relayTimeout(SB), R10
 	MOVQ	$60, 0(R10)
 	MOVQ	$0, 8(R10)
@@ -333,6 +354,7 @@ send:
 	MOVQ	$16, R8
 	SYSCALL
 
+answer:
 	// Accepted, or the CLI runs it (Declined, or nothing at all).
 	MOVQ	R14, DI
 	LEAQ	·relayFrame(SB), SI

@@ -5,7 +5,7 @@
 // machines of issue 14 is most of a short command's time; the shim of the
 // container is already running. So on amd64 crier's pre-runtime entry
 // (internal/prefork) looks at the command line of state, start, kill,
-// delete, pause and resume before anything else: it finds the state root
+// delete, pause, resume and event before anything else: it finds the state root
 // and the container ID, connects to ROOT/ID/shim.sock (through an O_PATH
 // descriptor of the directory, whatever its length), checks that the
 // server is of its own user (SO_PEERCRED), and sends the command line and

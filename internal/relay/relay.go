@@ -9,6 +9,7 @@ import (
 
 	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/internal/verb"
+	"github.com/crier-runtime/crier/protocol"
 )
 
 // The request's header: Magic, then the lengths of the arguments' bytes
@@ -79,7 +80,7 @@ func AppendFrame(b []byte, kind byte, payload []byte) []byte {
 
 // Command is a command line the shim can run in the CLI's place.
 type Command struct {
-	Verb      string // state, start, kill, delete, pause, resume
+	Verb      string // state, start, kill, delete, pause, resume, event
 	Root      string // absolute and clean
 	ID        string
 	LogPath   string // absolute, or empty
@@ -89,6 +90,11 @@ type Command struct {
 	// Signal and All are kill's.
 	Signal string
 	All    bool
+	// Events (comma-separated, in the order given), Monitor and
+	// NoHistory are event's.
+	Events    string
+	Monitor   bool
+	NoHistory bool
 }
 
 // Parse reads args (the arguments after argv[0]) as the CLI's cobra
@@ -98,7 +104,8 @@ type Command struct {
 func Parse(args []string, cwd string) (*Command, bool) {
 	c := &Command{Root: DefaultRoot, LogFormat: "text"}
 	var pos []string
-	signalSet := false
+	signalSet, eventFlags := false, false
+	var events []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "" || a[0] != '-' || a == "-" {
@@ -153,6 +160,22 @@ func Parse(args []string, cwd string) (*Command, bool) {
 				return nil, false
 			}
 			c.All = true
+		case "--event", "-e":
+			var t string
+			if !takes(&t) || !protocol.KnownEventType(t) {
+				return nil, false
+			}
+			events = append(events, t)
+		case "--monitor", "-m":
+			if hasValue {
+				return nil, false
+			}
+			c.Monitor, eventFlags = true, true
+		case "--no-history":
+			if hasValue {
+				return nil, false
+			}
+			c.NoHistory, eventFlags = true, true
 		default:
 			return nil, false
 		}
@@ -161,7 +184,11 @@ func Parse(args []string, cwd string) (*Command, bool) {
 		return nil, false
 	}
 	c.Verb, c.ID = pos[0], pos[1]
+	c.Events = strings.Join(events, ",")
 	extra := pos[2:]
+	if c.Verb != "event" && (eventFlags || len(events) > 0) {
+		return nil, false
+	}
 	switch c.Verb {
 	case "state", "start", "pause", "resume":
 		if len(extra) != 0 || signalSet || c.Force || c.All {
@@ -169,6 +196,11 @@ func Parse(args []string, cwd string) (*Command, bool) {
 		}
 	case "delete":
 		if len(extra) != 0 || signalSet || c.All {
+			return nil, false
+		}
+	case "event":
+		// --all, --since, --timeout and --historic are the CLI's.
+		if len(extra) != 0 || signalSet || c.Force || c.All {
 			return nil, false
 		}
 	case "kill":
@@ -204,7 +236,7 @@ func Parse(args []string, cwd string) (*Command, bool) {
 // knows only after the verb.
 func local(name string) bool {
 	switch name {
-	case "--signal", "-s", "--force", "-f", "--all", "-a":
+	case "--signal", "-s", "--force", "-f", "--all", "-a", "--event", "-e", "--monitor", "-m", "--no-history":
 		return true
 	}
 	return false

@@ -99,3 +99,40 @@ func LogLine(format, level, msg string, now time.Time) []byte {
 	}
 	return fmt.Appendf(nil, "time=%q level=%s msg=%q\n", ts, level, msg)
 }
+
+// Watcher decides, event by event, what `crier event ID` prints and when
+// it ends: the CLI's watch loop and the shim's relayed event both follow
+// it.
+type Watcher struct {
+	ID      string
+	Types   []string // none: any event
+	Monitor bool
+}
+
+// See takes the next event's type and says whether to print the event,
+// whether the command is over, and its error if it ends in one. A missed
+// line is printed whatever the filter and matches nothing.
+func (w *Watcher) See(typ string) (print, done bool, err error) {
+	match := len(w.Types) == 0
+	for _, t := range w.Types {
+		match = match || t == typ
+	}
+	missed := typ == protocol.EventMissed
+	switch {
+	case missed:
+		return true, false, nil
+	case match && !w.Monitor:
+		return true, true, nil
+	case typ == protocol.EventDeleted && w.Monitor:
+		return match, true, nil
+	case typ == protocol.EventDeleted:
+		return false, true, fmt.Errorf("container %q was deleted before any %s event", w.ID, strings.Join(w.Types, " or "))
+	}
+	return match, false, nil
+}
+
+// ShimGone is event's error when the stream ends before the container is
+// deleted.
+func (w *Watcher) ShimGone() error {
+	return fmt.Errorf("container %q: the shim exited before the container was deleted", w.ID)
+}

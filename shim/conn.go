@@ -96,6 +96,11 @@ func (s *server) write(sub *subscriber) {
 		sub.conn.Close()
 	}()
 	over := false // a relayed event's command is
+	var expired <-chan time.Time
+	if t := sub.watch.timer(); t != nil {
+		defer t.Stop()
+		expired = t.C
+	}
 	for {
 		select {
 		case line, ok := <-sub.ch:
@@ -121,6 +126,12 @@ func (s *server) write(sub *subscriber) {
 				return
 			}
 		case <-sub.kick:
+		case <-expired:
+			sub.watch.expired(sub.conn)
+			s.post(unsubscribe{sub})
+			for range sub.ch {
+			}
+			return
 		}
 		if len(sub.ch) == 0 && sub.lagging.Load() {
 			s.post(caughtUp{sub})

@@ -232,6 +232,8 @@ func (h *handoff) marshal() []byte {
 			w.bool(rw.Monitor)
 			w.str(rw.LogPath)
 			w.str(rw.LogFormat)
+			w.int(int64(rw.Timeout))
+			w.time(rw.Deadline)
 		}
 	}
 	w.present(h.OOM == nil, 0)
@@ -359,7 +361,8 @@ func unmarshalHandoff(b []byte) (*handoff, error) {
 		for range n {
 			hs := handedSub{FD: int(r.int()), Queued: r.uint()}
 			if ok, _ := r.present(); ok {
-				hs.Watch = &relayWatch{Watcher: verb.Watcher{ID: r.str(), Types: r.strs(), Monitor: r.bool()}, LogPath: r.str(), LogFormat: r.str()}
+				hs.Watch = &relayWatch{Watcher: verb.Watcher{ID: r.str(), Types: r.strs(), Monitor: r.bool()}, LogPath: r.str(), LogFormat: r.str(),
+					Timeout: time.Duration(r.int()), Deadline: r.time()}
 			}
 			h.Subs = append(h.Subs, hs)
 		}

@@ -20,6 +20,9 @@ import (
 type relayWatch struct {
 	verb.Watcher
 	LogPath, LogFormat string
+	// Timeout is --timeout, which ends the command at Deadline.
+	Timeout  time.Duration
+	Deadline time.Time
 }
 
 // serveRelayedEvent subscribes for c, a relayed event, after the entry
@@ -28,6 +31,9 @@ func (s *server) serveRelayedEvent(conn *net.UnixConn, release func(), c *relay.
 	w := &relayWatch{Watcher: verb.Watcher{ID: c.ID, Monitor: c.Monitor}, LogPath: c.LogPath, LogFormat: c.LogFormat}
 	if c.Events != "" {
 		w.Types = strings.Split(c.Events, ",")
+	}
+	if c.Timeout > 0 {
+		w.Timeout, w.Deadline = c.Timeout, time.Now().Add(c.Timeout)
 	}
 	history := !c.NoHistory
 	r := &request{req: protocol.Request{Op: protocol.OpSubscribe, History: &history}, conn: conn, watch: w,
@@ -77,6 +83,20 @@ func (w *relayWatch) emit(conn *net.UnixConn, line []byte) (bool, error) {
 	}
 	_, werr := conn.Write(out)
 	return done, werr
+}
+
+// expired ends the command at its deadline.
+func (w *relayWatch) expired(conn *net.UnixConn) {
+	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	conn.Write(w.exit(nil, w.TimedOut(w.Timeout)))
+}
+
+// timer fires at the watch's deadline; nil without one.
+func (w *relayWatch) timer() *time.Timer {
+	if w == nil || w.Deadline.IsZero() {
+		return nil
+	}
+	return time.NewTimer(time.Until(w.Deadline))
 }
 
 // end is the stream's end before the command's: the shim is going away.

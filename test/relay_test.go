@@ -325,6 +325,9 @@ func TestRelayEventMatchesCLI(t *testing.T) {
 	e.create(id, e.bundle([]string{"sh", "-c", termScript}, nil))
 	e.sameBothWays(0, "event", "--event", "created", id)
 	e.sameBothWays(0, "event", id)
+	e.sameBothWays(0, "event", "--timeout", "1m", "-e", "created", id)
+	timedOut := e.sameBothWays(1, "event", "--timeout", "100ms", "--event", "paused", "-e", "stopped", id)
+	wantErrorLine(t, "event --timeout", timedOut, "timed out after 100ms waiting for paused or stopped of container")
 
 	type pair struct{ relayed, cli *cliProc }
 	both := func(args ...string) pair {
@@ -373,7 +376,7 @@ func TestRelayEventAcrossReexec(t *testing.T) {
 	e := newEnv(t)
 	id := e.id()
 	e.create(id, e.bundle([]string{"sleep", "100"}, nil))
-	waiting := e.startEvent(true, "--event", "stopped", "-e", "paused", id)
+	waiting := e.startEvent(true, "--event", "stopped", "-e", "paused", "--timeout", "1h", id)
 	e.cliOK("start", id)
 	waitServing(t, e.shimState(id).ShimPid)
 	e.cliOK("kill", id, "KILL")

@@ -103,16 +103,9 @@ func (a *app) event(id string, o *eventOptions) error {
 	}
 	err := a.watch(ctx, id, o)
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("timed out after %v waiting for %s", o.timeout, describe(id, o))
+		return (&verb.Watcher{ID: id, Types: o.types}).TimedOut(o.timeout)
 	}
 	return err
-}
-
-func describe(id string, o *eventOptions) string {
-	if len(o.types) == 0 {
-		return fmt.Sprintf("an event of container %q", id)
-	}
-	return fmt.Sprintf("%s of container %q", strings.Join(o.types, " or "), id)
 }
 
 // connect waits for the container's state directory to appear, then

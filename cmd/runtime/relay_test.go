@@ -41,7 +41,11 @@ func cobraReading(t *testing.T, args []string) *relay.Command {
 		c.Events = strings.Join(types, ",")
 		c.Monitor, _ = cmd.Flags().GetBool("monitor")
 		c.NoHistory, _ = cmd.Flags().GetBool("no-history")
-		for _, f := range []string{"since", "timeout", "all", "historic"} {
+		c.Timeout, _ = cmd.Flags().GetDuration("timeout")
+		if c.Timeout < 0 {
+			return nil
+		}
+		for _, f := range []string{"since", "all", "historic"} {
 			if cmd.Flags().Changed(f) {
 				return nil
 			}
@@ -149,7 +153,13 @@ func TestRelayParseAgreesWithCobra(t *testing.T) {
 		{"--root /r --log /l --log-format json event -e deleted c1", true},
 		{"event --event nosuch c1", false},
 		{"event --since 3 c1", false},
-		{"event --timeout 5s c1", false},
+		{"event --timeout 5s c1", true},
+		{"event --event stopped --timeout=1m30s c1", true},
+		{"event --timeout 0 c1", true},
+		{"event --timeout -1s c1", false},
+		{"event --timeout 5 c1", false},
+		{"event --timeout soon c1", false},
+		{"--timeout 5s event c1", false},
 		{"event --all", false},
 		{"event -a c1", false},
 		{"event --historic c1", false},

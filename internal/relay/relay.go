@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/internal/verb"
@@ -95,6 +96,7 @@ type Command struct {
 	Events    string
 	Monitor   bool
 	NoHistory bool
+	Timeout   time.Duration
 }
 
 // Parse reads args (the arguments after argv[0]) as the CLI's cobra
@@ -171,6 +173,16 @@ func Parse(args []string, cwd string) (*Command, bool) {
 				return nil, false
 			}
 			c.Monitor, eventFlags = true, true
+		case "--timeout":
+			var v string
+			if !takes(&v) {
+				return nil, false
+			}
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return nil, false
+			}
+			c.Timeout, eventFlags = d, true
 		case "--no-history":
 			if hasValue {
 				return nil, false
@@ -199,7 +211,7 @@ func Parse(args []string, cwd string) (*Command, bool) {
 			return nil, false
 		}
 	case "event":
-		// --all, --since, --timeout and --historic are the CLI's.
+		// --all, --since and --historic are the CLI's.
 		if len(extra) != 0 || signalSet || c.Force || c.All {
 			return nil, false
 		}
@@ -236,7 +248,7 @@ func Parse(args []string, cwd string) (*Command, bool) {
 // knows only after the verb.
 func local(name string) bool {
 	switch name {
-	case "--signal", "-s", "--force", "-f", "--all", "-a", "--event", "-e", "--monitor", "-m", "--no-history":
+	case "--signal", "-s", "--force", "-f", "--all", "-a", "--event", "-e", "--monitor", "-m", "--no-history", "--timeout":
 		return true
 	}
 	return false

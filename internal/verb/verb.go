@@ -131,6 +131,15 @@ func (w *Watcher) See(typ string) (print, done bool, err error) {
 	return match, false, nil
 }
 
+// TimedOut is event's error when --timeout d has passed.
+func (w *Watcher) TimedOut(d time.Duration) error {
+	what := fmt.Sprintf("an event of container %q", w.ID)
+	if len(w.Types) > 0 {
+		what = fmt.Sprintf("%s of container %q", strings.Join(w.Types, " or "), w.ID)
+	}
+	return fmt.Errorf("timed out after %v waiting for %s", d, what)
+}
+
 // ShimGone is event's error when the stream ends before the container is
 // deleted.
 func (w *Watcher) ShimGone() error {

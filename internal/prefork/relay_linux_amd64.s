@@ -227,6 +227,10 @@ pathdone:
 	CMPQ	AX, $-4095
 	JCC	closedir
 	MOVQ	AX, R14				// the socket
+	// With stdout or stderr closed the socket could be one of them, and
+	// what the shim sends for it would go back to the shim: the CLI.
+	CMPQ	AX, $3
+	JLT	closeboth
 
 	// sockaddr_un: AF_UNIX, "/proc/self/fd/N/shim.sock".
 	LEAQ	·relayAddr(SB), DI
@@ -434,6 +438,10 @@ say:
 	MOVQ	$SYS_exit_group, AX
 	SYSCALL
 
+closeboth:
+	MOVQ	$SYS_close, AX
+	MOVQ	R14, DI
+	SYSCALL
 closedir:
 	MOVQ	$SYS_close, AX
 	MOVQ	R15, DI

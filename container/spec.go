@@ -235,18 +235,17 @@ type SpecLoad struct {
 	err  error
 	// netns is a network namespace being made for init (netNSAhead).
 	netns *netNSAhead
-	// exe is the sealed init binary being made (SealAhead), or nil.
+	// exe is the sealed init binary being made (UseExe), or nil.
 	exe exeAhead
 }
 
-// SealAhead starts making the sealed copy of the init binary at initPath
-// (sealedexe_linux.go), which Create would otherwise wait for just before
-// it forks init: the caller claims the ID meanwhile.
-func (l *SpecLoad) SealAhead(initPath string) {
-	l.exe = sealExeAhead(initPath)
+// UseExe gives the load the sealed init binary being made (SealExeAhead),
+// for Create to fork init from; Release drops it.
+func (l *SpecLoad) UseExe(e *ExeAhead) {
+	l.exe = e.a
 }
 
-// takeExe hands the sealed init binary started by SealAhead, if any, to
+// takeExe hands the sealed init binary given to UseExe, if any, to
 // the caller, who waits for it or drops it.
 func (l *SpecLoad) takeExe() exeAhead {
 	a := l.exe

@@ -52,6 +52,9 @@ type Config struct {
 	// from Load before it writes any limit or tells init anything. If
 	// Load fails, its error is Create's, whatever else went wrong.
 	Load *SpecLoad
+	// Forked, when set, is init forked already (ForkAhead), from this
+	// Config: Create goes on from there rather than fork.
+	Forked *Forked
 }
 
 // Container is a created container whose init stage is a child of the
@@ -221,60 +224,138 @@ func (c *Container) runCreateHooks() error {
 }
 
 // forkInit makes the cgroups and forks init into them, from what
-// Config.Spec has of the config (which may be only its Early part). It
-// returns the resources to limit the cgroups to. On error it leaves
-// nothing behind.
+// Config.Spec has of the config (which may be only its Early part), or
+// goes on with the init Config.Forked has forked. It returns the
+// resources to limit the cgroups to. On error it leaves nothing behind.
 //
 // Init does nothing for the container before it has its config, which it
 // gets once the cgroups are made, it is in them and the limits are all
 // in place (but for the pids limit: splitPids); so neither its own work
 // (device nodes, mounts) nor the user's process ever runs outside them or
 // unconstrained. Where the cgroups take long to make (Cgroup.Staged) init
-// is forked first, and its Go runtime starts up while they are made; else
-// it is born in them (Cgroup.ForkInto).
+// is forked first (forkAhead), and its Go runtime starts up while they
+// are made; else it is born in them (Cgroup.ForkInto).
 func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
+	f := cfg.Forked
+	if f == nil {
+		var err error
+		if f, err = ForkAhead(cfg); err != nil {
+			return nil, nil, err
+		}
+	}
+	if f.c == nil {
+		return forkIntoCgroup(cfg, f.cg)
+	}
+	c := f.c
+	res := cgroup.Resources(c.Spec.Linux)
+	if err := c.placeStaged(res); err != nil {
+		return nil, nil, err
+	}
+	return c, res, nil
+}
+
+// Forked is what Create does before the container's ID is claimed
+// (ForkAhead): init forked, waiting for its config, where it is to be
+// moved into its cgroups (Cgroup.Staged); else only the cgroups located.
+type Forked struct {
+	c  *Container     // nil: init is to be born in its cgroups
+	cg *cgroup.Cgroup // the cgroups, when c is nil
+}
+
+// ForkAhead forks init from cfg, whose Spec may be only the early part
+// of the config, where the host's cgroups let init be moved into them
+// later (Cgroup.Staged): the caller claims the container's ID while
+// init's Go runtime starts, and hands the Forked to Create in
+// Config.Forked. Where init must be born in its cgroup, which must not
+// be made before the ID is claimed (two creates of one ID would share
+// it), it forks nothing; Create forks. On error it leaves nothing
+// behind, and cfg.Load holds nothing made ahead.
+func ForkAhead(cfg *Config) (*Forked, error) {
 	spec := cfg.Spec
+	if cfg.ConsoleSocket != "" && (spec.Process == nil || !spec.Process.Terminal) {
+		cfg.releaseAhead()
+		// As runc: a socket that would never get a pty is a mistake.
+		return nil, errors.New("--console-socket was given but process.terminal is false")
+	}
+	cg, err := cgroup.New(cfg.ID, spec.Linux.CgroupsPath)
+	if err != nil {
+		cfg.releaseAhead()
+		return nil, err
+	}
+	if !cg.Staged() {
+		return &Forked{cg: cg}, nil
+	}
+	netns, exe := cfg.aheadOfFork()
+	defer netns.close()
+	c := newContainer(cfg, cg)
+	if err := c.fork(cfg, netns, exe, false); err != nil {
+		c.dropExe()
+		return nil, err
+	}
+	return &Forked{c: c}, nil
+}
+
+// Abort kills and reaps the init ForkAhead forked, which is in none of
+// the container's cgroups: the caller gives up before Create. It does
+// nothing to a nil Forked, or one that forked nothing.
+func (f *Forked) Abort() {
+	if f != nil && f.c != nil {
+		f.c.abortOutside()
+	}
+}
+
+// releaseAhead drops what cfg.Load made ahead of the fork: create fails
+// before it.
+func (cfg *Config) releaseAhead() {
+	if cfg.Load != nil {
+		cfg.Load.Release()
+	}
+}
+
+// aheadOfFork takes from cfg.Load the network namespace and the sealed
+// init binary made ahead, or starts sealing the binary now.
+func (cfg *Config) aheadOfFork() (*netNSAhead, exeAhead) {
 	var netns *netNSAhead
 	var exe exeAhead
 	if cfg.Load != nil {
 		netns = cfg.Load.takeNetNS()
-		defer netns.close()
 		exe = cfg.Load.takeExe()
-	}
-	if cfg.ConsoleSocket != "" && (spec.Process == nil || !spec.Process.Terminal) {
-		if exe != nil {
-			exe.drop()
-		}
-		// As runc: a socket that would never get a pty is a mistake.
-		return nil, nil, errors.New("--console-socket was given but process.terminal is false")
 	}
 	if exe == nil {
 		exe = sealExeAhead(cfg.InitPath)
 	}
-	c := &Container{ID: cfg.ID, Bundle: cfg.Bundle, Spec: spec, Rootfs: RootfsPath(cfg.Bundle, spec), PidFD: -1, specJSON: cfg.SpecJSON, noPivot: cfg.NoPivot}
-	var err error
-	if c.Cgroup, err = cgroup.New(cfg.ID, spec.Linux.CgroupsPath); err != nil {
+	return netns, exe
+}
+
+func newContainer(cfg *Config, cg *cgroup.Cgroup) *Container {
+	return &Container{
+		ID: cfg.ID, Bundle: cfg.Bundle, Spec: cfg.Spec, Rootfs: RootfsPath(cfg.Bundle, cfg.Spec),
+		PidFD: -1, Cgroup: cg, specJSON: cfg.SpecJSON, noPivot: cfg.NoPivot,
+	}
+}
+
+// refuseCgroup fails when the container's cgroup is one create must not
+// use: one with processes of others in it, as runc refuses it, or a
+// frozen one, in which init would never run and create would wait for
+// it for good. It is checked before anything of the container's is in it.
+func refuseCgroup(cg *cgroup.Cgroup) error {
+	if err := cg.RefuseNotEmpty(); err != nil {
+		return err
+	}
+	return cg.RefuseFrozen()
+}
+
+// forkIntoCgroup makes the cgroups and forks init into them
+// (Cgroup.ForkInto). On error it leaves nothing behind.
+func forkIntoCgroup(cfg *Config, cg *cgroup.Cgroup) (*Container, *specs.LinuxResources, error) {
+	netns, exe := cfg.aheadOfFork()
+	defer netns.close()
+	if err := refuseCgroup(cg); err != nil {
 		exe.drop()
 		return nil, nil, err
 	}
-	// Before anything of the container's is in the cgroup: a cgroup with
-	// processes of others is refused, as runc refuses it, and init in a
-	// frozen one would never run, and create would wait for it for good.
-	if err := c.Cgroup.RefuseNotEmpty(); err != nil {
-		exe.drop()
-		return nil, nil, err
-	}
-	if err := c.Cgroup.RefuseFrozen(); err != nil {
-		exe.drop()
-		return nil, nil, err
-	}
-	res := cgroup.Resources(spec.Linux)
-	if c.Cgroup.Staged() {
-		if err := c.forkStaged(cfg, netns, exe, res); err != nil {
-			return nil, nil, err
-		}
-		return c, res, nil
-	}
+	c := newContainer(cfg, cg)
+	res := cgroup.Resources(c.Spec.Linux)
 	if err := c.Cgroup.Prepare(res); err != nil {
 		exe.drop()
 		return nil, nil, err
@@ -287,19 +368,19 @@ func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 	return c, res, nil
 }
 
-// forkStaged forks init, then makes the cgroups and moves it into them
-// (Cgroup.Staged). On error it leaves nothing behind.
-func (c *Container) forkStaged(cfg *Config, netns *netNSAhead, exe exeAhead, res *specs.LinuxResources) error {
-	// A controller the host lacks fails create before anything is forked.
-	if err := c.Cgroup.Check(res); err != nil {
-		exe.drop()
-		return err
+// placeStaged makes the cgroups of an init forked outside them and moves
+// it into them (Cgroup.Staged). On error it leaves nothing behind.
+func (c *Container) placeStaged(res *specs.LinuxResources) error {
+	// A controller the host lacks, or a cgroup create must not use,
+	// fails create before init is in any of the cgroups.
+	err := refuseCgroup(c.Cgroup)
+	if err == nil {
+		err = c.Cgroup.Check(res)
 	}
-	if err := c.fork(cfg, netns, exe, false); err != nil {
-		c.dropExe()
-		return err
+	if err == nil {
+		err = c.Cgroup.Prepare(res)
 	}
-	if err := c.Cgroup.Prepare(res); err != nil {
+	if err != nil {
 		// Prepare has removed what it made; a cgroup that was there
 		// before is not create's to remove.
 		c.abortOutside()

@@ -37,11 +37,24 @@ import (
 // init and the idmap helper exec the same copy (nsenter_linux.go,
 // idmap_linux.go).
 
-// exeAhead is sealedExe running in the background: the shim starts it as
-// it starts to decode the config (SpecLoad.SealAhead), and it overlaps
-// claiming the ID, so that it costs a create no time when the second P is
-// free.
+// exeAhead is sealedExe running in the background: the shim starts it
+// first thing (SealExeAhead), and it overlaps reading the config, so that
+// it costs a create no time when the second P is free.
 type exeAhead chan exeResult
+
+// ExeAhead is the sealed copy of the init binary being made in the
+// background, to be handed to a SpecLoad (UseExe) or dropped.
+type ExeAhead struct{ a exeAhead }
+
+// SealExeAhead starts making the sealed copy of the init binary at
+// initPath, which Create would otherwise wait for just before it forks
+// init.
+func SealExeAhead(initPath string) *ExeAhead {
+	return &ExeAhead{sealExeAhead(initPath)}
+}
+
+// Drop closes the copy once it is made: create failed before it took it.
+func (e *ExeAhead) Drop() { e.a.drop() }
 
 type exeResult struct {
 	f   *os.File

@@ -235,18 +235,17 @@ type SpecLoad struct {
 	err  error
 	// netns is a network namespace being made for init (netNSAhead).
 	netns *netNSAhead
-	// exe is the sealed init binary being made (SealAhead), or nil.
+	// exe is the sealed init binary being made (UseExe), or nil.
 	exe exeAhead
 }
 
-// SealAhead starts making the sealed copy of the init binary at initPath
-// (sealedexe_linux.go), which Create would otherwise wait for just before
-// it forks init: the caller claims the ID meanwhile.
-func (l *SpecLoad) SealAhead(initPath string) {
-	l.exe = sealExeAhead(initPath)
+// UseExe gives the load the sealed init binary being made (SealExeAhead),
+// for Create to fork init from; Release drops it.
+func (l *SpecLoad) UseExe(e *ExeAhead) {
+	l.exe = e.a
 }
 
-// takeExe hands the sealed init binary started by SealAhead, if any, to
+// takeExe hands the sealed init binary given to UseExe, if any, to
 // the caller, who waits for it or drops it.
 func (l *SpecLoad) takeExe() exeAhead {
 	a := l.exe
@@ -264,14 +263,17 @@ func StartLoadSpec(bundle string) (*SpecLoad, error) {
 	}
 	netns := newNetNSAhead()
 	l := &SpecLoad{JSON: b, done: make(chan struct{}), netns: netns}
+	// The early part first, and only once: decoding it on both threads
+	// at once (for the network namespace here sooner) cost a create CPU
+	// that a busy machine does not have to spare, and the fork waits for
+	// the namespace only after the cgroups are located.
+	l.Early = parseEarly(b)
 	go func() {
 		defer close(l.done)
 		// Never unlocked: the thread may be left in a new network
 		// namespace, and the runtime discards it when this ends.
 		runtime.LockOSThread()
-		// The early part again, rather than wait for the caller's.
-		e := parseEarly(b)
-		netns.make(e != nil && wantNetNSAhead(e.Linux))
+		netns.make(l.Early != nil && wantNetNSAhead(l.Early.Linux))
 		var ls linuxSpec
 		if err := json.Unmarshal(b, &ls); err != nil {
 			l.err = fmt.Errorf("%s: %w", path, err)
@@ -283,7 +285,6 @@ func StartLoadSpec(bundle string) (*SpecLoad, error) {
 		}
 		l.spec = &ls.Spec
 	}()
-	l.Early = parseEarly(b)
 	return l, nil
 }
 

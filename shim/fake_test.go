@@ -131,6 +131,7 @@ func (k *fakeOps) ops(s *server) ops {
 			}
 			return fakeContainer(cfg.ID, cfg.Bundle, spec), nil
 		},
+		forkAhead:       func(*container.Config) (*container.Forked, error) { return nil, nil },
 		detachStdio:     func() {},
 		becomeSubreaper: func() { k.mu.Lock(); k.subreaper = true; k.mu.Unlock() },
 		start:           k.start.run,

@@ -26,6 +26,9 @@ type ops struct {
 	// create makes the container (container.Create): the init waits in
 	// it to be started.
 	create func(*container.Config) (*container.Container, error)
+	// forkAhead forks the init before the shim claims the ID, where
+	// that may come first (container.ForkAhead); create goes on from it.
+	forkAhead func(*container.Config) (*container.Forked, error)
 	// detachStdio points the shim's own stdio at /dev/null once the
 	// container has its copies.
 	detachStdio func()
@@ -68,6 +71,7 @@ type ops struct {
 func containerOps(s *server) ops {
 	return ops{
 		create:          container.Create,
+		forkAhead:       container.ForkAhead,
 		detachStdio:     detachStdio,
 		becomeSubreaper: func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
 		start:           func() error { return s.c.Start() },

@@ -28,12 +28,12 @@ func createdServer(t *testing.T, k *fakeOps) *server {
 		Root: t.TempDir() + "/root", ID: "c1", Bundle: writeBundle(t, testSpec()),
 		Report: h.report, Log: log.New(io.Discard, "", 0), Buffer: map[string]bool{"created": true, "stopped": true},
 	}
-	s, load, err := newServer(h.cfg, k.ops)
+	s, ccfg, err := newServer(h.cfg, k.ops)
 	if err != nil {
 		t.Fatal(err)
 	}
 	k.create.open(nil)
-	if err := s.create(load); err != nil {
+	if err := s.create(ccfg); err != nil {
 		t.Fatal(err)
 	}
 	return s

@@ -55,6 +55,10 @@ type Config struct {
 	// Supervised: a supervisor that reaps parents the container
 	// (container.Config.Supervised); the shim watches its pidfd.
 	Supervised bool
+	// InitExe, when the caller started it, is the sealed copy of
+	// InitPath being made (container.SealExeAhead), which Serve takes
+	// over; else Serve starts it first thing.
+	InitExe *container.ExeAhead
 }
 
 // Report is the line Serve writes to Config.Report.
@@ -80,13 +84,13 @@ func serve(cfg *Config, newOps func(*server) ops) error {
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
-	s, load, err := newServer(cfg, newOps)
+	s, ccfg, err := newServer(cfg, newOps)
 	if err != nil {
 		cfg.closeStdio()
 		report(cfg.Report, Report{Error: err.Error()})
 		return err
 	}
-	if err := s.create(load); err != nil {
+	if err := s.create(ccfg); err != nil {
 		return err
 	}
 	// Once idle, not at once: a start or a state that comes right after
@@ -95,22 +99,11 @@ func serve(cfg *Config, newOps func(*server) ops) error {
 	return s.loop()
 }
 
-// create makes the container. Connections wait in the listen backlog
-// meanwhile: there is nothing to tell them before created.
-func (s *server) create(load *container.SpecLoad) error {
-	c, err := s.ops.create(&container.Config{
-		ID:            s.cfg.ID,
-		Bundle:        s.cfg.Bundle,
-		Spec:          s.spec,
-		SpecJSON:      load.JSON,
-		Load:          load,
-		InitPath:      s.cfg.InitPath,
-		Stdio:         s.cfg.Stdio,
-		ExtraFiles:    s.cfg.ExtraFiles,
-		ConsoleSocket: s.cfg.ConsoleSocket,
-		NoPivot:       s.cfg.NoPivot,
-		Supervised:    s.cfg.Supervised,
-	})
+// create makes the container cfg says (newServer). Connections wait in
+// the listen backlog meanwhile: there is nothing to tell them before
+// created.
+func (s *server) create(cfg *container.Config) error {
+	c, err := s.ops.create(cfg)
 	// The container has its copies of stdio; the shim must not keep
 	// create's, or `out=$(crier create ...)` would never see EOF.
 	s.cfg.closeStdio()
@@ -171,41 +164,45 @@ func report(w io.WriteCloser, r Report) {
 	w.Close()
 }
 
-// newServer claims the container ID: it builds the state directory under a
-// temporary name, with the socket listening and the state file written, and
-// renames it into place only if no container has the ID. A watcher on the
-// root therefore never sees a directory without its socket.
+// newServer forks the container's init where that may come first
+// (container.ForkAhead) and claims the container ID: it builds the state
+// directory under a temporary name, with the socket listening and the
+// state file written, and renames it into place only if no container has
+// the ID. A watcher on the root therefore never sees a directory without
+// its socket. It returns the server and what create is to make.
 //
 // The config is still being decoded when newServer returns (create waits
-// for it): the state file needs only its early part. The ID is claimed
-// before any cgroup is made, as two creates of one ID would otherwise
-// share (and the loser destroy) the winner's cgroup. A config that turns
-// out bad still fails with its own error, and leaves nothing behind.
-func newServer(cfg *Config, newOps func(*server) ops) (*server, *container.SpecLoad, error) {
+// for it): forking init and the state file need only its early part.
+// Init is forked before the ID is claimed, so that its Go runtime starts
+// meanwhile; it does nothing before it has its config, and is killed if
+// the claim fails. The ID is claimed before any cgroup is made, as two
+// creates of one ID would otherwise share (and the loser destroy) the
+// winner's cgroup. A config that turns out bad still fails with its own
+// error, and leaves nothing behind.
+func newServer(cfg *Config, newOps func(*server) ops) (*server, *container.Config, error) {
+	exe := cfg.InitExe
+	cfg.InitExe = nil
+	if exe == nil {
+		exe = container.SealExeAhead(cfg.InitPath)
+	}
 	root, err := statedir.CreateRoot(cfg.Root)
 	if err != nil {
+		exe.Drop()
 		return nil, nil, err
 	}
 	// The root's descriptor is only for claiming the ID; the serving
 	// image opens the directory again by name (statedir.At), checked.
 	defer root.Close()
 	if root.Exists(cfg.ID) {
+		exe.Drop()
 		return nil, nil, fmt.Errorf("container %q %w", cfg.ID, protocol.ErrExist)
 	}
 	load, err := container.StartLoadSpec(cfg.Bundle)
 	if err != nil {
+		exe.Drop()
 		return nil, nil, err
 	}
-	load.SealAhead(cfg.InitPath)
-	// A bad config's error is the one to give, as when the config was
-	// loaded before anything else.
-	fail := func(err error) (*server, *container.SpecLoad, error) {
-		load.Release()
-		if _, lerr := load.Wait(); lerr != nil {
-			return nil, nil, lerr
-		}
-		return nil, nil, err
-	}
+	load.UseExe(exe)
 	spec := load.Early
 	if spec == nil {
 		// Only the full decode can say what is wrong.
@@ -213,42 +210,84 @@ func newServer(cfg *Config, newOps func(*server) ops) (*server, *container.SpecL
 			return nil, nil, err
 		}
 	}
+	s := &server{
+		cfg: cfg, log: cfg.Log, spec: spec, phase: phaseCreating,
+		rec: record{Root: cfg.Root, ID: cfg.ID, Bundle: cfg.Bundle, LogPath: cfg.LogPath, Buffer: cfg.Buffer},
+	}
+	s.ops = newOps(s)
+	ccfg := s.containerConfig(load)
+	forked, err := s.ops.forkAhead(ccfg)
+	if err == nil {
+		ccfg.Forked = forked
+		if err = s.claim(root, load); err != nil {
+			forked.Abort()
+		}
+	}
+	if err != nil {
+		// A bad config's error is the one to give, as when the config
+		// was loaded before anything else.
+		load.Release()
+		if _, lerr := load.Wait(); lerr != nil {
+			return nil, nil, lerr
+		}
+		return nil, nil, err
+	}
+	return s, ccfg, nil
+}
+
+// containerConfig is what create makes, from the config being decoded.
+func (s *server) containerConfig(load *container.SpecLoad) *container.Config {
+	return &container.Config{
+		ID:            s.cfg.ID,
+		Bundle:        s.cfg.Bundle,
+		Spec:          s.spec,
+		SpecJSON:      load.JSON,
+		Load:          load,
+		InitPath:      s.cfg.InitPath,
+		Stdio:         s.cfg.Stdio,
+		ExtraFiles:    s.cfg.ExtraFiles,
+		ConsoleSocket: s.cfg.ConsoleSocket,
+		NoPivot:       s.cfg.NoPivot,
+		Supervised:    s.cfg.Supervised,
+	}
+}
+
+// claim makes the container's state directory in root under a temporary
+// name and publishes it under the ID (newServer). On error it leaves
+// nothing behind.
+func (s *server) claim(root *statedir.Root, load *container.SpecLoad) error {
 	// The temporary directory's name holds our start time: if we are
 	// killed before we publish it, a later delete can tell that its maker
 	// is gone (statedir.Root.SweepAbandoned).
 	shimStart, err := container.StartTime(os.Getpid())
 	if err != nil {
-		return fail(err)
+		return err
 	}
+	s.rec.ShimStart = shimStart
 	dir, err := root.NewTemp(shimStart)
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	s := &server{
-		cfg: cfg, log: cfg.Log, spec: spec, dir: dir, phase: phaseCreating,
-		rec: record{Root: cfg.Root, ID: cfg.ID, Bundle: cfg.Bundle, LogPath: cfg.LogPath, Buffer: cfg.Buffer, ShimStart: shimStart},
-	}
-	s.ops = newOps(s)
+	s.dir = dir
 	if err := s.prepare(); err != nil {
 		dir.Remove()
-		return fail(err)
+		return err
 	}
 	// What exec takes from the config is the container's, not what
 	// the bundle says later (statedir.ConfigFile).
-	if err := dir.WriteConfig(load.JSON); err != nil {
-		s.ln.Close()
-		dir.Remove()
-		return fail(err)
+	err = dir.WriteConfig(load.JSON)
+	if err == nil {
+		err = dir.Publish(s.cfg.ID)
 	}
-	if err := dir.Publish(cfg.ID); err != nil {
+	if err != nil {
 		s.ln.Close()
 		dir.Remove()
-		return fail(err)
+		return err
 	}
 	// From here on the directory is reached through its root by name.
 	dir.Close()
-	s.dir = statedir.At(cfg.Root, cfg.ID)
-	return s, load, nil
+	s.dir = statedir.At(s.cfg.Root, s.cfg.ID)
+	return nil
 }
 
 func (s *server) prepare() error {

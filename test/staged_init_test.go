@@ -14,9 +14,9 @@ import (
 
 // On a host with cgroup v1 controllers, create forks init before it makes
 // the container's cgroups, and moves init into them while its Go runtime
-// starts (container.forkStaged): init must be in every one of them before
-// it does anything for the container, and make its cgroup namespace only
-// then. A failure to make or enter the cgroups after init is forked kills
+// starts (container.ForkAhead, Container.placeStaged): init must be in
+// every one of them before it does anything for the container, and make
+// its cgroup namespace only then. A failure to make or enter the cgroups after init is forked kills
 // and reaps it and leaves nothing.
 
 // hostHasV1Controllers reports whether a v1 hierarchy with a controller is

@@ -46,8 +46,16 @@ func forkedCreate(o *createOptions) bool {
 // this process's stdio as it creates, so the message goes to a copy of
 // stderr made first.
 func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
+	// As crier-shim's create image: two Ps (it seals init's binary and
+	// decodes the config while it makes the rest ready to fork init,
+	// and claims the ID and makes the cgroups while init starts), no
+	// heap profiling. The sealing starts at once, on the second P.
+	runtime.GOMAXPROCS(2)
+	runtime.MemProfileRate = 0
+	exe := container.SealExeAhead(sa.shim)
 	stderr, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3)
 	if err != nil {
+		exe.Drop()
 		return os.NewSyscallError("dup stderr", err)
 	}
 	errOut := os.NewFile(uintptr(stderr), "stderr")
@@ -58,7 +66,7 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 		NoPivot: sa.noPivot,
 		// The init stage runs from a sealed copy of crier-shim, and the
 		// serving image is crier-shim's.
-		InitPath: sa.shim, Reexec: true, ReexecPath: sa.shim,
+		InitPath: sa.shim, InitExe: exe, Reexec: true, ReexecPath: sa.shim,
 		Stdio:      [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
 		ExtraFiles: sa.extra,
 		Log:        log.New(io.Discard, "", 0),
@@ -79,10 +87,6 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 	// runtime, and hooks without an env of their own, get none).
 	unix.CloseRange(uint(3+len(sa.extra)), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	os.Clearenv()
-	// As crier-shim's create image: two Ps (it decodes the config while
-	// it claims the ID and makes the cgroups), no heap profiling.
-	runtime.GOMAXPROCS(2)
-	runtime.MemProfileRate = 0
 	a.debugf("nsexec container setup: crier %d makes container %s", os.Getpid(), sa.id)
 	err = shim.Serve(cfg)
 	if rep.err == "" {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 )
 
 // dist summarises samples.
@@ -132,6 +133,9 @@ type report struct {
 	failures []string
 	// key figures for the summary, by name
 	key map[string]float64
+	// servingWait is the longest the memory section waited, after its
+	// second of idle, for crier's shims to serve from their serving image.
+	servingWait time.Duration
 }
 
 func (r *report) section(title string, intro ...string) *section {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,6 +84,8 @@ type fakeOps struct {
 	released    int
 	orphans     int // reapOrphans calls
 	subreaper   bool
+	// busyCPU is what cpuBusy says.
+	busyCPU atomic.Bool
 
 	exits     chan struct{}
 	signals   chan sent
@@ -132,6 +135,7 @@ func (k *fakeOps) ops(s *server) ops {
 			return fakeContainer(cfg.ID, cfg.Bundle, spec), nil
 		},
 		forkAhead:       func(*container.Config) (*container.Forked, error) { return nil, nil },
+		cpuBusy:         func() bool { return k.busyCPU.Load() },
 		detachStdio:     func() {},
 		becomeSubreaper: func() { k.mu.Lock(); k.subreaper = true; k.mu.Unlock() },
 		start:           k.start.run,

@@ -3,6 +3,9 @@ package shim
 import (
 	"net"
 	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -22,12 +25,21 @@ import (
 // descriptors, so nobody connected sees the re-exec. Connections that
 // arrive meanwhile wait in the listen backlog: the loop parks the accept
 // goroutine first, and looks once more before it execs.
+//
+// The re-exec also waits while the machine's CPUs are all taken
+// (cpuBusy): it is a Go program's start, some 10-15 ms of CPU on the
+// slow machines of issue 14, which a burst of creates (a node starting
+// its pods, a CI runner its steps) would otherwise pay for in every
+// container after the first few. It looks again every reexecAfter, and
+// waits reexecBusyMax at most, so that a machine that stays busy still
+// gets its shims small.
 const (
 	reexecAfter = 200 * time.Millisecond
 	// reexecAfterMax bounds the back-off while the shim stays busy (an
 	// exec that runs for hours, a lagging subscriber), so that waiting
 	// costs no more than a wake-up every few seconds.
 	reexecAfterMax = 5 * time.Second
+	reexecBusyMax  = 10 * time.Second
 )
 
 type (
@@ -77,9 +89,48 @@ func (s *server) reexecIfIdle() {
 		s.armReexec(min(2*s.reexecDelay, reexecAfterMax))
 		return
 	}
+	if s.cpuTaken(time.Now()) {
+		// Soon again: once the burst is over, the shim re-execs
+		// within reexecAfter.
+		s.armReexec(reexecAfter)
+		return
+	}
 	s.parking.Store(true)
 	// Accept returns at once with a timeout (accept, park).
 	s.ln.SetDeadline(time.Now())
+}
+
+// cpuTaken reports whether the re-exec is to wait for a CPU: the machine
+// is busy, and has not been for reexecBusyMax since the shim first found
+// it so.
+func (s *server) cpuTaken(now time.Time) bool {
+	if !s.ops.cpuBusy() {
+		s.busySince = time.Time{}
+		return false
+	}
+	if s.busySince.IsZero() {
+		s.busySince = now
+	}
+	return now.Sub(s.busySince) < reexecBusyMax
+}
+
+// cpuBusy reports whether more threads are runnable than there are CPUs
+// this process may use, itself aside.
+func cpuBusy() bool {
+	b, err := os.ReadFile("/proc/loadavg")
+	return err == nil && loadavgBusy(string(b), runtime.NumCPU())
+}
+
+// loadavgBusy reads /proc/loadavg's fourth field, the threads runnable as
+// the kernel read it ("3/412"), one of which is the reader.
+func loadavgBusy(loadavg string, cpus int) bool {
+	f := strings.Fields(loadavg)
+	if len(f) < 4 {
+		return false
+	}
+	running, _, _ := strings.Cut(f[3], "/")
+	n, err := strconv.Atoi(running)
+	return err == nil && n-1 >= cpus
 }
 
 // parked runs once the accept goroutine waits: the shim re-executes if it

@@ -79,6 +79,7 @@ type server struct {
 	reexec      bool
 	reexecTimer *time.Timer
 	reexecDelay time.Duration
+	busySince   time.Time     // when the re-exec first waited for a CPU
 	parking     atomic.Bool   // the loop asked accept to park
 	unpark      chan struct{} // accept waits on it while parked
 	// handed is what the create image handed over that the loop sets up

@@ -64,6 +64,9 @@ type ops struct {
 	exec execOps
 	// oom watches the container's memory cgroup for OOM kills (oom.go).
 	oom oomOps
+	// cpuBusy reports whether the machine's CPUs are all taken, which
+	// puts off the re-exec (idle.go).
+	cpuBusy func() bool
 }
 
 // containerOps are the ops that act on s.c, the container s creates (or
@@ -72,6 +75,7 @@ func containerOps(s *server) ops {
 	return ops{
 		create:          container.Create,
 		forkAhead:       container.ForkAhead,
+		cpuBusy:         cpuBusy,
 		detachStdio:     detachStdio,
 		becomeSubreaper: func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
 		start:           func() error { return s.c.Start() },

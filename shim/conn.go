@@ -325,20 +325,10 @@ func (s *server) serveLine(conn *net.UnixConn, line []byte, fc *fdConn) (*reques
 		return nil, s.reply(conn, protocol.ErrorReply(err))
 	}
 	r := &request{req: req, conn: conn, files: files, reply: make(chan protocol.Reply, 1), written: make(chan struct{})}
-	s.post(r)
-	var reply protocol.Reply
-	select {
-	case reply = <-r.reply:
-	case <-s.quit:
-		// The loop may have answered just before it finished.
-		select {
-		case reply = <-r.reply:
-		default:
-			// The loop finishes only once the container is
-			// deleted: this request is about one that is gone.
-			s.reply(conn, protocol.ErrorReply(fmt.Errorf("container %q %w", s.rec.ID, protocol.ErrNotExist)))
-			return nil, false
-		}
+	reply, answered := s.ask(r)
+	if !answered {
+		s.reply(conn, protocol.ErrorReply(s.gone()))
+		return nil, false
 	}
 	if r.sub != nil {
 		return r, true
@@ -347,6 +337,29 @@ func (s *server) serveLine(conn *net.UnixConn, line []byte, fc *fdConn) (*reques
 	close(r.written)
 	return r, ok
 }
+
+// ask gives r to the loop and returns its reply; ok is false when the
+// loop finished without answering it.
+func (s *server) ask(r *request) (reply protocol.Reply, ok bool) {
+	s.post(r)
+	select {
+	case reply = <-r.reply:
+		return reply, true
+	case <-s.quit:
+		// The loop may have answered just before it finished.
+		select {
+		case reply = <-r.reply:
+			return reply, true
+		default:
+			return protocol.Reply{}, false
+		}
+	}
+}
+
+// gone is the error for a request the loop finished without answering:
+// it finishes only once the container is deleted, so the request is
+// about one that is gone.
+func (s *server) gone() error { return fmt.Errorf("container %q %w", s.rec.ID, protocol.ErrNotExist) }
 
 func (s *server) reply(conn *net.UnixConn, r protocol.Reply) bool {
 	line, err := protocol.Marshal(r)

@@ -204,16 +204,9 @@ type loopDoer struct {
 func (d *loopDoer) Do(_ context.Context, req protocol.Request) (*protocol.Reply, error) {
 	s := d.s
 	r := &request{req: req, conn: d.conn, reply: make(chan protocol.Reply, 1), written: make(chan struct{})}
-	s.post(r)
-	var reply protocol.Reply
-	select {
-	case reply = <-r.reply:
-	case <-s.quit:
-		select {
-		case reply = <-r.reply:
-		default:
-			return nil, fmt.Errorf("container %q %w", s.rec.ID, protocol.ErrNotExist)
-		}
+	reply, ok := s.ask(r)
+	if !ok {
+		return nil, s.gone()
 	}
 	if req.Op == protocol.OpDelete && reply.OK {
 		d.deleted = r

@@ -38,16 +38,9 @@ func (s *server) serveRelayedEvent(conn *net.UnixConn, release func(), c *relay.
 	history := !c.NoHistory
 	r := &request{req: protocol.Request{Op: protocol.OpSubscribe, History: &history}, conn: conn, watch: w,
 		reply: make(chan protocol.Reply, 1), written: make(chan struct{})}
-	s.post(r)
-	var reply protocol.Reply
-	select {
-	case reply = <-r.reply:
-	case <-s.quit:
-		select {
-		case reply = <-r.reply:
-		default:
-			reply = protocol.ErrorReply(protocol.Errorf(protocol.ErrNotExist, "container %q does not exist", s.rec.ID))
-		}
+	reply, ok := s.ask(r)
+	if !ok {
+		reply = protocol.ErrorReply(s.gone())
 	}
 	close(r.written)
 	if r.sub == nil {

@@ -37,43 +37,10 @@ next:
 	INCQ	R10
 	CMPB	0(R11), $'-'
 	JNE	positional
-	// A flag. Does it take the next argument as its value? (The global
-	// flags that do, written without "="; an argument is followed by at
-	// least 8 readable bytes on the initial stack, so reading 16 from
-	// its start is safe.)
-	MOVQ	0(R11), AX
-	SHLQ	$8, AX				// the first 7 bytes
-	MOVQ	$(0x746f6f722d2d<<8), CX	// "--root\0"
-	CMPQ	AX, CX
-	JEQ	skip
-	MOVQ	$(0x6d6968732d2d<<8), CX	// "--shim\0"
-	CMPQ	AX, CX
-	JEQ	skip
-	MOVQ	0(R11), AX
-	SHLQ	$16, AX				// the first 6 bytes
-	MOVQ	$(0x676f6c2d2d<<16), CX		// "--log\0"
-	CMPQ	AX, CX
-	JEQ	skip
-	MOVQ	0(R11), AX
-	MOVQ	$0x6f662d676f6c2d2d, CX		// "--log-fo"
-	CMPQ	AX, CX
-	JNE	supervisor
-	MOVQ	8(R11), AX
-	SHLQ	$24, AX				// 5 bytes
-	MOVQ	$(0x74616d72<<24), CX		// "rmat\0"
-	CMPQ	AX, CX
-	JEQ	skip
-	JMP	next
-
-supervisor:
-	MOVQ	$0x7672657075732d2d, CX		// "--superv"
-	CMPQ	AX, CX
-	JNE	next
-	MOVQ	8(R11), AX
-	SHLQ	$24, AX
-	MOVQ	$(0x726f7369<<24), CX		// "isor\0"
-	CMPQ	AX, CX
-	JNE	next
+	// A flag. Does it take the next argument as its value?
+	CALL	·globalValueFlag(SB)
+	TESTQ	AX, AX
+	JZ	next
 
 skip:
 	INCQ	R10
@@ -330,3 +297,49 @@ moved:
 	MOVL	$1, ·state+28(SB)		// maxprocs
 start:
 	JMP	_rt0_amd64_linux(SB)
+
+// func globalValueFlag(): AX is 1 when the argument R11 points at is one
+// of the global flags that take the next argument as their value, written
+// without "=" (--root, --shim, --log, --log-format, --supervisor), else 0.
+// It uses AX and CX. An argument is followed by at least 8 readable bytes
+// on the initial stack, and the second word is read only once the first
+// has matched 8 bytes, so reading 16 is safe.
+TEXT ·globalValueFlag(SB),NOSPLIT|NOFRAME,$0
+	MOVQ	0(R11), AX
+	SHLQ	$8, AX				// the first 7 bytes
+	MOVQ	$(0x746f6f722d2d<<8), CX	// "--root\0"
+	CMPQ	AX, CX
+	JEQ	yes
+	MOVQ	$(0x6d6968732d2d<<8), CX	// "--shim\0"
+	CMPQ	AX, CX
+	JEQ	yes
+	MOVQ	0(R11), AX
+	SHLQ	$16, AX				// the first 6 bytes
+	MOVQ	$(0x676f6c2d2d<<16), CX		// "--log\0"
+	CMPQ	AX, CX
+	JEQ	yes
+	MOVQ	0(R11), AX
+	MOVQ	$0x6f662d676f6c2d2d, CX		// "--log-fo"
+	CMPQ	AX, CX
+	JNE	supervisor
+	MOVQ	8(R11), AX
+	SHLQ	$24, AX				// 5 bytes
+	MOVQ	$(0x74616d72<<24), CX		// "rmat\0"
+	CMPQ	AX, CX
+	JEQ	yes
+	JMP	no
+supervisor:
+	MOVQ	$0x7672657075732d2d, CX		// "--superv"
+	CMPQ	AX, CX
+	JNE	no
+	MOVQ	8(R11), AX
+	SHLQ	$24, AX
+	MOVQ	$(0x726f7369<<24), CX		// "isor\0"
+	CMPQ	AX, CX
+	JEQ	yes
+no:
+	XORQ	AX, AX
+	RET
+yes:
+	MOVQ	$1, AX
+	RET

@@ -84,14 +84,10 @@ next:
 	MOVQ	$(0x3d746f6f722d2d<<8), CX	// "--root="
 	CMPQ	AX, CX
 	JEQ	rootvalue
-	MOVQ	$(0x6d6968732d2d<<8), CX	// "--shim\0"
-	CMPQ	AX, CX
-	JEQ	skip
-	MOVQ	0(R11), AX
-	SHLQ	$16, AX				// 6 bytes
-	MOVQ	$(0x676f6c2d2d<<16), CX		// "--log\0"
-	CMPQ	AX, CX
-	JEQ	skip
+	CALL	·globalValueFlag(SB)		// the other global ones
+	TESTQ	AX, AX
+	JNZ	skip
+	// The verbs' own flags that take a value.
 	MOVL	0(R11), AX
 	ANDL	$0xffffff, AX
 	CMPL	AX, $0x732d			// "-s\0"
@@ -115,28 +111,8 @@ signal:
 	MOVQ	0(R11), AX
 	MOVQ	$0x6c616e6769732d2d, CX		// "--signal"
 	CMPQ	AX, CX
-	JNE	logformat
-	CMPB	8(R11), $0
-	JEQ	skip
-	JMP	next
-logformat:
-	MOVQ	$0x6f662d676f6c2d2d, CX		// "--log-fo"
-	CMPQ	AX, CX
-	JNE	supervisor
-	MOVQ	8(R11), AX
-	SHLQ	$24, AX
-	MOVQ	$(0x74616d72<<24), CX		// "rmat\0"
-	CMPQ	AX, CX
-	JEQ	skip
-	JMP	next
-supervisor:
-	MOVQ	$0x7672657075732d2d, CX		// "--superv"
-	CMPQ	AX, CX
 	JNE	next
-	MOVQ	8(R11), AX
-	SHLQ	$24, AX
-	MOVQ	$(0x726f7369<<24), CX		// "isor\0"
-	CMPQ	AX, CX
+	CMPB	8(R11), $0
 	JEQ	skip
 	JMP	next
 rootnext:

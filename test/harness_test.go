@@ -129,6 +129,24 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
+// linkSelf links the test binary into the test's directory as name, for
+// a helper run as another user: the binary may sit in a directory that
+// user cannot enter. A hard link, not a copy: a copy's write descriptor,
+// inherited for an instant by a parallel test's fork, would make exec
+// fail with ETXTBSY.
+func (e *env) linkSelf(name string) string {
+	e.t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	p := filepath.Join(e.dir, name)
+	if err := os.Link(self, p); err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
 // id returns a container ID unique in the suite.
 func (e *env) id() string {
 	return fmt.Sprintf("it%d-%d", os.Getpid(), suite.counter.Add(1))

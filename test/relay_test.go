@@ -175,16 +175,7 @@ func TestRelayOnlyToOwnUser(t *testing.T) {
 	}
 	os.Chown(dir, 65534, 65534)
 	sock := filepath.Join(dir, protocol.SocketName)
-	// The test binary may sit in a directory the other user cannot enter.
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(e.dir, "fake-shim")
-	if err := os.Link(self, bin); err != nil {
-		t.Fatal(err)
-	}
-	helper := exec.Command(bin)
+	helper := exec.Command(e.linkSelf("fake-shim"))
 	helper.Env = []string{fakeShimEnv + "=" + sock}
 	helper.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
 	out, err := helper.StdoutPipe()
@@ -390,15 +381,7 @@ func TestRelayEventAcrossReexec(t *testing.T) {
 // shimSockets counts the sockets among the descriptors of id's shim.
 func (e *env) shimSockets(id string) int {
 	e.t.Helper()
-	pid := e.shimState(id).ShimPid
-	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	n := 0
-	for _, fd := range fds {
-		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); strings.HasPrefix(l, "socket:") {
-			n++
-		}
-	}
-	return n
+	return socketCount(e.shimState(id).ShimPid)
 }
 
 // waitSockets waits until id's shim holds at least n sockets, and

@@ -629,18 +629,7 @@ func TestShimPeerCredentials(t *testing.T) {
 	b := e.bundle([]string{"true"}, nil)
 	e.create(id, b)
 
-	// The test binary may sit in a directory uid 1000 cannot enter.
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A hard link, not a copy: a copy's write descriptor, inherited for
-	// an instant by a parallel test's fork, would make exec fail with
-	// ETXTBSY.
-	helper := filepath.Join(e.dir, "peer-helper")
-	if err := os.Link(self, helper); err != nil {
-		t.Fatal(err)
-	}
+	helper := e.linkSelf("peer-helper")
 	dir, err := os.OpenFile(shim.Dir(e.root, id), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -101,18 +101,27 @@ func (a *app) command() *cobra.Command {
 	f.BoolVar(&a.systemdCgroup, "systemd-cgroup", false, "use systemd's cgroup driver, as runc's flag (refused by create and run: crier has none)")
 	create := a.createCommand()
 	root.AddCommand(create)
-	// Create's fork (internal/prefork) runs the create its entry found
-	// on the command line: the other verbs' commands, some 0.5-1 ms of
-	// its way to init's fork, are built only if cobra would pick another
-	// after all.
-	if prefork.Child() {
-		if c, _, err := root.Find(os.Args[1:]); err == nil && c == create {
+	var run *cobra.Command
+	if prefork.RunWaiter() {
+		run = a.runCommand()
+		root.AddCommand(run)
+	}
+	// Create's fork and run's waiting process (internal/prefork) run the
+	// verb their entry found on the command line: the other verbs'
+	// commands, some 0.5-1 ms of the way to init's fork (for a run, to
+	// the go-ahead its fork waits for), are built only if cobra would
+	// pick another after all.
+	if prefork.Child() || run != nil {
+		if c, _, err := root.Find(os.Args[1:]); err == nil && (c == create || (run != nil && c == run)) {
 			return root
 		}
 	}
+	if run == nil {
+		run = a.runCommand()
+	}
 	root.AddCommand(
 		a.startCommand(), a.stateCommand(), a.killCommand(),
-		a.deleteCommand(), a.runCommand(), a.listCommand(), a.specCommand(),
+		a.deleteCommand(), run, a.listCommand(), a.specCommand(),
 		a.eventCommand(), a.featuresCommand(),
 		a.psCommand(), a.updateCommand(), a.eventsCommand(), a.execCommand(),
 		a.pauseCommand(), a.resumeCommand(),

@@ -34,15 +34,18 @@ var killPoints = []string{killNone, killNone, killCLICreate, killCLIStart, killC
 
 // life is one container's lifecycle.
 type life struct {
-	s     *soak
-	i     int
-	rng   *rand.Rand
-	id    string
-	dir   string
-	kill  string // the kill point
-	how   string // what followed a kill of the shim while running
-	sleep bool   // the container sleeps until killed, rather than exiting
-	exit  int    // the status it exits with when it does not sleep
+	s    *soak
+	i    int
+	rng  *rand.Rand
+	id   string
+	dir  string
+	kill string // the kill point
+	// createLine is create's command line as /proc/PID/cmdline has it:
+	// the fork that becomes the shim runs it too (internal/prefork).
+	createLine []byte
+	how        string // what followed a kill of the shim while running
+	sleep      bool   // the container sleeps until killed, rather than exiting
+	exit       int    // the status it exits with when it does not sleep
 	// want is what the container's stopped event must say.
 	want    expectation
 	subs    []*subscriber
@@ -144,6 +147,7 @@ func (l *life) create() bool {
 		l.problem("create: %v", err)
 		return false
 	}
+	l.createLine = cmdline(p.cmd.Args)
 	switch l.kill {
 	case killCLICreate:
 		time.Sleep(l.jitter("create"))
@@ -423,14 +427,17 @@ func (l *life) deleteForce() {
 			return
 		}
 		_, serr := os.Lstat(dir)
-		if r.code == 0 && os.IsNotExist(serr) {
+		if r.code == 0 && os.IsNotExist(serr) && runningLine(l.createLine) == 0 {
 			l.s.stats.addDeleteRetries(try)
 			return
 		}
 		// A delete --force that succeeded and left the directory ran
 		// before a create it raced (its CLI killed, its shim going on)
 		// had published it: as runc's, a forced delete of what does not
-		// exist succeeds. The next one deletes the container.
+		// exist succeeds. The next one deletes the container. Until
+		// that create's fork has published or exited (a process still
+		// runs its command line), the directory's absence says nothing:
+		// the fork claims the ID some milliseconds after init's fork.
 		if time.Now().After(deadline) {
 			l.problem("still not deleted after %d tries in %v: %v", try+1, cliTimeout, r)
 			return

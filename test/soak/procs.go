@@ -52,6 +52,28 @@ func childOf(ppid int) int {
 	return 0
 }
 
+// cmdline is args as /proc/PID/cmdline holds them.
+func cmdline(args []string) []byte {
+	var b []byte
+	for _, a := range args {
+		b = append(append(b, a...), 0)
+	}
+	return b
+}
+
+// runningLine returns a live process that runs the command line line, or 0.
+func runningLine(line []byte) int {
+	for _, p := range pids() {
+		if f := statFields(p); len(f) == 0 || f[0] == "Z" {
+			continue
+		}
+		if b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline"); err == nil && bytes.Equal(b, line) {
+			return p
+		}
+	}
+	return 0
+}
+
 // forkOf returns a process, other than pid, that runs pid's very command
 // line: the shim of a `crier create` that forked itself before its Go
 // runtime started (internal/prefork), or 0.

@@ -106,7 +106,7 @@ func (s *server) write(sub *subscriber) {
 		case line, ok := <-sub.ch:
 			if !ok {
 				if sub.watch != nil && !over {
-					sub.watch.end(sub.conn)
+					sub.watch.finish(sub.conn, sub.watch.ShimGone())
 				}
 				return
 			}
@@ -127,7 +127,7 @@ func (s *server) write(sub *subscriber) {
 			}
 		case <-sub.kick:
 		case <-expired:
-			sub.watch.expired(sub.conn)
+			sub.watch.finish(sub.conn, sub.watch.TimedOut(sub.watch.Timeout))
 			s.post(unsubscribe{sub})
 			for range sub.ch {
 			}

@@ -67,17 +67,14 @@ func (s *server) serveRelay(conn *net.UnixConn, release func()) {
 			d.Close()
 		}
 	}
-	if err != nil {
+	if err == nil {
+		err = writeOut(conn, []byte(relay.Accepted))
+	} else {
 		// Not one the shim takes as the CLI would: the entry goes on
 		// into the CLI, which has done nothing yet.
-		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		conn.Write([]byte(relay.Declined))
-		release()
-		conn.Close()
-		return
+		writeOut(conn, []byte(relay.Declined))
 	}
-	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := conn.Write([]byte(relay.Accepted)); err != nil {
+	if err != nil {
 		release()
 		conn.Close()
 		return
@@ -88,16 +85,17 @@ func (s *server) serveRelay(conn *net.UnixConn, release func()) {
 	}
 	d := &loopDoer{s: s, conn: conn}
 	stdout, err := runRelayed(d, c)
-	out := relay.AppendFrame(nil, relay.Stdout, stdout)
+	var out []byte
+	if len(stdout) > 0 {
+		out = relay.AppendFrame(out, relay.Stdout, stdout)
+	}
 	code := byte(0)
 	if err != nil {
 		out = relay.AppendFrame(out, relay.Stderr, []byte(verb.ErrorLine(err)))
-		logRelayed(c, verb.ErrorText(err))
+		logRelayed(c.LogPath, c.LogFormat, verb.ErrorText(err))
 		code = 1
 	}
-	out = relay.AppendFrame(out, relay.Exit, []byte{code})
-	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	conn.Write(out)
+	writeOut(conn, relay.AppendFrame(out, relay.Exit, []byte{code}))
 	if d.deleted != nil {
 		// The loop exits once this is written; the connection closes
 		// with the process.
@@ -177,18 +175,26 @@ func runRelayed(d verb.Doer, c *relay.Command) ([]byte, error) {
 	return nil, err
 }
 
-// logRelayed writes the error line to the --log file, as the CLI's fail
-// does; like it, it says nothing when the file cannot be opened.
-func logRelayed(c *relay.Command, msg string) {
-	if c.LogPath == "" {
+// logRelayed writes the error line to the --log file path, as the CLI's
+// fail does; like it, it says nothing when the file cannot be opened.
+func logRelayed(path, format, msg string) {
+	if path == "" {
 		return
 	}
-	f, err := os.OpenFile(c.LogPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return
 	}
-	f.Write(verb.LogLine(c.LogFormat, "error", msg, time.Now()))
+	f.Write(verb.LogLine(format, "error", msg, time.Now()))
 	f.Close()
+}
+
+// writeOut writes b to the entry, within writeTimeout: one that stops
+// reading must not hold the connection's goroutine.
+func writeOut(conn *net.UnixConn, b []byte) error {
+	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := conn.Write(b)
+	return err
 }
 
 // loopDoer sends a relayed verb's requests to the shim's own loop, as a

@@ -44,7 +44,7 @@ func (s *server) serveRelayedEvent(conn *net.UnixConn, release func(), c *relay.
 	}
 	close(r.written)
 	if r.sub == nil {
-		w.fail(conn, reply.Err())
+		w.finish(conn, reply.Err())
 		release()
 		conn.Close()
 		return
@@ -78,12 +78,6 @@ func (w *relayWatch) emit(conn *net.UnixConn, line []byte) (bool, error) {
 	return done, werr
 }
 
-// expired ends the command at its deadline.
-func (w *relayWatch) expired(conn *net.UnixConn) {
-	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	conn.Write(w.exit(nil, w.TimedOut(w.Timeout)))
-}
-
 // timer fires at the watch's deadline; nil without one.
 func (w *relayWatch) timer() *time.Timer {
 	if w == nil || w.Deadline.IsZero() {
@@ -92,16 +86,11 @@ func (w *relayWatch) timer() *time.Timer {
 	return time.NewTimer(time.Until(w.Deadline))
 }
 
-// end is the stream's end before the command's: the shim is going away.
-func (w *relayWatch) end(conn *net.UnixConn) {
-	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	conn.Write(w.exit(nil, w.ShimGone()))
-}
-
-// fail ends the command with err before any event.
-func (w *relayWatch) fail(conn *net.UnixConn, err error) {
-	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	conn.Write(w.exit(nil, err))
+// finish ends the command with err (nil: exit 0) where no event ended it:
+// before any event, at its deadline, or at the stream's end (the shim is
+// going away).
+func (w *relayWatch) finish(conn *net.UnixConn, err error) {
+	writeOut(conn, w.exit(nil, err))
 }
 
 // exit appends the last frames: err's line, if any, and the exit code.
@@ -109,7 +98,7 @@ func (w *relayWatch) exit(out []byte, err error) []byte {
 	code := byte(0)
 	if err != nil {
 		out = relay.AppendFrame(out, relay.Stderr, []byte(verb.ErrorLine(err)))
-		logRelayed(&relay.Command{LogPath: w.LogPath, LogFormat: w.LogFormat}, verb.ErrorText(err))
+		logRelayed(w.LogPath, w.LogFormat, verb.ErrorText(err))
 		code = 1
 	}
 	return relay.AppendFrame(out, relay.Exit, []byte{code})

@@ -200,6 +200,20 @@ func (e *env) cycle(id, bundle string) error {
 	return cli("delete", id)
 }
 
+// cycleSeen is cycle for a stream that must see the container, the nth
+// of its ID: it is started only once the stream has its created. A
+// relayed lifecycle can be over within milliseconds, before an event
+// --all started just before it has even listed the root.
+func (e *env) cycleSeen(all *allProc, id, bundle string, nth int) {
+	e.t.Helper()
+	e.create(id, bundle)
+	all.untilNth(id, protocol.EventCreated, nth)
+	e.cliOK("start", id)
+	e.waitStopped(id)
+	e.cliOK("delete", id)
+	all.untilNth(id, protocol.EventDeleted, nth)
+}
+
 // TestEventAllChurn is issue 12's check: `crier event --all --monitor`
 // runs while containers are created, started and deleted by 8 workers at
 // once, and one made before it began waits; every container's four
@@ -289,10 +303,7 @@ func TestEventAllIDReused(t *testing.T) {
 	id := e.id()
 	all := e.startEventAll("--monitor")
 	for i := 0; i < 3; i++ {
-		if err := e.cycle(id, bundle); err != nil {
-			t.Fatal(err)
-		}
-		all.untilNth(id, protocol.EventDeleted, i+1)
+		e.cycleSeen(all, id, bundle, i+1)
 	}
 	all.stop()
 	evs := byID(all.got)[id]
@@ -483,10 +494,7 @@ func TestEventAllRootRefused(t *testing.T) {
 	}
 	all := e.startEventAll("--monitor")
 	good := e.id()
-	if err := e.cycle(good, bundle); err != nil {
-		t.Fatal(err)
-	}
-	all.untilEvent(good, protocol.EventDeleted)
+	e.cycleSeen(all, good, bundle, 1)
 	all.stop()
 	if evs := byID(all.got)[bad]; len(evs) != 0 {
 		t.Errorf("container with a 0777 directory: %v, want nothing", typesOf(evs))

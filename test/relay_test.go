@@ -62,7 +62,7 @@ func (e *env) sameBothWays(want int, args ...string) cliResult {
 func TestRelayMatchesCLI(t *testing.T) {
 	e := newEnv(t)
 	id := e.id()
-	e.create(id, e.bundle([]string{"sh", "-c", termScript}, nil))
+	out := e.createPiped(id, e.bundle([]string{"sh", "-c", termScript}, nil))
 
 	created := e.sameBothWays(0, "state", id)
 	if !strings.Contains(created.stdout, `"status": "created"`) {
@@ -88,7 +88,7 @@ func TestRelayMatchesCLI(t *testing.T) {
 	e.sameBothWays(1, "start", id)
 	e.sameBothWays(1, "delete", id)
 	e.sameBothWays(0, "kill", id, "0")
-	e.waitReady(id)
+	out.until(t, "ready")
 	if r := e.relayed("--root", e.root, "kill", "--signal", "TERM", id); r.code != 0 || r.stdout+r.stderr != "" {
 		t.Fatalf("kill: exit %d: %s%s", r.code, r.stdout, r.stderr)
 	}
@@ -112,23 +112,6 @@ func TestRelayMatchesCLI(t *testing.T) {
 		t.Errorf("shim %d still running after delete returned", shimPid)
 	}
 	e.assertGone(id)
-}
-
-// waitReady waits until the termScript container has set its trap.
-func (e *env) waitReady(id string) {
-	e.t.Helper()
-	deadline := time.Now().Add(hangDeadline)
-	for {
-		b, _ := os.ReadFile(filepath.Join(e.dir, id+".out"))
-		if strings.Contains(string(b), "ready") {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("%s never said ready: %q", id, b)
-		}
-		// The container writes to a file: nothing to wait on but it.
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // TestRelayLogFile: a relayed command that fails writes the --log line
@@ -313,7 +296,7 @@ func (e *env) startEvent(relayed bool, args ...string) *cliProc {
 func TestRelayEventMatchesCLI(t *testing.T) {
 	e := newEnv(t)
 	id := e.id()
-	e.create(id, e.bundle([]string{"sh", "-c", termScript}, nil))
+	out := e.createPiped(id, e.bundle([]string{"sh", "-c", termScript}, nil))
 	e.sameBothWays(0, "event", "--event", "created", id)
 	e.sameBothWays(0, "event", id)
 	e.sameBothWays(0, "event", "--timeout", "1m", "-e", "created", id)
@@ -343,7 +326,7 @@ func TestRelayEventMatchesCLI(t *testing.T) {
 		t.FailNow()
 	}
 	e.cliOK("start", id)
-	e.waitReady(id)
+	out.until(t, "ready")
 	e.cliOK("kill", id, "TERM")
 	wantExit(t, e.waitStopped(id), 42, "")
 	e.sameBothWays(0, "event", "--event", "stopped", id)

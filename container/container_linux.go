@@ -55,6 +55,10 @@ type Config struct {
 	// Forked, when set, is init forked already (ForkAhead), from this
 	// Config: Create goes on from there rather than fork.
 	Forked *Forked
+	// Speculative, when set, is an init started before the config was
+	// read, which ForkAhead adopts if the container fits it and
+	// discards otherwise (speculative_linux.go).
+	Speculative *Speculative
 }
 
 // Container is a created container whose init stage is a child of the
@@ -85,6 +89,11 @@ type Container struct {
 	// exe is the sealed copy of the init binary, kept while Create may
 	// still start helpers from it (idmap_linux.go).
 	exe *os.File
+	// speculated: init is an adopted Speculative, which has still to
+	// move to the bundle and unshare these namespaces.
+	speculated *speculated
+	// aborted: Abort has run.
+	aborted bool
 }
 
 // Create forks the init stage into the container's namespaces and drives it
@@ -105,10 +114,12 @@ func Create(cfg *Config) (_ *Container, err error) {
 	// helpers from it (idmap_linux.go).
 	defer c.dropExe()
 	early, pids := splitPids(res)
-	if err := c.Cgroup.Limit(early); err != nil {
-		return nil, err
+	if c.speculated != nil {
+		err = c.placeSpeculated(res, early)
+	} else if err = c.Cgroup.Limit(early); err == nil {
+		err = c.mountRootfs()
 	}
-	if err := c.mountRootfs(); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	if err := c.Cgroup.Limit(pids); err != nil {
@@ -248,6 +259,10 @@ func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 	}
 	c := f.c
 	res := cgroup.Resources(c.Spec.Linux)
+	if c.speculated != nil {
+		// Placed once it has its config (placeSpeculated).
+		return c, res, nil
+	}
 	if err := c.placeStaged(res); err != nil {
 		return nil, nil, err
 	}
@@ -271,6 +286,8 @@ type Forked struct {
 // it), it forks nothing; Create forks. On error it leaves nothing
 // behind, and cfg.Load holds nothing made ahead.
 func ForkAhead(cfg *Config) (*Forked, error) {
+	// Not adopted below: killed and reaped.
+	defer cfg.Speculative.Discard()
 	spec := cfg.Spec
 	if cfg.ConsoleSocket != "" && (spec.Process == nil || !spec.Process.Terminal) {
 		cfg.releaseAhead()
@@ -285,9 +302,13 @@ func ForkAhead(cfg *Config) (*Forked, error) {
 	if !cg.Staged() {
 		return &Forked{cg: cg}, nil
 	}
+	c := newContainer(cfg, cg)
+	if adoptSpeculative(cfg, c) {
+		cfg.releaseAhead()
+		return &Forked{c: c}, nil
+	}
 	netns, exe := cfg.aheadOfFork()
 	defer netns.close()
-	c := newContainer(cfg, cg)
 	if err := c.fork(cfg, netns, exe, false); err != nil {
 		c.dropExe()
 		return nil, err
@@ -451,7 +472,7 @@ func (c *Container) initConfig() (*initConfig, error) {
 			return nil, fmt.Errorf("encode the config for init: %w", err)
 		}
 	}
-	return &initConfig{
+	ic := &initConfig{
 		ID:             c.ID,
 		Pid:            c.Pid,
 		Bundle:         c.Bundle,
@@ -463,7 +484,15 @@ func (c *Container) initConfig() (*initConfig, error) {
 		NewUTSNS:       HasNamespace(c.Spec, specs.UTSNamespace),
 		NoPivot:        c.noPivot,
 		SeccompNoFlags: seccomp.NoFlags(c.Spec.Linux.Seccomp),
-	}, nil
+	}
+	if s := c.speculated; s != nil {
+		ic.Chdir, ic.Unshare, ic.Placed = s.dir, s.unshare, !s.inOrder
+		if s.specSent && spec == c.Spec && c.specJSON != nil {
+			// The bytes init has decoded already.
+			ic.SpecJSON, ic.SpecAhead = nil, true
+		}
+	}
+	return ic, nil
 }
 
 // initError turns a sync failure into the best error: init's own message if
@@ -613,6 +642,12 @@ func forkAsPlanned(plan *nsPlan, fork func() error) error {
 // the cgroups. Create calls it on failure; a caller calls it when it cannot
 // go on with a container it created.
 func (c *Container) Abort() {
+	if c.aborted {
+		// Once only: a cgroup left to its owner by abortOutside is not
+		// to be killed or removed by a second Abort.
+		return
+	}
+	c.aborted = true
 	if c.Cgroup != nil {
 		c.Signal(unix.SIGKILL, true)
 	}

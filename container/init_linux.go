@@ -98,6 +98,9 @@ func initStage(conn *syncConn, syncFD int) error {
 	if err != nil {
 		return err
 	}
+	if err := enterSpeculated(cfg); err != nil {
+		return err
+	}
 	trees, err := mountTreesFor(cfg, conn.takeFiles())
 	if err != nil {
 		return err
@@ -117,13 +120,32 @@ func initStage(conn *syncConn, syncFD int) error {
 	return startProcess(conn, cfg, syncFD, filter)
 }
 
-// receiveConfig waits for the parent's config.
+// receiveConfig waits for the parent's config, decoding on the way the
+// spec a speculative init may be sent ahead of it (msgSpec).
 func receiveConfig(conn *syncConn) (*initConfig, error) {
-	m, err := conn.expect(msgConfig)
+	m, err := conn.recv()
+	var ahead *specs.Spec
+	if err == nil && m.Type == msgSpec {
+		// A spec that does not decode is no error here: the parent,
+		// which validates the config, says what is wrong with it.
+		ahead, _ = decodeWireSpec(m.SpecJSON)
+		m, err = conn.recv()
+	}
+	if err == nil && m.Type == msgError {
+		err = errors.New(m.Message)
+	} else if err == nil && m.Type != msgConfig {
+		err = fmt.Errorf("sync: got %q, want %q", m.Type, msgConfig)
+	}
 	if err != nil {
 		return nil, err
 	}
 	cfg := m.Config
+	if cfg != nil && cfg.SpecAhead {
+		if ahead == nil {
+			return nil, errors.New("init: config message without its spec")
+		}
+		cfg.useSpec(ahead)
+	}
 	if cfg == nil || cfg.Spec == nil || cfg.Spec.Linux == nil {
 		return nil, errors.New("init: config message without a spec")
 	}
@@ -135,12 +157,29 @@ func receiveConfig(conn *syncConn) (*initConfig, error) {
 // and createRuntime hooks.
 func buildRootfs(conn *syncConn, cfg *initConfig, trees []*os.File) error {
 	spec := cfg.Spec
+	// Init's cgroup namespace is rooted where init is when it is made: in
+	// the container's cgroups, which a speculative init is moved into
+	// while it builds the rest (msgPlaced).
+	placed := func() error {
+		if cfg.Placed {
+			if _, err := conn.expect(msgPlaced); err != nil {
+				return err
+			}
+		}
+		return unshareCgroupNS(cfg)
+	}
+	if !cfg.Placed {
+		if err := placed(); err != nil {
+			return err
+		}
+		placed = nil
+	}
 	if err := setupNamespaces(cfg); err != nil {
 		return err
 	}
 	idmap := func(i int, tree *os.File) error { return requestIDMap(conn, i, tree) }
 	destinationsInRootfs(spec.Mounts, cfg.Rootfs)
-	if err := prepareRootfs(spec, cfg.Rootfs, initMountSources(cfg, trees, idmap), !cfg.NewMountNS); err != nil {
+	if err := prepareRootfs(spec, cfg.Rootfs, initMountSources(cfg, trees, idmap), !cfg.NewMountNS, placed); err != nil {
 		return fmt.Errorf("rootfs: %w", err)
 	}
 	if err := applySysctls(spec.Linux.Sysctl); err != nil {
@@ -222,12 +261,18 @@ func startProcess(conn *syncConn, cfg *initConfig, syncFD int, filter *seccomp.P
 	return execProcess(spec.Process, filter, handoff, nil)
 }
 
-func setupNamespaces(cfg *initConfig) error {
+// unshareCgroupNS makes init's cgroup namespace, if it is to make one.
+func unshareCgroupNS(cfg *initConfig) error {
 	if cfg.NewCgroupNS {
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			return os.NewSyscallError("unshare cgroup namespace", err)
 		}
 	}
+	return nil
+}
+
+// setupNamespaces sets the host and domain names of a new UTS namespace.
+func setupNamespaces(cfg *initConfig) error {
 	if cfg.NewUTSNS && cfg.Spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(cfg.Spec.Hostname)); err != nil {
 			return os.NewSyscallError("sethostname", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -26,7 +27,11 @@ import (
 // the rootfs that is made a slave (nothing made below it reaches the
 // host's other mounts), and the host's own mounts keep their propagation.
 // They stay there after the container is gone, as with runc.
-func prepareRootfs(spec *specs.Spec, rootfs string, srcs []*mountSource, hostNS bool) error {
+//
+// placed, when not nil, is called once before the first mount that needs
+// the container's cgroups (cgroupMount), or at the end: until then init
+// may not be in them yet.
+func prepareRootfs(spec *specs.Spec, rootfs string, srcs []*mountSource, hostNS bool, placed func() error) error {
 	linux := spec.Linux
 	if linux == nil {
 		linux = &specs.Linux{}
@@ -47,7 +52,18 @@ func prepareRootfs(spec *specs.Spec, rootfs string, srcs []*mountSource, hostNS 
 	defer root.close()
 	root.cgroupNS = hasNamespaceIn(linux, specs.CgroupNamespace)
 	for i, m := range spec.Mounts {
+		if placed != nil && cgroupMount(m) {
+			if err := placed(); err != nil {
+				return err
+			}
+			placed = nil
+		}
 		if err := mountLabeled(root, m, linux.MountLabel, srcs[i]); err != nil {
+			return err
+		}
+	}
+	if placed != nil {
+		if err := placed(); err != nil {
 			return err
 		}
 	}
@@ -478,4 +494,12 @@ func remountReadonly(p string) error {
 		return &os.PathError{Op: "remount", Path: p, Err: err}
 	}
 	return nil
+}
+
+// cgroupMount reports whether m shows cgroups: a cgroup filesystem, whose
+// root is the container's cgroup namespace's, or a bind from the host's
+// cgroup hierarchies.
+func cgroupMount(m specs.Mount) bool {
+	return m.Type == "cgroup" || m.Type == "cgroup2" ||
+		m.Source == hostCgroupRoot || strings.HasPrefix(m.Source, hostCgroupRoot+"/")
 }

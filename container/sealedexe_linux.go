@@ -54,7 +54,11 @@ func SealExeAhead(initPath string) *ExeAhead {
 }
 
 // Drop closes the copy once it is made: create failed before it took it.
-func (e *ExeAhead) Drop() { e.a.drop() }
+func (e *ExeAhead) Drop() {
+	if e != nil {
+		e.a.drop()
+	}
+}
 
 type exeResult struct {
 	f   *os.File

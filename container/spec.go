@@ -254,13 +254,18 @@ func (l *SpecLoad) takeExe() exeAhead {
 }
 
 // StartLoadSpec reads bundle/config.json and starts decoding and
-// validating it in the background (Wait).
-func StartLoadSpec(bundle string) (*SpecLoad, error) {
+// validating it in the background (Wait). It also makes the new network
+// namespace the config asks for, if it can be made ahead of the fork
+// (wantNetNSAhead), unless there is a speculative init, which gets the
+// config's bytes at once (SendSpec) and makes its own.
+func StartLoadSpec(bundle string, spec *Speculative) (*SpecLoad, error) {
 	path := filepath.Join(bundle, "config.json")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("bundle: %w", err)
 	}
+	spec.SendSpec(b)
+	netnsAhead := spec == nil
 	netns := newNetNSAhead()
 	l := &SpecLoad{JSON: b, done: make(chan struct{}), netns: netns}
 	// The early part first, and only once: decoding it on both threads
@@ -273,7 +278,7 @@ func StartLoadSpec(bundle string) (*SpecLoad, error) {
 		// Never unlocked: the thread may be left in a new network
 		// namespace, and the runtime discards it when this ends.
 		runtime.LockOSThread()
-		netns.make(l.Early != nil && wantNetNSAhead(l.Early.Linux))
+		netns.make(netnsAhead && l.Early != nil && wantNetNSAhead(l.Early.Linux))
 		var ls linuxSpec
 		if err := json.Unmarshal(b, &ls); err != nil {
 			l.err = fmt.Errorf("%s: %w", path, err)

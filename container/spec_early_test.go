@@ -76,7 +76,7 @@ func TestParseEarlyUnusable(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(cfg), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			l, err := StartLoadSpec(bundle)
+			l, err := StartLoadSpec(bundle, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

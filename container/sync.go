@@ -26,6 +26,10 @@ import (
 //	fork into new namespaces,
 //	born in its cgroups          ---->   (reads its config)
 //	cgroup limits set; msgConfig ---->
+//	(a speculative init, which was forked before the config was read,
+//	gets msgConfig first, with Placed set, and decodes it while the
+//	parent makes the cgroups and moves it in:)
+//	cgroup limits set; msgPlaced ---->
 //	                             <----   (for an idmapped bind whose source
 //	                                     is in the rootfs, at its turn:)
 //	                             <----   msgIDMap: its clone, to be mapped
@@ -55,7 +59,13 @@ import (
 // detached trees of the idmapped mounts, see idmap_linux.go, and with a
 // user namespace of the bind mounts, see bindsrc_linux.go.
 const (
-	msgConfig   = "config"
+	msgConfig = "config"
+	msgPlaced = "placed"
+	// msgSpec, to a speculative init before its config, is config.json
+	// as the parent read it (SpecJSON), which init decodes while it
+	// waits; msgConfig then leaves its SpecJSON out (SpecAhead) if the
+	// spec is those bytes.
+	msgSpec     = "spec"
 	msgMounted  = "mounted"
 	msgContinue = "continue"
 	msgReady    = "ready"
@@ -89,6 +99,8 @@ type message struct {
 	Config  *initConfig `json:"config,omitempty"`
 	// Pty, on msgTerminal, is the terminal init attaches to.
 	Pty string `json:"pty,omitempty"`
+	// SpecJSON, on msgSpec, is config.json's bytes.
+	SpecJSON json.RawMessage `json:"specJSON,omitempty"`
 }
 
 // initConfig is all the init stage needs to know.
@@ -119,6 +131,16 @@ type initConfig struct {
 	// SeccompNoFlags: linux.seccomp.flags is an empty list, which
 	// SpecJSON loses when the parent encoded the spec (seccomp.NoFlags).
 	SeccompNoFlags bool `json:"seccompNoFlags,omitempty"`
+	// Chdir and Unshare are for a speculative init (enterSpeculated):
+	// the bundle, and the namespaces its clone did not make.
+	Chdir   string  `json:"chdir,omitempty"`
+	Unshare uintptr `json:"unshare,omitempty"`
+	// Placed: the config came before init was in its cgroups, and
+	// msgPlaced follows once it is, before which init touches nothing
+	// of the container's.
+	Placed bool `json:"placed,omitempty"`
+	// SpecAhead: SpecJSON is left out, as it is the msgSpec sent before.
+	SpecAhead bool `json:"specAhead,omitempty"`
 }
 
 // wireSpec is the config as init decodes it: linuxSpec, and without
@@ -136,16 +158,33 @@ func (ic *initConfig) decodeSpec() error {
 	if len(ic.SpecJSON) == 0 {
 		return nil
 	}
-	var ws wireSpec
-	if err := json.Unmarshal(ic.SpecJSON, &ws); err != nil {
+	spec, err := decodeWireSpec(ic.SpecJSON)
+	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	ic.Spec = &ws.Spec
-	if ws.Linux != nil {
-		ic.Spec.Linux = &ws.Linux.Linux
-		seccomp.KeepNoFlags(ic.Spec.Linux.Seccomp, ic.SeccompNoFlags)
-	}
+	ic.useSpec(spec)
 	return nil
+}
+
+// useSpec makes spec, decoded from the wire, the config's.
+func (ic *initConfig) useSpec(spec *specs.Spec) {
+	ic.Spec = spec
+	if spec.Linux != nil {
+		seccomp.KeepNoFlags(spec.Linux.Seccomp, ic.SeccompNoFlags)
+	}
+}
+
+// decodeWireSpec decodes init's spec (wireSpec).
+func decodeWireSpec(b []byte) (*specs.Spec, error) {
+	var ws wireSpec
+	if err := json.Unmarshal(b, &ws); err != nil {
+		return nil, err
+	}
+	spec := &ws.Spec
+	if ws.Linux != nil {
+		spec.Linux = &ws.Linux.Linux
+	}
+	return spec, nil
 }
 
 // maxSyncFiles is how many descriptors one message on the sync socket can

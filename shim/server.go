@@ -59,6 +59,10 @@ type Config struct {
 	// InitPath being made (container.SealExeAhead), which Serve takes
 	// over; else Serve starts it first thing.
 	InitExe *container.ExeAhead
+	// Speculative, when the caller has one, is an init started before
+	// the config was read: create adopts it if the container fits it,
+	// else kills it (container.Speculative).
+	Speculative *container.Speculative
 }
 
 // Report is the line Serve writes to Config.Report.
@@ -71,6 +75,9 @@ type Report struct {
 	// Seal, with --debug, is how init's binary was sealed
 	// (container.Container.ExeSeal), for create's debug lines.
 	Seal string `json:"seal,omitempty"`
+	// Ahead, with --debug: init was started before the config was read,
+	// and adopted (container.Speculative).
+	Ahead bool `json:"ahead,omitempty"`
 }
 
 // Serve creates the container and serves it until it is deleted. It
@@ -137,7 +144,7 @@ func (s *server) create(cfg *container.Config) error {
 	s.step(inCreated, nil)
 	rep := Report{Pid: c.Pid}
 	if s.cfg.Debug {
-		rep.Seal = c.ExeSeal
+		rep.Seal, rep.Ahead = c.ExeSeal, c.Speculated()
 	}
 	report(s.cfg.Report, rep)
 	return nil
@@ -182,9 +189,11 @@ func report(w io.WriteCloser, r Report) {
 func newServer(cfg *Config, newOps func(*server) ops) (*server, *container.Config, error) {
 	exe := cfg.InitExe
 	cfg.InitExe = nil
-	if exe == nil {
+	if exe == nil && cfg.Speculative == nil {
 		exe = container.SealExeAhead(cfg.InitPath)
 	}
+	// Adopted or killed by forkAhead; killed on any error before it.
+	defer cfg.Speculative.Discard()
 	root, err := statedir.CreateRoot(cfg.Root)
 	if err != nil {
 		exe.Drop()
@@ -197,12 +206,14 @@ func newServer(cfg *Config, newOps func(*server) ops) (*server, *container.Confi
 		exe.Drop()
 		return nil, nil, fmt.Errorf("container %q %w", cfg.ID, protocol.ErrExist)
 	}
-	load, err := container.StartLoadSpec(cfg.Bundle)
+	load, err := container.StartLoadSpec(cfg.Bundle, cfg.Speculative)
 	if err != nil {
 		exe.Drop()
 		return nil, nil, err
 	}
-	load.UseExe(exe)
+	if exe != nil {
+		load.UseExe(exe)
+	}
 	spec := load.Early
 	if spec == nil {
 		// Only the full decode can say what is wrong.
@@ -249,6 +260,7 @@ func (s *server) containerConfig(load *container.SpecLoad) *container.Config {
 		ConsoleSocket: s.cfg.ConsoleSocket,
 		NoPivot:       s.cfg.NoPivot,
 		Supervised:    s.cfg.Supervised,
+		Speculative:   s.cfg.Speculative,
 	}
 }
 

@@ -52,7 +52,15 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 	// heap profiling. The sealing starts at once, on the second P.
 	runtime.GOMAXPROCS(2)
 	runtime.MemProfileRate = 0
-	exe := container.SealExeAhead(sa.shim)
+	// The init the entry point started ahead, if any, runs from a sealed
+	// copy already: sealing another waits until the shim knows whether
+	// it adopts that init.
+	spec := speculative()
+	defer spec.Discard()
+	var exe *container.ExeAhead
+	if spec == nil {
+		exe = container.SealExeAhead(sa.shim)
+	}
 	stderr, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3)
 	if err != nil {
 		exe.Drop()
@@ -66,7 +74,7 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 		NoPivot: sa.noPivot,
 		// The init stage runs from a sealed copy of crier-shim, and the
 		// serving image is crier-shim's.
-		InitPath: sa.shim, InitExe: exe, Reexec: true, ReexecPath: sa.shim,
+		InitPath: sa.shim, InitExe: exe, Speculative: spec, Reexec: true, ReexecPath: sa.shim,
 		Stdio:      [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
 		ExtraFiles: sa.extra,
 		Log:        log.New(io.Discard, "", 0),
@@ -80,7 +88,9 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 	cfg.Supervised = supervised(cfg.Log, a.debug, mode, callerParent)
 	a.stderr = errOut
 	defer func() { a.stderr = nil }()
-	rep := &forkedReport{errOut: errOut, seal: a.debugExeSeal}
+	rep := &forkedReport{errOut: errOut, seal: a.debugExeSeal, ahead: func() {
+		a.debugf("init started ahead: forked before the config was read, and adopted")
+	}}
 	cfg.Report = rep
 	// As a crier-shim started by create: what the caller leaked to us
 	// goes nowhere, nor does the caller's environment (the shim's own
@@ -108,6 +118,7 @@ type forkedReport struct {
 	err    string
 	errOut *os.File
 	seal   func(string) // --debug's lines of how init's binary was sealed
+	ahead  func()       // and its line of an init started ahead
 }
 
 func (r *forkedReport) Write(b []byte) (int, error) {
@@ -121,6 +132,9 @@ func (r *forkedReport) Write(b []byte) (int, error) {
 		return len(b), nil
 	}
 	r.seal(rep.Seal)
+	if rep.Ahead {
+		r.ahead()
+	}
 	prefork.Created(rep.Pid)
 	r.errOut.Close()
 	return len(b), nil
@@ -143,4 +157,14 @@ func supervised(l *log.Logger, debug bool, mode string, callerParent int) bool {
 		l.Printf("supervisor %s: detached %v, parent %d, create's parent %d: supervised %v", mode, detached, ppid, callerParent, on)
 	}
 	return on
+}
+
+// speculative is the init the entry point started before the runtime
+// (internal/prefork, speculate.go), if it did.
+func speculative() *container.Speculative {
+	pid, sync, exe, ok := prefork.TakeSpeculative()
+	if !ok {
+		return nil
+	}
+	return &container.Speculative{Pid: pid, Sync: os.NewFile(uintptr(sync), "sync-parent"), Exe: os.NewFile(uintptr(exe), "init-exe")}
 }

@@ -112,6 +112,7 @@ func flagField(b bool) string {
 func runChild() int {
 	msg, ok := prefork.AwaitGoAhead()
 	if !ok {
+		prefork.DiscardSpeculative()
 		return 1
 	}
 	a, sa, mode, err := childFromArgs(msg)

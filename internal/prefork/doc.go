@@ -52,6 +52,10 @@
 // what C left of the container (only if the state names C as its shim:
 // the ID may be another's).
 //
+// In C of a create or a run the entry also starts the container's init
+// stage ahead, before anything of the container is known (speculate.go):
+// C adopts it when the container fits it, and kills it otherwise.
+//
 // For state, start, kill, delete, pause, resume and event the entry first tries
 // the relay (relay_linux_amd64.s, internal/relay): it hands the command
 // line to the container's shim and exits with what the shim says, without

@@ -252,6 +252,7 @@ child:
 	MOVL	·pipefds+4(SB), AX
 	MOVL	AX, ·state+4(SB)		// fd
 	MOVL	$1, ·state+0(SB)		// forked
+	CALL	·speculate(SB)			// the init stage, ahead (speculate.go)
 
 runtime:
 	// One P to start with, unless the caller chose (see maxprocs in

@@ -21,6 +21,10 @@ var state struct {
 	// 1 when entry put maxprocsEnv in the environment (every process but
 	// W of a create, unless the caller set GOMAXPROCS)
 	maxprocs int32
+	// C: the speculative init (speculate.go), its pid, C's end of its
+	// sync socket and the sealed binary it was exec'd from; pid 0 when
+	// there is none, or it was taken or discarded.
+	specPid, specSync, specExe int32
 }
 
 // pipefds, statusbuf and pollfd are entry's scratch space; only the
@@ -91,6 +95,8 @@ func report(kind byte, code, pid int) {
 	if state.forked != 1 || state.fd < 0 {
 		return
 	}
+	// An init nobody took is gone before create's caller hears anything.
+	DiscardSpeculative()
 	fd := int(state.fd)
 	state.fd = -1
 	self := unix.Getpid()

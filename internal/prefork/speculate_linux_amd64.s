@@ -1,0 +1,313 @@
+// The speculative init (speculate.go): in C, before its Go runtime
+// starts, fork the container's init stage into a new pid and mount
+// namespace and exec it from a sealed copy of crier-shim, so that its Go
+// runtime starts beside C's instead of after it.
+
+#include "textflag.h"
+
+#define SYS_close 3
+#define SYS_rt_sigprocmask 14
+#define SYS_sched_yield 24
+#define SYS_dup2 33
+#define SYS_socketpair 53
+#define SYS_clone 56
+#define SYS_fcntl 72
+#define SYS_readlink 89
+#define SYS_getppid 110
+#define SYS_statfs 137
+#define SYS_exit_group 231
+#define SYS_openat 257
+#define SYS_execveat 322
+#define SYS_fsopen 430
+#define SYS_fsconfig 431
+#define SYS_fsmount 432
+
+#define AT_FDCWD $-100
+#define O_PATH_DIRECTORY_CLOEXEC $0x290000
+#define O_PATH_NOFOLLOW_CLOEXEC $0x2a0000
+#define FSOPEN_CLOEXEC $1
+#define FSMOUNT_CLOEXEC $1
+#define FSCONFIG_SET_STRING $1
+#define FSCONFIG_SET_FD $5
+#define FSCONFIG_CMD_CREATE $6
+#define MOUNT_ATTR_RDONLY $1
+#define MOUNT_ATTR_RDONLY_NOSUID_NODEV $7
+#define AF_UNIX $1
+#define SOCK_STREAM_CLOEXEC $0x80001
+// CLONE_NEWPID | CLONE_NEWNS | SIGCHLD
+#define CLONE_FLAGS $0x20020011
+#define CGROUP2_SUPER_MAGIC $0x63677270
+#define AT_EMPTY_PATH $0x1000
+#define F_SETFD $2
+#define F_DUPFD_CLOEXEC $1030
+#define SIG_SETMASK $2
+
+// func speculate(): in C, from entry. It records the speculative init in
+// state (specPid, specSync, specExe) or, when any step fails, nothing,
+// and leaves no descriptor of its own open.
+TEXT ·speculate(SB),NOSPLIT|NOFRAME,$0
+	CMPQ	·speculateOff+8(SB), $0		// linked with -X ...=1: never
+	JNE	none
+	LEAQ	·specFDs(SB), BX
+	XORQ	R12, R12
+unset:
+	MOVL	$-1, (BX)(R12*4)
+	INCQ	R12
+	CMPQ	R12, $8
+	JLT	unset
+
+	// M exits right after forking C. Once it has, C's parent is the
+	// nearest subreaper, or init: when that is create's caller's parent,
+	// a supervisor is to be the container's parent (shim.SupervisedBy),
+	// which only C's clone with CLONE_PARENT makes it. No speculation.
+	MOVQ	$100000, R12
+waitm:
+	MOVQ	$SYS_getppid, AX
+	SYSCALL
+	CMPL	AX, ·state+8(SB)		// parent: M
+	JNE	reparented
+	DECQ	R12
+	JZ	none
+	MOVQ	$SYS_sched_yield, AX
+	SYSCALL
+	JMP	waitm
+reparented:
+	MOVL	·state+12(SB), CX		// caller
+	CMPL	CX, $1
+	JLE	unsupervised
+	CMPL	AX, CX
+	JEQ	none
+unsupervised:
+	// A cgroup v2 host forks init into its cgroup (cgroup.Staged).
+	MOVQ	$SYS_statfs, AX
+	MOVQ	·specCgroupDir+0(SB), DI
+	LEAQ	·specStatfs(SB), SI
+	SYSCALL
+	TESTQ	AX, AX
+	JNZ	none
+	MOVQ	·specStatfs+0(SB), AX		// f_type
+	CMPQ	AX, CGROUP2_SUPER_MAGIC
+	JEQ	none
+
+	// The directory of this binary, where crier-shim is by default
+	// (findShim; C checks that it is the one create uses).
+	MOVQ	$SYS_readlink, AX
+	MOVQ	·specSelfExe+0(SB), DI
+	LEAQ	·specPath(SB), SI
+	MOVQ	$4095, DX
+	SYSCALL
+	CMPQ	AX, $1
+	JLT	none
+	CMPQ	AX, $4095
+	JGE	none
+	LEAQ	·specPath(SB), SI
+	MOVB	$0, (SI)(AX*1)
+slash:
+	DECQ	AX
+	JLE	none
+	CMPB	(SI)(AX*1), $'/'
+	JNE	slash
+	MOVB	$0, (SI)(AX*1)
+	MOVQ	$SYS_openat, AX
+	MOVQ	AT_FDCWD, DI
+	LEAQ	·specPath(SB), SI
+	MOVQ	O_PATH_DIRECTORY_CLOEXEC, DX
+	XORQ	R10, R10
+	SYSCALL
+	CMPQ	AX, $0
+	JLT	closeall
+	MOVL	AX, ·specFDs+0(SB)
+
+	// A private, read-only overlayfs of that directory over an empty
+	// tmpfs, detached: container.overlayExe, which says why.
+	MOVQ	$SYS_fsopen, AX
+	MOVQ	·specTmpfs+0(SB), DI
+	MOVQ	FSOPEN_CLOEXEC, SI
+	SYSCALL
+	CMPQ	AX, $0
+	JLT	closeall
+	MOVL	AX, ·specFDs+4(SB)
+	MOVQ	AX, DI
+	MOVQ	$SYS_fsconfig, AX
+	MOVQ	FSCONFIG_CMD_CREATE, SI
+	XORQ	DX, DX
+	XORQ	R10, R10
+	XORQ	R8, R8
+	SYSCALL
+	TESTQ	AX, AX
+	JNZ	closeall
+	MOVQ	$SYS_fsmount, AX
+	MOVLQSX	·specFDs+4(SB), DI
+	MOVQ	FSMOUNT_CLOEXEC, SI
+	MOVQ	MOUNT_ATTR_RDONLY, DX
+	SYSCALL
+	CMPQ	AX, $0
+	JLT	closeall
+	MOVL	AX, ·specFDs+8(SB)
+
+	MOVQ	$SYS_fsopen, AX
+	MOVQ	·specOverlay+0(SB), DI
+	MOVQ	FSOPEN_CLOEXEC, SI
+	SYSCALL
+	CMPQ	AX, $0
+	JLT	closeall
+	MOVL	AX, ·specFDs+12(SB)
+	MOVQ	$SYS_fsconfig, AX
+	MOVLQSX	·specFDs+12(SB), DI
+	MOVQ	FSCONFIG_SET_FD, SI
+	MOVQ	·specLowerdir+0(SB), DX
+	XORQ	R10, R10
+	MOVLQSX	·specFDs+0(SB), R8		// the binary's directory
+	SYSCALL
+	TESTQ	AX, AX
+	JNZ	closeall
+	MOVQ	$SYS_fsconfig, AX
+	MOVLQSX	·specFDs+12(SB), DI
+	MOVQ	FSCONFIG_SET_FD, SI
+	MOVQ	·specLowerdir+0(SB), DX
+	XORQ	R10, R10
+	MOVLQSX	·specFDs+8(SB), R8		// the empty tmpfs
+	SYSCALL
+	TESTQ	AX, AX
+	JNZ	closeall
+	MOVQ	$SYS_fsconfig, AX		// its error does not matter
+	MOVLQSX	·specFDs+12(SB), DI
+	MOVQ	FSCONFIG_SET_STRING, SI
+	MOVQ	·specXino+0(SB), DX
+	MOVQ	·specOff+0(SB), R10
+	XORQ	R8, R8
+	SYSCALL
+	MOVQ	$SYS_fsconfig, AX
+	MOVLQSX	·specFDs+12(SB), DI
+	MOVQ	FSCONFIG_CMD_CREATE, SI
+	XORQ	DX, DX
+	XORQ	R10, R10
+	XORQ	R8, R8
+	SYSCALL
+	TESTQ	AX, AX
+	JNZ	closeall
+	MOVQ	$SYS_fsmount, AX
+	MOVLQSX	·specFDs+12(SB), DI
+	MOVQ	FSMOUNT_CLOEXEC, SI
+	MOVQ	MOUNT_ATTR_RDONLY_NOSUID_NODEV, DX
+	SYSCALL
+	CMPQ	AX, $0
+	JLT	closeall
+	MOVL	AX, ·specFDs+16(SB)
+	MOVQ	$SYS_openat, AX
+	MOVLQSX	·specFDs+16(SB), DI
+	MOVQ	·specShimName+0(SB), SI
+	MOVQ	O_PATH_NOFOLLOW_CLOEXEC, DX
+	XORQ	R10, R10
+	SYSCALL
+	CMPQ	AX, $0
+	JLT	closeall
+	MOVL	AX, ·specFDs+20(SB)
+
+	// The sync socket: C's end, init's end.
+	MOVQ	$SYS_socketpair, AX
+	MOVQ	AF_UNIX, DI
+	MOVQ	SOCK_STREAM_CLOEXEC, SI
+	XORQ	DX, DX
+	LEAQ	·specFDs+24(SB), R10
+	SYSCALL
+	TESTQ	AX, AX
+	JNZ	closeall
+
+	MOVQ	$SYS_clone, AX
+	MOVQ	CLONE_FLAGS, DI
+	XORQ	SI, SI
+	XORQ	DX, DX
+	XORQ	R10, R10
+	XORQ	R8, R8
+	SYSCALL
+	CMPQ	AX, $0
+	JEQ	initstage
+	JLT	closeall
+	MOVL	AX, ·state+32(SB)		// specPid
+	MOVL	·specFDs+24(SB), AX
+	MOVL	AX, ·state+36(SB)		// specSync
+	MOVL	·specFDs+20(SB), AX
+	MOVL	AX, ·state+40(SB)		// specExe
+	MOVL	$-1, ·specFDs+20(SB)
+	MOVL	$-1, ·specFDs+24(SB)
+	// and the rest closed
+
+closeall:
+	LEAQ	·specFDs(SB), BX
+	XORQ	R12, R12
+closeone:
+	MOVLQSX	(BX)(R12*4), DI
+	CMPQ	DI, $0
+	JLT	closenext
+	MOVQ	$SYS_close, AX
+	SYSCALL
+	MOVL	$-1, (BX)(R12*4)
+closenext:
+	INCQ	R12
+	CMPQ	R12, $8
+	JLT	closeone
+none:
+	RET
+
+initstage:
+	// The init stage's sync socket is descriptor 3, inheritable: no
+	// descriptor is passed to the container below it (C adopts this init
+	// only without --preserve-fds). The binary's descriptor moves up
+	// first if it is 3.
+	MOVLQSX	·specFDs+28(SB), DI
+	CMPQ	DI, $3
+	JNE	move
+	MOVQ	$SYS_fcntl, AX
+	MOVQ	$3, DI
+	MOVQ	F_SETFD, SI
+	XORQ	DX, DX
+	SYSCALL
+	JMP	mask
+move:
+	CMPL	·specFDs+20(SB), $3
+	JNE	dup
+	MOVQ	$SYS_fcntl, AX
+	MOVQ	$3, DI
+	MOVQ	F_DUPFD_CLOEXEC, SI
+	MOVQ	$4, DX
+	SYSCALL
+	CMPQ	AX, $0
+	JLT	initfail
+	MOVL	AX, ·specFDs+20(SB)
+dup:
+	MOVQ	$SYS_dup2, AX
+	MOVLQSX	·specFDs+28(SB), DI
+	MOVQ	$3, SI
+	SYSCALL
+	CMPQ	AX, $0
+	JLT	initfail
+mask:
+	// As Go's ForkExec leaves it: no signal blocked.
+	MOVQ	$SYS_rt_sigprocmask, AX
+	MOVQ	SIG_SETMASK, DI
+	LEAQ	·specMask(SB), SI
+	XORQ	DX, DX
+	MOVQ	$8, R10
+	SYSCALL
+	MOVQ	·specArg0+0(SB), AX
+	MOVQ	AX, ·specArgv+0(SB)
+	MOVQ	·specArg1+0(SB), AX
+	MOVQ	AX, ·specArgv+8(SB)
+	MOVQ	$0, ·specArgv+16(SB)
+	MOVQ	·specEnvFD+0(SB), AX
+	MOVQ	AX, ·specEnvp+0(SB)
+	MOVQ	·specEnvProcs+0(SB), AX
+	MOVQ	AX, ·specEnvp+8(SB)
+	MOVQ	$0, ·specEnvp+16(SB)
+	MOVQ	$SYS_execveat, AX
+	MOVLQSX	·specFDs+20(SB), DI
+	MOVQ	·specEmpty+0(SB), SI
+	LEAQ	·specArgv(SB), DX
+	LEAQ	·specEnvp(SB), R10
+	MOVQ	AT_EMPTY_PATH, R8
+	SYSCALL
+initfail:
+	MOVQ	$SYS_exit_group, AX
+	MOVQ	$127, DI
+	SYSCALL

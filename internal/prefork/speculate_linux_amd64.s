@@ -6,8 +6,11 @@
 #include "textflag.h"
 
 #define SYS_close 3
+#define SYS_poll 7
+#define SYS_pidfd_open 434
+#define POLLIN 1
+#define EINTR 4
 #define SYS_rt_sigprocmask 14
-#define SYS_sched_yield 24
 #define SYS_dup2 33
 #define SYS_socketpair 53
 #define SYS_clone 56
@@ -60,17 +63,42 @@ unset:
 	// nearest subreaper, or init: when that is create's caller's parent,
 	// a supervisor is to be the container's parent (shim.SupervisedBy),
 	// which only C's clone with CLONE_PARENT makes it. No speculation.
-	MOVQ	$100000, R12
-waitm:
+	// While M is C's parent it is alive, so a pidfd opened in between
+	// two getppid calls that both say M is M's: C waits on it, without
+	// spinning while a busy machine has M wait for a CPU.
 	MOVQ	$SYS_getppid, AX
 	SYSCALL
 	CMPL	AX, ·state+8(SB)		// parent: M
 	JNE	reparented
-	DECQ	R12
-	JZ	none
-	MOVQ	$SYS_sched_yield, AX
+	MOVQ	$SYS_pidfd_open, AX
+	MOVLQSX	·state+8(SB), DI
+	XORQ	SI, SI
 	SYSCALL
-	JMP	waitm
+	CMPQ	AX, $0
+	JLT	none
+	MOVL	AX, ·specFDs+0(SB)		// closed with the rest
+	MOVQ	$SYS_getppid, AX
+	SYSCALL
+	CMPL	AX, ·state+8(SB)
+	JNE	gone				// the pidfd may be another's
+	MOVL	·specFDs+0(SB), AX
+	MOVL	AX, ·specPoll+0(SB)
+	MOVW	$POLLIN, ·specPoll+4(SB)
+pollm:
+	MOVQ	$SYS_poll, AX
+	LEAQ	·specPoll(SB), DI
+	MOVQ	$1, SI
+	MOVQ	$-1, DX
+	SYSCALL
+	CMPQ	AX, $-EINTR
+	JEQ	pollm
+gone:
+	MOVQ	$SYS_close, AX
+	MOVLQSX	·specFDs+0(SB), DI
+	SYSCALL
+	MOVL	$-1, ·specFDs+0(SB)
+	MOVQ	$SYS_getppid, AX
+	SYSCALL
 reparented:
 	MOVL	·state+12(SB), CX		// caller
 	CMPL	CX, $1

@@ -108,7 +108,7 @@ func TestSpeculativeInit(t *testing.T) {
 			}
 			if tc.name != "supervisor" {
 				// The supervisor's child otherwise.
-				shim := parentOf(t, pid)
+				shim, _ := strconv.Atoi(procStatus(t, pid)["PPid"])
 				if kids := childrenOf(shim); len(kids) != 1 || kids[0] != pid {
 					t.Errorf("the shim's children: %v, want only init %d", kids, pid)
 				}
@@ -137,19 +137,6 @@ func findNamespace(s *specs.Spec, typ specs.LinuxNamespaceType) (specs.LinuxName
 	return specs.LinuxNamespace{}, false
 }
 
-// parentOf returns pid's parent, from /proc/PID/stat.
-func parentOf(t *testing.T, pid int) int {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
-}
-
 // childrenOf lists the processes whose parent is pid.
 func childrenOf(pid int) []int {
 	var kids []int
@@ -159,14 +146,12 @@ func childrenOf(pid int) []int {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + ent.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		if ppid, _ := strconv.Atoi(f[1]); ppid == pid {
-			kids = append(kids, p)
+		// A process that exits meanwhile is no child.
+		b, _ := os.ReadFile("/proc/" + ent.Name() + "/status")
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "PPid:"); ok && strings.TrimSpace(v) == strconv.Itoa(pid) {
+				kids = append(kids, p)
+			}
 		}
 	}
 	return kids

@@ -156,3 +156,49 @@ func childrenOf(pid int) []int {
 	}
 	return kids
 }
+
+// TestSpeculativeSpecNotForged: the shim sends config.json's bytes to the
+// init started ahead before it has checked them (Speculative.SendSpec),
+// inside one message. A config.json that is an object, then a config
+// message of its own, must not become a message: init would take that
+// forged config and, born in create's uts namespace with nothing to
+// unshare, set its hostname there. create runs in a uts namespace of its
+// own, fails on the bad config, and the hostname there is unchanged.
+func TestSpeculativeSpecNotForged(t *testing.T) {
+	t.Parallel()
+	if !hostHasV1Controllers() {
+		t.Skip("on a cgroup v2 host no init is started ahead")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("no unshare(1)")
+	}
+	e := newEnv(t)
+	b := e.bundle([]string{"true"}, nil)
+	forged := `{"type":"config","config":{"id":"forged","pid":1,"bundle":"` + b + `","rootfs":"` + b +
+		`/rootfs","spec":{"ociVersion":"1.0.2","root":{"path":"rootfs"},"hostname":"forged","linux":{}},"newUTSNS":true}}`
+	// Framed as is, the stream would read: the spec message with the
+	// first object, the forged config, and an empty message.
+	config := `{"ociVersion":"1.0.2"}}` + "\n" + forged + "\n{"
+	if err := os.WriteFile(filepath.Join(b, "config.json"), []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := e.id()
+	cmd := exec.Command("unshare", "--uts", "sh", "-c", `hostname before; "$0" "$@" 2>&1; echo "exit $?"; hostname`,
+		suite.crier, "--root", e.root, "create", "--bundle", b, id)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("unshare --uts: %v: %s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("want create's error line, its exit code and the hostname; got %q", out)
+	}
+	wantOneLine(t, "create", lines[0], "config.json")
+	if lines[1] != "exit 1" {
+		t.Errorf("create: %s, want exit 1", lines[1])
+	}
+	if lines[2] != "before" {
+		t.Errorf("hostname in create's uts namespace: %q, want %q (set from a forged config)", lines[2], "before")
+	}
+	e.assertGone(id)
+}

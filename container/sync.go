@@ -26,9 +26,11 @@ import (
 //	fork into new namespaces,
 //	born in its cgroups          ---->   (reads its config)
 //	cgroup limits set; msgConfig ---->
-//	(a speculative init, which was forked before the config was read,
-//	gets msgConfig first, with Placed set, and decodes it while the
-//	parent makes the cgroups and moves it in:)
+//	(a speculative init, forked before the config was read, gets
+//	msgSpec, the config's bytes, as soon as the parent has read them,
+//	then msgConfig with Placed before its cgroups are made, and builds
+//	the rootfs up to the first mount that shows cgroups while the
+//	parent makes them and moves it in:)
 //	cgroup limits set; msgPlaced ---->
 //	                             <----   (for an idmapped bind whose source
 //	                                     is in the rootfs, at its turn:)

@@ -49,16 +49,17 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 	// As crier-shim's create image: two Ps (it seals init's binary and
 	// decodes the config while it makes the rest ready to fork init,
 	// and claims the ID and makes the cgroups while init starts), no
-	// heap profiling. The sealing starts at once, on the second P.
+	// heap profiling. The sealing, when no init was started ahead, starts
+	// at once, on the second P.
 	runtime.GOMAXPROCS(2)
 	runtime.MemProfileRate = 0
 	// The init the entry point started ahead, if any, runs from a sealed
 	// copy already: sealing another waits until the shim knows whether
 	// it adopts that init.
-	spec := speculative()
-	defer spec.Discard()
+	ahead := speculative()
+	defer ahead.Discard()
 	var exe *container.ExeAhead
-	if spec == nil {
+	if ahead == nil {
 		exe = container.SealExeAhead(sa.shim)
 	}
 	stderr, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3)
@@ -74,7 +75,7 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 		NoPivot: sa.noPivot,
 		// The init stage runs from a sealed copy of crier-shim, and the
 		// serving image is crier-shim's.
-		InitPath: sa.shim, InitExe: exe, Speculative: spec, Reexec: true, ReexecPath: sa.shim,
+		InitPath: sa.shim, InitExe: exe, Speculative: ahead, Reexec: true, ReexecPath: sa.shim,
 		Stdio:      [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
 		ExtraFiles: sa.extra,
 		Log:        log.New(io.Discard, "", 0),

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -311,6 +312,8 @@ func (s *server) readFailed(conn *net.UnixConn, err error) {
 // handled it (nil if the line was no request) and whether the connection
 // can go on.
 func (s *server) serveLine(conn *net.UnixConn, line []byte, fc *fdConn) (*request, bool) {
+	s.answering.add()
+	defer s.answering.done()
 	files, truncated := fc.take()
 	req, err := protocol.DecodeRequest(line)
 	switch {
@@ -391,6 +394,10 @@ func (s *server) shutdown() {
 	case <-done:
 	case <-timeout:
 	}
+	select {
+	case <-s.answering.drained():
+	case <-timeout:
+	}
 	if s.deleting != nil {
 		select {
 		case <-s.deleting.written:
@@ -414,4 +421,43 @@ func detachStdio() {
 	if null > 2 {
 		unix.Close(null)
 	}
+}
+
+// pending counts requests in progress; drained says when there are none.
+// (A sync.WaitGroup may not be added to while it is waited on from zero,
+// and requests keep coming while the shim waits.)
+type pending struct {
+	mu   sync.Mutex
+	n    int
+	none chan struct{} // closed when n drops to 0, for drained
+}
+
+func (p *pending) add() {
+	p.mu.Lock()
+	p.n++
+	p.mu.Unlock()
+}
+
+func (p *pending) done() {
+	p.mu.Lock()
+	p.n--
+	if p.n == 0 && p.none != nil {
+		close(p.none)
+		p.none = nil
+	}
+	p.mu.Unlock()
+}
+
+// drained returns a channel that is closed once no request is in
+// progress.
+func (p *pending) drained() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ch := make(chan struct{})
+	if p.n == 0 {
+		close(ch)
+	} else {
+		p.none = ch
+	}
+	return ch
 }

@@ -93,6 +93,10 @@ type server struct {
 	msgs    chan any
 	quit    chan struct{}
 	writers sync.WaitGroup // subscriber writers
+	// answering counts the requests read and not answered yet: once the
+	// loop has finished, each is told the container is gone before the
+	// shim exits, rather than left to find its connection closed.
+	answering pending
 }
 
 type exitStatus struct {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -54,6 +55,11 @@ func peekRelay(conn *net.UnixConn) (bool, error) {
 // serveRelay answers one relayed command line and ends the connection; a
 // delete's is left to the shim's exit to close, which the entry waits for.
 func (s *server) serveRelay(conn *net.UnixConn, release func()) {
+	// A relayed event is a subscriber, which the loop's end finishes
+	// (serveRelayedEvent); any other command is a request (answering).
+	s.answering.add()
+	answered := sync.OnceFunc(s.answering.done)
+	defer answered()
 	c, err := readRelayed(conn)
 	if err == nil && (c.Root != filepath.Clean(s.rec.Root) || c.ID != s.rec.ID || s.finished()) {
 		err = errors.New("relay: another container's command line")
@@ -80,6 +86,7 @@ func (s *server) serveRelay(conn *net.UnixConn, release func()) {
 		return
 	}
 	if c.Verb == "event" {
+		answered()
 		s.serveRelayedEvent(conn, release, c)
 		return
 	}

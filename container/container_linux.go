@@ -94,6 +94,10 @@ type Container struct {
 	speculated *speculated
 	// aborted: Abort has run.
 	aborted bool
+	// outside: init is in none of the container's cgroups yet, and
+	// they, if they are there at all, may be another's (an adopted
+	// Speculative, or a placement refused): Abort leaves them alone.
+	outside bool
 }
 
 // Create forks the init stage into the container's namespaces and drives it
@@ -407,6 +411,8 @@ func (c *Container) placeStaged(res *specs.LinuxResources) error {
 		c.abortOutside()
 		return err
 	}
+	// The cgroups are create's now: an Abort removes them.
+	c.outside = false
 	if err := c.Cgroup.Adopt(c.Pid); err != nil {
 		c.Abort()
 		return err
@@ -417,10 +423,8 @@ func (c *Container) placeStaged(res *specs.LinuxResources) error {
 // abortOutside kills and reaps an init that is in none of the container's
 // cgroups, and leaves the cgroups alone.
 func (c *Container) abortOutside() {
-	cg := c.Cgroup
-	c.Cgroup = nil
+	c.outside = true
 	c.Abort()
-	c.Cgroup = cg
 }
 
 // setupConsole opens the pty, sends its master to the console socket and
@@ -648,7 +652,11 @@ func (c *Container) Abort() {
 		return
 	}
 	c.aborted = true
-	if c.Cgroup != nil {
+	cg := c.Cgroup
+	if c.outside {
+		cg = nil
+	}
+	if cg != nil {
 		c.Signal(unix.SIGKILL, true)
 	}
 	c.Signal(unix.SIGKILL, false)
@@ -665,8 +673,8 @@ func (c *Container) Abort() {
 		}
 	}
 	c.Close()
-	if c.Cgroup != nil {
-		c.Cgroup.Destroy()
+	if cg != nil {
+		cg.Destroy()
 	}
 }
 

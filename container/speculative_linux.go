@@ -92,6 +92,8 @@ func adoptSpeculative(cfg *Config, c *Container) (ok bool) {
 	}
 	s.adopted = true
 	c.Pid, c.PidFD, c.sync, c.exe = s.Pid, pidfd, newSyncConn(s.Sync), s.Exe
+	// Until placeSpeculated has made the cgroups and moved it in.
+	c.outside = true
 	c.ExeSeal = exeSealKind(s.Exe)
 	c.unshareCgroup = plan.unshareCgroup
 	c.speculated = &speculated{unshare: flags &^ speculatedFlags, dir: cfg.Bundle, specSent: s.specSent}

@@ -202,3 +202,40 @@ func TestSpeculativeSpecNotForged(t *testing.T) {
 	}
 	e.assertGone(id)
 }
+
+// TestSpeculativeBadConfigSharedCgroup: an init started ahead is adopted on
+// the config's early part, before the shim has checked the rest or made
+// any cgroup. When the rest turns out bad, create fails with the config's
+// error, and the cgroups its cgroupsPath names are not create's to touch:
+// here another container runs in them, and it runs on, its cgroup there.
+func TestSpeculativeBadConfigSharedCgroup(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id := e.id()
+	cgroupsPath := "/" + id + "-shared"
+	b := e.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) { s.Linux.CgroupsPath = cgroupsPath })
+	e.create(id, b)
+	e.cliOK("start", id)
+	procs := filepath.Join(e.shimState(id).Cgroup.Paths["pids"], "cgroup.procs")
+	// The early part (namespaces, cgroupsPath) is fine; process.cwd is
+	// not, which only the whole config's check finds.
+	bad := e.bundle([]string{"true"}, func(s *specs.Spec) {
+		s.Linux.CgroupsPath = cgroupsPath
+		s.Process.Cwd = "relative"
+	})
+	other := e.id()
+	r := e.cliRun("--debug", "create", "--bundle", bad, other)
+	if r.code == 0 {
+		t.Fatalf("create with a relative process.cwd succeeded")
+	}
+	if !strings.Contains(r.stderr, "cwd") {
+		t.Errorf("create: stderr %q does not name the bad cwd", r.stderr)
+	}
+	e.wantNoStateDir(other)
+	if st := e.state(id); st.Status != "running" {
+		t.Errorf("the container in the shared cgroup is %s, want running", st.Status)
+	}
+	if got := readFile(t, procs); strings.TrimSpace(got) == "" {
+		t.Errorf("%s is empty or gone after the bad create", procs)
+	}
+}

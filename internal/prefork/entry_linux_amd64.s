@@ -181,16 +181,8 @@ status:
 	SYSCALL
 	CMPQ	AX, $-4095
 	JCC	exit				// gone already
-	MOVL	AX, ·pollfd+0(SB)
-	MOVW	$POLLIN, ·pollfd+4(SB)
-poll:
-	MOVQ	$SYS_poll, AX
-	LEAQ	·pollfd(SB), DI
-	MOVQ	$1, SI
-	MOVQ	$-1, DX
-	SYSCALL
-	CMPQ	AX, $-EINTR
-	JEQ	poll
+	MOVQ	AX, DI
+	CALL	·waitReadable(SB)
 exit:
 	MOVQ	R13, DI
 	MOVQ	$SYS_exit_group, AX
@@ -343,4 +335,20 @@ no:
 	RET
 yes:
 	MOVQ	$1, AX
+	RET
+
+// func waitReadable(): waits until the descriptor in DI polls readable (a
+// pidfd: its process has exited), in entry's pollfd. It uses AX, CX, DX,
+// SI, DI and R11.
+TEXT ·waitReadable(SB),NOSPLIT|NOFRAME,$0
+	MOVL	DI, ·pollfd+0(SB)
+	MOVW	$POLLIN, ·pollfd+4(SB)
+again:
+	MOVQ	$SYS_poll, AX
+	LEAQ	·pollfd(SB), DI
+	MOVQ	$1, SI
+	MOVQ	$-1, DX
+	SYSCALL
+	CMPQ	AX, $-EINTR
+	JEQ	again
 	RET

@@ -40,18 +40,13 @@ func TakeSpeculative() (pid, sync, exe int, ok bool) {
 }
 
 // DiscardSpeculative kills and reaps the speculative init if nobody took
-// it: C is about to report or exit without a container.
+// it: C is about to report or exit without a container. (One taken is
+// the taker's to adopt or discard: container.Speculative.)
 func DiscardSpeculative() {
 	pid, sync, exe, ok := TakeSpeculative()
 	if !ok {
 		return
 	}
-	KillSpeculative(pid, sync, exe)
-}
-
-// KillSpeculative kills and reaps a speculative init that is not to be
-// adopted, and closes its descriptors.
-func KillSpeculative(pid, sync, exe int) {
 	unix.Kill(pid, unix.SIGKILL)
 	for {
 		if _, err := unix.Wait4(pid, nil, 0, nil); err != unix.EINTR {

@@ -14,7 +14,6 @@ var (
 	specPath   [4096]byte
 	specStatfs [120]byte
 	specMask   uint64
-	specPoll   [8]byte // struct pollfd
 	specArgv   [3]uintptr
 	specEnvp   [3]uintptr
 

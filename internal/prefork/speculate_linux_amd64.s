@@ -6,10 +6,7 @@
 #include "textflag.h"
 
 #define SYS_close 3
-#define SYS_poll 7
 #define SYS_pidfd_open 434
-#define POLLIN 1
-#define EINTR 4
 #define SYS_rt_sigprocmask 14
 #define SYS_dup2 33
 #define SYS_socketpair 53
@@ -81,17 +78,8 @@ unset:
 	SYSCALL
 	CMPL	AX, ·state+8(SB)
 	JNE	gone				// the pidfd may be another's
-	MOVL	·specFDs+0(SB), AX
-	MOVL	AX, ·specPoll+0(SB)
-	MOVW	$POLLIN, ·specPoll+4(SB)
-pollm:
-	MOVQ	$SYS_poll, AX
-	LEAQ	·specPoll(SB), DI
-	MOVQ	$1, SI
-	MOVQ	$-1, DX
-	SYSCALL
-	CMPQ	AX, $-EINTR
-	JEQ	pollm
+	MOVLQSX	·specFDs+0(SB), DI
+	CALL	·waitReadable(SB)
 gone:
 	MOVQ	$SYS_close, AX
 	MOVLQSX	·specFDs+0(SB), DI

@@ -161,7 +161,7 @@ func (k *fakeOps) ops(s *server) ops {
 			defer k.mu.Unlock()
 			return k.freezeErr
 		},
-		reapOrphans: func() { k.mu.Lock(); k.orphans++; k.mu.Unlock() },
+		reapOrphans: func() bool { k.mu.Lock(); k.orphans++; k.mu.Unlock(); return false },
 		exits:       func() <-chan struct{} { return k.exits },
 		release:     func() { k.mu.Lock(); k.released++; k.mu.Unlock() },
 		poststart:   func(*specs.State) error { return k.poststart.run() },

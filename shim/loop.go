@@ -354,14 +354,18 @@ func (s *server) emit(ev protocol.Event, at time.Time) {
 // reap collects the container process's exit, and orphans' when the shim is
 // their subreaper.
 func (s *server) reap() {
-	if s.exit == nil {
-		if ws, known, ok := s.ops.wait(); ok {
-			s.exited(ws, known)
+	// Around again, once, when the orphans' reaper met the init's
+	// exit, which came after its wait.
+	for range 2 {
+		if s.exit == nil {
+			if ws, known, ok := s.ops.wait(); ok {
+				s.exited(ws, known)
+			}
 		}
-	}
-	s.reapExecs()
-	if s.busy == 0 {
-		s.ops.reapOrphans()
+		s.reapExecs()
+		if s.busy != 0 || !s.ops.reapOrphans() {
+			return
+		}
 	}
 }
 

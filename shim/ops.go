@@ -5,6 +5,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -47,7 +48,7 @@ type ops struct {
 	// reapOrphans collects the exits of the orphans the shim is the
 	// subreaper of; the loop calls it only while none of its own
 	// children (hooks) runs, whose exits os/exec must get.
-	reapOrphans func()
+	reapOrphans func() (initExited bool)
 	// exits returns a channel that receives when a child may have exited.
 	exits func() <-chan struct{}
 	// release closes the container's descriptors once the init has exited.
@@ -88,15 +89,24 @@ func containerOps(s *server) ops {
 			pid, err := unix.Wait4(s.c.Pid, &ws, unix.WNOHANG, nil)
 			return ws, true, err == nil && pid == s.c.Pid
 		},
-		reapOrphans: func() {
+		reapOrphans: func() bool {
 			if !s.rec.Subreaper {
-				return
+				return false
 			}
 			for {
+				// Looked at before it is reaped: the init may have
+				// exited since the loop's wait for it, and its status
+				// is its own wait's (reap), not an orphan's.
+				pid := exitedChild()
+				if pid <= 0 {
+					return false
+				}
+				if pid == s.c.Pid {
+					return true
+				}
 				var ws unix.WaitStatus
-				pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-				if pid <= 0 || err != nil {
-					return
+				if got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); got != pid || err != nil {
+					return false
 				}
 				// An exec'd process that exited since reapExecs.
 				s.execExited(pid, ws, true)
@@ -220,4 +230,18 @@ func supervisedExit(fd int) (ws unix.WaitStatus, known, ok bool) {
 		return 0, false, true
 	}
 	return 0, false, false
+}
+
+// exitedChild returns the pid of a child that has exited, without reaping
+// it, or 0 when none has.
+func exitedChild() int {
+	var info unix.Siginfo
+	if err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); err != nil {
+		return 0
+	}
+	// si_pid follows si_signo, si_errno and si_code, at the union's
+	// alignment: a pointer's.
+	const ptr = unsafe.Sizeof(uintptr(0))
+	const off = (3*4 + ptr - 1) &^ (ptr - 1)
+	return int(*(*int32)(unsafe.Add(unsafe.Pointer(&info), off)))
 }

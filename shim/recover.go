@@ -276,7 +276,7 @@ func execServe(h *handoff) error {
 		return os.NewSyscallError("pwrite", err)
 	}
 	args := []string{"crier-shim", "--serve", strconv.Itoa(fd), "--root", h.Rec.Root, "--id", h.Rec.ID}
-	err = unix.Exec("/proc/self/exe", args, servingEnv())
+	err = execServing("/proc/self/exe", args)
 	unix.Close(fd)
 	return fmt.Errorf("exec /proc/self/exe: %w", err)
 }

@@ -72,9 +72,22 @@ func (s *server) reexecNow() error {
 	if s.cfg != nil && s.cfg.ReexecPath != "" {
 		path = s.cfg.ReexecPath
 	}
-	err = unix.Exec(path, args, servingEnv())
+	err = execServing(path, args)
 	unix.Close(fd)
 	return fmt.Errorf("exec %s: %w", path, err)
+}
+
+// execServing execs the serving image with transparent huge pages off for
+// the process (prctl PR_SET_THP_DISABLE, which execve keeps): the image
+// imports internal/hugeheap, which would otherwise put the start of its
+// heap on huge pages, and it must stay small. The serving image turns THP
+// back on once its runtime has started (cmd/shim), so that nothing it
+// starts inherits the setting. It returns only on failure, with THP on.
+func execServing(path string, args []string) error {
+	unix.Prctl(unix.PR_SET_THP_DISABLE, 1, 0, 0, 0)
+	err := unix.Exec(path, args, servingEnv())
+	unix.Prctl(unix.PR_SET_THP_DISABLE, 0, 0, 0, 0)
+	return err
 }
 
 // servingEnv is the serving image's environment.

@@ -33,6 +33,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container"
+	// The init stage's and the create image's heaps are short-lived: on
+	// huge pages, they save create a page fault for each 4 kB (the
+	// serving image does without, see shim.execServing).
+	_ "github.com/crier-runtime/crier/internal/hugeheap"
 	"github.com/crier-runtime/crier/shim"
 )
 
@@ -43,6 +47,10 @@ import (
 // runtime's template thread, which then stays for the shim's life.
 func init() {
 	if len(os.Args) > 1 && os.Args[1] == "--serve" {
+		// The image that exec'd this one turned transparent huge pages
+		// off, so that internal/hugeheap left this heap small
+		// (shim.execServing); nothing this image starts inherits that.
+		unix.Prctl(unix.PR_SET_THP_DISABLE, 0, 0, 0, 0)
 		return
 	}
 	runtime.LockOSThread()

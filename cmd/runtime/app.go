@@ -47,7 +47,7 @@ func (a *app) fail(err error) {
 		a.exitCode = ee.code
 		return
 	}
-	os.Stderr.WriteString(verb.ErrorLine(err))
+	a.errOut().WriteString(verb.ErrorLine(err))
 	a.logf("error", verb.ErrorText(err))
 	a.exitCode = 1
 	var ce *codedError

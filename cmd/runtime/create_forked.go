@@ -76,7 +76,10 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 		NoPivot: sa.noPivot,
 		// The init stage runs from a sealed copy of crier-shim, and the
 		// serving image is crier-shim's.
-		InitPath: sa.shim, InitExe: exe, Speculative: ahead, Reexec: true, ReexecPath: sa.shim,
+		InitPath: sa.shim, InitExe: exe, Speculative: ahead, ReexecPath: sa.shim,
+		// Not while a run's driver waits here for the container to stop
+		// (run_alone.go): it would be gone with this image.
+		Reexec:     a.alone == nil || a.alone.detach,
 		Stdio:      [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
 		ExtraFiles: sa.extra,
 		Log:        log.New(io.Discard, "", 0),
@@ -93,6 +96,15 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 	rep := &forkedReport{errOut: errOut, seal: a.debugExeSeal, ahead: func() {
 		a.debugf("init started ahead: forked before the config was read, and adopted")
 	}}
+	if r := a.alone; r != nil {
+		rep.created = func(pid int) {
+			r.done.Add(1)
+			go r.drive(a, pid)
+		}
+		// What the driver says goes to errOut, closed once serveShim
+		// returns.
+		defer r.done.Wait()
+	}
 	cfg.Report = rep
 	// As a crier-shim started by create: what the caller leaked to us
 	// goes nowhere, nor does the caller's environment (the shim's own
@@ -121,6 +133,9 @@ type forkedReport struct {
 	errOut *os.File
 	seal   func(string) // --debug's lines of how init's binary was sealed
 	ahead  func()       // and its line of an init started ahead
+	// created, for a run C runs alone, starts its driver
+	// (run_alone.go) in errOut's stead.
+	created func(pid int)
 }
 
 func (r *forkedReport) Write(b []byte) (int, error) {
@@ -138,6 +153,10 @@ func (r *forkedReport) Write(b []byte) (int, error) {
 		r.ahead()
 	}
 	prefork.Created(rep.Pid)
+	if r.created != nil {
+		r.created(rep.Pid) // a run C runs alone: its driver prints, and closes
+		return len(b), nil
+	}
 	r.errOut.Close()
 	return len(b), nil
 }

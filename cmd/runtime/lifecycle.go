@@ -263,7 +263,11 @@ func (a *app) delete(id string, force bool) error {
 	}
 	// The shim exits right after answering; wait for it to close the
 	// connection so that nothing of the container is left when we return.
-	c.Next(ctx)
+	// Not in a run C runs alone, whose shim is this process: its W waits
+	// for it to exit instead (run_alone.go).
+	if a.alone == nil {
+		c.Next(ctx)
+	}
 	return nil
 }
 

@@ -63,6 +63,9 @@ type app struct {
 	// stderr, when set, is where log lines go without --log: the forked
 	// create's copy of stderr, once its own stdio is the container's.
 	stderr *os.File
+	// alone is set in C of a forked run, which runs the run by itself
+	// when it can (run_alone.go).
+	alone *aloneRun
 }
 
 func (a *app) command() *cobra.Command {
@@ -106,7 +109,7 @@ func (a *app) command() *cobra.Command {
 	create := a.createCommand()
 	root.AddCommand(create)
 	var run *cobra.Command
-	if prefork.RunWaiter() {
+	if prefork.RunWaiter() || prefork.RunChild() {
 		run = a.runCommand()
 		root.AddCommand(run)
 	}

@@ -41,6 +41,15 @@ func (a *app) runCommand() *cobra.Command {
 // (unless keep). Signals that would stop crier itself are forwarded to the
 // container.
 func (a *app) run(id string, o *createOptions, detach, keep bool) error {
+	if a.alone != nil {
+		return a.runAlone(id, o, detach, keep) // C of a forked run
+	}
+	if prefork.ChildDied() {
+		// The fork died while it created, before it said a word
+		// (run_alone.go): what it left is removed, and nothing checked.
+		a.removeForked(id, prefork.ChildPid())
+		return fmt.Errorf("run: %w (the create of %s)", prefork.ErrNoReport, id)
+	}
 	console, err := runConsole(o, detach)
 	if err != nil {
 		return err
@@ -144,16 +153,20 @@ func (a *app) runForeground(id string, console *consoleListener, sigs <-chan os.
 			// runc's init, its error alone on stderr and status
 			// 255, rather than a failure of crier's (run.bats
 			// "[execve error]" wants that one line).
-			fmt.Fprintln(os.Stderr, err)
+			fmt.Fprintln(a.errOut(), err)
 			return &exitError{code: 255}
 		}
 		return err
 	}
-	go func() {
-		for s := range sigs {
-			a.kill(id, s.(unix.Signal), false)
-		}
-	}()
+	// The W of a run its fork runs alone forwards signals from now on.
+	prefork.RunStarted()
+	if sigs != nil {
+		go func() {
+			for s := range sigs {
+				a.kill(id, s.(unix.Signal), false)
+			}
+		}()
+	}
 	status, err := waitStopped(ctx, sub)
 	if err != nil {
 		return err

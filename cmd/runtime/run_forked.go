@@ -10,16 +10,14 @@ import (
 	"github.com/crier-runtime/crier/internal/prefork"
 )
 
-// Run in the forked processes (internal/prefork): the process that runs
-// `crier run` (W) forks before its Go runtime starts, as for create, but
-// goes on as run's CLI, while the fork (C) creates and serves the
-// container, as a forked create does. Both runtimes start at once, on
-// two cores, where run would otherwise start crier, then crier-shim, one
-// after the other. W parses and checks the command line, and says what
-// is wrong with it; C waits meanwhile, and once W gives the go-ahead,
-// with what the shim is to be given, C serves it (serveShim) and reports
-// the create's outcome to W. C never builds the command tree: it is a
-// shim fed by W, which saves it the CLI's start-up.
+// Run in the forked processes (internal/prefork), when the fork (C) cannot
+// run it alone (run_alone.go): a terminal to proxy, a console or pidfd
+// socket, --keep, or a command line C does not take. The process that runs
+// `crier run` (W) then goes on as run's CLI, and C creates and serves the
+// container, as a forked create does. W parses and checks the command
+// line, and says what is wrong with it; C waits meanwhile, and once W
+// gives the go-ahead, with what the shim is to be given, C serves it
+// (serveShim) and reports the create's outcome to W.
 
 // createForked is the create of a forked run, in W: it checks what create
 // was given, gives C the go-ahead once W is ready to forward signals and
@@ -110,6 +108,9 @@ func flagField(b bool) string {
 // and serves the container it describes, and returns the exit code. If W
 // exits without one, having said why, C goes without a word.
 func runChild() int {
+	if code, ok := runAloneChild(); ok {
+		return code
+	}
 	msg, ok := prefork.AwaitGoAhead()
 	if !ok {
 		prefork.DiscardSpeculative()

@@ -20,7 +20,7 @@
 //	                      created (C lives on), else once C has exited (a
 //	                      pidfd), so that nothing of a failed create is
 //	                      seen alive after it returned; it never starts a
-//	                      Go runtime
+//	                      Go runtime (for a run, only when C asks it to)
 //
 // The entry acts only when the first argument that is not a flag (or a
 // value of one of the global flags that take one) is "create" or "run";
@@ -30,27 +30,36 @@
 // not create after all). If C dies before it reports, W says so on stderr
 // and exits 1.
 //
-// For `crier run` W does not wait in assembly: it goes on into its own
-// Go runtime as run's CLI (forwarding signals, proxying a terminal,
-// starting the container, waiting for it to stop, deleting it), so that
-// its runtime and C's start at the same time instead of one after the
-// other (crier, then crier-shim). The pipe is then a socket pair of
-// packets, used both ways:
+// For `crier run` the pipe is a socket pair of packets, used both ways, and
+// W waits in assembly too (runwait_linux_amd64.s), holding the signals run
+// forwards. C parses the command line as run's CLI would, and either runs
+// the run alone or asks W for its CLI:
 //
-//	M ──▶ W   C's pid, once M has forked it
+//	M ──▶ W   C's pid, once M has forked it (W reaps M, then reads it)
+//	C ──▶ W   'G' (NeedCLI): W goes on into its Go runtime as run's CLI;
+//	          then, as before session 9:
 //	W ──▶ C   the go-ahead (GoAhead), with what the shim is to be given:
 //	          W has checked the command line, catches the signals it
 //	          forwards and listens on its console socket
 //	C ──▶ W   Created, with the container's pid, or Exit
 //
-// C never runs the CLI: its main waits for the go-ahead and serves the
-// container it describes, and creates nothing and prints nothing before
-// it; if W exits without a go-ahead, having said what was wrong, C exits
+//	or, for a run C runs alone (RunAlone; cmd/runtime/run_alone.go):
+//	C ──▶ W   'C' created, with the container's pid (W takes a pidfd of
+//	          it), or 'X' with create's exit code
+//	C ──▶ W   'S' started (RunStarted): W forwards the held signals, and
+//	          those to come, to the container through a signalfd
+//	C ──▶ W   'X' with run's exit code, once C has deleted the container
+//	          (W exits with it once C has exited), or 'L' with 0 for a
+//	          detached run (W exits at once; C serves on) (RunDone)
+//
+// In the CLI's case C creates nothing and prints nothing before the
+// go-ahead; if W exits without one, having said what was wrong, C exits
 // too. Once it has the go-ahead, C reports as a forked create's does and
 // prints its own errors, and W waits for C to exit before it exits with
-// C's code. If C dies before it reports, W says so, exits 1 and removes
-// what C left of the container (only if the state names C as its shim:
-// the ID may be another's).
+// C's code. If C dies before it says anything, W's CLI says so, exits 1
+// and removes what C left of the container (only if the state names C as
+// its shim: the ID may be another's); if C dies after 'C', W says so and
+// exits 1.
 //
 // In C of a create or a run the entry also starts the container's init
 // stage ahead, before anything of the container is known (speculate.go):

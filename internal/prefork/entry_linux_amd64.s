@@ -198,12 +198,14 @@ noreport:
 	SYSCALL
 
 runwaiter:
-	// W of a run: on into the runtime with its end of the socket pair at
-	// once, while M forks C; W reaps M before its go-ahead (GoAhead).
+	// W of a run: it waits in assembly (runwait_linux_amd64.s) while C
+	// runs the container alone, or goes on into the runtime as run's
+	// CLI with its end of the socket pair.
 	MOVL	R12, ·state+8(SB)		// parent: here M
 	MOVL	·pipefds+0(SB), AX
 	MOVL	AX, ·state+4(SB)		// fd
 	MOVL	$2, ·state+0(SB)		// forked: the waiter
+	CALL	·runWait(SB)
 	JMP	runtime
 
 middle:

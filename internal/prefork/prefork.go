@@ -25,6 +25,12 @@ var state struct {
 	// sync socket and the sealed binary it was exec'd from; pid 0 when
 	// there is none, or it was taken or discarded.
 	specPid, specSync, specExe int32
+	// W of a run: C's pid, once W's assembly has reaped M and read M's
+	// message (child), which it has then (waited 1; 2 when C then died
+	// before it said anything), and C's end of
+	// things: 1 in C once it serves a run alone (RunAlone), so that the
+	// report of the create leaves the socket open for RunDone's.
+	child, waited, alone int32
 }
 
 // pipefds, statusbuf and pollfd are entry's scratch space; only the
@@ -76,6 +82,67 @@ func Parent() int { return int(state.parent) }
 // os.Getppid() says in a crier that did not fork.
 func CallerParent() int { return int(state.caller) }
 
+// NeedCLI, in C of a run, tells W to go on as run's CLI (a Go program):
+// C then waits for its go-ahead (AwaitGoAhead). C says it before anything
+// else, when the run needs more than W's assembly does (run_alone in
+// entry_linux_amd64.s): a terminal to proxy, a console or pidfd socket,
+// or a command line C does not take as a plain run, which W's CLI then
+// reports on.
+func NeedCLI() {
+	if state.forked != 1 || state.run != 1 || state.fd < 0 {
+		return
+	}
+	for {
+		if _, err := unix.Write(int(state.fd), []byte{'G'}); err != unix.EINTR {
+			return
+		}
+	}
+}
+
+// RunAlone, in C of a run, says that C runs the container through to its
+// end by itself: W stays in its assembly, forwards signals to the
+// container once created, and exits with what RunDone says. From here on
+// Created leaves the socket open.
+func RunAlone() { state.alone = 1 }
+
+// RunStarted, in C of a run it runs alone, says the container has been
+// started: W forwards signals to it from now on.
+func RunStarted() {
+	if state.alone != 1 {
+		return
+	}
+	msg := []byte{'S', 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	for {
+		if _, err := unix.Write(int(state.fd), msg); err != unix.EINTR {
+			return
+		}
+	}
+}
+
+// ChildDied, in W of a run, reports whether C died before it said
+// anything: W's CLI then only removes what C left (Outcome says
+// ErrNoReport).
+func ChildDied() bool { return state.forked == 2 && state.waited == 2 }
+
+// ChildPid, in W of a run, is C's pid, once W's assembly has read it; 0
+// before.
+func ChildPid() int { return int(state.child) }
+
+// RunDone, in C of a run it runs alone, ends W: with code once C has
+// exited, or at once when livesOn (C goes on as the shim of a detached
+// container).
+func RunDone(code int, livesOn bool) {
+	if state.alone != 1 {
+		return
+	}
+	state.alone = 0
+	kind := byte('X')
+	if livesOn {
+		kind = 'L'
+	}
+	report(kind, code, 0)
+}
+
 // Created tells the waiting process that the container, whose process is
 // pid, is created: create's exits 0 at once, run's goes on to start it,
 // while this process goes on as the shim.
@@ -98,7 +165,12 @@ func report(kind byte, code, pid int) {
 	// An init nobody took is gone before create's caller hears anything.
 	DiscardSpeculative()
 	fd := int(state.fd)
-	state.fd = -1
+	if state.alone == 1 && kind == 'L' {
+		// A run C runs alone: RunDone's message comes later.
+		kind, code = 'C', 0
+	} else {
+		state.fd = -1
+	}
 	self := unix.Getpid()
 	msg := []byte{kind, byte(code), byte(self), byte(self >> 8), byte(self >> 16), byte(self >> 24)}
 	if state.run == 1 {
@@ -112,6 +184,20 @@ func report(kind byte, code, pid int) {
 	if kind == 'L' {
 		unix.Close(fd)
 	}
+}
+
+// mChild returns C's pid: M's message, the first on W's end of the socket,
+// which W's assembly may have read already (state.waited). 0 when M could
+// not fork C.
+func mChild(fd int) int {
+	if state.waited != 0 {
+		return int(state.child)
+	}
+	buf := make([]byte, 16)
+	if n := readPacket(fd, buf); n == 4 {
+		return le32(buf)
+	}
+	return 0
 }
 
 // ErrNoReport is Outcome's error when C exited, or was killed, before it
@@ -185,13 +271,11 @@ func Release() {
 	// M has exited: its message, C's pid, is there, or C was never
 	// forked and the socket is at its end. C writes nothing before the
 	// go-ahead.
-	buf := make([]byte, 16)
-	n := readPacket(fd, buf)
 	var pidfd int
 	var err error = unix.ESRCH
-	if n == 4 {
+	if child := mChild(fd); child > 0 {
 		// While the socket is open C waits on it, alive: the pid is C's.
-		pidfd, err = unix.PidfdOpen(le32(buf), 0)
+		pidfd, err = unix.PidfdOpen(child, 0)
 	}
 	unix.Close(fd)
 	if err != nil {
@@ -225,10 +309,9 @@ func Outcome() (Result, error) {
 	}()
 	var res Result
 	buf := make([]byte, 16)
-	if n := readPacket(fd, buf); n != 4 {
+	if res.Child = mChild(fd); res.Child == 0 {
 		return res, ErrNoReport
 	}
-	res.Child = le32(buf)
 	if n := readPacket(fd, buf); n != 10 {
 		return res, ErrNoReport
 	}

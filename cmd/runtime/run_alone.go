@@ -1,0 +1,113 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/crier-runtime/crier/internal/prefork"
+)
+
+// A run that C runs alone (internal/prefork): C parses the command line as
+// run's CLI would, and when the run needs nothing of a CLI beside the
+// container (no terminal to proxy, no console or pidfd socket, a command
+// line it takes as it is), it creates the container and serves it, starts
+// it, waits for it to stop and deletes it, all from this one process,
+// while W, the process run's caller waits for, stays in assembly: it
+// forwards the signals run forwards to the container and exits with its
+// status (runwait_linux_amd64.s). A run then starts one Go program, not
+// two (W's runtime, started beside C's and the init's, delayed both on
+// machines where page faults are dear). Otherwise C says so before
+// anything else (prefork.NeedCLI), and W goes on into its runtime as
+// run's CLI and gives C its go-ahead as before (run_forked.go).
+
+// errNeedCLI is runAlone's refusal: W's CLI is to run this one.
+var errNeedCLI = errors.New("run needs its CLI")
+
+// aloneRun is C's run, once it has taken it.
+type aloneRun struct {
+	took   bool // runAlone took the run: C creates it, and says what fails
+	detach bool
+	keep   bool
+	id     string
+	done   sync.WaitGroup // the driver, once the container is created
+}
+
+// runAloneChild is C of a forked run: it parses the command line with
+// its output discarded (W's CLI says what is wrong with one C does not
+// take), and runs the run alone if it can. ok is false when C has told W
+// to go on as the CLI.
+func runAloneChild() (code int, ok bool) {
+	a := &app{alone: &aloneRun{}}
+	root := a.command()
+	root.SetOut(io.Discard)
+	root.SetErr(io.Discard)
+	err := root.Execute()
+	if !a.alone.took {
+		prefork.NeedCLI()
+		return 0, false
+	}
+	if err != nil {
+		a.fail(err)
+	}
+	prefork.Exit(a.exitCode)
+	return a.exitCode, true
+}
+
+// runAlone is run in C: errNeedCLI before anything is made when the run
+// needs W's CLI, else the create's error (printed already) or nil once
+// the container is deleted (or, detached, lives on and is deleted later).
+func (a *app) runAlone(id string, o *createOptions, detach, keep bool) error {
+	// --keep: the stopped container's shim lives on, and this image is
+	// not to serve it for long (it does not re-execute while a run's
+	// driver waits here).
+	if keep || o.consoleSocket != "" || o.pidfdSocket != "" || wantsTerminal(o.bundle) {
+		return errNeedCLI
+	}
+	sa, mode, err := a.createArgs(id, o)
+	if err != nil {
+		return errNeedCLI // the CLI checks the same, and says what is wrong
+	}
+	r := a.alone
+	r.took, r.detach, r.keep, r.id = true, detach, keep, id
+	prefork.RunAlone()
+	return a.serveShim(sa, mode, 0)
+}
+
+// drive starts the container the shim in this process has created, and in
+// the foreground waits for it to stop and deletes it (unless keep); it
+// tells W how run ends (prefork.RunDone). It runs beside the shim's loop,
+// from the shim's report of the create (forkedReport), and prints to the
+// copy of stderr the create made (a.stderr), which serveShim keeps until
+// drive has returned.
+func (r *aloneRun) drive(a *app, pid int) {
+	defer r.done.Done()
+	// As run's CLI says it once told the container is created.
+	a.debugf("child process in init(): the init of %s is pid %d, created", r.id, pid)
+	var err error
+	if r.detach {
+		err = a.startOrDelete(r.id)
+	} else {
+		err = a.runForeground(r.id, nil, nil, r.keep)
+	}
+	code := 0
+	if err != nil {
+		a.fail(err)
+		code = a.exitCode
+	}
+	prefork.RunDone(code, r.detach && err == nil)
+	if r.detach && err == nil {
+		// The caller may read stderr to its end, as for create.
+		a.stderr.Close()
+	}
+}
+
+// errOut is where fail writes: the forked create's copy of stderr while
+// there is one (its own is the container's by then), else stderr.
+func (a *app) errOut() *os.File {
+	if a.stderr != nil {
+		return a.stderr
+	}
+	return os.Stderr
+}

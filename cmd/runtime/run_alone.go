@@ -96,9 +96,13 @@ func (r *aloneRun) drive(a *app, pid int) {
 		a.fail(err)
 		code = a.exitCode
 	}
-	prefork.RunDone(code, r.detach && err == nil)
-	if r.detach && err == nil {
-		// The caller may read stderr to its end, as for create.
+	// Detached, or when the delete failed (or never came): the container
+	// is there, and this process goes on as its shim. W then exits at
+	// once, as run's CLI would, and so must the caller's stderr.
+	_, _, serr := a.readState(r.id)
+	livesOn := serr == nil
+	prefork.RunDone(code, livesOn)
+	if livesOn {
 		a.stderr.Close()
 	}
 }

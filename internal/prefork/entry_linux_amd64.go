@@ -11,3 +11,7 @@ func globalValueFlag()
 // waitReadable is entry's and speculate's wait on a pidfd
 // (entry_linux_amd64.s). Go never calls it.
 func waitReadable()
+
+// exitAfter is W's exit once C has exited (entry_linux_amd64.s). Go never
+// calls it.
+func exitAfter()

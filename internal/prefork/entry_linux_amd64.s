@@ -175,14 +175,8 @@ status:
 	JEQ	exit				// C lives on as the shim
 	// C is exiting: wait until it has, so that the caller never sees it
 	// alive after create returned.
-	MOVQ	$SYS_pidfd_open, AX
-	MOVL	·statusbuf+2(SB), DI
-	XORQ	SI, SI
-	SYSCALL
-	CMPQ	AX, $-4095
-	JCC	exit				// gone already
-	MOVQ	AX, DI
-	CALL	·waitReadable(SB)
+	MOVL	·statusbuf+2(SB), R12
+	JMP	·exitAfter(SB)
 exit:
 	MOVQ	R13, DI
 	MOVQ	$SYS_exit_group, AX
@@ -338,6 +332,22 @@ no:
 yes:
 	MOVQ	$1, AX
 	RET
+
+// func exitAfter(): exits with the code in R13 once the process R12 has
+// exited (at once if it is gone already). It does not return.
+TEXT ·exitAfter(SB),NOSPLIT|NOFRAME,$0
+	MOVQ	$SYS_pidfd_open, AX
+	MOVQ	R12, DI
+	XORQ	SI, SI
+	SYSCALL
+	CMPQ	AX, $-4095
+	JCC	exit				// gone already
+	MOVQ	AX, DI
+	CALL	·waitReadable(SB)
+exit:
+	MOVQ	R13, DI
+	MOVQ	$SYS_exit_group, AX
+	SYSCALL
 
 // func waitReadable(): waits until the descriptor in DI polls readable (a
 // pidfd: its process has exited), in entry's pollfd. It uses AX, CX, DX,

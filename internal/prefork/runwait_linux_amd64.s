@@ -140,14 +140,7 @@ done:
 	JEQ	exit
 	// C is exiting: wait until it has, so that nothing of the run is
 	// seen alive once run has returned.
-	MOVQ	$SYS_pidfd_open, AX
-	MOVQ	R12, DI
-	XORQ	SI, SI
-	SYSCALL
-	CMPQ	AX, $-4095
-	JCC	exit				// gone already
-	MOVQ	AX, DI
-	CALL	·waitReadable(SB)
+	JMP	·exitAfter(SB)
 exit:
 	MOVQ	R13, DI
 	MOVQ	$SYS_exit_group, AX

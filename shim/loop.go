@@ -168,6 +168,7 @@ func (s *server) loop() error {
 	go s.accept()
 	// The container may have exited before SIGCHLD was being watched.
 	s.reap()
+	s.startAtOnce()
 	s.reexecSoon(nil)
 	for s.phase != phaseDeleted {
 		var m any
@@ -404,6 +405,18 @@ func (s *server) request(r *request) {
 	default:
 		r.reply <- protocol.ErrorReply(protocol.Errorf(protocol.ErrBadRequest, "unknown op %q", r.req.Op))
 	}
+}
+
+// startAtOnce starts the container the shim has just created, when its
+// Config asks for it (StartAtOnce): the request is the loop's own, and its
+// reply goes to that channel.
+func (s *server) startAtOnce() {
+	if s.cfg == nil || s.cfg.StartAtOnce == nil {
+		return
+	}
+	reply := s.cfg.StartAtOnce
+	s.cfg.StartAtOnce = nil
+	s.start(&request{req: protocol.Request{Op: protocol.OpStart}, reply: reply})
 }
 
 func (s *server) start(r *request) {

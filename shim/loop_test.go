@@ -376,3 +376,46 @@ func TestServeNotesLabels(t *testing.T) {
 	h.stop()
 	h.delete(true)
 }
+
+// TestLoopStartAtOnce: with Config.StartAtOnce the loop starts the
+// container as soon as it is created, no client asking, and sends the
+// start's reply to the channel: OK, or the start's error.
+func TestLoopStartAtOnce(t *testing.T) {
+	cases := []struct {
+		name    string
+		err     error
+		wantErr string
+	}{
+		{name: "started"},
+		{name: "failed", err: errors.New("no such file"), wantErr: "start: no such file"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			started := make(chan protocol.Reply, 1)
+			h := newHarness(t, testSpec(), func(c *Config) { c.StartAtOnce = started }).created()
+			h.k.start.called(t, "start, with no client")
+			h.k.start.open(tc.err)
+			rep := <-started
+			if err := rep.Err(); tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("start's reply: %v, want %q", err, tc.wantErr)
+			}
+			c := h.dial()
+			st, err := c.State(ctx(t))
+			want := protocol.StatusRunning
+			if tc.err != nil {
+				want = protocol.StatusCreated
+			}
+			if err != nil || st.Status != want {
+				t.Errorf("state %+v, %v, want %s", st, err, want)
+			}
+			sub := h.subscribe(false)
+			h.k.exit(exitedWith(0))
+			next(t, sub, protocol.EventStopped)
+			h.k.teardown.open(nil)
+			if err := c.Delete(ctx(t), false); err != nil {
+				t.Fatal(err)
+			}
+			h.served()
+		})
+	}
+}

@@ -47,6 +47,11 @@ type Config struct {
 	LogPath string
 	// Debug adds debug messages to Log.
 	Debug bool
+	// StartAtOnce, when set, has the loop start the container as soon as
+	// it is created, as a start request would, and send that request's
+	// reply here (the channel needs room for it): a run whose fork runs
+	// it alone (cmd/runtime/run_alone.go) saves a client's round trip.
+	StartAtOnce chan protocol.Reply
 	// Reexec makes Serve re-execute the shim once the container is
 	// created and the shim idle (idle.go), into ReexecPath's serve mode
 	// (default: this executable, /proc/self/exe).

@@ -13,6 +13,7 @@ import (
 
 	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/internal/prefork"
+	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/shim"
 )
 
@@ -97,6 +98,8 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 		a.debugf("init started ahead: forked before the config was read, and adopted")
 	}}
 	if r := a.alone; r != nil {
+		r.started = make(chan protocol.Reply, 1)
+		cfg.StartAtOnce = r.started
 		rep.created = func(pid int) {
 			r.done.Add(1)
 			go r.drive(a, pid)

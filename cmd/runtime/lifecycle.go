@@ -34,6 +34,21 @@ func (a *app) startCommand() *cobra.Command {
 }
 
 func (a *app) start(id string) error {
+	if err := a.startRequest(id); err != nil {
+		return err
+	}
+	a.debugf("init: closing the pipe to signal completion: %s started", id)
+	a.debugSeccompFlags(id)
+	return nil
+}
+
+// startRequest asks id's shim to start the container; the start a run's
+// fork has its shim make at once (run_alone.go) is waited for instead.
+func (a *app) startRequest(id string) error {
+	if r := a.alone; r != nil && r.started != nil {
+		rep := <-r.started
+		return requestError(rep.Err())
+	}
 	ctx, cancel := requestContext()
 	defer cancel()
 	c, err := a.dialRecovering(ctx, id)
@@ -44,12 +59,7 @@ func (a *app) start(id string) error {
 		return err
 	}
 	defer c.Close()
-	if err := requestError(c.Start(ctx)); err != nil {
-		return err
-	}
-	a.debugf("init: closing the pipe to signal completion: %s started", id)
-	a.debugSeccompFlags(id)
-	return nil
+	return requestError(c.Start(ctx))
 }
 
 // debugSeccompFlags says, with --debug, which flags the container's

@@ -130,10 +130,12 @@ func (a *app) startOrDelete(id string) error {
 // stopped deletes it, unless keep, and exits with its status.
 func (a *app) runForeground(id string, console *consoleListener, sigs <-chan os.Signal, keep bool) error {
 	ctx := context.Background()
-	// Subscribe before start so that a quick exit is not missed.
+	// Subscribe before start so that a quick exit is not missed; with the
+	// events so far when the shim starts the container at once (a run
+	// its fork runs alone), which may have been before this.
 	sub, err := a.dial(ctx, id)
 	if err == nil {
-		err = sub.Subscribe(ctx, protocol.SubscribeOptions{NoHistory: true})
+		err = sub.Subscribe(ctx, protocol.SubscribeOptions{NoHistory: a.alone == nil})
 	}
 	if err != nil {
 		a.delete(id, true)

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/crier-runtime/crier/internal/prefork"
+	"github.com/crier-runtime/crier/protocol"
 )
 
 // A run that C runs alone (internal/prefork): C parses the command line as
@@ -32,6 +33,9 @@ type aloneRun struct {
 	keep   bool
 	id     string
 	done   sync.WaitGroup // the driver, once the container is created
+	// started has the reply to the start the shim makes at once
+	// (shim.Config.StartAtOnce), in the stead of the driver's request.
+	started chan protocol.Reply
 }
 
 // runAloneChild is C of a forked run: it parses the command line with

@@ -44,11 +44,14 @@ func TestRunAloneForwardsSignals(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			id := e.id()
-			b := e.bundle([]string{"sh", "-c", `trap "exit 42" TERM; sleep 1000 & wait`}, nil)
-			started := e.cliStart(nil, "event", "--event", "started", id)
+			// "ready" once the trap is set: a signal before it would
+			// be lost (the shell is its pid namespace's init).
+			b := e.bundle([]string{"sh", "-c", `trap "exit 42" TERM; echo ready; sleep 1000 & wait`}, nil)
 			args := append([]string{"run"}, tc.extra...)
-			run := e.cliStart(nil, append(args, "--bundle", b, id)...)
-			started.waitOK()
+			run, out := e.cliStartPiped(append(args, "--bundle", b, id)...)
+			if line := out.line(t); line != "ready" {
+				t.Fatalf("container said %q, want ready", line)
+			}
 			n := threads(t, run.cmd.Process.Pid)
 			if tc.alone && n != 1 {
 				t.Errorf("run's process has %d threads, want 1: it started a Go runtime", n)

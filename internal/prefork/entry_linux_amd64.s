@@ -142,13 +142,11 @@ failed:
 	JMP	runtime
 
 waiter:
-	// W: reap M, then wait for C's exit code.
+	// W: reap M (it exits at once), then wait for C.
 	MOVQ	AX, R12				// M
 	MOVQ	$SYS_close, AX
 	MOVL	·pipefds+4(SB), DI
 	SYSCALL
-	CMPL	·state+20(SB), $0
-	JNE	runwaiter
 reap:
 	MOVQ	$SYS_wait4, AX
 	MOVQ	R12, DI
@@ -158,6 +156,8 @@ reap:
 	SYSCALL
 	CMPQ	AX, $-EINTR
 	JEQ	reap
+	CMPL	·state+20(SB), $0
+	JNE	runwaiter
 status:
 	// C's report: a kind, an exit code and C's pid (report in prefork.go),
 	// in one write.
@@ -194,7 +194,7 @@ noreport:
 runwaiter:
 	// W of a run: it waits in assembly (runwait_linux_amd64.s) while C
 	// runs the container alone, or goes on into the runtime as run's
-	// CLI with its end of the socket pair.
+	// CLI with its end of the socket pair. M is reaped already.
 	MOVL	R12, ·state+8(SB)		// parent: here M
 	MOVL	·pipefds+0(SB), AX
 	MOVL	AX, ·state+4(SB)		// fd

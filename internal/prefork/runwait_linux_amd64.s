@@ -9,7 +9,6 @@
 #define SYS_write 1
 #define SYS_poll 7
 #define SYS_rt_sigprocmask 14
-#define SYS_wait4 61
 #define SYS_exit_group 231
 #define SYS_signalfd4 289
 #define SYS_pidfd_send_signal 424
@@ -21,10 +20,10 @@
 #define EINTR 4
 
 // func runWait(): with state's fd (W's end of the socket pair) and parent
-// (M) set. It returns only for W to go on into the runtime as run's CLI,
-// with M reaped and its message read (state's child and waited), and the
-// signal mask as it was; otherwise it exits. It uses every register but
-// SP and BP.
+// (M, reaped by entry) set. It returns only for W to go on into the
+// runtime as run's CLI, with M's message read (state's child and waited),
+// and the signal mask as it was; otherwise it exits. It uses every
+// register but SP and BP.
 TEXT ·runWait(SB),NOSPLIT|NOFRAME,$0
 	// The signals run forwards are held from here on: C may run the
 	// container alone, and then W forwards them once it is created.
@@ -35,15 +34,6 @@ TEXT ·runWait(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	$8, R10
 	SYSCALL
 	MOVL	·state+4(SB), BX		// the socket
-reap:
-	MOVQ	$SYS_wait4, AX
-	MOVL	·state+8(SB), DI		// M
-	XORQ	SI, SI
-	XORQ	DX, DX
-	XORQ	R10, R10
-	SYSCALL
-	CMPQ	AX, $-EINTR
-	JEQ	reap
 	// M's message, C's pid; without it M could not fork C, which the
 	// CLI reports.
 	CALL	·runRead(SB)

@@ -1,12 +1,10 @@
 package shim
 
 import (
-	"errors"
 	"fmt"
 	"log"
 	"os"
 	"os/signal"
-	"time"
 	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -225,16 +223,6 @@ func supervisedExit(fd int) (ws unix.WaitStatus, known, ok bool) {
 	// a kernel without the exit information.
 	reaped, rerr := pidfd.Reaped(fd)
 	ws, known, ierr := pidfd.ExitStatus(fd)
-	// Reaped, on a kernel that has the information, yet none: seen once
-	// in a clean-clone CI run (TestSupervisorDeleteRightAfterReap, the
-	// state right after the supervisor's reap said the status unknown),
-	// never reproduced in 165 runs of it. Should the kernel publish the
-	// exit a moment after the pidfd says reaped, a few more looks, some
-	// 1 ms at most, get it rather than call it unknown.
-	for try := 0; reaped && !known && (ierr == nil || errors.Is(ierr, unix.ESRCH)) && try < 10; try++ {
-		time.Sleep(100 * time.Microsecond)
-		ws, known, ierr = pidfd.ExitStatus(fd)
-	}
 	switch {
 	case known:
 		return ws, true, true

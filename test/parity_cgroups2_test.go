@@ -103,16 +103,25 @@ echo $! > /sys/fs/cgroup/memory/foo/cgroup.procs && echo moved`
 	}
 }
 
+// runningInOwnCgroupsPath creates and starts a container that sleeps in
+// a cgroupsPath of its own, for tests of another create given the same
+// path: its ID, its bundle and the path.
+func (e *env) runningInOwnCgroupsPath() (id, bundle, cgroupsPath string) {
+	e.t.Helper()
+	id = e.id()
+	cgroupsPath = "/" + id + "-shared"
+	bundle = e.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) { s.Linux.CgroupsPath = cgroupsPath })
+	e.create(id, bundle)
+	e.cliOK("start", id)
+	return id, bundle, cgroupsPath
+}
+
 // TestParityCgroupNotEmpty: run -d and create refuse a cgroupsPath whose
 // cgroup has processes (another container's), in runc's words, and leave
 // nothing; the container there runs on.
 func TestParityCgroupNotEmpty(t *testing.T) {
 	e := newEnv(t)
-	id := e.id()
-	cgroupsPath := "/" + id + "-shared"
-	b := e.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) { s.Linux.CgroupsPath = cgroupsPath })
-	e.create(id, b)
-	e.cliOK("start", id)
+	id, b, _ := e.runningInOwnCgroupsPath()
 	for _, cmd := range [][]string{{"run", "-d", "--bundle", b}, {"create", "--bundle", b}} {
 		other := e.id()
 		r := e.cliRun(append(cmd, other)...)

@@ -211,11 +211,7 @@ func TestSpeculativeSpecNotForged(t *testing.T) {
 func TestSpeculativeBadConfigSharedCgroup(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	id := e.id()
-	cgroupsPath := "/" + id + "-shared"
-	b := e.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) { s.Linux.CgroupsPath = cgroupsPath })
-	e.create(id, b)
-	e.cliOK("start", id)
+	id, _, cgroupsPath := e.runningInOwnCgroupsPath()
 	procs := filepath.Join(e.shimState(id).Cgroup.Paths["pids"], "cgroup.procs")
 	// The early part (namespaces, cgroupsPath) is fine; process.cwd is
 	// not, which only the whole config's check finds.

@@ -30,7 +30,6 @@ var errNeedCLI = errors.New("run needs its CLI")
 type aloneRun struct {
 	took   bool // runAlone took the run: C creates it, and says what fails
 	detach bool
-	keep   bool
 	id     string
 	done   sync.WaitGroup // the driver, once the container is created
 	// started has the reply to the start the shim makes at once
@@ -74,13 +73,13 @@ func (a *app) runAlone(id string, o *createOptions, detach, keep bool) error {
 		return errNeedCLI // the CLI checks the same, and says what is wrong
 	}
 	r := a.alone
-	r.took, r.detach, r.keep, r.id = true, detach, keep, id
+	r.took, r.detach, r.id = true, detach, id
 	prefork.RunAlone()
 	return a.serveShim(sa, mode, 0)
 }
 
 // drive starts the container the shim in this process has created, and in
-// the foreground waits for it to stop and deletes it (unless keep); it
+// the foreground waits for it to stop and deletes it; it
 // tells W how run ends (prefork.RunDone). It runs beside the shim's loop,
 // from the shim's report of the create (forkedReport), and prints to the
 // copy of stderr the create made (a.stderr), which serveShim keeps until
@@ -93,7 +92,7 @@ func (r *aloneRun) drive(a *app, pid int) {
 	if r.detach {
 		err = a.startOrDelete(r.id)
 	} else {
-		err = a.runForeground(r.id, nil, nil, r.keep)
+		err = a.runForeground(r.id, nil, nil, false)
 	}
 	code := 0
 	if err != nil {

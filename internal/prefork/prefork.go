@@ -25,9 +25,9 @@ var state struct {
 	// sync socket and the sealed binary it was exec'd from; pid 0 when
 	// there is none, or it was taken or discarded.
 	specPid, specSync, specExe int32
-	// W of a run: C's pid, once W's assembly has reaped M and read M's
-	// message (child), which it has then (waited 1; 2 when C then died
-	// before it said anything), and C's end of
+	// W of a run: C's pid from M's message, once W's assembly has read
+	// it (child; waited 1, 2 when C then died before it said anything),
+	// and C's end of
 	// things: 1 in C once it serves a run alone (RunAlone), so that the
 	// report of the create leaves the socket open for RunDone's.
 	child, waited, alone int32
@@ -186,20 +186,6 @@ func report(kind byte, code, pid int) {
 	}
 }
 
-// mChild returns C's pid: M's message, the first on W's end of the socket,
-// which W's assembly may have read already (state.waited). 0 when M could
-// not fork C.
-func mChild(fd int) int {
-	if state.waited != 0 {
-		return int(state.child)
-	}
-	buf := make([]byte, 16)
-	if n := readPacket(fd, buf); n == 4 {
-		return le32(buf)
-	}
-	return 0
-}
-
 // ErrNoReport is Outcome's error when C exited, or was killed, before it
 // reported.
 var ErrNoReport = errors.New("exited before reporting its outcome")
@@ -214,15 +200,7 @@ func GoAhead(payload string) error {
 	if state.forked != 2 {
 		return nil
 	}
-	// M is gone by now (it only forks C and tells W its pid): reaping it
-	// here keeps the wait off W's start, and orders M's message before
-	// anything C writes, which comes only after the go-ahead.
-	var ws unix.WaitStatus
-	for state.parent > 0 {
-		if _, err := unix.Wait4(int(state.parent), &ws, 0, nil); err != unix.EINTR {
-			break
-		}
-	}
+	// M is reaped, and its message read, already (runWait).
 	msg := append([]byte{'G'}, payload...)
 	state.goAhead = 1
 	for {
@@ -262,18 +240,12 @@ func Release() {
 	}
 	fd := int(state.fd)
 	state.fd = -1
-	var ws unix.WaitStatus
-	for state.parent > 0 {
-		if _, err := unix.Wait4(int(state.parent), &ws, 0, nil); err != unix.EINTR {
-			break
-		}
-	}
-	// M has exited: its message, C's pid, is there, or C was never
-	// forked and the socket is at its end. C writes nothing before the
+	// M is reaped, and its message, C's pid, read already (runWait); 0
+	// when M could not fork C. C writes nothing after its 'G' before the
 	// go-ahead.
 	var pidfd int
 	var err error = unix.ESRCH
-	if child := mChild(fd); child > 0 {
+	if child := int(state.child); child > 0 {
 		// While the socket is open C waits on it, alive: the pid is C's.
 		pidfd, err = unix.PidfdOpen(child, 0)
 	}
@@ -298,9 +270,9 @@ type Result struct {
 	Pid     int // the container's process, when created
 }
 
-// Outcome, in W of a run, waits for C's report. The first message is
-// M's, C's pid (entry), so that Child is C even when C died before it
-// reported; 0 if M could not fork C.
+// Outcome, in W of a run, waits for C's report. Child is C's pid, from
+// M's message (which runWait read), even when C died before it reported;
+// 0 if M could not fork C.
 func Outcome() (Result, error) {
 	fd := int(state.fd)
 	defer func() {
@@ -309,7 +281,7 @@ func Outcome() (Result, error) {
 	}()
 	var res Result
 	buf := make([]byte, 16)
-	if res.Child = mChild(fd); res.Child == 0 {
+	if res.Child = int(state.child); res.Child == 0 {
 		return res, ErrNoReport
 	}
 	if n := readPacket(fd, buf); n != 10 {

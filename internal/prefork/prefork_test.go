@@ -25,17 +25,18 @@ func as(forked, fd int, f func()) {
 	f()
 }
 
+// mRead is what runWait leaves in W's state once it has read M's message
+// naming C (0: M could not fork C).
+func mRead(child int) {
+	state.child, state.waited = int32(child), 1
+}
+
 // TestRunExchange: the go-ahead carries its payload to C, and C's
-// report of a created container its pid and the container's to W, after
-// M's message naming C.
+// report of a created container its pid and the container's to W, who
+// knows C from M's message.
 func TestRunExchange(t *testing.T) {
 	w, c := pair(t)
-	// M's message: C's pid, 4 bytes.
-	if _, err := unix.Write(c, []byte{0x39, 0x30, 0, 0}); err != nil { // 12345
-		t.Fatal(err)
-	}
 	as(2, w, func() {
-		state.parent = 0 // no M to reap in this test
 		if err := GoAhead("/run/x/console.sock"); err != nil {
 			t.Fatal(err)
 		}
@@ -50,6 +51,7 @@ func TestRunExchange(t *testing.T) {
 		Created(4242) // closes c
 	})
 	as(2, w, func() {
+		mRead(12345)
 		res, err := Outcome()
 		if err != nil {
 			t.Fatal(err)
@@ -65,9 +67,9 @@ func TestRunExchange(t *testing.T) {
 // and a W gone before its go-ahead is no go-ahead for C.
 func TestRunNoReport(t *testing.T) {
 	w, c := pair(t)
-	unix.Write(c, []byte{7, 0, 0, 0})
 	unix.Close(c)
 	as(2, w, func() {
+		mRead(7)
 		res, err := Outcome()
 		if err != ErrNoReport || res.Child != 7 {
 			t.Errorf("Outcome after C's end closed: %+v %v, want child 7 and ErrNoReport", res, err)

@@ -46,15 +46,34 @@ type info struct {
 // kernel has no exit to give: the process runs, is not reaped yet, or the
 // kernel is older than 6.15 (err is then ENOTTY or EINVAL, from before
 // PIDFD_GET_INFO, 6.13).
+//
+// A reap during the call is no error. The kernel looks for the exit
+// first and for the process after: when the parent reaps in between, it
+// finds the process half released and answers ESRCH. The release records
+// the exit before it unhashes the process, so once ESRCH has come the
+// exit is there to read (measured here: about one run in six of a
+// reader racing the reap met ESRCH, and its next call had the exit every
+// time). ESRCH again is the answer of a
+// kernel that keeps no exit (6.13, 6.14), for a reaped process.
 func ExitStatus(fd int) (ws unix.WaitStatus, known bool, err error) {
-	in := info{mask: infoExit}
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), getInfo, uintptr(unsafe.Pointer(&in)))
-	if e != 0 {
-		return 0, false, os.NewSyscallError("ioctl PIDFD_GET_INFO", e)
+	var e unix.Errno
+	for range maxHalfReleased + 1 {
+		in := info{mask: infoExit}
+		_, _, e = unix.Syscall(unix.SYS_IOCTL, uintptr(fd), getInfo, uintptr(unsafe.Pointer(&in)))
+		if e == 0 {
+			ws, known = decodeExit(&in)
+			return ws, known, nil
+		}
+		if e != unix.ESRCH {
+			break
+		}
 	}
-	ws, known = decodeExit(&in)
-	return ws, known, nil
+	return 0, false, os.NewSyscallError("ioctl PIDFD_GET_INFO", e)
 }
+
+// maxHalfReleased is how many times ExitStatus asks again after ESRCH:
+// once was always enough when measured; a few more cost nothing.
+const maxHalfReleased = 3
 
 // decodeExit reads the exit from what PIDFD_GET_INFO returned.
 func decodeExit(in *info) (unix.WaitStatus, bool) {

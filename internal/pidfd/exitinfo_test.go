@@ -87,6 +87,48 @@ func TestExitStatusAfterParentReaps(t *testing.T) {
 	}
 }
 
+// A reader asking over and over while the parent reaps never gets an
+// error, and gets the status the parent got: the kernel answers ESRCH
+// to a call that the reap overtakes (ExitStatus).
+func TestExitStatusRacingTheReap(t *testing.T) {
+	const runs = 300
+	for i := 0; i < runs; i++ {
+		pidfd := -1
+		cmd := exec.Command("/bin/true")
+		cmd.SysProcAttr = &syscall.SysProcAttr{PidFD: &pidfd}
+		if err := cmd.Start(); err != nil {
+			t.Skipf("no /bin/true: %v", err)
+		}
+		type result struct {
+			ws    unix.WaitStatus
+			known bool
+			err   error
+		}
+		read := make(chan result, 1)
+		go func() {
+			for {
+				ws, known, err := ExitStatus(pidfd)
+				if known || err != nil {
+					read <- result{ws, known, err}
+					return
+				}
+			}
+		}()
+		cmd.Wait()
+		got := <-read
+		unix.Close(pidfd)
+		if errors.Is(got.err, unix.ENOTTY) || errors.Is(got.err, unix.EINVAL) {
+			t.Skipf("kernel without PIDFD_GET_INFO (6.13): %v", got.err)
+		}
+		if got.err != nil {
+			t.Fatalf("run %d: ExitStatus racing the reap: %v", i, got.err)
+		}
+		if want := cmd.ProcessState.Sys().(syscall.WaitStatus); uint32(got.ws) != uint32(want) {
+			t.Fatalf("run %d: wait status %#x from the pidfd, the parent reaped %#x", i, uint32(got.ws), uint32(want))
+		}
+	}
+}
+
 // Before the reap there is no exit to read, and the pidfd is not hung up.
 func TestExitStatusBeforeReap(t *testing.T) {
 	cmd, fd := sleeper(t)

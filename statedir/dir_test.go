@@ -1,6 +1,7 @@
 package statedir
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -179,5 +180,109 @@ func TestSweepAbandoned(t *testing.T) {
 	}
 	if want := []string{"7/99", fmt.Sprintf("%d/42", os.Getpid())}; len(asked) != 2 || !slices.Contains(asked, want[0]) || !slices.Contains(asked, want[1]) {
 		t.Errorf("asked about %v, want %v", asked, want)
+	}
+}
+
+// TestWriteFileAtReplaces: what was at the name before a write, and what
+// is there after.
+func TestWriteFileAtReplaces(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		before  func(path string) // plants what is at the name
+		wantErr bool
+	}{
+		{name: "nothing", before: func(string) {}},
+		{name: "a file", before: func(p string) { os.WriteFile(p, []byte("old content"), 0o600) }},
+		{name: "a link to a file", before: func(p string) {
+			os.WriteFile(p+".target", []byte("old content"), 0o600)
+			os.Symlink(p+".target", p)
+		}},
+		{name: "a directory", before: func(p string) {
+			os.Mkdir(p, 0o700)
+			os.WriteFile(filepath.Join(p, "inside"), nil, 0o600)
+		}, wantErr: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "state.json")
+			c.before(path)
+			// A second name for what was there, which must keep its content.
+			os.Link(path, filepath.Join(dir, "old"))
+			want := names(dir)
+			if !slices.Contains(want, "state.json") {
+				want = append(want, "state.json")
+				slices.Sort(want)
+			}
+			err := WriteFile(path, []byte("new"), 0o600)
+			if c.wantErr {
+				fi, serr := os.Lstat(path)
+				if err == nil || serr != nil || !fi.IsDir() {
+					t.Fatalf("WriteFile over a directory = %v; the name is now %v, %v", err, fi, serr)
+				}
+			} else {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b, err := os.ReadFile(path); string(b) != "new" || err != nil {
+					t.Fatalf("after the write: %q, %v", b, err)
+				}
+				if b, err := os.ReadFile(filepath.Join(dir, "old")); err == nil && string(b) != "old content" {
+					t.Fatalf("the old file was written in place: %q", b)
+				}
+			}
+			if got := names(dir); !slices.Equal(got, want) {
+				t.Errorf("entries after the write %v, want %v: a temporary left, or something removed", got, want)
+			}
+		})
+	}
+}
+
+// names lists dir's entries, sorted.
+func names(dir string) []string {
+	ents, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// TestWriteFileAtReadersSeeWhole: a reader racing the writes always finds
+// the file, whole, old or new.
+func TestWriteFileAtReadersSeeWhole(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	versions := [][]byte{bytes.Repeat([]byte("a"), 1400), bytes.Repeat([]byte("b"), 700)}
+	if err := WriteFile(path, versions[0], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	bad := make(chan string, 1)
+	go func() {
+		defer close(bad)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			b, err := os.ReadFile(path)
+			if err != nil || !bytes.Equal(b, versions[0]) && !bytes.Equal(b, versions[1]) {
+				bad <- fmt.Sprintf("read %d bytes, %v", len(b), err)
+				return
+			}
+		}
+	}()
+	for i := 0; i < 2000; i++ {
+		if err := WriteFile(path, versions[i%2], 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	if msg, ok := <-bad; ok {
+		t.Fatalf("a reader saw a torn or missing file: %s", msg)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("temporaries left: %v", ents)
 	}
 }

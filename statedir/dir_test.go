@@ -286,3 +286,23 @@ func TestWriteFileAtReadersSeeWhole(t *testing.T) {
 		t.Errorf("temporaries left: %v", ents)
 	}
 }
+
+// TestTempNameUnpredictable: 16 hex digits after the prefix, a new one
+// each time.
+func TestTempNameUnpredictable(t *testing.T) {
+	seen := map[string]bool{}
+	for range 100 {
+		name, err := tempName(".f.")
+		if err != nil {
+			t.Fatal(err)
+		}
+		digits, ok := strings.CutPrefix(name, ".f.")
+		if !ok || len(digits) != 16 || strings.Trim(digits, "0123456789abcdef") != "" {
+			t.Fatalf("tempName = %q, want .f. and 16 hex digits", name)
+		}
+		if seen[name] {
+			t.Fatalf("tempName repeated %q", name)
+		}
+		seen[name] = true
+	}
+}

@@ -38,6 +38,9 @@ func (b *B) exitLatency(sec *section) {
 	if b.quick {
 		nCrier, nOther = 15, 6
 	}
+	if *flagExitN > 0 {
+		nCrier = *flagExitN
+	}
 	kinds := []*exitKind{
 		{name: "crier: an already connected `crier event --event stopped` (its stdout line)", n: nCrier, fn: b.exitCrierCLI},
 		{name: "crier: Go client, `protocol` Dial+Subscribe+Next", n: nCrier, fn: b.exitGoClient},

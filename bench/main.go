@@ -49,6 +49,7 @@ var (
 	flagBin      = flag.String("bin", "", "directory holding crier and crier-shim (default REPO/bin)")
 	flagOnly     = flag.String("only", "", "comma-separated sections to run: "+strings.Join(sectionNames, ",")+" (default all)")
 	flagRunc15   = flag.String("runc-1.5.3", "", "runc 1.5.3 binary, the fourth runtime of the lifecycle and throughput (default: make runc-suite's, else installed with go install)")
+	flagExitN    = flag.Int("exit-n", 0, "samples of each crier subscriber kind in the exit section (default 300; 15 with -quick)")
 	flagClientsN = flag.Int("clients-n", 20, "runs of each client with each runtime in the clients section (5 at most with -quick)")
 
 	// Internal: the role and the arguments of the helper roles.
@@ -155,7 +156,7 @@ func outer() error {
 	}
 	args := []string{"--mount", "--propagation", "private", "--", self,
 		"-phase", "inner", "-work", work, "-repo", repo, "-bin", bin, "-id", prefix,
-		"-runc-1.5.3", runc15, "-wait", flagWait.String(), "-out", *flagOut, "-only", *flagOnly, "-clients-n", strconv.Itoa(*flagClientsN)}
+		"-runc-1.5.3", runc15, "-wait", flagWait.String(), "-out", *flagOut, "-only", *flagOnly, "-clients-n", strconv.Itoa(*flagClientsN), "-exit-n", strconv.Itoa(*flagExitN)}
 	if *flagQuick {
 		args = append(args, "-quick")
 	}

@@ -82,6 +82,10 @@ type server struct {
 	busySince   time.Time     // when the re-exec first waited for a CPU
 	parking     atomic.Bool   // the loop asked accept to park
 	unpark      chan struct{} // accept waits on it while parked
+	// onMain, when set, runs a function on the goroutine that called
+	// serve, which holds the main thread (loopBesideMain): the re-exec
+	// must come from there.
+	onMain chan func()
 	// handed is what the create image handed over that the loop sets up
 	// as it starts: its subscribers, and its OOM watch (oom.go).
 	handed    []handedSub

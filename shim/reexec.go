@@ -72,7 +72,13 @@ func (s *server) reexecNow() error {
 	if s.cfg != nil && s.cfg.ReexecPath != "" {
 		path = s.cfg.ReexecPath
 	}
-	err = execServing(path, args)
+	if s.onMain != nil {
+		errc := make(chan error, 1)
+		s.onMain <- func() { errc <- execServing(path, args) }
+		err = <-errc
+	} else {
+		err = execServing(path, args)
+	}
 	unix.Close(fd)
 	return fmt.Errorf("exec %s: %w", path, err)
 }

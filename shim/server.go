@@ -108,7 +108,32 @@ func serve(cfg *Config, newOps func(*server) ops) error {
 	// Once idle, not at once: a start or a state that comes right after
 	// create would otherwise wait for the new image (idle.go).
 	s.reexec = cfg.Reexec
-	return s.loop()
+	return s.loopBesideMain()
+}
+
+// loopBesideMain runs the loop on a goroutine of its own, and keeps the
+// calling one for what must run on its thread: the create image's main
+// goroutine is locked to the main thread, from which the re-exec must
+// come (cmd/shim), and runs the exec when the loop asks (reexecNow).
+//
+// A loop on a locked thread crosses threads at every wake-up: whatever
+// the netpoller readies (the init's pidfd, a connection) runs on another
+// thread, which must hand the one P over and wake the locked one, and
+// back. A trace of one exit showed four such handoffs between the
+// pidfd's wake-up and the subscriber's line; an unlocked loop runs where
+// the netpoller woke it.
+func (s *server) loopBesideMain() error {
+	s.onMain = make(chan func())
+	done := make(chan error, 1)
+	go func() { done <- s.loop() }()
+	for {
+		select {
+		case fn := <-s.onMain:
+			fn()
+		case err := <-done:
+			return err
+		}
+	}
 }
 
 // create makes the container cfg says (newServer). Connections wait in

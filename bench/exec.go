@@ -54,6 +54,11 @@ type B struct {
 	containerd *exec.Cmd
 	ctrSock    string
 
+	// exitOwn collects, per Go-client exit sample, the milliseconds from
+	// the container's pidfd polling readable to the stopped event:
+	// crier's own part of the exit's latency, the kernel's taken out.
+	exitOwn []float64
+
 	rep *report
 }
 

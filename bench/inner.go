@@ -261,6 +261,9 @@ func (b *B) summary() *section {
 		if v, ok := k["exit.all.p50"]; ok {
 			crier += ", `event --all` " + num(v)
 		}
+		if v, ok := k["exit.own.p50"]; ok {
+			crier += "; crier's own part (after the pidfd, same exit) " + num(v)
+		}
 		t.add("exit → subscriber, median (ms)", "poll 10 ms: "+num(k["exit.poll10.p50"]), "", strings.Join(others, ", "),
 			crier, "≤ 1.0", verdict(worst, 1.0, true))
 		worstP99 := max(k["exit.0.p99"], k["exit.1.p99"])

@@ -195,6 +195,12 @@ func finishCreate(conn *syncConn, cfg *initConfig) error {
 	if _, err := conn.expect(msgContinue); err != nil {
 		return err
 	}
+	// On every CPU of its cpuset rather than those of crier's caller,
+	// or the one CPU create kept init on while both started (prefork's
+	// spread), from here on: the hooks init runs inherit it too.
+	if err := resetAffinity(); err != nil {
+		return err
+	}
 	st := initHookState(cfg, protocol.StatusCreating)
 	if err := RunHooks(spec, HookCreateContainer, st); err != nil {
 		return err
@@ -202,12 +208,8 @@ func finishCreate(conn *syncConn, cfg *initConfig) error {
 	if err := enterRootfs(cfg); err != nil {
 		return fmt.Errorf("rootfs: %w", err)
 	}
-	// Where the process runs: on the NUMA nodes of its policy, and on
-	// every CPU of its cpuset rather than those of crier's caller.
+	// Where the process runs: on the NUMA nodes of its policy.
 	if err := applyMemoryPolicy(spec.Linux.MemoryPolicy); err != nil {
-		return err
-	}
-	if err := resetAffinity(); err != nil {
 		return err
 	}
 	if p := spec.Process; p != nil {

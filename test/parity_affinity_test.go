@@ -166,3 +166,42 @@ func writeJSONFile(t *testing.T, path string, v any) {
 		t.Fatal(err)
 	}
 }
+
+// TestAffinityHooksInit: the hooks the init runs (createContainer) get
+// every CPU too, whether crier's caller was pinned or create kept the
+// init off its own CPU while both started (prefork's spread, on an idle
+// machine).
+func TestAffinityHooksInit(t *testing.T) {
+	all := ownCPUs(t)
+	for _, tc := range []struct {
+		name   string
+		pinned bool
+	}{
+		{"caller pinned", true},
+		{"caller free", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			hd := e.hostDir("hooks")
+			b := e.bundle([]string{"true"}, nil)
+			sh := filepath.Join(b, "rootfs", "bin", "sh")
+			editBundle(t, b, func(s *specs.Spec) {
+				s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{
+					Path: sh, Args: []string{"sh", "-c", cpusScript + " > " + filepath.Join(hd, "createContainer")},
+				}}}
+			})
+			id := e.id()
+			if tc.pinned {
+				e.cliStart(pinned(t), "create", "--bundle", b, id).waitOK()
+			} else {
+				e.create(id, b)
+			}
+			e.cliOK("delete", "--force", id)
+			got, err := os.ReadFile(filepath.Join(hd, "createContainer"))
+			if err != nil {
+				t.Fatalf("the createContainer hook did not run: %v", err)
+			}
+			wantKV(t, keyValues(string(got)), "cpus", all)
+		})
+	}
+}

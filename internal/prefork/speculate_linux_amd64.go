@@ -4,6 +4,9 @@ package prefork
 // calls it.
 func speculate()
 
+// spread is speculate's, for the init it forked.
+func spread()
+
 // speculateOff, when not empty (set with the linker's -X), turns the
 // speculative init off: for measuring what it brings.
 var speculateOff string
@@ -14,10 +17,13 @@ var (
 	specPath   [4096]byte
 	specStatfs [120]byte
 	specMask   uint64
+	specCPU    uint32
+	specCPUs   [16]uint64 // a CPU mask, 1024 CPUs
 	specArgv   [3]uintptr
 	specEnvp   [3]uintptr
 
 	specCgroupDir = "/sys/fs/cgroup\x00"
+	specLoadavg   = "/proc/loadavg\x00"
 	specSelfExe   = "/proc/self/exe\x00"
 	specShimName  = "crier-shim\x00"
 	specTmpfs     = "tmpfs\x00"

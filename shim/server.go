@@ -68,6 +68,10 @@ type Config struct {
 	// the config was read: create adopts it if the container fits it,
 	// else kills it (container.Speculative).
 	Speculative *container.Speculative
+	// Created, when set, runs once the container is created, before
+	// create reports: the forked create undoes there what it tuned for
+	// create alone (prefork.RestoreTimerSlack).
+	Created func()
 }
 
 // Report is the line Serve writes to Config.Report.
@@ -175,6 +179,9 @@ func (s *server) create(cfg *container.Config) error {
 	rep := Report{Pid: c.Pid}
 	if s.cfg.Debug {
 		rep.Seal, rep.Ahead = c.ExeSeal, c.Speculated()
+	}
+	if s.cfg.Created != nil {
+		s.cfg.Created()
 	}
 	report(s.cfg.Report, rep)
 	return nil

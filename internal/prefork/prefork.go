@@ -56,6 +56,9 @@ func init() {
 	if state.maxprocs == 1 {
 		syscall.Unsetenv("GOMAXPROCS")
 	}
+	if state.forked == 1 {
+		slowSysmon()
+	}
 }
 
 // noReport is what W says when C exits without reporting.

@@ -63,7 +63,10 @@
 //
 // In C of a create or a run the entry also starts the container's init
 // stage ahead, before anything of the container is known (speculate.go):
-// C adopts it when the container fits it, and kills it otherwise.
+// C adopts it when the container fits it, and kills it otherwise. While a
+// CPU is idle, C keeps that init off its own CPU (spread), so that the two
+// runtimes start side by side, and C's package init slows its runtime's
+// monitor thread until the container is created (sysmon.go).
 //
 // For state, start, kill, delete, pause, resume and event the entry first tries
 // the relay (relay_linux_amd64.s, internal/relay): it hands the command

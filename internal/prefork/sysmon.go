@@ -11,9 +11,11 @@ import (
 // woke every 90 µs beside C (this machine's scheduler puts it on C's CPU)
 // and took a tenth of C's time, in `perf sched`. A timer slack of 1 ms on
 // that one thread lets its sleeps run long (the kernel may end them
-// anywhere in the slack); nothing else of C, and nothing it starts,
-// inherits it. Interleaved creates, 40 each, four rounds: 20.22, 20.08,
-// 20.91 and 23.27 ms against 21.60, 21.09, 22.64 and 25.57.
+// anywhere in the slack). The threads it starts meanwhile inherit it, so
+// once the container is created every thread gets the main thread's
+// slack back, before anything the shim starts could inherit it
+// (RestoreTimerSlack). Interleaved creates, 40 each, four rounds: 29.46,
+// 22.92, 22.59 and 24.17 ms against 32.64, 24.83, 23.63 and 25.08.
 //
 // A second P would spare sysmon the retakes too, but cost as much
 // (docs/performance-notes.md).

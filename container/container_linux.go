@@ -25,7 +25,13 @@ const InitFDEnv = "_CRIER_INIT_FD"
 type Config struct {
 	ID     string
 	Bundle string // absolute
-	Spec   *specs.Spec
+	// BeforeFork, when set, runs before create forks an init itself (an
+	// init forked ahead by the entry point is not): the forked create
+	// gives its threads back what it tuned for create alone, which the
+	// init would otherwise inherit from the thread that forks it
+	// (prefork.RestoreTimerSlack).
+	BeforeFork func()
+	Spec       *specs.Spec
 	// SpecJSON, when set, is Spec as JSON (LoadSpecJSON), sent to the init
 	// stage as is.
 	SpecJSON []byte
@@ -512,6 +518,9 @@ func (c *Container) initError(err error) error {
 // intoCgroup (Cgroup.ForkInto), else where this process is. With netns,
 // init joins that network namespace rather than have the clone make one.
 func (c *Container) fork(cfg *Config, netns *netNSAhead, exe exeAhead, intoCgroup bool) error {
+	if cfg.BeforeFork != nil {
+		cfg.BeforeFork()
+	}
 	// Init runs from a copy of InitPath that it cannot write, and
 	// neither can anyone who reaches it through /proc (sealedexe_linux.go).
 	var err error

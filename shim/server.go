@@ -68,10 +68,12 @@ type Config struct {
 	// the config was read: create adopts it if the container fits it,
 	// else kills it (container.Speculative).
 	Speculative *container.Speculative
-	// Created, when set, runs once the container is created, before
-	// create reports: the forked create undoes there what it tuned for
-	// create alone (prefork.RestoreTimerSlack).
-	Created func()
+	// Untune, when set, runs before the shim starts anything that may
+	// outlive create: before create forks an init itself
+	// (container.Config.BeforeFork), and once the container is created,
+	// before create reports. The forked create undoes there what it
+	// tuned for create alone (prefork.RestoreTimerSlack).
+	Untune func()
 }
 
 // Report is the line Serve writes to Config.Report.
@@ -180,8 +182,8 @@ func (s *server) create(cfg *container.Config) error {
 	if s.cfg.Debug {
 		rep.Seal, rep.Ahead = c.ExeSeal, c.Speculated()
 	}
-	if s.cfg.Created != nil {
-		s.cfg.Created()
+	if s.cfg.Untune != nil {
+		s.cfg.Untune()
 	}
 	report(s.cfg.Report, rep)
 	return nil
@@ -298,6 +300,7 @@ func (s *server) containerConfig(load *container.SpecLoad) *container.Config {
 		NoPivot:       s.cfg.NoPivot,
 		Supervised:    s.cfg.Supervised,
 		Speculative:   s.cfg.Speculative,
+		BeforeFork:    s.cfg.Untune,
 	}
 }
 

@@ -86,9 +86,9 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 		Log:        log.New(io.Discard, "", 0),
 		LogPath:    a.logPath, Debug: a.debug,
 		// The monitor thread's timer slack was for create alone: what
-		// the shim starts from now on (hooks, exec'd processes) must
-		// not inherit it from a thread the monitor started.
-		Created: prefork.RestoreTimerSlack,
+		// the shim starts (an init it forks, hooks, exec'd processes)
+		// must not inherit it from a thread the monitor started.
+		Untune: prefork.RestoreTimerSlack,
 	}
 	if a.logPath != "" {
 		if f, err := os.OpenFile(a.logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {

@@ -53,8 +53,8 @@ type info struct {
 // the exit before it unhashes the process, so once ESRCH has come the
 // exit is there to read (measured here: about one run in six of a
 // reader racing the reap met ESRCH, and its next call had the exit every
-// time). ESRCH again is the answer of a
-// kernel that keeps no exit (6.13, 6.14), for a reaped process.
+// time). ESRCH again is the answer of a kernel that keeps no exit (6.13,
+// 6.14), for a reaped process.
 func ExitStatus(fd int) (ws unix.WaitStatus, known bool, err error) {
 	var e unix.Errno
 	for range maxHalfReleased + 1 {

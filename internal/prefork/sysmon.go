@@ -45,7 +45,7 @@ func slowSysmon() {
 }
 
 // RestoreTimerSlack gives every thread of C the main thread's timer slack
-// again, once the container is created (shim.Config.Created). It does
+// again, once the container is created (shim.Config.Untune). It does
 // nothing when slowSysmon did nothing.
 func RestoreTimerSlack() {
 	if slack == nil {

@@ -25,13 +25,14 @@ const InitFDEnv = "_CRIER_INIT_FD"
 type Config struct {
 	ID     string
 	Bundle string // absolute
-	// BeforeFork, when set, runs before create forks an init itself (an
-	// init forked ahead by the entry point is not): the forked create
-	// gives its threads back what it tuned for create alone, which the
-	// init would otherwise inherit from the thread that forks it
+	// Untune, when set, runs before create starts a program of its own:
+	// an init it forks itself (an init forked ahead by the entry point is
+	// not), and the prestart and createRuntime hooks. The forked create
+	// gives its threads back what it tuned for create alone, which a
+	// program would otherwise inherit from the thread that forks it
 	// (prefork.RestoreTimerSlack).
-	BeforeFork func()
-	Spec       *specs.Spec
+	Untune func()
+	Spec   *specs.Spec
 	// SpecJSON, when set, is Spec as JSON (LoadSpecJSON), sent to the init
 	// stage as is.
 	SpecJSON []byte
@@ -135,7 +136,7 @@ func Create(cfg *Config) (_ *Container, err error) {
 	if err := c.Cgroup.Limit(pids); err != nil {
 		return nil, err
 	}
-	if err := c.runCreateHooks(); err != nil {
+	if err := c.runCreateHooks(cfg.Untune); err != nil {
 		return nil, err
 	}
 	if p := c.Spec.Process; p != nil && p.Terminal {
@@ -227,10 +228,15 @@ func (c *Container) waitMounted() error {
 
 // runCreateHooks runs the prestart and createRuntime hooks with the rootfs
 // mounted, then lets init run the createContainer hooks and pivot, and
-// waits until it is ready to start.
-func (c *Container) runCreateHooks() error {
+// waits until it is ready to start. untune (Config.Untune) runs before
+// the first hook, if there is one.
+func (c *Container) runCreateHooks(untune func()) error {
 	st := c.HookState(protocol.StatusCreating)
 	for _, kind := range []string{HookPrestart, HookCreateRuntime} {
+		if untune != nil && len(hooksOf(c.Spec, kind)) > 0 {
+			untune()
+			untune = nil
+		}
 		if err := RunHooks(c.Spec, kind, st); err != nil {
 			return err
 		}
@@ -518,8 +524,8 @@ func (c *Container) initError(err error) error {
 // intoCgroup (Cgroup.ForkInto), else where this process is. With netns,
 // init joins that network namespace rather than have the clone make one.
 func (c *Container) fork(cfg *Config, netns *netNSAhead, exe exeAhead, intoCgroup bool) error {
-	if cfg.BeforeFork != nil {
-		cfg.BeforeFork()
+	if cfg.Untune != nil {
+		cfg.Untune()
 	}
 	// Init runs from a copy of InitPath that it cannot write, and
 	// neither can anyone who reaches it through /proc (sealedexe_linux.go).

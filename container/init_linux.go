@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crier-runtime/crier/container/seccomp"
+	"github.com/crier-runtime/crier/internal/sysmon"
 	"github.com/crier-runtime/crier/protocol"
 )
 
@@ -94,6 +95,10 @@ func Init() error {
 // diagram). syncFD is the sync socket's descriptor: the ones below it,
 // after stdio, are the container's passed descriptors.
 func initStage(conn *syncConn, syncFD int) error {
+	// Init has one P and makes one system call after another until it
+	// runs the first hook: its runtime's monitor thread would wake every
+	// 90 µs beside it all along (package sysmon).
+	tuning := sysmon.Slow()
 	cfg, err := receiveConfig(conn)
 	if err != nil {
 		return err
@@ -114,7 +119,7 @@ func initStage(conn *syncConn, syncFD int) error {
 	if err := buildRootfs(conn, cfg, trees); err != nil {
 		return err
 	}
-	if err := finishCreate(conn, cfg); err != nil {
+	if err := finishCreate(conn, cfg, tuning); err != nil {
 		return err
 	}
 	return startProcess(conn, cfg, syncFD, filter)
@@ -189,12 +194,15 @@ func buildRootfs(conn *syncConn, cfg *initConfig, trees []*os.File) error {
 }
 
 // finishCreate, once the parent's hooks have run, runs the createContainer
-// hooks, enters the new root and reports the container created.
-func finishCreate(conn *syncConn, cfg *initConfig) error {
+// hooks, enters the new root and reports the container created. It first
+// undoes tuning: nothing init starts, nor the container's process, keeps
+// what was tuned for building the container.
+func finishCreate(conn *syncConn, cfg *initConfig, tuning sysmon.Tuning) error {
 	spec := cfg.Spec
 	if _, err := conn.expect(msgContinue); err != nil {
 		return err
 	}
+	tuning.Restore()
 	// On every CPU of its cpuset rather than those of crier's caller,
 	// or the one CPU create kept init on while both started (prefork's
 	// spread), from here on: the hooks init runs inherit it too.

@@ -70,7 +70,7 @@ type Config struct {
 	Speculative *container.Speculative
 	// Untune, when set, runs before the shim starts anything that may
 	// outlive create: before create forks an init itself
-	// (container.Config.BeforeFork), and once the container is created,
+	// (container.Config.Untune), and once the container is created,
 	// before create reports. The forked create undoes there what it
 	// tuned for create alone (prefork.RestoreTimerSlack).
 	Untune func()
@@ -300,7 +300,7 @@ func (s *server) containerConfig(load *container.SpecLoad) *container.Config {
 		NoPivot:       s.cfg.NoPivot,
 		Supervised:    s.cfg.Supervised,
 		Speculative:   s.cfg.Speculative,
-		BeforeFork:    s.cfg.Untune,
+		Untune:        s.cfg.Untune,
 	}
 }
 

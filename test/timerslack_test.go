@@ -2,9 +2,12 @@ package test
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // timerSlack reads a thread's timer slack (ns), or "" when it is gone.
@@ -16,18 +19,38 @@ func timerSlack(tid string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// TestTimerSlackOnlyDuringCreate: create's fork gives its runtime's
-// monitor thread a long timer slack while it creates (internal/prefork,
-// sysmon.go), and gives every thread its own back once the container is
-// created, so that nothing the shim starts inherits it: its threads, the
-// container's process and an exec'd process all have the caller's.
+// TestTimerSlackOnlyDuringCreate: create's fork and the init stage give
+// their runtime's monitor thread a long timer slack while they create
+// (internal/sysmon), and every thread its own back before anything they
+// start could inherit it: once created, the threads of both have the
+// caller's, and so do a createRuntime hook, a createContainer hook, the
+// container's process and an exec'd process.
 func TestTimerSlackOnlyDuringCreate(t *testing.T) {
 	t.Parallel()
 	own := timerSlack("self")
 	e := newEnv(t)
 	id := e.id()
-	e.create(id, e.bundle([]string{"sleep", "1000"}, nil))
+	hookOut := filepath.Join(e.dir, "hook-slack")
+	hook := func(name string) specs.Hook {
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "echo " + name + "=$(cat /proc/self/timerslack_ns) >>" + hookOut}}
+	}
+	e.create(id, e.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{hook("createRuntime")}, CreateContainer: []specs.Hook{hook("createContainer")}}
+	}))
 	shimPid := e.shimState(id).ShimPid
+	kv := keyValues(readFile(t, hookOut))
+	wantKV(t, kv, "createRuntime", own)
+	wantKV(t, kv, "createContainer", own)
+	initPid := strconv.Itoa(e.state(id).Pid)
+	ents, err := os.ReadDir("/proc/" + initPid + "/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ent := range ents {
+		if s := timerSlack(ent.Name()); s != own {
+			t.Errorf("init stage (pid %s), once created: thread %s has timer slack %q ns, want the caller's %s", initPid, ent.Name(), s, own)
+		}
+	}
 
 	// The create image re-executes once idle for 200 ms; a reading taken
 	// while its command line stayed the create image's is the create

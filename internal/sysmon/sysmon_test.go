@@ -1,8 +1,8 @@
-package prefork
+package sysmon
 
 import "testing"
 
-func TestSysmonThread(t *testing.T) {
+func TestMonitorThread(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		pid  int
@@ -19,9 +19,9 @@ func TestSysmonThread(t *testing.T) {
 		{"not this process's", 100, []int{101, 102}, 0, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got, ok := sysmonThread(c.pid, c.tids)
+			got, ok := monitorThread(c.pid, c.tids)
 			if got != c.want || ok != c.ok {
-				t.Errorf("sysmonThread(%d, %v) = %d, %v; want %d, %v", c.pid, c.tids, got, ok, c.want, c.ok)
+				t.Errorf("monitorThread(%d, %v) = %d, %v; want %d, %v", c.pid, c.tids, got, ok, c.want, c.ok)
 			}
 		})
 	}

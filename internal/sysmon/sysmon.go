@@ -1,0 +1,110 @@
+package sysmon
+
+import (
+	"os"
+	"strconv"
+)
+
+// slow is the monitor thread's timer slack while slowed, in ns: its
+// sleeps may then end anywhere within a millisecond of the 20 µs asked.
+const slow = "1000000"
+
+// Tuning is what Slow changed, for Restore to undo. The zero Tuning
+// changed nothing.
+type Tuning struct {
+	slack []byte // the main thread's timer slack, as read by Slow
+}
+
+// Slow gives this process's runtime monitor thread a long timer slack, if
+// it can tell which thread that is (monitorThread), and says what it did.
+// Call it early in main or a package init, before the process makes
+// threads of its own: the monitor is told apart by its thread id. It
+// fails quietly: a process whose monitor keeps its tick runs as before.
+func Slow() Tuning {
+	pid, err := procSelf()
+	if err != nil {
+		return Tuning{}
+	}
+	tid, ok := monitorThread(pid, threads())
+	if !ok {
+		return Tuning{}
+	}
+	own, err := os.ReadFile("/proc/self/timerslack_ns")
+	if err != nil {
+		return Tuning{}
+	}
+	if os.WriteFile(slackFile(tid), []byte(slow), 0) != nil {
+		return Tuning{}
+	}
+	return Tuning{slack: own}
+}
+
+// Restore gives every thread of the process the main thread's timer slack
+// as Slow found it, the monitor and the threads it started meanwhile
+// included. It does nothing for a Tuning that changed nothing, and may be
+// called more than once.
+func (t Tuning) Restore() {
+	if t.slack == nil {
+		return
+	}
+	for _, tid := range threads() {
+		os.WriteFile(slackFile(tid), t.slack, 0)
+	}
+}
+
+// procSelf is this process's pid as /proc names it, which is not
+// os.Getpid() in the init stage: that runs in a new pid namespace (pid 1
+// there) but still sees the host's /proc until it enters the container's
+// root.
+func procSelf() (int, error) {
+	s, err := os.Readlink("/proc/self")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(s)
+}
+
+// threads lists this process's thread ids, as /proc names them.
+func threads() []int {
+	ents, _ := os.ReadDir("/proc/self/task")
+	tids := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids
+}
+
+// slackFile is where a thread's timer slack is read and set (by its
+// process's own threads, and by root). The kernel has the file only in
+// /proc/TID, not in /proc/self/task/TID.
+func slackFile(tid int) string { return "/proc/" + strconv.Itoa(tid) + "/timerslack_ns" }
+
+// monitorThread returns the monitor thread among a process's threads: the
+// runtime starts it first of all, before any package's init (another
+// thread or two follow before main, for the goroutines the runtime starts
+// meanwhile), and thread ids are handed out in increasing order until they
+// wrap around. So it is the thread with the lowest id above the main
+// thread's, or, when every other id is below it (they wrapped), the lowest
+// of all.
+func monitorThread(pid int, tids []int) (int, bool) {
+	above, below, main := 0, 0, false
+	for _, tid := range tids {
+		switch {
+		case tid == pid:
+			main = true
+		case tid > pid && (above == 0 || tid < above):
+			above = tid
+		case tid < pid && (below == 0 || tid < below):
+			below = tid
+		}
+	}
+	switch {
+	case !main:
+		return 0, false
+	case above != 0:
+		return above, true
+	}
+	return below, below != 0
+}

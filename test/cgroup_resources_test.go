@@ -788,7 +788,7 @@ func TestCgroupPaths(t *testing.T) {
 		// must outlive it: delete removes only what the container made.
 		parent func(id string) string
 	}{
-		{"default", func(string) string { return "" }, func(id string) string { return "/crier/" + id }, nil},
+		{"default", func(string) string { return "" }, func(id string) string { return "/" + id }, nil},
 		{"absolute", func(id string) string { return "/" + id + "-abs/ctr" }, nil, nil},
 		{"relative", func(id string) string { return id + "-rel/ctr" }, nil, nil},
 		{"absolute in an existing parent", func(id string) string { return "/" + id + "-pre/ctr" }, nil,

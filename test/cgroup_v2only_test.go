@@ -72,7 +72,7 @@ if echo x > /dev/null; then echo null=writable; fi`
 				t.Errorf("run printed an error: %s", out)
 			}
 			// Its v2 cgroup, seen in the host's hybrid layout, is gone.
-			if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/unified/crier", id)); !os.IsNotExist(err) {
+			if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/unified", id)); !os.IsNotExist(err) {
 				t.Errorf("the container's v2 cgroup is left: %v", err)
 			}
 		})

@@ -415,8 +415,8 @@ exec sleep 1000`
 		s.Linux.Resources.CPU = &specs.LinuxCPU{Shares: &shares}
 	})
 	r := e.createPiped(id, b)
-	memDir := filepath.Join("/sys/fs/cgroup/memory/crier", id)
-	pidsDir := filepath.Join("/sys/fs/cgroup/pids/crier", id)
+	memDir := filepath.Join("/sys/fs/cgroup/memory", id)
+	pidsDir := filepath.Join("/sys/fs/cgroup/pids", id)
 	check := func(when string, pid int) {
 		t.Helper()
 		if got, err := os.ReadFile(filepath.Join(memDir, "memory.limit_in_bytes")); err != nil || strings.TrimSpace(string(got)) != strconv.FormatInt(mem, 10) {

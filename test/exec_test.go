@@ -153,7 +153,7 @@ func TestExecDetachPidFile(t *testing.T) {
 	}
 	dirs := cgroupDirsOf(id)
 	if len(dirs) == 0 {
-		dirs = []string{filepath.Join("/sys/fs/cgroup/crier", id)}
+		dirs = []string{filepath.Join("/sys/fs/cgroup", id)}
 	}
 	for _, d := range dirs {
 		if procs := readFile(t, filepath.Join(d, "cgroup.procs")); !strings.Contains("\n"+procs+"\n", "\n"+strconv.Itoa(pid)+"\n") {

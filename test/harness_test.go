@@ -868,9 +868,9 @@ func (e *env) wantNoStateDir(id string) {
 }
 
 // cgroupDirsOf lists the cgroup directories named after id that crier made
-// under the default parent, in every hierarchy.
+// at its default path, /<id>, in every hierarchy.
 func cgroupDirsOf(id string) []string {
-	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", "crier", id))
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", id))
 	return dirs
 }
 

@@ -31,8 +31,8 @@ func (e *env) oomBundle(args []string) string {
 }
 
 // memoryCgroup is the container's v1 memory cgroup directory on this host
-// (the default cgroupsPath, /crier/ID).
-func memoryCgroup(id string) string { return filepath.Join("/sys/fs/cgroup/memory/crier", id) }
+// (the default cgroupsPath, /ID).
+func memoryCgroup(id string) string { return filepath.Join("/sys/fs/cgroup/memory", id) }
 
 // TestOOMKillInit: an init killed by the OOM killer. Its oom event comes
 // before its stopped, names the container's own limit, and stopped says

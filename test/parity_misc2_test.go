@@ -284,7 +284,7 @@ func hostPidnsTarget(t *testing.T, e *env, n int) (string, []int) {
 func pidsCgroupProcs(t *testing.T, id string) []int {
 	t.Helper()
 	var pids []int
-	for _, f := range cgroupProcs(t, filepath.Join("/sys/fs/cgroup/pids/crier", id)) {
+	for _, f := range cgroupProcs(t, filepath.Join("/sys/fs/cgroup/pids", id)) {
 		n, _ := strconv.Atoi(f)
 		pids = append(pids, n)
 	}

@@ -306,14 +306,14 @@ crier create --bundle "$BUNDLE" "$ID" >/dev/null 2>&1 </dev/null
 crier start "$ID"
 crier pause "$ID"
 echo "paused: $(crier state "$ID" | grep '"status"')"
-echo "frozen: $(grep frozen /sys/fs/cgroup/crier/$ID/cgroup.events)"
-echo "freeze: $(cat /sys/fs/cgroup/crier/$ID/cgroup.freeze)"
+echo "frozen: $(grep frozen /sys/fs/cgroup/$ID/cgroup.events)"
+echo "freeze: $(cat /sys/fs/cgroup/$ID/cgroup.freeze)"
 crier resume "$ID"
 echo "resumed: $(crier state "$ID" | grep '"status"')"
-echo "thawed: $(grep frozen /sys/fs/cgroup/crier/$ID/cgroup.events)"
+echo "thawed: $(grep frozen /sys/fs/cgroup/$ID/cgroup.events)"
 crier pause "$ID"
 crier delete --force "$ID"
-echo "deleted: $(ls /sys/fs/cgroup/crier/$ID 2>&1 >/dev/null | grep -c 'No such file')"`
+echo "deleted: $(ls /sys/fs/cgroup/$ID 2>&1 >/dev/null | grep -c 'No such file')"`
 	ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
@@ -336,7 +336,7 @@ echo "deleted: $(ls /sys/fs/cgroup/crier/$ID 2>&1 >/dev/null | grep -c 'No such 
 	if !slices.Equal(lines, want) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
-	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/unified/crier", id)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/unified", id)); !os.IsNotExist(err) {
 		t.Errorf("the container's v2 cgroup is left: %v", err)
 	}
 }

@@ -39,41 +39,51 @@ func schedOf(t *testing.T, out string) (policy, prio string) {
 	return policy, prio
 }
 
-// TestRealtimeScheduler runs two SCHED_FIFO containers side by side, each
-// with a real-time budget of its own under the shared /crier parent,
-// which starts with none: crier gives the parent what both need. Where
-// the kernel has no RT group scheduling there is no budget to give and
-// SCHED_FIFO must work without one.
+// TestRealtimeScheduler runs SCHED_FIFO containers side by side, each with
+// a real-time budget of its own: two in the default cgroup, /ID, below the
+// host's root, which has budget to give; one in a cgroupsPath whose parent
+// does not exist and so starts with none: crier gives the parent it made
+// what the container needs. Where the kernel has no RT group scheduling
+// there is no budget to give and SCHED_FIFO must work without one.
 func TestRealtimeScheduler(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	rt := rtGroupScheduling()
 	const runtime = 10000
-	b := e.bundle([]string{"grep", "-E", "^(policy|prio) ", "/proc/self/sched"}, func(s *specs.Spec) {
-		s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedFIFO, Priority: 1}
-		if rt {
-			r := int64(runtime)
-			s.Linux.Resources.CPU = &specs.LinuxCPU{RealtimeRuntime: &r}
-		}
-	})
-	ids := []string{e.id(), e.id()}
+	ids := []string{e.id(), e.id(), e.id()}
+	made := ids[2] + "-rt" // the parent crier makes for the third
+	bundle := func(cgroupsPath string) string {
+		return e.bundle([]string{"grep", "-E", "^(policy|prio) ", "/proc/self/sched"}, func(s *specs.Spec) {
+			s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedFIFO, Priority: 1}
+			s.Linux.CgroupsPath = cgroupsPath
+			if rt {
+				r := int64(runtime)
+				s.Linux.Resources.CPU = &specs.LinuxCPU{RealtimeRuntime: &r}
+			}
+		})
+	}
+	leaves := []string{ids[0], ids[1], made + "/ctr"}
 	outs := make([]string, len(ids))
 	subs := make([]*protocol.Client, len(ids))
 	for i, id := range ids {
-		outs[i] = e.create(id, b)
+		path := ""
+		if i == 2 {
+			path = "/" + leaves[2]
+		}
+		outs[i] = e.create(id, bundle(path))
 		subs[i] = e.subscribe(id, true)
 	}
 	if rt {
-		for _, id := range ids {
-			if got := readFile(t, filepath.Join(hostCPUCgroup, "crier", id, "cpu.rt_runtime_us")); strings.TrimSpace(got) != strconv.Itoa(runtime) {
+		for i, id := range ids {
+			if got := readFile(t, filepath.Join(hostCPUCgroup, leaves[i], "cpu.rt_runtime_us")); strings.TrimSpace(got) != strconv.Itoa(runtime) {
 				t.Errorf("%s: cpu.rt_runtime_us %q, want %d", id, got, runtime)
 			}
 		}
-		parent, err := strconv.Atoi(strings.TrimSpace(readFile(t, filepath.Join(hostCPUCgroup, "crier", "cpu.rt_runtime_us"))))
+		parent, err := strconv.Atoi(strings.TrimSpace(readFile(t, filepath.Join(hostCPUCgroup, made, "cpu.rt_runtime_us"))))
 		// The kernel compares runtime<<20/period, rounded down, so the
-		// parent may hold a microsecond less than the plain sum.
-		if err != nil || parent < 2*runtime-1 {
-			t.Errorf("/crier cpu.rt_runtime_us %d (%v), want at least %d", parent, err, 2*runtime-1)
+		// parent may hold a microsecond less than the request.
+		if err != nil || parent < runtime-1 {
+			t.Errorf("/%s cpu.rt_runtime_us %d (%v), want at least %d", made, parent, err, runtime-1)
 		}
 	}
 	for i, id := range ids {
@@ -88,18 +98,8 @@ func TestRealtimeScheduler(t *testing.T) {
 		if policy, prio := schedOf(t, out); policy != "1" || prio != "98" {
 			t.Errorf("%s: policy %q prio %q, want 1 and 98:\n%s", id, policy, prio, out)
 		}
-		if !rt {
-			continue
-		}
-		// Each delete gives back what the parent held for that container
-		// (no other test puts real-time budgets under /crier), unless it
-		// removed the parent altogether.
-		b, err := os.ReadFile(filepath.Join(hostCPUCgroup, "crier", "cpu.rt_runtime_us"))
-		left, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		if want := (len(ids) - 1 - i) * runtime; err == nil && (left > want || left < want-1) {
-			t.Errorf("after deleting %d of %d: /crier cpu.rt_runtime_us %d, want %d (or one less)", i+1, len(ids), left, want)
-		}
 	}
+	wantNoCgroupNamed(t, made)
 }
 
 // TestRealtimeSchedulerWithoutBudget: with RT group scheduling a cgroup

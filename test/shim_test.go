@@ -214,7 +214,7 @@ func TestShimKilledDeleteForce(t *testing.T) {
 				t.Fatalf("state file has no pid: %+v", st)
 			}
 			if len(cgroupDirsOf(id)) == 0 {
-				t.Fatalf("no cgroup directories for %s under /sys/fs/cgroup/*/crier", id)
+				t.Fatalf("no cgroup directories for %s under /sys/fs/cgroup/*", id)
 			}
 			pidfd := openPidfd(t, st.Pid)
 			killShim(t, st)

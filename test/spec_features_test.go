@@ -137,7 +137,7 @@ func sfJoin(s *specs.Spec, typ specs.LinuxNamespaceType, path string) {
 // sfDevicesList returns the device cgroup's devices.list of container id.
 func sfDevicesList(t *testing.T, id string) []string {
 	t.Helper()
-	return strings.Split(readFile(t, filepath.Join("/sys/fs/cgroup/devices/crier", id, "devices.list")), "\n")
+	return strings.Split(readFile(t, filepath.Join("/sys/fs/cgroup/devices", id, "devices.list")), "\n")
 }
 
 // TestSpecFeatureNewNetwork: a container with a new network namespace (made
@@ -633,7 +633,7 @@ func sfSnap(t *testing.T, e *env, id string) sfSnapshot {
 	for _, ent := range ents {
 		s.files = append(s.files, ent.Name())
 	}
-	if b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/pids/crier", id, "cgroup.procs")); err == nil {
+	if b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/pids", id, "cgroup.procs")); err == nil {
 		s.procs = string(b)
 	}
 	st := e.shimState(id)

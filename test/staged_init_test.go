@@ -87,7 +87,7 @@ func TestInitInCgroupsBeforeConfig(t *testing.T) {
 			}
 			id := e.id()
 			outPath := e.create(id, b)
-			suffix := "/crier/" + id
+			suffix := "/" + id
 			host := cgroupLines(readFile(t, fmt.Sprintf("/proc/%d/cgroup", e.state(id).Pid)))
 			for _, line := range host {
 				if !strings.HasSuffix(line, suffix) {
@@ -168,8 +168,8 @@ func TestInitCgroupFailsAfterFork(t *testing.T) {
 	}{
 		{name: "mkdir", supervisor: "off", want: []string{"tasks/leaf", "not a directory"}},
 		{name: "mkdir supervised", supervisor: "on", want: []string{"tasks/leaf", "not a directory"}},
-		{name: "move", supervisor: "off", rt: true, want: []string{"/cpu/crier/", "cgroup.procs", "invalid argument"}},
-		{name: "move supervised", supervisor: "on", rt: true, want: []string{"/cpu/crier/", "cgroup.procs", "invalid argument"}},
+		{name: "move", supervisor: "off", rt: true, want: []string{"/cpu/", "cgroup.procs", "invalid argument"}},
+		{name: "move supervised", supervisor: "on", rt: true, want: []string{"/cpu/", "cgroup.procs", "invalid argument"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

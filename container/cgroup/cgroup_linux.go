@@ -36,15 +36,16 @@ type Cgroup struct {
 	// container brought into being, and only those, even when it runs in
 	// another process than Prepare did.
 	Created []string `json:"created,omitempty"`
-	// SharedParent is set when the directories are crier's default ones
-	// (/crier/<id>): the /crier parents belong to no one container, so
-	// whichever Destroy finds them empty removes them.
+	// SharedParent is set in the state of a container made by a crier
+	// older than this package's default of /<id>, which put containers
+	// without a cgroupsPath in /crier/<id>: the /crier parents belonged
+	// to no one container, so whichever Destroy finds them empty removes
+	// them. New never sets it; it is read so that such a container's
+	// delete leaves nothing behind.
 	SharedParent bool `json:"sharedParent,omitempty"`
 }
 
 const (
-	// defaultParent holds containers whose config has no cgroupsPath.
-	defaultParent = "/crier"
 	// rmdirAttempts and rmdirDelay bound how long Destroy waits
 	// for just-killed processes to leave a cgroup (about 1.3s in total).
 	rmdirAttempts = 8
@@ -54,7 +55,7 @@ const (
 // New computes the directories for a container from
 // linux.cgroupsPath, which is absolute (relative to each hierarchy's root as
 // mounted here) or relative (to the caller's own cgroup in each hierarchy,
-// from /proc/self/cgroup); an empty cgroupsPath means "/crier/<id>". It
+// from /proc/self/cgroup); an empty cgroupsPath means "/<id>", as in runc and crun. It
 // changes nothing on disk, so that a failed create has nothing to undo.
 func New(id string, cgroupsPath string) (*Cgroup, error) {
 	mountinfo, err := os.ReadFile("/proc/self/mountinfo")
@@ -77,7 +78,7 @@ func New(id string, cgroupsPath string) (*Cgroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Cgroup{Paths: paths, SharedParent: cgroupsPath == ""}, nil
+	return &Cgroup{Paths: paths}, nil
 }
 
 // Prepare checks that the host has the controllers r needs and creates the

@@ -104,12 +104,12 @@ func TestCgroupPaths(t *testing.T) {
 		want                                  map[string]string // nil: error expected
 	}{
 		{"empty", testMountinfoHybrid, ownHybrid, "ctr", "", map[string]string{
-			"cpu":          "/sys/fs/cgroup/cpu/crier/ctr",
-			"cpuacct":      "/sys/fs/cgroup/cpuacct/crier/ctr",
-			"memory":       "/sys/fs/cgroup/memory/crier/ctr",
-			"pids":         "/sys/fs/cgroup/pids/crier/ctr",
-			"name=systemd": "/sys/fs/cgroup/systemd/crier/ctr",
-			"":             "/sys/fs/cgroup/unified/crier/ctr",
+			"cpu":          "/sys/fs/cgroup/cpu/ctr",
+			"cpuacct":      "/sys/fs/cgroup/cpuacct/ctr",
+			"memory":       "/sys/fs/cgroup/memory/ctr",
+			"pids":         "/sys/fs/cgroup/pids/ctr",
+			"name=systemd": "/sys/fs/cgroup/systemd/ctr",
+			"":             "/sys/fs/cgroup/unified/ctr",
 		}},
 		{"absolute", testMountinfoV2, "0::/x\n", "ctr", "/a/../b/c", map[string]string{
 			"": "/sys/fs/cgroup/b/c",

@@ -5,7 +5,7 @@
 // Its API follows a container's life:
 //
 //   - New, at create, computes the container's directory in every mounted
-//     hierarchy from linux.cgroupsPath (by default /crier/<id>), changing
+//     hierarchy from linux.cgroupsPath (by default /<id>, as runc and crun), changing
 //     nothing on disk;
 //   - Resources is the config's resources with the device rules every
 //     container gets, and those for its linux.devices, appended;
@@ -27,9 +27,11 @@
 //   - the v2 device rules: v2 has no devices controller, so the rules are
 //     compiled into an eBPF program, with the v1 controller's semantics,
 //     and attached to the container's cgroup (devices_bpf_linux.go);
-//   - the shared /crier parents: they belong to no one container, and
-//     whichever Destroy finds one empty removes it; a create that races
-//     with that removal retries its mkdir;
+//   - the parents a cgroupsPath names that did not exist: Prepare
+//     records them and Destroy removes them if empty (and the shared
+//     /crier parents of containers an older crier made, by default, in
+//     /crier/<id>); a create that races with such a removal retries its
+//     mkdir;
 //   - the real-time budget of the parents crier creates, which v1 RT
 //     group scheduling starts at zero (rt_linux.go).
 //

@@ -5,9 +5,9 @@ package cgroup
 // real-time tasks, cpu.rt_runtime_us per cpu.rt_period_us, and the kernel
 // refuses a child a larger share than its parent has left. A new cgroup
 // starts with none, so the directories crier creates above a container
-// (the shared /crier parent, and any parents of a cgroupsPath that did not
-// exist) would stop any realtimeRuntime from being set. grantRealtime
-// raises those, and only those, to what their children need at Limit;
+// (the parents of a cgroupsPath that did not exist) would stop any
+// realtimeRuntime from being set. grantRealtime raises those, and only
+// those, to what their children need at Limit;
 // dropRealtime and releaseRealtime give the budget back at Destroy. The
 // parents are flocked while their budget is sized, so that concurrent
 // creates and deletes under one parent count each other.
@@ -50,10 +50,10 @@ func rtRuntimeFor(ratio, period int64) int64 {
 
 // grantRealtime makes room for the container's real-time runtime in the
 // cpu cgroups above its own that crier made: the ones Prepare created for
-// it and the shared default parent. With RT group scheduling (cgroup v1)
+// it (and the shared /crier parent of an older crier's default path). With RT group scheduling (cgroup v1)
 // a new cgroup starts with no runtime, and the kernel refuses a child
 // more than its parent has, so without this no realtimeRuntime could be
-// set under /crier. Each such ancestor is raised, never lowered, to what
+// set under them. Each such ancestor is raised, never lowered, to what
 // its children hold plus the request; the budget goes back to the host
 // when the directory is removed. Ancestors crier did not make are the
 // administrator's to fill, as with runc and crun, which raise none.

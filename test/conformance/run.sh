@@ -161,13 +161,14 @@ if [ "${1:-}" = __inner ]; then
             || echo "  could not delete $id" >> "$RESULTS/failures.txt"
     done
 
-    # New suite cgroup dirs, and crier's default /crier/<id> for this run's
-    # ids, deepest first; rmdir only removes empty ones.
+    # New suite cgroup dirs, and crier's default /<id> for this run's ids
+    # (an older crier's /crier/<id>), deepest first; rmdir only removes
+    # empty ones.
     {
         comm -13 "$SCRATCH/cgroups.before" <(cgroup_dirs)
         grep -oE '[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}' "$RESULTS/invocations.log" 2> /dev/null \
             | sort -u | while read -r id; do
-                for d in /sys/fs/cgroup/*/crier/"$id"; do [ -d "$d" ] && echo "$d"; done
+                for d in /sys/fs/cgroup/*/"$id" /sys/fs/cgroup/*/crier/"$id"; do [ -d "$d" ] && echo "$d"; done
             done
     } | awk -F/ '{print NF, $0}' \
         | sort -rn | cut -d' ' -f2- | while read -r d; do

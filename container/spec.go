@@ -12,6 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/crier-runtime/crier/container/seccomp"
+	"github.com/crier-runtime/crier/internal/jsondec"
 )
 
 // ErrInvalidID is wrapped by ValidateID's errors.
@@ -95,7 +96,7 @@ func LoadSpecJSON(bundle string) (*specs.Spec, []byte, error) {
 // errors): a bundle's, or the one the state directory recorded at create.
 func ParseSpec(b []byte, path string) (*specs.Spec, error) {
 	var ls linuxSpec
-	if err := json.Unmarshal(b, &ls); err != nil {
+	if err := jsondec.Unmarshal(b, &ls); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := Validate(&ls.Spec); err != nil {
@@ -105,11 +106,12 @@ func ParseSpec(b []byte, path string) (*specs.Spec, error) {
 }
 
 // linuxSpec decodes a config without the sections of other platforms.
-// encoding/json builds its encoders for every type a struct can reach the
-// first time it decodes into it, whether the document has those fields or
-// not; the Windows, Solaris, VM and z/OS type trees are a good part of the
-// runtime-spec's, and so of the time a short-lived process spends decoding
-// its one config. Their keys land here, shadowing the embedded fields, and
+// Configs are decoded with internal/jsondec, which looks only at the types
+// the document reaches; where it leaves a config to encoding/json, that
+// builds its encoders for every type a struct can reach the first time it
+// decodes into it, whether the document has those fields or not, and the
+// Windows, Solaris, VM and z/OS type trees are a good part of the
+// runtime-spec's. Their keys land here, shadowing the embedded fields, and
 // are never looked at.
 type linuxSpec struct {
 	specs.Spec
@@ -280,7 +282,7 @@ func StartLoadSpec(bundle string, spec *Speculative) (*SpecLoad, error) {
 		runtime.LockOSThread()
 		netns.make(netnsAhead && l.Early != nil && wantNetNSAhead(l.Early.Linux))
 		var ls linuxSpec
-		if err := json.Unmarshal(b, &ls); err != nil {
+		if err := jsondec.Unmarshal(b, &ls); err != nil {
 			l.err = fmt.Errorf("%s: %w", path, err)
 			return
 		}
@@ -345,7 +347,7 @@ type earlySpec struct {
 // config is not even that far usable.
 func parseEarly(b []byte) *specs.Spec {
 	var e earlySpec
-	if json.Unmarshal(b, &e) != nil || e.Root == nil || e.Root.Path == "" || e.Linux == nil {
+	if jsondec.Unmarshal(b, &e) != nil || e.Root == nil || e.Root.Path == "" || e.Linux == nil {
 		return nil
 	}
 	l := &specs.Linux{
@@ -359,7 +361,7 @@ func parseEarly(b []byte) *specs.Spec {
 	if l.Resources, err = earlyResources(e.Linux.Resources); err != nil {
 		return nil
 	}
-	if len(e.Linux.Devices) > 0 && json.Unmarshal(e.Linux.Devices, &l.Devices) != nil {
+	if len(e.Linux.Devices) > 0 && jsondec.Unmarshal(e.Linux.Devices, &l.Devices) != nil {
 		return nil
 	}
 	spec := &specs.Spec{Root: e.Root, Annotations: e.Annotations, Linux: l}
@@ -377,7 +379,7 @@ func earlyResources(raw json.RawMessage) (*specs.LinuxResources, error) {
 		return nil, nil
 	}
 	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &keys); err != nil {
+	if err := jsondec.Unmarshal(raw, &keys); err != nil {
 		return nil, err
 	}
 	if keys == nil { // null
@@ -386,12 +388,12 @@ func earlyResources(raw json.RawMessage) (*specs.LinuxResources, error) {
 	var r specs.LinuxResources
 	for k := range keys {
 		if k != "devices" {
-			err := json.Unmarshal(raw, &r)
+			err := jsondec.Unmarshal(raw, &r)
 			return &r, err
 		}
 	}
 	if devices, ok := keys["devices"]; ok {
-		if err := json.Unmarshal(devices, &r.Devices); err != nil {
+		if err := jsondec.Unmarshal(devices, &r.Devices); err != nil {
 			return nil, err
 		}
 	}

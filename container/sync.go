@@ -16,6 +16,7 @@ import (
 
 	"github.com/crier-runtime/crier/container/seccomp"
 	"github.com/crier-runtime/crier/internal/flatjson"
+	"github.com/crier-runtime/crier/internal/jsondec"
 	"github.com/crier-runtime/crier/protocol"
 )
 
@@ -179,7 +180,7 @@ func (ic *initConfig) useSpec(spec *specs.Spec) {
 // decodeWireSpec decodes init's spec (wireSpec).
 func decodeWireSpec(b []byte) (*specs.Spec, error) {
 	var ws wireSpec
-	if err := json.Unmarshal(b, &ws); err != nil {
+	if err := jsondec.Unmarshal(b, &ws); err != nil {
 		return nil, err
 	}
 	spec := &ws.Spec

@@ -2,7 +2,10 @@ package sysmon
 
 import (
 	"os"
+	"slices"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
 // slow is the monitor thread's timer slack while slowed, in ns: its
@@ -12,7 +15,7 @@ const slow = "1000000"
 // Tuning is what Slow changed, for Restore to undo. The zero Tuning
 // changed nothing.
 type Tuning struct {
-	slack []byte // the main thread's timer slack, as read by Slow
+	slack []byte // the calling thread's timer slack when Slow ran, in ns
 }
 
 // Slow gives this process's runtime monitor thread a long timer slack, if
@@ -21,22 +24,26 @@ type Tuning struct {
 // threads of its own: the monitor is told apart by its thread id. It
 // fails quietly: a process whose monitor keeps its tick runs as before.
 func Slow() Tuning {
-	pid, err := procSelf()
-	if err != nil {
-		return Tuning{}
+	tids := threads()
+	pid := os.Getpid()
+	if !slices.Contains(tids, pid) {
+		var err error
+		if pid, err = procSelf(); err != nil {
+			return Tuning{}
+		}
 	}
-	tid, ok := monitorThread(pid, threads())
+	tid, ok := monitorThread(pid, tids)
 	if !ok {
 		return Tuning{}
 	}
-	own, err := os.ReadFile("/proc/self/timerslack_ns")
+	own, err := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
 	if err != nil {
 		return Tuning{}
 	}
 	if os.WriteFile(slackFile(tid), []byte(slow), 0) != nil {
 		return Tuning{}
 	}
-	return Tuning{slack: own}
+	return Tuning{slack: []byte(strconv.Itoa(own))}
 }
 
 // Restore gives every thread of the process the main thread's timer slack
@@ -52,10 +59,9 @@ func (t Tuning) Restore() {
 	}
 }
 
-// procSelf is this process's pid as /proc names it, which is not
-// os.Getpid() in the init stage: that runs in a new pid namespace (pid 1
-// there) but still sees the host's /proc until it enters the container's
-// root.
+// procSelf is this process's pid as /proc names it, where that is not
+// os.Getpid(): the init stage runs in a new pid namespace (pid 1 there)
+// but still sees the host's /proc until it enters the container's root.
 func procSelf() (int, error) {
 	s, err := os.Readlink("/proc/self")
 	if err != nil {

@@ -212,7 +212,7 @@ func (c *syncConn) sendFiles(m message, files []*os.File) error {
 	if len(files) == 0 {
 		return c.send(m)
 	}
-	b, err := json.Marshal(m)
+	b, err := m.marshal()
 	if err != nil {
 		return err
 	}
@@ -315,7 +315,7 @@ func (r *filesReader) keepFiles(oob []byte) error {
 }
 
 func (c *syncConn) send(m message) error {
-	b, err := json.Marshal(m)
+	b, err := m.marshal()
 	if err != nil {
 		return err
 	}

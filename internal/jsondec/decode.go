@@ -196,11 +196,9 @@ func (d *decoder) enter() error {
 
 func (d *decoder) leave() { d.depth-- }
 
-// object decodes a JSON object into the struct v: each key into the field
-// encoding/json would pick by its exact name (structType), skipping keys
-// that name no field.
-func (d *decoder) object(v reflect.Value) error {
-	st := d.structOf(v.Type())
+// members walks the JSON object at d.off, calling member with each key
+// once the ':' after it is consumed; member consumes the value.
+func (d *decoder) members(member func(key string) error) error {
 	if err := d.enter(); err != nil {
 		return err
 	}
@@ -210,7 +208,6 @@ func (d *decoder) object(v reflect.Value) error {
 		d.off++
 		return nil
 	}
-	var seen []bool
 	for {
 		if d.next() != '"' {
 			return errUnsupported
@@ -223,6 +220,56 @@ func (d *decoder) object(v reflect.Value) error {
 			return errUnsupported
 		}
 		d.off++
+		if err := member(key); err != nil {
+			return err
+		}
+		switch d.next() {
+		case ',':
+			d.off++
+		case '}':
+			d.off++
+			return nil
+		default:
+			return errUnsupported
+		}
+	}
+}
+
+// elements walks the JSON array at d.off, calling element for each
+// value, which it consumes.
+func (d *decoder) elements(element func() error) error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer d.leave()
+	d.off++ // [
+	if d.next() == ']' {
+		d.off++
+		return nil
+	}
+	for {
+		if err := element(); err != nil {
+			return err
+		}
+		switch d.next() {
+		case ',':
+			d.off++
+		case ']':
+			d.off++
+			return nil
+		default:
+			return errUnsupported
+		}
+	}
+}
+
+// object decodes a JSON object into the struct v: each key into the field
+// encoding/json would pick by its exact name (structType), skipping keys
+// that name no field.
+func (d *decoder) object(v reflect.Value) error {
+	st := d.structOf(v.Type())
+	var seen []bool
+	return d.members(func(key string) error {
 		i, ok := st.byName[key]
 		switch {
 		case ok:
@@ -237,26 +284,12 @@ func (d *decoder) object(v reflect.Value) error {
 			if err != nil {
 				return err
 			}
-			if err := d.value(fv); err != nil {
-				return err
-			}
+			return d.value(fv)
 		case st.foldsTo(key):
 			return errUnsupported
-		default:
-			if err := d.skip(); err != nil {
-				return err
-			}
 		}
-		switch d.next() {
-		case ',':
-			d.off++
-		case '}':
-			d.off++
-			return nil
-		default:
-			return errUnsupported
-		}
-	}
+		return d.skip()
+	})
 }
 
 // fieldOf is the settable field f of the struct v.
@@ -283,79 +316,36 @@ func (d *decoder) mapObject(v reflect.Value) error {
 	if kt.Kind() != reflect.String || d.decodesItself(kt) {
 		return errUnsupported
 	}
-	if err := d.enter(); err != nil {
-		return err
-	}
-	defer d.leave()
 	if v.IsNil() {
 		v.Set(reflect.MakeMap(t))
 	}
-	d.off++ // {
-	if d.next() == '}' {
-		d.off++
-		return nil
-	}
-	for {
-		if d.next() != '"' {
-			return errUnsupported
-		}
-		key, err := d.str()
-		if err != nil {
-			return err
-		}
-		if d.next() != ':' {
-			return errUnsupported
-		}
-		d.off++
+	return d.members(func(key string) error {
 		elem := reflect.New(t.Elem()).Elem()
 		if err := d.value(elem); err != nil {
 			return err
 		}
 		v.SetMapIndex(reflect.ValueOf(key).Convert(kt), elem) // a key given twice: the last wins, as in encoding/json
-		switch d.next() {
-		case ',':
-			d.off++
-		case '}':
-			d.off++
-			return nil
-		default:
-			return errUnsupported
-		}
-	}
+		return nil
+	})
 }
 
 // array decodes a JSON array into the slice v: a new slice, empty but not
 // nil for [].
 func (d *decoder) array(v reflect.Value) error {
-	if err := d.enter(); err != nil {
-		return err
-	}
-	defer d.leave()
 	t := v.Type()
 	s := reflect.MakeSlice(t, 0, 0)
-	d.off++ // [
-	if d.next() == ']' {
-		d.off++
-		v.Set(s)
-		return nil
-	}
-	for {
+	err := d.elements(func() error {
 		elem := reflect.New(t.Elem()).Elem()
 		if err := d.value(elem); err != nil {
 			return err
 		}
 		s = reflect.Append(s, elem)
-		switch d.next() {
-		case ',':
-			d.off++
-		case ']':
-			d.off++
-			v.Set(s)
-			return nil
-		default:
-			return errUnsupported
-		}
+		return nil
+	})
+	if err == nil {
+		v.Set(s)
 	}
+	return err
 }
 
 // number decodes a JSON number into the numeric v, as encoding/json does:
@@ -521,63 +511,9 @@ func (d *decoder) str() (string, error) {
 func (d *decoder) skip() error {
 	switch c := d.next(); {
 	case c == '{':
-		if err := d.enter(); err != nil {
-			return err
-		}
-		defer d.leave()
-		d.off++
-		if d.next() == '}' {
-			d.off++
-			return nil
-		}
-		for {
-			if d.next() != '"' {
-				return errUnsupported
-			}
-			if _, err := d.str(); err != nil {
-				return err
-			}
-			if d.next() != ':' {
-				return errUnsupported
-			}
-			d.off++
-			if err := d.skip(); err != nil {
-				return err
-			}
-			switch d.next() {
-			case ',':
-				d.off++
-			case '}':
-				d.off++
-				return nil
-			default:
-				return errUnsupported
-			}
-		}
+		return d.members(func(string) error { return d.skip() })
 	case c == '[':
-		if err := d.enter(); err != nil {
-			return err
-		}
-		defer d.leave()
-		d.off++
-		if d.next() == ']' {
-			d.off++
-			return nil
-		}
-		for {
-			if err := d.skip(); err != nil {
-				return err
-			}
-			switch d.next() {
-			case ',':
-				d.off++
-			case ']':
-				d.off++
-				return nil
-			default:
-				return errUnsupported
-			}
-		}
+		return d.elements(d.skip)
 	case c == '"':
 		_, err := d.str()
 		return err

@@ -52,11 +52,12 @@ const (
 	rmdirDelay    = 5 * time.Millisecond
 )
 
-// New computes the directories for a container from
-// linux.cgroupsPath, which is absolute (relative to each hierarchy's root as
-// mounted here) or relative (to the caller's own cgroup in each hierarchy,
-// from /proc/self/cgroup); an empty cgroupsPath means "/<id>", as in runc and crun. It
-// changes nothing on disk, so that a failed create has nothing to undo.
+// New computes the directories for a container from linux.cgroupsPath,
+// which is absolute (relative to each hierarchy's root as mounted here) or
+// relative (to the caller's own cgroup in each hierarchy, from
+// /proc/self/cgroup); an empty cgroupsPath means "/<id>", as in runc and
+// crun. It changes nothing on disk, so that a failed create has nothing
+// to undo.
 func New(id string, cgroupsPath string) (*Cgroup, error) {
 	mountinfo, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {

@@ -5,8 +5,8 @@
 // Its API follows a container's life:
 //
 //   - New, at create, computes the container's directory in every mounted
-//     hierarchy from linux.cgroupsPath (by default /<id>, as runc and crun), changing
-//     nothing on disk;
+//     hierarchy from linux.cgroupsPath (by default /<id>, as runc and
+//     crun), changing nothing on disk;
 //   - Resources is the config's resources with the device rules every
 //     container gets, and those for its linux.devices, appended;
 //   - Prepare checks that the host has the controllers those need and

@@ -50,10 +50,10 @@ func rtRuntimeFor(ratio, period int64) int64 {
 
 // grantRealtime makes room for the container's real-time runtime in the
 // cpu cgroups above its own that crier made: the ones Prepare created for
-// it (and the shared /crier parent of an older crier's default path). With RT group scheduling (cgroup v1)
-// a new cgroup starts with no runtime, and the kernel refuses a child
-// more than its parent has, so without this no realtimeRuntime could be
-// set under them. Each such ancestor is raised, never lowered, to what
+// it (and the shared /crier parent of an older crier's default path).
+// With RT group scheduling (cgroup v1) a new cgroup starts with no
+// runtime, and the kernel refuses a child more than its parent has, so
+// without this no realtimeRuntime could be set under them. Each such ancestor is raised, never lowered, to what
 // its children hold plus the request; the budget goes back to the host
 // when the directory is removed. Ancestors crier did not make are the
 // administrator's to fill, as with runc and crun, which raise none.

@@ -601,3 +601,65 @@ func TestCgroupForkInto(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDestroyLegacySharedParent: a container an older crier made in its
+// default /crier/<id> (SharedParent in its state) is deleted whole, the
+// shared parent too, unless another container is still in it.
+func TestDestroyLegacySharedParent(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	for _, tt := range []struct {
+		name        string
+		sibling     bool
+		parentStays bool
+	}{
+		{"last container", false, false},
+		{"another still there", true, true},
+	} {
+		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
+			// A parent of this test's own stands for /crier: tests share
+			// the machine.
+			parent := fmt.Sprintf("/crier-test-%x", rand.Uint64())
+			c, err := New("unused", parent+"/c1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Prepare(nil); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Destroy() })
+			var siblings []string
+			if tt.sibling {
+				for _, dir := range uniqueDirs(c.Paths) {
+					sib := filepath.Join(filepath.Dir(dir), "c2")
+					if err := os.Mkdir(sib, 0o755); err != nil {
+						t.Fatal(err)
+					}
+					siblings = append(siblings, sib)
+				}
+				t.Cleanup(func() {
+					for _, sib := range siblings {
+						os.Remove(sib)
+						os.Remove(filepath.Dir(sib))
+					}
+				})
+			}
+			// As an older crier's state file has it: the shared parent is
+			// not among the directories this container made.
+			legacy := &Cgroup{Paths: c.Paths, SharedParent: true}
+			if err := legacy.Destroy(); err != nil {
+				t.Fatal(err)
+			}
+			for _, dir := range uniqueDirs(c.Paths) {
+				if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("%s still there (%v)", dir, err)
+				}
+				_, err := os.Stat(filepath.Dir(dir))
+				if stays := err == nil; stays != tt.parentStays {
+					t.Errorf("parent %s there: %v, want %v", filepath.Dir(dir), stays, tt.parentStays)
+				}
+			}
+		})
+	}
+}

@@ -2,6 +2,8 @@ package jsondec
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -209,6 +211,26 @@ func TestSpecOnFastPath(t *testing.T) {
 	}
 }
 
+// TestClientConfigs: the configs podman, containerd and docker wrote on
+// this machine's kind (testdata, from docs' sample configs) decode on the
+// fast path, as encoding/json decodes them.
+func TestClientConfigs(t *testing.T) {
+	for _, name := range []string{"podman", "containerd", "docker"} {
+		t.Run(name, func(t *testing.T) {
+			doc, err := os.ReadFile(filepath.Join("testdata", name+"-config.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			agree(t, doc)
+			for _, typ := range []string{"spec", "shadow", "wire"} {
+				if !fast(doc, reflect.ValueOf(decoders[typ]()).Elem()) {
+					t.Errorf("%s: left to encoding/json", typ)
+				}
+			}
+		})
+	}
+}
+
 func TestNilPointer(t *testing.T) {
 	var s *specs.Spec
 	if err, want := Unmarshal([]byte(`{}`), s), json.Unmarshal([]byte(`{}`), s); err == nil || err.Error() != want.Error() {
@@ -220,6 +242,11 @@ func FuzzAgreesWithJSON(f *testing.F) {
 	f.Add([]byte(specJSON))
 	f.Add([]byte(`{"i8":1,"m":{"a":{"b":"c"}},"raw":[1],"s":[]}`))
 	f.Add([]byte(`{"a":"1","b":"\u00e9"}`))
+	for _, name := range []string{"podman", "containerd", "docker"} {
+		if b, err := os.ReadFile(filepath.Join("testdata", name+"-config.json")); err == nil {
+			f.Add(b)
+		}
+	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		agree(t, doc)
 	})

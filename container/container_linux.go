@@ -25,12 +25,13 @@ const InitFDEnv = "_CRIER_INIT_FD"
 type Config struct {
 	ID     string
 	Bundle string // absolute
-	// Untune, when set, runs before create starts a program of its own:
-	// an init it forks itself (an init forked ahead by the entry point is
-	// not), and the prestart and createRuntime hooks. The forked create
-	// gives its threads back what it tuned for create alone, which a
-	// program would otherwise inherit from the thread that forks it
-	// (prefork.RestoreTimerSlack).
+	// Untune, when set, runs before create forks an init itself (an init
+	// forked ahead by the entry point is not): the forked create gives
+	// its threads back what it tuned for create alone, which the init
+	// would otherwise inherit from the throwaway thread that forks it
+	// (prefork.RestoreTimerSlack). The prestart and createRuntime hooks
+	// need nothing of the kind: create runs them from its main goroutine,
+	// locked to the main thread, whose slack was never changed.
 	Untune func()
 	Spec   *specs.Spec
 	// SpecJSON, when set, is Spec as JSON (LoadSpecJSON), sent to the init
@@ -136,7 +137,7 @@ func Create(cfg *Config) (_ *Container, err error) {
 	if err := c.Cgroup.Limit(pids); err != nil {
 		return nil, err
 	}
-	if err := c.runCreateHooks(cfg.Untune); err != nil {
+	if err := c.runCreateHooks(); err != nil {
 		return nil, err
 	}
 	if p := c.Spec.Process; p != nil && p.Terminal {
@@ -228,15 +229,10 @@ func (c *Container) waitMounted() error {
 
 // runCreateHooks runs the prestart and createRuntime hooks with the rootfs
 // mounted, then lets init run the createContainer hooks and pivot, and
-// waits until it is ready to start. untune (Config.Untune) runs before
-// the first hook, if there is one.
-func (c *Container) runCreateHooks(untune func()) error {
+// waits until it is ready to start.
+func (c *Container) runCreateHooks() error {
 	st := c.HookState(protocol.StatusCreating)
 	for _, kind := range []string{HookPrestart, HookCreateRuntime} {
-		if untune != nil && len(hooksOf(c.Spec, kind)) > 0 {
-			untune()
-			untune = nil
-		}
 		if err := RunHooks(c.Spec, kind, st); err != nil {
 			return err
 		}

@@ -27,6 +27,8 @@
 #define SYS_exit_group 231
 #define SYS_setns 308
 #define PR_SET_DUMPABLE 4
+#define SYS_madvise 28
+#define MADV_POPULATE_WRITE 23
 
 // func preRuntimeEntry()
 TEXT ·preRuntimeEntry(SB),NOSPLIT|NOFRAME,$0
@@ -47,11 +49,11 @@ TEXT ·preRuntimeEntry(SB),NOSPLIT|NOFRAME,$0
 	XORQ	SI, SI
 	SYSCALL
 	CMPQ	0(SP), $3			// argc
-	JLT	runtime
+	JLT	populate
 	MOVQ	24(SP), R12			// argv[2]
 	MOVQ	$0x3d736e7465732d2d, AX		// "--setns="
 	CMPQ	0(R12), AX
-	JNE	runtime
+	JNE	populate
 	ADDQ	$8, R12
 	MOVL	$1, ·preRuntimeJoin+0(SB)	// ran = 1
 	XORQ	R13, R13			// index of the descriptor
@@ -80,12 +82,25 @@ join:
 	NEGQ	AX
 	MOVL	R13, ·preRuntimeJoin+4(SB)	// index
 	MOVL	AX, ·preRuntimeJoin+8(SB)	// errno
-	JMP	runtime
+	JMP	populate
 
 joined:
 	INCQ	R13
 	CMPQ	BX, $','
 	JEQ	nextfd
+
+populate:
+	// The init stage only (it is on create's path, and its memory goes
+	// at its exec): the data and bss segments populated with one
+	// madvise, as crier's entry does (internal/prefork). Kernels before
+	// 5.14 refuse the advice; nothing else changes then.
+	MOVQ	$runtime·noptrdata(SB), DI
+	ANDQ	$~4095, DI
+	MOVQ	$runtime·end(SB), SI
+	SUBQ	DI, SI
+	MOVQ	$MADV_POPULATE_WRITE, DX
+	MOVQ	$SYS_madvise, AX
+	SYSCALL
 
 runtime:
 	JMP	_rt0_amd64_linux(SB)

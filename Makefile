@@ -39,8 +39,17 @@ $(BIN)/crier: FORCE
 # (container/nsenter_linux.go). Elsewhere joining those is refused.
 SHIM_ENTRY := $(if $(filter amd64,$(shell $(GO) env GOARCH)),-E github.com/crier-runtime/crier/container.preRuntimeEntry)
 
+# -R 0x200000 starts each of the shim's segments on a 2 MB boundary, in
+# the file as in memory, so that its read-only data (2.2 MB) holds a whole
+# 2 MB block the kernel can map at once (see write_big); its text has one
+# already. The file grows from 4.5 to 10 MB of which the padding is never
+# mapped. The init stage took 31 page faults in that data; creates and runs
+# 1.6 ms faster (docs/performance-notes.md). crier's own segments gain
+# nothing from it: its read-only data holds a whole block as it is.
+SHIM_LDFLAGS := -R 0x200000
+
 $(BIN)/crier-shim: FORCE
-	$(SHIM_FLAGS) $(GO) build -trimpath -ldflags '$(LDFLAGS) $(SHIM_ENTRY)' -o $@.link ./cmd/shim
+	$(SHIM_FLAGS) $(GO) build -trimpath -ldflags '$(LDFLAGS) $(SHIM_LDFLAGS) $(SHIM_ENTRY)' -o $@.link ./cmd/shim
 	$(call write_big,$@.link,$@) && rm -f $@.link
 
 FORCE:

@@ -213,7 +213,10 @@ func idPrefix() string { return fmt.Sprintf("crb%x", os.Getpid()&0xfffff) }
 
 // installCopies copies the named executables from dir into to and flushes
 // them to disk (a freshly written binary execs slower while its pages are
-// dirty). It returns to.
+// dirty). It returns to. Each file is written with one write, as `make
+// build` and `make install` write them (the Makefile's write_big), so that
+// the page cache holds it in 2 MB folios that every exec maps a block at a
+// time.
 func installCopies(dir, to string, names ...string) (string, error) {
 	if err := os.MkdirAll(to, 0o755); err != nil {
 		return "", err

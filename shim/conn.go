@@ -398,7 +398,8 @@ func (s *server) shutdown() {
 	case <-s.answering.drained():
 	case <-timeout:
 	}
-	if s.deleting != nil {
+	// The loop's own delete (deleteWhenStopped) has no wire to wait for.
+	if s.deleting != nil && s.deleting.written != nil {
 		select {
 		case <-s.deleting.written:
 		case <-timeout:

@@ -173,6 +173,7 @@ func (s *server) loop() error {
 	// The container may have exited before SIGCHLD was being watched.
 	s.reap()
 	s.startAtOnce()
+	s.deleteWhenStopped()
 	s.reexecSoon(nil)
 	for s.phase != phaseDeleted {
 		var m any
@@ -183,6 +184,7 @@ func (s *server) loop() error {
 			s.oomRecheck()
 			s.handle(m)
 		}
+		s.deleteWhenStopped()
 		s.reexecSoon(m)
 	}
 	s.shutdown()
@@ -421,6 +423,19 @@ func (s *server) startAtOnce() {
 	reply := s.cfg.StartAtOnce
 	s.cfg.StartAtOnce = nil
 	s.start(&request{req: protocol.Request{Op: protocol.OpStart}, reply: reply})
+}
+
+// deleteWhenStopped deletes the container once it has stopped, when its
+// Config asks for it (DeleteWhenStopped): the request is the loop's own,
+// and its reply goes to that channel. A delete that came first makes it
+// fail as a second delete request would.
+func (s *server) deleteWhenStopped() {
+	if s.cfg == nil || s.cfg.DeleteWhenStopped == nil || s.phase.status() != protocol.StatusStopped {
+		return
+	}
+	reply := s.cfg.DeleteWhenStopped
+	s.cfg.DeleteWhenStopped = nil
+	s.delete(&request{req: protocol.Request{Op: protocol.OpDelete}, reply: reply})
 }
 
 func (s *server) start(r *request) {

@@ -419,3 +419,59 @@ func TestLoopStartAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestLoopDeleteWhenStopped: with Config.DeleteWhenStopped the loop
+// deletes the container once it has stopped, after the stopped event,
+// no client asking, and sends the delete's reply to the channel; when a
+// client's delete came first, the channel gets that of a second delete.
+func TestLoopDeleteWhenStopped(t *testing.T) {
+	cases := []struct {
+		name   string
+		forced bool // a client's delete --force while it runs
+		wantOK bool
+	}{
+		{name: "stopped", wantOK: true},
+		{name: "client deleted first", forced: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			deleted := make(chan protocol.Reply, 1)
+			h := newHarness(t, testSpec(), func(c *Config) { c.DeleteWhenStopped = deleted }).created()
+			h.k.start.open(nil)
+			if err := h.dial().Start(ctx(t)); err != nil {
+				t.Fatal(err)
+			}
+			sub := h.subscribe(false)
+			select {
+			case rep := <-deleted:
+				t.Fatalf("deleted while running: %+v", rep)
+			default:
+			}
+			h.k.teardown.open(nil)
+			if tc.forced {
+				forced := async(func() error { return h.dial().Delete(ctx(t), true) })
+				// Its SIGKILLs (the cgroup's, the init's) say the
+				// loop took it while the container ran.
+				h.k.nextSignal(t)
+				h.k.nextSignal(t)
+				h.k.exit(exitedWith(137))
+				if err := waitErr(t, "forced delete", forced); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				h.k.exit(exitedWith(3))
+			}
+			if ev := next(t, sub, protocol.EventStopped); ev.ExitStatus == nil {
+				t.Errorf("stopped event without a status: %+v", ev)
+			}
+			next(t, sub, protocol.EventDeleted)
+			rep := <-deleted
+			if rep.OK != tc.wantOK {
+				t.Errorf("the loop's delete: %+v, want OK %v", rep, tc.wantOK)
+			}
+			if err := h.served(); err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
+	}
+}

@@ -52,6 +52,12 @@ type Config struct {
 	// reply here (the channel needs room for it): a run whose fork runs
 	// it alone (cmd/runtime/run_alone.go) saves a client's round trip.
 	StartAtOnce chan protocol.Reply
+	// DeleteWhenStopped, when set, has the loop delete the container as
+	// soon as it has stopped (the stopped event published), as a delete
+	// request would, and send that request's reply here (the channel
+	// needs room for it): a foreground run whose fork runs it alone saves
+	// its driver the dial and the round trip.
+	DeleteWhenStopped chan protocol.Reply
 	// Reexec makes Serve re-execute the shim once the container is
 	// created and the shim idle (idle.go), into ReexecPath's serve mode
 	// (default: this executable, /proc/self/exe).

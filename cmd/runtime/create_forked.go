@@ -104,6 +104,10 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 	if r := a.alone; r != nil {
 		r.started = make(chan protocol.Reply, 1)
 		cfg.StartAtOnce = r.started
+		if !r.detach {
+			r.deleted = make(chan protocol.Reply, 1)
+			cfg.DeleteWhenStopped = r.deleted
+		}
 		rep.created = func(pid int) {
 			r.done.Add(1)
 			go r.drive(a, pid)

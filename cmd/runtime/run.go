@@ -178,7 +178,7 @@ func (a *app) runForeground(id string, console *consoleListener, sigs <-chan os.
 		stopProxy()
 	}
 	if !keep {
-		if err := a.delete(id, false); err != nil {
+		if err := a.deleteStopped(id); err != nil {
 			return err
 		}
 	}

@@ -33,8 +33,10 @@ type aloneRun struct {
 	id     string
 	done   sync.WaitGroup // the driver, once the container is created
 	// started has the reply to the start the shim makes at once
-	// (shim.Config.StartAtOnce), in the stead of the driver's request.
-	started chan protocol.Reply
+	// (shim.Config.StartAtOnce), in the stead of the driver's request;
+	// deleted, in the foreground, the reply to the delete it makes once
+	// the container has stopped (shim.Config.DeleteWhenStopped).
+	started, deleted chan protocol.Reply
 }
 
 // runAloneChild is C of a forked run: it parses the command line with

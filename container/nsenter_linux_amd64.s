@@ -6,7 +6,8 @@
 // hands the untouched initial stack to the runtime's own entry point.
 //
 // It acts only on   argv[1] == "init"  (the init stage), which it makes
-// non-dumpable first, and then on  argv[2] == "--setns=FD[,FD...]"
+// non-dumpable first and whose data and bss it populates last (see
+// populate), and then on  argv[2] == "--setns=FD[,FD...]"
 // (decimal descriptors, joined in order), and on  argv[1] == "--detach"
 // (the shim, see detach_linux.go), which it forks: the parent exits at once
 // and the child, an orphan, goes on into the runtime. Every other

@@ -3,6 +3,7 @@ package container
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -224,22 +225,68 @@ func memfdExe(src *os.File, size int64) (*os.File, error) {
 	return f, nil
 }
 
+// copySeal copies the first size bytes of src into dst, skipping src's
+// holes: crier-shim is installed with the padding between its 2 MB-aligned
+// segments left as holes (the Makefile, internal/writebig), half the file,
+// which the copy need not hold either.
 func copySeal(dst, src *os.File, size int64) error {
-	var off int64
-	for off < size {
-		n, err := unix.Sendfile(int(dst.Fd()), int(src.Fd()), &off, int(size-off))
-		if err != nil && err != unix.EINTR && err != unix.EAGAIN {
-			return os.NewSyscallError("sendfile", err)
+	if err := dst.Truncate(size); err != nil {
+		return err
+	}
+	for off := int64(0); off < size; {
+		data, hole, err := dataExtent(src, off, size)
+		if err != nil {
+			return err
 		}
-		if err == nil && n == 0 {
-			return fmt.Errorf("copied %d of %d bytes", off, size)
+		if data >= size {
+			break
 		}
+		if _, err := dst.Seek(data, io.SeekStart); err != nil {
+			return err
+		}
+		if err := sendfileRange(dst, src, data, hole); err != nil {
+			return err
+		}
+		off = hole
 	}
 	if err := dst.Chmod(0o555); err != nil {
 		return err
 	}
 	if _, err := unix.FcntlInt(dst.Fd(), unix.F_ADD_SEALS, memfdSeals); err != nil {
 		return os.NewSyscallError("fcntl F_ADD_SEALS", err)
+	}
+	return nil
+}
+
+// dataExtent returns the extent of src's data that starts at or after
+// off, ending at its next hole or at size: [size, size) when only a hole
+// is left. A file system that cannot say has all its bytes as data.
+func dataExtent(src *os.File, off, size int64) (data, hole int64, err error) {
+	fd := int(src.Fd())
+	data, err = unix.Seek(fd, off, unix.SEEK_DATA)
+	switch {
+	case err == unix.ENXIO:
+		return size, size, nil
+	case err != nil:
+		return off, size, nil
+	}
+	if hole, err = unix.Seek(fd, data, unix.SEEK_HOLE); err != nil {
+		hole = size
+	}
+	return data, min(hole, size), nil
+}
+
+// sendfileRange copies src's bytes [from, to) to dst's offset.
+func sendfileRange(dst, src *os.File, from, to int64) error {
+	off := from
+	for off < to {
+		n, err := unix.Sendfile(int(dst.Fd()), int(src.Fd()), &off, int(to-off))
+		if err != nil && err != unix.EINTR && err != unix.EAGAIN {
+			return os.NewSyscallError("sendfile", err)
+		}
+		if err == nil && n == 0 {
+			return fmt.Errorf("copied %d of %d bytes", off, to)
+		}
 	}
 	return nil
 }

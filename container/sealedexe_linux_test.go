@@ -142,3 +142,36 @@ func BenchmarkSealedExe(b *testing.B) {
 		})
 	}
 }
+
+// TestMemfdExeHoles: the memfd copy has the source's bytes, and leaves
+// its holes holes (crier-shim's padding, internal/writebig).
+func TestMemfdExeHoles(t *testing.T) {
+	const hole = 1 << 20
+	head, tail := bytes.Repeat([]byte("h"), 8192), bytes.Repeat([]byte("t"), 8192)
+	path := t.TempDir() + "/sparse"
+	src, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if _, err := src.Write(head); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.WriteAt(tail, int64(len(head)+hole)); err != nil {
+		t.Fatal(err)
+	}
+	size := int64(len(head) + hole + len(tail))
+	f, err := memfdExe(src, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	want := append(append(append([]byte{}, head...), make([]byte, hole)...), tail...)
+	got, err := os.ReadFile("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("copy: %d bytes, %v; want %d", len(got), err, len(want))
+	}
+	if at, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_HOLE); err != nil || at != int64(len(head)) {
+		t.Errorf("the copy's first hole at %d, %v; want %d", at, err, len(head))
+	}
+}

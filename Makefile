@@ -19,16 +19,18 @@ COMMIT := $(shell git describe --always --dirty 2>/dev/null)
 # crier-shim.
 CLI_ENTRY := $(if $(filter amd64,$(shell $(GO) env GOARCH)),-E github.com/crier-runtime/crier/internal/prefork.entry)
 
-# Each binary is linked to a scratch file and then written with one
-# write (write_big; `make install` writes them so too). A file written 2 MB
-# at a time sits in the page cache in 2 MB folios, and the kernel (ext4
-# has large folios since Linux 6.16) maps those into every process that
-# runs it one page-table entry per 2 MB of text or read-only data; a file
-# the linker wrote through its mapping, or one read back from disk, is
-# mapped 16 pages a fault. About 40 page faults fewer per Go start here,
-# creates some 3 ms faster (docs/performance-notes.md, "Kept"). It lasts as
-# long as the page cache keeps the file: after a reboot, install again.
-write_big = dd if=$(1) of=$(2).new bs=64M iflag=fullblock status=none && chmod 755 $(2).new && mv -f $(2).new $(2)
+# Each binary is linked to a scratch file and then installed by
+# internal/writebig (as `make install` installs them): each stretch of
+# its data written with one write, so that the page cache holds it in
+# 2 MB folios, which the kernel maps into every process that runs it one
+# page-table entry per 2 MB of text or read-only data (a file the linker
+# wrote through its mapping, or one read back from disk, is mapped 16
+# pages a fault), and the padding between segments left as holes. About
+# 40 page faults fewer per Go start here, creates some 3 ms faster
+# (docs/performance-notes.md, "Kept"). It lasts as long as the page cache
+# keeps the file: on these machines a binary left unused for a minute or
+# so is dropped, and read back in small folios.
+write_big = $(GO) run ./internal/writebig $(1) $(2)
 
 $(BIN)/crier: FORCE
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS) $(CLI_ENTRY) -X main.commit=$(COMMIT)' -o $@.link ./cmd/runtime
@@ -42,10 +44,11 @@ SHIM_ENTRY := $(if $(filter amd64,$(shell $(GO) env GOARCH)),-E github.com/crier
 # -R 0x200000 starts each of the shim's segments on a 2 MB boundary, in
 # the file as in memory, so that its read-only data (2.2 MB) holds a whole
 # 2 MB block the kernel can map at once (see write_big); its text has one
-# already. The file grows from 4.5 to 10 MB of which the padding is never
-# mapped. The init stage took 31 page faults in that data; creates and runs
-# 1.6 ms faster (docs/performance-notes.md). crier's own segments gain
-# nothing from it: its read-only data holds a whole block as it is.
+# already. The file grows from 4.5 to 10 MB, the padding never mapped,
+# which write_big leaves as holes: 4.4 MB on disk. The init stage took 31
+# page faults in that data; creates and runs 1.6 ms faster
+# (docs/performance-notes.md). crier's own segments gain nothing from it:
+# its read-only data holds a whole block as it is.
 SHIM_LDFLAGS := -R 0x200000
 
 $(BIN)/crier-shim: FORCE

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"debug/elf"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+func main() {
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: writebig SRC DST")
+		os.Exit(2)
+	}
+	if err := install(os.Args[1], os.Args[2]); err != nil {
+		fmt.Fprintln(os.Stderr, "writebig:", err)
+		os.Exit(1)
+	}
+}
+
+// install writes src's bytes to dst, the padding between segments as
+// holes, through a temporary beside dst renamed over it.
+func install(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := writeExtents(tmp, b, dataExtents(b)); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Chmod(0o755); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
+}
+
+// extent is a stretch [off, end) of the file.
+type extent struct{ off, end int64 }
+
+const page = 4096
+
+// dataExtents returns the stretches of b to write: all of it but runs of
+// at least minHole zero bytes, page-aligned, outside every loadable
+// segment (the linker's padding between and after its segments).
+func dataExtents(b []byte) []extent {
+	size := int64(len(b))
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		return []extent{{0, size}}
+	}
+	var loads []extent
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && p.Filesz > 0 {
+			loads = append(loads, extent{int64(p.Off), min(int64(p.Off+p.Filesz), size)})
+		}
+	}
+	var out []extent
+	start := int64(0) // of the data extent being gathered
+	for off := int64(0); off+page <= size; off += page {
+		if !zero(b[off:off+page]) || inside(loads, off) {
+			continue
+		}
+		end := off + page
+		for end+page <= size && zero(b[end:end+page]) && !inside(loads, end) {
+			end += page
+		}
+		if end-off >= minHole {
+			out = append(out, extent{start, off})
+			start = end
+		}
+		off = end - page
+	}
+	if start < size {
+		out = append(out, extent{start, size})
+	}
+	return out
+}
+
+// minHole is the shortest run of zeros left as a hole.
+const minHole = 16 * page
+
+// inside reports whether the page at off overlaps a loadable segment.
+func inside(loads []extent, off int64) bool {
+	for _, l := range loads {
+		if off < l.end && off+page > l.off {
+			return true
+		}
+	}
+	return false
+}
+
+func roundUp(n int64) int64 { return (n + page - 1) &^ (page - 1) }
+
+func zero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// writeExtents sizes f to b's length and writes each extent of b at its
+// offset, with one write each.
+func writeExtents(f *os.File, b []byte, exts []extent) error {
+	if err := f.Truncate(int64(len(b))); err != nil {
+		return err
+	}
+	for _, e := range exts {
+		if _, err := f.WriteAt(b[e.off:e.end], e.off); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -67,24 +67,28 @@ func dataExtents(b []byte) []extent {
 	}
 	var out []extent
 	start := int64(0) // of the data extent being gathered
-	for off := int64(0); off+page <= size; off += page {
-		if !zero(b[off:off+page]) || inside(loads, off) {
-			continue
-		}
-		end := off + page
-		for end+page <= size && zero(b[end:end+page]) && !inside(loads, end) {
-			end += page
-		}
+	for off := int64(0); off+page <= size; {
+		end := zeroRun(b, loads, off)
 		if end-off >= minHole {
 			out = append(out, extent{start, off})
 			start = end
 		}
-		off = end - page
+		off = max(end, off+page)
 	}
 	if start < size {
 		out = append(out, extent{start, size})
 	}
 	return out
+}
+
+// zeroRun returns the end of the run of whole zero pages from off that
+// lie outside every loadable segment: off itself when there is none.
+func zeroRun(b []byte, loads []extent, off int64) int64 {
+	end := off
+	for end+page <= int64(len(b)) && zero(b[end:end+page]) && !inside(loads, end) {
+		end += page
+	}
+	return end
 }
 
 // minHole is the shortest run of zeros left as a hole.
@@ -99,8 +103,6 @@ func inside(loads []extent, off int64) bool {
 	}
 	return false
 }
-
-func roundUp(n int64) int64 { return (n + page - 1) &^ (page - 1) }
 
 func zero(b []byte) bool {
 	for _, c := range b {

@@ -80,6 +80,11 @@ func SignalCgroup(cg *cgroup.Cgroup, sig unix.Signal) error {
 		return err
 	}
 	self := os.Getpid()
+	// A container that has exited has nothing left in its cgroup, most
+	// often: nothing to signal, nor to read again.
+	if !slices.ContainsFunc(pids, func(pid int) bool { return pid != self }) {
+		return nil
+	}
 	fds := make(map[int]int, len(pids))
 	defer func() {
 		for _, fd := range fds {

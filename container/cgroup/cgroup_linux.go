@@ -3,6 +3,7 @@ package cgroup
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -351,9 +352,12 @@ func (c *Cgroup) Destroy() error {
 	c.dropRealtime()
 	for _, dir := range leaves {
 		// A hierarchy root has no cgroup above it; never empty one out, even
-		// when a damaged state file names it.
-		if dirExists(dir) && !fileExists(filepath.Join(filepath.Dir(dir), "cgroup.procs")) {
-			errs = append(errs, fmt.Errorf("cgroup: refusing to remove %s: not below a cgroup", dir))
+		// when a damaged state file names it. (One that is gone already
+		// has nothing to remove.)
+		if !fileExists(filepath.Join(filepath.Dir(dir), "cgroup.procs")) {
+			if dirExists(dir) {
+				errs = append(errs, fmt.Errorf("cgroup: refusing to remove %s: not below a cgroup", dir))
+			}
 			continue
 		}
 		if err := removeTree(dir); err != nil {
@@ -503,20 +507,23 @@ func unifiedMode(paths map[string]string) bool {
 }
 
 // writeFile writes value into the existing cgroup file p in a single
-// write, as the kernel parses each write on its own.
+// write, as the kernel parses each write on its own. Cgroup files are
+// opened with plain system calls: os.OpenFile would register each with
+// the runtime's poller, as a cgroup file can be polled, which is five
+// system calls more for every file a create writes and a delete reads.
 func writeFile(p, value string) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+	fd, err := openFile(p, unix.O_WRONLY|unix.O_TRUNC)
 	if err == nil {
-		_, err = f.WriteString(value)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
+		err = ignoringEINTR(func() error {
+			n, err := unix.Write(fd, []byte(value))
+			if err == nil && n < len(value) {
+				err = io.ErrShortWrite
+			}
+			return err
+		})
+		unix.Close(fd)
 	}
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
 		return fmt.Errorf("cgroup: write %s: %w (value %q)", p, err, value)
 	}
 	return nil
@@ -525,15 +532,54 @@ func writeFile(p, value string) error {
 // readFile returns the trimmed content of file name in dir.
 func readFile(dir, name string) (string, error) {
 	p := filepath.Join(dir, name)
-	data, err := os.ReadFile(p)
+	data, err := readAll(p)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
 		return "", fmt.Errorf("cgroup: read %s: %w", p, err)
 	}
 	return strings.TrimSpace(string(data)), nil
+}
+
+// readAll reads the cgroup file p (see writeFile).
+func readAll(p string) ([]byte, error) {
+	fd, err := openFile(p, unix.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 0, 512)
+	for {
+		var n int
+		err := ignoringEINTR(func() (err error) {
+			n, err = unix.Read(fd, buf[len(buf):cap(buf)])
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, len(buf))
+		}
+	}
+}
+
+func openFile(p string, flags int) (fd int, err error) {
+	err = ignoringEINTR(func() error {
+		fd, err = unix.Open(p, flags|unix.O_CLOEXEC, 0)
+		return err
+	})
+	return fd, err
+}
+
+func ignoringEINTR(f func() error) error {
+	for {
+		if err := f(); err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 func fileExists(p string) bool {

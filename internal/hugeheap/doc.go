@@ -13,6 +13,12 @@
 // 2 MB (0.15–0.2 ms here); collapsing a block that is already partly in
 // use copies its pages too (0.3–0.5 ms).
 //
+// Only where faults are dear: the init first times a few page faults of
+// a fresh mapping (FaultCost) and does nothing below FaultDear. On a KVM
+// guest of the same kind a fault costs 1-2 µs, so a huge heap could save
+// little there, and a new huge page costs 4-5 ms (its host backs the
+// guest's reported free memory afresh): it halved create+start throughput.
+//
 // Transparent huge pages are "madvise" on these hosts: a mapping gets them
 // only when asked. The runtime maps its heap before any Go code runs, so
 // the init asks for huge pages on the heap's blocks and collapses those

@@ -17,13 +17,13 @@ func init() {
 	// The serving shim is exec'd with THP off. Advice given now would
 	// stay on its heap's blocks, and give it huge pages once it turns
 	// THP back on.
-	if thpDisabled() || faultCost() < faultDear {
+	if thpDisabled() || FaultCost() < FaultDear {
 		return
 	}
 	collapse()
 }
 
-// faultDear is the cost of an anonymous page fault from which the huge
+// FaultDear is the cost of an anonymous page fault from which the huge
 // heap pays, in nanoseconds. It pays where faults are dear: 11-12 µs on
 // the PVM guests of issue 14, where a 2 MB huge page took 0.15-0.2 ms and
 // saved some 150 faults per process. Where faults are cheap (1.4-1.6 µs on
@@ -32,16 +32,16 @@ func init() {
 // guest's free memory (free page reporting) backs each new huge page
 // afresh, 4-5 ms a page, and the huge heap halved create+start
 // throughput (docs/performance-notes.md).
-const faultDear = 5000
+const FaultDear = 5000
 
-// probePages is how many page faults faultCost times. It takes the
+// probePages is how many page faults FaultCost times. It takes the
 // cheapest, so that a preemption in one does not decide.
 const probePages = 4
 
-// faultCost is what an anonymous page fault costs here, in nanoseconds:
+// FaultCost is what an anonymous page fault costs here, in nanoseconds:
 // the cheapest first write to a page of a fresh mapping. It is 0 if the
 // mapping cannot be made.
-func faultCost() int64 {
+func FaultCost() int64 {
 	const size = probePages * pageSize
 	p := mmap(size)
 	if int(p) < 0 {

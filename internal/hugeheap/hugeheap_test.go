@@ -46,7 +46,7 @@ func TestCollapse(t *testing.T) {
 	}
 }
 
-// faultCost times page faults, not writes: the first write to a page of
+// FaultCost times page faults, not writes: the first write to a page of
 // a fresh mapping costs a fault, at least some hundreds of nanoseconds on
 // any machine, and a second write to the same pages costs next to
 // nothing.
@@ -54,9 +54,9 @@ func TestFaultCost(t *testing.T) {
 	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
 		t.Skip("Linux on amd64 only")
 	}
-	cost := faultCost()
+	cost := FaultCost()
 	if cost < 300 {
-		t.Fatalf("faultCost %d ns, want a page fault's cost (300 ns or more)", cost)
+		t.Fatalf("FaultCost %d ns, want a page fault's cost (300 ns or more)", cost)
 	}
 	const size = probePages * pageSize
 	p := mmap(size)
@@ -76,5 +76,5 @@ func TestFaultCost(t *testing.T) {
 	if again*4 > cost {
 		t.Fatalf("a write to a page already there took %d ns, a fault %d: the probe does not tell them apart", again, cost)
 	}
-	t.Logf("a page fault here: %d ns (the huge heap from %d)", cost, faultDear)
+	t.Logf("a page fault here: %d ns (the huge heap from %d)", cost, FaultDear)
 }

@@ -77,7 +77,7 @@ type Config struct {
 	// Untune, when set, runs before the shim starts anything that may
 	// outlive create: before create forks an init itself
 	// (container.Config.Untune), and once the container is created,
-	// before create reports. The forked create undoes there what it
+	// once create has reported. The forked create undoes there what it
 	// tuned for create alone (prefork.RestoreTimerSlack).
 	Untune func()
 }
@@ -188,10 +188,12 @@ func (s *server) create(cfg *container.Config) error {
 	if s.cfg.Debug {
 		rep.Seal, rep.Ahead = c.ExeSeal, c.Speculated()
 	}
+	report(s.cfg.Report, rep)
+	// After the report, which `crier create` returns on: nothing is
+	// started before the loop runs.
 	if s.cfg.Untune != nil {
 		s.cfg.Untune()
 	}
-	report(s.cfg.Report, rep)
 	return nil
 }
 

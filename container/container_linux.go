@@ -50,6 +50,14 @@ type Config struct {
 	// than pivot_root (runc's --no-pivot, for a rootfs that pivot_root
 	// refuses, as on an initramfs); see moveRootInto.
 	NoPivot bool
+	// StartAtOnce: the caller starts the container as soon as it is
+	// created (shim.Config.StartAtOnce), so init goes on from msgReady
+	// to the start as if msgStart had come, rather than wait for it: the
+	// process does not wait for the parent's bookkeeping of the create,
+	// nor is init woken onto the parent's CPU by it. Not with a terminal,
+	// which init gets after msgReady, nor a pid file, which the parent
+	// writes after it and which must be there before the process runs.
+	StartAtOnce bool
 	// Supervised forks init with CLONE_PARENT: its parent is then the
 	// shim's, a supervisor that reaps it (docs/supervisors.md); the shim
 	// learns its exit from the pidfd. A two-stage init's stage two is
@@ -89,6 +97,9 @@ type Container struct {
 	// unshareCgroup tells init to make its cgroup namespace itself.
 	unshareCgroup bool
 	noPivot       bool
+	// startAtOnce is Config.StartAtOnce, once initConfig has found that
+	// the container can be started so.
+	startAtOnce bool
 	// specJSON is Config.SpecJSON.
 	specJSON []byte
 	// twoStage: init joins a user or time namespace and hands over to a
@@ -364,6 +375,7 @@ func newContainer(cfg *Config, cg *cgroup.Cgroup) *Container {
 	return &Container{
 		ID: cfg.ID, Bundle: cfg.Bundle, Spec: cfg.Spec, Rootfs: RootfsPath(cfg.Bundle, cfg.Spec),
 		PidFD: -1, Cgroup: cg, specJSON: cfg.SpecJSON, noPivot: cfg.NoPivot,
+		startAtOnce: cfg.StartAtOnce,
 	}
 }
 
@@ -497,6 +509,9 @@ func (c *Container) initConfig() (*initConfig, error) {
 		NoPivot:        c.noPivot,
 		SeccompNoFlags: seccomp.NoFlags(c.Spec.Linux.Seccomp),
 	}
+	// The full config is known now: a terminal comes after msgReady.
+	c.startAtOnce = c.startAtOnce && c.Spec.Process != nil && !c.Spec.Process.Terminal
+	ic.StartAtOnce = c.startAtOnce
 	if s := c.speculated; s != nil {
 		ic.Chdir, ic.Unshare, ic.Placed = s.dir, s.unshare, !s.inOrder
 		if s.specSent && spec == c.Spec && c.specJSON != nil {
@@ -724,7 +739,7 @@ func (c *Container) Start() error {
 		return errors.New("container init is gone")
 	}
 	defer func() { c.sync.Close(); c.sync = nil }()
-	return c.initError(c.sync.startInit(c.initListener))
+	return c.initError(c.sync.startInit(!c.startAtOnce, c.initListener))
 }
 
 // initListener sends the init's seccomp listener, its descriptor fd, to

@@ -234,25 +234,14 @@ func finishCreate(conn *syncConn, cfg *initConfig, tuning sysmon.Tuning) error {
 	return conn.send(message{Type: msgReady})
 }
 
-// startProcess waits for `start`, runs the startContainer hooks and execs
-// the user's process.
+// startProcess waits for `start` (unless told to start at once), runs the
+// startContainer hooks and execs the user's process.
 func startProcess(conn *syncConn, cfg *initConfig, syncFD int, filter *seccomp.Program) error {
 	spec := cfg.Spec
-	start, err := conn.recv()
-	if err == nil && start.Type == msgTerminal {
-		if err := attachTerminal(start.Pty); err != nil {
-			return fmt.Errorf("terminal: %w", err)
-		}
-		if err := conn.send(message{Type: msgAttached}); err != nil {
+	if !cfg.StartAtOnce {
+		if err := awaitStart(conn); err != nil {
 			return err
 		}
-		start, err = conn.recv()
-	}
-	if err == nil && start.Type != msgStart {
-		err = fmt.Errorf("sync: got %q, want %q", start.Type, msgStart)
-	}
-	if err != nil {
-		return err
 	}
 	if err := RunHooks(spec, HookStartContainer, initHookState(cfg, protocol.StatusCreated)); err != nil {
 		return err
@@ -269,6 +258,24 @@ func startProcess(conn *syncConn, cfg *initConfig, syncFD int, filter *seccomp.P
 	}
 	handoff := func(listener int) error { return conn.handListener(syncFD, listener) }
 	return execProcess(spec.Process, filter, handoff, nil)
+}
+
+// awaitStart waits for msgStart, attaching the terminal first if it comes.
+func awaitStart(conn *syncConn) error {
+	start, err := conn.recv()
+	if err == nil && start.Type == msgTerminal {
+		if err := attachTerminal(start.Pty); err != nil {
+			return fmt.Errorf("terminal: %w", err)
+		}
+		if err := conn.send(message{Type: msgAttached}); err != nil {
+			return err
+		}
+		start, err = conn.recv()
+	}
+	if err == nil && start.Type != msgStart {
+		err = fmt.Errorf("sync: got %q, want %q", start.Type, msgStart)
+	}
+	return err
 }
 
 // unshareCgroupNS makes init's cgroup namespace, if it is to make one.

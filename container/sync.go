@@ -49,6 +49,8 @@ import (
 //	                                     terminal and stdio
 //	                             <----   msgAttached
 //	msgStart (at `start`)        ---->
+//	(or none, with StartAtOnce:
+//	init goes on at once)
 //	                                     startContainer hooks
 //	                             <----   msgExec
 //	                                     (a filter that notifies:)
@@ -144,6 +146,9 @@ type initConfig struct {
 	Placed bool `json:"placed,omitempty"`
 	// SpecAhead: SpecJSON is left out, as it is the msgSpec sent before.
 	SpecAhead bool `json:"specAhead,omitempty"`
+	// StartAtOnce: init starts the process after msgReady without
+	// waiting for msgStart (Config.StartAtOnce).
+	StartAtOnce bool `json:"startAtOnce,omitempty"`
 }
 
 // wireSpec is the config as init decodes it: linuxSpec, and without
@@ -367,15 +372,19 @@ func (c *syncConn) Close() error {
 
 // startInit is the start exchange (msgStart, then msgExec and the close
 // that execve makes, or msgError) written and read without encoding/json.
+// Without send, init was told to start at once (initConfig.StartAtOnce):
+// msgStart is not sent, and the rest read as ever.
 // The serving shim calls Container.Start, and the caches encoding/json
 // keeps for message, whose Config reaches the whole runtime-spec type
 // tree, would stay resident there for the container's life. listener,
 // if set, takes init's seccomp listener when init sends msgSeccomp.
-func (c *syncConn) startInit(listener func(fd int) error) error {
-	o := flatjson.Begin(nil)
-	o.String("type", msgStart)
-	if _, err := c.f.Write(append(o.End(), '\n')); err != nil {
-		return fmt.Errorf("sync: send %s: %w", msgStart, err)
+func (c *syncConn) startInit(send bool, listener func(fd int) error) error {
+	if send {
+		o := flatjson.Begin(nil)
+		o.String("type", msgStart)
+		if _, err := c.f.Write(append(o.End(), '\n')); err != nil {
+			return fmt.Errorf("sync: send %s: %w", msgStart, err)
+		}
 	}
 	// Init sends nothing between msgReady and msgStart, but read on from
 	// whatever the decoder may hold all the same.

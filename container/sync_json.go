@@ -94,6 +94,9 @@ func (ic *initConfig) appendJSON(b []byte) ([]byte, error) {
 	if ic.SpecAhead {
 		o.Bool("specAhead", true)
 	}
+	if ic.StartAtOnce {
+		o.Bool("startAtOnce", true)
+	}
 	return o.End(), nil
 }
 

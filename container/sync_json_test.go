@@ -13,7 +13,7 @@ func TestMessageMarshalAgrees(t *testing.T) {
 		ID: "c1", Pid: 42, Bundle: "/b <&> \u2028 \"q\" \\", Rootfs: "/b/rootfs\n\x01é",
 		SpecJSON:   json.RawMessage(" {\"ociVersion\" : \"1.0.2\", \"x\": [1, 2,\n3], \"h\":\"<a&b>\"} "),
 		NewMountNS: true, NewCgroupNS: true, NewUTSNS: true, NoPivot: true, Trees: []int{0, 3, 12},
-		SeccompNoFlags: true, Chdir: "/bundle", Unshare: 0x6c020000, Placed: true, SpecAhead: true,
+		SeccompNoFlags: true, Chdir: "/bundle", Unshare: 0x6c020000, Placed: true, SpecAhead: true, StartAtOnce: true,
 	}
 	for _, c := range []struct {
 		name string

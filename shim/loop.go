@@ -170,9 +170,13 @@ func (s *server) loop() error {
 	}
 	s.takeHanded()
 	go s.accept()
+	// Started first: a container started at once may have run and
+	// exited already (container.Config.StartAtOnce), and an exit reaped
+	// while starting is held until the start is recorded, where one
+	// reaped before would stop the container and refuse the start.
+	s.startAtOnce()
 	// The container may have exited before SIGCHLD was being watched.
 	s.reap()
-	s.startAtOnce()
 	s.deleteWhenStopped()
 	s.reexecSoon(nil)
 	for s.phase != phaseDeleted {

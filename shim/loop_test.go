@@ -420,6 +420,33 @@ func TestLoopStartAtOnce(t *testing.T) {
 	}
 }
 
+// TestLoopStartAtOnceExitedFirst: a container the init started at once
+// may have run and exited before the loop runs (container.Config's
+// StartAtOnce). The loop's start still comes first, and the exit after
+// it: started, then stopped with the status, not a start refused.
+func TestLoopStartAtOnceExitedFirst(t *testing.T) {
+	started := make(chan protocol.Reply, 1)
+	h := newHarness(t, testSpec(), func(c *Config) { c.StartAtOnce = started })
+	h.k.exit(exitedWith(7))
+	h.created()
+	h.k.start.called(t, "start, with no client")
+	h.k.start.open(nil)
+	if rep := <-started; !rep.OK {
+		t.Fatalf("start's reply: %+v, want OK", rep)
+	}
+	sub := h.subscribe(true)
+	next(t, sub, protocol.EventCreated)
+	next(t, sub, protocol.EventStarted)
+	if ev := next(t, sub, protocol.EventStopped); ev.ExitStatus == nil || *ev.ExitStatus != 7 {
+		t.Errorf("stopped event %+v, want status 7", ev)
+	}
+	h.k.teardown.open(nil)
+	if err := h.dial().Delete(ctx(t), false); err != nil {
+		t.Fatal(err)
+	}
+	h.served()
+}
+
 // TestLoopDeleteWhenStopped: with Config.DeleteWhenStopped the loop
 // deletes the container once it has stopped, after the stopped event,
 // no client asking, and sends the delete's reply to the channel; when a

@@ -306,6 +306,7 @@ func (s *server) containerConfig(load *container.SpecLoad) *container.Config {
 		ExtraFiles:    s.cfg.ExtraFiles,
 		ConsoleSocket: s.cfg.ConsoleSocket,
 		NoPivot:       s.cfg.NoPivot,
+		StartAtOnce:   s.cfg.StartAtOnce != nil && s.cfg.PidFile == "",
 		Supervised:    s.cfg.Supervised,
 		Speculative:   s.cfg.Speculative,
 		Untune:        s.cfg.Untune,

@@ -61,9 +61,16 @@ report:
 	// Created: once C has started it ('S'), the signals held so far, and
 	// any to come, go to the container's process, as run's CLI forwards
 	// them once the container runs (before, they would end its init
-	// stage); through a pidfd taken while it cannot have exited (C starts
-	// it only after this message), so never to another process that
-	// reused its pid.
+	// stage); through a pidfd, taken now: C reaps the process only in its
+	// loop, after this message, so the pid is still the container's
+	// process or its zombie, unless this process was held off for longer
+	// than the container takes to run and be reaped, and the kernel then
+	// handed the pid out again (which takes going round all of pid_max's
+	// pids, 32768 on these machines: over a second of forks); a pid
+	// reaped and not reused gives no pidfd, and nothing is forwarded. The
+	// window was there before the container was started at once (C's
+	// start then came after this message, but this process could be
+	// held off as long); it is noted in docs/security.md.
 	MOVQ	$SYS_pidfd_open, AX
 	MOVL	·runBuf+6(SB), DI
 	XORQ	SI, SI

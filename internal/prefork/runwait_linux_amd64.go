@@ -19,5 +19,6 @@ var (
 		events, revents int16
 	}
 	runSignal [128]byte // struct signalfd_siginfo
+	runInfo   [64]byte  // struct pidfd_info, its first version
 	runGone   = "crier: run: the shim exited before the container stopped\n"
 )

@@ -7,7 +7,9 @@
 
 #define SYS_read 0
 #define SYS_write 1
+#define SYS_close 3
 #define SYS_poll 7
+#define SYS_ioctl 16
 #define SYS_rt_sigprocmask 14
 #define SYS_exit_group 231
 #define SYS_signalfd4 289
@@ -17,6 +19,11 @@
 #define SIG_SETMASK 2
 #define POLLIN 1
 #define O_CLOEXEC 0x80000
+// PIDFD_GET_INFO, _IOWR(0xFF, 11, struct pidfd_info) with the first
+// version of the struct (64 bytes), and its PIDFD_INFO_PID, which asks for
+// the pids (ppid at byte 24).
+#define PIDFD_GET_INFO 0xC040FF0B
+#define PIDFD_INFO_PID 1
 #define EINTR 4
 
 // func runWait(): with state's fd (W's end of the socket pair) and parent
@@ -65,17 +72,36 @@ report:
 	// loop, after this message, so the pid is still the container's
 	// process or its zombie, unless this process was held off for longer
 	// than the container takes to run and be reaped, and the kernel then
-	// handed the pid out again (which takes going round all of pid_max's
-	// pids, 32768 on these machines: over a second of forks); a pid
-	// reaped and not reused gives no pidfd, and nothing is forwarded. The
-	// window was there before the container was started at once (C's
-	// start then came after this message, but this process could be
-	// held off as long); it is noted in docs/security.md.
+	// handed the pid out again (going round all of pid_max's pids, 32768
+	// on these machines: over a second of forks). A pid reaped and not
+	// reused gives no pidfd; one handed out again is found out below.
 	MOVQ	$SYS_pidfd_open, AX
 	MOVL	·runBuf+6(SB), DI
 	XORQ	SI, SI
 	SYSCALL
 	MOVQ	AX, R14				// negative: nothing to forward to
+	TESTQ	R14, R14
+	JS	forward
+	// And the process must be C's child (R12, C's pid): if it is not,
+	// the container's was reaped and its pid handed out again first,
+	// and nothing is forwarded. A kernel without PIDFD_GET_INFO (before
+	// 6.13) leaves it as it was.
+	MOVQ	$PIDFD_INFO_PID, ·runInfo+0(SB)
+	MOVQ	$SYS_ioctl, AX
+	MOVQ	R14, DI
+	MOVQ	$PIDFD_GET_INFO, SI
+	LEAQ	·runInfo(SB), DX
+	SYSCALL
+	TESTQ	AX, AX
+	JNZ	forward
+	MOVL	·runInfo+24(SB), AX		// ppid
+	CMPL	AX, R12
+	JEQ	forward
+	MOVQ	$SYS_close, AX
+	MOVQ	R14, DI
+	SYSCALL
+	MOVQ	$-1, R14
+forward:
 	MOVQ	$SYS_signalfd4, AX
 	MOVQ	$-1, DI
 	LEAQ	·runForwarded(SB), SI

@@ -105,8 +105,9 @@ type Container struct {
 	// twoStage: init joins a user or time namespace and hands over to a
 	// second stage (nsenter_linux.go).
 	twoStage bool
-	// exe is the sealed copy of the init binary, kept while Create may
-	// still start helpers from it (idmap_linux.go).
+	// exe is the sealed copy of the init binary: Create may start
+	// helpers from it (idmap_linux.go), and it is kept until the start
+	// (releaseExe).
 	exe *os.File
 	// speculated: init is an adopted Speculative, which has still to
 	// move to the bundle and unshare these namespaces.
@@ -133,9 +134,8 @@ func Create(cfg *Config) (_ *Container, err error) {
 			c.Abort()
 		}
 	}()
-	// The sealed init binary is needed only while Create may still start
-	// helpers from it (idmap_linux.go).
-	defer c.dropExe()
+	// The sealed init binary stays open until the start (releaseExe), or
+	// Abort.
 	early, pids := splitPids(res)
 	if c.speculated != nil {
 		err = c.placeSpeculated(res, early)
@@ -739,7 +739,24 @@ func (c *Container) Start() error {
 		return errors.New("container init is gone")
 	}
 	defer func() { c.sync.Close(); c.sync = nil }()
-	return c.initError(c.sync.startInit(!c.startAtOnce, c.initListener))
+	err := c.initError(c.sync.startInit(!c.startAtOnce, c.initListener))
+	c.releaseExe()
+	return err
+}
+
+// releaseExe closes the sealed init binary once init has exec'd the
+// process (or failed to), off the caller's way. Where the seal is a
+// private overlayfs (sealedexe_linux.go), whoever drops the last
+// reference to it tears its superblock down, which waits for an
+// expedited RCU grace period: the container's process did, as its exec
+// dropped the init's image, for some 0.1-0.3 ms of its first steps,
+// before it ran a line of its own. Kept open until now, the last
+// reference is this one, closed on a goroutine of its own.
+func (c *Container) releaseExe() {
+	if exe := c.exe; exe != nil {
+		c.exe = nil
+		go exe.Close()
+	}
 }
 
 // initListener sends the init's seccomp listener, its descriptor fd, to

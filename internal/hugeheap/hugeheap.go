@@ -31,8 +31,10 @@ func init() {
 // millisecond, and may cost far more: there, a host that takes back the
 // guest's free memory (free page reporting) backs each new huge page
 // afresh, 4-5 ms a page, and the huge heap halved create+start
-// throughput (docs/performance-notes.md).
-const FaultDear = 5000
+// throughput (docs/performance-notes.md). The threshold sits between
+// the two, nearer the cheap side: the probe takes the cheapest of its
+// faults, and a dear machine must not pass for a cheap one.
+const FaultDear = 4000
 
 // probePages is how many page faults FaultCost times. It takes the
 // cheapest, so that a preemption in one does not decide.

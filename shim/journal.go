@@ -15,9 +15,8 @@ import (
 // its seq survives.
 const journalMax = 64 << 10
 
-// journal is the open journal; the zero value is not open yet (the
-// descriptor does not survive reexec: the serving image opens it again as
-// it resumes).
+// journal is the open journal; the zero value is not open yet (each image
+// opens it at its first event: the descriptor does not survive reexec).
 type journal struct {
 	fd     int
 	open   bool
@@ -28,8 +27,18 @@ type journal struct {
 // journalEvent appends ev, whose line is line, to the journal.
 func (s *server) journalEvent(ev protocol.Event, line []byte) {
 	j := &s.journal
-	if !s.openJournal() {
+	if j.broken {
 		return
+	}
+	if !j.open {
+		fd, err := s.dir.OpenJournal()
+		if err != nil {
+			s.journalFailed(err)
+			return
+		}
+		var st unix.Stat_t
+		unix.Fstat(fd, &st)
+		j.fd, j.open, j.size = fd, true, st.Size
 	}
 	if j.size+int64(len(line)) > journalMax {
 		s.compactJournal(ev, line)
@@ -75,27 +84,6 @@ func (s *server) compactJournal(ev protocol.Event, line []byte) {
 		return
 	}
 	s.journal = journal{fd: fd, open: true, size: int64(len(b))}
-}
-
-// openJournal opens the journal if it is not open, and reports whether it
-// is: each image opens it at its first event, or the serving image as it
-// resumes.
-func (s *server) openJournal() bool {
-	j := &s.journal
-	if j.broken {
-		return false
-	}
-	if !j.open {
-		fd, err := s.dir.OpenJournal()
-		if err != nil {
-			s.journalFailed(err)
-			return false
-		}
-		var st unix.Stat_t
-		unix.Fstat(fd, &st)
-		j.fd, j.open, j.size = fd, true, st.Size
-	}
-	return true
 }
 
 func (s *server) journalFailed(err error) {

@@ -256,11 +256,6 @@ func resume(h *handoff, newOps func(*server) ops) (*server, error) {
 	if s.rec.Subreaper {
 		s.ops.becomeSubreaper()
 	}
-	// Now rather than at the first event, most often the container's
-	// exit, which its subscribers wait for. A failure is the first
-	// write's to report.
-	s.dir.Open()
-	s.openJournal()
 	if s.rec.Adopted {
 		// A shim that came back (recover.go): the state file names it
 		// from now on. It cannot know whether the container was ever

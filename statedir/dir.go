@@ -64,12 +64,6 @@ func (d *Dir) open() error {
 	return nil
 }
 
-// Open opens the directory's descriptors now, which its first read or
-// write would otherwise open: the shim's serving image opens them as it
-// resumes, so that its first event, most often the container's exit,
-// does not wait for the state root's checks.
-func (d *Dir) Open() error { return d.open() }
-
 // Close closes the directory's descriptors.
 func (d *Dir) Close() error {
 	var err error

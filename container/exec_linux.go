@@ -144,11 +144,7 @@ func (c *Container) ExecFrom(shim string, files []*os.File, ns *ExecNamespaces, 
 	if err != nil {
 		return 0, err
 	}
-	// Closed once the stages are gone, so that this is the last
-	// reference to the seal, and on a goroutine of its own, as an
-	// overlayfs seal's teardown waits for an RCU grace period
-	// (Container.releaseExe).
-	defer func() { go exe.Close() }()
+	defer exe.Close()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return 0, os.NewSyscallError("socketpair", err)

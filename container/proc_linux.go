@@ -6,27 +6,20 @@ import (
 	"os"
 	"strconv"
 
-	"golang.org/x/sys/unix"
+	"github.com/crier-runtime/crier/internal/rawfile"
 )
 
 // StartTime returns the start time of process pid in clock ticks since boot
 // (field 22 of /proc/PID/stat). A pid and its start time together name one
 // process even after the pid is reused.
 func StartTime(pid int) (uint64, error) {
-	// With plain system calls, as os.ReadFile would try the file on the
-	// runtime's poller first (five calls more, on create's path).
+	// On create's path: internal/rawfile.
 	p := fmt.Sprintf("/proc/%d/stat", pid)
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, &os.PathError{Op: "open", Path: p, Err: err}
-	}
-	defer unix.Close(fd)
-	var buf [4096]byte // a stat line is some 300 bytes, and at most about 1100
-	n, err := unix.Read(fd, buf[:])
+	b, err := rawfile.Read(p)
 	if err != nil {
 		return 0, &os.PathError{Op: "read", Path: p, Err: err}
 	}
-	return parseStartTime(buf[:n])
+	return parseStartTime(b)
 }
 
 func parseStartTime(stat []byte) (uint64, error) {

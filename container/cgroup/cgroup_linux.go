@@ -3,7 +3,6 @@ package cgroup
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -16,6 +15,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/internal/rawfile"
 )
 
 // Cgroup is a container's set of cgroup directories. It is JSON-serialisable
@@ -507,23 +508,9 @@ func unifiedMode(paths map[string]string) bool {
 }
 
 // writeFile writes value into the existing cgroup file p in a single
-// write, as the kernel parses each write on its own. Cgroup files are
-// opened with plain system calls: os.OpenFile would register each with
-// the runtime's poller, as a cgroup file can be polled, which is five
-// system calls more for every file a create writes and a delete reads.
+// write, as the kernel parses each write on its own (internal/rawfile).
 func writeFile(p, value string) error {
-	fd, err := openFile(p, unix.O_WRONLY|unix.O_TRUNC)
-	if err == nil {
-		err = ignoringEINTR(func() error {
-			n, err := unix.Write(fd, []byte(value))
-			if err == nil && n < len(value) {
-				err = io.ErrShortWrite
-			}
-			return err
-		})
-		unix.Close(fd)
-	}
-	if err != nil {
+	if err := rawfile.Write(p, []byte(value)); err != nil {
 		return fmt.Errorf("cgroup: write %s: %w (value %q)", p, err, value)
 	}
 	return nil
@@ -532,54 +519,11 @@ func writeFile(p, value string) error {
 // readFile returns the trimmed content of file name in dir.
 func readFile(dir, name string) (string, error) {
 	p := filepath.Join(dir, name)
-	data, err := readAll(p)
+	data, err := rawfile.Read(p)
 	if err != nil {
 		return "", fmt.Errorf("cgroup: read %s: %w", p, err)
 	}
 	return strings.TrimSpace(string(data)), nil
-}
-
-// readAll reads the cgroup file p (see writeFile).
-func readAll(p string) ([]byte, error) {
-	fd, err := openFile(p, unix.O_RDONLY)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(fd)
-	buf := make([]byte, 0, 512)
-	for {
-		var n int
-		err := ignoringEINTR(func() (err error) {
-			n, err = unix.Read(fd, buf[len(buf):cap(buf)])
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		if n == 0 {
-			return buf, nil
-		}
-		buf = buf[:len(buf)+n]
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, len(buf))
-		}
-	}
-}
-
-func openFile(p string, flags int) (fd int, err error) {
-	err = ignoringEINTR(func() error {
-		fd, err = unix.Open(p, flags|unix.O_CLOEXEC, 0)
-		return err
-	})
-	return fd, err
-}
-
-func ignoringEINTR(f func() error) error {
-	for {
-		if err := f(); err != unix.EINTR {
-			return err
-		}
-	}
 }
 
 func fileExists(p string) bool {

@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/internal/rawfile"
 )
 
 // slow is the monitor thread's timer slack while slowed, in ns: its
@@ -59,18 +61,9 @@ func (t Tuning) Restore() {
 	}
 }
 
-// writeSlack sets thread tid's timer slack. With plain system calls: an
-// os.File would try the file on the runtime's poller first, which is
-// five system calls more for each thread, on create's path.
-func writeSlack(tid int, slack []byte) error {
-	fd, err := unix.Open(slackFile(tid), unix.O_WRONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	_, err = unix.Write(fd, slack)
-	unix.Close(fd)
-	return err
-}
+// writeSlack sets thread tid's timer slack, on create's path
+// (internal/rawfile).
+func writeSlack(tid int, slack []byte) error { return rawfile.Write(slackFile(tid), slack) }
 
 // procSelf is this process's pid as /proc names it, where that is not
 // os.Getpid(): the init stage runs in a new pid namespace (pid 1 there)

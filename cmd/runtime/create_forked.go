@@ -109,6 +109,7 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 			cfg.DeleteWhenStopped = r.deleted
 		}
 		rep.created = func(pid int) {
+			r.seccompFlags, r.seccompOK = a.seccompFlags(r.id)
 			r.done.Add(1)
 			go r.drive(a, pid)
 		}

@@ -34,11 +34,14 @@ func (a *app) startCommand() *cobra.Command {
 }
 
 func (a *app) start(id string) error {
+	flags, ok := a.startSeccompFlags(id)
 	if err := a.startRequest(id); err != nil {
 		return err
 	}
 	a.debugf("init: closing the pipe to signal completion: %s started", id)
-	a.debugSeccompFlags(id)
+	if ok {
+		a.debugf("seccomp filter flags: %d", flags)
+	}
 	return nil
 }
 
@@ -62,30 +65,43 @@ func (a *app) startRequest(id string) error {
 	return requestError(c.Start(ctx))
 }
 
-// debugSeccompFlags says, with --debug, which flags the container's
-// seccomp filter was loaded with, in runc's words (seccomp-notify.bats
-// reads "seccomp filter flags: 40"). Only with --debug: it reads and
-// compiles the config the container was created from.
-func (a *app) debugSeccompFlags(id string) {
+// startSeccompFlags is seccompFlags for start: read now, or for a run
+// its fork runs alone when the container was created (run_alone.go), as
+// by now it may have run, stopped and been deleted, its config with it.
+func (a *app) startSeccompFlags(id string) (uint, bool) {
+	if r := a.alone; r != nil && r.started != nil {
+		return r.seccompFlags, r.seccompOK
+	}
+	return a.seccompFlags(id)
+}
+
+// seccompFlags returns, with --debug, the flags the container's seccomp
+// filter is loaded with, which start says in runc's words
+// (seccomp-notify.bats reads "seccomp filter flags: 40"). Only with
+// --debug: it reads and compiles the config the container was created
+// from. ok is false without --debug or a filter.
+func (a *app) seccompFlags(id string) (flags uint, ok bool) {
 	if !a.debug {
-		return
+		return 0, false
 	}
 	d, err := a.openDir(id)
 	if err != nil {
-		return
+		return 0, false
 	}
 	defer d.Close()
 	b, err := d.ReadConfig()
 	if err != nil {
-		return
+		return 0, false
 	}
 	spec, err := container.ParseSpec(b, filepath.Join(d.Path(), statedir.ConfigFile))
 	if err != nil || spec.Linux == nil || spec.Linux.Seccomp == nil {
-		return
+		return 0, false
 	}
-	if p, err := seccomp.Compile(spec.Linux.Seccomp); err == nil {
-		a.debugf("seccomp filter flags: %d", p.Flags())
+	p, err := seccomp.Compile(spec.Linux.Seccomp)
+	if err != nil {
+		return 0, false
 	}
+	return p.Flags(), true
 }
 
 func (a *app) stateCommand() *cobra.Command {

@@ -37,6 +37,11 @@ type aloneRun struct {
 	// deleted, in the foreground, the reply to the delete it makes once
 	// the container has stopped (shim.Config.DeleteWhenStopped).
 	started, deleted chan protocol.Reply
+	// seccompFlags, with --debug, are the filter's flags the start says
+	// (startSeccompFlags), read once the container is created, before
+	// the loop that starts it runs.
+	seccompFlags uint
+	seccompOK    bool
 }
 
 // runAloneChild is C of a forked run: it parses the command line with

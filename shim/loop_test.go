@@ -440,11 +440,7 @@ func TestLoopStartAtOnceExitedFirst(t *testing.T) {
 	if ev := next(t, sub, protocol.EventStopped); ev.ExitStatus == nil || *ev.ExitStatus != 7 {
 		t.Errorf("stopped event %+v, want status 7", ev)
 	}
-	h.k.teardown.open(nil)
-	if err := h.dial().Delete(ctx(t), false); err != nil {
-		t.Fatal(err)
-	}
-	h.served()
+	h.delete(false)
 }
 
 // TestLoopDeleteWhenStopped: with Config.DeleteWhenStopped the loop

@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +38,8 @@ func memoryCgroup(id string) string { return filepath.Join("/sys/fs/cgroup/memor
 // TestOOMKillInit: an init killed by the OOM killer. Its oom event comes
 // before its stopped, names the container's own limit, and stopped says
 // oomKilled with 137 and SIGKILL, as the state does (after the event, and
-// with the shim dead). `crier event --event oom` finds it in the history.
+// with the shim dead). `crier event --event oom` finds an oom of it in the
+// history.
 // In both modes: the shim as the init's parent, and under a reaping
 // supervisor, where the shim reads the exit from the pidfd.
 func TestOOMKillInit(t *testing.T) {
@@ -71,10 +73,14 @@ func TestOOMKillInit(t *testing.T) {
 				evs = append(evs, nextOf(t, sub))
 			}
 			// On cgroup v1 tasks charging at once may each
-			// get the kernel's notification for one kill.
+			// get the kernel's notification for one kill; on
+			// some machines (session 13's) the kernel notified
+			// thousands of times while the victim exited, and a
+			// subscriber that falls behind such a flood is told
+			// what it missed.
 			got := strings.Join(typesOf(evs), ",")
-			if !strings.HasPrefix(got, "created,started,oom,") || strings.Trim(strings.TrimSuffix(strings.TrimPrefix(got, "created,started,"), "stopped"), "om,") != "" {
-				t.Fatalf("events %v, want created, started, oom (one or more), stopped", got)
+			if !strings.HasPrefix(got, "created,started,oom,") || strings.Trim(strings.ReplaceAll(strings.TrimSuffix(strings.TrimPrefix(got, "created,started,"), "stopped"), protocol.EventMissed, ""), "om,") != "" {
+				t.Fatalf("events %v, want created, started, oom (one or more, a missed among them), stopped", oomRuns(got))
 			}
 			oom, stopped := evs[len(evs)-2], evs[len(evs)-1]
 			if oom.Count < 1 || oom.Limit != "container" || oom.Cgroup != memoryCgroup(id) || oom.Seq+1 != stopped.Seq {
@@ -91,8 +97,10 @@ func TestOOMKillInit(t *testing.T) {
 				}
 			}
 			check("after stopped", e.state(id))
-			if ev := decodeEvent(t, e.cliOK("event", "--event", protocol.EventOOM, id).stdout); ev.Seq != evs[2].Seq || ev.Type != protocol.EventOOM {
-				t.Errorf("event --event oom printed %+v, want the first oom, seq %d", ev, evs[2].Seq)
+			// The first oom the history still holds: the history
+			// keeps the newest of a flood.
+			if ev := decodeEvent(t, e.cliOK("event", "--event", protocol.EventOOM, id).stdout); ev.Type != protocol.EventOOM || ev.Seq < evs[2].Seq || ev.Seq >= stopped.Seq {
+				t.Errorf("event --event oom printed %+v, want an oom of this kill, seq %d to %d", ev, evs[2].Seq, stopped.Seq-1)
 			}
 			killShim(t, e.shimState(id))
 			check("with the shim dead", e.state(id))
@@ -182,4 +190,25 @@ func TestOOMCgroupV2OnlyNoMemory(t *testing.T) {
 	if ev.OOMKilled || ev.Seq != 3 {
 		t.Errorf("stopped %+v, want seq 3 (no oom event before it) and no oomKilled", ev)
 	}
+}
+
+// oomRuns shortens a list of event types for a message: a run of oom
+// events is one "oom×N".
+func oomRuns(types string) string {
+	var out []string
+	n := 0
+	for _, t := range append(strings.Split(types, ","), "") {
+		if t == protocol.EventOOM {
+			n++
+			continue
+		}
+		if n > 0 {
+			out = append(out, fmt.Sprintf("oom×%d", n))
+			n = 0
+		}
+		if t != "" {
+			out = append(out, t)
+		}
+	}
+	return strings.Join(out, ",")
 }

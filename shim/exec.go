@@ -328,7 +328,7 @@ func (s *server) execExited(pid int, ws unix.WaitStatus, known bool) {
 		status, sig = 128+int(ws.Signal()), protocol.SignalName(ws.Signal())
 		if ws.Signal() == unix.SIGKILL {
 			// Its oom event, if any, first (oom.go).
-			s.checkOOM(time.Now())
+			s.checkOOM(time.Now(), true)
 			ev.OOMKilled = s.oomKilled(ws.Signal())
 		}
 	}

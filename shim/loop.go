@@ -310,7 +310,7 @@ func (s *server) announce(from, st protocol.Status) {
 		// An OOM kill is counted before its victim gets the SIGKILL:
 		// looking now publishes the oom event before the stopped it
 		// caused, and tells whether it was the init's.
-		s.checkOOM(s.exit.At)
+		s.checkOOM(s.exit.At, true)
 		s.stopOOM()
 		if !s.exit.Unknown {
 			s.exit.OOMKilled = s.oomKilled(s.exit.Signal)

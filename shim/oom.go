@@ -21,6 +21,10 @@ import (
 //
 //   - on a notification it publishes an oom event for what it finds, held
 //     while the container is still created (an oom never precedes started);
+//     a look that counts no new kill right after an oom event is folded
+//     into the next one instead (oomState.held): the kernel may invoke
+//     the OOM killer thousands of times while one victim exits (cgroup
+//     v1, on some machines), and each invocation notifies;
 //   - when it publishes stopped it looks first, synchronously: the kernel
 //     counts an OOM kill before it sends the SIGKILL, so the kill of an
 //     init is always seen, and its oom event published, before the
@@ -61,8 +65,13 @@ type oomState struct {
 	on bool
 	// ready is closed once the loop knows whether the watch is on.
 	ready chan struct{}
-	// held is an oom event not yet published: it came before started.
+	// held is an oom event not yet published: it came before started,
+	// or it counts no new kill and the last event published is an oom
+	// event (seq). It is published with the next oom event, and before
+	// any stopped or exec-stopped.
 	held *protocol.Event
+	// seq is the seq of the last oom event published.
+	seq uint64
 	// unclaimed counts OOM kills no process's exit has been given yet,
 	// and that may still be the init's or an exec'd process's.
 	unclaimed uint64
@@ -186,8 +195,9 @@ func (s *server) oomReady() {
 }
 
 // checkOOM looks at the watch and publishes an oom event for what it
-// found, stamped at, or holds it while the container is not started yet.
-func (s *server) checkOOM(at time.Time) cgroup.OOM {
+// found, stamped at, or holds it while the container is not started yet,
+// or, unless flush, when it counts no new kill and follows an oom event.
+func (s *server) checkOOM(at time.Time, flush bool) cgroup.OOM {
 	if !s.oom.on {
 		return cgroup.OOM{}
 	}
@@ -205,6 +215,10 @@ func (s *server) checkOOM(at time.Time) cgroup.OOM {
 		s.oom.held.Count += o.Count
 		s.oom.held.Limit, s.oom.held.Cgroup = o.Limit, o.Cgroup
 	}
+	if !flush && o.Kills == 0 && s.oom.seq != 0 && s.oom.seq == s.rec.Seq {
+		// The same OOM still at work, as far as anyone can tell.
+		return o
+	}
 	s.publishOOM(at)
 	return o
 }
@@ -219,6 +233,7 @@ func (s *server) publishOOM(at time.Time) {
 	if ev := s.oom.held; ev != nil {
 		s.oom.held = nil
 		s.emit(*ev, at)
+		s.oom.seq = s.rec.Seq
 	}
 }
 
@@ -226,7 +241,7 @@ func (s *server) publishOOM(at time.Time) {
 // exit when neither the init nor an exec'd process is dying, since the
 // kernel sends the victim its SIGKILL right after counting the kill.
 func (s *server) oomNotified() {
-	o := s.checkOOM(time.Now())
+	o := s.checkOOM(time.Now(), false)
 	s.oom.recheck = o.Count > o.Kills
 	if s.oom.unclaimed == 0 || s.exit != nil || s.ops.oom.dying(s.c.Pid) {
 		return

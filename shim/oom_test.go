@@ -3,6 +3,7 @@ package shim
 import (
 	"os"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -215,4 +216,56 @@ func TestOOMCountedAfterNotification(t *testing.T) {
 		s.reap()
 		wantStopped(t, nextEvent(t, sub), initDying)
 	}
+}
+
+// TestOOMFloodFolded: cgroup v1 on some machines notifies thousands of
+// times while one victim exits. Looks that count no new kill right after
+// an oom event are folded into the next oom event, which a kill publishes
+// at once and a stopped flushes before it; an oom after another event is
+// published as ever. Nothing is lost from the counts.
+func TestOOMFloodFolded(t *testing.T) {
+	s, sub, k := oomServer(t, phaseRunning)
+	k.oomDying = map[int]bool{s.c.Pid: true}
+	flood := func(n int) {
+		t.Helper()
+		for range n {
+			k.oomKill(cgroup.OOM{Count: 1, Limit: cgroup.LimitContainer, Cgroup: "/cg/c1"}, false)
+			notified(t, s)
+		}
+	}
+	flood(1)
+	wantOOM(t, nextEvent(t, sub), 1, "container", "/cg/c1")
+	flood(500)
+	if evs := drainEvents(t, sub); len(evs) != 0 {
+		t.Fatalf("%d events during the flood, want them folded", len(evs))
+	}
+	k.oomKill(cgroup.OOM{Count: 1, Kills: 1, Limit: cgroup.LimitContainer, Cgroup: "/cg/c1"}, false)
+	notified(t, s)
+	wantOOM(t, nextEvent(t, sub), 501, "container", "/cg/c1")
+	flood(300)
+	s.handle(newReq(protocol.OpState))
+	if evs := drainEvents(t, sub); len(evs) != 0 {
+		t.Fatalf("%d events during the flood, want them folded", len(evs))
+	}
+	k.exit(killedBy(unix.SIGKILL))
+	s.reap()
+	wantOOM(t, nextEvent(t, sub), 300, "container", "/cg/c1")
+	wantStopped(t, nextEvent(t, sub), true)
+	if evs := drainEvents(t, sub); len(evs) != 0 {
+		t.Errorf("more events %v", evs)
+	}
+}
+
+// TestOOMAfterOtherEvent: a look that counts no kill is published when
+// another event came after the last oom event (here an exec-started): it is news.
+func TestOOMAfterOtherEvent(t *testing.T) {
+	s, sub, k := oomServer(t, phaseRunning)
+	k.oomKill(cgroup.OOM{Count: 1}, false)
+	notified(t, s)
+	wantOOM(t, nextEvent(t, sub), 1, "", "")
+	s.emit(protocol.Event{Type: protocol.EventExecStarted, ExecID: "x"}, time.Now())
+	nextEvent(t, sub)
+	k.oomKill(cgroup.OOM{Count: 2}, false)
+	notified(t, s)
+	wantOOM(t, nextEvent(t, sub), 2, "", "")
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"debug/elf"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,6 +32,7 @@ func install(src, dst string) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
+	extendSegments(b)
 	if err := writeExtents(tmp, b, dataExtents(b)); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", tmp.Name(), err)
@@ -125,4 +127,50 @@ func writeExtents(f *os.File, b []byte, exts []extent) error {
 		}
 	}
 	return nil
+}
+
+// huge is the size of a PMD mapping.
+const huge = 2 << 20
+
+// extendSegments stretches each read-only loadable segment of the ELF
+// executable b (in place, in its program headers) to the next 2 MB
+// boundary, when the linker placed it so (-R 0x200000: the same offset
+// in the file as in memory, modulo 2 MB) and the padding up to there is
+// zeros that no other segment uses, in the file and in memory. The kernel
+// can then map the last block of its text and its read-only data with one
+// page-table entry as well, not 4 kB at a time: fewer page faults, and
+// fewer entries to tear down when the process exits.
+func extendSegments(b []byte) {
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil || f.Class != elf.ELFCLASS64 || f.Data != elf.ELFDATA2LSB {
+		return
+	}
+	phoff := int64(binary.LittleEndian.Uint64(b[32:]))
+	phentsize := int64(binary.LittleEndian.Uint16(b[54:]))
+	for i, p := range f.Progs {
+		if p.Type != elf.PT_LOAD || p.Flags&elf.PF_W != 0 || p.Filesz != p.Memsz || p.Off%huge != p.Vaddr%huge {
+			continue
+		}
+		end := (p.Off + p.Filesz + huge - 1) / huge * huge
+		if end > uint64(len(b)) || end == p.Off+p.Filesz {
+			continue
+		}
+		clash := false
+		for j, q := range f.Progs {
+			if j == i || q.Type != elf.PT_LOAD {
+				continue
+			}
+			if (q.Off < end && q.Off+q.Filesz > p.Off) || (q.Vaddr < p.Vaddr+(end-p.Off) && q.Vaddr+q.Memsz > p.Vaddr) {
+				if q.Off != p.Off || q.Vaddr != p.Vaddr {
+					clash = true
+				}
+			}
+		}
+		if clash || !zero(b[p.Off+p.Filesz:end]) {
+			continue
+		}
+		h := b[phoff+int64(i)*phentsize:]
+		binary.LittleEndian.PutUint64(h[32:], end-p.Off) // p_filesz
+		binary.LittleEndian.PutUint64(h[40:], end-p.Off) // p_memsz
+	}
 }

@@ -12,7 +12,8 @@ import (
 )
 
 // testELF is an ELF64 executable of size bytes whose two loadable
-// segments hold [0, text) and [data, data+dataLen), the rest zeros but
+// segments hold [0, text) (read and execute) and [data, data+dataLen)
+// (read and write), each at 0x400000 past its offset, the rest zeros but
 // for the bytes of tail at its very end (as a stripped binary's section
 // headers are).
 func testELF(size, text, data, dataLen int, tail []byte) []byte {
@@ -28,8 +29,8 @@ func testELF(size, text, data, dataLen int, tail []byte) []byte {
 	le.PutUint16(b[56:], 2)  // phnum
 	for i, seg := range [][2]int{{0, text}, {data, dataLen}} {
 		p := b[64+56*i:]
-		le.PutUint32(p[0:], 1) // PT_LOAD
-		le.PutUint32(p[4:], 5)
+		le.PutUint32(p[0:], 1)                 // PT_LOAD
+		le.PutUint32(p[4:], []uint32{5, 6}[i]) // R E, then R W
 		le.PutUint64(p[8:], uint64(seg[0]))
 		le.PutUint64(p[16:], uint64(0x400000+seg[0]))
 		le.PutUint64(p[32:], uint64(seg[1]))
@@ -102,9 +103,13 @@ func TestInstall(t *testing.T) {
 	if err := install(src, dst); err != nil {
 		t.Fatal(err)
 	}
+	// The source's bytes, its text stretched to 2 MB (extendSegments).
+	want := bytes.Clone(b)
+	binary.LittleEndian.PutUint64(want[64+32:], 2<<20)
+	binary.LittleEndian.PutUint64(want[64+40:], 2<<20)
 	got, err := os.ReadFile(dst)
-	if err != nil || !bytes.Equal(got, b) {
-		t.Fatalf("installed %d bytes, %v; want the source's %d", len(got), err, len(b))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("installed %d bytes, %v; want the source's %d, its text stretched", len(got), err, len(b))
 	}
 	if st, _ := os.Stat(dst); st.Mode().Perm() != 0o755 {
 		t.Errorf("mode %v, want 0755", st.Mode())
@@ -121,7 +126,51 @@ func TestInstall(t *testing.T) {
 	if err != nil {
 		t.Skipf("SEEK_HOLE: %v", err)
 	}
-	if hole != (1<<20)+2*page {
-		t.Errorf("first hole at %#x, want %#x (after the first segment's last page)", hole, (1<<20)+2*page)
+	if hole != (3<<20)+page {
+		t.Errorf("first hole at %#x, want %#x (after the data segment's last page: the text's padding is written)", hole, (3<<20)+page)
+	}
+}
+
+// TestExtendSegments: a read-only segment is stretched to the next 2 MB
+// boundary only when the linker aligned it so, the padding is zeros in
+// the file, and no other segment is in the way, in the file or in memory.
+func TestExtendSegments(t *testing.T) {
+	const mb = 1 << 20
+	le := binary.LittleEndian
+	cases := []struct {
+		name     string
+		b        []byte
+		edit     func(b []byte)
+		text     uint64 // the text segment's size after
+		dataSize uint64 // the data segment's file size after
+	}{
+		{"text to the boundary", testELF(5*mb, mb+5000, 2*mb, mb+10, nil), nil, 2 * mb, mb + 10},
+		{"already on it", testELF(5*mb, 2*mb, 2*mb, 10, nil), nil, 2 * mb, 10},
+		{"next segment in the way in the file", testELF(3*mb, mb, mb+8*page, 100, nil), nil, mb, 100},
+		{"next segment in the way in memory", testELF(5*mb, mb+5000, 2*mb, mb+10, nil), func(b []byte) {
+			le.PutUint64(b[64+56+16:], 0x400000+mb+8*page) // the data's vaddr
+		}, mb + 5000, mb + 10},
+		{"not aligned by the linker", testELF(5*mb, mb+5000, 2*mb, mb+10, nil), func(b []byte) {
+			le.PutUint64(b[64+16:], 0x401000) // the text's vaddr
+		}, mb + 5000, mb + 10},
+		{"padding not zero", testELF(5*mb, mb+5000, 2*mb, mb+10, nil), func(b []byte) {
+			b[2*mb-1] = 1
+		}, mb + 5000, mb + 10},
+		{"file ends first", testELF(mb+2*page, mb, mb+page, 10, nil), func(b []byte) {
+			le.PutUint32(b[64+56:], 0) // no data segment
+		}, mb, 10},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.edit != nil {
+				tc.edit(tc.b)
+			}
+			extendSegments(tc.b)
+			text, textMem := le.Uint64(tc.b[64+32:]), le.Uint64(tc.b[64+40:])
+			data := le.Uint64(tc.b[64+56+32:])
+			if text != tc.text || textMem != tc.text || data != tc.dataSize {
+				t.Errorf("text %#x (in memory %#x), data %#x; want text %#x, data %#x", text, textMem, data, tc.text, tc.dataSize)
+			}
+		})
 	}
 }

@@ -143,6 +143,9 @@ type (
 		// an exec with wait, carries its second reply (exec.go).
 		files []*os.File
 		exit  chan protocol.Reply
+		// own: the loop's own delete (deleteWhenStopped), whose reply
+		// also carries the init's exit status.
+		own bool
 	}
 	startDone struct {
 		req *request
@@ -439,7 +442,7 @@ func (s *server) deleteWhenStopped() {
 	}
 	reply := s.cfg.DeleteWhenStopped
 	s.cfg.DeleteWhenStopped = nil
-	s.delete(&request{req: protocol.Request{Op: protocol.OpDelete}, reply: reply})
+	s.delete(&request{req: protocol.Request{Op: protocol.OpDelete}, reply: reply, own: true})
 }
 
 func (s *server) start(r *request) {
@@ -624,7 +627,12 @@ func (s *server) runTeardown() {
 func (s *server) finishDelete() {
 	s.ln.Close()
 	s.emit(protocol.Event{Type: protocol.EventDeleted}, time.Now())
-	s.deleting.reply <- protocol.Reply{OK: true}
+	rep := protocol.Reply{OK: true}
+	if s.deleting.own && s.exit != nil && !s.exit.Unknown {
+		status := s.exit.Status
+		rep.ExitStatus = &status
+	}
+	s.deleting.reply <- rep
 }
 
 // state is the state file's content now.

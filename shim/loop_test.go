@@ -445,8 +445,9 @@ func TestLoopStartAtOnceExitedFirst(t *testing.T) {
 
 // TestLoopDeleteWhenStopped: with Config.DeleteWhenStopped the loop
 // deletes the container once it has stopped, after the stopped event,
-// no client asking, and sends the delete's reply to the channel; when a
-// client's delete came first, the channel gets that of a second delete.
+// no client asking, and sends the delete's reply, with the init's exit
+// status, to the channel; when a client's delete came first, the channel
+// gets that of a second delete.
 func TestLoopDeleteWhenStopped(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -491,6 +492,9 @@ func TestLoopDeleteWhenStopped(t *testing.T) {
 			rep := <-deleted
 			if rep.OK != tc.wantOK {
 				t.Errorf("the loop's delete: %+v, want OK %v", rep, tc.wantOK)
+			}
+			if tc.wantOK && (rep.ExitStatus == nil || *rep.ExitStatus != 3) {
+				t.Errorf("the loop's delete: %+v, want exit status 3", rep)
 			}
 			if err := h.served(); err != nil {
 				t.Errorf("serve: %v", err)

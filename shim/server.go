@@ -56,7 +56,8 @@ type Config struct {
 	// soon as it has stopped (the stopped event published), as a delete
 	// request would, and send that request's reply here (the channel
 	// needs room for it): a foreground run whose fork runs it alone saves
-	// its driver the dial and the round trip.
+	// its driver the dial and the round trip. The reply carries the
+	// init's exit status (ExitStatus), when known.
 	DeleteWhenStopped chan protocol.Reply
 	// Reexec makes Serve re-execute the shim once the container is
 	// created and the shim idle (idle.go), into ReexecPath's serve mode

@@ -125,6 +125,9 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 	os.Clearenv()
 	a.debugf("nsexec container setup: crier %d makes container %s", os.Getpid(), sa.id)
 	err = shim.Serve(cfg)
+	if r := a.alone; r != nil && err == nil && rep.err == "" {
+		r.finish()
+	}
 	if rep.err == "" {
 		return err // served until deleted (nil), or failed after reporting
 	}

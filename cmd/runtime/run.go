@@ -162,6 +162,9 @@ func (a *app) runForeground(id string, console *consoleListener, sigs <-chan os.
 	}
 	// The W of a run its fork runs alone forwards signals from now on.
 	prefork.RunStarted()
+	if a.alone != nil {
+		a.alone.running.Store(true)
+	}
 	if sigs != nil {
 		go func() {
 			for s := range sigs {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/crier-runtime/crier/internal/prefork"
 	"github.com/crier-runtime/crier/protocol"
@@ -42,6 +43,8 @@ type aloneRun struct {
 	// the loop that starts it runs.
 	seccompFlags uint
 	seccompOK    bool
+	// running: the driver has started the container (finish).
+	running atomic.Bool
 }
 
 // runAloneChild is C of a forked run: it parses the command line with
@@ -124,4 +127,27 @@ func (a *app) errOut() *os.File {
 		return a.stderr
 	}
 	return os.Stderr
+}
+
+// finish ends a foreground run whose container the shim's loop, in this
+// goroutine, has just deleted by itself (shim.Config.DeleteWhenStopped),
+// once the driver has started it: W is told the container's exit status
+// and this process exits, without waiting for the driver, whose last
+// steps would only say the same (it learns of the stop on its
+// subscription, then waits for this delete's reply). That saves the
+// wake-ups of two threads after the delete. Otherwise, as when the start
+// failed, the reply is left to the driver, which says what went wrong.
+func (r *aloneRun) finish() {
+	if r.deleted == nil || !r.running.Load() {
+		return
+	}
+	select {
+	case rep := <-r.deleted:
+		if rep.OK && rep.ExitStatus != nil {
+			prefork.RunDone(*rep.ExitStatus, false)
+			os.Exit(*rep.ExitStatus)
+		}
+		r.deleted <- rep
+	default:
+	}
 }

@@ -190,6 +190,7 @@ func (s *server) exec(r *request) {
 		return
 	}
 	s.busy++
+	s.execsStarting++
 	go func() {
 		pid, err := s.ops.exec.run(files, ns, sub)
 		ns.Close()
@@ -214,6 +215,7 @@ func execSubCgroups(packed string) (map[string]string, error) {
 
 func (s *server) execDone(m execDone) {
 	s.busy--
+	s.execsStarting--
 	if m.err != nil {
 		delete(s.execIDs, m.req.req.ExecID)
 		m.req.reply <- protocol.ErrorReply(m.err)

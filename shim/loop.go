@@ -42,8 +42,11 @@ type server struct {
 	// deleting is the delete request to answer once the container is
 	// torn down.
 	deleting *request
-	// execs are the exec'd processes not yet reaped, by pid (exec.go).
-	execs map[int]*execProc
+	// execs are the exec'd processes not yet reaped, by pid (exec.go);
+	// execsStarting counts those being started, whose pids the loop
+	// does not know yet.
+	execs         map[int]*execProc
+	execsStarting int
 	// execIDs are the names of the exec'd processes, those being started
 	// included, so that no two share one; execSeq numbers the names the
 	// shim makes up.
@@ -316,7 +319,7 @@ func (s *server) announce(from, st protocol.Status) {
 		s.checkOOM(s.exit.At, true)
 		s.stopOOM()
 		if !s.exit.Unknown {
-			s.exit.OOMKilled = s.oomKilled(s.exit.Signal)
+			s.exit.OOMKilled = s.initOOMKilled(s.exit.Signal)
 		}
 		s.ops.release()
 		// Stamped in order (emit), and the state file says the same.
@@ -468,7 +471,7 @@ func (s *server) started(m startDone) {
 		if errors.Is(m.err, container.ErrNoProcess) {
 			// Nothing can ever run in it: let it stop rather than
 			// sit in created for good.
-			s.ops.signal(unix.SIGKILL, false)
+			s.send(unix.SIGKILL, false)
 		}
 		err := m.err
 		if !errors.Is(err, protocol.ErrExecFailed) {
@@ -503,7 +506,7 @@ func (s *server) kill(r *request) {
 	if in == inKillCgroup {
 		err = s.killCgroup(frozen)
 	} else {
-		err = s.ops.signal(sig, r.req.All)
+		err = s.send(sig, r.req.All)
 	}
 	if err != nil {
 		r.reply <- protocol.ErrorReply(fmt.Errorf("kill: %w", err))
@@ -532,9 +535,19 @@ func (s *server) poststartDone(m poststartDone) {
 		return
 	}
 	s.log.Printf("start: %v; killing the container", m.err)
-	s.ops.signal(unix.SIGKILL, true)
-	s.ops.signal(unix.SIGKILL, false)
+	s.send(unix.SIGKILL, true)
+	s.send(unix.SIGKILL, false)
 	m.req.reply <- protocol.ErrorReply(m.err)
+}
+
+// send signals the container's init, or with all every process of its
+// cgroup. Before a SIGKILL it settles which OOM kills counted so far were
+// the init's (oomSendingKill).
+func (s *server) send(sig unix.Signal, all bool) error {
+	if sig == unix.SIGKILL {
+		s.oomSendingKill()
+	}
+	return s.ops.signal(sig, all)
 }
 
 // killCgroup sends SIGKILL to every process of the container's cgroup,
@@ -554,7 +567,7 @@ func (s *server) killCgroup(frozen bool) error {
 			}()
 		}
 	}
-	return s.ops.signal(unix.SIGKILL, true)
+	return s.send(unix.SIGKILL, true)
 }
 
 // pause freezes the container, and moves it to paused once every process
@@ -605,8 +618,8 @@ func (s *server) delete(r *request) {
 		// delete on to the teardown. A paused container is thawed
 		// after the SIGKILL, so that its processes die rather than
 		// run on.
-		s.ops.signal(unix.SIGKILL, true)
-		s.ops.signal(unix.SIGKILL, false)
+		s.send(unix.SIGKILL, true)
+		s.send(unix.SIGKILL, false)
 		if frozen {
 			if err := s.ops.freeze(false); err != nil {
 				s.log.Printf("delete: %v", err)

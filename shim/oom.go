@@ -79,6 +79,10 @@ type oomState struct {
 	// v1 notifies, then kills); the loop looks again at its next
 	// message, by when the kill is done, to see who survived it.
 	recheck bool
+	// sentKill: the shim has sent the init a SIGKILL itself
+	// (oomSendingKill); initOOM: an OOM kill was counted before it, as
+	// the init was dying already.
+	sentKill, initOOM bool
 }
 
 // oomMaybe tells the loop to look at the OOM watch; done is closed once
@@ -239,11 +243,13 @@ func (s *server) publishOOM(at time.Time) {
 
 // oomNotified handles a notification: the kills seen so far are nobody's
 // exit when neither the init nor an exec'd process is dying, since the
-// kernel sends the victim its SIGKILL right after counting the kill.
+// kernel sends the victim its SIGKILL right after counting the kill. An
+// exec'd process being started may be a victim before the loop knows its
+// pid: the kills are kept while one is.
 func (s *server) oomNotified() {
 	o := s.checkOOM(time.Now(), false)
 	s.oom.recheck = o.Count > o.Kills
-	if s.oom.unclaimed == 0 || s.exit != nil || s.ops.oom.dying(s.c.Pid) {
+	if s.oom.unclaimed == 0 || s.exit != nil || s.execsStarting > 0 || s.ops.oom.dying(s.c.Pid) {
 		return
 	}
 	for pid := range s.execs {
@@ -269,6 +275,36 @@ func (s *server) oomRecheck() {
 // exit's.
 func (s *server) oomKilled(sig unix.Signal) bool {
 	if sig != unix.SIGKILL || s.oom.unclaimed == 0 {
+		return false
+	}
+	s.oom.unclaimed--
+	return true
+}
+
+// oomSendingKill looks at the watch as the shim is about to send the init
+// a SIGKILL of its own (a kill request, a forced delete). The kernel
+// counts no OOM kill of a process that has a SIGKILL already (it only
+// lets it use reserves to die), so a kill counted after this one is
+// another process's, even when it comes before the init's exit: the
+// kernel may kill a second process of the container while its first
+// victim exits (cgroup v1), and a `crier kill -9` of the init then must
+// not take that kill. Only a kill counted now, while the init is dying
+// already, is the init's (initOOMKilled).
+func (s *server) oomSendingKill() {
+	if !s.oom.on || s.exit != nil || s.oom.sentKill {
+		return
+	}
+	s.oomNotified()
+	s.oom.sentKill = true
+	s.oom.initOOM = s.oom.unclaimed > 0 && s.ops.oom.dying(s.c.Pid)
+}
+
+// initOOMKilled is oomKilled for the init's exit.
+func (s *server) initOOMKilled(sig unix.Signal) bool {
+	if !s.oom.sentKill {
+		return s.oomKilled(sig)
+	}
+	if sig != unix.SIGKILL || !s.oom.initOOM || s.oom.unclaimed == 0 {
 		return false
 	}
 	s.oom.unclaimed--

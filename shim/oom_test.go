@@ -269,3 +269,74 @@ func TestOOMAfterOtherEvent(t *testing.T) {
 	notified(t, s)
 	wantOOM(t, nextEvent(t, sub), 2, "", "")
 }
+
+// TestOOMKillRequest: a SIGKILL the shim sends the init itself settles
+// its OOM kills: one counted later is another process's (the kernel
+// counts none of a process that has a SIGKILL already), even when the
+// loop first hears of it with the init's exit; one counted before, while
+// the init was dying already, is the init's.
+func TestOOMKillRequest(t *testing.T) {
+	cases := []struct {
+		name       string
+		before     bool // the OOM kill counted before the kill request
+		initDying  bool
+		wantKilled bool
+	}{
+		{name: "kill counted after the request"},
+		{name: "init dying of an earlier kill", before: true, initDying: true, wantKilled: true},
+		{name: "child's earlier kill, init alive", before: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, sub, k := oomServer(t, phaseRunning)
+			k.oomDying = map[int]bool{s.c.Pid: tc.initDying}
+			if tc.before {
+				k.oomKill(cgroup.OOM{Count: 1, Kills: 1}, false)
+			}
+			r := newReq(protocol.OpKill)
+			r.req.Signal = int(unix.SIGKILL)
+			s.oomRecheck()
+			s.handle(r)
+			if rep := <-r.reply; !rep.OK {
+				t.Fatalf("kill: %+v", rep)
+			}
+			k.nextSignal(t)
+			if !tc.before {
+				k.oomKill(cgroup.OOM{Count: 1, Kills: 1}, false)
+			}
+			k.exit(killedBy(unix.SIGKILL))
+			s.reap()
+			wantOOM(t, nextEvent(t, sub), 1, "", "")
+			wantStopped(t, nextEvent(t, sub), tc.wantKilled)
+		})
+	}
+}
+
+// TestOOMExecKilledWhileStarting: an exec'd process may be the OOM
+// killer's victim before the loop knows its pid (its exec request still
+// in flight); the kill is kept for it, not dropped as nobody's, and its
+// exec-stopped says oomKilled.
+func TestOOMExecKilledWhileStarting(t *testing.T) {
+	s, sub, k := oomServer(t, phaseRunning)
+	exited := false
+	s.ops.exec.wait = func(pid int) (unix.WaitStatus, bool) { return killedBy(unix.SIGKILL), exited && pid == 4242 }
+	r := newReq(protocol.OpExec)
+	r.req.Files = 1
+	r.files = []*os.File{os.Stdin}
+	s.handle(r)
+	k.oomKill(cgroup.OOM{Count: 1, Kills: 1}, false)
+	notified(t, s)
+	wantOOM(t, nextEvent(t, sub), 1, "", "")
+	s.handle(<-s.msgs)
+	if rep := <-r.reply; !rep.OK {
+		t.Fatalf("exec: %+v", rep)
+	}
+	if ev := nextEvent(t, sub); ev.Type != protocol.EventExecStarted {
+		t.Fatalf("event %+v, want exec-started", ev)
+	}
+	exited = true
+	s.handle(execMaybeExited{})
+	if ev := nextEvent(t, sub); ev.Type != protocol.EventExecStopped || !ev.OOMKilled {
+		t.Errorf("event %+v, want exec-stopped with oomKilled", ev)
+	}
+}

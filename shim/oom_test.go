@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -147,32 +148,47 @@ func TestOOMHeldUntilStarted(t *testing.T) {
 
 // TestOOMExecKilled: an exec'd process killed by the OOM killer gets
 // oomKilled on its exec-stopped, after the oom event; the init's later
-// SIGKILL does not take the same kill.
+// SIGKILL does not take the same kill. The kill may come while its exec
+// is still starting, before the loop knows its pid: it is kept for it,
+// not dropped as nobody's, and its oom event comes before exec-started.
 func TestOOMExecKilled(t *testing.T) {
-	s, sub, k := oomServer(t, phaseRunning)
-	exited := false
-	s.ops.exec.wait = func(pid int) (unix.WaitStatus, bool) { return killedBy(unix.SIGKILL), exited && pid == 4242 }
-	r := newReq(protocol.OpExec)
-	r.req.Files = 1
-	r.files = []*os.File{os.Stdin}
-	s.handle(r)
-	s.handle(<-s.msgs)
-	if rep := <-r.reply; !rep.OK {
-		t.Fatalf("exec: %+v", rep)
+	for _, whileStarting := range []bool{false, true} {
+		t.Run(fmt.Sprintf("while starting %v", whileStarting), func(t *testing.T) {
+			s, sub, k := oomServer(t, phaseRunning)
+			exited := false
+			s.ops.exec.wait = func(pid int) (unix.WaitStatus, bool) { return killedBy(unix.SIGKILL), exited && pid == 4242 }
+			r := newReq(protocol.OpExec)
+			r.req.Files = 1
+			r.files = []*os.File{os.Stdin}
+			s.handle(r)
+			if whileStarting {
+				k.oomKill(cgroup.OOM{Count: 1, Kills: 1}, false)
+				notified(t, s)
+				wantOOM(t, nextEvent(t, sub), 1, "", "")
+			}
+			s.handle(<-s.msgs)
+			if rep := <-r.reply; !rep.OK {
+				t.Fatalf("exec: %+v", rep)
+			}
+			if ev := nextEvent(t, sub); ev.Type != protocol.EventExecStarted {
+				t.Fatalf("event %+v, want exec-started", ev)
+			}
+			if !whileStarting {
+				k.oomKill(cgroup.OOM{Count: 1, Kills: 1}, false)
+			}
+			exited = true
+			s.handle(execMaybeExited{})
+			if !whileStarting {
+				wantOOM(t, nextEvent(t, sub), 1, "", "")
+			}
+			if ev := nextEvent(t, sub); ev.Type != protocol.EventExecStopped || !ev.OOMKilled {
+				t.Errorf("event %+v, want exec-stopped with oomKilled", ev)
+			}
+			k.exit(killedBy(unix.SIGKILL))
+			s.reap()
+			wantStopped(t, nextEvent(t, sub), false)
+		})
 	}
-	if ev := nextEvent(t, sub); ev.Type != protocol.EventExecStarted {
-		t.Fatalf("event %+v, want exec-started", ev)
-	}
-	k.oomKill(cgroup.OOM{Count: 1, Kills: 1}, false)
-	exited = true
-	s.handle(execMaybeExited{})
-	wantOOM(t, nextEvent(t, sub), 1, "", "")
-	if ev := nextEvent(t, sub); ev.Type != protocol.EventExecStopped || !ev.OOMKilled {
-		t.Errorf("event %+v, want exec-stopped with oomKilled", ev)
-	}
-	k.exit(killedBy(unix.SIGKILL))
-	s.reap()
-	wantStopped(t, nextEvent(t, sub), false)
 }
 
 // TestOOMNoMemoryCgroup: without a memory cgroup there is no watch, and
@@ -309,34 +325,5 @@ func TestOOMKillRequest(t *testing.T) {
 			wantOOM(t, nextEvent(t, sub), 1, "", "")
 			wantStopped(t, nextEvent(t, sub), tc.wantKilled)
 		})
-	}
-}
-
-// TestOOMExecKilledWhileStarting: an exec'd process may be the OOM
-// killer's victim before the loop knows its pid (its exec request still
-// in flight); the kill is kept for it, not dropped as nobody's, and its
-// exec-stopped says oomKilled.
-func TestOOMExecKilledWhileStarting(t *testing.T) {
-	s, sub, k := oomServer(t, phaseRunning)
-	exited := false
-	s.ops.exec.wait = func(pid int) (unix.WaitStatus, bool) { return killedBy(unix.SIGKILL), exited && pid == 4242 }
-	r := newReq(protocol.OpExec)
-	r.req.Files = 1
-	r.files = []*os.File{os.Stdin}
-	s.handle(r)
-	k.oomKill(cgroup.OOM{Count: 1, Kills: 1}, false)
-	notified(t, s)
-	wantOOM(t, nextEvent(t, sub), 1, "", "")
-	s.handle(<-s.msgs)
-	if rep := <-r.reply; !rep.OK {
-		t.Fatalf("exec: %+v", rep)
-	}
-	if ev := nextEvent(t, sub); ev.Type != protocol.EventExecStarted {
-		t.Fatalf("event %+v, want exec-started", ev)
-	}
-	exited = true
-	s.handle(execMaybeExited{})
-	if ev := nextEvent(t, sub); ev.Type != protocol.EventExecStopped || !ev.OOMKilled {
-		t.Errorf("event %+v, want exec-stopped with oomKilled", ev)
 	}
 }

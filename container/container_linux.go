@@ -89,6 +89,13 @@ type Container struct {
 	// so signals never reach a recycled pid.
 	PidFD  int
 	Cgroup *cgroup.Cgroup
+	// mounts holds the container's own mount namespace from HoldMounts
+	// until ReleaseMounts. Without it the init's exit tears the
+	// namespace down before its parent hears of it, an expedited RCU
+	// grace period included: on the fast machine of issue 14 a SIGKILL
+	// took 0.55 ms to reach a pidfd, 0.24 with the namespace held. The
+	// caller lets go once it has told of the exit.
+	mounts *os.File
 	// ExeSeal says how the copy of the init binary that init runs from
 	// is sealed: "overlayfs" or "memfd" (sealedexe_linux.go).
 	ExeSeal string
@@ -157,6 +164,43 @@ func Create(cfg *Config) (_ *Container, err error) {
 		}
 	}
 	return c, nil
+}
+
+// HoldMounts takes hold of the init's mount namespace (Container.mounts)
+// when the container has one of its own, until ReleaseMounts: for a
+// caller who tells others of the exit, and wants to sooner. Where the
+// kernel cannot give it (before Linux 6.11), or the init is gone already,
+// the container goes on without.
+func (c *Container) HoldMounts() {
+	if c.PidFD < 0 || !ownNamespace(c.Spec, specs.MountNamespace) {
+		return
+	}
+	if ns, err := pidfd.MountNamespace(c.PidFD); err == nil {
+		c.mounts = os.NewFile(uintptr(ns), "mnt-ns")
+	}
+}
+
+// ownNamespace reports whether the container has a namespace of type t
+// made for it, not one it joins.
+func ownNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
+	if spec.Linux == nil {
+		return false
+	}
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == t {
+			return ns.Path == ""
+		}
+	}
+	return false
+}
+
+// ReleaseMounts lets the container's mount namespace go: with the init
+// gone, the kernel tears it down now, in this thread.
+func (c *Container) ReleaseMounts() {
+	if c.mounts != nil {
+		c.mounts.Close()
+		c.mounts = nil
+	}
 }
 
 // forkWithSpec is forkInit, with the Container's Spec the full config once
@@ -699,6 +743,7 @@ func (c *Container) Abort() {
 		}
 	}
 	c.Close()
+	c.ReleaseMounts()
 	if cg != nil {
 		cg.Destroy()
 	}

@@ -21,6 +21,10 @@ type Handoff struct {
 	PidFD  int            `json:"pidfd"`
 	SyncFD int            `json:"syncfd"`
 	Cgroup *cgroup.Cgroup `json:"cgroup,omitempty"`
+	// MountNS is a descriptor of the container's mount namespace that
+	// the container holds (Container.mounts), or 0 for none: descriptor
+	// 0 is always standard input.
+	MountNS int `json:"mountns,omitempty"`
 }
 
 // Handoff returns c's description and makes its descriptors survive
@@ -33,8 +37,11 @@ func (c *Container) Handoff() (*Handoff, error) {
 	if c.sync != nil {
 		h.SyncFD = int(c.sync.f.Fd())
 	}
-	for _, fd := range []int{h.PidFD, h.SyncFD} {
-		if fd < 0 {
+	if c.mounts != nil {
+		h.MountNS = int(c.mounts.Fd())
+	}
+	for _, fd := range []int{h.PidFD, h.SyncFD, h.MountNS} {
+		if fd <= 0 {
 			continue
 		}
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
@@ -53,6 +60,10 @@ func Resume(h *Handoff) *Container {
 	}
 	if h.PidFD >= 0 {
 		unix.CloseOnExec(h.PidFD)
+	}
+	if h.MountNS > 0 {
+		unix.CloseOnExec(h.MountNS)
+		c.mounts = os.NewFile(uintptr(h.MountNS), "mnt-ns")
 	}
 	if h.SyncFD >= 0 {
 		unix.CloseOnExec(h.SyncFD)

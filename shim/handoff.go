@@ -24,7 +24,7 @@ import (
 // length (or 1) plus one, because nil and empty mean different things here:
 // a nil Buffer keeps every event type, an empty one none.
 
-const handoffMagic = "crier-handoff-3\n"
+const handoffMagic = "crier-handoff-4\n"
 
 var errHandoffShort = errors.New("truncated or corrupt")
 
@@ -203,6 +203,7 @@ func (h *handoff) marshal() []byte {
 		w.int(int64(c.Pid))
 		w.int(int64(c.PidFD))
 		w.int(int64(c.SyncFD))
+		w.int(int64(c.MountNS))
 		w.present(c.Cgroup == nil, 0)
 		if cg := c.Cgroup; cg != nil {
 			w.strMap(cg.Paths)
@@ -345,6 +346,7 @@ func unmarshalHandoff(b []byte) (*handoff, error) {
 		c.Pid = int(r.int())
 		c.PidFD = int(r.int())
 		c.SyncFD = int(r.int())
+		c.MountNS = int(r.int())
 		if ok, _ := r.present(); ok {
 			c.Cgroup = &cgroup.Cgroup{Paths: r.strMap(), Created: r.strs(), SharedParent: r.bool()}
 		}

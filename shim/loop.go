@@ -6,6 +6,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,9 @@ type server struct {
 	// deleting is the delete request to answer once the container is
 	// torn down.
 	deleting *request
+	// mountsReleased is closed once the container's mount namespace is
+	// let go (releaseMounts).
+	mountsReleased chan struct{}
 	// execs are the exec'd processes not yet reaped, by pid (exec.go);
 	// execsStarting counts those being started, whose pids the loop
 	// does not know yet.
@@ -337,6 +341,9 @@ func (s *server) announce(from, st protocol.Status) {
 	}
 	s.saveState()
 	s.emit(ev, at)
+	if st == protocol.StatusStopped {
+		s.releaseMounts()
+	}
 	if st == protocol.StatusRunning {
 		// An oom event held while the container was created.
 		s.publishOOM(at)
@@ -538,6 +545,26 @@ func (s *server) poststartDone(m poststartDone) {
 	s.send(unix.SIGKILL, true)
 	s.send(unix.SIGKILL, false)
 	m.req.reply <- protocol.ErrorReply(m.err)
+}
+
+// releaseMounts lets the container's mount namespace go, which the
+// container held so that the init's exit was heard of sooner (container.
+// Container.ReleaseMounts): the kernel's teardown of it, an expedited RCU
+// grace period among it, runs on a goroutine of its own once the
+// subscribers' writers have had the P (runtime.Gosched: the serving image
+// has one), beside what the loop does next (a run's delete, whose
+// teardown waits for it before the poststop hooks).
+func (s *server) releaseMounts() {
+	runtime.Gosched()
+	done := make(chan struct{})
+	s.mountsReleased = done
+	go func() {
+		// This kernel wakes the subscriber on the waker's CPU: let it
+		// run before the teardown takes this one.
+		unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+		s.ops.releaseMounts()
+		close(done)
+	}()
 }
 
 // send signals the container's init, or with all every process of its

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -500,5 +501,45 @@ func TestLoopDeleteWhenStopped(t *testing.T) {
 				t.Errorf("serve: %v", err)
 			}
 		})
+	}
+}
+
+// TestLoopReleasesMountsAfterStopped: the container's mount namespace,
+// held so that the init's exit is heard of sooner, is let go once the
+// stopped event is out, off the loop, and the delete's teardown waits for
+// it (Remains.Released).
+func TestLoopReleasesMountsAfterStopped(t *testing.T) {
+	// The release runs on a goroutine of its own: a wrong order shows
+	// only in some runs.
+	for range 20 {
+		releasesAfterStopped(t)
+	}
+}
+
+func releasesAfterStopped(t *testing.T) {
+	t.Helper()
+	k := newFakeOps()
+	s, sub := cellServer(t, phaseRunning, k)
+	// How many lines the subscriber had been given when the namespace
+	// was let go.
+	released := make(chan int, 1)
+	s.ops.releaseMounts = func() { released <- len(sub.ch) }
+	k.exit(exitedWith(0))
+	s.reap()
+	select {
+	case queued := <-released:
+		if queued != 1 {
+			t.Errorf("mounts let go with %d events given to the subscriber, want once stopped was", queued)
+		}
+	case <-time.After(testWait):
+		t.Fatal("the mount namespace was never let go")
+	}
+	if ev := nextEvent(t, sub); ev.Type != protocol.EventStopped {
+		t.Fatalf("event %+v, want stopped", ev)
+	}
+	if r := s.remains(); r.Released == nil {
+		t.Error("the teardown does not wait for the mount namespace")
+	} else {
+		<-r.Released
 	}
 }

@@ -37,6 +37,12 @@ type Remains struct {
 	// only a container that was paused, or one whose past is not known
 	// (a dead shim's), asks for it.
 	Thaw bool
+	// Released, when set, is closed once the container's mount
+	// namespace is gone: the shim lets it go beside the teardown
+	// (container.Container.ReleaseMounts). The poststop hooks run, and
+	// Run returns, only after, so that they and the caller find no
+	// mount of the container's left.
+	Released <-chan struct{}
 }
 
 // Run tears the container's remains down, in this order: SIGKILL to every
@@ -58,6 +64,9 @@ func Run(r *Remains) error {
 			}
 			r.Warn(err)
 		}
+	}
+	if r.Released != nil {
+		<-r.Released
 	}
 	if len(r.Poststop) > 0 {
 		spec := &specs.Spec{Hooks: &specs.Hooks{Poststop: r.Poststop}}

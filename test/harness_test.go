@@ -529,6 +529,16 @@ func (e *env) subscribe(id string, history bool) *protocol.Client {
 	return c
 }
 
+// startSleeper creates and starts a container of a new ID running
+// sleep 1000, and returns the ID and its shim's state.
+func (e *env) startSleeper() (string, *shim.State) {
+	e.t.Helper()
+	id := e.id()
+	e.create(id, e.bundle([]string{"sleep", "1000"}, nil))
+	e.cliOK("start", id)
+	return id, e.shimState(id)
+}
+
 // shimState reads ROOT/ID/state.json as the shim wrote it.
 func (e *env) shimState(id string) *shim.State {
 	e.t.Helper()

@@ -44,10 +44,7 @@ func TestSeedWorkflow(t *testing.T) {
 func TestShimHoldsMountsUntilStopped(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	id := e.id()
-	e.create(id, e.bundle([]string{"sleep", "1000"}, nil))
-	e.cliOK("start", id)
-	st := e.shimState(id)
+	id, st := e.startSleeper()
 	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", st.Pid))
 	if err != nil {
 		t.Fatal(err)

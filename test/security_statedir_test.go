@@ -307,10 +307,7 @@ func TestDeadShimDeleteUsesRecordedHooks(t *testing.T) {
 func TestDeadShimKillSparesOtherProcess(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	id := e.id()
-	e.create(id, e.bundle([]string{"sleep", "1000"}, nil))
-	e.cliOK("start", id)
-	st := e.shimState(id)
+	id, st := e.startSleeper()
 	killShim(t, st)
 
 	decoy := exec.Command("sleep", "1000")

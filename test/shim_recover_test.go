@@ -73,10 +73,7 @@ func TestShimComesBack(t *testing.T) {
 func TestShimComesBackAfterUnseenExit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	id := e.id()
-	e.create(id, e.bundle([]string{"sleep", "1000"}, nil))
-	e.cliOK("start", id)
-	old := e.shimState(id)
+	id, old := e.startSleeper()
 	killShim(t, old)
 	fd := openPidfd(t, old.Pid)
 	unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
@@ -127,10 +124,8 @@ func TestShimComesBackStopped(t *testing.T) {
 func TestShimComesBackOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	id := e.id()
-	e.create(id, e.bundle([]string{"sleep", "1000"}, nil))
-	e.cliOK("start", id)
-	killShim(t, e.shimState(id))
+	id, st := e.startSleeper()
+	killShim(t, st)
 	var wg sync.WaitGroup
 	results := make([]cliResult, 4)
 	for i := range results {

@@ -21,10 +21,9 @@ type Handoff struct {
 	PidFD  int            `json:"pidfd"`
 	SyncFD int            `json:"syncfd"`
 	Cgroup *cgroup.Cgroup `json:"cgroup,omitempty"`
-	// MountNS is a descriptor of the container's mount namespace that
-	// the container holds (Container.mounts), or 0 for none: descriptor
-	// 0 is always standard input.
-	MountNS int `json:"mountns,omitempty"`
+	// Held are descriptors of the namespaces the container holds
+	// (Container.held).
+	Held []int `json:"held,omitempty"`
 }
 
 // Handoff returns c's description and makes its descriptors survive
@@ -37,11 +36,11 @@ func (c *Container) Handoff() (*Handoff, error) {
 	if c.sync != nil {
 		h.SyncFD = int(c.sync.f.Fd())
 	}
-	if c.mounts != nil {
-		h.MountNS = int(c.mounts.Fd())
+	for _, f := range c.held {
+		h.Held = append(h.Held, int(f.Fd()))
 	}
-	for _, fd := range []int{h.PidFD, h.SyncFD, h.MountNS} {
-		if fd <= 0 {
+	for _, fd := range append([]int{h.PidFD, h.SyncFD}, h.Held...) {
+		if fd < 0 {
 			continue
 		}
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
@@ -61,9 +60,9 @@ func Resume(h *Handoff) *Container {
 	if h.PidFD >= 0 {
 		unix.CloseOnExec(h.PidFD)
 	}
-	if h.MountNS > 0 {
-		unix.CloseOnExec(h.MountNS)
-		c.mounts = os.NewFile(uintptr(h.MountNS), "mnt-ns")
+	for _, fd := range h.Held {
+		unix.CloseOnExec(fd)
+		c.held = append(c.held, os.NewFile(uintptr(fd), "ns"))
 	}
 	if h.SyncFD >= 0 {
 		unix.CloseOnExec(h.SyncFD)

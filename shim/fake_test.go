@@ -161,11 +161,11 @@ func (k *fakeOps) ops(s *server) ops {
 			defer k.mu.Unlock()
 			return k.freezeErr
 		},
-		reapOrphans:   func() bool { k.mu.Lock(); k.orphans++; k.mu.Unlock(); return false },
-		exits:         func() <-chan struct{} { return k.exits },
-		release:       func() { k.mu.Lock(); k.released++; k.mu.Unlock() },
-		releaseMounts: func() {},
-		poststart:     func(*specs.State) error { return k.poststart.run() },
+		reapOrphans:       func() bool { k.mu.Lock(); k.orphans++; k.mu.Unlock(); return false },
+		exits:             func() <-chan struct{} { return k.exits },
+		release:           func() { k.mu.Lock(); k.released++; k.mu.Unlock() },
+		releaseNamespaces: func() {},
+		poststart:         func(*specs.State) error { return k.poststart.run() },
 		exec: execOps{
 			namespaces: func() (*container.ExecNamespaces, error) { return nil, nil },
 			run:        func([]*os.File, *container.ExecNamespaces, map[string]string) (int, error) { return 4242, nil },

@@ -62,6 +62,13 @@ func (w *handoffWriter) strs(s []string) {
 	}
 }
 
+func (w *handoffWriter) ints(v []int) {
+	w.present(v == nil, len(v))
+	for _, x := range v {
+		w.int(int64(x))
+	}
+}
+
 func (w *handoffWriter) uints(v []uint64) {
 	w.present(v == nil, len(v))
 	for _, n := range v {
@@ -165,6 +172,18 @@ func (r *handoffReader) strMap() map[string]string {
 	return m
 }
 
+func (r *handoffReader) ints() []int {
+	ok, n := r.present()
+	if !ok {
+		return nil
+	}
+	v := make([]int, 0, n)
+	for range n {
+		v = append(v, int(r.int()))
+	}
+	return v
+}
+
 func (r *handoffReader) uints() []uint64 {
 	ok, n := r.present()
 	if !ok {
@@ -203,7 +222,7 @@ func (h *handoff) marshal() []byte {
 		w.int(int64(c.Pid))
 		w.int(int64(c.PidFD))
 		w.int(int64(c.SyncFD))
-		w.int(int64(c.MountNS))
+		w.ints(c.Held)
 		w.present(c.Cgroup == nil, 0)
 		if cg := c.Cgroup; cg != nil {
 			w.strMap(cg.Paths)
@@ -346,7 +365,7 @@ func unmarshalHandoff(b []byte) (*handoff, error) {
 		c.Pid = int(r.int())
 		c.PidFD = int(r.int())
 		c.SyncFD = int(r.int())
-		c.MountNS = int(r.int())
+		c.Held = r.ints()
 		if ok, _ := r.present(); ok {
 			c.Cgroup = &cgroup.Cgroup{Paths: r.strMap(), Created: r.strs(), SharedParent: r.bool()}
 		}

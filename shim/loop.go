@@ -43,9 +43,9 @@ type server struct {
 	// deleting is the delete request to answer once the container is
 	// torn down.
 	deleting *request
-	// mountsReleased is closed once the container's mount namespace is
-	// let go (releaseMounts).
-	mountsReleased chan struct{}
+	// nsReleased is closed once the container's namespaces are let go
+	// (releaseNamespaces).
+	nsReleased chan struct{}
 	// execs are the exec'd processes not yet reaped, by pid (exec.go);
 	// execsStarting counts those being started, whose pids the loop
 	// does not know yet.
@@ -342,7 +342,7 @@ func (s *server) announce(from, st protocol.Status) {
 	s.saveState()
 	s.emit(ev, at)
 	if st == protocol.StatusStopped {
-		s.releaseMounts()
+		s.releaseNamespaces()
 	}
 	if st == protocol.StatusRunning {
 		// An oom event held while the container was created.
@@ -547,22 +547,22 @@ func (s *server) poststartDone(m poststartDone) {
 	m.req.reply <- protocol.ErrorReply(m.err)
 }
 
-// releaseMounts lets the container's mount namespace go, which the
+// releaseNamespaces lets the container's namespaces go, which the
 // container held so that the init's exit was heard of sooner (container.
-// Container.ReleaseMounts): the kernel's teardown of it, an expedited RCU
-// grace period among it, runs on a goroutine of its own once the
+// Container.HoldNamespaces): the kernel's teardown of them, an expedited
+// RCU grace period among it, runs on a goroutine of its own once the
 // subscribers' writers have had the P (runtime.Gosched: the serving image
-// has one), beside what the loop does next (a run's delete, whose
-// teardown waits for it before the poststop hooks).
-func (s *server) releaseMounts() {
+// has one), beside what the loop does next (a delete, whose teardown
+// waits for it before the poststop hooks).
+func (s *server) releaseNamespaces() {
 	runtime.Gosched()
 	done := make(chan struct{})
-	s.mountsReleased = done
+	s.nsReleased = done
 	go func() {
 		// This kernel wakes the subscriber on the waker's CPU: let it
 		// run before the teardown takes this one.
 		unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
-		s.ops.releaseMounts()
+		s.ops.releaseNamespaces()
 		close(done)
 	}()
 }

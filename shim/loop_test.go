@@ -523,7 +523,7 @@ func releasesAfterStopped(t *testing.T) {
 	// How many lines the subscriber had been given when the namespace
 	// was let go.
 	released := make(chan int, 1)
-	s.ops.releaseMounts = func() { released <- len(sub.ch) }
+	s.ops.releaseNamespaces = func() { released <- len(sub.ch) }
 	k.exit(exitedWith(0))
 	s.reap()
 	select {

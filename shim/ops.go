@@ -53,9 +53,9 @@ type ops struct {
 	exits func() <-chan struct{}
 	// release closes the container's descriptors once the init has exited.
 	release func()
-	// releaseMounts lets the container's mount namespace go once the
-	// stopped event is out (releaseMounts).
-	releaseMounts func()
+	// releaseNamespaces lets the container's namespaces go once the
+	// stopped event is out (releaseNamespaces).
+	releaseNamespaces func()
 	// poststart runs the config's poststart hooks.
 	poststart func(st *specs.State) error
 	// teardown kills what is left in the cgroup, removes it, runs the
@@ -115,9 +115,9 @@ func containerOps(s *server) ops {
 				s.execExited(pid, ws, true)
 			}
 		},
-		exits:         func() <-chan struct{} { return childExits(s.c, s.rec.Subreaper, s.rec.Supervised || s.rec.Adopted) },
-		release:       func() { s.c.Close() },
-		releaseMounts: func() { s.c.ReleaseMounts() },
+		exits:             func() <-chan struct{} { return childExits(s.c, s.rec.Subreaper, s.rec.Supervised || s.rec.Adopted) },
+		release:           func() { s.c.Close() },
+		releaseNamespaces: func() { s.c.ReleaseNamespaces() },
 		poststart: func(st *specs.State) error {
 			return container.RunHooks(s.spec, container.HookPoststart, st)
 		},
@@ -147,7 +147,7 @@ func (s *server) remains() *teardown.Remains {
 		// cgroup again.
 		MustFinish: true,
 		Thaw:       s.paused,
-		Released:   s.mountsReleased,
+		Released:   s.nsReleased,
 	}
 	if h := s.spec.Hooks; h != nil {
 		r.Poststop = h.Poststop

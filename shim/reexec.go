@@ -119,8 +119,8 @@ func (s *server) writeHandoff() (fd int, undo func(), err error) {
 			f.Close()
 		}
 	}
-	for _, fd := range []int{ch.PidFD, ch.SyncFD, ch.MountNS} {
-		if fd > 0 {
+	for _, fd := range append([]int{ch.PidFD, ch.SyncFD}, ch.Held...) {
+		if fd >= 0 {
 			kept = append(kept, fd)
 		}
 	}

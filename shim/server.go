@@ -190,13 +190,13 @@ func (s *server) create(cfg *container.Config) error {
 		rep.Seal, rep.Ahead = c.ExeSeal, c.Speculated()
 	}
 	report(s.cfg.Report, rep)
-	// The init's mount namespace is held from here until the stopped
-	// event is out (releaseMounts), so that its teardown is not on the
-	// exit's way; after the report, as it costs create some 0.1 ms.
-	// Not for a container deleted as it stops (a foreground run): its
-	// teardown is on the way either way.
+	// The init's namespaces are held from here until the stopped event
+	// is out (releaseNamespaces), so that their teardown is not on the
+	// exit's way; after the report, which create returns on. Not for a
+	// container deleted as it stops (a foreground run): their teardown
+	// is on its way either way.
 	if s.cfg.DeleteWhenStopped == nil {
-		c.HoldMounts()
+		c.HoldNamespaces()
 	}
 	// After the report, which `crier create` returns on: nothing is
 	// started before the loop runs.

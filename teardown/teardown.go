@@ -37,11 +37,11 @@ type Remains struct {
 	// only a container that was paused, or one whose past is not known
 	// (a dead shim's), asks for it.
 	Thaw bool
-	// Released, when set, is closed once the container's mount
-	// namespace is gone: the shim lets it go beside the teardown
-	// (container.Container.ReleaseMounts). The poststop hooks run, and
-	// Run returns, only after, so that they and the caller find no
-	// mount of the container's left.
+	// Released, when set, is closed once the container's namespaces are
+	// gone: the shim lets them go beside the teardown
+	// (container.Container.ReleaseNamespaces). The poststop hooks run, and
+	// Run returns, only after, so that they and the caller find nothing
+	// of the container's left, its mounts included.
 	Released <-chan struct{}
 }
 

@@ -36,42 +36,53 @@ func TestSeedWorkflow(t *testing.T) {
 	e.wantNoStateDir(id)
 }
 
-// TestShimHoldsMountsUntilStopped: the shim holds the container's mount
-// namespace while the container runs, so that the init's exit does not
-// wait for its teardown (container.Container.HoldMounts), across its
-// re-execution into the serving image too, and lets it go once the
-// stopped event is out: nothing of the container's stays mounted after.
-func TestShimHoldsMountsUntilStopped(t *testing.T) {
+// TestShimHoldsNamespacesUntilStopped: the shim holds the container's
+// mount, network and IPC namespaces while the container runs, so that the
+// init's exit does not wait for their teardown
+// (container.Container.HoldNamespaces), across its re-execution into the
+// serving image too, and lets them go once the stopped event is out:
+// nothing of the container's stays mounted after.
+func TestShimHoldsNamespacesUntilStopped(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	id, st := e.startSleeper()
-	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", st.Pid))
-	if err != nil {
-		t.Fatal(err)
+	var links []string
+	for _, name := range []string{"mnt", "net", "ipc"} {
+		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", st.Pid, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if self, _ := os.Readlink("/proc/self/ns/" + name); self == ns {
+			t.Fatalf("the container's %s namespace is the host's (%s)", name, ns)
+		}
+		links = append(links, ns)
 	}
-	if self, _ := os.Readlink("/proc/self/ns/mnt"); self == ns {
-		t.Fatalf("the container's mount namespace is the host's (%s)", ns)
+	check := func(when string) {
+		t.Helper()
+		for _, ns := range links {
+			if !holds(t, st.ShimPid, ns) {
+				t.Errorf("%s: shim %d holds no descriptor of the container's namespace %s", when, st.ShimPid, ns)
+			}
+		}
 	}
-	if !holds(t, st.ShimPid, ns) {
-		t.Errorf("shim %d holds no descriptor of the container's mount namespace %s", st.ShimPid, ns)
-	}
+	check("started")
 	waitServing(t, st.ShimPid)
-	if !holds(t, st.ShimPid, ns) {
-		t.Errorf("shim %d, serving, holds no descriptor of the container's mount namespace %s", st.ShimPid, ns)
-	}
+	check("serving")
 	e.cliOK("kill", id, "KILL")
 	e.waitStopped(id)
 	// Let go on a goroutine once the event is out: nothing to wait on.
-	for deadline := time.Now().Add(hangDeadline); holds(t, st.ShimPid, ns); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("shim %d still holds the mount namespace %s after stopped", st.ShimPid, ns)
+	for _, ns := range links {
+		for deadline := time.Now().Add(hangDeadline); holds(t, st.ShimPid, ns); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("shim %d still holds the namespace %s after stopped", st.ShimPid, ns)
+			}
 		}
 	}
 	e.cliOK("delete", id)
 }
 
 // holds reports whether process pid has a descriptor open on link's
-// target (as /proc/PID/fd shows it, "mnt:[N]").
+// target (as /proc/PID/fd shows it, "mnt:[N]" for a mount namespace).
 func holds(t *testing.T, pid int, link string) bool {
 	t.Helper()
 	dir := fmt.Sprintf("/proc/%d/fd", pid)

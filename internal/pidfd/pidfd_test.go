@@ -95,33 +95,35 @@ func TestBadDescriptor(t *testing.T) {
 	}
 }
 
-// TestMountNamespace: the descriptor is of the process's own mount
-// namespace (the same inode as /proc/PID/ns/mnt).
-func TestMountNamespace(t *testing.T) {
+// TestOpenNamespace: each descriptor is of the process's own namespace
+// (the same inode as /proc/PID/ns/NAME).
+func TestOpenNamespace(t *testing.T) {
 	fd, err := unix.PidfdOpen(os.Getpid(), 0)
 	if err != nil {
 		t.Skipf("pidfd_open: %v", err)
 	}
 	defer unix.Close(fd)
-	ns, err := MountNamespace(fd)
-	if errors.Is(err, unix.ENOTTY) {
-		t.Skipf("kernel before 6.11: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(ns)
-	var got, want unix.Stat_t
-	if err := unix.Fstat(ns, &got); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Stat("/proc/self/ns/mnt", &want); err != nil {
-		t.Fatal(err)
-	}
-	if got.Ino != want.Ino || got.Dev != want.Dev {
-		t.Errorf("namespace inode %d:%d, want /proc/self/ns/mnt's %d:%d", got.Dev, got.Ino, want.Dev, want.Ino)
-	}
-	if flags, err := unix.FcntlInt(uintptr(ns), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC == 0 {
-		t.Errorf("descriptor flags %#x, %v; want close-on-exec", flags, err)
+	for name, kind := range map[string]Namespace{"mnt": MountNamespace, "net": NetNamespace, "ipc": IPCNamespace} {
+		ns, err := OpenNamespace(fd, kind)
+		if errors.Is(err, unix.ENOTTY) {
+			t.Skipf("kernel before 6.11: %v", err)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var got, want unix.Stat_t
+		if err := unix.Fstat(ns, &got); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Stat("/proc/self/ns/"+name, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got.Ino != want.Ino || got.Dev != want.Dev {
+			t.Errorf("%s: namespace inode %d:%d, want /proc/self/ns/%s's %d:%d", name, got.Dev, got.Ino, name, want.Dev, want.Ino)
+		}
+		if flags, err := unix.FcntlInt(uintptr(ns), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC == 0 {
+			t.Errorf("%s: descriptor flags %#x, %v; want close-on-exec", name, flags, err)
+		}
+		unix.Close(ns)
 	}
 }

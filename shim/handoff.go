@@ -147,17 +147,21 @@ func (r *handoffReader) present() (bool, int) {
 	return true, int(n - 1)
 }
 
-func (r *handoffReader) strs() []string {
+// readList reads a list the writer wrote as present and then each item,
+// each with item.
+func readList[T any](r *handoffReader, item func() T) []T {
 	ok, n := r.present()
 	if !ok {
 		return nil
 	}
-	s := make([]string, n)
-	for i := range s {
-		s[i] = r.str()
+	v := make([]T, 0, n)
+	for range n {
+		v = append(v, item())
 	}
-	return s
+	return v
 }
+
+func (r *handoffReader) strs() []string { return readList(r, r.str) }
 
 func (r *handoffReader) strMap() map[string]string {
 	ok, n := r.present()
@@ -173,28 +177,10 @@ func (r *handoffReader) strMap() map[string]string {
 }
 
 func (r *handoffReader) ints() []int {
-	ok, n := r.present()
-	if !ok {
-		return nil
-	}
-	v := make([]int, 0, n)
-	for range n {
-		v = append(v, int(r.int()))
-	}
-	return v
+	return readList(r, func() int { return int(r.int()) })
 }
 
-func (r *handoffReader) uints() []uint64 {
-	ok, n := r.present()
-	if !ok {
-		return nil
-	}
-	v := make([]uint64, 0, n)
-	for range n {
-		v = append(v, r.uint())
-	}
-	return v
-}
+func (r *handoffReader) uints() []uint64 { return readList(r, r.uint) }
 
 func (r *handoffReader) time() time.Time {
 	sec := r.int()

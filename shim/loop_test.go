@@ -504,11 +504,11 @@ func TestLoopDeleteWhenStopped(t *testing.T) {
 	}
 }
 
-// TestLoopReleasesMountsAfterStopped: the container's mount namespace,
-// held so that the init's exit is heard of sooner, is let go once the
+// TestLoopReleasesNamespacesAfterStopped: the container's namespaces,
+// held so that the init's exit is heard of sooner, are let go once the
 // stopped event is out, off the loop, and the delete's teardown waits for
-// it (Remains.Released).
-func TestLoopReleasesMountsAfterStopped(t *testing.T) {
+// that (Remains.Released).
+func TestLoopReleasesNamespacesAfterStopped(t *testing.T) {
 	// The release runs on a goroutine of its own: a wrong order shows
 	// only in some runs.
 	for range 20 {
@@ -529,16 +529,16 @@ func releasesAfterStopped(t *testing.T) {
 	select {
 	case queued := <-released:
 		if queued != 1 {
-			t.Errorf("mounts let go with %d events given to the subscriber, want once stopped was", queued)
+			t.Errorf("namespaces let go with %d events given to the subscriber, want once stopped was", queued)
 		}
 	case <-time.After(testWait):
-		t.Fatal("the mount namespace was never let go")
+		t.Fatal("the namespaces were never let go")
 	}
 	if ev := nextEvent(t, sub); ev.Type != protocol.EventStopped {
 		t.Fatalf("event %+v, want stopped", ev)
 	}
 	if r := s.remains(); r.Released == nil {
-		t.Error("the teardown does not wait for the mount namespace")
+		t.Error("the teardown does not wait for the namespaces")
 	} else {
 		<-r.Released
 	}

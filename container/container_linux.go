@@ -193,20 +193,6 @@ func (c *Container) HoldNamespaces() {
 	}
 }
 
-// ownNamespace reports whether the container has a namespace of type t
-// made for it, not one it joins.
-func ownNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
-	if spec.Linux == nil {
-		return false
-	}
-	for _, ns := range spec.Linux.Namespaces {
-		if ns.Type == t {
-			return ns.Path == ""
-		}
-	}
-	return false
-}
-
 // ReleaseNamespaces lets the container's namespaces go: with the init
 // gone, the kernel tears them down now, the mount namespace in this
 // thread.

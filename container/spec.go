@@ -199,12 +199,16 @@ func HasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
 // (listed without a path), whose init takes every other process of it
 // along when it dies; otherwise (the host's, or one it joins) its processes
 // outlive the init, and only the cgroup finds them all.
-func OwnPidNamespace(spec *specs.Spec) bool {
+func OwnPidNamespace(spec *specs.Spec) bool { return ownNamespace(spec, specs.PIDNamespace) }
+
+// ownNamespace reports whether the container has a namespace of type t
+// made for it (listed without a path), not one it joins.
+func ownNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
 	if spec.Linux == nil {
 		return false
 	}
 	for _, ns := range spec.Linux.Namespaces {
-		if ns.Type == specs.PIDNamespace {
+		if ns.Type == t {
 			return ns.Path == ""
 		}
 	}

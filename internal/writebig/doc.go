@@ -25,7 +25,9 @@
 // then whole too, written with the rest, and mapped at once, where its
 // tail would take a fault per 16 pages and an entry per page to tear down
 // when the process exits. Those zeros are then data, not holes: up to
-// 2 MB more per segment on disk, and in a sealed memfd copy. DST is written beside itself and renamed into place,
-// so a running binary is never overwritten. A file that is no ELF
-// executable is written whole, with one write.
+// 2 MB more per segment on disk, and in a sealed memfd copy.
+//
+// DST is written beside itself and renamed into place, so a running
+// binary is never overwritten. A file that is no ELF executable is
+// written whole, with one write.
 package main

@@ -155,22 +155,28 @@ func extendSegments(b []byte) {
 		if end > uint64(len(b)) || end == p.Off+p.Filesz {
 			continue
 		}
-		clash := false
-		for j, q := range f.Progs {
-			if j == i || q.Type != elf.PT_LOAD {
-				continue
-			}
-			if (q.Off < end && q.Off+q.Filesz > p.Off) || (q.Vaddr < p.Vaddr+(end-p.Off) && q.Vaddr+q.Memsz > p.Vaddr) {
-				if q.Off != p.Off || q.Vaddr != p.Vaddr {
-					clash = true
-				}
-			}
-		}
-		if clash || !zero(b[p.Off+p.Filesz:end]) {
+		if clashes(f.Progs, i, end-p.Off) || !zero(b[p.Off+p.Filesz:end]) {
 			continue
 		}
 		h := b[phoff+int64(i)*phentsize:]
 		binary.LittleEndian.PutUint64(h[32:], end-p.Off) // p_filesz
 		binary.LittleEndian.PutUint64(h[40:], end-p.Off) // p_memsz
 	}
+}
+
+// clashes reports whether another loadable segment overlaps segment i
+// stretched to size, in the file or in memory.
+func clashes(progs []*elf.Prog, i int, size uint64) bool {
+	p := progs[i]
+	for j, q := range progs {
+		if j == i || q.Type != elf.PT_LOAD {
+			continue
+		}
+		inFile := q.Off < p.Off+size && q.Off+q.Filesz > p.Off
+		inMemory := q.Vaddr < p.Vaddr+size && q.Vaddr+q.Memsz > p.Vaddr
+		if inFile || inMemory {
+			return true
+		}
+	}
+	return false
 }

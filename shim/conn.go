@@ -181,6 +181,12 @@ func (s *server) subscribe(r *request) {
 // by --event-buffer, or dropped as old exec events), so that a resuming
 // subscriber is told rather than left to guess.
 func (s *server) replay(sub *subscriber, req protocol.Request) {
+	s.replayLines(req, sub.send)
+}
+
+// replayLines is replay for any taker of the lines: put calls it with each
+// line and the seq it stands for (a missed line's last).
+func (s *server) replayLines(req protocol.Request, put func(seq uint64, line []byte)) {
 	if req.Since == nil && req.History != nil && !*req.History {
 		return
 	}
@@ -194,7 +200,7 @@ func (s *server) replay(sub *subscriber, req protocol.Request) {
 			if ev.Type == protocol.EventMissed {
 				seq = ev.To
 			}
-			sub.send(seq, line)
+			put(seq, line)
 		}
 	}
 	for _, ev := range s.rec.History {

@@ -3,7 +3,9 @@ package shim
 import (
 	"slices"
 
+	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/protocol"
+	"github.com/crier-runtime/crier/statedir"
 )
 
 // The events a shim keeps for late subscribers. A container has at most
@@ -56,4 +58,38 @@ func lifecycle(t string) bool {
 		return true
 	}
 	return false
+}
+
+// deliverAwaited gives the whole history, deleted included, to the waiters
+// that took a ticket for this container's ID before it existed
+// (statedir.Await): one that had not subscribed by now, because it was
+// off the CPU for the container's whole life, gets the events all the
+// same. Gaps are told with missed lines, as to a subscriber resuming from
+// seq 0. With nobody waiting it costs one stat.
+func (s *server) deliverAwaited() {
+	if !statedir.Awaited(s.rec.Root, s.rec.ID) {
+		return
+	}
+	var b []byte
+	zero := uint64(0)
+	s.replayLines(protocol.Request{Since: &zero}, func(_ uint64, line []byte) { b = append(b, line...) })
+	s.deliver(b)
+}
+
+// deliverRefusal tells the waiters that took a ticket (deliverAwaited)
+// why the container they wait for will not be: its create failed. They
+// get the error reply a subscriber would have got.
+func (s *server) deliverRefusal(err error) {
+	if !statedir.Awaited(s.rec.Root, s.rec.ID) {
+		return
+	}
+	if line, merr := protocol.Marshal(protocol.ErrorReply(err)); merr == nil {
+		s.deliver(line)
+	}
+}
+
+func (s *server) deliver(b []byte) {
+	if err := statedir.Deliver(s.rec.Root, s.rec.ID, b, container.Alive); err != nil {
+		s.log.Printf("waiters' tickets: %v", err)
+	}
 }

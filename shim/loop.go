@@ -667,6 +667,7 @@ func (s *server) runTeardown() {
 func (s *server) finishDelete() {
 	s.ln.Close()
 	s.emit(protocol.Event{Type: protocol.EventDeleted}, time.Now())
+	s.deliverAwaited()
 	rep := protocol.Reply{OK: true}
 	if s.deleting.own && s.exit != nil && !s.exit.Unknown {
 		status := s.exit.Status

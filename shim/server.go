@@ -164,9 +164,11 @@ func (s *server) create(cfg *container.Config) error {
 		}
 	}
 	if err != nil {
-		s.refuseWaiting(fmt.Errorf("create failed: %w", err))
+		refusal := fmt.Errorf("create failed: %w", err)
+		s.refuseWaiting(refusal)
 		s.ln.Close()
 		s.dir.Remove()
+		s.deliverRefusal(refusal)
 		report(s.cfg.Report, Report{Error: err.Error()})
 		return err
 	}

@@ -49,19 +49,30 @@ func (d *Dir) open() error {
 		}
 		d.rootfd = r.fd
 	}
-	fd, err := unix.Openat(d.rootfd, d.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := openChecked(d.rootfd, d.name, d.Path())
 	if err != nil {
-		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-			return fmt.Errorf("state directory %s: not a directory", d.Path())
-		}
-		return &os.PathError{Op: "open state directory", Path: d.Path(), Err: err}
-	}
-	if err := check(fd, "state directory", d.Path()); err != nil {
-		unix.Close(fd)
 		return err
 	}
 	d.fd = fd
 	return nil
+}
+
+// openChecked opens the directory name in the directory open at dirfd,
+// never through a link, and checks it (check); path names it in errors. A
+// missing one gives an error that is os.ErrNotExist.
+func openChecked(dirfd int, name, path string) (int, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			return -1, fmt.Errorf("state directory %s: not a directory", path)
+		}
+		return -1, &os.PathError{Op: "open state directory", Path: path, Err: err}
+	}
+	if err := check(fd, "state directory", path); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }
 
 // Close closes the directory's descriptors.

@@ -1,7 +1,9 @@
 // Package statedir owns crier's state directory: the layout of the state
 // root (ROOT/ID/state.json and ROOT/ID/shim.sock), the checks that make it
 // safe to trust, reading and atomically writing state.json, removing a
-// container's directory, and waiting for a container to appear.
+// container's directory, waiting for a container to appear, and the
+// tickets by which a waiter gets the events of a container that came and
+// went before it could subscribe (await.go).
 //
 // # Trust
 //

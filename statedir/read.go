@@ -56,8 +56,13 @@ func (d *Dir) readFile(name string, max int64) ([]byte, error) {
 	if err := d.open(); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(d.Path(), name)
-	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	return readAt(d.fd, name, filepath.Join(d.Path(), name), max)
+}
+
+// readAt reads the regular file name in the directory open at dirfd, up to
+// max bytes, as Dir.readFile does; path names it in errors.
+func readAt(dirfd int, name, path string, max int64) ([]byte, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}

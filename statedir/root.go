@@ -95,11 +95,21 @@ func (r *Root) Names() ([]string, error) {
 }
 
 func (r *Root) entries() ([]string, error) {
-	fd, err := unix.Openat(r.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	names, err := readNames(r.fd)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: r.path, Err: err}
+		return nil, &os.PathError{Op: "read", Path: r.path, Err: err}
 	}
-	f := os.NewFile(uintptr(fd), r.path)
+	return names, nil
+}
+
+// readNames returns the names in the directory open at dirfd, which it
+// leaves open.
+func readNames(dirfd int) ([]string, error) {
+	fd, err := unix.Openat(dirfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), ".")
 	defer f.Close()
 	return f.Readdirnames(-1)
 }
@@ -109,12 +119,14 @@ func (r *Root) entries() ([]string, error) {
 // no delete would ever find it. Only a directory whose maker, named in
 // its name, is no longer alive (alive says, by pid and start time) is
 // removed: one still being made is left alone. It returns how many it
-// removed.
+// removed. It also removes the tickets of waiters that died (Await), and
+// their directories once empty.
 func (r *Root) SweepAbandoned(alive func(pid int, start uint64) bool) (int, error) {
 	names, err := r.entries()
 	if err != nil {
 		return 0, err
 	}
+	r.sweepAwaiting(names, alive)
 	removed := 0
 	var errs []error
 	for _, n := range names {
@@ -135,8 +147,17 @@ func (r *Root) SweepAbandoned(alive func(pid int, start uint64) bool) (int, erro
 // tempOwner parses the maker out of a NewTemp name.
 func tempOwner(name string) (pid int, start uint64, ok bool) {
 	rest, found := strings.CutPrefix(name, tempPrefix)
-	parts := strings.Split(rest, "-")
-	if !found || len(parts) != 3 {
+	if !found {
+		return 0, 0, false
+	}
+	return parseOwner(rest)
+}
+
+// parseOwner parses PID-START-RANDOM, the end of a name that says who
+// made it (NewTemp, Await).
+func parseOwner(s string) (pid int, start uint64, ok bool) {
+	parts := strings.Split(s, "-")
+	if len(parts) != 3 {
 		return 0, 0, false
 	}
 	pid, err := strconv.Atoi(parts[0])

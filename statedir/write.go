@@ -47,9 +47,22 @@ func WriteFileAt(dirfd int, path, name string, b []byte, mode uint32) error {
 	if err != nil {
 		return err
 	}
-	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
-	if err != nil {
+	if err := writeNew(dirfd, tmp, b, mode); err != nil {
 		return &os.PathError{Op: "create", Path: filepath.Join(path, tmp), Err: err}
+	}
+	if err := replace(dirfd, tmp, name); err != nil {
+		unix.Unlinkat(dirfd, tmp, 0)
+		return &os.PathError{Op: "write", Path: filepath.Join(path, name), Err: err}
+	}
+	return nil
+}
+
+// writeNew creates the file name, which must not exist, in the directory
+// open at dirfd and writes b to it. It leaves nothing on error.
+func writeNew(dirfd int, name string, b []byte, mode uint32) error {
+	fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
+	if err != nil {
+		return err
 	}
 	for len(b) > 0 && err == nil {
 		var n int
@@ -64,14 +77,10 @@ func WriteFileAt(dirfd int, path, name string, b []byte, mode uint32) error {
 	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = replace(dirfd, tmp, name)
-	}
 	if err != nil {
-		unix.Unlinkat(dirfd, tmp, 0)
-		return &os.PathError{Op: "write", Path: filepath.Join(path, name), Err: err}
+		unix.Unlinkat(dirfd, name, 0)
 	}
-	return nil
+	return err
 }
 
 // replace puts the file tmp in place of the entry name, atomically.

@@ -14,7 +14,6 @@ import (
 
 	"github.com/crier-runtime/crier/internal/verb"
 	"github.com/crier-runtime/crier/protocol"
-	"github.com/crier-runtime/crier/statedir"
 )
 
 type eventOptions struct {
@@ -110,25 +109,40 @@ func (a *app) event(id string, o *eventOptions) error {
 
 // connect waits for the container's state directory to appear, then
 // subscribes to its shim. A root that exists must pass statedir's checks
-// before anything is waited for in it.
-func (a *app) connect(ctx context.Context, id string, o *eventOptions) (*protocol.Client, error) {
+// before anything is waited for in it. While the ID does not exist, it
+// holds a ticket for it (awaiting): a container that came and went before
+// connect could subscribe leaves its events there, and connect returns
+// them instead of a client.
+func (a *app) connect(ctx context.Context, id string, o *eventOptions) (*protocol.Client, []byte, error) {
+	var t *awaiting
+	defer func() { t.release() }()
 	for {
 		if err := a.checkRoot(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if err := statedir.WaitExist(ctx, a.dir(id)); err != nil {
-			return nil, err
+		if t == nil && !exists(a.dir(id)) {
+			var err error
+			var cancel context.CancelFunc
+			if t, ctx, cancel, err = a.await(ctx, id); err != nil {
+				return nil, nil, err
+			}
+			defer cancel()
+		}
+		if t != nil {
+			if b, err := t.Wait(ctx); err != nil || b != nil {
+				return nil, b, err
+			}
 		}
 		c, err := a.dialRecovering(ctx, id)
 		if errors.Is(err, errShimDead) {
-			return nil, fmt.Errorf("container %q: %w", id, err)
+			return nil, nil, fmt.Errorf("container %q: %w", id, err)
 		}
 		if errors.Is(err, protocol.ErrNotExist) {
 			// Deleted between the two looks: wait for the next one.
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		opts := protocol.SubscribeOptions{NoHistory: o.noHistory}
 		if o.since >= 0 {
@@ -137,22 +151,30 @@ func (a *app) connect(ctx context.Context, id string, o *eventOptions) (*protoco
 		}
 		if err := c.Subscribe(ctx, opts); err != nil {
 			c.Close()
-			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
-				return nil, fmt.Errorf("container %q went away before it could be watched (its create failed, or it was deleted)", id)
+			gone := errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+			if gone && t != nil {
+				// Deleted as we came: its shim delivers to our ticket.
+				continue
 			}
-			return nil, requestError(err)
+			if gone {
+				return nil, nil, fmt.Errorf("container %q went away before it could be watched (its create failed, or it was deleted)", id)
+			}
+			return nil, nil, requestError(err)
 		}
-		return c, nil
+		return c, nil, nil
 	}
 }
 
 func (a *app) watch(ctx context.Context, id string, o *eventOptions) error {
-	c, err := a.connect(ctx, id, o)
+	c, delivered, err := a.connect(ctx, id, o)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
 	w := &verb.Watcher{ID: id, Types: o.types, Monitor: o.monitor}
+	if delivered != nil {
+		return printDelivered(delivered, w, o.since)
+	}
+	defer c.Close()
 	for {
 		ev, err := c.Next(ctx)
 		if err != nil {

@@ -1,0 +1,164 @@
+package test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/crier-runtime/crier/protocol"
+	"github.com/crier-runtime/crier/statedir"
+)
+
+// waitTicket waits for n waiters to hold a ticket for id (statedir.Await),
+// watching for them rather than polling.
+func (e *env) waitTicket(id string, n int) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
+	defer cancel()
+	dir := statedir.AwaitPath(e.root, id)
+	if err := statedir.WaitExist(ctx, dir); err != nil {
+		e.t.Fatalf("no waiter took a ticket for %s: %v", id, err)
+	}
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "inotify")
+	defer f.Close()
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE); err != nil {
+		e.t.Fatal(err)
+	}
+	f.SetReadDeadline(deadline(ctx))
+	buf := make([]byte, 4096)
+	for {
+		ents, _ := os.ReadDir(dir)
+		if len(ents) >= n {
+			return
+		}
+		if _, err := f.Read(buf); err != nil {
+			e.t.Fatalf("waiting for %d tickets for %s: %v (%d so far)", n, id, err, len(ents))
+		}
+	}
+}
+
+func deadline(ctx context.Context) (d time.Time) {
+	d, _ = ctx.Deadline()
+	return d
+}
+
+// TestEventBeforeCreateWhileOffCPU: a waiter started before the
+// container gets its events even when it does not run again until the
+// container has come and gone (it is stopped with SIGSTOP meanwhile), as
+// a waiter on a busy machine may not: `crier event --monitor ID &` and
+// then a short create, start, delete used to leave it waiting forever.
+func TestEventBeforeCreateWhileOffCPU(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		args     []string
+		badMount bool     // the create fails
+		want     []string // the types printed
+		code     int
+		stderr   string
+	}{
+		{name: "monitor", args: []string{"--monitor"}, want: []string{"created", "started", "stopped", "deleted"}},
+		{name: "--event stopped", args: []string{"--event", "stopped"}, want: []string{"stopped"}},
+		{name: "monitor since 2", args: []string{"-m", "--since", "2"}, want: []string{"stopped", "deleted"}},
+		{name: "--event paused", args: []string{"--event", "paused"}, code: 1, stderr: "was deleted before any paused event"},
+		{name: "create fails", args: []string{"--event", "created"}, badMount: true, code: 1, stderr: "create failed"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			id := e.id()
+			b := e.bundle([]string{"sh", "-c", "exit 17"}, func(s *specs.Spec) {
+				if tc.badMount {
+					s.Mounts = append(s.Mounts, specs.Mount{Destination: "/x", Type: "bind", Source: filepath.Join(e.dir, "none"), Options: []string{"bind"}})
+				}
+			})
+			// Two waiters, so that one delivery serves several.
+			waiters := []*cliProc{
+				e.cliStart(nil, append([]string{"event"}, append(tc.args, id)...)...),
+				e.cliStart(nil, append([]string{"event"}, append(tc.args, id)...)...),
+			}
+			e.waitTicket(id, len(waiters))
+			for _, w := range waiters {
+				w.cmd.Process.Signal(syscall.SIGSTOP)
+			}
+			if tc.badMount {
+				e.createFails(id, b)
+			} else {
+				e.create(id, b)
+				e.cliOK("start", id)
+				wantExit(t, e.waitStopped(id), 17, "")
+				e.cliOK("delete", id)
+			}
+			for i, w := range waiters {
+				w.cmd.Process.Signal(syscall.SIGCONT)
+				r := w.wait()
+				if r.code != tc.code || !strings.Contains(r.stderr, tc.stderr) {
+					t.Fatalf("waiter %d: exit %d, stderr %q; want %d and %q", i, r.code, r.stderr, tc.code, tc.stderr)
+				}
+				evs := events(t, r.stdout)
+				if got := typesOf(evs); !slices.Equal(got, tc.want) {
+					t.Errorf("waiter %d printed %q, want %q", i, got, tc.want)
+				}
+				for _, ev := range evs {
+					if ev.ID != id {
+						t.Errorf("waiter %d: event of %q", i, ev.ID)
+					}
+					if ev.Type == protocol.EventStopped {
+						wantExit(t, ev, 17, "")
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestEventWaiterEndsCleanly: a waiter for an ID that never comes gives
+// its ticket back whether it is interrupted, terminated, hung up on or
+// times out (newEnv checks that the root is left empty).
+func TestEventWaiterEndsCleanly(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		sig  syscall.Signal
+	}{
+		{"SIGINT", syscall.SIGINT},
+		{"SIGTERM", syscall.SIGTERM},
+		{"SIGHUP", syscall.SIGHUP},
+		{"--timeout", 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			id := e.id()
+			if tc.sig == 0 {
+				r := e.cliRun("event", "--timeout", "100ms", id)
+				wantCLIError(t, "event --timeout", r, "timed out")
+				return
+			}
+			w := e.cliStart(nil, "event", "--monitor", id)
+			e.waitTicket(id, 1)
+			w.cmd.Process.Signal(tc.sig)
+			err := w.cmd.Wait()
+			w.out.Close()
+			w.err.Close()
+			ws, _ := w.cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if !ws.Signaled() || ws.Signal() != tc.sig {
+				t.Errorf("waiter ended with %v, want killed by %v", err, tc.sig)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -219,5 +220,60 @@ func TestTicketOwner(t *testing.T) {
 		if pid != tc.pid || start != tc.start || ok != tc.ok {
 			t.Errorf("ticketOwner(%q) = %d, %d, %v; want %d, %d, %v", tc.name, pid, start, ok, tc.pid, tc.start, tc.ok)
 		}
+	}
+}
+
+// TestAwaitAllDeliver: a stream's ticket gets a history unless its holder
+// is subscribed; a dead holder's ticket is removed; Close leaves nothing,
+// a delivery not taken included.
+func TestAwaitAllDeliver(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	tk, err := AwaitAll(root, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !AwaitedAll(root) {
+		t.Fatal("AwaitedAll = false with a ticket held")
+	}
+	notSubscribed := func(int) bool { return false }
+	for _, h := range []string{"a\n", "b\n"} {
+		if err := DeliverAll(root, []byte(h), alive, notSubscribed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := DeliverAll(root, []byte("subscribed\n"), alive, func(pid int) bool { return pid == os.Getpid() }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := tk.Next(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s []string
+	for _, b := range got {
+		s = append(s, string(b))
+	}
+	slices.Sort(s)
+	if want := []string{"a\n", "b\n"}; !slices.Equal(s, want) {
+		t.Errorf("Next = %q, want %q", s, want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	if got, err := tk.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Next with nothing delivered = %q, %v", got, err)
+	}
+	DeliverAll(root, []byte("c\n"), alive, notSubscribed)
+	tk.Close()
+	if names := entries(t, root); len(names) != 0 {
+		t.Errorf("left in the root after Close: %q", names)
+	}
+
+	if _, err := AwaitAll(root, 1); err != nil { // its holder "dies"
+		t.Fatal(err)
+	}
+	if err := DeliverAll(root, []byte("x\n"), dead, notSubscribed); err != nil {
+		t.Fatal(err)
+	}
+	if names := entries(t, root); len(names) != 0 {
+		t.Errorf("left in the root after delivering to dead holders: %q", names)
 	}
 }

@@ -127,6 +127,7 @@ func (r *Root) SweepAbandoned(alive func(pid int, start uint64) bool) (int, erro
 		return 0, err
 	}
 	r.sweepAwaiting(names, alive)
+	r.sweepStreams(alive)
 	removed := 0
 	var errs []error
 	for _, n := range names {

@@ -19,13 +19,15 @@ import (
 
 // waitTicket waits for n waiters to hold a ticket for id (statedir.Await),
 // watching for them rather than polling.
-func (e *env) waitTicket(id string, n int) {
+func (e *env) waitTicket(id string, n int) { e.waitEntries(statedir.AwaitPath(e.root, id), n) }
+
+// waitEntries waits for the directory dir to exist and hold n entries.
+func (e *env) waitEntries(dir string, n int) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
 	defer cancel()
-	dir := statedir.AwaitPath(e.root, id)
 	if err := statedir.WaitExist(ctx, dir); err != nil {
-		e.t.Fatalf("no waiter took a ticket for %s: %v", id, err)
+		e.t.Fatalf("waiting for %s: %v", dir, err)
 	}
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
@@ -44,7 +46,7 @@ func (e *env) waitTicket(id string, n int) {
 			return
 		}
 		if _, err := f.Read(buf); err != nil {
-			e.t.Fatalf("waiting for %d tickets for %s: %v (%d so far)", n, id, err, len(ents))
+			e.t.Fatalf("waiting for %d entries in %s: %v (%d so far)", n, dir, err, len(ents))
 		}
 	}
 }
@@ -160,5 +162,64 @@ func TestEventWaiterEndsCleanly(t *testing.T) {
 				t.Errorf("waiter ended with %v, want killed by %v", err, tc.sig)
 			}
 		})
+	}
+}
+
+// TestEventAllWhileOffCPU: an `event --all` stream that is off the CPU
+// (stopped with SIGSTOP) while containers come and go still prints their
+// events once it runs again, and those of a container it follows live
+// once only. On SIGTERM it gives its ticket back (newEnv checks that the
+// root is left empty).
+func TestEventAllWhileOffCPU(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stream, out := e.cliStartPiped("event", "--all", "--monitor")
+	e.waitEntries(statedir.AwaitAllPath(e.root), 1)
+	b := e.bundle([]string{"sh", "-c", "exit 17"}, nil)
+	lifecycle := func(id string) {
+		e.create(id, b)
+		e.cliOK("start", id)
+		wantExit(t, e.waitStopped(id), 17, "")
+		e.cliOK("delete", id)
+	}
+	stream.cmd.Process.Signal(syscall.SIGSTOP)
+	gone := []string{e.id(), e.id()}
+	for _, id := range gone {
+		lifecycle(id)
+	}
+	stream.cmd.Process.Signal(syscall.SIGCONT)
+	want := []string{"created", "started", "stopped", "deleted"}
+	seen := map[string][]string{}
+	for range 2 * len(want) {
+		ev := decodeEvent(t, out.line(t))
+		seen[ev.ID] = append(seen[ev.ID], ev.Type)
+		if ev.Type == protocol.EventStopped {
+			wantExit(t, ev, 17, "")
+		}
+	}
+	// One followed live; its deleted is the stream's last line.
+	live := e.id()
+	lifecycle(live)
+	for {
+		ev := decodeEvent(t, out.line(t))
+		seen[ev.ID] = append(seen[ev.ID], ev.Type)
+		if ev.ID == live && ev.Type == protocol.EventDeleted {
+			break
+		}
+	}
+	for _, id := range append(gone, live) {
+		if !slices.Equal(seen[id], want) {
+			t.Errorf("stream printed %q for %s, want %q", seen[id], id, want)
+		}
+	}
+	stream.cmd.Process.Signal(syscall.SIGTERM)
+	if rest := out.rest(t); rest != "" {
+		t.Errorf("stream printed more: %q", rest)
+	}
+	stream.cmd.Wait()
+	stream.out.Close()
+	stream.err.Close()
+	if ws, _ := stream.cmd.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Errorf("stream ended %v, want killed by SIGTERM", stream.cmd.ProcessState)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/crier-runtime/crier/internal/verb"
 	"github.com/crier-runtime/crier/protocol"
+	"github.com/crier-runtime/crier/statedir"
 )
 
 type eventOptions struct {
@@ -110,22 +111,27 @@ func (a *app) event(id string, o *eventOptions) error {
 // connect waits for the container's state directory to appear, then
 // subscribes to its shim. A root that exists must pass statedir's checks
 // before anything is waited for in it. While the ID does not exist, it
-// holds a ticket for it (awaiting): a container that came and went before
+// holds a ticket for it (holding): a container that came and went before
 // connect could subscribe leaves its events there, and connect returns
 // them instead of a client.
 func (a *app) connect(ctx context.Context, id string, o *eventOptions) (*protocol.Client, []byte, error) {
-	var t *awaiting
-	defer func() { t.release() }()
+	var t *statedir.Ticket
+	var h *holding
+	defer func() { h.release() }()
 	for {
 		if err := a.checkRoot(); err != nil {
 			return nil, nil, err
 		}
 		if t == nil && !exists(a.dir(id)) {
-			var err error
-			var cancel context.CancelFunc
-			if t, ctx, cancel, err = a.await(ctx, id); err != nil {
+			start, err := ownStart()
+			if err == nil {
+				t, err = statedir.Await(a.root, id, start)
+			}
+			if err != nil {
 				return nil, nil, err
 			}
+			var cancel context.CancelFunc
+			h, ctx, cancel = hold(ctx, t)
 			defer cancel()
 		}
 		if t != nil {

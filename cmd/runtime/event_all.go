@@ -36,7 +36,12 @@ type allStream struct {
 	a    *app
 	o    *eventOptions
 	root *statedir.Root
-	want map[string]bool
+	// tickets is where the shims of containers deleted while the stream
+	// was not subscribed to them leave their histories; began is when the
+	// stream began, before which --no-history prints nothing of them.
+	tickets *statedir.AllTicket
+	began   time.Time
+	want    map[string]bool
 	// out carries the lines to the writer; ended the subscriptions that
 	// are over; fatal an error that ends the stream.
 	out   chan allLine
@@ -96,14 +101,24 @@ func describeAll(root string, o *eventOptions) string {
 	return fmt.Sprintf("%s of any container under %s", what, root)
 }
 
-// streamAll waits for the root to exist, checks it, and streams.
+// streamAll takes the stream's ticket (making the root if need be), checks
+// the root, and streams.
 func (a *app) streamAll(ctx context.Context, o *eventOptions) error {
 	if err := a.checkRoot(); err != nil {
 		return err
 	}
-	if err := statedir.WaitExist(ctx, a.root); err != nil {
+	began := time.Now()
+	start, err := ownStart()
+	if err != nil {
 		return err
 	}
+	tk, err := statedir.AwaitAll(a.root, start)
+	if err != nil {
+		return err
+	}
+	h, ctx, cancel := hold(ctx, tk)
+	defer h.release()
+	defer cancel()
 	root, err := statedir.OpenRoot(a.root)
 	if err != nil {
 		return err
@@ -118,7 +133,7 @@ func (a *app) streamAll(ctx context.Context, o *eventOptions) error {
 	}
 	defer w.Close()
 	s := &allStream{
-		a: a, o: o, root: root, want: map[string]bool{},
+		a: a, o: o, root: root, tickets: tk, began: began, want: map[string]bool{},
 		out: make(chan allLine, 256), ended: make(chan subEnd), fatal: make(chan error, 1),
 		names: map[string]*nameState{},
 	}
@@ -162,6 +177,10 @@ func (s *allStream) run(ctx context.Context, w *statedir.RootWatch) error {
 			}
 		}
 	}()
+	if s.tickets != nil {
+		s.wg.Add(1)
+		go s.takeDeliveries(ctx)
+	}
 	// Listed after the watch began: a container made in between is in
 	// both, and subscribed to once.
 	if err := s.rescan(ctx, !s.o.noHistory); err != nil {
@@ -315,7 +334,8 @@ func (s *allStream) followShim(ctx context.Context, name string, history bool) {
 
 // errVanished says that a container's directory was gone before it could
 // be followed: it came and went between the look that found it and the
-// dial. Its events are lost to this stream (docs/protocol.md).
+// dial. Its shim delivers its events to the stream's ticket instead
+// (takeDeliveries).
 var errVanished = errors.New("vanished")
 
 // errSettle says that the shim of a container could not be subscribed to:

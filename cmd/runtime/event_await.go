@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -15,57 +16,51 @@ import (
 	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/internal/verb"
 	"github.com/crier-runtime/crier/protocol"
-	"github.com/crier-runtime/crier/statedir"
 )
 
-// awaiting is the ticket event holds while the container's ID does not
-// exist (statedir.Await): if the container is made and deleted before
-// event gets to subscribe, its shim delivers the history into it. The
-// signals that end event are caught meanwhile, so that the ticket is
-// given back before event dies of them.
-type awaiting struct {
-	*statedir.Ticket
+// A ticket (statedir.Await, statedir.AwaitAll) is what event holds while
+// a container it waits for may come and go before it subscribes: the
+// container's shim delivers the history into it. The signals that end
+// event are caught while it is held (holding), so that it is given back
+// before event dies of them.
+type holding struct {
+	ticket io.Closer
 	sigs   chan os.Signal
 	caught chan os.Signal
 	done   chan struct{}
 }
 
-// await takes a ticket for id and returns it with a context that a
-// signal ends.
-func (a *app) await(ctx context.Context, id string) (*awaiting, context.Context, context.CancelFunc, error) {
-	start, err := container.StartTime(os.Getpid())
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	t, err := statedir.Await(a.root, id, start)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	w := &awaiting{Ticket: t, sigs: make(chan os.Signal, 1), caught: make(chan os.Signal, 1), done: make(chan struct{})}
-	signal.Notify(w.sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+// hold catches the signals that end event until release, which gives t
+// back; ctx's child, returned, ends at such a signal.
+func hold(ctx context.Context, t io.Closer) (*holding, context.Context, context.CancelFunc) {
+	h := &holding{ticket: t, sigs: make(chan os.Signal, 1), caught: make(chan os.Signal, 1), done: make(chan struct{})}
+	signal.Notify(h.sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
 	ctx, cancel := context.WithCancel(ctx)
 	go func() {
 		select {
-		case s := <-w.sigs:
-			w.caught <- s
+		case s := <-h.sigs:
+			h.caught <- s
 			cancel()
-		case <-w.done:
+		case <-h.done:
 		}
 	}()
-	return w, ctx, cancel, nil
+	return h, ctx, cancel
 }
+
+// ownStart is this process's start time, which a ticket's name holds.
+func ownStart() (uint64, error) { return container.StartTime(os.Getpid()) }
 
 // release gives the ticket back and, if a signal came while it was held,
 // dies of that signal now.
-func (w *awaiting) release() {
-	if w == nil {
+func (h *holding) release() {
+	if h == nil {
 		return
 	}
-	close(w.done)
-	signal.Stop(w.sigs)
-	w.Ticket.Close()
+	close(h.done)
+	signal.Stop(h.sigs)
+	h.ticket.Close()
 	select {
-	case s := <-w.caught:
+	case s := <-h.caught:
 		signal.Reset(s)
 		unix.Kill(unix.Getpid(), s.(syscall.Signal))
 		// The signal is on its way; should it be late, end as a shell
@@ -115,4 +110,47 @@ func printDelivered(b []byte, w *verb.Watcher, since int64) error {
 func exists(path string) bool {
 	var st unix.Stat_t
 	return unix.Lstat(path, &st) == nil
+}
+
+// takeDeliveries passes on the histories that shims left in the stream's
+// ticket (statedir.AwaitAll): those of containers that came and went
+// while the stream was not subscribed to them.
+func (s *allStream) takeDeliveries(ctx context.Context) {
+	defer s.wg.Done()
+	for {
+		got, err := s.tickets.Next(ctx)
+		for _, b := range got {
+			if !s.passDelivered(ctx, b) {
+				return
+			}
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				s.fail(fmt.Errorf("event --all: %w", err))
+			}
+			return
+		}
+	}
+}
+
+// passDelivered emits the events of one delivered history; with
+// --no-history, only those from after the stream began. It returns false
+// once the stream is over.
+func (s *allStream) passDelivered(ctx context.Context, b []byte) bool {
+	for line := range bytes.Lines(b) {
+		var ev protocol.Event
+		if json.Unmarshal(line, &ev) != nil || ev.Type == "" {
+			continue
+		}
+		if s.o.noHistory {
+			at, err := time.Parse(time.RFC3339Nano, ev.Timestamp)
+			if err != nil || at.Before(s.began) {
+				continue
+			}
+		}
+		if !s.emit(ctx, ev) {
+			return false
+		}
+	}
+	return true
 }

@@ -277,3 +277,31 @@ func TestAwaitAllDeliver(t *testing.T) {
 		t.Errorf("left in the root after delivering to dead holders: %q", names)
 	}
 }
+
+// TestWaitGone: it returns once the directory goes, or at once if it is
+// missing or has a socket (a new container's), and blocks meanwhile.
+func TestWaitGone(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "c1")
+	if err := WaitGone(context.Background(), dir); err != nil {
+		t.Errorf("WaitGone of a missing directory = %v", err)
+	}
+	os.Mkdir(dir, 0o700)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	if err := WaitGone(ctx, dir); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitGone of a directory that stays = %v", err)
+	}
+	done := make(chan error)
+	go func() { done <- WaitGone(context.Background(), dir) }()
+	// Removed either before the watch (ENOENT) or after (the event).
+	os.Remove(dir)
+	if err := <-done; err != nil {
+		t.Errorf("WaitGone of a directory removed = %v", err)
+	}
+	os.Mkdir(dir, 0o700)
+	os.WriteFile(filepath.Join(dir, SocketName), nil, 0o600)
+	if err := WaitGone(context.Background(), dir); err != nil {
+		t.Errorf("WaitGone of a directory with a socket = %v", err)
+	}
+}

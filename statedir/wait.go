@@ -118,3 +118,37 @@ func cstring(b []byte) string {
 	}
 	return string(b)
 }
+
+// WaitGone blocks until path, a container's directory without its socket,
+// is gone, or ctx ends: such a directory is being removed, or is what a
+// removal cut short left (Dir.Remove), and a waiter must wait for it to go
+// rather than look again at once. One that has its socket again is a new
+// container's, and WaitGone returns at once.
+func WaitGone(ctx context.Context, path string) error {
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return os.NewSyscallError("inotify_init1", err)
+	}
+	f := os.NewFile(uintptr(fd), "inotify")
+	defer f.Close()
+	const mask = unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR | unix.IN_DONT_FOLLOW
+	if _, err := unix.InotifyAddWatch(fd, path, mask); err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			return nil
+		}
+		return &os.PathError{Op: "inotify_add_watch", Path: path, Err: err}
+	}
+	// A directory that has its socket is a container's made since (one
+	// is published with its socket in it): nothing to wait for.
+	if _, err := os.Lstat(filepath.Join(path, SocketName)); err == nil {
+		return nil
+	}
+	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	// Any event on the watch is its end: the directory was removed or
+	// moved (IN_IGNORED follows either).
+	if _, err := f.Read(make([]byte, 4096)); err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return nil
+}

@@ -144,7 +144,12 @@ func (a *app) connect(ctx context.Context, id string, o *eventOptions) (*protoco
 			return nil, nil, fmt.Errorf("container %q: %w", id, err)
 		}
 		if errors.Is(err, protocol.ErrNotExist) {
-			// Deleted between the two looks: wait for the next one.
+			// Its socket is gone: the directory is being removed, or
+			// is what a removal cut short left. Wait for it to go,
+			// rather than look again at once, then for the next one.
+			if err := statedir.WaitGone(ctx, a.dir(id)); err != nil {
+				return nil, nil, err
+			}
 			continue
 		}
 		if err != nil {

@@ -196,6 +196,30 @@ func (tr *trace) leftovers() []string {
 	return found
 }
 
+// settle waits, up to d, for the processes that mention the sandbox or its
+// container IDs to end by themselves: podman's conmon runs the
+// container's exit command (`podman container cleanup`) once the
+// container is gone, and may still be at it when `podman rm` returns.
+// Only what outlives d is left behind. It waits on pidfds, not a clock.
+func (tr *trace) settle(d time.Duration) {
+	keys := append([]string{tr.dir}, tr.ids...)
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		procs := processesMatching(keys...)
+		if len(procs) == 0 {
+			return
+		}
+		for pid := range procs {
+			fd, err := unix.PidfdOpen(pid, 0)
+			if err != nil {
+				continue // gone already
+			}
+			pidfd.Wait(fd, time.Until(deadline))
+			unix.Close(fd)
+		}
+	}
+}
+
 // sweep removes by force what a sandbox left after its client was asked to
 // clean up: it kills the processes that mention the sandbox or its
 // container IDs (only ours: both are unique to this run), unmounts below

@@ -95,6 +95,7 @@ func tearDown(t *testing.T, c client) {
 	for _, id := range sb.trace.ids {
 		sb.runtimeDelete(id)
 	}
+	sb.trace.settle(10 * time.Second)
 	if left := sb.trace.leftovers(); len(left) > 0 {
 		t.Errorf("%s left behind (now swept):\n  %s", sb.kind, strings.Join(left, "\n  "))
 	}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -43,6 +44,10 @@ func startEvents(t *testing.T, h handler) *eventStream {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &eventStream{cancel: cancel, done: make(chan struct{})}
 	s.cmd = exec.CommandContext(ctx, suite.crier, "--root", h.stateRoot(), "event", "--all", "--monitor")
+	// Ended as a user ends a monitor, so that it gives its ticket back
+	// (statedir.AwaitAll); killed only if that fails.
+	s.cmd.Cancel = func() error { return s.cmd.Process.Signal(syscall.SIGTERM) }
+	s.cmd.WaitDelay = 10 * time.Second
 	s.cmd.Stderr = &s.stderr
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {

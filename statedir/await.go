@@ -46,8 +46,10 @@ type Ticket struct {
 
 // Await takes a ticket for the events of container id under the state root
 // at root, making the root (as CreateRoot) if it does not exist. The ticket
-// names its holder: this process, which started at ownerStart.
-func Await(root, id string, ownerStart uint64) (*Ticket, error) {
+// names its holder: this process, which started at ownerStart. Tickets of
+// dead holders (alive says, by pid and start time) found on the way are
+// removed.
+func Await(root, id string, ownerStart uint64, alive func(pid int, start uint64) bool) (*Ticket, error) {
 	r, err := CreateRoot(root)
 	if err != nil {
 		return nil, err
@@ -57,7 +59,7 @@ func Await(root, id string, ownerStart uint64) (*Ticket, error) {
 	// Another holder's Close may remove the directory between our
 	// mkdir and our create: make it again.
 	for range 100 {
-		if err = t.take(prefix); !errors.Is(err, unix.ENOENT) {
+		if err = t.take(prefix, alive); !errors.Is(err, unix.ENOENT) {
 			break
 		}
 	}
@@ -68,7 +70,7 @@ func Await(root, id string, ownerStart uint64) (*Ticket, error) {
 	return t, nil
 }
 
-func (t *Ticket) take(prefix string) error {
+func (t *Ticket) take(prefix string, alive func(pid int, start uint64) bool) error {
 	dir := awaitPrefix + t.id
 	path := filepath.Join(t.root.path, dir)
 	if err := unix.Mkdirat(t.root.fd, dir, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
@@ -78,6 +80,7 @@ func (t *Ticket) take(prefix string) error {
 	if err != nil {
 		return err
 	}
+	sweepTickets(dirfd, alive)
 	name, err := tempName(prefix)
 	if err == nil {
 		if err = writeNew(dirfd, name, nil, 0o600); err != nil {

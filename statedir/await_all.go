@@ -39,8 +39,9 @@ type AllTicket struct {
 // AwaitAll takes a ticket for the histories of the containers deleted
 // under the state root at root, making the root (as CreateRoot) if it does
 // not exist. The ticket names its holder: this process, which started at
-// ownerStart.
-func AwaitAll(root string, ownerStart uint64) (*AllTicket, error) {
+// ownerStart. The tickets of dead holders (alive says, by pid and start
+// time) are removed.
+func AwaitAll(root string, ownerStart uint64, alive func(pid int, start uint64) bool) (*AllTicket, error) {
 	r, err := CreateRoot(root)
 	if err != nil {
 		return nil, err
@@ -50,7 +51,7 @@ func AwaitAll(root string, ownerStart uint64) (*AllTicket, error) {
 	// Another holder's Close may remove .sub between our mkdir and ours
 	// in it: make it again.
 	for range 100 {
-		if err = t.take(prefix); !errors.Is(err, unix.ENOENT) {
+		if err = t.take(prefix, alive); !errors.Is(err, unix.ENOENT) {
 			break
 		}
 	}
@@ -64,7 +65,7 @@ func AwaitAll(root string, ownerStart uint64) (*AllTicket, error) {
 	return t, nil
 }
 
-func (t *AllTicket) take(prefix string) error {
+func (t *AllTicket) take(prefix string, alive func(pid int, start uint64) bool) error {
 	path := filepath.Join(t.root.path, allDir)
 	if err := unix.Mkdirat(t.root.fd, allDir, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
 		return &os.PathError{Op: "mkdir", Path: path, Err: err}
@@ -73,6 +74,7 @@ func (t *AllTicket) take(prefix string) error {
 	if err != nil {
 		return err
 	}
+	sweepHolders(subfd, alive)
 	name, err := tempName(prefix)
 	if err == nil {
 		if err = unix.Mkdirat(subfd, name, 0o700); err != nil {
@@ -290,11 +292,17 @@ func (r *Root) sweepStreams(alive func(pid int, start uint64) bool) {
 		return
 	}
 	defer unix.Close(subfd)
+	sweepHolders(subfd, alive)
+	unix.Unlinkat(r.fd, allDir, unix.AT_REMOVEDIR)
+}
+
+// sweepHolders removes the ticket directories of dead holders (alive
+// says, by pid and start time) in the directory open at subfd.
+func sweepHolders(subfd int, alive func(pid int, start uint64) bool) {
 	names, _ := readNames(subfd)
 	for _, n := range names {
 		if pid, start, ok := parseOwner(n); ok && !alive(pid, start) {
 			removeHolder(subfd, n)
 		}
 	}
-	unix.Unlinkat(r.fd, allDir, unix.AT_REMOVEDIR)
 }

@@ -35,11 +35,11 @@ func entries(t *testing.T, dir string) []string {
 // Wait returns it, and giving the tickets back leaves nothing.
 func TestAwaitDeliver(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "missing", "root")
-	a, err := Await(root, "c1", 1)
+	a, err := Await(root, "c1", 1, alive)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Await(root, "c1", 1)
+	b, err := Await(root, "c1", 1, alive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestAwaitDeliver(t *testing.T) {
 // directory appears, even one made before the Wait began.
 func TestAwaitWaitReturnsOnCreate(t *testing.T) {
 	root := t.TempDir()
-	tk, err := Await(root, "c1", 1)
+	tk, err := Await(root, "c1", 1, alive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestAwaitWaitReturnsOnCreate(t *testing.T) {
 // by a delivery, and a dead holder's ticket is removed, not written.
 func TestDeliverSkipsGivenBackAndDead(t *testing.T) {
 	root := t.TempDir()
-	tk, err := Await(root, "c1", 1)
+	tk, err := Await(root, "c1", 1, alive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestDeliverSkipsGivenBackAndDead(t *testing.T) {
 	}
 	tk.Close()
 
-	if _, err := Await(root, "c1", 1); err != nil { // its holder "dies"
+	if _, err := Await(root, "c1", 1, alive); err != nil { // its holder "dies"
 		t.Fatal(err)
 	}
 	if err := Deliver(root, "c1", []byte("x\n"), dead); err != nil {
@@ -144,7 +144,7 @@ func TestDeliverSkipsGivenBackAndDead(t *testing.T) {
 func TestSweepAbandonedTickets(t *testing.T) {
 	root := t.TempDir()
 	for _, id := range []string{"c1", "c2"} {
-		if _, err := Await(root, id, 1); err != nil {
+		if _, err := Await(root, id, 1, alive); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -186,7 +186,7 @@ func TestAwaitRefusesPlanted(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			root, elsewhere := t.TempDir(), t.TempDir()
 			tc.plant(t, filepath.Join(root, awaitPrefix+"c1"), elsewhere)
-			if tk, err := Await(root, "c1", 1); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if tk, err := Await(root, "c1", 1, alive); err == nil || !strings.Contains(err.Error(), tc.want) {
 				if tk != nil {
 					tk.Close()
 				}
@@ -228,7 +228,7 @@ func TestTicketOwner(t *testing.T) {
 // a delivery not taken included.
 func TestAwaitAllDeliver(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "root")
-	tk, err := AwaitAll(root, 1)
+	tk, err := AwaitAll(root, 1, alive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestAwaitAllDeliver(t *testing.T) {
 		t.Errorf("left in the root after Close: %q", names)
 	}
 
-	if _, err := AwaitAll(root, 1); err != nil { // its holder "dies"
+	if _, err := AwaitAll(root, 1, alive); err != nil { // its holder "dies"
 		t.Fatal(err)
 	}
 	if err := DeliverAll(root, []byte("x\n"), dead, notSubscribed); err != nil {
@@ -303,5 +303,36 @@ func TestWaitGone(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, SocketName), nil, 0o600)
 	if err := WaitGone(context.Background(), dir); err != nil {
 		t.Errorf("WaitGone of a directory with a socket = %v", err)
+	}
+}
+
+// TestAwaitSweepsDead: taking a ticket removes those of dead holders
+// (killed with SIGKILL, they could not give theirs back).
+func TestAwaitSweepsDead(t *testing.T) {
+	root := t.TempDir()
+	if _, err := Await(root, "c1", 1, alive); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := Await(root, "c1", 1, dead) // the first holder is "dead" now
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := entries(t, AwaitPath(root, "c1")); len(names) != 1 || names[0] != tk.name {
+		t.Errorf("tickets after a sweep: %q, want only %q", names, tk.name)
+	}
+	tk.Close()
+	if _, err := AwaitAll(root, 1, alive); err != nil {
+		t.Fatal(err)
+	}
+	all, err := AwaitAll(root, 1, dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := entries(t, AwaitAllPath(root)); len(names) != 1 || names[0] != all.name {
+		t.Errorf("streams' tickets after a sweep: %q, want only %q", names, all.name)
+	}
+	all.Close()
+	if names := entries(t, root); len(names) != 0 {
+		t.Errorf("left in the root: %q", names)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/internal/verb"
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/statedir"
@@ -125,7 +126,7 @@ func (a *app) connect(ctx context.Context, id string, o *eventOptions) (*protoco
 		if t == nil && !exists(a.dir(id)) {
 			start, err := ownStart()
 			if err == nil {
-				t, err = statedir.Await(a.root, id, start)
+				t, err = statedir.Await(a.root, id, start, container.Alive)
 			}
 			if err != nil {
 				return nil, nil, err

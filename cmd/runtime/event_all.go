@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/crier-runtime/crier/container"
 	"github.com/crier-runtime/crier/internal/pidfd"
 	"github.com/crier-runtime/crier/protocol"
 	"github.com/crier-runtime/crier/statedir"
@@ -112,7 +113,7 @@ func (a *app) streamAll(ctx context.Context, o *eventOptions) error {
 	if err != nil {
 		return err
 	}
-	tk, err := statedir.AwaitAll(a.root, start)
+	tk, err := statedir.AwaitAll(a.root, start, container.Alive)
 	if err != nil {
 		return err
 	}

@@ -27,16 +27,20 @@ type holding struct {
 	ticket io.Closer
 	sigs   chan os.Signal
 	caught chan os.Signal
-	done   chan struct{}
+	// done tells the goroutine that waits for a signal to end; it
+	// closes finished as it does.
+	done, finished chan struct{}
 }
 
 // hold catches the signals that end event until release, which gives t
 // back; ctx's child, returned, ends at such a signal.
 func hold(ctx context.Context, t io.Closer) (*holding, context.Context, context.CancelFunc) {
-	h := &holding{ticket: t, sigs: make(chan os.Signal, 1), caught: make(chan os.Signal, 1), done: make(chan struct{})}
+	h := &holding{ticket: t, sigs: make(chan os.Signal, 1), caught: make(chan os.Signal, 1),
+		done: make(chan struct{}), finished: make(chan struct{})}
 	signal.Notify(h.sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
 	ctx, cancel := context.WithCancel(ctx)
 	go func() {
+		defer close(h.finished)
 		select {
 		case s := <-h.sigs:
 			h.caught <- s
@@ -56,18 +60,24 @@ func (h *holding) release() {
 	if h == nil {
 		return
 	}
-	close(h.done)
 	signal.Stop(h.sigs)
+	close(h.done)
+	<-h.finished
 	h.ticket.Close()
+	// A signal that came as the goroutine ended is still in sigs.
+	var s os.Signal
 	select {
-	case s := <-h.caught:
+	case s = <-h.caught:
+	case s = <-h.sigs:
+	default:
+	}
+	if s != nil {
 		signal.Reset(s)
 		unix.Kill(unix.Getpid(), s.(syscall.Signal))
 		// The signal is on its way; should it be late, end as a shell
 		// reports a death by it.
 		time.Sleep(time.Second)
 		os.Exit(128 + int(s.(syscall.Signal)))
-	default:
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -56,14 +55,7 @@ func Await(root, id string, ownerStart uint64, alive func(pid int, start uint64)
 	}
 	t := &Ticket{root: r, id: id, dirfd: -1}
 	prefix := fmt.Sprintf("%d-%d-", os.Getpid(), ownerStart)
-	// Another holder's Close may remove the directory between our
-	// mkdir and our create: make it again.
-	for range 100 {
-		if err = t.take(prefix, alive); !errors.Is(err, unix.ENOENT) {
-			break
-		}
-	}
-	if err != nil {
+	if err = retryGone(func() error { return t.take(prefix, alive) }); err != nil {
 		r.Close()
 		return nil, err
 	}
@@ -73,10 +65,7 @@ func Await(root, id string, ownerStart uint64, alive func(pid int, start uint64)
 func (t *Ticket) take(prefix string, alive func(pid int, start uint64) bool) error {
 	dir := awaitPrefix + t.id
 	path := filepath.Join(t.root.path, dir)
-	if err := unix.Mkdirat(t.root.fd, dir, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
-		return &os.PathError{Op: "mkdir", Path: path, Err: err}
-	}
-	dirfd, err := openChecked(t.root.fd, dir, path)
+	dirfd, err := makeChecked(t.root.fd, dir, path)
 	if err != nil {
 		return err
 	}
@@ -135,11 +124,10 @@ func (t *Ticket) Delivered() ([]byte, bool, error) {
 // (it returns the history), or until ctx ends. It does not poll: it
 // watches the root and the ticket's directory with inotify.
 func (t *Ticket) Wait(ctx context.Context) ([]byte, error) {
-	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	f, fd, err := newInotify()
 	if err != nil {
-		return nil, os.NewSyscallError("inotify_init1", err)
+		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), "inotify")
 	defer f.Close()
 	const gone = unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR
 	watches := []struct {
@@ -152,8 +140,8 @@ func (t *Ticket) Wait(ctx context.Context) ([]byte, error) {
 		{t.dirfd, filepath.Dir(t.path()), unix.IN_MOVED_TO | unix.IN_CREATE | unix.IN_CLOSE_WRITE | gone},
 	}
 	for _, w := range watches {
-		if _, err := unix.InotifyAddWatch(fd, "/proc/self/fd/"+strconv.Itoa(w.fd), w.mask); err != nil {
-			return nil, &os.PathError{Op: "inotify_add_watch", Path: w.path, Err: err}
+		if err := watchFD(fd, w.fd, w.mask, w.path); err != nil {
+			return nil, err
 		}
 	}
 	// Anything may have happened before the watches were in place, and
@@ -168,21 +156,32 @@ func (t *Ticket) Wait(ctx context.Context) ([]byte, error) {
 		if t.root.Exists(t.id) {
 			return nil, nil
 		}
-		n, err := f.Read(buf)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("inotify %s: %w", t.root.path, err)
-		}
-		gone := false
-		eachEvent(buf[:n], func(mask uint32, _ string) {
-			gone = gone || mask&(unix.IN_DELETE_SELF|unix.IN_MOVE_SELF|unix.IN_IGNORED|unix.IN_UNMOUNT) != 0
-		})
-		if gone {
-			return nil, fmt.Errorf("waiting for container %q in %s: %w", t.id, t.root.path, ErrRootGone)
+		if err := nextEvents(ctx, f, buf, t.root.path); err != nil {
+			return nil, err
 		}
 	}
+}
+
+// nextEvents reads the next events of the inotify instance f into buf, for
+// their wake-up alone. It fails with ctx's error once ctx ends (its
+// AfterFunc must have set f's deadline), and with ErrRootGone, wrapped
+// with path, if a watched directory went away.
+func nextEvents(ctx context.Context, f *os.File, buf []byte, path string) error {
+	n, err := f.Read(buf)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("inotify %s: %w", path, err)
+	}
+	gone := false
+	eachEvent(buf[:n], func(mask uint32, _ string) {
+		gone = gone || mask&(unix.IN_DELETE_SELF|unix.IN_MOVE_SELF|unix.IN_IGNORED|unix.IN_UNMOUNT) != 0
+	})
+	if gone {
+		return fmt.Errorf("%s: %w", path, ErrRootGone)
+	}
+	return nil
 }
 
 // AwaitPath returns the directory of the tickets for container id under
@@ -202,20 +201,13 @@ func Awaited(root, id string) bool {
 // is not made again.
 func Deliver(root, id string, history []byte, alive func(pid int, start uint64) bool) error {
 	dir := awaitPrefix + id
-	r, err := OpenRoot(root)
-	if err != nil {
+	r, dirfd, err := openTickets(root, dir)
+	if err != nil || dirfd < 0 {
 		return err
 	}
 	defer r.Close()
-	path := filepath.Join(root, dir)
-	dirfd, err := openChecked(r.fd, dir, path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
 	defer unix.Close(dirfd)
+	path := filepath.Join(root, dir)
 	names := sweepTickets(dirfd, alive)
 	var errs []error
 	for _, n := range names {
@@ -227,6 +219,44 @@ func Deliver(root, id string, history []byte, alive func(pid int, start uint64) 
 		unix.Unlinkat(r.fd, dir, unix.AT_REMOVEDIR)
 	}
 	return errors.Join(errs...)
+}
+
+// retryGone runs take again while it fails with ENOENT, a bounded number
+// of times: another holder's Close may remove a ticket directory between
+// our mkdir and our use of it.
+func retryGone(take func() error) (err error) {
+	for range 100 {
+		if err = take(); !errors.Is(err, unix.ENOENT) {
+			break
+		}
+	}
+	return err
+}
+
+// makeChecked makes the directory name, mode 0700, in the directory open
+// at dirfd unless it exists, and opens it as openChecked does.
+func makeChecked(dirfd int, name, path string) (int, error) {
+	if err := unix.Mkdirat(dirfd, name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		return -1, &os.PathError{Op: "mkdir", Path: path, Err: err}
+	}
+	return openChecked(dirfd, name, path)
+}
+
+// openTickets opens the state root at root and, checked, its ticket
+// directory dir. A missing directory gives fd -1 and no error.
+func openTickets(root, dir string) (r *Root, fd int, err error) {
+	if r, err = OpenRoot(root); err != nil {
+		return nil, -1, err
+	}
+	fd, err = openChecked(r.fd, dir, filepath.Join(root, dir))
+	if err != nil {
+		r.Close()
+		if errors.Is(err, os.ErrNotExist) {
+			err = nil
+		}
+		return nil, -1, err
+	}
+	return r, fd, nil
 }
 
 // deliverOne puts a file holding b in the place of the ticket name, by

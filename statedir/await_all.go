@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -48,13 +47,7 @@ func AwaitAll(root string, ownerStart uint64, alive func(pid int, start uint64) 
 	}
 	t := &AllTicket{root: r, subfd: -1, dirfd: -1, buf: make([]byte, 4096)}
 	prefix := fmt.Sprintf("%d-%d-", os.Getpid(), ownerStart)
-	// Another holder's Close may remove .sub between our mkdir and ours
-	// in it: make it again.
-	for range 100 {
-		if err = t.take(prefix, alive); !errors.Is(err, unix.ENOENT) {
-			break
-		}
-	}
+	err = retryGone(func() error { return t.take(prefix, alive) })
 	if err == nil {
 		err = t.watch()
 	}
@@ -67,10 +60,7 @@ func AwaitAll(root string, ownerStart uint64, alive func(pid int, start uint64) 
 
 func (t *AllTicket) take(prefix string, alive func(pid int, start uint64) bool) error {
 	path := filepath.Join(t.root.path, allDir)
-	if err := unix.Mkdirat(t.root.fd, allDir, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
-		return &os.PathError{Op: "mkdir", Path: path, Err: err}
-	}
-	subfd, err := openChecked(t.root.fd, allDir, path)
+	subfd, err := makeChecked(t.root.fd, allDir, path)
 	if err != nil {
 		return err
 	}
@@ -93,16 +83,13 @@ func (t *AllTicket) take(prefix string, alive func(pid int, start uint64) bool) 
 func (t *AllTicket) path() string { return filepath.Join(t.root.path, allDir, t.name) }
 
 func (t *AllTicket) watch() error {
-	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	f, fd, err := newInotify()
 	if err != nil {
-		return os.NewSyscallError("inotify_init1", err)
+		return err
 	}
-	t.f = os.NewFile(uintptr(fd), "inotify")
+	t.f = f
 	const mask = unix.IN_MOVED_TO | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR
-	if _, err := unix.InotifyAddWatch(fd, "/proc/self/fd/"+strconv.Itoa(t.dirfd), mask); err != nil {
-		return &os.PathError{Op: "inotify_add_watch", Path: t.path(), Err: err}
-	}
-	return nil
+	return watchFD(fd, t.dirfd, mask, t.path())
 }
 
 // Next blocks until histories were delivered, and returns them, each once,
@@ -131,19 +118,8 @@ func (t *AllTicket) Next(ctx context.Context) ([][]byte, error) {
 		if len(got) > 0 {
 			return got, nil
 		}
-		n, err := t.f.Read(t.buf)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("inotify %s: %w", t.path(), err)
-		}
-		gone := false
-		eachEvent(t.buf[:n], func(mask uint32, _ string) {
-			gone = gone || mask&(unix.IN_DELETE_SELF|unix.IN_MOVE_SELF|unix.IN_IGNORED|unix.IN_UNMOUNT) != 0
-		})
-		if gone {
-			return nil, fmt.Errorf("%s: %w", t.path(), ErrRootGone)
+		if err := nextEvents(ctx, t.f, t.buf, t.path()); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -211,20 +187,13 @@ func AwaitedAll(root string) bool {
 // says, by pid and start time) and not subscribed (subscribed says, by
 // pid). Dead holders' directories are removed.
 func DeliverAll(root string, history []byte, alive func(pid int, start uint64) bool, subscribed func(pid int) bool) error {
-	r, err := OpenRoot(root)
-	if err != nil {
+	r, subfd, err := openTickets(root, allDir)
+	if err != nil || subfd < 0 {
 		return err
 	}
 	defer r.Close()
-	path := filepath.Join(root, allDir)
-	subfd, err := openChecked(r.fd, allDir, path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
 	defer unix.Close(subfd)
+	path := filepath.Join(root, allDir)
 	names, err := readNames(subfd)
 	if err != nil {
 		return &os.PathError{Op: "read", Path: path, Err: err}

@@ -47,11 +47,10 @@ func existingAncestor(path string) (dir, child string) {
 // waitChild returns once dir has an entry name, or once dir itself goes
 // away (the caller then looks again from higher up).
 func waitChild(ctx context.Context, dir, name string) error {
-	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	f, fd, err := newInotify()
 	if err != nil {
-		return os.NewSyscallError("inotify_init1", err)
+		return err
 	}
-	f := os.NewFile(uintptr(fd), "inotify")
 	defer f.Close()
 	const mask = unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR
 	if _, err := unix.InotifyAddWatch(fd, dir, mask); err != nil {
@@ -125,11 +124,10 @@ func cstring(b []byte) string {
 // rather than look again at once. One that has its socket again is a new
 // container's, and WaitGone returns at once.
 func WaitGone(ctx context.Context, path string) error {
-	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	f, fd, err := newInotify()
 	if err != nil {
-		return os.NewSyscallError("inotify_init1", err)
+		return err
 	}
-	f := os.NewFile(uintptr(fd), "inotify")
 	defer f.Close()
 	const mask = unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR | unix.IN_DONT_FOLLOW
 	if _, err := unix.InotifyAddWatch(fd, path, mask); err != nil {

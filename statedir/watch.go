@@ -106,19 +106,38 @@ var ErrRootGone = errors.New("the state root was removed or moved")
 // Watch returns are reported; list the ones before with Names, after
 // Watch, and expect a name to be reported by both.
 func (r *Root) Watch() (*RootWatch, error) {
-	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	f, fd, err := newInotify()
 	if err != nil {
-		return nil, os.NewSyscallError("inotify_init1", err)
+		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), "inotify")
 	const mask = unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_DELETE | unix.IN_MOVED_FROM |
 		unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR
-	self := "/proc/self/fd/" + strconv.Itoa(r.fd)
-	if _, err := unix.InotifyAddWatch(fd, self, mask); err != nil {
+	if err := watchFD(fd, r.fd, mask, r.path); err != nil {
 		f.Close()
-		return nil, &os.PathError{Op: "inotify_add_watch", Path: r.path, Err: err}
+		return nil, err
 	}
 	return &RootWatch{path: r.path, f: f, buf: make([]byte, 64<<10)}, nil
+}
+
+// newInotify returns a new inotify instance and its descriptor,
+// non-blocking so that reads wait on the netpoller and honour deadlines
+// (which f.Fd would undo).
+func newInotify() (f *os.File, fd int, err error) {
+	fd, err = unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return nil, -1, os.NewSyscallError("inotify_init1", err)
+	}
+	return os.NewFile(uintptr(fd), "inotify"), fd, nil
+}
+
+// watchFD adds to the inotify instance fd a watch on the directory open
+// at dirfd, not on a path, so that one swapped in since it was checked is
+// not the one watched; path names it in errors.
+func watchFD(fd, dirfd int, mask uint32, path string) error {
+	if _, err := unix.InotifyAddWatch(fd, "/proc/self/fd/"+strconv.Itoa(dirfd), mask); err != nil {
+		return &os.PathError{Op: "inotify_add_watch", Path: path, Err: err}
+	}
+	return nil
 }
 
 // Close stops the watch.

@@ -74,6 +74,8 @@ func TestEventBeforeCreateWhileOffCPU(t *testing.T) {
 		{name: "monitor", args: []string{"--monitor"}, want: []string{"created", "started", "stopped", "deleted"}},
 		{name: "--event stopped", args: []string{"--event", "stopped"}, want: []string{"stopped"}},
 		{name: "monitor since 2", args: []string{"-m", "--since", "2"}, want: []string{"stopped", "deleted"}},
+		// All of it happened after the waiter began: none is history.
+		{name: "monitor, no history", args: []string{"-m", "--no-history"}, want: []string{"created", "started", "stopped", "deleted"}},
 		{name: "--event paused", args: []string{"--event", "paused"}, code: 1, stderr: "was deleted before any paused event"},
 		{name: "create fails", args: []string{"--event", "created"}, badMount: true, code: 1, stderr: "create failed"},
 	}

@@ -143,19 +143,6 @@ func (a *app) openState(id string) (*statedir.Dir, *statedir.State, bool, error)
 	return d, st, shimAlive, nil
 }
 
-// checkRoot checks the state root if it exists: a missing one is no
-// error, as create makes it and event waits for it.
-func (a *app) checkRoot() error {
-	r, err := statedir.OpenRoot(a.root)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return r.Close()
-}
-
 // readState is openState for a caller that needs only the state.
 func (a *app) readState(id string) (*statedir.State, bool, error) {
 	d, st, alive, err := a.openState(id)

@@ -110,35 +110,28 @@ func (a *app) event(id string, o *eventOptions) error {
 }
 
 // connect waits for the container's state directory to appear, then
-// subscribes to its shim. A root that exists must pass statedir's checks
-// before anything is waited for in it. While the ID does not exist, it
-// holds a ticket for it (holding): a container that came and went before
-// connect could subscribe leaves its events there, and connect returns
-// them instead of a client.
+// subscribes to its shim. The state root must pass statedir's checks; it is
+// made if it does not exist. Until it has subscribed, connect holds a
+// ticket for the ID (holding): a container that comes and goes before
+// connect could subscribe, however short its life, leaves its events
+// there, and connect returns them instead of a client. (The relay, which
+// serves `crier event` for a container that exists without a Go runtime,
+// never gets here: this is the path of the races.)
 func (a *app) connect(ctx context.Context, id string, o *eventOptions) (*protocol.Client, []byte, error) {
-	var t *statedir.Ticket
-	var h *holding
-	defer func() { h.release() }()
+	start, err := ownStart()
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := statedir.Await(a.root, id, start, container.Alive)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, ctx, cancel := hold(ctx, t)
+	defer h.release()
+	defer cancel()
 	for {
-		if err := a.checkRoot(); err != nil {
-			return nil, nil, err
-		}
-		if t == nil && !exists(a.dir(id)) {
-			start, err := ownStart()
-			if err == nil {
-				t, err = statedir.Await(a.root, id, start, container.Alive)
-			}
-			if err != nil {
-				return nil, nil, err
-			}
-			var cancel context.CancelFunc
-			h, ctx, cancel = hold(ctx, t)
-			defer cancel()
-		}
-		if t != nil {
-			if b, err := t.Wait(ctx); err != nil || b != nil {
-				return nil, b, err
-			}
+		if b, err := t.Wait(ctx); err != nil || b != nil {
+			return nil, b, err
 		}
 		c, err := a.dialRecovering(ctx, id)
 		if errors.Is(err, errShimDead) {
@@ -163,13 +156,14 @@ func (a *app) connect(ctx context.Context, id string, o *eventOptions) (*protoco
 		}
 		if err := c.Subscribe(ctx, opts); err != nil {
 			c.Close()
-			gone := errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
-			if gone && t != nil {
-				// Deleted as we came: its shim delivers to our ticket.
+			// The shim closed the connection under the request: it
+			// was removing the container (or died).
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+				errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+				errors.Is(err, protocol.ErrNotExist) {
+				// Deleted as we came: its shim delivers to our
+				// ticket.
 				continue
-			}
-			if gone {
-				return nil, nil, fmt.Errorf("container %q went away before it could be watched (its create failed, or it was deleted)", id)
 			}
 			return nil, nil, requestError(err)
 		}
@@ -178,13 +172,18 @@ func (a *app) connect(ctx context.Context, id string, o *eventOptions) (*protoco
 }
 
 func (a *app) watch(ctx context.Context, id string, o *eventOptions) error {
+	began := time.Now()
 	c, delivered, err := a.connect(ctx, id, o)
 	if err != nil {
 		return err
 	}
 	w := &verb.Watcher{ID: id, Types: o.types, Monitor: o.monitor}
 	if delivered != nil {
-		return printDelivered(delivered, w, o.since)
+		var notBefore time.Time
+		if o.noHistory {
+			notBefore = began
+		}
+		return printDelivered(delivered, w, o.since, notBefore)
 	}
 	defer c.Close()
 	for {

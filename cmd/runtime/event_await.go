@@ -82,8 +82,11 @@ func (h *holding) release() {
 }
 
 // printDelivered prints the events a deleted container's shim delivered
-// into event's ticket, filtered and ended as the live ones are (watch).
-func printDelivered(b []byte, w *verb.Watcher, since int64) error {
+// into event's ticket, filtered and ended as the live ones are (watch):
+// those after since when it is not negative, and those from notBefore on
+// when it is set (--no-history: what happened before event began is
+// history).
+func printDelivered(b []byte, w *verb.Watcher, since int64, notBefore time.Time) error {
 	for line := range bytes.Lines(b) {
 		var ev struct {
 			protocol.Event
@@ -100,7 +103,7 @@ func printDelivered(b []byte, w *verb.Watcher, since int64) error {
 		if ev.Type == protocol.EventMissed {
 			seq = ev.To
 		}
-		if since >= 0 && seq <= uint64(since) {
+		if since >= 0 && seq <= uint64(since) || !notBefore.IsZero() && before(ev.Event, notBefore) {
 			continue
 		}
 		print, done, err := w.See(ev.Type)
@@ -114,12 +117,6 @@ func printDelivered(b []byte, w *verb.Watcher, since int64) error {
 		}
 	}
 	return w.ShimGone()
-}
-
-// exists reports whether path names anything.
-func exists(path string) bool {
-	var st unix.Stat_t
-	return unix.Lstat(path, &st) == nil
 }
 
 // takeDeliveries passes on the histories that shims left in the stream's
@@ -143,6 +140,13 @@ func (s *allStream) takeDeliveries(ctx context.Context) {
 	}
 }
 
+// before reports whether ev happened before t; a line without a time
+// (missed) counts as before.
+func before(ev protocol.Event, t time.Time) bool {
+	at, err := time.Parse(time.RFC3339Nano, ev.Timestamp)
+	return err != nil || at.Before(t)
+}
+
 // passDelivered emits the events of one delivered history; with
 // --no-history, only those from after the stream began. It returns false
 // once the stream is over.
@@ -152,11 +156,8 @@ func (s *allStream) passDelivered(ctx context.Context, b []byte) bool {
 		if json.Unmarshal(line, &ev) != nil || ev.Type == "" {
 			continue
 		}
-		if s.o.noHistory {
-			at, err := time.Parse(time.RFC3339Nano, ev.Timestamp)
-			if err != nil || at.Before(s.began) {
-				continue
-			}
+		if s.o.noHistory && before(ev, s.began) {
+			continue
 		}
 		if !s.emit(ctx, ev) {
 			return false

@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -223,5 +224,29 @@ func TestEventAllWhileOffCPU(t *testing.T) {
 	stream.err.Close()
 	if ws, _ := stream.cmd.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
 		t.Errorf("stream ended %v, want killed by SIGTERM", stream.cmd.ProcessState)
+	}
+}
+
+// TestEventWhileDeletedOffCPU: a waiter that finds the container there
+// (on the Go path: the relay, which would serve it at once, is off) and is
+// then off the CPU while the container is deleted still prints all its
+// events: it took its ticket before it looked. Whether it had subscribed
+// before the stop or not, the output is the same.
+func TestEventWhileDeletedOffCPU(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id := e.id()
+	e.create(id, e.bundle([]string{"sh", "-c", "exit 17"}, nil))
+	e.cliOK("start", id)
+	wantExit(t, e.waitStopped(id), 17, "")
+	w := e.cliStart(func(c *exec.Cmd) { c.Env = append(os.Environ(), "CRIER_RELAY=0") }, "event", "--monitor", id)
+	e.waitTicket(id, 1)
+	w.cmd.Process.Signal(syscall.SIGSTOP)
+	e.cliOK("delete", id)
+	w.cmd.Process.Signal(syscall.SIGCONT)
+	r := w.waitOK()
+	want := []string{"created", "started", "stopped", "deleted"}
+	if got := typesOf(events(t, r.stdout)); !slices.Equal(got, want) {
+		t.Errorf("waiter printed %q, want %q", got, want)
 	}
 }

@@ -78,6 +78,7 @@ func (t *Ticket) take(prefix string, alive func(pid int, start uint64) bool) err
 	}
 	if err != nil {
 		unix.Close(dirfd)
+		unix.Unlinkat(t.root.fd, dir, unix.AT_REMOVEDIR) // if ours and empty
 		return err
 	}
 	t.dirfd, t.name = dirfd, name

@@ -73,6 +73,7 @@ func (t *AllTicket) take(prefix string, alive func(pid int, start uint64) bool) 
 	}
 	if err != nil {
 		unix.Close(subfd)
+		unix.Unlinkat(t.root.fd, allDir, unix.AT_REMOVEDIR) // if ours and empty
 		return err
 	}
 	t.subfd, t.name = subfd, name
@@ -133,9 +134,12 @@ func (t *AllTicket) Close() error {
 	var err error
 	if t.dirfd >= 0 {
 		unix.Close(t.dirfd)
-		err = removeHolder(t.subfd, t.name)
 	}
 	if t.subfd >= 0 {
+		// Made even if it could not be opened (take).
+		if t.name != "" {
+			err = removeHolder(t.subfd, t.name)
+		}
 		unix.Close(t.subfd)
 		unix.Unlinkat(t.root.fd, allDir, unix.AT_REMOVEDIR)
 	}

@@ -132,17 +132,20 @@ func TestEventBeforeCreateWhileOffCPU(t *testing.T) {
 
 // TestEventWaiterEndsCleanly: a waiter for an ID that never comes gives
 // its ticket back whether it is interrupted, terminated, hung up on or
-// times out (newEnv checks that the root is left empty).
+// times out (newEnv checks that the root is left empty). Under nohup a
+// SIGHUP stays ignored: the SIGTERM after it is what ends the waiter.
 func TestEventWaiterEndsCleanly(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		name string
-		sig  syscall.Signal
+		name  string
+		sig   syscall.Signal
+		nohup bool
 	}{
-		{"SIGINT", syscall.SIGINT},
-		{"SIGTERM", syscall.SIGTERM},
-		{"SIGHUP", syscall.SIGHUP},
-		{"--timeout", 0},
+		{"SIGINT", syscall.SIGINT, false},
+		{"SIGTERM", syscall.SIGTERM, false},
+		{"SIGHUP", syscall.SIGHUP, false},
+		{"SIGHUP under nohup", syscall.SIGTERM, true},
+		{"--timeout", 0, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -154,8 +157,17 @@ func TestEventWaiterEndsCleanly(t *testing.T) {
 				wantCLIError(t, "event --timeout", r, "timed out")
 				return
 			}
-			w := e.cliStart(nil, "event", "--monitor", id)
+			var nohup func(*exec.Cmd)
+			if tc.nohup {
+				nohup = func(c *exec.Cmd) { c.Path, c.Args = "/usr/bin/nohup", append([]string{"nohup"}, c.Args...) }
+			}
+			w := e.cliStart(nohup, "event", "--monitor", id)
 			e.waitTicket(id, 1)
+			if tc.nohup {
+				// Both pending at once would go lowest first:
+				// SIGHUP, had it not been ignored.
+				w.cmd.Process.Signal(syscall.SIGHUP)
+			}
 			w.cmd.Process.Signal(tc.sig)
 			err := w.cmd.Wait()
 			w.out.Close()

@@ -37,7 +37,13 @@ type holding struct {
 func hold(ctx context.Context, t io.Closer) (*holding, context.Context, context.CancelFunc) {
 	h := &holding{ticket: t, sigs: make(chan os.Signal, 1), caught: make(chan os.Signal, 1),
 		done: make(chan struct{}), finished: make(chan struct{})}
-	signal.Notify(h.sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	for _, s := range []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP} {
+		// One ignored from the start (nohup, a background job's
+		// SIGINT) stays ignored: Notify would make it end event.
+		if !signal.Ignored(s) {
+			signal.Notify(h.sigs, s)
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	go func() {
 		defer close(h.finished)

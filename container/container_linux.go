@@ -330,7 +330,7 @@ func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 		// Placed once it has its config (placeSpeculated).
 		return c, res, nil
 	}
-	if err := c.placeStaged(res); err != nil {
+	if err := c.placeStaged(res, nil); err != nil {
 		return nil, nil, err
 	}
 	return c, res, nil
@@ -458,8 +458,10 @@ func forkIntoCgroup(cfg *Config, cg *cgroup.Cgroup) (*Container, *specs.LinuxRes
 }
 
 // placeStaged makes the cgroups of an init forked outside them and moves
-// it into them (Cgroup.Staged). On error it leaves nothing behind.
-func (c *Container) placeStaged(res *specs.LinuxResources) error {
+// it into them (Cgroup.Staged), but for the directories in self, which
+// init moves itself into (initConfig.MoveSelf). On error it leaves
+// nothing behind.
+func (c *Container) placeStaged(res *specs.LinuxResources, self []string) error {
 	// A controller the host lacks, or a cgroup create must not use,
 	// fails create before init is in any of the cgroups.
 	err := refuseCgroup(c.Cgroup)
@@ -477,7 +479,7 @@ func (c *Container) placeStaged(res *specs.LinuxResources) error {
 	}
 	// The cgroups are create's now: an Abort removes them.
 	c.outside = false
-	if err := c.Cgroup.Adopt(c.Pid); err != nil {
+	if err := c.Cgroup.Adopt(c.Pid, self); err != nil {
 		c.Abort()
 		return err
 	}
@@ -558,6 +560,7 @@ func (c *Container) initConfig() (*initConfig, error) {
 	ic.StartAtOnce = c.startAtOnce
 	if s := c.speculated; s != nil {
 		ic.Chdir, ic.Unshare, ic.Placed = s.dir, s.unshare, !s.inOrder
+		ic.MoveSelf = c.selfDirs()
 		if s.specSent && spec == c.Spec && c.specJSON != nil {
 			// The bytes init has decoded already.
 			ic.SpecJSON, ic.SpecAhead = nil, true

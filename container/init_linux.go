@@ -11,6 +11,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/crier-runtime/crier/container/cgroup"
 	"github.com/crier-runtime/crier/container/seccomp"
 	"github.com/crier-runtime/crier/internal/sysmon"
 	"github.com/crier-runtime/crier/protocol"
@@ -164,12 +165,19 @@ func buildRootfs(conn *syncConn, cfg *initConfig, trees []*os.File) error {
 	spec := cfg.Spec
 	// Init's cgroup namespace is rooted where init is when it is made: in
 	// the container's cgroups, which a speculative init is moved into
-	// while it builds the rest (msgPlaced).
+	// while it builds the rest (msgPlaced), and moves itself into the v1
+	// ones of (MoveSelf).
+	// Its error is its own, not the rootfs's that it is called amid.
+	var placeErr error
 	placed := func() error {
 		if cfg.Placed {
 			if _, err := conn.expect(msgPlaced); err != nil {
 				return err
 			}
+		}
+		if err := cgroup.MoveSelf(cfg.MoveSelf); err != nil {
+			placeErr = err
+			return err
 		}
 		return unshareCgroupNS(cfg)
 	}
@@ -185,6 +193,9 @@ func buildRootfs(conn *syncConn, cfg *initConfig, trees []*os.File) error {
 	idmap := func(i int, tree *os.File) error { return requestIDMap(conn, i, tree) }
 	destinationsInRootfs(spec.Mounts, cfg.Rootfs)
 	if err := prepareRootfs(spec, cfg.Rootfs, initMountSources(cfg, trees, idmap), !cfg.NewMountNS, placed); err != nil {
+		if placeErr != nil {
+			return placeErr
+		}
 		return fmt.Errorf("rootfs: %w", err)
 	}
 	if err := applySysctls(spec.Linux.Sysctl); err != nil {

@@ -172,7 +172,7 @@ func (c *Container) placeSpeculated(res, early *specs.LinuxResources) error {
 		// Init asks for them while it mounts, on the socket that would
 		// carry msgPlaced.
 		c.speculated.inOrder = true
-		if err := c.placeStaged(res); err != nil {
+		if err := c.placeStaged(res, c.selfDirs()); err != nil {
 			return err
 		}
 		if err := c.Cgroup.Limit(early); err != nil {
@@ -183,7 +183,7 @@ func (c *Container) placeSpeculated(res, early *specs.LinuxResources) error {
 	if err := c.sendConfig(); err != nil { // with Placed (initConfig)
 		return c.initError(err)
 	}
-	if err := c.placeStaged(res); err != nil {
+	if err := c.placeStaged(res, c.selfDirs()); err != nil {
 		return err
 	}
 	if err := c.Cgroup.Limit(early); err != nil {
@@ -197,6 +197,20 @@ func (c *Container) placeSpeculated(res, early *specs.LinuxResources) error {
 		return err
 	}
 	return c.waitMounted()
+}
+
+// selfDirs are the cgroup directories an adopted speculative init moves
+// its main thread into itself, once placed (initConfig.MoveSelf), rather
+// than be moved by pid (Cgroup.Adopt), which waits for an RCU grace
+// period after a quiet spell: the v1 ones. It can: its mount namespace is
+// a copy of crier's own, made by its clone, so the host's cgroup paths
+// are there until it pivots, and it is root in the host's user namespace.
+// Any other init is moved.
+func (c *Container) selfDirs() []string {
+	if c.speculated == nil {
+		return nil
+	}
+	return c.Cgroup.SelfDirs()
 }
 
 // hasIDMappedMounts reports whether any mount of spec asks to be

@@ -32,7 +32,8 @@ import (
 //	then msgConfig with Placed before its cgroups are made, and builds
 //	the rootfs up to the first mount that shows cgroups while the
 //	parent makes them and moves it in:)
-//	cgroup limits set; msgPlaced ---->
+//	cgroup limits set; msgPlaced ---->   moves its main thread into
+//	                                     the v1 cgroups (MoveSelf)
 //	                             <----   (for an idmapped bind whose source
 //	                                     is in the rootfs, at its turn:)
 //	                             <----   msgIDMap: its clone, to be mapped
@@ -144,6 +145,10 @@ type initConfig struct {
 	// msgPlaced follows once it is, before which init touches nothing
 	// of the container's.
 	Placed bool `json:"placed,omitempty"`
+	// MoveSelf are cgroup directories init moves its main thread into
+	// itself, once placed and before anything else of the container's
+	// (cgroup.MoveSelf); the parent has moved it into the others.
+	MoveSelf []string `json:"moveSelf,omitempty"`
 	// SpecAhead: SpecJSON is left out, as it is the msgSpec sent before.
 	SpecAhead bool `json:"specAhead,omitempty"`
 	// StartAtOnce: init starts the process after msgReady without

@@ -91,6 +91,10 @@ func (ic *initConfig) appendJSON(b []byte) ([]byte, error) {
 	if ic.Placed {
 		o.Bool("placed", true)
 	}
+	if len(ic.MoveSelf) > 0 {
+		o.Key("moveSelf")
+		o.Append(func(b []byte) []byte { return flatjson.AppendStrings(b, ic.MoveSelf) })
+	}
 	if ic.SpecAhead {
 		o.Bool("specAhead", true)
 	}

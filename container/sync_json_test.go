@@ -14,6 +14,7 @@ func TestMessageMarshalAgrees(t *testing.T) {
 		SpecJSON:   json.RawMessage(" {\"ociVersion\" : \"1.0.2\", \"x\": [1, 2,\n3], \"h\":\"<a&b>\"} "),
 		NewMountNS: true, NewCgroupNS: true, NewUTSNS: true, NoPivot: true, Trees: []int{0, 3, 12},
 		SeccompNoFlags: true, Chdir: "/bundle", Unshare: 0x6c020000, Placed: true, SpecAhead: true, StartAtOnce: true,
+		MoveSelf: []string{"/sys/fs/cgroup/pids/c", "/sys/fs/cgroup/name=\"q\"/c"},
 	}
 	for _, c := range []struct {
 		name string

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -153,7 +154,8 @@ func wantNoCgroupNamed(t *testing.T, name string) {
 // v2, cannot be made in v1 alone. And a real-time process cannot join a
 // v1 cpu cgroup that has no real-time budget (RT group scheduling):
 // create run under SCHED_FIFO forks init with that policy, and its move
-// into the new cpu cgroup fails.
+// into the new cpu cgroup fails, whether init moves itself (its main
+// thread, by the "tasks" file) or is moved by its pid.
 func TestInitCgroupFailsAfterFork(t *testing.T) {
 	t.Parallel()
 	if !hostHasV1Controllers() {
@@ -168,7 +170,9 @@ func TestInitCgroupFailsAfterFork(t *testing.T) {
 	}{
 		{name: "mkdir", supervisor: "off", want: []string{"tasks/leaf", "not a directory"}},
 		{name: "mkdir supervised", supervisor: "on", want: []string{"tasks/leaf", "not a directory"}},
-		{name: "move", supervisor: "off", rt: true, want: []string{"/cpu/", "cgroup.procs", "invalid argument"}},
+		// Init moves itself into v1 cgroups (by its "tasks" file); a
+		// supervisor's child is moved by its pid (cgroup.procs).
+		{name: "move", supervisor: "off", rt: true, want: []string{"move init into /sys/fs/cgroup/cpu/", "tasks", "invalid argument"}},
 		{name: "move supervised", supervisor: "on", rt: true, want: []string{"/cpu/", "cgroup.procs", "invalid argument"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -204,4 +208,61 @@ func TestInitCgroupFailsAfterFork(t *testing.T) {
 			wantNoCgroupNamed(t, top)
 		})
 	}
+}
+
+// TestInitMovesItselfIntoCgroups: an init started ahead (the common
+// create on a v1 host) moves its main thread into its v1 cgroups itself,
+// by writing 0 to each "tasks" file (cgroup.MoveSelf). That skips the
+// kernel's threadgroup lock a move by pid takes, whose first write-lock
+// after a quiet spell waits for an RCU grace period: 5-25 ms of create's
+// time here. So in the created state each v1 cgroup of the container
+// holds init's main thread, and only it (the Go runtime's other threads
+// stayed where create ran, and the exec ends them), while /proc/PID/cgroup
+// and cgroup.procs show init in them; and once started, the container's
+// process is there alone.
+func TestInitMovesItselfIntoCgroups(t *testing.T) {
+	t.Parallel()
+	if !hostHasV1Controllers() {
+		t.Skip("no cgroup v1 controllers: init is born in its cgroup")
+	}
+	e := newEnv(t)
+	b := e.bundle([]string{"sleep", "1000"}, nil)
+	id := e.id()
+	e.create(id, b)
+	pid := e.state(id).Pid
+	threads, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(threads) < 2 {
+		t.Fatalf("init has %d thread: nothing tells a move of its main thread from one of the process", len(threads))
+	}
+	want := strconv.Itoa(pid)
+	checked := 0
+	for _, ctl := range []string{"pids", "memory", "freezer", "cpu", "devices", "blkio"} {
+		dir := filepath.Join("/sys/fs/cgroup", ctl, id)
+		if _, err := os.Stat(dir); err != nil {
+			continue
+		}
+		checked++
+		if got := strings.Fields(readFile(t, filepath.Join(dir, "tasks"))); !slices.Equal(got, []string{want}) {
+			t.Errorf("%s tasks while created: %q, want init's main thread alone (%s; init has %d threads)", ctl, got, want, len(threads))
+		}
+		if got := strings.Fields(readFile(t, filepath.Join(dir, "cgroup.procs"))); !slices.Equal(got, []string{want}) {
+			t.Errorf("%s cgroup.procs while created: %q, want %s", ctl, got, want)
+		}
+	}
+	if checked == 0 {
+		t.Fatal("the container has none of the v1 cgroups looked for")
+	}
+	for _, line := range cgroupLines(readFile(t, fmt.Sprintf("/proc/%d/cgroup", pid))) {
+		if !strings.HasSuffix(line, "/"+id) {
+			t.Errorf("init before start: %q, want it in /%s", line, id)
+		}
+	}
+	e.cliOK("start", id)
+	if got := strings.Fields(readFile(t, filepath.Join("/sys/fs/cgroup/pids", id, "tasks"))); !slices.Equal(got, []string{want}) {
+		t.Errorf("pids tasks once started: %q, want the container's process %s alone", got, want)
+	}
+	e.cliOK("delete", "--force", id)
 }

@@ -156,15 +156,52 @@ func (c *Cgroup) Check(r *specs.LinuxResources) error {
 }
 
 // Adopt moves the process pid, forked before Prepare (Staged), into
-// every directory, as runc moves its init: by writing its pid to each
-// cgroup.procs, which moves all its threads. The first move after a quiet
-// spell waits for the kernel's threadgroup lock (see ForkInto); the
-// process is starting up meanwhile and has done nothing for the
-// container yet.
-func (c *Cgroup) Adopt(pid int) error {
+// every directory but those in self, as runc moves its init: by writing
+// its pid to each cgroup.procs, which moves all its threads. Such a move
+// write-locks the kernel's threadgroup semaphore, and the first after a
+// quiet spell waits for an RCU grace period (see ForkInto): 5-25 ms here,
+// far longer than init's start-up it was meant to overlap. So a process
+// that can moves itself into the v1 directories (SelfDirs, MoveSelf), and
+// Adopt is left the v2 one of a hybrid host, or everything when it cannot.
+func (c *Cgroup) Adopt(pid int, self []string) error {
 	for _, dir := range uniqueDirs(c.Paths) {
+		if slices.Contains(self, dir) {
+			continue
+		}
 		if err := writeFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// SelfDirs are the container's directories in the v1 hierarchies: those
+// a thread can move itself into alone (MoveSelf).
+func (c *Cgroup) SelfDirs() []string {
+	var dirs []string
+	for _, dir := range uniqueDirs(c.Paths) {
+		if dir != c.Paths[""] {
+			dirs = append(dirs, dir)
+		}
+	}
+	return dirs
+}
+
+// MoveSelf moves the calling thread into each of dirs, v1 directories
+// (SelfDirs), by writing 0 to its "tasks" file: the thread alone, without
+// the threadgroup lock a move by pid takes (Adopt). It must be the
+// process's main thread, whose cgroups are the process's as
+// /proc/PID/cgroup and cgroup.procs show them, and the one that will
+// fork or exec what is to run in them; the others stay where they were
+// (init's: the Go runtime's, which its execve ends).
+func MoveSelf(dirs []string) error {
+	if tid, pid := unix.Gettid(), unix.Getpid(); tid != pid {
+		return fmt.Errorf("cgroup: thread %d of process %d cannot move the process: not its main thread", tid, pid)
+	}
+	for _, dir := range dirs {
+		p := filepath.Join(dir, "tasks")
+		if err := rawfile.Write(p, []byte("0")); err != nil {
+			return fmt.Errorf("cgroup: move init into %s: write 0 to %s: %w", dir, p, err)
 		}
 	}
 	return nil

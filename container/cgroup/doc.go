@@ -12,7 +12,9 @@
 //   - Prepare checks that the host has the controllers those need and
 //     creates the directories; ForkInto then forks init straight into
 //     them, or, on a host with v1 controllers (Staged), init is forked
-//     first and Adopt moves it into them once Prepare has made them; and
+//     first and, once Prepare has made them, moves its main thread into
+//     the v1 ones itself (SelfDirs, MoveSelf), Adopt moving it into the
+//     rest (a hybrid host's v2 one), or into all where init cannot; and
 //     Limit writes the limits while init starts up (init does nothing
 //     before it has its config, sent once they are all in place);
 //   - Pids lists the container's processes, for kill --all and delete;
@@ -45,6 +47,9 @@
 // the child it forks starts there. On a host with v1 controllers, though,
 // making the directories (one per hierarchy, and the cpuset's values)
 // takes milliseconds too, and so does init's Go runtime to start: create
-// forks init first and moves it (Adopt) while it starts up, so that both
-// the directories and the lock's wait overlap that start.
+// forks init first and makes them while it starts up. Init then moves its
+// main thread into them itself (MoveSelf): moving it by pid (Adopt), as
+// runc and crun do, took the lock, and its wait, 5-25 ms whenever no
+// cgroup move had happened for a while, was far longer than the start it
+// was meant to overlap (docs/performance-notes.md).
 package cgroup

@@ -330,7 +330,7 @@ func forkInit(cfg *Config) (*Container, *specs.LinuxResources, error) {
 		// Placed once it has its config (placeSpeculated).
 		return c, res, nil
 	}
-	if err := c.placeStaged(res, nil); err != nil {
+	if err := c.placeStaged(res, c.selfDirs()); err != nil {
 		return nil, nil, err
 	}
 	return c, res, nil
@@ -486,6 +486,28 @@ func (c *Container) placeStaged(res *specs.LinuxResources, self []string) error 
 	return nil
 }
 
+// selfDirs are the cgroup directories init moves its main thread into
+// itself, before it does anything of the container's (initConfig.MoveSelf),
+// rather than be moved by pid (Cgroup.Adopt), whose kernel lock waits for
+// an RCU grace period after a quiet spell: the v1 ones of an init forked
+// before its cgroups were made (Cgroup.Staged) that can open their files.
+// That is one that is root in the host's user namespace (no user
+// namespace, made or joined, and no two-stage join) and in crier's mount
+// namespace or a new one its clone copied from it (not one it joined), so
+// that the host's cgroup paths are there until it pivots. An adopted
+// speculative init always is. Any other is moved.
+func (c *Container) selfDirs() []string {
+	if !c.Cgroup.Staged() || c.twoStage {
+		return nil
+	}
+	for _, ns := range c.Spec.Linux.Namespaces {
+		if ns.Type == specs.UserNamespace || ns.Type == specs.MountNamespace && ns.Path != "" {
+			return nil
+		}
+	}
+	return c.Cgroup.SelfDirs()
+}
+
 // abortOutside kills and reaps an init that is in none of the container's
 // cgroups, and leaves the cgroups alone.
 func (c *Container) abortOutside() {
@@ -558,9 +580,9 @@ func (c *Container) initConfig() (*initConfig, error) {
 	// The full config is known now: a terminal comes after msgReady.
 	c.startAtOnce = c.startAtOnce && c.Spec.Process != nil && !c.Spec.Process.Terminal
 	ic.StartAtOnce = c.startAtOnce
+	ic.MoveSelf = c.selfDirs()
 	if s := c.speculated; s != nil {
 		ic.Chdir, ic.Unshare, ic.Placed = s.dir, s.unshare, !s.inOrder
-		ic.MoveSelf = c.selfDirs()
 		if s.specSent && spec == c.Spec && c.specJSON != nil {
 			// The bytes init has decoded already.
 			ic.SpecJSON, ic.SpecAhead = nil, true

@@ -199,20 +199,6 @@ func (c *Container) placeSpeculated(res, early *specs.LinuxResources) error {
 	return c.waitMounted()
 }
 
-// selfDirs are the cgroup directories an adopted speculative init moves
-// its main thread into itself, once placed (initConfig.MoveSelf), rather
-// than be moved by pid (Cgroup.Adopt), which waits for an RCU grace
-// period after a quiet spell: the v1 ones. It can: its mount namespace is
-// a copy of crier's own, made by its clone, so the host's cgroup paths
-// are there until it pivots, and it is root in the host's user namespace.
-// Any other init is moved.
-func (c *Container) selfDirs() []string {
-	if c.speculated == nil {
-		return nil
-	}
-	return c.Cgroup.SelfDirs()
-}
-
 // hasIDMappedMounts reports whether any mount of spec asks to be
 // idmapped (wantsIDMap).
 func hasIDMappedMounts(spec *specs.Spec) bool {

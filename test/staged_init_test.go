@@ -165,15 +165,17 @@ func TestInitCgroupFailsAfterFork(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		supervisor string
-		rt         bool
+		rt, userns bool
 		want       []string
 	}{
 		{name: "mkdir", supervisor: "off", want: []string{"tasks/leaf", "not a directory"}},
 		{name: "mkdir supervised", supervisor: "on", want: []string{"tasks/leaf", "not a directory"}},
-		// Init moves itself into v1 cgroups (by its "tasks" file); a
-		// supervisor's child is moved by its pid (cgroup.procs).
+		// Init moves itself into v1 cgroups, by their "tasks" files.
 		{name: "move", supervisor: "off", rt: true, want: []string{"move init into /sys/fs/cgroup/cpu/", "tasks", "invalid argument"}},
-		{name: "move supervised", supervisor: "on", rt: true, want: []string{"/cpu/", "cgroup.procs", "invalid argument"}},
+		{name: "move supervised", supervisor: "on", rt: true, want: []string{"move init into /sys/fs/cgroup/cpu/", "tasks", "invalid argument"}},
+		// An init in a user namespace cannot open them: it is moved by
+		// its pid.
+		{name: "move userns", supervisor: "off", rt: true, userns: true, want: []string{"/cpu/", "cgroup.procs", "invalid argument"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -187,7 +189,13 @@ func TestInitCgroupFailsAfterFork(t *testing.T) {
 				if !tc.rt {
 					s.Linux.CgroupsPath = "/" + top + "/tasks/leaf"
 				}
+				if tc.userns {
+					mapUser(s)
+				}
 			})
+			if tc.userns {
+				chownRootfs(t, b)
+			}
 			cmd := e.cliCommand("--supervisor", tc.supervisor, "create", "--bundle", b, id)
 			if tc.rt {
 				chrt, err := exec.LookPath("chrt")
@@ -210,59 +218,104 @@ func TestInitCgroupFailsAfterFork(t *testing.T) {
 	}
 }
 
-// TestInitMovesItselfIntoCgroups: an init started ahead (the common
-// create on a v1 host) moves its main thread into its v1 cgroups itself,
-// by writing 0 to each "tasks" file (cgroup.MoveSelf). That skips the
-// kernel's threadgroup lock a move by pid takes, whose first write-lock
-// after a quiet spell waits for an RCU grace period: 5-25 ms of create's
-// time here. So in the created state each v1 cgroup of the container
-// holds init's main thread, and only it (the Go runtime's other threads
-// stayed where create ran, and the exec ends them), while /proc/PID/cgroup
-// and cgroup.procs show init in them; and once started, the container's
-// process is there alone.
+// TestInitMovesItselfIntoCgroups: an init forked before its cgroups were
+// made moves its main thread into its v1 cgroups itself, by writing 0 to
+// each "tasks" file (cgroup.MoveSelf). That skips the kernel's
+// threadgroup lock a move by pid takes, whose first write-lock after a
+// quiet spell waits for an RCU grace period: 5-25 ms of create's time
+// here. So in the created state each v1 cgroup of the container holds
+// init's main thread, and only it (the Go runtime's other threads stayed
+// where create ran, and the exec ends them), while /proc/PID/cgroup and
+// cgroup.procs show init in them; once started, the container's process
+// is there alone. An init started ahead does it, and so does one forked
+// once the config is known; one in a user namespace cannot open those
+// files, and is moved by pid, all its threads.
 func TestInitMovesItselfIntoCgroups(t *testing.T) {
 	t.Parallel()
 	if !hostHasV1Controllers() {
 		t.Skip("no cgroup v1 controllers: init is born in its cgroup")
 	}
-	e := newEnv(t)
-	b := e.bundle([]string{"sleep", "1000"}, nil)
-	id := e.id()
-	e.create(id, b)
-	pid := e.state(id).Pid
-	threads, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name   string
+		edit   func(*specs.Spec)
+		extra  int // descriptors passed with --preserve-fds, which no init started ahead takes
+		byPid  bool
+		userns bool
+	}{
+		{name: "started ahead"},
+		{name: "forked later", extra: 1},
+		{name: "user namespace", edit: mapUser, byPid: true, userns: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			b := e.bundle([]string{"sleep", "1000"}, tc.edit)
+			if tc.userns {
+				chownRootfs(t, b)
+			}
+			id := e.id()
+			args := []string{"create", "--bundle", b, id}
+			if tc.extra > 0 {
+				args = []string{"create", "--bundle", b, "--preserve-fds", strconv.Itoa(tc.extra), id}
+			}
+			r := e.cliStart(func(c *exec.Cmd) {
+				for range tc.extra {
+					f, err := os.Open(os.DevNull)
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { f.Close() })
+					c.ExtraFiles = append(c.ExtraFiles, f)
+				}
+			}, args...).wait()
+			if r.code != 0 {
+				t.Fatalf("create: exit %d", r.code)
+			}
+			defer e.cliOK("delete", "--force", id)
+			pid := e.state(id).Pid
+			entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) < 2 {
+				t.Fatalf("init has %d thread: nothing tells a move of its main thread from one of the process", len(entries))
+			}
+			var threads []string
+			for _, d := range entries {
+				threads = append(threads, d.Name())
+			}
+			want := []string{strconv.Itoa(pid)}
+			if tc.byPid {
+				want = threads
+			}
+			checked := 0
+			for _, ctl := range []string{"pids", "memory", "freezer", "cpu", "devices", "blkio"} {
+				dir := filepath.Join("/sys/fs/cgroup", ctl, id)
+				if _, err := os.Stat(dir); err != nil {
+					continue
+				}
+				checked++
+				got := strings.Fields(readFile(t, filepath.Join(dir, "tasks")))
+				slices.SortFunc(got, func(a, b string) int { x, _ := strconv.Atoi(a); y, _ := strconv.Atoi(b); return x - y })
+				if !slices.Equal(got, want) {
+					t.Errorf("%s tasks while created: %q, want %q (init %d, its threads %q)", ctl, got, want, pid, threads)
+				}
+				if got := strings.Fields(readFile(t, filepath.Join(dir, "cgroup.procs"))); !slices.Equal(got, []string{strconv.Itoa(pid)}) {
+					t.Errorf("%s cgroup.procs while created: %q, want %d", ctl, got, pid)
+				}
+			}
+			if checked == 0 {
+				t.Fatal("the container has none of the v1 cgroups looked for")
+			}
+			for _, line := range cgroupLines(readFile(t, fmt.Sprintf("/proc/%d/cgroup", pid))) {
+				if !strings.HasSuffix(line, "/"+id) {
+					t.Errorf("init before start: %q, want it in /%s", line, id)
+				}
+			}
+			e.cliOK("start", id)
+			if got := strings.Fields(readFile(t, filepath.Join("/sys/fs/cgroup/pids", id, "tasks"))); !slices.Equal(got, []string{strconv.Itoa(pid)}) {
+				t.Errorf("pids tasks once started: %q, want the container's process %d alone", got, pid)
+			}
+		})
 	}
-	if len(threads) < 2 {
-		t.Fatalf("init has %d thread: nothing tells a move of its main thread from one of the process", len(threads))
-	}
-	want := strconv.Itoa(pid)
-	checked := 0
-	for _, ctl := range []string{"pids", "memory", "freezer", "cpu", "devices", "blkio"} {
-		dir := filepath.Join("/sys/fs/cgroup", ctl, id)
-		if _, err := os.Stat(dir); err != nil {
-			continue
-		}
-		checked++
-		if got := strings.Fields(readFile(t, filepath.Join(dir, "tasks"))); !slices.Equal(got, []string{want}) {
-			t.Errorf("%s tasks while created: %q, want init's main thread alone (%s; init has %d threads)", ctl, got, want, len(threads))
-		}
-		if got := strings.Fields(readFile(t, filepath.Join(dir, "cgroup.procs"))); !slices.Equal(got, []string{want}) {
-			t.Errorf("%s cgroup.procs while created: %q, want %s", ctl, got, want)
-		}
-	}
-	if checked == 0 {
-		t.Fatal("the container has none of the v1 cgroups looked for")
-	}
-	for _, line := range cgroupLines(readFile(t, fmt.Sprintf("/proc/%d/cgroup", pid))) {
-		if !strings.HasSuffix(line, "/"+id) {
-			t.Errorf("init before start: %q, want it in /%s", line, id)
-		}
-	}
-	e.cliOK("start", id)
-	if got := strings.Fields(readFile(t, filepath.Join("/sys/fs/cgroup/pids", id, "tasks"))); !slices.Equal(got, []string{want}) {
-		t.Errorf("pids tasks once started: %q, want the container's process %s alone", got, want)
-	}
-	e.cliOK("delete", "--force", id)
 }

@@ -497,7 +497,7 @@ func (c *Container) placeStaged(res *specs.LinuxResources, self []string) error 
 // that the host's cgroup paths are there until it pivots. An adopted
 // speculative init always is. Any other is moved.
 func (c *Container) selfDirs() []string {
-	if !c.Cgroup.Staged() || c.twoStage {
+	if c.Cgroup == nil || !c.Cgroup.Staged() || c.twoStage {
 		return nil
 	}
 	for _, ns := range c.Spec.Linux.Namespaces {

@@ -256,6 +256,18 @@ func (b *B) summary() *section {
 		}
 		return "**no**: " + pct(v, target)
 	}
+	for _, op := range []struct{ key, label string }{{"create", "`create` after 50 ms idle, median (p90) (ms)"}, {"run", "`run` /bin/true after 50 ms idle, median (p90) (ms)"}} {
+		pre := "spaced." + op.key + "."
+		if !has(pre+"crier", pre+"crun") {
+			continue
+		}
+		mp := func(rt string) string { return num(k[pre+rt]) + " (" + num(k[pre+rt+".p90"]) + ")" }
+		others := ""
+		if _, ok := k[pre+"runc 1.5.3"]; ok {
+			others = "runc 1.5.3: " + mp("runc 1.5.3")
+		}
+		t.add(op.label, mp("runc"), mp("crun"), others, "**"+mp("crier")+"**", "–", "")
+	}
 	if has("exit.0.p50", "exit.1.p50") {
 		worst := max(k["exit.0.p50"], k["exit.1.p50"])
 		var others []string

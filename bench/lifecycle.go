@@ -204,6 +204,7 @@ func (b *B) lifecycle(sec *section) {
 	}
 	sec.para("%d iterations per runtime after %d warm-up iterations; each iteration runs the steps for every runtime in a rotating order. runc is Debian's 1.1.5, runc 1.5.3 the newest release (built with `go install -tags seccomp`), crun Debian's 1.8.1, the anchor of every ratio.", n, warm)
 	b.procReport(sec, b.cliRts, bundle)
+	b.spaced(sec, bundle)
 }
 
 // shimPid returns the pid of the crier shim of container id.

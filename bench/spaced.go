@@ -55,7 +55,7 @@ func (b *B) spaced(sec *section, bundle string) {
 			}
 		}
 	}
-	sec.para("**Spaced out.** The same `create` and `run` with the machine left idle for %s before each, as a user at a shell or an engine starting a container now and then meets them, rather than back to back: wall time in ms, %d of each per runtime, rotating. Moving a process into a cgroup by its pid (runc, crun, and crier before session 16) takes the kernel's threadgroup lock, whose first taker after a quiet spell waits for an RCU grace period; back to back, most creates find it still warm from the one before. crier's init moves its main thread into its v1 cgroups itself, which skips the lock.", pause, n)
+	sec.para("**Spaced out.** The same `create` and `run` with the machine left idle for %d ms before each, as a user at a shell or an engine starting a container now and then meets them, rather than back to back: wall time in ms, %d of each per runtime, rotating. Moving a process into a cgroup by its pid (as runc and crun move their init) takes the kernel's threadgroup lock, whose first taker after a quiet spell waits for an RCU grace period; back to back, most creates find it still warm from the one before. crier's init moves its main thread into its v1 cgroups itself, which skips the lock.", pause.Milliseconds(), n)
 	head := []string{"step after a pause"}
 	for _, rt := range b.cliRts {
 		head = append(head, rt.name)

@@ -120,6 +120,9 @@ type Container struct {
 	// speculated: init is an adopted Speculative, which has still to
 	// move to the bundle and unshare these namespaces.
 	speculated *speculated
+	// sealMounts: an adopted Speculative's Mounts, until
+	// closeSealMounts.
+	sealMounts []*os.File
 	// aborted: Abort has run.
 	aborted bool
 	// outside: init is in none of the container's cgroups yet, and
@@ -785,6 +788,7 @@ func (c *Container) dropExe() {
 // Close releases the descriptors Container holds.
 func (c *Container) Close() {
 	c.dropExe()
+	c.closeSealMounts()
 	if c.sync != nil {
 		c.sync.Close()
 		c.sync = nil

@@ -20,6 +20,14 @@ type Speculative struct {
 	Pid  int
 	Sync *os.File // the shim's end of init's sync socket
 	Exe  *os.File // the sealed binary init was exec'd from
+	// Mounts are the detached mounts Exe is sealed in (an empty tmpfs
+	// and the overlay of crier-shim's directory). Dropping the last
+	// descriptor of a detached mount waits for an expedited RCU grace
+	// period (the kernel's namespace_unlock): 0.05 ms, at times some
+	// milliseconds. Held here, init's exec did not drop them; the
+	// Container closes them once init is building its rootfs, off
+	// create's path (closeSealMounts).
+	Mounts []*os.File
 	// adopted: a Container owns Pid and the files now.
 	adopted bool
 	// specSent: config.json's bytes went ahead (SendSpec).
@@ -71,6 +79,8 @@ func (s *Speculative) Discard() {
 	s.Pid = 0
 	s.Sync.Close()
 	s.Exe.Close()
+	closeFiles(s.Mounts)
+	s.Mounts = nil
 }
 
 // adoptSpeculative makes the Container of cfg from its speculative init,
@@ -92,6 +102,7 @@ func adoptSpeculative(cfg *Config, c *Container) (ok bool) {
 	}
 	s.adopted = true
 	c.Pid, c.PidFD, c.sync, c.exe = s.Pid, pidfd, newSyncConn(s.Sync), s.Exe
+	c.sealMounts, s.Mounts = s.Mounts, nil
 	// Until placeSpeculated has made the cgroups and moved it in.
 	c.outside = true
 	c.ExeSeal = exeSealKind(s.Exe)
@@ -172,6 +183,7 @@ func (c *Container) placeSpeculated(res, early *specs.LinuxResources) error {
 		// Init asks for them while it mounts, on the socket that would
 		// carry msgPlaced.
 		c.speculated.inOrder = true
+		c.closeSealMounts()
 		if err := c.placeStaged(res, c.selfDirs()); err != nil {
 			return err
 		}
@@ -196,7 +208,17 @@ func (c *Container) placeSpeculated(res, early *specs.LinuxResources) error {
 		}
 		return err
 	}
+	// Init builds the rootfs meanwhile.
+	c.closeSealMounts()
 	return c.waitMounted()
+}
+
+// closeSealMounts closes the detached mounts an adopted speculative init
+// was sealed in (Speculative.Mounts): the wait their last close makes is
+// best spent while init works.
+func (c *Container) closeSealMounts() {
+	closeFiles(c.sealMounts)
+	c.sealMounts = nil
 }
 
 // hasIDMappedMounts reports whether any mount of spec asks to be

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,6 +113,12 @@ func TestSpeculativeInit(t *testing.T) {
 				if kids := childrenOf(shim); len(kids) != 1 || kids[0] != pid {
 					t.Errorf("the shim's children: %v, want only init %d", kids, pid)
 				}
+				// The seal's detached mounts, which the shim holds
+				// while init starts (Speculative.Mounts), are closed
+				// once it is created.
+				if left := detachedMountRoots(t, shim); len(left) > 0 {
+					t.Errorf("the created container's shim holds detached mounts: descriptors %v", left)
+				}
 			}
 			e.cliOK("delete", "--force", id)
 		})
@@ -135,6 +142,35 @@ func findNamespace(s *specs.Spec, typ specs.LinuxNamespaceType) (specs.LinuxName
 		}
 	}
 	return specs.LinuxNamespace{}, false
+}
+
+// detachedMountRoots lists the descriptors of pid that are the root of a
+// mount outside its mount table: detached mounts (fsmount, open_tree).
+func detachedMountRoots(t *testing.T, pid int) []string {
+	t.Helper()
+	table := map[string]bool{}
+	for line := range strings.SplitSeq(readFile(t, fmt.Sprintf("/proc/%d/mountinfo", pid)), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			table[f[0]] = true
+		}
+	}
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, ent := range ents {
+		if link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, ent.Name())); link != "/" {
+			continue
+		}
+		info, _ := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, ent.Name()))
+		for line := range strings.SplitSeq(string(info), "\n") {
+			if id, ok := strings.CutPrefix(line, "mnt_id:"); ok && !table[strings.TrimSpace(id)] {
+				out = append(out, ent.Name())
+			}
+		}
+	}
+	return out
 }
 
 // childrenOf lists the processes whose parent is pid.

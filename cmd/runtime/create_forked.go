@@ -198,9 +198,10 @@ func supervised(l *log.Logger, debug bool, mode string, callerParent int) bool {
 // speculative is the init the entry point started before the runtime
 // (internal/prefork, speculate.go), if it did.
 func speculative() *container.Speculative {
-	pid, sync, exe, ok := prefork.TakeSpeculative()
+	pid, sync, exe, mounts, ok := prefork.TakeSpeculative()
 	if !ok {
 		return nil
 	}
-	return &container.Speculative{Pid: pid, Sync: os.NewFile(uintptr(sync), "sync-parent"), Exe: os.NewFile(uintptr(exe), "init-exe")}
+	return &container.Speculative{Pid: pid, Sync: os.NewFile(uintptr(sync), "sync-parent"), Exe: os.NewFile(uintptr(exe), "init-exe"),
+		Mounts: []*os.File{os.NewFile(uintptr(mounts[0]), "seal-tmpfs"), os.NewFile(uintptr(mounts[1]), "seal-overlay")}}
 }

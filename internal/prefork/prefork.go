@@ -33,6 +33,9 @@ var state struct {
 	// things: 1 in C once it serves a run alone (RunAlone), so that the
 	// report of the create leaves the socket open for RunDone's.
 	child, waited, alone int32
+	// C: the speculative init's detached mounts (speculate.go), set
+	// with specPid.
+	specMounts [2]int32
 }
 
 // pipefds, statusbuf and pollfd are entry's scratch space; only the

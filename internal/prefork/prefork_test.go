@@ -2,6 +2,7 @@ package prefork
 
 import (
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -90,4 +91,31 @@ func TestRunNoReport(t *testing.T) {
 		}
 	})
 	unix.Close(c)
+}
+
+// TestStateOffsets: the assembly addresses state's fields by offset
+// (·state+N(SB)); they must stay where it looks for them.
+func TestStateOffsets(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"forked", unsafe.Offsetof(state.forked), 0},
+		{"fd", unsafe.Offsetof(state.fd), 4},
+		{"parent", unsafe.Offsetof(state.parent), 8},
+		{"caller", unsafe.Offsetof(state.caller), 12},
+		{"errno", unsafe.Offsetof(state.errno), 16},
+		{"run", unsafe.Offsetof(state.run), 20},
+		{"maxprocs", unsafe.Offsetof(state.maxprocs), 28},
+		{"specPid", unsafe.Offsetof(state.specPid), 32},
+		{"specSync", unsafe.Offsetof(state.specSync), 36},
+		{"specExe", unsafe.Offsetof(state.specExe), 40},
+		{"child", unsafe.Offsetof(state.child), 44},
+		{"waited", unsafe.Offsetof(state.waited), 48},
+		{"specMounts", unsafe.Offsetof(state.specMounts), 56},
+	} {
+		if c.got != c.want {
+			t.Errorf("state.%s at offset %d, the assembly reads it at %d", c.name, c.got, c.want)
+		}
+	}
 }

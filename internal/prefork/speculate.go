@@ -28,22 +28,24 @@ import "golang.org/x/sys/unix"
 
 // TakeSpeculative hands the speculative init over to the caller, who
 // adopts it or kills and reaps it (container.Speculative): its pid, C's
-// end of its sync socket and the sealed binary it runs. ok is false
-// when there is none, or it was taken already.
-func TakeSpeculative() (pid, sync, exe int, ok bool) {
+// end of its sync socket, the sealed binary it runs and the two detached
+// mounts that binary is sealed in (an empty tmpfs and the overlay). ok
+// is false when there is none, or it was taken already.
+func TakeSpeculative() (pid, sync, exe int, mounts [2]int, ok bool) {
 	if state.forked != 1 || state.specPid <= 0 {
-		return 0, -1, -1, false
+		return 0, -1, -1, [2]int{-1, -1}, false
 	}
 	pid, sync, exe = int(state.specPid), int(state.specSync), int(state.specExe)
+	mounts = [2]int{int(state.specMounts[0]), int(state.specMounts[1])}
 	state.specPid = 0
-	return pid, sync, exe, true
+	return pid, sync, exe, mounts, true
 }
 
 // DiscardSpeculative kills and reaps the speculative init if nobody took
 // it: C is about to report or exit without a container. (One taken is
 // the taker's to adopt or discard: container.Speculative.)
 func DiscardSpeculative() {
-	pid, sync, exe, ok := TakeSpeculative()
+	pid, sync, exe, mounts, ok := TakeSpeculative()
 	if !ok {
 		return
 	}
@@ -55,4 +57,6 @@ func DiscardSpeculative() {
 	}
 	unix.Close(sync)
 	unix.Close(exe)
+	unix.Close(mounts[0])
+	unix.Close(mounts[1])
 }

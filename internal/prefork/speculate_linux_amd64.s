@@ -253,6 +253,15 @@ slash:
 	MOVL	AX, ·state+40(SB)		// specExe
 	MOVL	$-1, ·specFDs+20(SB)
 	MOVL	$-1, ·specFDs+24(SB)
+	// The two detached mounts too, so that init's exec does not drop
+	// their last descriptors: that waits for an expedited RCU grace
+	// period (container.Speculative.Mounts).
+	MOVL	·specFDs+8(SB), AX
+	MOVL	AX, ·state+56(SB)		// specMounts[0]: the empty tmpfs
+	MOVL	·specFDs+16(SB), AX
+	MOVL	AX, ·state+60(SB)		// specMounts[1]: the overlay
+	MOVL	$-1, ·specFDs+8(SB)
+	MOVL	$-1, ·specFDs+16(SB)
 	// and the rest closed
 
 closeall:

@@ -104,6 +104,7 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 	if r := a.alone; r != nil {
 		r.started = make(chan protocol.Reply, 1)
 		cfg.StartAtOnce = r.started
+		r.served = make(chan struct{})
 		if !r.detach {
 			r.deleted = make(chan protocol.Reply, 1)
 			cfg.DeleteWhenStopped = r.deleted
@@ -125,8 +126,11 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 	os.Clearenv()
 	a.debugf("nsexec container setup: crier %d makes container %s", os.Getpid(), sa.id)
 	err = shim.Serve(cfg)
-	if r := a.alone; r != nil && err == nil && rep.err == "" {
-		r.finish()
+	if r := a.alone; r != nil {
+		close(r.served)
+		if err == nil && rep.err == "" {
+			r.finish()
+		}
 	}
 	if rep.err == "" {
 		return err // served until deleted (nil), or failed after reporting

@@ -135,9 +135,14 @@ func (a *app) runForeground(id string, console *consoleListener, sigs <-chan os.
 	// its fork runs alone), which may have been before this.
 	sub, err := a.dial(ctx, id)
 	if err == nil {
-		err = sub.Subscribe(ctx, protocol.SubscribeOptions{NoHistory: a.alone == nil})
+		if err = sub.Subscribe(ctx, protocol.SubscribeOptions{NoHistory: a.alone == nil}); err != nil {
+			sub.Close()
+		}
 	}
 	if err != nil {
+		if status, ok := a.alone.deletedFirst(err); ok {
+			return &exitError{code: status}
+		}
 		a.delete(id, true)
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/crier-runtime/crier/internal/prefork"
 	"github.com/crier-runtime/crier/protocol"
@@ -38,6 +39,8 @@ type aloneRun struct {
 	// deleted, in the foreground, the reply to the delete it makes once
 	// the container has stopped (shim.Config.DeleteWhenStopped).
 	started, deleted chan protocol.Reply
+	// served is closed once the shim's loop has ended (serveShim).
+	served chan struct{}
 	// seccompFlags, with --debug, are the filter's flags the start says
 	// (startSeccompFlags), read once the container is created, before
 	// the loop that starts it runs.
@@ -150,4 +153,42 @@ func (r *aloneRun) finish() {
 		r.deleted <- rep
 	default:
 	}
+}
+
+// deletedFirst is, for a foreground run, the container's exit status when
+// the driver found the container gone (err) because the shim had deleted
+// it by itself once it stopped (shim.Config.DeleteWhenStopped): the shim
+// starts it at once, and a container that exits at once can run, stop
+// and be deleted before the driver, a goroutine beside the shim's loop on
+// the one P, has subscribed. The delete's reply says how it ended. ok is
+// false for any other error, or when the loop ended without that reply
+// (another delete came first).
+func (r *aloneRun) deletedFirst(err error) (status int, ok bool) {
+	if r == nil || r.deleted == nil || !deletedUnder(err) {
+		return 0, false
+	}
+	var rep protocol.Reply
+	select {
+	case rep = <-r.deleted:
+	case <-r.served:
+		select {
+		case rep = <-r.deleted:
+		default:
+			return 0, false
+		}
+	}
+	if !rep.OK || rep.ExitStatus == nil {
+		r.deleted <- rep // for deleteStopped, which says what went wrong
+		return 0, false
+	}
+	return *rep.ExitStatus, true
+}
+
+// deletedUnder reports whether err, from dialing or subscribing, is a
+// sign that the container was deleted meanwhile: its socket gone, no one
+// listening on it, or the connection closed under the request.
+func deletedUnder(err error) bool {
+	return errors.Is(err, protocol.ErrNotExist) || errors.Is(err, errShimDead) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

@@ -164,33 +164,17 @@ func (b *B) lifecycle(sec *section) {
 		} else {
 			sec.para("Wall time in ms, from fork to reaping the CLI:")
 		}
-		head := []string{"step"}
-		for _, rt := range b.cliRts {
-			head = append(head, rt.name)
-		}
-		for _, rt := range b.cliRts {
-			if rt != b.crun {
-				head = append(head, rt.name+" ÷ crun")
-			}
-		}
-		t := sec.table(head...)
+		t := b.crunTable(sec, "step")
 		for _, o := range ops {
 			d := map[*runtime]dist{}
-			row := []string{o.label}
 			for _, rt := range b.cliRts {
 				d[rt] = summarize(data[key{rt, o.op}])
-				row = append(row, d[rt].cell())
 				if kind == "wall" {
 					b.rep.key["life."+o.op+"."+rt.name] = d[rt].p50
 					b.rep.key["life."+o.op+"."+rt.name+".p90"] = d[rt].p90
 				}
 			}
-			for _, rt := range b.cliRts {
-				if rt != b.crun {
-					row = append(row, ratio(d[rt], d[b.crun]))
-				}
-			}
-			t.add(row...)
+			b.crunRow(t, o.label, d)
 		}
 	}
 	cr, cu := summarize(calls[b.runc]), summarize(calls[b.crun])
@@ -205,6 +189,37 @@ func (b *B) lifecycle(sec *section) {
 	sec.para("%d iterations per runtime after %d warm-up iterations; each iteration runs the steps for every runtime in a rotating order. runc is Debian's 1.1.5, runc 1.5.3 the newest release (built with `go install -tags seccomp`), crun Debian's 1.8.1, the anchor of every ratio.", n, warm)
 	b.procReport(sec, b.cliRts, bundle)
 	b.spaced(sec, bundle)
+}
+
+// crunTable is a table of the CLI runtimes' figures, first naming its
+// rows, then one column per runtime and one of each one's ratio to crun
+// (crunRow).
+func (b *B) crunTable(sec *section, first string) *table {
+	head := []string{first}
+	for _, rt := range b.cliRts {
+		head = append(head, rt.name)
+	}
+	for _, rt := range b.cliRts {
+		if rt != b.crun {
+			head = append(head, rt.name+" ÷ crun")
+		}
+	}
+	return sec.table(head...)
+}
+
+// crunRow adds a row of crunTable: each runtime's d, then its median's
+// ratio to crun's.
+func (b *B) crunRow(t *table, label string, d map[*runtime]dist) {
+	row := []string{label}
+	for _, rt := range b.cliRts {
+		row = append(row, d[rt].cell())
+	}
+	for _, rt := range b.cliRts {
+		if rt != b.crun {
+			row = append(row, ratio(d[rt], d[b.crun]))
+		}
+	}
+	t.add(row...)
 }
 
 // shimPid returns the pid of the crier shim of container id.

@@ -56,30 +56,14 @@ func (b *B) spaced(sec *section, bundle string) {
 		}
 	}
 	sec.para("**Spaced out.** The same `create` and `run` with the machine left idle for %d ms before each, as a user at a shell or an engine starting a container now and then meets them, rather than back to back: wall time in ms, %d of each per runtime, rotating. Moving a process into a cgroup by its pid (as runc and crun move their init) takes the kernel's threadgroup lock, whose first taker after a quiet spell waits for an RCU grace period; back to back, most creates find it still warm from the one before. crier's init moves its main thread into its v1 cgroups itself, which skips the lock.", pause.Milliseconds(), n)
-	head := []string{"step after a pause"}
-	for _, rt := range b.cliRts {
-		head = append(head, rt.name)
-	}
-	for _, rt := range b.cliRts {
-		if rt != b.crun {
-			head = append(head, rt.name+" ÷ crun")
-		}
-	}
-	t := sec.table(head...)
+	t := b.crunTable(sec, "step after a pause")
 	for _, op := range []struct{ key, label string }{{"create", "`create` (/bin/true)"}, {"run", "`run` /bin/true (foreground)"}} {
 		d := map[*runtime]dist{}
-		row := []string{op.label}
 		for _, rt := range b.cliRts {
 			d[rt] = summarize(wall[op.key][rt])
-			row = append(row, d[rt].cell())
 			b.rep.key["spaced."+op.key+"."+rt.name] = d[rt].p50
 			b.rep.key["spaced."+op.key+"."+rt.name+".p90"] = d[rt].p90
 		}
-		for _, rt := range b.cliRts {
-			if rt != b.crun {
-				row = append(row, ratio(d[rt], d[b.crun]))
-			}
-		}
-		t.add(row...)
+		b.crunRow(t, op.label, d)
 	}
 }

@@ -71,14 +71,7 @@ func TestSpeculativeInit(t *testing.T) {
 			args := append(append([]string{"--debug", "create", "--bundle", b}, tc.flags...), id)
 			r := e.cliStart(func(c *exec.Cmd) {
 				c.Stdout, c.Stderr = logf, logf
-				for range tc.extra {
-					f, err := os.Open(os.DevNull)
-					if err != nil {
-						t.Fatal(err)
-					}
-					t.Cleanup(func() { f.Close() })
-					c.ExtraFiles = append(c.ExtraFiles, f)
-				}
+				passDevNull(t, c, tc.extra)
 			}, args...).wait()
 			out, _ := os.ReadFile(logPath)
 			if r.code != 0 {
@@ -142,6 +135,20 @@ func findNamespace(s *specs.Spec, typ specs.LinuxNamespaceType) (specs.LinuxName
 		}
 	}
 	return specs.LinuxNamespace{}, false
+}
+
+// passDevNull passes n descriptors of /dev/null to c, above its stdio
+// (for --preserve-fds).
+func passDevNull(t *testing.T, c *exec.Cmd, n int) {
+	t.Helper()
+	for range n {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		c.ExtraFiles = append(c.ExtraFiles, f)
+	}
 }
 
 // detachedMountRoots lists the descriptors of pid that are the root of a

@@ -258,16 +258,7 @@ func TestInitMovesItselfIntoCgroups(t *testing.T) {
 			if tc.extra > 0 {
 				args = []string{"create", "--bundle", b, "--preserve-fds", strconv.Itoa(tc.extra), id}
 			}
-			r := e.cliStart(func(c *exec.Cmd) {
-				for range tc.extra {
-					f, err := os.Open(os.DevNull)
-					if err != nil {
-						t.Fatal(err)
-					}
-					t.Cleanup(func() { f.Close() })
-					c.ExtraFiles = append(c.ExtraFiles, f)
-				}
-			}, args...).wait()
+			r := e.cliStart(func(c *exec.Cmd) { passDevNull(t, c, tc.extra) }, args...).wait()
 			if r.code != 0 {
 				t.Fatalf("create: exit %d", r.code)
 			}

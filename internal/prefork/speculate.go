@@ -13,7 +13,11 @@ import "golang.org/x/sys/unix"
 // no supervisor, no user, time or joined namespaces, no passed
 // descriptors, no terminal, that crier-shim; the init unshares the rest
 // of its namespaces (uts, ipc, network) on its one thread. Otherwise C
-// kills and reaps it, and forks an init as before.
+// kills and reaps it, and forks an init as before. C also keeps the two
+// detached mounts the copy is sealed in, so that init's exec does not
+// drop their last descriptors (which waits for an RCU grace period):
+// the shim closes them while init builds the rootfs
+// (container.Speculative.Mounts).
 //
 //	W ──fork──▶ M ──fork──▶ C ─┬─ Go runtime: the CLI, then the shim, which
 //	                           │  adopts I or discards it

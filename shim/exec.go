@@ -219,6 +219,7 @@ func (s *server) execDone(m execDone) {
 	if m.err != nil {
 		delete(s.execIDs, m.req.req.ExecID)
 		m.req.reply <- protocol.ErrorReply(m.err)
+		s.releaseHeldOOM()
 		s.reap()
 		return
 	}
@@ -233,9 +234,18 @@ func (s *server) execDone(m execDone) {
 	s.execs[m.pid] = p
 	s.log.Printf("exec: pid %d", m.pid)
 	s.emit(protocol.Event{Type: protocol.EventExecStarted, Pid: m.pid, ExecID: p.id}, time.Now())
+	s.releaseHeldOOM()
 	s.ops.exec.watch(m.pid, func() { s.post(execMaybeExited{}) })
 	m.req.reply <- protocol.Reply{OK: true, Pid: m.pid}
 	s.reap()
+}
+
+// releaseHeldOOM publishes the oom event checkOOM held while execs were
+// starting, once none is.
+func (s *server) releaseHeldOOM() {
+	if s.execsStarting == 0 {
+		s.publishOOM(time.Now())
+	}
 }
 
 // execInput is the table's input for an exec or adopt request.

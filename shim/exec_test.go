@@ -260,6 +260,16 @@ func nextEvent(t *testing.T, sub *subscriber) protocol.Event {
 	return protocol.Event{}
 }
 
+// noEvent checks that nothing was sent to sub.
+func noEvent(t *testing.T, sub *subscriber) {
+	t.Helper()
+	select {
+	case line := <-sub.ch:
+		t.Fatalf("event %q, want none yet", line)
+	default:
+	}
+}
+
 // TestExecConfigMustBeRegular: the exec stage is run only with a regular
 // file (a memfd) for its config. A pipe whose write end came with the same
 // request held the stage, its connection and descriptors for good (found

@@ -223,6 +223,12 @@ func (s *server) checkOOM(at time.Time, flush bool) cgroup.OOM {
 		// The same OOM still at work, as far as anyone can tell.
 		return o
 	}
+	if !flush && s.execsStarting > 0 {
+		// An exec'd process being started may be what ran out of
+		// memory: its exec-started comes first (execDone publishes
+		// the event then), as it ran before it was killed.
+		return o
+	}
 	s.publishOOM(at)
 	return o
 }

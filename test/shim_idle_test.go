@@ -62,15 +62,20 @@ func TestShimReexecKeepsSubscribersAndOOMWatch(t *testing.T) {
 	if r.code != 137 {
 		t.Errorf("exec of the allocator: exit %d, want 137: %s", r.code, r.stderr)
 	}
-	e.cliOK("kill", id, "KILL")
+	// On cgroup v1 the OOM killer may take a second victim while its
+	// first exits, and the init, the only other process, may be it: the
+	// container has stopped already then.
+	if r := e.cliRun("kill", id, "KILL"); r.code != 0 && !strings.Contains(r.stderr, "container not running") {
+		t.Fatalf("kill KILL: exit %d: %s", r.code, r.stderr)
+	}
 	var evs []protocol.Event
 	for len(evs) == 0 || evs[len(evs)-1].Type != protocol.EventStopped {
 		evs = append(evs, nextOf(t, sub))
 	}
 	got := strings.Join(typesOf(evs), ",")
 	// On cgroup v1 one kill may notify twice: oom may repeat.
-	if !strings.HasPrefix(got, "created,started,exec-started,exec-stopped,exec-started,oom,") || !strings.HasSuffix(got, ",exec-stopped,stopped") {
-		t.Fatalf("events %s, want created, started, an exec, then exec-started, oom, exec-stopped, stopped", got)
+	if !strings.HasPrefix(got, "created,started,exec-started,exec-stopped,exec-started,oom,") || !strings.Contains(got, ",exec-stopped,") {
+		t.Fatalf("events %s, want created, started, an exec, then exec-started, oom, exec-stopped, and stopped", got)
 	}
 	for i, ev := range evs {
 		if ev.Seq != uint64(i+1) {
@@ -81,8 +86,14 @@ func TestShimReexecKeepsSubscribersAndOOMWatch(t *testing.T) {
 	if first.ExecID != "exec-1" || second.ExecID != "exec-2" {
 		t.Errorf("exec ids %q and %q, want exec-1 and exec-2 (counting on across the re-exec)", first.ExecID, second.ExecID)
 	}
-	if ev := evs[len(evs)-2]; !ev.OOMKilled || ev.ExitStatus == nil || *ev.ExitStatus != 137 {
-		t.Errorf("exec-stopped %+v, want 137 and oomKilled", ev)
+	var stopped protocol.Event
+	for _, ev := range evs[5:] {
+		if ev.Type == protocol.EventExecStopped {
+			stopped = ev
+		}
+	}
+	if !stopped.OOMKilled || stopped.ExitStatus == nil || *stopped.ExitStatus != 137 || stopped.ExecID != "exec-2" {
+		t.Errorf("exec-stopped %+v, want exec-2's, 137 and oomKilled", stopped)
 	}
 	if st := e.shimState(id); st.ShimPid != shimPid {
 		t.Errorf("shim pid %d after the re-exec, want %d", st.ShimPid, shimPid)

@@ -261,26 +261,6 @@ func (a *app) deleteCommand() *cobra.Command {
 	return cmd
 }
 
-// deleteStopped deletes a run's stopped container; the delete a run's
-// fork has its shim make at once (run_alone.go) is waited for instead, as
-// long as a request would be, and should that one have been refused
-// (another delete came first), it is asked for as any other.
-func (a *app) deleteStopped(id string) error {
-	if r := a.alone; r != nil && r.deleted != nil {
-		ctx, cancel := requestContext()
-		defer cancel()
-		select {
-		case rep := <-r.deleted:
-			if rep.OK {
-				return nil
-			}
-		case <-ctx.Done():
-			return fmt.Errorf("delete %s: %w", id, ctx.Err())
-		}
-	}
-	return a.delete(id, false)
-}
-
 func (a *app) delete(id string, force bool) error {
 	ctx, cancel := requestContext()
 	defer cancel()

@@ -130,19 +130,15 @@ func (a *app) startOrDelete(id string) error {
 // stopped deletes it, unless keep, and exits with its status.
 func (a *app) runForeground(id string, console *consoleListener, sigs <-chan os.Signal, keep bool) error {
 	ctx := context.Background()
-	// Subscribe before start so that a quick exit is not missed; with the
-	// events so far when the shim starts the container at once (a run
-	// its fork runs alone), which may have been before this.
+	// Subscribe before start so that a quick exit is not missed. (A run
+	// its fork runs alone subscribes to nothing: aloneRun.foreground.)
 	sub, err := a.dial(ctx, id)
 	if err == nil {
-		if err = sub.Subscribe(ctx, protocol.SubscribeOptions{NoHistory: a.alone == nil}); err != nil {
+		if err = sub.Subscribe(ctx, protocol.SubscribeOptions{NoHistory: true}); err != nil {
 			sub.Close()
 		}
 	}
 	if err != nil {
-		if status, ok := a.alone.deletedFirst(err); ok {
-			return &exitError{code: status}
-		}
 		a.delete(id, true)
 		return err
 	}
@@ -154,21 +150,8 @@ func (a *app) runForeground(id string, console *consoleListener, sigs <-chan os.
 			return err
 		}
 	}
-	if err := a.startOrDelete(id); err != nil {
-		if errors.Is(err, protocol.ErrExecFailed) {
-			// The process itself failed, in its first step: as
-			// runc's init, its error alone on stderr and status
-			// 255, rather than a failure of crier's (run.bats
-			// "[execve error]" wants that one line).
-			fmt.Fprintln(a.errOut(), err)
-			return &exitError{code: 255}
-		}
+	if err := a.startForRun(id); err != nil {
 		return err
-	}
-	// The W of a run its fork runs alone forwards signals from now on.
-	prefork.RunStarted()
-	if a.alone != nil {
-		a.alone.running.Store(true)
 	}
 	if sigs != nil {
 		go func() {
@@ -186,12 +169,31 @@ func (a *app) runForeground(id string, console *consoleListener, sigs <-chan os.
 		stopProxy()
 	}
 	if !keep {
-		if err := a.deleteStopped(id); err != nil {
+		if err := a.delete(id, false); err != nil {
 			return err
 		}
 	}
 	return &exitError{code: status}
 }
+
+// startForRun starts the created container of a foreground run, or
+// deletes it when it cannot be started.
+func (a *app) startForRun(id string) error {
+	err := a.startOrDelete(id)
+	if errors.Is(err, protocol.ErrExecFailed) {
+		// The process itself failed, in its first step: as runc's
+		// init, its error alone on stderr and status 255, rather than
+		// a failure of crier's (run.bats "[execve error]" wants that
+		// one line).
+		fmt.Fprintln(a.errOut(), err)
+		return &exitError{code: 255}
+	}
+	return err
+}
+
+// errExitUnknown is a foreground run's error for a container whose exit
+// status the shim could not learn.
+var errExitUnknown = errors.New("the container stopped, with an exit status the shim could not learn (supervisor mode before Linux 6.15)")
 
 // wantsTerminal reports whether the bundle's process asks for a terminal;
 // an unreadable config is create's to report.
@@ -224,7 +226,7 @@ func waitStopped(ctx context.Context, c *protocol.Client) (int, error) {
 			return *ev.ExitStatus, nil
 		}
 		if ev.Type == protocol.EventStopped && ev.ExitUnknown {
-			return 0, errors.New("the container stopped, with an exit status the shim could not learn (supervisor mode before Linux 6.15)")
+			return 0, errExitUnknown
 		}
 		if ev.Type == protocol.EventDeleted {
 			return 0, fmt.Errorf("container was deleted before it stopped")

@@ -99,3 +99,24 @@ func TestRunAloneShimDies(t *testing.T) {
 	}
 	e.assertGone(id)
 }
+
+// TestRunAloneDeletedByAnother: a plain run whose container another
+// `crier delete --force` removes while it runs: the run ends at once,
+// exits 1 with one line saying so (the shim's own delete, made once the
+// container stopped, was refused as a second one), and nothing is left.
+func TestRunAloneDeletedByAnother(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id := e.id()
+	b := e.bundle([]string{"sleep", "1000"}, nil)
+	started := e.cliStart(nil, "event", "--event", "started", id)
+	run := e.cliStart(nil, "run", "--bundle", b, id)
+	started.waitOK()
+	e.cliOK("delete", "--force", id)
+	r := run.wait()
+	if r.code != 1 {
+		t.Errorf("run exited %d after another deleted its container, want 1 (stderr %q)", r.code, r.stderr)
+	}
+	wantOneLine(t, "run", r.stderr, "being deleted")
+	e.assertGone(id)
+}

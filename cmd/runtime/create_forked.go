@@ -127,10 +127,10 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 	a.debugf("nsexec container setup: crier %d makes container %s", os.Getpid(), sa.id)
 	err = shim.Serve(cfg)
 	if r := a.alone; r != nil {
-		close(r.served)
 		if err == nil && rep.err == "" {
-			r.finish()
+			r.finish() // exits, when the run is over
 		}
+		close(r.served)
 	}
 	if rep.err == "" {
 		return err // served until deleted (nil), or failed after reporting

@@ -170,17 +170,16 @@ func (r *aloneRun) foreground(a *app) error {
 	}
 	prefork.RunStarted()
 	r.running.Store(true)
+	// Not woken by the delete's reply: the loop's goroutine reads it
+	// first (finish), and ends the run itself when it can; the loop has
+	// ended by the time served is closed.
+	<-r.served
 	var rep protocol.Reply
 	select {
 	case rep = <-r.deleted:
-	case <-r.served:
-		select {
-		case rep = <-r.deleted:
-		default:
-			// Another delete came first: the loop made none of its
-			// own.
-			return errors.New("container was deleted before it stopped")
-		}
+	default:
+		// Another delete came first: the loop made none of its own.
+		return errors.New("container was deleted before it stopped")
 	}
 	if !rep.OK {
 		return requestError(rep.Err())

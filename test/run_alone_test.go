@@ -77,46 +77,41 @@ func TestRunAloneForwardsSignals(t *testing.T) {
 	}
 }
 
-// TestRunAloneShimDies: the fork that runs a plain run is killed while the
-// container runs: run says so in one line and exits 1, and does not wait
-// for the container; delete --force removes what is left.
-func TestRunAloneShimDies(t *testing.T) {
+// TestRunAloneCutShort: a plain run whose container is taken from it
+// while it runs ends at once, exits 1 with one line saying why, and
+// leaves nothing (a delete --force removes what a killed shim left):
+//   - its fork, the shim, is killed: run does not wait for the container;
+//   - another `crier delete --force` removes the container: the shim's
+//     own delete, made once the container stopped, was refused as a
+//     second one.
+func TestRunAloneCutShort(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	id := e.id()
-	b := e.bundle([]string{"sleep", "1000"}, nil)
-	started := e.cliStart(nil, "event", "--event", "started", id)
-	run := e.cliStart(nil, "run", "--bundle", b, id)
-	started.waitOK()
-	killShim(t, e.shimState(id))
-	r := run.wait()
-	if r.code != 1 {
-		t.Errorf("run exited %d after its shim was killed, want 1 (stderr %q)", r.code, r.stderr)
+	for _, tc := range []struct {
+		name string
+		cut  func(e *env, id string)
+		want string
+	}{
+		{name: "shim killed", cut: func(e *env, id string) { killShim(e.t, e.shimState(id)) }, want: "shim exited"},
+		{name: "deleted by another", cut: func(e *env, id string) { e.cliOK("delete", "--force", id) }, want: "being deleted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			id := e.id()
+			b := e.bundle([]string{"sleep", "1000"}, nil)
+			started := e.cliStart(nil, "event", "--event", "started", id)
+			run := e.cliStart(nil, "run", "--bundle", b, id)
+			started.waitOK()
+			tc.cut(e, id)
+			r := run.wait()
+			if r.code != 1 {
+				t.Errorf("run exited %d, want 1 (stderr %q)", r.code, r.stderr)
+			}
+			wantOneLine(t, "run", r.stderr, tc.want)
+			if _, err := os.Lstat(shim.Dir(e.root, id)); err == nil {
+				e.cliOK("delete", "--force", id)
+			}
+			e.assertGone(id)
+		})
 	}
-	wantOneLine(t, "run", r.stderr, "shim exited")
-	if _, err := os.Lstat(shim.Dir(e.root, id)); err == nil {
-		e.cliOK("delete", "--force", id)
-	}
-	e.assertGone(id)
-}
-
-// TestRunAloneDeletedByAnother: a plain run whose container another
-// `crier delete --force` removes while it runs: the run ends at once,
-// exits 1 with one line saying so (the shim's own delete, made once the
-// container stopped, was refused as a second one), and nothing is left.
-func TestRunAloneDeletedByAnother(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	id := e.id()
-	b := e.bundle([]string{"sleep", "1000"}, nil)
-	started := e.cliStart(nil, "event", "--event", "started", id)
-	run := e.cliStart(nil, "run", "--bundle", b, id)
-	started.waitOK()
-	e.cliOK("delete", "--force", id)
-	r := run.wait()
-	if r.code != 1 {
-		t.Errorf("run exited %d after another deleted its container, want 1 (stderr %q)", r.code, r.stderr)
-	}
-	wantOneLine(t, "run", r.stderr, "being deleted")
-	e.assertGone(id)
 }

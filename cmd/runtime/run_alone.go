@@ -134,11 +134,10 @@ func (a *app) errOut() *os.File {
 // finish ends a foreground run whose container the shim's loop, in this
 // goroutine, has just deleted by itself (shim.Config.DeleteWhenStopped),
 // once the driver has started it: W is told the container's exit status
-// and this process exits, without waiting for the driver, whose last
-// steps would only say the same (it learns of the stop on its
-// subscription, then waits for this delete's reply). That saves the
-// wake-ups of two threads after the delete. Otherwise, as when the start
-// failed, the reply is left to the driver, which says what went wrong.
+// and this process exits, without waking the driver, whose last steps
+// would only say the same. Otherwise, as when the start failed or the
+// delete was refused, the reply is left to the driver, which says what
+// went wrong.
 func (r *aloneRun) finish() {
 	if r.deleted == nil || !r.running.Load() {
 		return
@@ -163,7 +162,10 @@ func (r *aloneRun) finish() {
 // the loop has, while the container runs; and a container that exits at
 // once could be deleted before the driver, a goroutine beside the loop,
 // had subscribed (make bench saw "does not exist" twice in some 3000
-// runs). finish, in the loop's goroutine, usually ends the run first.
+// runs). Nor is it woken as the run ends: a goroutine made runnable
+// while the loop's sits in the teardown's system calls has the runtime's
+// monitor hand the P to a new thread for it. finish, in the loop's
+// goroutine, ends the run first when it can.
 func (r *aloneRun) foreground(a *app) error {
 	if err := a.startForRun(r.id); err != nil {
 		return err

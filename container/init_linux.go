@@ -167,8 +167,6 @@ func buildRootfs(conn *syncConn, cfg *initConfig, trees []*os.File) error {
 	// the container's cgroups, which a speculative init is moved into
 	// while it builds the rest (msgPlaced), and moves itself into the v1
 	// ones of (MoveSelf).
-	// Its error is its own, not the rootfs's that it is called amid.
-	var placeErr error
 	placed := func() error {
 		if cfg.Placed {
 			if _, err := conn.expect(msgPlaced); err != nil {
@@ -176,7 +174,6 @@ func buildRootfs(conn *syncConn, cfg *initConfig, trees []*os.File) error {
 			}
 		}
 		if err := cgroup.MoveSelf(cfg.MoveSelf); err != nil {
-			placeErr = err
 			return err
 		}
 		return unshareCgroupNS(cfg)
@@ -193,8 +190,8 @@ func buildRootfs(conn *syncConn, cfg *initConfig, trees []*os.File) error {
 	idmap := func(i int, tree *os.File) error { return requestIDMap(conn, i, tree) }
 	destinationsInRootfs(spec.Mounts, cfg.Rootfs)
 	if err := prepareRootfs(spec, cfg.Rootfs, initMountSources(cfg, trees, idmap), !cfg.NewMountNS, placed); err != nil {
-		if placeErr != nil {
-			return placeErr
+		if _, ok := errors.AsType[*cgroup.MoveError](err); ok {
+			return err // the cgroups', not the rootfs's it was called amid
 		}
 		return fmt.Errorf("rootfs: %w", err)
 	}

@@ -174,7 +174,10 @@ func (r *aloneRun) foreground(a *app) error {
 	r.running.Store(true)
 	// Not woken by the delete's reply: the loop's goroutine reads it
 	// first (finish), and ends the run itself when it can; the loop has
-	// ended by the time served is closed.
+	// ended by the time served is closed. Once the container has
+	// stopped the loop always ends: its own delete, or another that came
+	// first (which refused its own), tears the container down, and a
+	// teardown's error is logged, not kept (shim, tornDown).
 	<-r.served
 	var rep protocol.Reply
 	select {

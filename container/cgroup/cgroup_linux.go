@@ -199,13 +199,25 @@ func MoveSelf(dirs []string) error {
 		return fmt.Errorf("cgroup: thread %d of process %d cannot move the process: not its main thread", tid, pid)
 	}
 	for _, dir := range dirs {
-		p := filepath.Join(dir, "tasks")
-		if err := rawfile.Write(p, []byte("0")); err != nil {
-			return fmt.Errorf("cgroup: move init into %s: write 0 to %s: %w", dir, p, err)
+		if err := rawfile.Write(filepath.Join(dir, "tasks"), []byte("0")); err != nil {
+			return &MoveError{Dir: dir, Err: err}
 		}
 	}
 	return nil
 }
+
+// MoveError is MoveSelf's failure to move into Dir: an error of the
+// cgroups, not of whatever the mover was doing when it moved.
+type MoveError struct {
+	Dir string
+	Err error
+}
+
+func (e *MoveError) Error() string {
+	return fmt.Sprintf("cgroup: move init into %s: write 0 to %s: %v", e.Dir, filepath.Join(e.Dir, "tasks"), e.Err)
+}
+
+func (e *MoveError) Unwrap() error { return e.Err }
 
 // ForkInto runs fork so that the process it forks is born in the cgroups
 // Prepare made: no process ever has to be moved into them (but one forked

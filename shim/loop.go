@@ -444,10 +444,12 @@ func (s *server) startAtOnce() {
 
 // deleteWhenStopped deletes the container once it has stopped, when its
 // Config asks for it (DeleteWhenStopped): the request is the loop's own,
-// and its reply goes to that channel. A delete that came first makes it
-// fail as a second delete request would.
+// and its reply goes to that channel. A delete that came first (another's
+// `delete --force`, say) is left to finish: finishDelete answers the
+// loop's own with it.
 func (s *server) deleteWhenStopped() {
-	if s.cfg == nil || s.cfg.DeleteWhenStopped == nil || s.phase.status() != protocol.StatusStopped {
+	if s.cfg == nil || s.cfg.DeleteWhenStopped == nil || s.deleting != nil ||
+		s.phase.status() != protocol.StatusStopped {
 		return
 	}
 	reply := s.cfg.DeleteWhenStopped
@@ -668,12 +670,30 @@ func (s *server) finishDelete() {
 	s.ln.Close()
 	s.emit(protocol.Event{Type: protocol.EventDeleted}, time.Now())
 	s.deliverAwaited()
+	if s.deleting.own {
+		s.deleting.reply <- s.ownDeleteReply()
+		return
+	}
+	s.deleting.reply <- protocol.Reply{OK: true}
+	// The loop's own delete that another's came before: the container
+	// is gone all the same, and a foreground run ends with its status
+	// however it went, as runc's does (137 after another's `delete
+	// --force`).
+	if s.cfg != nil && s.cfg.DeleteWhenStopped != nil {
+		s.cfg.DeleteWhenStopped <- s.ownDeleteReply()
+		s.cfg.DeleteWhenStopped = nil
+	}
+}
+
+// ownDeleteReply is the reply to the loop's own delete: it carries the
+// init's exit status, when known.
+func (s *server) ownDeleteReply() protocol.Reply {
 	rep := protocol.Reply{OK: true}
-	if s.deleting.own && s.exit != nil && !s.exit.Unknown {
+	if s.exit != nil && !s.exit.Unknown {
 		status := s.exit.Status
 		rep.ExitStatus = &status
 	}
-	s.deleting.reply <- rep
+	return rep
 }
 
 // state is the state file's content now.

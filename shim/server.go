@@ -57,7 +57,9 @@ type Config struct {
 	// request would, and send that request's reply here (the channel
 	// needs room for it): a foreground run whose fork runs it alone saves
 	// its driver the dial and the round trip. The reply carries the
-	// init's exit status (ExitStatus), when known.
+	// init's exit status (ExitStatus), when known. When another delete
+	// comes first, the loop makes none, and sends the same reply once
+	// that one is done.
 	DeleteWhenStopped chan protocol.Reply
 	// Reexec makes Serve re-execute the shim once the container is
 	// created and the shim idle (idle.go), into ReexecPath's serve mode

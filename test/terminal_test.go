@@ -271,6 +271,14 @@ func TestTerminalRunExitStatus(t *testing.T) {
 		script: "echo ready; read line",
 		end:    func(e *env, u *userTerminal, id string) { e.cliOK("kill", id, "KILL") },
 		want:   128 + int(unix.SIGKILL),
+	}, {
+		// Another's forced delete kills it and removes it before run's
+		// own delete: run still ends with the status, saying nothing,
+		// as runc's does.
+		name:   "deleted by another",
+		script: "echo ready; read line",
+		end:    func(e *env, u *userTerminal, id string) { e.cliOK("delete", "--force", id) },
+		want:   128 + int(unix.SIGKILL),
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -288,6 +296,9 @@ func TestTerminalRunExitStatus(t *testing.T) {
 				t.Errorf("run left the terminal's mode changed:\n before %+v\n after  %+v", before, after)
 			}
 			u.wantHungUp()
+			if strings.Contains(u.seen, "crier:") {
+				t.Errorf("run printed an error; terminal showed %q", u.seen)
+			}
 			e.assertGone(id)
 		})
 	}

@@ -169,11 +169,23 @@ func (a *app) runForeground(id string, console *consoleListener, sigs <-chan os.
 		stopProxy()
 	}
 	if !keep {
-		if err := a.delete(id, false); err != nil {
+		if err := a.delete(id, false); err != nil && !deletedByAnother(err) {
 			return err
 		}
 	}
 	return &exitError{code: status}
+}
+
+// deletedByAnother reports whether err, a foreground run's delete of its
+// stopped container, says that another delete (a `delete --force`, say)
+// came first: the container is gone or going all the same, and the run
+// ends with its status, as runc's does. Once the container has stopped,
+// a delete is refused only while another runs; after it, the ID does not
+// exist, or the shim ends under the request.
+func deletedByAnother(err error) bool {
+	return errors.Is(err, protocol.ErrNotExist) || errors.Is(err, protocol.ErrInvalidState) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.EPIPE)
 }
 
 // startForRun starts the created container of a foreground run, or

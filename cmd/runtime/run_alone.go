@@ -176,15 +176,16 @@ func (r *aloneRun) foreground(a *app) error {
 	// first (finish), and ends the run itself when it can; the loop has
 	// ended by the time served is closed. Once the container has
 	// stopped the loop always ends: its own delete, or another that came
-	// first (which refused its own), tears the container down, and a
+	// first (which then answers its own), tears the container down, and a
 	// teardown's error is logged, not kept (shim, tornDown).
 	<-r.served
 	var rep protocol.Reply
 	select {
 	case rep = <-r.deleted:
 	default:
-		// Another delete came first: the loop made none of its own.
-		return errors.New("container was deleted before it stopped")
+		// Not so far: a delete of another's that came first answers
+		// the loop's own too (shim, finishDelete).
+		return errors.New("container was deleted, and its shim said nothing of how it ended")
 	}
 	if !rep.OK {
 		return requestError(rep.Err())

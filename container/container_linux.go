@@ -29,9 +29,10 @@ type Config struct {
 	// forked ahead by the entry point is not): the forked create gives
 	// its threads back what it tuned for create alone, which the init
 	// would otherwise inherit from the throwaway thread that forks it
-	// (prefork.RestoreTimerSlack). The prestart and createRuntime hooks
-	// need nothing of the kind: create runs them from its main goroutine,
-	// locked to the main thread, whose slack was never changed.
+	// (prefork.RestoreTimerSlack); and before the prestart and
+	// createRuntime hooks, which create forks from whichever thread it
+	// runs on (the shim's goroutine is not locked to the main thread).
+	// It may run more than once.
 	Untune func()
 	Spec   *specs.Spec
 	// SpecJSON, when set, is Spec as JSON (LoadSpecJSON), sent to the init
@@ -159,7 +160,7 @@ func Create(cfg *Config) (_ *Container, err error) {
 	if err := c.Cgroup.Limit(pids); err != nil {
 		return nil, err
 	}
-	if err := c.runCreateHooks(); err != nil {
+	if err := c.runCreateHooks(cfg.Untune); err != nil {
 		return nil, err
 	}
 	if p := c.Spec.Process; p != nil && p.Terminal {
@@ -287,9 +288,13 @@ func (c *Container) waitMounted() error {
 
 // runCreateHooks runs the prestart and createRuntime hooks with the rootfs
 // mounted, then lets init run the createContainer hooks and pivot, and
-// waits until it is ready to start.
-func (c *Container) runCreateHooks() error {
+// waits until it is ready to start. untune, when set, runs before the
+// first hook (Config.Untune).
+func (c *Container) runCreateHooks(untune func()) error {
 	st := c.HookState(protocol.StatusCreating)
+	if untune != nil && len(hooksOf(c.Spec, HookPrestart))+len(hooksOf(c.Spec, HookCreateRuntime)) > 0 {
+		untune()
+	}
 	for _, kind := range []string{HookPrestart, HookCreateRuntime} {
 		if err := RunHooks(c.Spec, kind, st); err != nil {
 			return err

@@ -279,12 +279,18 @@ func StartLoadSpec(bundle string, spec *Speculative) (*SpecLoad, error) {
 	// that a busy machine does not have to spare, and the fork waits for
 	// the namespace only after the cgroups are located.
 	l.Early = parseEarly(b)
+	ahead := netnsAhead && l.Early != nil && wantNetNSAhead(l.Early.Linux)
 	go func() {
 		defer close(l.done)
-		// Never unlocked: the thread may be left in a new network
-		// namespace, and the runtime discards it when this ends.
-		runtime.LockOSThread()
-		netns.make(netnsAhead && l.Early != nil && wantNetNSAhead(l.Early.Linux))
+		if ahead {
+			// Never unlocked: the thread is left in the new
+			// network namespace, and the runtime discards it when
+			// this ends. Only then: a locked goroutine costs a
+			// hand-off of the P at each wait, and its thread's
+			// exit another.
+			runtime.LockOSThread()
+		}
+		netns.make(ahead)
 		var ls linuxSpec
 		if err := jsondec.Unmarshal(b, &ls); err != nil {
 			l.err = fmt.Errorf("%s: %w", path, err)

@@ -90,7 +90,7 @@ type server struct {
 	parking     atomic.Bool   // the loop asked accept to park
 	unpark      chan struct{} // accept waits on it while parked
 	// onMain, when set, runs a function on the goroutine that called
-	// serve, which holds the main thread (loopBesideMain): the re-exec
+	// serve, which holds the main thread: the re-exec
 	// must come from there.
 	onMain chan func()
 	// handed is what the create image handed over that the loop sets up

@@ -107,48 +107,53 @@ func Serve(cfg Config) error { return serve(&cfg, containerOps) }
 
 // serve is Serve with the loop's ops made by newOps (the unit tests give
 // their own).
+//
+// It runs the shim, create included, on a goroutine of its own, and keeps
+// the calling one for what must run on its thread: the create image's
+// main goroutine is locked to the main thread, from which the re-exec
+// must come (cmd/shim), and runs the exec when the loop asks (reexecNow).
+// A locked goroutine crosses threads at every wait: each time it blocks,
+// its thread must hand the one P to another, and when it is readied the
+// thread running must hand the P back and wake the locked one. Through a
+// create the main goroutine blocked three times, and a goroutine ending
+// handed the P back twice (futex traces, about 14 wake and wait calls a
+// create); the loop met the same at every wake-up (the init's pidfd, a
+// connection), four hand-offs between an exit's pidfd and the
+// subscriber's line. Unlocked, the shim runs where it was woken.
 func serve(cfg *Config, newOps func(*server) ops) error {
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
+	onMain := make(chan func())
+	done := make(chan error, 1)
+	go func() { done <- serveBesideMain(cfg, newOps, onMain) }()
+	for {
+		select {
+		case fn := <-onMain:
+			fn()
+		case err := <-done:
+			return err
+		}
+	}
+}
+
+// serveBesideMain creates the container and serves it; onMain runs a
+// function on the main goroutine (serve).
+func serveBesideMain(cfg *Config, newOps func(*server) ops, onMain chan func()) error {
 	s, ccfg, err := newServer(cfg, newOps)
 	if err != nil {
 		cfg.closeStdio()
 		report(cfg.Report, Report{Error: err.Error()})
 		return err
 	}
+	s.onMain = onMain
 	if err := s.create(ccfg); err != nil {
 		return err
 	}
 	// Once idle, not at once: a start or a state that comes right after
 	// create would otherwise wait for the new image (idle.go).
 	s.reexec = cfg.Reexec
-	return s.loopBesideMain()
-}
-
-// loopBesideMain runs the loop on a goroutine of its own, and keeps the
-// calling one for what must run on its thread: the create image's main
-// goroutine is locked to the main thread, from which the re-exec must
-// come (cmd/shim), and runs the exec when the loop asks (reexecNow).
-//
-// A loop on a locked thread crosses threads at every wake-up: whatever
-// the netpoller readies (the init's pidfd, a connection) runs on another
-// thread, which must hand the one P over and wake the locked one, and
-// back. A trace of one exit showed four such handoffs between the
-// pidfd's wake-up and the subscriber's line; an unlocked loop runs where
-// the netpoller woke it.
-func (s *server) loopBesideMain() error {
-	s.onMain = make(chan func())
-	done := make(chan error, 1)
-	go func() { done <- s.loop() }()
-	for {
-		select {
-		case fn := <-s.onMain:
-			fn()
-		case err := <-done:
-			return err
-		}
-	}
+	return s.loop()
 }
 
 // create makes the container cfg says (newServer). Connections wait in

@@ -2,9 +2,12 @@ package test
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // timerSlack reads a thread's timer slack (ns), or "" when it is gone.
@@ -20,14 +23,32 @@ func timerSlack(tid string) string {
 // their runtime's monitor thread a long timer slack while they create
 // (internal/sysmon), and every thread its own back before anything they
 // start could inherit it: once created, the threads of both have the
-// caller's, and so do the container's process and an exec'd process.
-// (Hooks are forked from the main thread, whose slack never changes.)
+// caller's, and so do the create's hooks, the container's process and an
+// exec'd process.
 func TestTimerSlackOnlyDuringCreate(t *testing.T) {
 	t.Parallel()
 	own := timerSlack("self")
 	e := newEnv(t)
 	id := e.id()
-	e.create(id, e.bundle([]string{"sleep", "1000"}, nil))
+	b := e.bundle([]string{"sleep", "1000"}, nil)
+	hd := e.hostDir("hooks")
+	sh := filepath.Join(b, "rootfs", "bin", "sh")
+	hook := func(name string) specs.Hook {
+		return specs.Hook{Path: sh, Args: []string{"sh", "-c", "cat /proc/self/timerslack_ns > " + filepath.Join(hd, name)}}
+	}
+	editBundle(t, b, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{
+			Prestart:      []specs.Hook{hook("prestart")}, //nolint:staticcheck // still part of the spec
+			CreateRuntime: []specs.Hook{hook("createRuntime")},
+		}
+	})
+	e.create(id, b)
+	for _, name := range []string{"prestart", "createRuntime"} {
+		got, err := os.ReadFile(filepath.Join(hd, name))
+		if err != nil || strings.TrimSpace(string(got)) != own {
+			t.Errorf("%s hook: timer slack %q (%v), want the caller's %s", name, got, err, own)
+		}
+	}
 	shimPid := e.shimState(id).ShimPid
 	initPid := strconv.Itoa(e.state(id).Pid)
 	ents, err := os.ReadDir("/proc/" + initPid + "/task")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -87,6 +88,16 @@ func (a *app) runAlone(id string, o *createOptions, detach, keep bool) error {
 	r := a.alone
 	r.took, r.detach, r.id = true, detach, id
 	prefork.RunAlone()
+	if !detach {
+		// The main goroutine keeps to the main thread for the re-exec
+		// into the serving image (create_forked.go), which a
+		// foreground run never makes. Locked, it would cross threads
+		// as the run ends: the shim's goroutine, ending, hands the P
+		// to the main thread and wakes it, to tell W and exit.
+		// Interleaved runs, 150-200 each, five rounds: 0.07-0.44 ms
+		// faster unlocked.
+		runtime.UnlockOSThread()
+	}
 	return a.serveShim(sa, mode, 0)
 }
 
@@ -131,8 +142,8 @@ func (a *app) errOut() *os.File {
 	return os.Stderr
 }
 
-// finish ends a foreground run whose container the shim's loop, in this
-// goroutine, has just deleted by itself (shim.Config.DeleteWhenStopped),
+// finish ends a foreground run whose container the shim's loop has just
+// deleted by itself (shim.Config.DeleteWhenStopped),
 // once the driver has started it: W is told the container's exit status
 // and this process exits, without waking the driver, whose last steps
 // would only say the same. Otherwise, as when the start failed or the
@@ -164,16 +175,16 @@ func (r *aloneRun) finish() {
 // had subscribed (make bench saw "does not exist" twice in some 3000
 // runs). Nor is it woken as the run ends: a goroutine made runnable
 // while the loop's sits in the teardown's system calls has the runtime's
-// monitor hand the P to a new thread for it. finish, in the loop's
-// goroutine, ends the run first when it can.
+// monitor hand the P to a new thread for it. finish, in the goroutine
+// the shim returns to once its loop ends, ends the run first when it can.
 func (r *aloneRun) foreground(a *app) error {
 	if err := a.startForRun(r.id); err != nil {
 		return err
 	}
 	prefork.RunStarted()
 	r.running.Store(true)
-	// Not woken by the delete's reply: the loop's goroutine reads it
-	// first (finish), and ends the run itself when it can; the loop has
+	// Not woken by the delete's reply: finish reads it first, as the
+	// shim returns, and ends the run itself when it can; the loop has
 	// ended by the time served is closed. Once the container has
 	// stopped the loop always ends: its own delete, or another that came
 	// first (which then answers its own), tears the container down, and a

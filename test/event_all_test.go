@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -464,6 +465,52 @@ func TestEventAllShimGone(t *testing.T) {
 	if evs := got[failing]; len(evs) != 0 {
 		t.Errorf("container whose create failed: %v, want nothing", typesOf(evs))
 	}
+	if s := all.stderrText(); s != "" {
+		t.Errorf("event --all wrote to stderr: %q", s)
+	}
+}
+
+// TestEventAllShimGoneThenDeleted: a container whose shim dies while the
+// stream follows it, and which another command deletes before the stream
+// could follow it again (the delete brings a shim back, which leaves its
+// history in the stream's ticket), gets each of its events once: those
+// the stream printed before the shim died are not printed again from the
+// history. The stream is stopped (SIGSTOP) over the death and the delete,
+// so that it cannot bring the shim back first.
+func TestEventAllShimGoneThenDeleted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id := e.id()
+	e.create(id, e.bundle([]string{"sleep", "1000"}, nil))
+	all := e.startEventAll("--monitor")
+	all.untilEvent(id, protocol.EventCreated)
+	e.cliOK("start", id)
+	all.untilEvent(id, protocol.EventStarted)
+
+	all.cmd.Process.Signal(syscall.SIGSTOP)
+	killShim(t, e.shimState(id))
+	e.cliOK("delete", "--force", id)
+	all.cmd.Process.Signal(syscall.SIGCONT)
+
+	// A last container marks the end: whatever came before it is in.
+	last := e.id()
+	if err := e.cycle(last, e.bundle([]string{"true"}, nil)); err != nil {
+		t.Fatal(err)
+	}
+	all.untilEvent(last, protocol.EventDeleted)
+	all.untilNth(id, protocol.EventDeleted, 1)
+	all.stop()
+
+	var types []string
+	for _, ev := range byID(all.got)[id] {
+		if ev.Type != protocol.EventShimGone {
+			types = append(types, ev.Type)
+		}
+	}
+	if got := strings.Join(types, ","); got != "created,started,stopped,deleted" {
+		t.Errorf("container whose shim died and which was then deleted: %s (shim-gone aside), want created,started,stopped,deleted", got)
+	}
+	wantLifecycle(t, last, byID(all.got)[last])
 	if s := all.stderrText(); s != "" {
 		t.Errorf("event --all wrote to stderr: %q", s)
 	}

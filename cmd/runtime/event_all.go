@@ -50,7 +50,10 @@ type allStream struct {
 	fatal chan error
 	// names is the main loop's own: what it knows of each name.
 	names map[string]*nameState
-	wg    sync.WaitGroup
+	// printed is what each follow printed last, for the deliveries
+	// (event_all_marks.go).
+	printed printedMarks
+	wg      sync.WaitGroup
 	// follow is followShim; the main loop's tests fake it.
 	follow func(ctx context.Context, name string, history bool)
 }
@@ -350,6 +353,15 @@ var errSettle = errors.New("no subscription")
 // (recover.go) and goes on from the last event it passed on.
 func (s *allStream) subscribe(ctx context.Context, name string, history bool) (statedir.Ident, error) {
 	var last *uint64
+	mark := s.printed.add(name)
+	deleted := false
+	defer func() {
+		// Kept only while a delivery may still come: the stream printed
+		// some of the container's events, and not its end.
+		if deleted || last == nil {
+			s.printed.drop(name, mark)
+		}
+	}()
 	cut := false
 	comebacks := 0
 	back := func() bool {
@@ -384,12 +396,13 @@ func (s *allStream) subscribe(ctx context.Context, name string, history bool) (s
 			return ident, err
 		}
 		before := last
-		err = s.stream(ctx, c, name, history, &last)
+		err = s.stream(ctx, c, name, history, &last, mark)
 		c.Close()
 		switch {
 		case err == nil:
 			// Deleted: the shim removed the directory before it
 			// said so, and whatever is at name now is new.
+			deleted = true
 			return statedir.Ident{}, nil
 		case errors.Is(err, protocol.ErrOverflow):
 			continue
@@ -448,8 +461,9 @@ func (s *allStream) dial(ctx context.Context, name string) (*protocol.Client, st
 }
 
 // stream subscribes on c and passes the events on until deleted. *last is
-// the seq of the last event passed on: a resubscription resumes after it.
-func (s *allStream) stream(ctx context.Context, c *protocol.Client, name string, history bool, last **uint64) error {
+// the seq of the last event passed on: a resubscription resumes after it;
+// mark says the same to the deliveries.
+func (s *allStream) stream(ctx context.Context, c *protocol.Client, name string, history bool, last **uint64, mark *printedMark) error {
 	if err := c.Subscribe(ctx, protocol.SubscribeOptions{NoHistory: !history, Since: *last}); err != nil {
 		switch {
 		case ctx.Err() != nil:
@@ -476,6 +490,7 @@ func (s *allStream) stream(ctx context.Context, c *protocol.Client, name string,
 			return ctx.Err()
 		}
 		*last = &seq
+		s.printed.note(mark, ev, seq)
 		if ev.Type == protocol.EventDeleted {
 			return nil
 		}

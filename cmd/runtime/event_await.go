@@ -154,12 +154,28 @@ func before(ev protocol.Event, t time.Time) bool {
 }
 
 // passDelivered emits the events of one delivered history; with
-// --no-history, only those from after the stream began. It returns false
-// once the stream is over.
+// --no-history, only those from after the stream began; after a follow
+// of the container that was cut, only those after what it printed
+// (printedMarks). It returns false once the stream is over.
 func (s *allStream) passDelivered(ctx context.Context, b []byte) bool {
+	var evs []protocol.Event
 	for line := range bytes.Lines(b) {
 		var ev protocol.Event
 		if json.Unmarshal(line, &ev) != nil || ev.Type == "" {
+			continue
+		}
+		evs = append(evs, ev)
+	}
+	if len(evs) == 0 {
+		return true
+	}
+	printed, cut := s.printed.printedOf(evs[0].ID, evs)
+	for _, ev := range evs {
+		seq := ev.Seq
+		if ev.Type == protocol.EventMissed {
+			seq = ev.To
+		}
+		if cut && seq <= printed {
 			continue
 		}
 		if s.o.noHistory && before(ev, s.began) {

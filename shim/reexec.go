@@ -62,6 +62,9 @@ func (s *server) reexecNow() error {
 	// --root and --id are only for people reading ps; the handoff says
 	// it all.
 	args := []string{"crier-shim", "--serve", strconv.Itoa(fd), "--root", s.rec.Root, "--id", s.rec.ID}
+	if s.cfg != nil && s.cfg.HealPath != "" {
+		args = append(args, "--heal", s.cfg.HealPath)
+	}
 	// The environment configures the serving image's Go runtime from its
 	// very start, sooner than main could: one P from the outset (more
 	// would start threads, and fill per-P caches, that then stay), and no

@@ -66,6 +66,11 @@ type Config struct {
 	// (default: this executable, /proc/self/exe).
 	Reexec     bool
 	ReexecPath string
+	// HealPath, when set, is the CLI binary, which the serving image
+	// brings back into the page cache in 2 MB folios if the kernel
+	// dropped it and read it back in 4 kB pages (internal/pagecache):
+	// the create image that execs the serving one was its last user.
+	HealPath string
 	// Supervised: a supervisor that reaps parents the container
 	// (container.Config.Supervised); the shim watches its pidfd.
 	Supervised bool

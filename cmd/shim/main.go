@@ -27,6 +27,7 @@ import (
 	"log"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"time"
 
@@ -37,6 +38,7 @@ import (
 	// huge pages, they save create a page fault for each 4 kB (the
 	// serving image does without, see shim.execServing).
 	_ "github.com/crier-runtime/crier/internal/hugeheap"
+	"github.com/crier-runtime/crier/internal/pagecache"
 	"github.com/crier-runtime/crier/shim"
 )
 
@@ -92,6 +94,10 @@ func run(args []string) error {
 		fd, err := strconv.Atoi(args[1])
 		if err != nil {
 			return err
+		}
+		if i := slices.Index(args, "--heal"); i > 0 && i+1 < len(args) {
+			// Off the loop: it may wait for the disk.
+			go pagecache.Heal(args[i+1])
 		}
 		return shim.Resume(fd)
 	}

@@ -333,6 +333,9 @@ func (a *app) shimFlags(sa shimArgs) []string {
 	if a.logPath != "" {
 		args = append(args, "--log", a.logPath)
 	}
+	if cli := cliPath(); cli != "" {
+		args = append(args, "--heal", cli)
+	}
 	return args
 }
 

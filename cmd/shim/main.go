@@ -128,6 +128,7 @@ func run(args []string) error {
 	fs.BoolVar(&sup.detach, "detach", false, "first argument only: detached at birth (container.Reparented)")
 	fs.StringVar(&sup.mode, "supervisor", "off", "supervisor mode: auto, on or off")
 	fs.IntVar(&sup.callerParent, "caller-parent", 0, "the parent of the process that ran crier create (auto)")
+	fs.StringVar(&cfg.HealPath, "heal", "", "the CLI binary, which the serving image heals (internal/pagecache)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

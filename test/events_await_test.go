@@ -2,6 +2,8 @@ package test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -48,6 +51,60 @@ func (e *env) waitEntries(dir string, n int) {
 		}
 		if _, err := f.Read(buf); err != nil {
 			e.t.Fatalf("waiting for %d entries in %s: %v (%d so far)", n, dir, err, len(ents))
+		}
+	}
+}
+
+// ticketTaken starts watching for a waiter to take a ticket for id, and
+// returns a func that waits until one has: its ticket file is there, or
+// it has given it back already (the ticket's directory went). Unlike
+// waitTicket it sees a ticket however briefly held: a waiter for a
+// container that exists gives its ticket back once it has subscribed,
+// which may be before anyone looks. Call it before the waiter starts.
+func (e *env) ticketTaken(id string) (wait func()) {
+	e.t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "inotify")
+	if _, err := unix.InotifyAddWatch(fd, e.root, unix.IN_CREATE|unix.IN_MOVED_TO); err != nil {
+		f.Close()
+		e.t.Fatal(err)
+	}
+	dir := statedir.AwaitPath(e.root, id)
+	return func() {
+		e.t.Helper()
+		defer f.Close()
+		f.SetReadDeadline(time.Now().Add(hangDeadline))
+		buf := make([]byte, 4096)
+		created, watching := false, false
+		for {
+			if !watching {
+				// Once the directory is there, watch it too: its
+				// ticket may come, or it may go with the ticket.
+				_, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_DELETE_SELF|unix.IN_ONLYDIR)
+				watching = err == nil
+				if !watching && created {
+					return // made and gone before it could be watched
+				}
+			}
+			if watching {
+				ents, err := os.ReadDir(dir)
+				if len(ents) > 0 || errors.Is(err, fs.ErrNotExist) {
+					return
+				}
+			}
+			n, err := f.Read(buf)
+			if err != nil {
+				e.t.Fatalf("waiting for a ticket in %s: %v", dir, err)
+			}
+			for off := 0; off+unix.SizeofInotifyEvent <= n; {
+				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+				name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+				created = created || strings.TrimRight(string(name), "\x00") == filepath.Base(dir)
+				off += unix.SizeofInotifyEvent + int(ev.Len)
+			}
 		}
 	}
 }
@@ -251,8 +308,9 @@ func TestEventWhileDeletedOffCPU(t *testing.T) {
 	e.create(id, e.bundle([]string{"sh", "-c", "exit 17"}, nil))
 	e.cliOK("start", id)
 	wantExit(t, e.waitStopped(id), 17, "")
+	taken := e.ticketTaken(id)
 	w := e.cliStart(func(c *exec.Cmd) { c.Env = append(os.Environ(), "CRIER_RELAY=0") }, "event", "--monitor", id)
-	e.waitTicket(id, 1)
+	taken()
 	w.cmd.Process.Signal(syscall.SIGSTOP)
 	e.cliOK("delete", id)
 	w.cmd.Process.Signal(syscall.SIGCONT)

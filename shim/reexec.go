@@ -62,8 +62,8 @@ func (s *server) reexecNow() error {
 	// --root and --id are only for people reading ps; the handoff says
 	// it all.
 	args := []string{"crier-shim", "--serve", strconv.Itoa(fd), "--root", s.rec.Root, "--id", s.rec.ID}
-	if s.cfg != nil && s.cfg.HealPath != "" {
-		args = append(args, "--heal", s.cfg.HealPath)
+	if heal := s.healPath(); heal != "" {
+		args = append(args, "--heal", heal)
 	}
 	// The environment configures the serving image's Go runtime from its
 	// very start, sooner than main could: one P from the outset (more
@@ -84,6 +84,22 @@ func (s *server) reexecNow() error {
 	}
 	unix.Close(fd)
 	return fmt.Errorf("exec %s: %w", path, err)
+}
+
+// healPath is the binary the serving image is to heal (Config.HealPath),
+// or "".
+func (s *server) healPath() string {
+	if s.cfg == nil {
+		return ""
+	}
+	if s.cfg.HealPath != HealSelf {
+		return s.cfg.HealPath
+	}
+	p, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return p
 }
 
 // execServing execs the serving image with transparent huge pages off for

@@ -313,3 +313,28 @@ func TestEmitLagsFullSubscriber(t *testing.T) {
 		t.Errorf("the other subscriber got %q", got)
 	}
 }
+
+// TestHealPath: the serving image is told to heal the binary the Config
+// names, the create image's own when it names HealSelf, and none without.
+func TestHealPath(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  *Config
+		want string
+	}{
+		{name: "no config", want: ""},
+		{name: "none", cfg: &Config{}, want: ""},
+		{name: "a path", cfg: &Config{HealPath: "/usr/local/bin/crier"}, want: "/usr/local/bin/crier"},
+		{name: "self", cfg: &Config{HealPath: HealSelf}, want: self},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := (&server{cfg: tc.cfg}).healPath(); got != tc.want {
+				t.Errorf("healPath = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

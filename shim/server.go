@@ -70,6 +70,8 @@ type Config struct {
 	// brings back into the page cache in 2 MB folios if the kernel
 	// dropped it and read it back in 4 kB pages (internal/pagecache):
 	// the create image that execs the serving one was its last user.
+	// HealSelf names the create image's own binary, looked up only when
+	// the re-exec comes, off create's path.
 	HealPath string
 	// Supervised: a supervisor that reaps parents the container
 	// (container.Config.Supervised); the shim watches its pidfd.
@@ -89,6 +91,9 @@ type Config struct {
 	// tuned for create alone (prefork.RestoreTimerSlack).
 	Untune func()
 }
+
+// HealSelf is Config.HealPath for the create image's own binary.
+const HealSelf = "/proc/self/exe"
 
 // Report is the line Serve writes to Config.Report.
 type Report struct {

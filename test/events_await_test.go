@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -99,12 +98,9 @@ func (e *env) ticketTaken(id string) (wait func()) {
 			if err != nil {
 				e.t.Fatalf("waiting for a ticket in %s: %v", dir, err)
 			}
-			for off := 0; off+unix.SizeofInotifyEvent <= n; {
-				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-				name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
-				created = created || strings.TrimRight(string(name), "\x00") == filepath.Base(dir)
-				off += unix.SizeofInotifyEvent + int(ev.Len)
-			}
+			eachInotifyEvent(buf[:n], func(_ uint32, name string) {
+				created = created || name == filepath.Base(dir)
+			})
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -982,5 +983,16 @@ func killShim(t *testing.T, st *shim.State) {
 	}
 	if !pidfdExited(fd, hangDeadline) {
 		t.Fatalf("shim %d survived SIGKILL", st.ShimPid)
+	}
+}
+
+// eachInotifyEvent calls fn with the mask and the name (NULs trimmed) of
+// each inotify event in buf, what one read of an inotify descriptor gave.
+func eachInotifyEvent(buf []byte, fn func(mask uint32, name string)) {
+	for off := 0; off+unix.SizeofInotifyEvent <= len(buf); {
+		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+		start := off + unix.SizeofInotifyEvent
+		fn(ev.Mask, strings.TrimRight(string(buf[start:start+int(ev.Len)]), "\x00"))
+		off = start + int(ev.Len)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -442,19 +441,16 @@ func (w *hostWatch) events() []string {
 		if err != nil || n <= 0 {
 			return out
 		}
-		for off := 0; off+unix.SizeofInotifyEvent <= n; {
-			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-			name := string(bytes.TrimRight(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)], "\x00"))
+		eachInotifyEvent(buf[:n], func(mask uint32, name string) {
 			for _, m := range []struct {
 				bit  uint32
 				what string
 			}{{unix.IN_OPEN, "open"}, {unix.IN_MODIFY, "modify"}, {unix.IN_CLOSE_WRITE, "close-after-write-open"}, {unix.IN_ATTRIB, "attrib"}, {unix.IN_CREATE, "create"}, {unix.IN_DELETE, "delete"}, {unix.IN_MOVED_TO, "moved-to"}} {
-				if ev.Mask&m.bit != 0 {
+				if mask&m.bit != 0 {
 					out = append(out, name+":"+m.what)
 				}
 			}
-			off += unix.SizeofInotifyEvent + int(ev.Len)
-		}
+		})
 	}
 }
 

@@ -393,3 +393,14 @@ func waitExit(pid int) {
 	defer unix.Close(fd)
 	pidfd.Wait(fd, -1)
 }
+
+// cliPath is this binary's path, for the serving image of a crier-shim
+// that create starts to heal (shim.Config.HealPath), or "" if it cannot
+// be told.
+func cliPath() string {
+	p, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return p
+}

@@ -78,7 +78,7 @@ func (a *app) serveShim(sa shimArgs, mode string, callerParent int) error {
 		// The init stage runs from a sealed copy of crier-shim, and the
 		// serving image is crier-shim's.
 		InitPath: sa.shim, InitExe: exe, Speculative: ahead, ReexecPath: sa.shim,
-		HealPath: cliPath(),
+		HealPath: shim.HealSelf,
 		// Not while a run's driver waits here for the container to stop
 		// (run_alone.go): it would be gone with this image.
 		Reexec:     a.alone == nil || a.alone.detach,
@@ -209,14 +209,4 @@ func speculative() *container.Speculative {
 	}
 	return &container.Speculative{Pid: pid, Sync: os.NewFile(uintptr(sync), "sync-parent"), Exe: os.NewFile(uintptr(exe), "init-exe"),
 		Mounts: []*os.File{os.NewFile(uintptr(mounts[0]), "seal-tmpfs"), os.NewFile(uintptr(mounts[1]), "seal-overlay")}}
-}
-
-// cliPath is this binary's path, for the serving image to heal
-// (shim.Config.HealPath), or "" if it cannot be told.
-func cliPath() string {
-	p, err := os.Executable()
-	if err != nil {
-		return ""
-	}
-	return p
 }
